@@ -1,0 +1,139 @@
+package fsm
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// CommandType is the first byte of every log entry. Values are never
+// renumbered or reused: a log written by any version must replay the same.
+type CommandType uint8
+
+const (
+	CmdOps           CommandType = 1 // topology ops (ipvsadm commands), atomically
+	CmdReplaceConfig CommandType = 2 // a whole topology (apply -f)
+	CmdRollback      CommandType = 3 // a new version equal to an old one
+	CmdSetVerdicts   CommandType = 4 // health verdict transitions, batched
+	CmdSetMember     CommandType = 5 // a node's addresses (bootstrap, join)
+	CmdRemoveMember  CommandType = 6 // a node left
+	CmdZeroCounters  CommandType = 7 // ipvsadm -Z, cluster-wide
+
+	// IgnoreIfUnknown marks a command that an older node may skip safely.
+	// Any other unknown type stops the node: skipping it would diverge.
+	IgnoreIfUnknown byte = 0x80
+)
+
+var commandNames = map[CommandType]string{
+	CmdOps: "ops", CmdReplaceConfig: "replace-config", CmdRollback: "rollback",
+	CmdSetVerdicts: "set-verdicts", CmdSetMember: "set-member", CmdRemoveMember: "remove-member",
+	CmdZeroCounters: "zero-counters",
+}
+
+func (t CommandType) String() string {
+	if n, ok := commandNames[t]; ok {
+		return n
+	}
+	return fmt.Sprintf("unknown(%d)", uint8(t))
+}
+
+// Known reports whether this build can apply commands of type t.
+func (t CommandType) Known() bool { _, ok := commandNames[t]; return ok }
+
+// Command is one log entry. Time and Actor are stamped by the leader before
+// the entry is proposed, so that Apply never reads a clock.
+type Command struct {
+	Type      CommandType     `json:"-"`
+	Ignorable bool            `json:"-"`
+	Time      int64           `json:"time"` // unix nanoseconds
+	Actor     string          `json:"actor"`
+	Payload   json.RawMessage `json:"payload"`
+}
+
+// Payloads, one per command type.
+type (
+	OpsPayload struct {
+		Ops []Op `json:"ops"`
+	}
+	ReplaceConfigPayload struct {
+		Config *Config `json:"config"`
+		Reason string  `json:"reason,omitempty"` // e.g. the file name
+	}
+	RollbackPayload struct {
+		Version uint64 `json:"version"`
+	}
+	SetVerdictsPayload struct {
+		Verdicts []VerdictChange `json:"verdicts"`
+	}
+	VerdictChange struct {
+		Service string `json:"service"` // ServiceKey.String()
+		Server  string `json:"server"`  // RealServer.Key()
+		Health  Health `json:"health"`
+		Reason  string `json:"reason,omitempty"`
+	}
+	SetMemberPayload struct {
+		Member Member `json:"member"`
+	}
+	RemoveMemberPayload struct {
+		ID string `json:"id"`
+	}
+	ZeroCountersPayload struct {
+		Service string `json:"service,omitempty"` // empty = all
+	}
+)
+
+// NewCommand builds a command with its payload encoded.
+func NewCommand(t CommandType, time int64, actor string, payload any) (Command, error) {
+	b, err := json.Marshal(payload)
+	if err != nil {
+		return Command{}, fmt.Errorf("encode %s payload: %w", t, err)
+	}
+	return Command{Type: t, Time: time, Actor: actor, Payload: b}, nil
+}
+
+// Encode gives the log entry bytes: type byte (with the ignore flag) + JSON.
+func (c Command) Encode() ([]byte, error) {
+	body, err := json.Marshal(c)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s command: %w", c.Type, err)
+	}
+	b := byte(c.Type)
+	if c.Ignorable {
+		b |= IgnoreIfUnknown
+	}
+	return append([]byte{b}, body...), nil
+}
+
+// ErrEmptyCommand is returned for a zero-length log entry.
+var ErrEmptyCommand = errors.New("command: empty log entry")
+
+// Decode parses a log entry. An unknown type decodes without error (its
+// payload is kept raw) so that Apply can decide to skip or stop.
+func Decode(b []byte) (Command, error) {
+	if len(b) == 0 {
+		return Command{}, ErrEmptyCommand
+	}
+	var c Command
+	if err := json.Unmarshal(b[1:], &c); err != nil {
+		return Command{}, fmt.Errorf("decode command type %d: %w", b[0]&^IgnoreIfUnknown, err)
+	}
+	c.Type = CommandType(b[0] &^ IgnoreIfUnknown)
+	c.Ignorable = b[0]&IgnoreIfUnknown != 0
+	return c, nil
+}
+
+// UnknownCommandError means the log holds a command this build cannot apply
+// and must not skip: the node has to stop rather than diverge.
+type UnknownCommandError struct{ Type CommandType }
+
+func (e *UnknownCommandError) Error() string {
+	return fmt.Sprintf("command type %d is unknown to this version and not marked ignorable: upgrade this node", uint8(e.Type))
+}
+
+func decodePayload[T any](c Command) (T, error) {
+	var v T
+	if err := json.Unmarshal(c.Payload, &v); err != nil {
+		return v, fmt.Errorf("%s payload: %w", c.Type, err)
+	}
+	return v, nil
+}

@@ -1,0 +1,249 @@
+// Package fsm holds the replicated model of the load balancer: the types,
+// the versioned command encoding and the deterministic state machine that
+// every node applies in Raft log order. It does no I/O, reads no clock and
+// starts no goroutines: time and actor come from the command.
+package fsm
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Protocol is the kind of virtual service, as ipvsadm's -t, -u and -f name it.
+type Protocol string
+
+const (
+	TCP    Protocol = "tcp"
+	UDP    Protocol = "udp"
+	FWMark Protocol = "fwmark"
+)
+
+// Forward is a real server's packet-forwarding method (ipvsadm -g, -i, -m).
+type Forward string
+
+const (
+	DirectRoute Forward = "droute"
+	Tunnel      Forward = "tunnel"
+	Masquerade  Forward = "masq"
+)
+
+// ServerState is the operator's intent for a real server, independent of health.
+type ServerState string
+
+const (
+	Active    ServerState = "active"
+	Suspended ServerState = "suspended"
+	Draining  ServerState = "draining"
+)
+
+// Health is the replicated verdict of a real server's health checks.
+type Health string
+
+const (
+	HealthUnknown Health = "unknown"
+	HealthUp      Health = "up"
+	HealthDown    Health = "down"
+)
+
+// Limits that ipvsadm and the kernel enforce.
+const (
+	MaxWeight          = 65535
+	DefaultPersistence = 300 // seconds, ipvsadm's default for -p without a value
+	DefaultWeight      = 1
+	MaxPersistence     = 86400 * 31 // seconds, as ipvsadm allows
+)
+
+// Schedulers the kernel ships, by ipvsadm name.
+var Schedulers = []string{"rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh", "twos"}
+
+// SchedulerFlags are ipvsadm's -b flag names. flag-1..3 are the generic names.
+var SchedulerFlags = []string{"sh-fallback", "sh-port", "mh-fallback", "mh-port", "flag-1", "flag-2", "flag-3"}
+
+// ServiceKey identifies a virtual service. For TCP and UDP it is address and
+// port; for fwmark the mark and the address family.
+type ServiceKey struct {
+	Protocol Protocol   `json:"protocol"`
+	Address  netip.Addr `json:"address,omitzero"`
+	Port     uint16     `json:"port,omitempty"`
+	Mark     uint32     `json:"mark,omitempty"`
+	IPv6     bool       `json:"ipv6,omitempty"` // fwmark services only
+}
+
+// String is the canonical key: "tcp:10.0.0.1:80", "udp:[2001:db8::1]:53",
+// "fwmark:1", "fwmark6:1". It is also the map key in Config.Services.
+func (k ServiceKey) String() string {
+	if k.Protocol == FWMark {
+		if k.IPv6 {
+			return "fwmark6:" + strconv.FormatUint(uint64(k.Mark), 10)
+		}
+		return "fwmark:" + strconv.FormatUint(uint64(k.Mark), 10)
+	}
+	return string(k.Protocol) + ":" + netip.AddrPortFrom(k.Address, k.Port).String()
+}
+
+// Family reports "inet" or "inet6".
+func (k ServiceKey) Family() string {
+	if k.Protocol == FWMark {
+		if k.IPv6 {
+			return "inet6"
+		}
+		return "inet"
+	}
+	if k.Address.Is4() {
+		return "inet"
+	}
+	return "inet6"
+}
+
+// ParseServiceKey parses the canonical form produced by String.
+func ParseServiceKey(s string) (ServiceKey, error) {
+	proto, rest, ok := strings.Cut(s, ":")
+	if !ok {
+		return ServiceKey{}, fmt.Errorf("service %q: want protocol:address:port or fwmark:MARK", s)
+	}
+	switch Protocol(proto) {
+	case TCP, UDP:
+		ap, err := netip.ParseAddrPort(rest)
+		if err != nil {
+			return ServiceKey{}, fmt.Errorf("service %q: %w", s, err)
+		}
+		return ServiceKey{Protocol: Protocol(proto), Address: ap.Addr().Unmap(), Port: ap.Port()}, nil
+	case FWMark, "fwmark6":
+		m, err := strconv.ParseUint(rest, 10, 32)
+		if err != nil {
+			return ServiceKey{}, fmt.Errorf("service %q: mark %q: %w", s, rest, err)
+		}
+		return ServiceKey{Protocol: FWMark, Mark: uint32(m), IPv6: proto == "fwmark6"}, nil
+	}
+	return ServiceKey{}, fmt.Errorf("service %q: protocol %q: want tcp, udp or fwmark", s, proto)
+}
+
+// Persistence is ipvsadm's -p [timeout] and -M netmask.
+type Persistence struct {
+	Timeout uint32 `json:"timeout"`           // seconds
+	Netmask string `json:"netmask,omitempty"` // dotted IPv4 mask or IPv6 prefix length; empty = host
+}
+
+// Service is a virtual service and its real servers. Values reachable from a
+// committed Config are never mutated: a change clones the service, so that
+// history entries can share unchanged services safely.
+type Service struct {
+	Key         ServiceKey             `json:"key"`
+	Name        string                 `json:"name,omitempty"`
+	Scheduler   string                 `json:"scheduler"`
+	Flags       []string               `json:"flags,omitempty"` // sorted, from SchedulerFlags
+	Persistence *Persistence           `json:"persistence,omitempty"`
+	OnePacket   bool                   `json:"one_packet,omitempty"`
+	Servers     map[string]*RealServer `json:"servers,omitempty"` // by RealServer.Key()
+}
+
+// RealServer is a destination of a virtual service.
+type RealServer struct {
+	Name    string      `json:"name,omitempty"`
+	Address netip.Addr  `json:"address"`
+	Port    uint16      `json:"port"`
+	Forward Forward     `json:"forward"`
+	Weight  int         `json:"weight"`
+	Upper   uint32      `json:"upper_threshold,omitempty"` // ipvsadm -x, 0 = none
+	Lower   uint32      `json:"lower_threshold,omitempty"` // ipvsadm -y, 0 = none
+	State   ServerState `json:"state"`
+}
+
+// Key is "10.3.0.10:8080" or "[2001:db8::10]:80".
+func (r *RealServer) Key() string { return netip.AddrPortFrom(r.Address, r.Port).String() }
+
+// VIP is a virtual IP the leader holds on an interface.
+type VIP struct {
+	Prefix    netip.Prefix `json:"prefix"`
+	Interface string       `json:"interface"`
+}
+
+// Config is the operator-visible topology: what the history versions and
+// what rollback restores.
+type Config struct {
+	Services map[string]*Service `json:"services"` // by ServiceKey.String()
+	VIPs     map[string]VIP      `json:"vips"`     // by Prefix.String()
+}
+
+// NewConfig returns an empty config with its maps made.
+func NewConfig() *Config {
+	return &Config{Services: map[string]*Service{}, VIPs: map[string]VIP{}}
+}
+
+// Clone copies the maps but shares the (immutable) services.
+func (c *Config) Clone() *Config {
+	n := NewConfig()
+	for k, v := range c.Services {
+		n.Services[k] = v
+	}
+	for k, v := range c.VIPs {
+		n.VIPs[k] = v
+	}
+	return n
+}
+
+// SortedServiceKeys lists the services in canonical order, for output.
+func (c *Config) SortedServiceKeys() []string {
+	keys := make([]string, 0, len(c.Services))
+	for k := range c.Services {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// SortedServerKeys lists a service's real servers in canonical order.
+func (s *Service) SortedServerKeys() []string {
+	keys := make([]string, 0, len(s.Servers))
+	for k := range s.Servers {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// Clone deep-copies a service so that it can be changed.
+func (s *Service) Clone() *Service {
+	n := *s
+	n.Flags = slices.Clone(s.Flags)
+	if s.Persistence != nil {
+		p := *s.Persistence
+		n.Persistence = &p
+	}
+	n.Servers = make(map[string]*RealServer, len(s.Servers))
+	for k, v := range s.Servers {
+		r := *v
+		n.Servers[k] = &r
+	}
+	return &n
+}
+
+// Verdict is the committed result of a real server's health checks.
+type Verdict struct {
+	Health Health `json:"health"`
+	Since  int64  `json:"since"` // unix nanoseconds, stamped by the leader
+	Reason string `json:"reason,omitempty"`
+}
+
+// VerdictKey names a real server of a service: "tcp:10.0.0.1:80/10.3.0.10:8080".
+func VerdictKey(service, server string) string { return service + "/" + server }
+
+// HistoryEntry is one numbered configuration version.
+type HistoryEntry struct {
+	Version uint64  `json:"version"`
+	Time    int64   `json:"time"` // unix nanoseconds
+	Actor   string  `json:"actor"`
+	Summary string  `json:"summary"`
+	Config  *Config `json:"config"`
+}
+
+// Member is a cluster node's addresses, recorded when it bootstraps or joins
+// so that followers know where to forward writes.
+type Member struct {
+	ID       string `json:"id"`
+	RaftAddr string `json:"raft_addr"`
+	APIAddr  string `json:"api_addr"`
+}

@@ -1,0 +1,174 @@
+package fsm
+
+import (
+	"fmt"
+	"slices"
+)
+
+// OpKind names one change of the topology, as ipvsadm's commands do.
+type OpKind string
+
+const (
+	OpAddService    OpKind = "add-service"    // ipvsadm -A
+	OpEditService   OpKind = "edit-service"   // ipvsadm -E
+	OpDeleteService OpKind = "delete-service" // ipvsadm -D
+	OpAddServer     OpKind = "add-server"     // ipvsadm -a
+	OpEditServer    OpKind = "edit-server"    // ipvsadm -e
+	OpDeleteServer  OpKind = "delete-server"  // ipvsadm -d
+	OpClear         OpKind = "clear"          // ipvsadm -C
+)
+
+// Op is one topology change. Service carries the attributes for add/edit of a
+// service (its Servers are ignored); ServiceKey names the service for every
+// other kind; Server carries the real server for server ops (only its
+// address and port matter for delete).
+type Op struct {
+	Kind       OpKind      `json:"kind"`
+	ServiceKey ServiceKey  `json:"service_key"`
+	Service    *Service    `json:"service,omitempty"`
+	Server     *RealServer `json:"server,omitempty"`
+}
+
+// ApplyOps applies ops in order to a copy of c and returns the copy. It
+// fails, naming the op and the item, if any op cannot apply; c is never
+// changed. ipvsadm's semantics: -E and -e replace every attribute the
+// command can set, keeping what ipvsadm cannot express (names, state).
+func ApplyOps(c *Config, ops []Op) (*Config, error) {
+	n := c.Clone()
+	for i, op := range ops {
+		if err := applyOp(n, op); err != nil {
+			if len(ops) > 1 {
+				return nil, fmt.Errorf("command %d of %d: %w", i+1, len(ops), err)
+			}
+			return nil, err
+		}
+	}
+	return n, nil
+}
+
+func applyOp(c *Config, op Op) error {
+	switch op.Kind {
+	case OpClear:
+		c.Services = map[string]*Service{}
+		return nil
+	case OpAddService, OpEditService:
+		if op.Service == nil {
+			return fmt.Errorf("%s: service: missing", op.Kind)
+		}
+		svc := op.Service.Clone()
+		NormalizeService(svc)
+		if err := ValidateService(svc); err != nil {
+			return err
+		}
+		key := svc.Key.String()
+		old, exists := c.Services[key]
+		if op.Kind == OpAddService {
+			if exists {
+				return fmt.Errorf("service %s: already exists", key)
+			}
+			svc.Servers = map[string]*RealServer{}
+		} else {
+			if !exists {
+				return fmt.Errorf("service %s: no such service", key)
+			}
+			if svc.Name == "" {
+				svc.Name = old.Name
+			}
+			svc.Servers = old.Clone().Servers
+		}
+		c.Services[key] = svc
+		return nil
+	}
+
+	op.ServiceKey.Address = op.ServiceKey.Address.Unmap()
+	key := op.ServiceKey.String()
+	old, ok := c.Services[key]
+	if !ok {
+		return fmt.Errorf("service %s: no such service", key)
+	}
+	switch op.Kind {
+	case OpDeleteService:
+		delete(c.Services, key)
+		return nil
+	case OpAddServer, OpEditServer, OpDeleteServer:
+	default:
+		return fmt.Errorf("op kind %q: unknown", op.Kind)
+	}
+	if op.Server == nil {
+		return fmt.Errorf("%s on service %s: server: missing", op.Kind, key)
+	}
+	rs := *op.Server
+	NormalizeServer(old, &rs)
+	svc := old.Clone()
+	rkey := rs.Key()
+	prev, exists := svc.Servers[rkey]
+	switch op.Kind {
+	case OpDeleteServer:
+		if !exists {
+			return fmt.Errorf("real server %s of service %s: no such real server", rkey, key)
+		}
+		delete(svc.Servers, rkey)
+	case OpAddServer:
+		if exists {
+			return fmt.Errorf("real server %s of service %s: already exists", rkey, key)
+		}
+		if err := ValidateServer(svc, &rs); err != nil {
+			return err
+		}
+		svc.Servers[rkey] = &rs
+	case OpEditServer:
+		if !exists {
+			return fmt.Errorf("real server %s of service %s: no such real server", rkey, key)
+		}
+		if rs.Name == "" {
+			rs.Name = prev.Name
+		}
+		if rs.State == "" {
+			rs.State = prev.State
+		}
+		if err := ValidateServer(svc, &rs); err != nil {
+			return err
+		}
+		svc.Servers[rkey] = &rs
+	}
+	c.Services[key] = svc
+	return nil
+}
+
+// NormalizeService fills ipvsadm's defaults and sorts flags, so that equal
+// intent gives equal bytes.
+func NormalizeService(s *Service) {
+	if s.Scheduler == "" {
+		s.Scheduler = "wlc"
+	}
+	if s.Key.Protocol != FWMark {
+		s.Key.Address = s.Key.Address.Unmap()
+		s.Key.Mark, s.Key.IPv6 = 0, false
+	} else {
+		s.Key.Address, s.Key.Port = netipZero, 0
+	}
+	slices.Sort(s.Flags)
+	s.Flags = slices.Compact(s.Flags)
+	if len(s.Flags) == 0 {
+		s.Flags = nil
+	}
+	if s.Persistence != nil && s.Persistence.Timeout == 0 {
+		s.Persistence.Timeout = DefaultPersistence
+	}
+}
+
+// NormalizeServer applies ipvsadm's rules: a real server without a port takes
+// the service's; direct routing and tunnelling cannot change the port, so
+// for them it is the service's port (ipvsadm does the same silently).
+func NormalizeServer(svc *Service, r *RealServer) {
+	r.Address = r.Address.Unmap()
+	if r.Forward == "" {
+		r.Forward = DirectRoute
+	}
+	if r.State == "" {
+		r.State = Active
+	}
+	if svc.Key.Protocol != FWMark && (r.Port == 0 || r.Forward != Masquerade) {
+		r.Port = svc.Key.Port
+	}
+}

@@ -1,0 +1,295 @@
+package fsm
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// HistoryLimit is how many configuration versions are kept for `ipvsman
+// history` and rollback. Changing it changes snapshots: it is part of the
+// log's meaning, like a command type.
+const HistoryLimit = 200
+
+// State is the whole replicated model. Apply is its only mutator.
+type State struct {
+	Config         *Config            `json:"config"`
+	Version        uint64             `json:"version"` // latest configuration version, 0 = none yet
+	History        []HistoryEntry     `json:"history"`
+	Verdicts       map[string]Verdict `json:"verdicts"` // by VerdictKey
+	Members        map[string]Member  `json:"members"`  // by Member.ID
+	ZeroGeneration uint64             `json:"zero_generation"`
+	ZeroService    string             `json:"zero_service,omitempty"`
+	Skipped        uint64             `json:"skipped"` // ignorable commands this build did not know
+}
+
+// NewState is the state before the first log entry.
+func NewState() *State {
+	return &State{Config: NewConfig(), History: []HistoryEntry{}, Verdicts: map[string]Verdict{}, Members: map[string]Member{}}
+}
+
+// Result is what Apply returns to the proposer.
+type Result struct {
+	Version uint64 `json:"version"`           // configuration version after the command
+	Changed bool   `json:"changed"`           // a new configuration version was made
+	Summary string `json:"summary,omitempty"` // what changed, one line per change
+	Err     string `json:"error,omitempty"`   // the command was rejected; nothing changed
+}
+
+// change is a planned transition; commit makes it real.
+type change struct {
+	config   *Config // nil: configuration unchanged
+	summary  []string
+	verdicts map[string]Verdict // nil value removes; merged into State.Verdicts
+	member   *Member
+	removeID string
+	zero     *ZeroCountersPayload
+	skipped  bool
+}
+
+// Check reports whether cmd would apply cleanly to s, without changing s.
+// The leader calls it before proposing, so that every logged command applies.
+func (s *State) Check(cmd Command) error {
+	_, err := s.plan(cmd)
+	return err
+}
+
+// Preview returns the configuration diff cmd would make, without changing s.
+func (s *State) Preview(cmd Command) ([]string, error) {
+	ch, err := s.plan(cmd)
+	if err != nil {
+		return nil, err
+	}
+	return ch.summary, nil
+}
+
+// Apply applies one command. It either applies it whole or changes nothing
+// and reports why in Result.Err. An unknown, non-ignorable type returns
+// *UnknownCommandError: the caller must stop the node.
+func (s *State) Apply(cmd Command) (Result, error) {
+	ch, err := s.plan(cmd)
+	var unknown *UnknownCommandError
+	if errors.As(err, &unknown) {
+		return Result{Version: s.Version, Err: err.Error()}, err
+	}
+	if err != nil {
+		return Result{Version: s.Version, Err: err.Error()}, nil
+	}
+	s.commit(cmd, ch)
+	return Result{Version: s.Version, Changed: ch.config != nil, Summary: strings.Join(ch.summary, "\n")}, nil
+}
+
+func (s *State) plan(cmd Command) (change, error) {
+	if !cmd.Type.Known() {
+		if cmd.Ignorable {
+			return change{skipped: true}, nil
+		}
+		return change{}, &UnknownCommandError{Type: cmd.Type}
+	}
+	switch cmd.Type {
+	case CmdOps:
+		p, err := decodePayload[OpsPayload](cmd)
+		if err != nil {
+			return change{}, err
+		}
+		if len(p.Ops) == 0 {
+			return change{}, fmt.Errorf("ops: empty list")
+		}
+		next, err := ApplyOps(s.Config, p.Ops)
+		if err != nil {
+			return change{}, err
+		}
+		return s.configChange(next, ""), nil
+	case CmdReplaceConfig:
+		p, err := decodePayload[ReplaceConfigPayload](cmd)
+		if err != nil {
+			return change{}, err
+		}
+		if p.Config == nil {
+			return change{}, fmt.Errorf("replace-config: config: missing")
+		}
+		next := p.Config
+		if next.Services == nil {
+			next.Services = map[string]*Service{}
+		}
+		if next.VIPs == nil {
+			next.VIPs = map[string]VIP{}
+		}
+		if err := ValidateConfig(next); err != nil {
+			return change{}, err
+		}
+		return s.configChange(next, p.Reason), nil
+	case CmdRollback:
+		p, err := decodePayload[RollbackPayload](cmd)
+		if err != nil {
+			return change{}, err
+		}
+		h := s.entry(p.Version)
+		if h == nil {
+			return change{}, fmt.Errorf("rollback version %d: not in history (have %s)", p.Version, s.historyRange())
+		}
+		return s.configChange(h.Config, fmt.Sprintf("rollback to version %d", p.Version)), nil
+	case CmdSetVerdicts:
+		return s.planVerdicts(cmd)
+	case CmdSetMember:
+		p, err := decodePayload[SetMemberPayload](cmd)
+		if err != nil {
+			return change{}, err
+		}
+		if p.Member.ID == "" || p.Member.RaftAddr == "" || p.Member.APIAddr == "" {
+			return change{}, fmt.Errorf("member %q: id, raft_addr and api_addr are required", p.Member.ID)
+		}
+		return change{member: &p.Member}, nil
+	case CmdRemoveMember:
+		p, err := decodePayload[RemoveMemberPayload](cmd)
+		if err != nil {
+			return change{}, err
+		}
+		if _, ok := s.Members[p.ID]; !ok {
+			return change{}, fmt.Errorf("member %q: not a member", p.ID)
+		}
+		return change{removeID: p.ID}, nil
+	case CmdZeroCounters:
+		p, err := decodePayload[ZeroCountersPayload](cmd)
+		if err != nil {
+			return change{}, err
+		}
+		if _, ok := s.Config.Services[p.Service]; p.Service != "" && !ok {
+			return change{}, fmt.Errorf("service %s: no such service", p.Service)
+		}
+		return change{zero: &p}, nil
+	}
+	return change{}, fmt.Errorf("command type %s: no handler", cmd.Type)
+}
+
+// configChange plans a new version unless next equals the current config.
+func (s *State) configChange(next *Config, reason string) change {
+	diff := DiffConfig(s.Config, next)
+	if len(diff) == 0 {
+		return change{}
+	}
+	if reason != "" {
+		diff = append([]string{reason}, diff...)
+	}
+	return change{config: next, summary: diff}
+}
+
+func (s *State) planVerdicts(cmd Command) (change, error) {
+	p, err := decodePayload[SetVerdictsPayload](cmd)
+	if err != nil {
+		return change{}, err
+	}
+	ch := change{verdicts: map[string]Verdict{}}
+	for _, v := range p.Verdicts {
+		svc, ok := s.Config.Services[v.Service]
+		if !ok {
+			return change{}, fmt.Errorf("verdict for service %s: no such service", v.Service)
+		}
+		if _, ok := svc.Servers[v.Server]; !ok {
+			return change{}, fmt.Errorf("verdict for real server %s of service %s: no such real server", v.Server, v.Service)
+		}
+		switch v.Health {
+		case HealthUp, HealthDown, HealthUnknown:
+		default:
+			return change{}, fmt.Errorf("verdict for real server %s of service %s: health %q: want up, down or unknown", v.Server, v.Service, v.Health)
+		}
+		ch.verdicts[VerdictKey(v.Service, v.Server)] = Verdict{Health: v.Health, Since: cmd.Time, Reason: v.Reason}
+	}
+	return ch, nil
+}
+
+func (s *State) commit(cmd Command, ch change) {
+	if ch.skipped {
+		s.Skipped++
+		return
+	}
+	if ch.config != nil {
+		s.Version++
+		s.Config = ch.config
+		s.History = append(s.History, HistoryEntry{
+			Version: s.Version, Time: cmd.Time, Actor: cmd.Actor,
+			Summary: strings.Join(ch.summary, "\n"), Config: ch.config,
+		})
+		if n := len(s.History) - HistoryLimit; n > 0 {
+			s.History = append([]HistoryEntry(nil), s.History[n:]...)
+		}
+		s.pruneVerdicts()
+	}
+	for k, v := range ch.verdicts {
+		s.Verdicts[k] = v
+	}
+	if ch.member != nil {
+		s.Members[ch.member.ID] = *ch.member
+	}
+	if ch.removeID != "" {
+		delete(s.Members, ch.removeID)
+	}
+	if ch.zero != nil {
+		s.ZeroGeneration++
+		s.ZeroService = ch.zero.Service
+	}
+}
+
+// pruneVerdicts drops verdicts of real servers that are no longer configured.
+func (s *State) pruneVerdicts() {
+	for k := range s.Verdicts {
+		svc, srv, _ := strings.Cut(k, "/")
+		if sv, ok := s.Config.Services[svc]; !ok || sv.Servers[srv] == nil {
+			delete(s.Verdicts, k)
+		}
+	}
+}
+
+func (s *State) entry(version uint64) *HistoryEntry {
+	for i := range s.History {
+		if s.History[i].Version == version {
+			return &s.History[i]
+		}
+	}
+	return nil
+}
+
+func (s *State) historyRange() string {
+	if len(s.History) == 0 {
+		return "no versions"
+	}
+	return fmt.Sprintf("versions %d-%d", s.History[0].Version, s.History[len(s.History)-1].Version)
+}
+
+// Marshal is the snapshot encoding. encoding/json sorts map keys, so equal
+// states give equal bytes on every node.
+func (s *State) Marshal() ([]byte, error) {
+	b, err := json.Marshal(s)
+	if err != nil {
+		return nil, fmt.Errorf("encode state: %w", err)
+	}
+	return b, nil
+}
+
+// UnmarshalState restores a snapshot.
+func UnmarshalState(b []byte) (*State, error) {
+	s := NewState()
+	if err := json.Unmarshal(b, s); err != nil {
+		return nil, fmt.Errorf("decode state: %w", err)
+	}
+	if s.Config == nil {
+		s.Config = NewConfig()
+	}
+	if s.Config.Services == nil {
+		s.Config.Services = map[string]*Service{}
+	}
+	if s.Config.VIPs == nil {
+		s.Config.VIPs = map[string]VIP{}
+	}
+	if s.History == nil {
+		s.History = []HistoryEntry{}
+	}
+	if s.Verdicts == nil {
+		s.Verdicts = map[string]Verdict{}
+	}
+	if s.Members == nil {
+		s.Members = map[string]Member{}
+	}
+	return s, nil
+}

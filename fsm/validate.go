@@ -1,0 +1,183 @@
+package fsm
+
+import (
+	"fmt"
+	"net/netip"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+var netipZero netip.Addr
+
+var (
+	nameRe  = regexp.MustCompile(`^[A-Za-z0-9_.\-]{1,64}$`)
+	ifaceRe = regexp.MustCompile(`^[A-Za-z0-9_.\-@]{1,15}$`)
+)
+
+// ValidateService checks a normalized service's own attributes. Errors name
+// the field and the value.
+func ValidateService(s *Service) error {
+	k := s.Key
+	switch k.Protocol {
+	case TCP, UDP:
+		if !k.Address.IsValid() {
+			return fmt.Errorf("service address: missing")
+		}
+		if k.Address.Zone() != "" {
+			return fmt.Errorf("service address %s: a zoned address cannot be a virtual service", k.Address)
+		}
+		if k.Address.IsMulticast() {
+			return fmt.Errorf("service address %s: multicast is not a virtual service address", k.Address)
+		}
+		if k.Port == 0 && s.Persistence == nil {
+			return fmt.Errorf("service %s: port 0 is only valid for a persistent service (-p)", k)
+		}
+	case FWMark:
+		if k.Mark == 0 {
+			return fmt.Errorf("service fwmark 0: a firewall mark must be 1 or more")
+		}
+	default:
+		return fmt.Errorf("service protocol %q: want tcp, udp or fwmark", k.Protocol)
+	}
+	if s.Name != "" && !nameRe.MatchString(s.Name) {
+		return fmt.Errorf("service %s name %q: use 1-64 letters, digits, '_', '.', '-'", k, s.Name)
+	}
+	if !slices.Contains(Schedulers, s.Scheduler) {
+		return fmt.Errorf("service %s scheduler %q: unknown (want one of %s)", k, s.Scheduler, strings.Join(Schedulers, ", "))
+	}
+	for _, f := range s.Flags {
+		if !slices.Contains(SchedulerFlags, f) {
+			return fmt.Errorf("service %s scheduler flag %q: unknown (want one of %s)", k, f, strings.Join(SchedulerFlags, ", "))
+		}
+		if p, _, ok := strings.Cut(f, "-"); ok && (p == "sh" || p == "mh") && p != s.Scheduler {
+			return fmt.Errorf("service %s scheduler flag %q: only valid with scheduler %s, not %s", k, f, p, s.Scheduler)
+		}
+	}
+	if s.OnePacket && k.Protocol == TCP {
+		return fmt.Errorf("service %s: one-packet scheduling (-o) is only for UDP and fwmark services", k)
+	}
+	if p := s.Persistence; p != nil {
+		if p.Timeout > MaxPersistence {
+			return fmt.Errorf("service %s persistence timeout %d: above the kernel's maximum %d (31 days)", k, p.Timeout, MaxPersistence)
+		}
+		if err := validateNetmask(k, p.Netmask); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func validateNetmask(k ServiceKey, mask string) error {
+	if mask == "" {
+		return nil
+	}
+	if k.Family() == "inet6" {
+		n, err := strconv.Atoi(mask)
+		if err != nil || n < 1 || n > 128 {
+			return fmt.Errorf("service %s persistence netmask %q: want an IPv6 prefix length 1-128", k, mask)
+		}
+		return nil
+	}
+	a, err := netip.ParseAddr(mask)
+	if err != nil || !a.Is4() {
+		return fmt.Errorf("service %s persistence netmask %q: want a dotted IPv4 netmask", k, mask)
+	}
+	b := a.As4()
+	v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+	if v == 0 || (^v)&(^v+1) != 0 {
+		return fmt.Errorf("service %s persistence netmask %q: not a contiguous netmask", k, mask)
+	}
+	return nil
+}
+
+// ValidateServer checks a normalized real server against its service.
+func ValidateServer(svc *Service, r *RealServer) error {
+	where := fmt.Sprintf("real server %s of service %s", r.Key(), svc.Key)
+	if !r.Address.IsValid() {
+		return fmt.Errorf("real server address: missing (service %s)", svc.Key)
+	}
+	if r.Address.Zone() != "" {
+		return fmt.Errorf("%s: zoned address %s: give the address without %%zone", where, r.Address)
+	}
+	if r.Address.IsUnspecified() || r.Address.IsMulticast() {
+		return fmt.Errorf("%s: address %s is not a unicast address", where, r.Address)
+	}
+	if r.Name != "" && !nameRe.MatchString(r.Name) {
+		return fmt.Errorf("%s name %q: use 1-64 letters, digits, '_', '.', '-'", where, r.Name)
+	}
+	switch r.Forward {
+	case DirectRoute, Tunnel, Masquerade:
+	default:
+		return fmt.Errorf("%s forwarding %q: want droute (-g), tunnel (-i) or masq (-m)", where, r.Forward)
+	}
+	fam6 := svc.Key.Family() == "inet6"
+	if r.Address.Is6() != fam6 && r.Forward != Tunnel {
+		return fmt.Errorf("%s: address family differs from the service's (only tunnelling may mix IPv4 and IPv6)", where)
+	}
+	if r.Weight < 0 || r.Weight > MaxWeight {
+		return fmt.Errorf("%s weight %d: out of range 0-%d", where, r.Weight, MaxWeight)
+	}
+	if r.Upper > 0 && r.Lower > r.Upper {
+		return fmt.Errorf("%s lower threshold %d: above the upper threshold %d", where, r.Lower, r.Upper)
+	}
+	switch r.State {
+	case Active, Suspended, Draining:
+	default:
+		return fmt.Errorf("%s state %q: want active, suspended or draining", where, r.State)
+	}
+	return nil
+}
+
+// ValidateVIP checks a VIP definition.
+func ValidateVIP(v VIP) error {
+	if !v.Prefix.IsValid() {
+		return fmt.Errorf("vip address: missing or malformed")
+	}
+	if v.Prefix.Addr().Zone() != "" || v.Prefix.Addr().IsUnspecified() || v.Prefix.Addr().IsMulticast() {
+		return fmt.Errorf("vip %s: not a unicast address", v.Prefix)
+	}
+	if !ifaceRe.MatchString(v.Interface) {
+		return fmt.Errorf("vip %s interface %q: want an interface name of 1-15 characters", v.Prefix, v.Interface)
+	}
+	return nil
+}
+
+// ValidateConfig normalizes and checks a whole config, as a topology file
+// compiles to it. It reports the first problem, naming the item.
+func ValidateConfig(c *Config) error {
+	for _, key := range c.SortedServiceKeys() {
+		svc := c.Services[key]
+		NormalizeService(svc)
+		if err := ValidateService(svc); err != nil {
+			return err
+		}
+		if svc.Key.String() != key {
+			return fmt.Errorf("service %s: listed under key %q", svc.Key, key)
+		}
+		servers := make(map[string]*RealServer, len(svc.Servers))
+		for _, rk := range svc.SortedServerKeys() {
+			r := svc.Servers[rk]
+			NormalizeServer(svc, r)
+			if err := ValidateServer(svc, r); err != nil {
+				return err
+			}
+			if _, dup := servers[r.Key()]; dup {
+				return fmt.Errorf("real server %s of service %s: listed twice", r.Key(), svc.Key)
+			}
+			servers[r.Key()] = r
+		}
+		svc.Servers = servers
+	}
+	for _, key := range sortedKeys(c.VIPs) {
+		v := c.VIPs[key]
+		if err := ValidateVIP(v); err != nil {
+			return err
+		}
+		if key != v.Prefix.String() {
+			return fmt.Errorf("vip %s: listed under key %q", v.Prefix, key)
+		}
+	}
+	return nil
+}
