@@ -1,0 +1,195 @@
+package topology
+
+import (
+	"bytes"
+	"cmp"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/ipvsman/ipvsman/fsm"
+)
+
+// MarshalYAML writes cfg in the structured form, so that
+// ParseYAML(MarshalYAML(cfg)) equals cfg for any config that passed
+// fsm.ValidateConfig. cfg is not changed. The output omits what the reader
+// would fill in anyway (a server's port when it is the service's, active
+// state) and lifts a forwarding method or weight shared by all of a
+// service's servers onto the service, so that exports read like files an
+// operator would write.
+func MarshalYAML(cfg *fsm.Config) ([]byte, error) {
+	if cfg == nil {
+		return nil, errors.New("marshal topology: no config")
+	}
+	f := yamlFile{Version: schemaVersion}
+	for _, k := range slices.Sorted(maps.Keys(cfg.VIPs)) {
+		v := cfg.VIPs[k]
+		f.VIPs = append(f.VIPs, yamlVIP{Address: v.Prefix.String(), Interface: v.Interface})
+	}
+	svcs := make([]*fsm.Service, 0, len(cfg.Services))
+	for k, svc := range cfg.Services {
+		if svc == nil {
+			return nil, fmt.Errorf("marshal topology: service %s: nil", k)
+		}
+		svcs = append(svcs, svc)
+	}
+	slices.SortFunc(svcs, func(a, b *fsm.Service) int { return compareKeys(a.Key, b.Key) })
+	for _, svc := range svcs {
+		ys, err := marshalService(svc)
+		if err != nil {
+			return nil, fmt.Errorf("marshal topology: %w", err)
+		}
+		f.Services = append(f.Services, ys)
+	}
+	var doc yaml.Node
+	if err := doc.Encode(&f); err != nil {
+		return nil, fmt.Errorf("marshal topology: %w", err)
+	}
+	flowServers(&doc)
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(&doc); err != nil {
+		return nil, fmt.Errorf("marshal topology: %w", err)
+	}
+	if err := enc.Close(); err != nil {
+		return nil, fmt.Errorf("marshal topology: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// compareKeys orders services as an operator scans them: by protocol, then
+// numerically by address and port, or by mark.
+func compareKeys(a, b fsm.ServiceKey) int {
+	return cmp.Or(
+		cmp.Compare(a.Protocol, b.Protocol),
+		compareBool(a.IPv6, b.IPv6),
+		cmp.Compare(a.Mark, b.Mark),
+		a.Address.Compare(b.Address),
+		cmp.Compare(a.Port, b.Port),
+	)
+}
+
+func compareBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case !a:
+		return -1
+	}
+	return 1
+}
+
+func marshalService(svc *fsm.Service) (yamlService, error) {
+	ys := yamlService{
+		Name: svc.Name, Scheduler: svc.Scheduler,
+		Flags: svc.Flags, OnePacket: svc.OnePacket,
+	}
+	k := svc.Key
+	if k.Protocol == fsm.FWMark {
+		mark := int64(k.Mark)
+		ys.Protocol, ys.FWMark, ys.IPv6 = string(k.Protocol), &mark, k.IPv6
+	} else {
+		port := int(k.Port)
+		ys.Protocol, ys.Address, ys.Port = string(k.Protocol), k.Address.String(), &port
+	}
+	if p := svc.Persistence; p != nil {
+		ys.Persistence = &yamlPersistence{Timeout: int64(p.Timeout), Netmask: p.Netmask}
+	}
+	servers := make([]*fsm.RealServer, 0, len(svc.Servers))
+	for rk, r := range svc.Servers {
+		if r == nil {
+			return ys, fmt.Errorf("service %s: real server %s: nil", k, rk)
+		}
+		servers = append(servers, r)
+	}
+	slices.SortFunc(servers, func(a, b *fsm.RealServer) int {
+		return cmp.Or(a.Address.Compare(b.Address), cmp.Compare(a.Port, b.Port))
+	})
+	fwd, weight := sharedDefaults(servers)
+	if fwd != fsm.DirectRoute {
+		ys.Forward = string(fwd)
+	}
+	if weight != fsm.DefaultWeight {
+		ys.Weight = &weight
+	}
+	for _, r := range servers {
+		s := yamlServer{Name: r.Name, Address: r.Address.String()}
+		// A fwmark service has no port of its own: a server's port 0 means
+		// "the packet's port", so only a set port is written.
+		if (k.Protocol == fsm.FWMark && r.Port != 0) || (k.Protocol != fsm.FWMark && r.Port != k.Port) {
+			s.Port = int(r.Port)
+		}
+		if r.Forward != fwd {
+			s.Forward = string(r.Forward)
+		}
+		if r.Weight != weight {
+			w := r.Weight
+			s.Weight = &w
+		}
+		if r.Upper != 0 {
+			u := int64(r.Upper)
+			s.Upper = &u
+		}
+		if r.Lower != 0 {
+			l := int64(r.Lower)
+			s.Lower = &l
+		}
+		if r.State != fsm.Active {
+			s.State = string(r.State)
+		}
+		ys.Servers = append(ys.Servers, s)
+	}
+	return ys, nil
+}
+
+// sharedDefaults returns the forwarding method and weight to write on the
+// service: the servers' common value if they all agree, else the reader's
+// default so that only the exceptions are written.
+func sharedDefaults(servers []*fsm.RealServer) (fsm.Forward, int) {
+	fwd, weight := fsm.DirectRoute, fsm.DefaultWeight
+	if len(servers) == 0 {
+		return fwd, weight
+	}
+	if f := servers[0].Forward; f != "" && !slices.ContainsFunc(servers, func(r *fsm.RealServer) bool { return r.Forward != f }) {
+		fwd = f
+	}
+	if w := servers[0].Weight; !slices.ContainsFunc(servers, func(r *fsm.RealServer) bool { return r.Weight != w }) {
+		weight = w
+	}
+	return fwd, weight
+}
+
+// flowServers puts each real server on one line, as in the line form; the
+// services stay in block style because they carry lists of their own.
+func flowServers(doc *yaml.Node) {
+	root := doc
+	if root.Kind == yaml.DocumentNode && len(root.Content) > 0 {
+		root = root.Content[0]
+	}
+	for _, svcs := range mappingValues(root, "services") {
+		for _, svc := range svcs.Content {
+			for _, servers := range mappingValues(svc, "servers") {
+				for _, s := range servers.Content {
+					s.Style = yaml.FlowStyle
+				}
+			}
+		}
+	}
+}
+
+func mappingValues(n *yaml.Node, key string) []*yaml.Node {
+	var out []*yaml.Node
+	if n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			out = append(out, n.Content[i+1])
+		}
+	}
+	return out
+}

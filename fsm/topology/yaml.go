@@ -1,0 +1,352 @@
+package topology
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/ipvsman/ipvsman/fsm"
+)
+
+// The schema. Defaults and omissions are documented in README.md. Names that
+// later milestones will add (health checks, sync settings) are not declared,
+// so they stay errors until they mean something: a file that asks for a
+// health check must not load on a version that would ignore it.
+//
+// Optional numbers are pointers where 0 is a meaningful value that differs
+// from "not given" (port 0, weight 0, a server's threshold 0 overriding the
+// service's).
+type yamlFile struct {
+	Version  int           `yaml:"version,omitempty"`
+	VIPs     []yamlVIP     `yaml:"vips,omitempty"`
+	Services []yamlService `yaml:"services,omitempty"`
+}
+
+type yamlVIP struct {
+	Address   string `yaml:"address"`
+	Interface string `yaml:"interface"`
+}
+
+type yamlService struct {
+	Name        string           `yaml:"name,omitempty"`
+	Protocol    string           `yaml:"protocol"`
+	Address     string           `yaml:"address,omitempty"`
+	Port        *int             `yaml:"port,omitempty"`
+	FWMark      *int64           `yaml:"fwmark,omitempty"`
+	IPv6        bool             `yaml:"ipv6,omitempty"`
+	Scheduler   string           `yaml:"scheduler,omitempty"`
+	Flags       []string         `yaml:"flags,omitempty,flow"`
+	Persistence *yamlPersistence `yaml:"persistence,omitempty,flow"`
+	OnePacket   bool             `yaml:"one_packet,omitempty"`
+	// Defaults for the servers below.
+	Forward string       `yaml:"forward,omitempty"`
+	Weight  *int         `yaml:"weight,omitempty"`
+	Upper   int64        `yaml:"upper_threshold,omitempty"`
+	Lower   int64        `yaml:"lower_threshold,omitempty"`
+	Servers []yamlServer `yaml:"servers,omitempty"`
+}
+
+type yamlPersistence struct {
+	Timeout int64  `yaml:"timeout,omitempty"`
+	Netmask string `yaml:"netmask,omitempty"`
+}
+
+type yamlServer struct {
+	Name    string `yaml:"name,omitempty"`
+	Address string `yaml:"address"`
+	Port    int    `yaml:"port,omitempty"`
+	Forward string `yaml:"forward,omitempty"`
+	Weight  *int   `yaml:"weight,omitempty"`
+	Upper   *int64 `yaml:"upper_threshold,omitempty"`
+	Lower   *int64 `yaml:"lower_threshold,omitempty"`
+	State   string `yaml:"state,omitempty"`
+}
+
+// schemaVersion is what MarshalYAML writes and ParseYAML accepts; an absent
+// version means this one.
+const schemaVersion = 1
+
+// ParseYAML parses the structured form.
+func ParseYAML(r io.Reader) (*fsm.Config, error) {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("read topology: %w", err)
+	}
+	return parseYAML(data)
+}
+
+func parseYAML(data []byte) (*fsm.Config, error) {
+	// Decode twice: once to a node tree, for the line numbers of semantic
+	// errors, and once strictly into the schema. Node.Decode cannot be
+	// strict, so the tree cannot serve for both.
+	var root yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&root); err != nil {
+		if errors.Is(err, io.EOF) {
+			return finish(fsm.NewConfig(), &errList{})
+		}
+		return nil, yamlError(&root, err)
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		if err != nil {
+			return nil, yamlError(&root, err)
+		}
+		if len(extra.Content) > 0 && extra.Content[0].ShortTag() != "!!null" {
+			return nil, fmt.Errorf("line %d: a topology is one YAML document, found a second", extra.Line)
+		}
+	}
+	var f yamlFile
+	strict := yaml.NewDecoder(bytes.NewReader(data))
+	strict.KnownFields(true)
+	if err := strict.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
+		return nil, yamlError(&root, err)
+	}
+	b := yamlBuilder{root: &root, cfg: fsm.NewConfig()}
+	b.build(&f)
+	return finish(b.cfg, &b.errs)
+}
+
+type yamlBuilder struct {
+	root *yaml.Node
+	cfg  *fsm.Config
+	errs errList
+}
+
+// fail reports err at item at; the line is field's when the file has it.
+func (b *yamlBuilder) fail(at ypath, field, item string, err error) {
+	if item != "" {
+		err = fmt.Errorf("%s: %w", item, err)
+	}
+	line := lineOf(b.root, at.with(field))
+	if len(at) == 0 {
+		b.errs.addf("line %d: %w", line, err)
+		return
+	}
+	b.errs.addf("line %d: %s: %w", line, at, err)
+}
+
+func (b *yamlBuilder) build(f *yamlFile) {
+	if f.Version != 0 && f.Version != schemaVersion {
+		b.fail(nil, "version", "", fmt.Errorf("version %d: this ipvsman reads version %d", f.Version, schemaVersion))
+	}
+	vipAt := map[string]ypath{}
+	for i, yv := range f.VIPs {
+		at := ypath{"vips", i}
+		if yv.Address == "" {
+			b.fail(at, "address", "", errors.New("address: missing"))
+			continue
+		}
+		p, err := parseVIPAddr(yv.Address)
+		if err != nil {
+			b.fail(at, "address", "", err)
+			continue
+		}
+		v := fsm.VIP{Prefix: p, Interface: yv.Interface}
+		if err := fsm.ValidateVIP(v); err != nil {
+			b.fail(at, "", "", err)
+			continue
+		}
+		key := p.String()
+		if prev, dup := vipAt[key]; dup {
+			b.fail(at, "", "", fmt.Errorf("vip %s: defined twice (also %s on line %d)", key, prev, lineOf(b.root, prev)))
+			continue
+		}
+		vipAt[key] = at
+		b.cfg.VIPs[key] = v
+	}
+	svcAt := map[string]ypath{}
+	for i := range f.Services {
+		b.service(ypath{"services", i}, &f.Services[i], svcAt)
+	}
+}
+
+func (b *yamlBuilder) service(at ypath, ys *yamlService, seen map[string]ypath) {
+	item := ""
+	if ys.Name != "" {
+		item = fmt.Sprintf("service %q", ys.Name)
+	}
+	key, field, err := yamlServiceKey(ys)
+	if err != nil {
+		b.fail(at, field, item, err)
+		return
+	}
+	svc := &fsm.Service{
+		Key: key, Name: ys.Name, Scheduler: ys.Scheduler,
+		Flags: slices.Clone(ys.Flags), OnePacket: ys.OnePacket,
+	}
+	ok := true
+	if p := ys.Persistence; p != nil {
+		if p.Timeout < 0 || p.Timeout > math.MaxUint32 {
+			b.fail(at.with("persistence"), "timeout", item, fmt.Errorf("persistence timeout %d: want a number of seconds, 1 or more, or omit it for %d", p.Timeout, fsm.DefaultPersistence))
+			ok = false
+		}
+		svc.Persistence = &fsm.Persistence{Timeout: uint32(p.Timeout), Netmask: p.Netmask}
+	}
+	if err := checkService(svc); err != nil {
+		b.fail(at, "", item, err)
+		ok = false
+	}
+	def := fsm.RealServer{Forward: fsm.DirectRoute, Weight: fsm.DefaultWeight}
+	if ys.Forward != "" {
+		if def.Forward, err = parseForward(ys.Forward); err != nil {
+			b.fail(at, "forward", item, err)
+			ok = false
+		}
+	}
+	if ys.Weight != nil {
+		if def.Weight = *ys.Weight; def.Weight < 0 || def.Weight > fsm.MaxWeight {
+			b.fail(at, "weight", item, fmt.Errorf("weight %d: want 0-%d", def.Weight, fsm.MaxWeight))
+			ok = false
+		}
+	}
+	var u32err error
+	if def.Upper, u32err = threshold("upper_threshold", ys.Upper); u32err != nil {
+		b.fail(at, "upper_threshold", item, u32err)
+		ok = false
+	}
+	if def.Lower, u32err = threshold("lower_threshold", ys.Lower); u32err != nil {
+		b.fail(at, "lower_threshold", item, u32err)
+		ok = false
+	}
+	svc.Servers = map[string]*fsm.RealServer{}
+	serverAt := map[string]ypath{}
+	for j := range ys.Servers {
+		sat := at.with("servers", j)
+		r, field, err := buildServer(&ys.Servers[j], def)
+		if err == nil {
+			if err = checkServer(svc, r); err != nil {
+				field = ""
+			}
+		}
+		sitem := ""
+		if ys.Servers[j].Name != "" {
+			sitem = fmt.Sprintf("real server %q", ys.Servers[j].Name)
+		}
+		if err != nil {
+			b.fail(sat, field, sitem, err)
+			ok = false
+			continue
+		}
+		rkey := r.Key()
+		if prev, dup := serverAt[rkey]; dup {
+			b.fail(sat, "", sitem, fmt.Errorf("%s: listed twice (also %s on line %d)", rkey, prev, lineOf(b.root, prev)))
+			ok = false
+			continue
+		}
+		serverAt[rkey] = sat
+		svc.Servers[rkey] = r
+	}
+	skey := key.String()
+	if prev, dup := seen[skey]; dup {
+		b.fail(at, "", item, fmt.Errorf("service %s: defined twice (also %s on line %d)", skey, prev, lineOf(b.root, prev)))
+		return
+	}
+	seen[skey] = at
+	if ok {
+		b.cfg.Services[skey] = svc
+	}
+}
+
+// yamlServiceKey also returns the field to blame, for the error's line.
+func yamlServiceKey(ys *yamlService) (fsm.ServiceKey, string, error) {
+	proto := ys.Protocol
+	if proto == "" && ys.FWMark != nil {
+		proto = string(fsm.FWMark)
+	}
+	switch fsm.Protocol(proto) {
+	case fsm.TCP, fsm.UDP:
+		switch {
+		case ys.FWMark != nil:
+			return fsm.ServiceKey{}, "fwmark", fmt.Errorf("fwmark: only for protocol fwmark, not %s", proto)
+		case ys.IPv6:
+			return fsm.ServiceKey{}, "ipv6", fmt.Errorf("ipv6: only for fwmark services; %s takes the family from the address", proto)
+		case ys.Address == "":
+			return fsm.ServiceKey{}, "protocol", errors.New("address: missing")
+		case ys.Port == nil:
+			return fsm.ServiceKey{}, "protocol", errors.New("port: missing (port 0 is the all-ports service, with persistence)")
+		case *ys.Port < 0 || *ys.Port > math.MaxUint16:
+			return fsm.ServiceKey{}, "port", fmt.Errorf("port %d: want 0-65535", *ys.Port)
+		}
+		a, err := parseAddr(ys.Address)
+		if err != nil {
+			return fsm.ServiceKey{}, "address", err
+		}
+		return fsm.ServiceKey{Protocol: fsm.Protocol(proto), Address: a, Port: uint16(*ys.Port)}, "", nil
+	case fsm.FWMark:
+		switch {
+		case ys.Address != "":
+			return fsm.ServiceKey{}, "address", fmt.Errorf("address %q: a fwmark service matches by mark, not by address", ys.Address)
+		case ys.Port != nil:
+			return fsm.ServiceKey{}, "port", errors.New("port: a fwmark service matches by mark, not by port")
+		case ys.FWMark == nil:
+			return fsm.ServiceKey{}, "protocol", errors.New("fwmark: missing")
+		case *ys.FWMark < 1 || *ys.FWMark > math.MaxUint32:
+			return fsm.ServiceKey{}, "fwmark", fmt.Errorf("fwmark %d: want 1-4294967295", *ys.FWMark)
+		}
+		return fsm.ServiceKey{Protocol: fsm.FWMark, Mark: uint32(*ys.FWMark), IPv6: ys.IPv6}, "", nil
+	case "":
+		return fsm.ServiceKey{}, "", errors.New("protocol: missing (want tcp, udp or fwmark)")
+	}
+	return fsm.ServiceKey{}, "protocol", fmt.Errorf("protocol %q: want tcp, udp or fwmark", proto)
+}
+
+// buildServer builds a real server on the service's defaults; it also
+// returns the field to blame.
+func buildServer(s *yamlServer, def fsm.RealServer) (*fsm.RealServer, string, error) {
+	r := def
+	r.Name, r.State = s.Name, fsm.ServerState(s.State)
+	if s.Address == "" {
+		return nil, "", errors.New("address: missing")
+	}
+	var err error
+	if r.Address, err = parseAddr(s.Address); err != nil {
+		return nil, "address", err
+	}
+	if s.Port < 0 || s.Port > math.MaxUint16 {
+		return nil, "port", fmt.Errorf("port %d: want 0-65535", s.Port)
+	}
+	r.Port = uint16(s.Port)
+	if s.Forward != "" {
+		if r.Forward, err = parseForward(s.Forward); err != nil {
+			return nil, "forward", err
+		}
+	}
+	if s.Weight != nil {
+		r.Weight = *s.Weight
+	}
+	if s.Upper != nil {
+		if r.Upper, err = threshold("upper_threshold", *s.Upper); err != nil {
+			return nil, "upper_threshold", err
+		}
+	}
+	if s.Lower != nil {
+		if r.Lower, err = threshold("lower_threshold", *s.Lower); err != nil {
+			return nil, "lower_threshold", err
+		}
+	}
+	if s.State == "" {
+		r.State = fsm.Active
+	}
+	return &r, "", nil
+}
+
+func parseForward(s string) (fsm.Forward, error) {
+	switch f := fsm.Forward(s); f {
+	case fsm.DirectRoute, fsm.Tunnel, fsm.Masquerade:
+		return f, nil
+	}
+	return "", fmt.Errorf("forward %q: want droute, tunnel or masq", s)
+}
+
+func threshold(field string, v int64) (uint32, error) {
+	if v < 0 || v > math.MaxUint32 {
+		return 0, fmt.Errorf("%s %d: want 0-4294967295 connections (0 = none)", field, v)
+	}
+	return uint32(v), nil
+}

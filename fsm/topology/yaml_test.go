@@ -1,0 +1,350 @@
+package topology
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"net/netip"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/ipvsman/ipvsman/fsm"
+)
+
+func mustYAML(t *testing.T, text string) *fsm.Config {
+	t.Helper()
+	cfg, err := ParseYAML(strings.NewReader(text))
+	if err != nil {
+		t.Fatalf("ParseYAML:\n%s\nerror: %v", text, err)
+	}
+	return cfg
+}
+
+func jsonOf(t testing.TB, cfg *fsm.Config) string {
+	t.Helper()
+	b, err := json.MarshalIndent(cfg, "", " ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func load(t *testing.T, name string) *fsm.Config {
+	t.Helper()
+	data, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Parse(name, data)
+	if err != nil {
+		t.Fatalf("Parse(%s): %v", name, err)
+	}
+	return cfg
+}
+
+func TestClassicFilesAgree(t *testing.T) {
+	lines := load(t, "testdata/classic.topo")
+	structured := load(t, "testdata/classic.yaml")
+	if a, b := jsonOf(t, lines), jsonOf(t, structured); a != b {
+		t.Errorf("classic.topo and classic.yaml differ:\n%s\n---\n%s", a, b)
+	}
+	if len(lines.Services) != 3 {
+		t.Errorf("got %d services, want MyService, DNS and Shop", len(lines.Services))
+	}
+	if svc := lines.Services["tcp:193.123.45.12:80"]; svc == nil || len(svc.Servers) != 15 {
+		t.Errorf("MyService = %+v, want 15 servers", svc)
+	}
+	shop := lines.Services["fwmark:7"]
+	if shop == nil || shop.Persistence == nil || shop.Persistence.Timeout != 600 || shop.Servers["10.6.0.20:0"].Weight != 0 {
+		t.Errorf("Shop = %+v", shop)
+	}
+}
+
+// full exercises every field of the schema.
+const full = `
+version: 1
+vips:
+  - {address: 193.123.45.12/24, interface: eth0}
+  - {address: "2001:db8::1", interface: eth0.10}
+services:
+  - name: Web
+    protocol: tcp
+    address: 193.123.45.12
+    port: 443
+    scheduler: sh
+    flags: [sh-port, sh-fallback]
+    persistence: {timeout: 900, netmask: 255.255.255.0}
+    forward: masq
+    weight: 5
+    upper_threshold: 1000
+    lower_threshold: 100
+    servers:
+      - {name: web1, address: 10.3.0.10, port: 8443}
+      - {name: web2, address: 10.3.0.11, weight: 0, state: draining}
+      - {name: web3, address: 10.3.0.12, forward: droute, upper_threshold: 0, lower_threshold: 0, state: suspended}
+  - name: DNS6
+    protocol: udp
+    address: "2001:db8::53"
+    port: 53
+    one_packet: true
+    servers:
+      - {address: "2001:db8::a"}
+      - {address: 10.5.0.1, forward: tunnel}
+  - name: AllPorts
+    protocol: tcp
+    address: 193.123.45.14
+    port: 0
+    persistence: {}
+    servers:
+      - {name: any, address: 10.7.0.1}
+  - fwmark: 9
+    ipv6: true
+    scheduler: rr
+    servers:
+      - {address: "2001:db8::c", port: 8080, forward: masq}
+`
+
+func TestYAMLFull(t *testing.T) {
+	cfg := mustYAML(t, full)
+	if len(cfg.VIPs) != 2 || cfg.VIPs["2001:db8::1/128"].Interface != "eth0.10" || cfg.VIPs["193.123.45.12/24"].Interface != "eth0" {
+		t.Errorf("vips = %v", cfg.VIPs)
+	}
+	web := cfg.Services["tcp:193.123.45.12:443"]
+	if web == nil || web.Name != "Web" || web.Scheduler != "sh" || strings.Join(web.Flags, ",") != "sh-fallback,sh-port" ||
+		*web.Persistence != (fsm.Persistence{Timeout: 900, Netmask: "255.255.255.0"}) {
+		t.Fatalf("Web = %+v", web)
+	}
+	got := servers(web)
+	want := []string{
+		"web1@10.3.0.10:8443/masq/w5/x1000/y100",
+		"web2@10.3.0.11:443/masq/w0/x1000/y100/draining",
+		"web3@10.3.0.12:443/droute/w5/suspended",
+	}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("Web servers = %q\nwant %q", got, want)
+	}
+	dns := cfg.Services["udp:[2001:db8::53]:53"]
+	if dns == nil || !dns.OnePacket || dns.Scheduler != "wlc" || strings.Join(servers(dns), " ") != "@10.5.0.1:53/tunnel/w1 @[2001:db8::a]:53/droute/w1" {
+		t.Errorf("DNS6 = %+v %q", dns, servers(dns))
+	}
+	all := cfg.Services["tcp:193.123.45.14:0"]
+	if all == nil || all.Persistence == nil || all.Persistence.Timeout != fsm.DefaultPersistence {
+		t.Errorf("AllPorts = %+v", all)
+	}
+	m := cfg.Services["fwmark6:9"]
+	if m == nil || strings.Join(servers(m), " ") != "@[2001:db8::c]:8080/masq/w1" {
+		t.Errorf("fwmark6:9 = %+v", m)
+	}
+}
+
+func TestYAMLEmpty(t *testing.T) {
+	for _, in := range []string{"", "# nothing\n", "---\n", "{}", "services: []\n", "version: 1\n"} {
+		cfg := mustYAML(t, in)
+		if len(cfg.Services) != 0 || len(cfg.VIPs) != 0 || cfg.Services == nil {
+			t.Errorf("%q: got %+v", in, cfg)
+		}
+	}
+}
+
+func TestYAMLErrors(t *testing.T) {
+	svc := "services:\n  - name: S\n    protocol: tcp\n    address: 10.0.0.1\n    port: 80\n"
+	tests := []struct {
+		name, in string
+		want     []string
+	}{
+		{"unknown top-level", "version: 1\nhealth: {}\n", []string{`line 2: field "health" is not a top-level key`}},
+		{"unknown service field", svc + "    check: {http: /}\n", []string{`line 6: services[0]: field "check" is not a service key`}},
+		{"unknown server field", svc + "    servers:\n      - {address: 10.1.0.1}\n      - {address: 10.1.0.2, colour: red}\n",
+			[]string{`line 8: services[0].servers[1]: field "colour" is not a real server key`}},
+		{"unknown persistence field", svc + "    persistence: {time: 5}\n", []string{`line 6: services[0].persistence: field "time" is not a persistence key`}},
+		{"unknown vip field", "vips:\n  - {address: 10.0.0.1/24, interface: eth0, label: x}\n", []string{`line 2: vips[0]: field "label" is not a vip key`}},
+		{"wrong type", "services: 3\n", []string{"line 1:", "a list of services"}},
+		{"wrong scalar", svc + "    weight: heavy\n", []string{"line 6: services[0].weight: cannot unmarshal !!str `heavy` into int"}},
+		{"wrong scalar in flow", svc + "    servers:\n      - {address: 10.1.0.1, port: eighty}\n", []string{"line 7: services[0].servers[0].port: cannot unmarshal !!str `eighty` into int"}},
+		{"syntax", "services:\n  - name: [\n", []string{"line 2: did not find expected node content"}},
+		{"two documents", "version: 1\n---\nversion: 1\n", []string{"line 2: a topology is one YAML document"}},
+		{"duplicate key", "version: 1\nversion: 1\n", []string{`line 2: mapping key "version" already defined at line 1`}},
+		{"version", "version: 2\n", []string{"line 1: version 2: this ipvsman reads version 1"}},
+		{"protocol", "services:\n  - name: S\n    protocol: sctp\n", []string{`line 3: services[0]: service "S": protocol "sctp": want tcp, udp or fwmark`}},
+		{"no protocol", "services:\n  - name: S\n    address: 10.0.0.1\n", []string{`line 2: services[0]: service "S": protocol: missing`}},
+		{"no port", "services:\n  - name: S\n    protocol: tcp\n    address: 10.0.0.1\n", []string{`services[0]: service "S": port: missing`}},
+		{"port range", "services:\n  - {protocol: udp, address: 10.0.0.1, port: 70000}\n", []string{"line 2: services[0]: port 70000: want 0-65535"}},
+		{"bad address", "services:\n  - name: S\n    protocol: tcp\n    address: 10.0.0.x\n    port: 80\n",
+			[]string{`line 4: services[0]: service "S": address "10.0.0.x": not an IP address`}},
+		{"fwmark with address", "services:\n  - {protocol: fwmark, fwmark: 1, address: 10.0.0.1}\n", []string{`services[0]: address "10.0.0.1": a fwmark service matches by mark`}},
+		{"fwmark with port", "services:\n  - {fwmark: 1, port: 80}\n", []string{"services[0]: port: a fwmark service matches by mark"}},
+		{"fwmark 0", "services:\n  - {fwmark: 0}\n", []string{"services[0]: fwmark 0: want 1-4294967295"}},
+		{"fwmark missing", "services:\n  - {protocol: fwmark}\n", []string{"services[0]: fwmark: missing"}},
+		{"tcp with fwmark", svc + "    fwmark: 3\n", []string{`line 6: services[0]: service "S": fwmark: only for protocol fwmark`}},
+		{"tcp with ipv6", svc + "    ipv6: true\n", []string{`line 6: services[0]: service "S": ipv6: only for fwmark services`}},
+		{"scheduler", svc + "    scheduler: fair\n", []string{`line 2: services[0]: service "S": service tcp:10.0.0.1:80 scheduler "fair": unknown`}},
+		{"persistence timeout", svc + "    persistence: {timeout: -1}\n", []string{`line 6: services[0].persistence: service "S": persistence timeout -1`}},
+		{"forward", svc + "    forward: nat\n", []string{`line 6: services[0]: service "S": forward "nat": want droute, tunnel or masq`}},
+		{"default weight", svc + "    weight: 70000\n", []string{`line 6: services[0]: service "S": weight 70000: want 0-65535`}},
+		{"default threshold", svc + "    upper_threshold: -5\n", []string{`line 6: services[0]: service "S": upper_threshold -5`}},
+		{"server address", svc + "    servers:\n      - {name: web1, address: 10.1.0.x}\n",
+			[]string{`line 7: services[0].servers[0]: real server "web1": address "10.1.0.x": not an IP address`}},
+		{"server address missing", svc + "    servers:\n      - {name: web1}\n", []string{`line 7: services[0].servers[0]: real server "web1": address: missing`}},
+		{"server port", svc + "    servers:\n      - {address: 10.1.0.1, port: -1}\n", []string{"line 7: services[0].servers[0]: port -1"}},
+		{"server forward", svc + "    servers:\n      - {address: 10.1.0.1, forward: gre}\n", []string{`services[0].servers[0]: forward "gre"`}},
+		{"server weight", svc + "    servers:\n      - {address: 10.1.0.1, weight: 65536}\n", []string{"services[0].servers[0]: real server 10.1.0.1:80 of service tcp:10.0.0.1:80 weight 65536: out of range"}},
+		{"server threshold", svc + "    servers:\n      - {address: 10.1.0.1, lower_threshold: 4294967296}\n", []string{"services[0].servers[0]: lower_threshold 4294967296"}},
+		{"thresholds order", svc + "    servers:\n      - {address: 10.1.0.1, upper_threshold: 5, lower_threshold: 6}\n", []string{"lower threshold 6: above the upper threshold 5"}},
+		{"server state", svc + "    servers:\n      - {name: a, address: 10.1.0.1, state: down}\n", []string{`line 7: services[0].servers[0]: real server "a":`, `state "down": want active, suspended or draining`}},
+		{"server family", svc + "    servers:\n      - {address: \"2001:db8::1\"}\n", []string{"services[0].servers[0]:", "address family differs"}},
+		{"duplicate server", svc + "    forward: droute\n    servers:\n      - {name: a, address: 10.1.0.1}\n      - {name: b, address: 10.1.0.1, port: 8080}\n",
+			[]string{`line 9: services[0].servers[1]: real server "b": 10.1.0.1:80: listed twice (also services[0].servers[0] on line 8)`}},
+		{"duplicate service", svc + "  - {name: T, protocol: tcp, address: 10.0.0.1, port: 80}\n",
+			[]string{`line 6: services[1]: service "T": service tcp:10.0.0.1:80: defined twice (also services[0] on line 2)`}},
+		{"duplicate fwmark", "services:\n  - {fwmark: 1}\n  - {protocol: fwmark, fwmark: 1}\n", []string{"line 3: services[1]: service fwmark:1: defined twice (also services[0] on line 2)"}},
+		{"vip", "vips:\n  - {address: 10.0.0.1/40, interface: eth0}\n", []string{`line 2: vips[0]: address "10.0.0.1/40": want ADDRESS/PREFIXLEN`}},
+		{"vip missing address", "vips:\n  - {interface: eth0}\n", []string{"line 2: vips[0]: address: missing"}},
+		{"vip interface", "vips:\n  - {address: 10.0.0.1/24}\n", []string{`line 2: vips[0]: vip 10.0.0.1/24 interface ""`}},
+		{"vip twice", "vips:\n  - {address: 10.0.0.1/24, interface: eth0}\n  - address: 10.0.0.1/24\n    interface: eth1\n",
+			[]string{"line 3: vips[1]: vip 10.0.0.1/24: defined twice (also vips[0] on line 2)"}},
+		{"several", "services:\n  - {protocol: x}\n  - {protocol: y}\n", []string{`line 2: services[0]: protocol "x"`, `line 3: services[1]: protocol "y"`}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := ParseYAML(strings.NewReader(tc.in))
+			if err == nil {
+				t.Fatalf("ParseYAML(%q) = %v, want an error", tc.in, cfg)
+			}
+			if cfg != nil {
+				t.Errorf("got a config with the error %v", err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q\ndoes not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestParseChoosesForm(t *testing.T) {
+	yamlText := []byte("services:\n  - {name: S, protocol: tcp, address: 10.0.0.1, port: 80}\n")
+	lineText := []byte("S:t:10.0.0.1:80\n")
+	for _, name := range []string{"a.yaml", "a.yml", "A.YAML", "dir.d/b.Yml"} {
+		if cfg, err := Parse(name, yamlText); err != nil || cfg.Services["tcp:10.0.0.1:80"] == nil {
+			t.Errorf("Parse(%s) = %v, %v", name, cfg, err)
+		}
+	}
+	for _, name := range []string{"a.topo", "a", "-", "", "yaml", "a.yaml.bak"} {
+		if cfg, err := Parse(name, lineText); err != nil || cfg.Services["tcp:10.0.0.1:80"] == nil {
+			t.Errorf("Parse(%q) = %v, %v", name, cfg, err)
+		}
+	}
+	_, err := Parse("lb.topo", []byte("A:x:1.2.3.4:80\nB:y:1.2.3.4:80\n"))
+	want := "lb.topo: line 1: service \"A:x:1.2.3.4:80\": protocol \"x\": want t, u or f (f6 for IPv6 fwmark)\n" +
+		"lb.topo: line 2: service \"B:y:1.2.3.4:80\": protocol \"y\": want t, u or f (f6 for IPv6 fwmark)"
+	if err == nil || err.Error() != want {
+		t.Errorf("got %v\nwant %s", err, want)
+	}
+	if _, err := Parse("-", []byte("A:x:1.2.3.4:80")); err == nil || !strings.HasPrefix(err.Error(), "line 1:") {
+		t.Errorf("stdin error = %v, want no file prefix", err)
+	}
+}
+
+func TestReadError(t *testing.T) {
+	boom := errors.New("boom")
+	if _, err := ParseLines(failReader{boom}); !errors.Is(err, boom) {
+		t.Errorf("ParseLines: %v", err)
+	}
+	if _, err := ParseYAML(failReader{boom}); !errors.Is(err, boom) {
+		t.Errorf("ParseYAML: %v", err)
+	}
+}
+
+type failReader struct{ err error }
+
+func (r failReader) Read([]byte) (int, error) { return 0, r.err }
+
+// roundTrip checks the MarshalYAML contract and that a second export is
+// byte-identical, so exports can be diffed.
+func roundTrip(t testing.TB, cfg *fsm.Config) {
+	t.Helper()
+	before := jsonOf(t, cfg)
+	out, err := MarshalYAML(cfg)
+	if err != nil {
+		t.Fatalf("MarshalYAML: %v", err)
+	}
+	if after := jsonOf(t, cfg); after != before {
+		t.Fatalf("MarshalYAML changed its input")
+	}
+	back, err := ParseYAML(bytes.NewReader(out))
+	if err != nil {
+		t.Fatalf("ParseYAML(MarshalYAML(cfg)): %v\n%s", err, out)
+	}
+	if got := jsonOf(t, back); got != before {
+		t.Fatalf("round trip differs:\n%s\n---\n%s\nYAML:\n%s", before, got, out)
+	}
+	again, err := MarshalYAML(back)
+	if err != nil || !bytes.Equal(again, out) {
+		t.Fatalf("second export differs (%v):\n%s\n---\n%s", err, out, again)
+	}
+}
+
+func TestMarshalRoundTrip(t *testing.T) {
+	t.Run("classic", func(t *testing.T) { roundTrip(t, load(t, "testdata/classic.topo")) })
+	t.Run("full", func(t *testing.T) { roundTrip(t, mustYAML(t, full)) })
+	t.Run("empty", func(t *testing.T) { roundTrip(t, fsm.NewConfig()) })
+	t.Run("lines", func(t *testing.T) {
+		roundTrip(t, mustLines(t, `vip 10.0.0.1/24 eth0
+`+exampleLine+`
+W6:t:[::1]:80 ["v1+:[::a-c]:8080:3"] (-m -w 0 -x 9 -y 1)
+T6:u:[2001:db8::1]:0 ["t:10.0.0.9"] (-i -p 60 -M 64)
+M:f:1 ["a:10.1.0.1:81", "b:10.1.0.2"] (-i -o)
+true:u:10.0.0.2:53 ["yes:10.5.0.1", "null:10.5.0.2", "0x1:10.5.0.3", "1e3:10.5.0.4"]`))
+	})
+	t.Run("built", func(t *testing.T) {
+		// A config as the cluster holds it, built through fsm's ops.
+		cfg, err := fsm.ApplyOps(fsm.NewConfig(), []fsm.Op{
+			{Kind: fsm.OpAddService, Service: &fsm.Service{Key: fsm.ServiceKey{Protocol: fsm.TCP, Address: netip.MustParseAddr("10.0.0.1"), Port: 80}, Name: "x"}},
+			{Kind: fsm.OpAddServer, ServiceKey: fsm.ServiceKey{Protocol: fsm.TCP, Address: netip.MustParseAddr("10.0.0.1"), Port: 80},
+				Server: &fsm.RealServer{Address: netip.MustParseAddr("10.1.0.1"), Forward: fsm.Masquerade, Weight: 2, State: fsm.Draining}},
+			{Kind: fsm.OpAddServer, ServiceKey: fsm.ServiceKey{Protocol: fsm.TCP, Address: netip.MustParseAddr("10.0.0.1"), Port: 80},
+				Server: &fsm.RealServer{Address: netip.MustParseAddr("10.1.0.2"), Port: 8080, Forward: fsm.Masquerade, Weight: 2}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.VIPs["10.0.0.1/24"] = fsm.VIP{Prefix: netip.MustParsePrefix("10.0.0.1/24"), Interface: "eth0"}
+		if err := fsm.ValidateConfig(cfg); err != nil {
+			t.Fatal(err)
+		}
+		roundTrip(t, cfg)
+	})
+}
+
+func TestMarshalShape(t *testing.T) {
+	out, err := MarshalYAML(load(t, "testdata/classic.topo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"version: 1\n",
+		"    forward: masq\n",
+		"      - {name: Intel_web1, address: 10.3.0.10, port: 8080}\n",
+		"      - {name: AMD_spare9, address: 10.4.6.28}\n",
+		"    persistence: {timeout: 600, netmask: 255.255.255.0}\n",
+		"      - {name: shop_spare, address: 10.6.0.20, weight: 0}\n",
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("export lacks %q:\n%s", want, out)
+		}
+	}
+	// Servers in numeric address order, not string order.
+	if i, j := strings.Index(string(out), "Intel_web2,"), strings.Index(string(out), "Intel_web10,"); i > j {
+		t.Errorf("Intel_web10 sorted before Intel_web2:\n%s", out)
+	}
+	if _, err := MarshalYAML(nil); err == nil {
+		t.Error("MarshalYAML(nil): no error")
+	}
+	bad := fsm.NewConfig()
+	bad.Services["tcp:10.0.0.1:80"] = nil
+	if _, err := MarshalYAML(bad); err == nil {
+		t.Error("MarshalYAML with a nil service: no error")
+	}
+}
