@@ -1,0 +1,410 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ipvsman/ipvsman/cluster"
+	"github.com/ipvsman/ipvsman/fsm"
+)
+
+// MaxBody bounds every request body.
+const MaxBody = 16 << 20
+
+// Server serves the API of one node.
+type Server struct {
+	Node        *cluster.Node
+	Token       string
+	Self        fsm.Member // this node's addresses, for joins
+	IPVS        string     // the daemon's --ipvs mode, reported in status
+	Log         *slog.Logger
+	WaitLeader  time.Duration // how long a write waits for a leader to appear
+	forwardHTTP *http.Client
+	once        sync.Once
+}
+
+// Handler returns the routed, authenticated handler.
+func (s *Server) Handler() http.Handler {
+	s.once.Do(func() {
+		s.forwardHTTP = &http.Client{Timeout: 30 * time.Second}
+		if s.WaitLeader == 0 {
+			s.WaitLeader = 10 * time.Second
+		}
+	})
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/status", s.status)
+	mux.HandleFunc("GET /v1/cluster/status", s.clusterStatus)
+	mux.HandleFunc("GET /v1/config", s.config)
+	mux.HandleFunc("GET /v1/history", s.history)
+	mux.HandleFunc("GET /v1/history/{version}", s.historyEntry)
+	mux.HandleFunc("POST /v1/ops", s.write(s.ops))
+	mux.HandleFunc("POST /v1/config", s.write(s.apply))
+	mux.HandleFunc("POST /v1/rollback", s.write(s.rollback))
+	mux.HandleFunc("POST /v1/zero", s.write(s.zero))
+	mux.HandleFunc("POST /v1/cluster/join", s.write(s.join))
+	mux.HandleFunc("POST /v1/cluster/leave", s.write(s.leave))
+	mux.HandleFunc("POST /v1/cluster/transfer", s.write(s.transfer))
+	mux.HandleFunc("POST /v1/cluster/join-via", s.joinVia)
+	return s.auth(mux)
+}
+
+func (s *Server) auth(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(s.Token)) != 1 {
+			writeError(w, http.StatusUnauthorized, "unauthorized", "missing or wrong cluster token (--token / IPVSMAN_TOKEN)")
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, MaxBody)
+		next.ServeHTTP(w, r)
+	})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, kind, msg string) {
+	writeJSON(w, code, ErrorResponse{Error: msg, Kind: kind})
+}
+
+func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
+	st := s.Node.Status()
+	st.IPVS = s.IPVS
+	writeJSON(w, http.StatusOK, st)
+}
+
+// clusterStatus asks every member for its own status, so that an operator
+// sees each node's applied index, not just this node's opinion of it.
+func (s *Server) clusterStatus(w http.ResponseWriter, r *http.Request) {
+	s.consistent(r) // so the member list includes every recorded API address
+	st := s.Node.Status()
+	st.IPVS = s.IPVS
+	out := ClusterStatus{Via: st.ID, Nodes: make([]NodeView, len(st.Servers))}
+	var wg sync.WaitGroup
+	for i, srv := range st.Servers {
+		out.Nodes[i] = NodeView{ID: srv.ID, APIAddr: srv.APIAddr}
+		if srv.ID == st.ID {
+			me := st
+			out.Nodes[i].Reachable, out.Nodes[i].Status = true, &me
+			continue
+		}
+		if srv.APIAddr == "" {
+			out.Nodes[i].Error = "API address not recorded"
+			continue
+		}
+		wg.Add(1)
+		go func(v *NodeView) {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+			defer cancel()
+			c := &Client{Base: v.APIAddr, Token: s.Token}
+			ns, err := c.Status(ctx)
+			if err != nil {
+				v.Error = err.Error()
+				return
+			}
+			v.Reachable, v.Status = true, &ns
+		}(&out.Nodes[i])
+	}
+	wg.Wait()
+	writeJSON(w, http.StatusOK, out)
+}
+
+// consistent makes a read show every write acknowledged before it (see
+// cluster.Node.ConsistentRead). Without a reachable leader the read is served
+// from this node's state and marked stale rather than refused: an operator
+// in the middle of a failover still wants to see the table.
+func (s *Server) consistent(r *http.Request) (stale string) {
+	if r.URL.Query().Get("stale") != "" {
+		return "stale read requested"
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	defer cancel()
+	err := s.Node.ConsistentRead(ctx, func(ctx context.Context) (uint64, error) {
+		_, api, err := s.Node.LeaderAPI()
+		if err != nil {
+			return 0, err
+		}
+		st, err := (&Client{Base: api, Token: s.Token}).Status(ctx)
+		return st.CommitIndex, err
+	})
+	if err != nil {
+		return err.Error()
+	}
+	return ""
+}
+
+func (s *Server) config(w http.ResponseWriter, r *http.Request) {
+	var resp ConfigResponse
+	resp.Stale = s.consistent(r)
+	stale := resp.Stale
+	s.Node.View(func(st *fsm.State, applied uint64) {
+		resp = ConfigResponse{Version: st.Version, Config: st.Config, Verdicts: make(map[string]fsm.Verdict, len(st.Verdicts)), Node: s.Node.ID(), Applied: applied, Stale: stale}
+		for k, v := range st.Verdicts {
+			resp.Verdicts[k] = v
+		}
+	})
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) history(w http.ResponseWriter, r *http.Request) {
+	s.consistent(r)
+	var items []HistoryItem
+	s.Node.View(func(st *fsm.State, _ uint64) {
+		for _, h := range st.History {
+			items = append(items, HistoryItem{Version: h.Version, Time: h.Time, Actor: h.Actor, Summary: h.Summary})
+		}
+	})
+	if items == nil {
+		items = []HistoryItem{}
+	}
+	writeJSON(w, http.StatusOK, items)
+}
+
+func (s *Server) historyEntry(w http.ResponseWriter, r *http.Request) {
+	v, err := strconv.ParseUint(r.PathValue("version"), 10, 64)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "rejected", fmt.Sprintf("version %q: want a number", r.PathValue("version")))
+		return
+	}
+	s.consistent(r)
+	var entry *fsm.HistoryEntry
+	s.Node.View(func(st *fsm.State, _ uint64) {
+		if i := slices.IndexFunc(st.History, func(h fsm.HistoryEntry) bool { return h.Version == v }); i >= 0 {
+			e := st.History[i]
+			entry = &e
+		}
+	})
+	if entry == nil {
+		writeError(w, http.StatusNotFound, "rejected", fmt.Sprintf("version %d: not in history", v))
+		return
+	}
+	writeJSON(w, http.StatusOK, entry)
+}
+
+// leaderFunc runs a write on the leader and returns the response body.
+type leaderFunc func(ctx context.Context, body []byte, actor string) (any, error)
+
+// write wraps a leader-only handler: it runs it here when this node leads,
+// and otherwise forwards the request to the leader, waiting up to
+// WaitLeader for one to be elected.
+func (s *Server) write(h leaderFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			writeError(w, http.StatusRequestEntityTooLarge, "rejected", fmt.Sprintf("request body: %v", err))
+			return
+		}
+		actor := r.Header.Get(HeaderActor)
+		if actor == "" {
+			actor = "api@" + r.RemoteAddr
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), s.WaitLeader)
+		defer cancel()
+		backoff := 25 * time.Millisecond
+		for {
+			var resp any
+			if s.Node.IsLeader() {
+				resp, err = h(ctx, body, actor)
+				if err == nil {
+					writeJSON(w, http.StatusOK, resp)
+					return
+				}
+			} else if r.Header.Get(HeaderForwarded) != "" {
+				// Never forward twice: the sender retries with the new leader.
+				writeError(w, http.StatusServiceUnavailable, "no-leader", "this node is no longer the leader")
+				return
+			} else if err = s.forward(ctx, w, r, body, actor); err == nil {
+				return
+			}
+			var rej *cluster.RejectedError
+			switch {
+			case errors.As(err, &rej):
+				writeError(w, http.StatusBadRequest, "rejected", rej.Reason)
+				return
+			case errors.Is(err, cluster.ErrNotLeader) || errors.Is(err, cluster.ErrNoLeader):
+			default:
+				writeError(w, http.StatusInternalServerError, "internal", err.Error())
+				return
+			}
+			select {
+			case <-ctx.Done():
+				writeError(w, http.StatusServiceUnavailable, "no-leader", fmt.Sprintf("no leader accepted the request within %s: %v", s.WaitLeader, err))
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(backoff*2, 500*time.Millisecond)
+		}
+	}
+}
+
+// forward passes the request to the leader. A 503 from it (it lost the
+// leadership meanwhile) becomes ErrNotLeader so that the caller retries.
+func (s *Server) forward(ctx context.Context, w http.ResponseWriter, r *http.Request, body []byte, actor string) error {
+	_, api, err := s.Node.LeaderAPI()
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, r.Method, baseURL(api)+r.URL.RequestURI(), bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", r.Header.Get("Authorization"))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(HeaderActor, actor)
+	req.Header.Set(HeaderForwarded, s.Node.ID())
+	resp, err := s.forwardHTTP.Do(req)
+	if err != nil {
+		return fmt.Errorf("%w: forward to leader at %s: %w", cluster.ErrNoLeader, api, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusServiceUnavailable {
+		return fmt.Errorf("%w: leader at %s answered 503", cluster.ErrNotLeader, api)
+	}
+	w.Header().Set("Content-Type", resp.Header.Get("Content-Type"))
+	w.WriteHeader(resp.StatusCode)
+	_, err = io.Copy(w, resp.Body)
+	if err != nil {
+		s.Log.Warn("forward copy failed", "err", err)
+	}
+	return nil
+}
+
+func decode[T any](body []byte) (T, error) {
+	var v T
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&v); err != nil {
+		return v, &cluster.RejectedError{Reason: fmt.Sprintf("request body: %v", err)}
+	}
+	return v, nil
+}
+
+func (s *Server) commit(ctx context.Context, typ fsm.CommandType, payload any, actor string) (any, error) {
+	res, err := s.Node.Propose(ctx, typ, payload, actor)
+	if err != nil {
+		return nil, err
+	}
+	return WriteResponse{Result: res, Leader: s.Node.ID()}, nil
+}
+
+func (s *Server) ops(ctx context.Context, body []byte, actor string) (any, error) {
+	req, err := decode[OpsRequest](body)
+	if err != nil {
+		return nil, err
+	}
+	return s.commit(ctx, fsm.CmdOps, fsm.OpsPayload{Ops: req.Ops}, actor)
+}
+
+func (s *Server) apply(ctx context.Context, body []byte, actor string) (any, error) {
+	req, err := decode[ApplyRequest](body)
+	if err != nil {
+		return nil, err
+	}
+	p := fsm.ReplaceConfigPayload{Config: req.Config, Reason: req.Reason}
+	diff, err := s.Node.Preview(fsm.CmdReplaceConfig, p)
+	if err != nil || req.DryRun {
+		return ApplyResponse{Diff: diff, DryRun: true}, err
+	}
+	res, err := s.Node.Propose(ctx, fsm.CmdReplaceConfig, p, actor)
+	return ApplyResponse{Diff: diff, Result: res}, err
+}
+
+func (s *Server) rollback(ctx context.Context, body []byte, actor string) (any, error) {
+	req, err := decode[RollbackRequest](body)
+	if err != nil {
+		return nil, err
+	}
+	p := fsm.RollbackPayload{Version: req.Version}
+	diff, err := s.Node.Preview(fsm.CmdRollback, p)
+	if err != nil || req.DryRun {
+		return ApplyResponse{Diff: diff, DryRun: true}, err
+	}
+	res, err := s.Node.Propose(ctx, fsm.CmdRollback, p, actor)
+	return ApplyResponse{Diff: diff, Result: res}, err
+}
+
+func (s *Server) zero(ctx context.Context, body []byte, actor string) (any, error) {
+	req, err := decode[ZeroRequest](body)
+	if err != nil {
+		return nil, err
+	}
+	return s.commit(ctx, fsm.CmdZeroCounters, fsm.ZeroCountersPayload{Service: req.Service}, actor)
+}
+
+func (s *Server) join(ctx context.Context, body []byte, actor string) (any, error) {
+	m, err := decode[fsm.Member](body)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Node.AddMember(ctx, m, actor); err != nil {
+		return nil, err
+	}
+	return WriteResponse{Leader: s.Node.ID()}, nil
+}
+
+// leave removes a node; when the leader itself is asked to leave, it hands
+// leadership over first and the request is retried on the new leader.
+func (s *Server) leave(ctx context.Context, body []byte, actor string) (any, error) {
+	req, err := decode[NodeRequest](body)
+	if err != nil {
+		return nil, err
+	}
+	if req.ID == "" {
+		return nil, &cluster.RejectedError{Reason: "leave: id: missing"}
+	}
+	if req.ID == s.Node.ID() {
+		if err := s.Node.Transfer(""); err != nil {
+			return nil, err
+		}
+		return nil, cluster.ErrNotLeader
+	}
+	if err := s.Node.RemoveMember(ctx, req.ID, actor); err != nil {
+		return nil, err
+	}
+	return WriteResponse{Leader: s.Node.ID()}, nil
+}
+
+func (s *Server) transfer(_ context.Context, body []byte, _ string) (any, error) {
+	req, err := decode[NodeRequest](body)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Node.Transfer(req.ID); err != nil {
+		return nil, err
+	}
+	return WriteResponse{Leader: req.ID}, nil
+}
+
+// joinVia makes this node ask a member to add it. It runs on the joining
+// node, which alone knows its own addresses.
+func (s *Server) joinVia(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	req, err := decode[JoinViaRequest](body)
+	if err != nil || req.Member == "" {
+		writeError(w, http.StatusBadRequest, "rejected", fmt.Sprintf("join: member API address: missing or malformed (%v)", err))
+		return
+	}
+	c := &Client{Base: req.Member, Token: s.Token, Actor: r.Header.Get(HeaderActor)}
+	if err := c.Join(r.Context(), s.Self); err != nil {
+		writeError(w, http.StatusBadGateway, "rejected", fmt.Sprintf("join through %s: %v", req.Member, err))
+		return
+	}
+	s.Log.Info("joined the cluster", "node", s.Self.ID, "via", req.Member)
+	writeJSON(w, http.StatusOK, WriteResponse{})
+}

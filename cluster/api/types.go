@@ -1,0 +1,100 @@
+// Package api is the one door into a node: HTTP + JSON for the CLI, the
+// console, joins and scripts. The server lives beside the client so that
+// both sides of every request are written and tested together.
+package api
+
+import (
+	"github.com/ipvsman/ipvsman/cluster"
+	"github.com/ipvsman/ipvsman/fsm"
+)
+
+// Headers the client sets.
+const (
+	HeaderActor     = "X-Ipvsman-Actor"     // who asked: user@host
+	HeaderForwarded = "X-Ipvsman-Forwarded" // set on a request a follower passed to the leader
+)
+
+// ErrorResponse is the body of every non-2xx answer.
+type ErrorResponse struct {
+	Error string `json:"error"`
+	Kind  string `json:"kind"` // rejected, unauthorized, no-leader, internal
+}
+
+// ConfigResponse is GET /v1/config.
+type ConfigResponse struct {
+	Version  uint64                 `json:"version"`
+	Config   *fsm.Config            `json:"config"`
+	Verdicts map[string]fsm.Verdict `json:"verdicts"`
+	Node     string                 `json:"node"`
+	Applied  uint64                 `json:"applied_index"`
+	Stale    string                 `json:"stale,omitempty"` // why the read may miss recent writes
+}
+
+// WriteResponse answers every committed write.
+type WriteResponse struct {
+	Result fsm.Result `json:"result"`
+	Leader string     `json:"leader"`
+}
+
+// OpsRequest is POST /v1/ops: ipvsadm commands, applied atomically.
+type OpsRequest struct {
+	Ops []fsm.Op `json:"ops"`
+}
+
+// ApplyRequest is POST /v1/config: replace the whole topology.
+type ApplyRequest struct {
+	Config *fsm.Config `json:"config"`
+	Reason string      `json:"reason,omitempty"`
+	DryRun bool        `json:"dry_run,omitempty"`
+}
+
+// ApplyResponse lists what changed (or would change, for a dry run).
+type ApplyResponse struct {
+	Diff   []string   `json:"diff"`
+	DryRun bool       `json:"dry_run"`
+	Result fsm.Result `json:"result"`
+}
+
+// RollbackRequest is POST /v1/rollback.
+type RollbackRequest struct {
+	Version uint64 `json:"version"`
+	DryRun  bool   `json:"dry_run,omitempty"`
+}
+
+// HistoryItem is one version without its config.
+type HistoryItem struct {
+	Version uint64 `json:"version"`
+	Time    int64  `json:"time"`
+	Actor   string `json:"actor"`
+	Summary string `json:"summary"`
+}
+
+// JoinViaRequest asks a node to join the cluster through a member's API.
+type JoinViaRequest struct {
+	Member string `json:"member"`
+}
+
+// NodeRequest names a node for leave and transfer ("" = this node / any).
+type NodeRequest struct {
+	ID string `json:"id"`
+}
+
+// ZeroRequest is POST /v1/zero.
+type ZeroRequest struct {
+	Service string `json:"service,omitempty"`
+}
+
+// NodeView is one member's status as fetched by GET /v1/cluster/status.
+type NodeView struct {
+	ID        string          `json:"id"`
+	APIAddr   string          `json:"api_addr"`
+	Reachable bool            `json:"reachable"`
+	Error     string          `json:"error,omitempty"`
+	Status    *cluster.Status `json:"status,omitempty"`
+}
+
+// ClusterStatus is GET /v1/cluster/status.
+type ClusterStatus struct {
+	Via   string     `json:"via"` // the node that answered
+	Nodes []NodeView `json:"nodes"`
+}

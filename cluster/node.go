@@ -1,0 +1,486 @@
+// Package cluster runs the Raft node that replicates the fsm model: the log
+// and stable store in raft-boltdb/v2, file snapshots, a TCP transport,
+// bootstrap, membership changes, leadership transfer and the write path
+// (validate, stamp, propose). It never touches the kernel.
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"go.etcd.io/bbolt"
+
+	"github.com/ipvsman/ipvsman/fsm"
+)
+
+// Config of a node. Timing defaults are tuned for fast failover on a LAN:
+// a new leader in well under a second after the old one is cut off, and
+// LeaderLeaseTimeout < HeartbeatTimeout so that an isolated leader steps
+// down before any other node can be elected.
+type Config struct {
+	NodeID             string
+	DataDir            string
+	RaftAddr           string // host:port to listen on and advertise
+	APIAddr            string // advertised API address (host:port) for forwarding
+	Bootstrap          bool
+	HeartbeatTimeout   time.Duration
+	ElectionTimeout    time.Duration
+	LeaderLeaseTimeout time.Duration
+	CommitTimeout      time.Duration
+	ApplyTimeout       time.Duration
+	Logger             *slog.Logger
+	Fatal              func(error)      // called when the log holds what this build must not skip
+	Clock              func() time.Time // stamps commands; time.Now when nil
+}
+
+// DefaultTiming fills zero timings with the tuned defaults.
+func (c *Config) DefaultTiming() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&c.HeartbeatTimeout, 300*time.Millisecond)
+	def(&c.ElectionTimeout, 300*time.Millisecond)
+	def(&c.LeaderLeaseTimeout, 150*time.Millisecond)
+	def(&c.CommitTimeout, 20*time.Millisecond)
+	def(&c.ApplyTimeout, 10*time.Second)
+}
+
+var (
+	// ErrNotLeader means the write must go to the leader.
+	ErrNotLeader = errors.New("this node is not the leader")
+	// ErrNoLeader means no leader is known right now; retry.
+	ErrNoLeader = errors.New("no leader elected")
+)
+
+// RejectedError is a write that failed validation: nothing was committed.
+type RejectedError struct{ Reason string }
+
+func (e *RejectedError) Error() string { return e.Reason }
+
+// Node is one member of the cluster.
+type Node struct {
+	cfg       Config
+	log       *slog.Logger
+	raft      *raft.Raft
+	machine   *machine
+	store     *raftboltdb.BoltStore
+	transport *raft.NetworkTransport
+	notifyCh  chan bool
+
+	writeMu sync.Mutex // serializes Check+Apply so that validation sees the state the command applies to
+	done    chan struct{}
+	wg      sync.WaitGroup
+}
+
+// Open starts the node: it opens (or creates) the data directory, starts
+// Raft, and bootstraps a new single-node cluster if asked and nothing exists.
+func Open(cfg Config) (*Node, error) {
+	cfg.DefaultTiming()
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	if cfg.Fatal == nil {
+		cfg.Fatal = func(err error) { cfg.Logger.Error("fatal", "err", err); os.Exit(3) }
+	}
+	if err := checkNodeID(cfg.DataDir, cfg.NodeID); err != nil {
+		return nil, err
+	}
+	hl := NewHCLog(cfg.Logger, "raft", hclog.Warn)
+
+	store, err := raftboltdb.New(raftboltdb.Options{
+		Path:        filepath.Join(cfg.DataDir, "raft.db"),
+		BoltOptions: &bbolt.Options{Timeout: 2 * time.Second},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open raft store %s: %w (is another ipvsmand using this data dir?)", filepath.Join(cfg.DataDir, "raft.db"), err)
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, 2, hl)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("open snapshot store: %w", err)
+	}
+	addr, err := net.ResolveTCPAddr("tcp", cfg.RaftAddr)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("raft-addr %q: %w", cfg.RaftAddr, err)
+	}
+	if addr.IP == nil || addr.IP.IsUnspecified() {
+		store.Close()
+		return nil, fmt.Errorf("raft-addr %q: give an address the other nodes can reach, not a wildcard", cfg.RaftAddr)
+	}
+	transport, err := raft.NewTCPTransportWithLogger(cfg.RaftAddr, addr, 3, 5*time.Second, hl)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("raft-addr %q: %w", cfg.RaftAddr, err)
+	}
+
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.NodeID)
+	rc.HeartbeatTimeout = cfg.HeartbeatTimeout
+	rc.ElectionTimeout = cfg.ElectionTimeout
+	rc.LeaderLeaseTimeout = cfg.LeaderLeaseTimeout
+	rc.CommitTimeout = cfg.CommitTimeout
+	rc.Logger = hl
+	notifyCh := make(chan bool, 16)
+	rc.NotifyCh = notifyCh
+	if err := raft.ValidateConfig(rc); err != nil {
+		transport.Close()
+		store.Close()
+		return nil, fmt.Errorf("raft timing: %w", err)
+	}
+
+	n := &Node{cfg: cfg, log: cfg.Logger, store: store, transport: transport, notifyCh: notifyCh, done: make(chan struct{})}
+	n.machine = newMachine(cfg.Logger, cfg.Fatal)
+
+	existing, err := raft.HasExistingState(store, store, snaps)
+	if err != nil {
+		transport.Close()
+		store.Close()
+		return nil, fmt.Errorf("inspect raft state: %w", err)
+	}
+	r, err := raft.NewRaft(rc, n.machine, store, store, snaps, transport)
+	if err != nil {
+		transport.Close()
+		store.Close()
+		return nil, fmt.Errorf("start raft: %w", err)
+	}
+	n.raft = r
+	if cfg.Bootstrap && !existing {
+		f := r.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: transport.LocalAddr()}}})
+		if err := f.Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+			n.Shutdown(context.Background())
+			return nil, fmt.Errorf("bootstrap: %w", err)
+		}
+		n.log.Info("bootstrapped a new cluster", "node", cfg.NodeID, "raft_addr", cfg.RaftAddr)
+	}
+	n.wg.Add(1)
+	go n.watchLeadership()
+	return n, nil
+}
+
+// checkNodeID refuses a data dir that belongs to another node: its Raft log
+// would make this node impersonate that one.
+func checkNodeID(dir, id string) error {
+	if id == "" {
+		return fmt.Errorf("node-id: missing")
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("data-dir %q: %w", dir, err)
+	}
+	p := filepath.Join(dir, "node-id")
+	b, err := os.ReadFile(p)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		if err := os.WriteFile(p, []byte(id+"\n"), 0o600); err != nil {
+			return fmt.Errorf("data-dir %q: %w", dir, err)
+		}
+		return nil
+	case err != nil:
+		return fmt.Errorf("data-dir %q: %w", dir, err)
+	}
+	if have := strings.TrimSpace(string(b)); have != id {
+		return fmt.Errorf("data-dir %q belongs to node %q, not %q", dir, have, id)
+	}
+	return nil
+}
+
+// watchLeadership logs every leadership change and, on gaining it, waits
+// for the log to be applied (Barrier) before acting on the state.
+func (n *Node) watchLeadership() {
+	defer n.wg.Done()
+	for {
+		select {
+		case <-n.done:
+			return
+		case leader := <-n.notifyCh:
+			if !leader {
+				n.log.Info("leadership lost", "node", n.cfg.NodeID, "term", n.raft.Stats()["term"])
+				continue
+			}
+			start := time.Now()
+			if err := n.raft.Barrier(n.cfg.ApplyTimeout).Error(); err != nil {
+				n.log.Warn("leadership gained but barrier failed", "node", n.cfg.NodeID, "err", err)
+				continue
+			}
+			n.log.Info("leadership gained", "node", n.cfg.NodeID, "term", n.raft.Stats()["term"], "barrier", time.Since(start).String())
+			n.recordSelf()
+		}
+	}
+}
+
+// recordSelf makes sure the member record of the leader itself is current,
+// so followers can forward writes to it.
+func (n *Node) recordSelf() {
+	me := fsm.Member{ID: n.cfg.NodeID, RaftAddr: string(n.transport.LocalAddr()), APIAddr: n.cfg.APIAddr}
+	var have fsm.Member
+	n.machine.view(func(s *fsm.State, _ uint64) { have = s.Members[me.ID] })
+	if have == me {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ApplyTimeout)
+	defer cancel()
+	if _, err := n.Propose(ctx, fsm.CmdSetMember, fsm.SetMemberPayload{Member: me}, "ipvsmand@"+me.ID); err != nil {
+		n.log.Warn("could not record own addresses", "node", me.ID, "err", err)
+	}
+}
+
+// Propose validates a command against the current state, stamps it with the
+// leader's clock and the actor, commits it and returns the applied result.
+func (n *Node) Propose(ctx context.Context, typ fsm.CommandType, payload any, actor string) (fsm.Result, error) {
+	n.writeMu.Lock()
+	defer n.writeMu.Unlock()
+	if n.raft.State() != raft.Leader {
+		return fsm.Result{}, ErrNotLeader
+	}
+	cmd, err := fsm.NewCommand(typ, n.cfg.Clock().UnixNano(), actor, payload)
+	if err != nil {
+		return fsm.Result{}, err
+	}
+	var checkErr error
+	n.machine.view(func(s *fsm.State, _ uint64) { checkErr = s.Check(cmd) })
+	if checkErr != nil {
+		return fsm.Result{}, &RejectedError{Reason: checkErr.Error()}
+	}
+	b, err := cmd.Encode()
+	if err != nil {
+		return fsm.Result{}, err
+	}
+	timeout := n.cfg.ApplyTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl)
+	}
+	f := n.raft.Apply(b, timeout)
+	if err := f.Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+			return fsm.Result{}, fmt.Errorf("%w: %w", ErrNotLeader, err)
+		}
+		return fsm.Result{}, fmt.Errorf("commit %s: %w", typ, err)
+	}
+	resp, _ := f.Response().(applyResponse)
+	if resp.Result.Err != "" {
+		return resp.Result, &RejectedError{Reason: resp.Result.Err}
+	}
+	return resp.Result, nil
+}
+
+// Preview reports the configuration diff a command would make now.
+func (n *Node) Preview(typ fsm.CommandType, payload any) ([]string, error) {
+	cmd, err := fsm.NewCommand(typ, 0, "", payload)
+	if err != nil {
+		return nil, err
+	}
+	var diff []string
+	n.machine.view(func(s *fsm.State, _ uint64) { diff, err = s.Preview(cmd) })
+	if err != nil {
+		return nil, &RejectedError{Reason: err.Error()}
+	}
+	return diff, nil
+}
+
+// ConsistentRead waits until this node has applied everything the leader
+// had committed when asked, so that a read through a follower shows every
+// write acknowledged before it. The leader's commit index comes from
+// leaderCommit (an API call), or from Raft when this node leads.
+func (n *Node) ConsistentRead(ctx context.Context, leaderCommit func(ctx context.Context) (uint64, error)) error {
+	var idx uint64
+	if n.IsLeader() {
+		if err := n.raft.VerifyLeader().Error(); err != nil {
+			return fmt.Errorf("%w: %w", ErrNotLeader, err)
+		}
+		idx = n.raft.CommitIndex()
+	} else {
+		var err error
+		if idx, err = leaderCommit(ctx); err != nil {
+			return err
+		}
+	}
+	return n.machine.waitApplied(ctx, idx)
+}
+
+// View runs f with the replicated state read-locked.
+func (n *Node) View(f func(s *fsm.State, applied uint64)) { n.machine.view(f) }
+
+// Subscribe returns a channel signalled (coalesced) after each state change.
+func (n *Node) Subscribe() <-chan struct{} { return n.machine.subscribe() }
+
+// ID is this node's ID.
+func (n *Node) ID() string { return n.cfg.NodeID }
+
+// IsLeader reports whether this node is the Raft leader now.
+func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
+
+// LeaderAPI returns the leader's ID and API address, or ErrNoLeader.
+func (n *Node) LeaderAPI() (id, api string, err error) {
+	_, lid := n.raft.LeaderWithID()
+	if lid == "" {
+		return "", "", ErrNoLeader
+	}
+	n.machine.view(func(s *fsm.State, _ uint64) { api = s.Members[string(lid)].APIAddr })
+	if api == "" {
+		return string(lid), "", fmt.Errorf("%w: leader %s has not recorded its API address yet", ErrNoLeader, lid)
+	}
+	return string(lid), api, nil
+}
+
+// AddMember adds a node as a voter and records its addresses (leader only).
+// Adding a node that is already a member with the same address is a no-op
+// in Raft, so a restarted node may join again.
+func (n *Node) AddMember(ctx context.Context, m fsm.Member, actor string) error {
+	if !n.IsLeader() {
+		return ErrNotLeader
+	}
+	if m.ID == "" || m.RaftAddr == "" || m.APIAddr == "" {
+		return &RejectedError{Reason: fmt.Sprintf("join of node %q: id, raft_addr and api_addr are required", m.ID)}
+	}
+	if _, err := net.ResolveTCPAddr("tcp", m.RaftAddr); err != nil {
+		return &RejectedError{Reason: fmt.Sprintf("join of node %q: raft_addr %q: %v", m.ID, m.RaftAddr, err)}
+	}
+	if err := n.raft.AddVoter(raft.ServerID(m.ID), raft.ServerAddress(m.RaftAddr), 0, n.cfg.ApplyTimeout).Error(); err != nil {
+		return fmt.Errorf("add voter %s at %s: %w", m.ID, m.RaftAddr, err)
+	}
+	n.log.Info("member added", "node", m.ID, "raft_addr", m.RaftAddr, "api_addr", m.APIAddr)
+	_, err := n.Propose(ctx, fsm.CmdSetMember, fsm.SetMemberPayload{Member: m}, actor)
+	return err
+}
+
+// RemoveMember removes another node from the Raft configuration (leader only).
+func (n *Node) RemoveMember(ctx context.Context, id, actor string) error {
+	if !n.IsLeader() {
+		return ErrNotLeader
+	}
+	if id == n.cfg.NodeID {
+		return &RejectedError{Reason: "the leader cannot remove itself: transfer leadership first"}
+	}
+	if !n.inConfiguration(id) {
+		return &RejectedError{Reason: fmt.Sprintf("node %q: not a member", id)}
+	}
+	if err := n.raft.RemoveServer(raft.ServerID(id), 0, n.cfg.ApplyTimeout).Error(); err != nil {
+		return fmt.Errorf("remove %s: %w", id, err)
+	}
+	n.log.Info("member removed", "node", id)
+	var recorded bool
+	n.machine.view(func(s *fsm.State, _ uint64) { _, recorded = s.Members[id] })
+	if !recorded {
+		return nil
+	}
+	_, err := n.Propose(ctx, fsm.CmdRemoveMember, fsm.RemoveMemberPayload{ID: id}, actor)
+	return err
+}
+
+func (n *Node) inConfiguration(id string) bool {
+	f := n.raft.GetConfiguration()
+	if f.Error() != nil {
+		return false
+	}
+	for _, s := range f.Configuration().Servers {
+		if string(s.ID) == id {
+			return true
+		}
+	}
+	return false
+}
+
+// Transfer hands leadership to id, or to the most up-to-date follower when
+// id is empty (leader only).
+func (n *Node) Transfer(id string) error {
+	if !n.IsLeader() {
+		return ErrNotLeader
+	}
+	var f raft.Future
+	if id == "" {
+		f = n.raft.LeadershipTransfer()
+	} else {
+		if id == n.cfg.NodeID {
+			return &RejectedError{Reason: fmt.Sprintf("node %q is already the leader", id)}
+		}
+		addr := n.addressOf(id)
+		if addr == "" {
+			return &RejectedError{Reason: fmt.Sprintf("node %q: not a member", id)}
+		}
+		f = n.raft.LeadershipTransferToServer(raft.ServerID(id), addr)
+	}
+	start := time.Now()
+	if err := f.Error(); err != nil {
+		return fmt.Errorf("leadership transfer: %w", err)
+	}
+	n.log.Info("leadership transferred", "from", n.cfg.NodeID, "to", id, "took", time.Since(start).String())
+	return nil
+}
+
+func (n *Node) addressOf(id string) raft.ServerAddress {
+	f := n.raft.GetConfiguration()
+	if f.Error() != nil {
+		return ""
+	}
+	for _, s := range f.Configuration().Servers {
+		if string(s.ID) == id {
+			return s.Address
+		}
+	}
+	return ""
+}
+
+// Shutdown hands leadership over when this node leads and others can take
+// it, then stops Raft and closes the stores.
+func (n *Node) Shutdown(ctx context.Context) error {
+	select {
+	case <-n.done:
+		return nil
+	default:
+	}
+	if n.IsLeader() && n.voters() > 1 {
+		f := n.raft.LeadershipTransfer()
+		errc := make(chan error, 1)
+		go func() { errc <- f.Error() }()
+		select {
+		case err := <-errc:
+			if err != nil {
+				n.log.Warn("leadership hand-over before shutdown failed", "err", err)
+			} else {
+				n.log.Info("leadership handed over before shutdown", "node", n.cfg.NodeID)
+			}
+		case <-ctx.Done():
+			n.log.Warn("leadership hand-over before shutdown timed out")
+		}
+	}
+	close(n.done)
+	err := n.raft.Shutdown().Error()
+	n.wg.Wait()
+	if cerr := n.transport.Close(); err == nil {
+		err = cerr
+	}
+	if cerr := n.store.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func (n *Node) voters() int {
+	f := n.raft.GetConfiguration()
+	if f.Error() != nil {
+		return 0
+	}
+	c := 0
+	for _, s := range f.Configuration().Servers {
+		if s.Suffrage == raft.Voter {
+			c++
+		}
+	}
+	return c
+}
