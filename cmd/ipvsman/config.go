@@ -1,0 +1,175 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ipvsman/ipvsman/fsm/ipvsadm"
+	"github.com/ipvsman/ipvsman/fsm/topology"
+)
+
+func historyCmd(g *globals) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "history [VERSION]",
+		Short: "List configuration versions, or print one version as ipvsadm -S lines",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := g.ctx()
+			defer cancel()
+			if len(args) == 1 {
+				v, err := strconv.ParseUint(args[0], 10, 64)
+				if err != nil {
+					return fmt.Errorf("version %q: want a number", args[0])
+				}
+				e, err := c.HistoryEntry(ctx, v)
+				if err != nil {
+					return err
+				}
+				return ipvsadm.FormatSave(os.Stdout, e.Config, true, nil)
+			}
+			items, err := c.History(ctx)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return json.NewEncoder(os.Stdout).Encode(items)
+			}
+			tw := tabwriter.NewWriter(os.Stdout, 0, 8, 2, ' ', 0)
+			fmt.Fprintln(tw, "VERSION\tTIME\tACTOR\tCHANGE")
+			for _, h := range items {
+				lines := strings.Split(h.Summary, "\n")
+				when := time.Unix(0, h.Time).UTC().Format(time.RFC3339)
+				for i, l := range lines {
+					if i == 0 {
+						fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", h.Version, when, h.Actor, l)
+					} else {
+						fmt.Fprintf(tw, "\t\t\t%s\n", l)
+					}
+				}
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func printDiff(diff []string, dryRun bool, version uint64, changed bool) {
+	for _, l := range diff {
+		fmt.Println(l)
+	}
+	switch {
+	case len(diff) == 0:
+		fmt.Println("no changes")
+	case dryRun:
+		fmt.Printf("dry run: %d changes, nothing committed\n", len(diff))
+	case changed:
+		fmt.Printf("committed as version %d\n", version)
+	}
+}
+
+func rollbackCmd(g *globals) *cobra.Command {
+	var dryRun bool
+	cmd := &cobra.Command{
+		Use:   "rollback VERSION",
+		Short: "Make a new configuration version equal to an old one",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			v, err := strconv.ParseUint(args[0], 10, 64)
+			if err != nil {
+				return fmt.Errorf("version %q: want a number", args[0])
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := g.ctx()
+			defer cancel()
+			r, err := c.Rollback(ctx, v, dryRun)
+			if err != nil {
+				return err
+			}
+			printDiff(r.Diff, r.DryRun, r.Result.Version, r.Result.Changed)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "show the changes without committing them")
+	return cmd
+}
+
+func applyCmd(g *globals) *cobra.Command {
+	var file string
+	var dryRun bool
+	cmd := &cobra.Command{
+		Use:   "apply -f FILE",
+		Short: "Replace the whole topology with a file (one-line form, or YAML for .yaml/.yml)",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			if file == "" {
+				return fmt.Errorf("-f FILE: missing")
+			}
+			data, err := os.ReadFile(file)
+			if err != nil {
+				return fmt.Errorf("-f %q: %w", file, err)
+			}
+			cfg, err := topology.Parse(file, data)
+			if err != nil {
+				return fmt.Errorf("%s: %w", file, err)
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := g.ctx()
+			defer cancel()
+			r, err := c.Apply(ctx, cfg, "apply "+filepath.Base(file), dryRun)
+			if err != nil {
+				return err
+			}
+			printDiff(r.Diff, r.DryRun, r.Result.Version, r.Result.Changed)
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&file, "file", "f", "", "topology file")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "show the changes without committing them")
+	return cmd
+}
+
+func exportCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "export",
+		Short: "Print the current topology as a YAML topology file",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := g.ctx()
+			defer cancel()
+			resp, err := c.Config(ctx)
+			if err != nil {
+				return err
+			}
+			b, err := topology.MarshalYAML(resp.Config)
+			if err != nil {
+				return err
+			}
+			_, err = os.Stdout.Write(b)
+			return err
+		},
+	}
+}

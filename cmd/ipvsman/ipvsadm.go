@@ -1,0 +1,145 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ipvsman/ipvsman/fsm/ipvsadm"
+)
+
+// runIpvsadm executes one ipvsadm command line against the cluster.
+func runIpvsadm(g *globals, args []string) error {
+	cmd, err := ipvsadm.Parse(args)
+	if err != nil {
+		return err
+	}
+	switch cmd.Action {
+	case ipvsadm.ActionHelp:
+		fmt.Print(ipvsadm.Usage("ipvsman") + globalUsage)
+		return nil
+	case ipvsadm.ActionVersion:
+		fmt.Printf("ipvsman %s (ipvsadm command language, applied cluster-wide)\n", Version)
+		return nil
+	}
+	c, err := g.client()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := g.ctx()
+	defer cancel()
+	switch cmd.Action {
+	case ipvsadm.ActionOps:
+		_, err = c.Ops(ctx, cmd.Ops)
+		return err
+	case ipvsadm.ActionRestore:
+		ops, err := ipvsadm.ParseRestore(bufio.NewReader(os.Stdin))
+		if err != nil {
+			return err
+		}
+		if len(ops) == 0 {
+			return nil
+		}
+		_, err = c.Ops(ctx, ops)
+		return err
+	case ipvsadm.ActionZero:
+		svc := ""
+		if cmd.Zero != nil {
+			svc = cmd.Zero.String()
+		}
+		return c.Zero(ctx, svc)
+	case ipvsadm.ActionList, ipvsadm.ActionSave:
+		resp, err := c.Config(ctx)
+		if err != nil {
+			return err
+		}
+		if resp.Stale != "" {
+			fmt.Fprintf(os.Stderr, "ipvsman: warning: node %s may be behind the cluster (%s)\n", resp.Node, resp.Stale)
+		}
+		var res ipvsadm.Resolver
+		if !cmd.List.Numeric {
+			res = &resolver{}
+		}
+		w := bufio.NewWriter(os.Stdout)
+		if cmd.Action == ipvsadm.ActionSave {
+			err = ipvsadm.FormatSave(w, resp.Config, cmd.List.Numeric, res)
+		} else {
+			// Until the director reports the kernel's own values (milestone 3),
+			// the header shows what every kernel since 2.6 reports by default.
+			err = ipvsadm.FormatList(w, ipvsadm.Header{Version: "1.2.1", Size: 4096}, resp.Config, nil, cmd.List, res)
+		}
+		if err != nil {
+			return err
+		}
+		return w.Flush()
+	}
+	return fmt.Errorf("%s: not supported", cmd.Action)
+}
+
+// resolver gives names for -L without -n, as ipvsadm does: reverse DNS for
+// addresses (bounded in time) and /etc/services for ports.
+type resolver struct {
+	services map[string]string
+}
+
+func (r *resolver) Host(a netip.Addr) string {
+	ch := make(chan string, 1)
+	go func() {
+		names, err := net.LookupAddr(a.String())
+		if err != nil || len(names) == 0 {
+			ch <- ""
+			return
+		}
+		ch <- strings.TrimSuffix(names[0], ".")
+	}()
+	select {
+	case n := <-ch:
+		if n != "" {
+			return n
+		}
+	case <-time.After(time.Second):
+	}
+	return a.String()
+}
+
+func (r *resolver) Port(port uint16, proto string) string {
+	if r.services == nil {
+		r.services = readServices("/etc/services")
+	}
+	if n, ok := r.services[strconv.Itoa(int(port))+"/"+proto]; ok {
+		return n
+	}
+	return strconv.Itoa(int(port))
+}
+
+func readServices(path string) map[string]string {
+	m := map[string]string{}
+	f, err := os.Open(path)
+	if err != nil {
+		return m
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line, _, _ := strings.Cut(sc.Text(), "#")
+		fields := strings.Fields(line)
+		if len(fields) < 2 {
+			continue
+		}
+		if _, seen := m[fields[1]]; !seen {
+			m[fields[1]] = fields[0]
+		}
+	}
+	return m
+}
+
+const globalUsage = `
+Every change applies to the whole cluster, through the node at --api.
+Global flags: --api ADDRESS (IPVSMAN_API), --token TOKEN (IPVSMAN_TOKEN), --token-file FILE (IPVSMAN_TOKEN_FILE).
+Other commands: ipvsman cluster|history|rollback|apply|export|version --help
+`

@@ -1,0 +1,153 @@
+// Command ipvsman is the operator's CLI: ipvsadm's command language applied
+// cluster-wide, plus cluster, history and topology commands.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/user"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ipvsman/ipvsman/cluster/api"
+)
+
+// globals are the connection settings every command shares.
+type globals struct {
+	api, token, tokenFile string
+	timeout               time.Duration
+}
+
+func main() {
+	g := &globals{}
+	ipvsadmMode, rest, err := g.split(os.Args[1:])
+	if err == nil && ipvsadmMode {
+		err = runIpvsadm(g, rest)
+	} else if err == nil {
+		root := rootCmd(g)
+		root.SetArgs(os.Args[1:])
+		err = root.Execute()
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ipvsman:", err)
+		os.Exit(1)
+	}
+}
+
+// split tells ipvsadm's language ("-A -t …", "-L -n", or nothing, which
+// ipvsadm lists) from ipvsman's subcommands. In ipvsadm mode it takes the
+// global flags out, wherever they stand, since ipvsadm's parser owns the rest.
+func (g *globals) split(args []string) (ipvsadm bool, rest []string, err error) {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		name, val, hasVal := strings.Cut(a, "=")
+		dst := map[string]*string{"--api": &g.api, "--token": &g.token, "--token-file": &g.tokenFile}[name]
+		if dst == nil {
+			rest = append(rest, a)
+			continue
+		}
+		if !hasVal {
+			if i+1 >= len(args) {
+				return false, nil, fmt.Errorf("%s: missing value", name)
+			}
+			i++
+			val = args[i]
+		}
+		*dst = val
+	}
+	if len(rest) == 0 {
+		return true, rest, nil
+	}
+	first := rest[0]
+	if first == "-h" || first == "--help" {
+		return false, nil, nil
+	}
+	return strings.HasPrefix(first, "-"), rest, nil
+}
+
+// client builds the API client from flags, then the environment.
+func (g *globals) client() (*api.Client, error) {
+	base := g.api
+	if base == "" {
+		base = os.Getenv("IPVSMAN_API")
+	}
+	if base == "" {
+		base = "127.0.0.1:7080"
+	}
+	token := g.token
+	if token == "" {
+		token = os.Getenv("IPVSMAN_TOKEN")
+	}
+	tf := g.tokenFile
+	if tf == "" {
+		tf = os.Getenv("IPVSMAN_TOKEN_FILE")
+	}
+	if token == "" && tf != "" {
+		b, err := os.ReadFile(tf)
+		if err != nil {
+			return nil, fmt.Errorf("--token-file %q: %w", tf, err)
+		}
+		token = strings.TrimSpace(string(b))
+	}
+	if token == "" {
+		return nil, errors.New("no cluster token: give --token, --token-file, IPVSMAN_TOKEN or IPVSMAN_TOKEN_FILE")
+	}
+	return &api.Client{Base: base, Token: token, Actor: actor()}, nil
+}
+
+func (g *globals) ctx() (context.Context, context.CancelFunc) {
+	t := g.timeout
+	if t == 0 {
+		t = 60 * time.Second
+	}
+	return context.WithTimeout(context.Background(), t)
+}
+
+// actor names who made a change, for the history: user@host.
+func actor() string {
+	name := "unknown"
+	if u, err := user.Current(); err == nil {
+		name = u.Username
+	}
+	host, _ := os.Hostname()
+	return name + "@" + host
+}
+
+func rootCmd(g *globals) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "ipvsman",
+		Short: "Operate a replicated IPVS director cluster",
+		Long: `ipvsman operates an ipvsman cluster through any node's API.
+
+It speaks ipvsadm's command language, applied to the whole cluster:
+  ipvsman -A -t 10.0.0.1:80 -s wlc
+  ipvsman -a -t 10.0.0.1:80 -r 10.3.0.10:8080 -m -w 3
+  ipvsman -L -n
+and has subcommands for the cluster, the configuration history and topology files.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.api, "api", g.api, "API address of any node (env IPVSMAN_API; default 127.0.0.1:7080)")
+	pf.StringVar(&g.token, "token", g.token, "cluster token (env IPVSMAN_TOKEN)")
+	pf.StringVar(&g.tokenFile, "token-file", g.tokenFile, "file holding the cluster token (env IPVSMAN_TOKEN_FILE)")
+	pf.DurationVar(&g.timeout, "timeout", 60*time.Second, "how long to wait for the cluster")
+	root.AddCommand(clusterCmd(g), historyCmd(g), rollbackCmd(g), applyCmd(g), exportCmd(g), versionCmd())
+	return root
+}
+
+// Version is set at build time (-ldflags "-X main.Version=…").
+var Version = "dev"
+
+func versionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		Run:   func(c *cobra.Command, _ []string) { fmt.Fprintln(c.OutOrStdout(), "ipvsman", Version) },
+	}
+}

@@ -1,0 +1,174 @@
+// Command ipvsmand is the ipvsman daemon: one director node of the cluster.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ipvsman/ipvsman/cluster"
+	"github.com/ipvsman/ipvsman/cluster/api"
+	"github.com/ipvsman/ipvsman/director"
+	"github.com/ipvsman/ipvsman/fsm"
+)
+
+type options struct {
+	nodeID, dataDir, raftAddr, apiAddr, apiAdvertise string
+	bootstrap                                        bool
+	join, tokenFile, ipvs, logLevel, logFormat       string
+	timing                                           cluster.Config
+}
+
+func main() {
+	var o options
+	cmd := &cobra.Command{
+		Use:           "ipvsmand",
+		Short:         "ipvsman daemon: one director node of a replicated IPVS cluster",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Args:          cobra.NoArgs,
+		RunE:          func(*cobra.Command, []string) error { return run(o) },
+	}
+	f := cmd.Flags()
+	host, _ := os.Hostname()
+	f.StringVar(&o.nodeID, "node-id", host, "stable, unique name of this node")
+	f.StringVar(&o.dataDir, "data-dir", "/var/lib/ipvsman", "directory for the Raft log, snapshots and node identity")
+	f.StringVar(&o.raftAddr, "raft-addr", "127.0.0.1:7000", "host:port for Raft traffic, reachable by the other nodes")
+	f.StringVar(&o.apiAddr, "api-addr", "127.0.0.1:7080", "host:port the HTTP API listens on (loopback unless told otherwise)")
+	f.StringVar(&o.apiAdvertise, "api-advertise", "", "API address other nodes use to reach this one (default: --api-addr)")
+	f.BoolVar(&o.bootstrap, "bootstrap", false, "create a new cluster with this node as its first member (ignored when the data dir has state)")
+	f.StringVar(&o.join, "join", "", "API address of any member to join through")
+	f.StringVar(&o.tokenFile, "token-file", "", "file holding the shared cluster token (required)")
+	f.StringVar(&o.ipvs, "ipvs", "on", "program the kernel's IPVS table: on, or off (cluster only, for hosts without IPVS and tests)")
+	f.DurationVar(&o.timing.HeartbeatTimeout, "heartbeat-timeout", 300*time.Millisecond, "Raft heartbeat timeout")
+	f.DurationVar(&o.timing.ElectionTimeout, "election-timeout", 300*time.Millisecond, "Raft election timeout")
+	f.DurationVar(&o.timing.LeaderLeaseTimeout, "leader-lease-timeout", 150*time.Millisecond, "Raft leader lease; must be below the heartbeat timeout so an isolated leader steps down first")
+	f.DurationVar(&o.timing.CommitTimeout, "commit-timeout", 20*time.Millisecond, "Raft commit timeout")
+	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&o.logFormat, "log-format", "text", "text or json")
+	if err := cmd.Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "ipvsmand:", err)
+		os.Exit(1)
+	}
+}
+
+func newLogger(level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}
+
+func readToken(path string) (string, error) {
+	if path == "" {
+		return "", errors.New("--token-file: missing (writes and joins need the shared cluster token)")
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("--token-file %q: %w", path, err)
+	}
+	t := strings.TrimSpace(string(b))
+	if len(t) < 16 {
+		return "", fmt.Errorf("--token-file %q: token has %d characters, want at least 16", path, len(t))
+	}
+	return t, nil
+}
+
+func run(o options) error {
+	log, err := newLogger(o.logLevel, o.logFormat)
+	if err != nil {
+		return err
+	}
+	slog.SetDefault(log)
+	switch o.ipvs {
+	case "off":
+		log.Info("ipvs programming off: running the cluster only", "node", o.nodeID)
+	case "on":
+		if err := director.CheckKernel(); err != nil {
+			return fmt.Errorf("--ipvs=on: %w; load the ip_vs module (modprobe ip_vs) or run with --ipvs=off", err)
+		}
+		log.Info("ipvs present in the kernel", "node", o.nodeID)
+	default:
+		return fmt.Errorf("--ipvs %q: want on or off", o.ipvs)
+	}
+	token, err := readToken(o.tokenFile)
+	if err != nil {
+		return err
+	}
+	if o.bootstrap && o.join != "" {
+		return errors.New("--bootstrap and --join: give one, not both")
+	}
+	ln, err := net.Listen("tcp", o.apiAddr)
+	if err != nil {
+		return fmt.Errorf("--api-addr %q: %w", o.apiAddr, err)
+	}
+	advertise := o.apiAdvertise
+	if advertise == "" {
+		advertise = ln.Addr().String()
+	}
+
+	cfg := o.timing
+	cfg.NodeID, cfg.DataDir, cfg.RaftAddr, cfg.APIAddr, cfg.Bootstrap, cfg.Logger = o.nodeID, o.dataDir, o.raftAddr, advertise, o.bootstrap, log
+	fatal := make(chan error, 1)
+	cfg.Fatal = func(err error) {
+		select {
+		case fatal <- err:
+		default:
+		}
+	}
+	node, err := cluster.Open(cfg)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	self := fsm.Member{ID: o.nodeID, RaftAddr: o.raftAddr, APIAddr: advertise}
+	srv := &api.Server{Node: node, Token: token, Self: self, IPVS: o.ipvs, Log: log}
+	httpSrv := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			fatal <- fmt.Errorf("api: %w", err)
+		}
+	}()
+	log.Info("ipvsmand started", "node", o.nodeID, "raft_addr", o.raftAddr, "api_addr", ln.Addr().String(), "ipvs", o.ipvs)
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if o.join != "" {
+		c := &api.Client{Base: o.join, Token: token, Actor: "ipvsmand@" + o.nodeID}
+		go api.JoinLoop(ctx, c, self, log)
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down", "node", o.nodeID, "reason", "signal")
+	case runErr = <-fatal:
+		log.Error("stopping", "node", o.nodeID, "err", runErr)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := node.Shutdown(sctx); err != nil {
+		log.Warn("raft shutdown", "err", err)
+	}
+	_ = httpSrv.Shutdown(sctx)
+	log.Info("stopped", "node", o.nodeID)
+	return runErr
+}
