@@ -1,0 +1,273 @@
+// Package harness starts real ipvsmand processes and runs the real ipvsman
+// CLI against them, for the multi-process tests (loopback, network
+// namespaces and the lab). Production code never imports it.
+package harness
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	buildOnce sync.Once
+	buildDir  string
+	buildErr  error
+)
+
+// Binaries builds bin/ipvsmand and bin/ipvsman once per test process, with
+// the race detector when the test binary has it.
+func Binaries(t testing.TB) (daemon, cli string) {
+	t.Helper()
+	buildOnce.Do(func() {
+		buildDir, buildErr = os.MkdirTemp("", "ipvsman-bin-")
+		if buildErr != nil {
+			return
+		}
+		root, err := repoRoot()
+		if err != nil {
+			buildErr = err
+			return
+		}
+		for _, name := range []string{"ipvsmand", "ipvsman"} {
+			args := []string{"build", "-o", filepath.Join(buildDir, name)}
+			if raceEnabled {
+				args = append(args, "-race")
+			}
+			cmd := exec.Command("go", append(args, "./cmd/"+name)...)
+			cmd.Dir = root
+			if out, err := cmd.CombinedOutput(); err != nil {
+				buildErr = fmt.Errorf("go build %s: %w\n%s", name, err, out)
+				return
+			}
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return filepath.Join(buildDir, "ipvsmand"), filepath.Join(buildDir, "ipvsman")
+}
+
+func repoRoot() (string, error) {
+	_, file, _, _ := runtime.Caller(0)
+	dir := filepath.Dir(file)
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("go.mod not found above %s", file)
+		}
+		dir = parent
+	}
+}
+
+// FreeAddr returns a loopback address with a port the kernel just had free.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// Eventually polls cond until it reports true or the deadline passes; the
+// last reason is in the failure message.
+func Eventually(t testing.TB, timeout time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	wait := 20 * time.Millisecond
+	var why string
+	for {
+		ok, reason := cond()
+		if ok {
+			return
+		}
+		why = reason
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not reached within %s: %s", what, timeout, why)
+		}
+		time.Sleep(wait)
+		wait = min(wait*2, 250*time.Millisecond)
+	}
+}
+
+// Cluster is a set of ipvsmand processes sharing a token.
+type Cluster struct {
+	t         testing.TB
+	Dir       string
+	Daemon    string
+	CLIBin    string
+	TokenFile string
+	Nodes     map[string]*Node
+}
+
+// Node is one ipvsmand process and its fixed addresses.
+type Node struct {
+	c        *Cluster
+	ID       string
+	RaftAddr string
+	APIAddr  string
+	DataDir  string
+	Args     []string // extra flags, kept across restarts
+	cmd      *exec.Cmd
+	done     chan error
+	logFile  *os.File
+}
+
+// NewCluster prepares a directory and a token; nodes are added with Add.
+func NewCluster(t testing.TB) *Cluster {
+	t.Helper()
+	d, cli := Binaries(t)
+	dir := t.TempDir()
+	b := make([]byte, 24)
+	rand.Read(b)
+	tf := filepath.Join(dir, "token")
+	if err := os.WriteFile(tf, []byte(hex.EncodeToString(b)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := &Cluster{t: t, Dir: dir, Daemon: d, CLIBin: cli, TokenFile: tf, Nodes: map[string]*Node{}}
+	t.Cleanup(c.killAll)
+	return c
+}
+
+// Add defines a node with fresh loopback ports; Start runs it.
+func (c *Cluster) Add(id string, args ...string) *Node {
+	n := &Node{c: c, ID: id, RaftAddr: FreeAddr(c.t), APIAddr: FreeAddr(c.t), DataDir: filepath.Join(c.Dir, id), Args: args}
+	c.Nodes[id] = n
+	return n
+}
+
+// Start runs the node's daemon with its addresses, data dir and extra args.
+func (n *Node) Start(extra ...string) {
+	n.c.t.Helper()
+	if n.cmd != nil {
+		n.c.t.Fatalf("node %s already running", n.ID)
+	}
+	args := []string{
+		"--node-id", n.ID, "--data-dir", n.DataDir, "--raft-addr", n.RaftAddr, "--api-addr", n.APIAddr,
+		"--token-file", n.c.TokenFile, "--ipvs=off", "--log-format", "json",
+	}
+	args = append(append(args, n.Args...), extra...)
+	f, err := os.OpenFile(filepath.Join(n.c.Dir, n.ID+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		n.c.t.Fatal(err)
+	}
+	cmd := exec.Command(n.c.Daemon, args...)
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Start(); err != nil {
+		n.c.t.Fatal(err)
+	}
+	n.cmd, n.logFile, n.done = cmd, f, make(chan error, 1)
+	go func() { n.done <- cmd.Wait() }()
+}
+
+// Running reports whether the daemon process is alive.
+func (n *Node) Running() bool { return n.cmd != nil }
+
+// Kill sends SIGKILL, as a crash would, and waits for the process to end.
+func (n *Node) Kill() { n.signal(syscall.SIGKILL) }
+
+// Stop sends SIGTERM and waits for a clean exit.
+func (n *Node) Stop() error { return n.signal(syscall.SIGTERM) }
+
+func (n *Node) signal(sig syscall.Signal) error {
+	if n.cmd == nil {
+		return nil
+	}
+	_ = n.cmd.Process.Signal(sig)
+	var err error
+	select {
+	case err = <-n.done:
+	case <-time.After(30 * time.Second):
+		_ = n.cmd.Process.Kill()
+		err = <-n.done
+		err = fmt.Errorf("node %s did not exit within 30s of %s: %v", n.ID, sig, err)
+	}
+	n.cmd = nil
+	n.logFile.Close()
+	return err
+}
+
+// Wait waits for the daemon to exit by itself and returns its exit error.
+func (n *Node) Wait(timeout time.Duration) error {
+	select {
+	case err := <-n.done:
+		n.cmd = nil
+		n.logFile.Close()
+		return err
+	case <-time.After(timeout):
+		return fmt.Errorf("node %s still running after %s", n.ID, timeout)
+	}
+}
+
+// Log returns what the daemon wrote so far.
+func (n *Node) Log() string {
+	b, _ := os.ReadFile(filepath.Join(n.c.Dir, n.ID+".log"))
+	return string(b)
+}
+
+func (c *Cluster) killAll() {
+	for _, n := range c.Nodes {
+		if n.Running() {
+			n.Kill()
+		}
+	}
+	if c.t.Failed() {
+		for _, n := range c.Nodes {
+			c.t.Logf("---- log of %s ----\n%s", n.ID, tail(n.Log(), 40))
+		}
+	}
+}
+
+func tail(s string, lines int) string {
+	l := strings.Split(s, "\n")
+	if len(l) > lines {
+		l = l[len(l)-lines:]
+	}
+	return strings.Join(l, "\n")
+}
+
+// Result of one CLI run.
+type Result struct {
+	Stdout, Stderr string
+	Err            error // non-nil when the exit status was not 0
+}
+
+// CLI runs ipvsman against node's API with the cluster token.
+func (c *Cluster) CLI(node *Node, stdin string, args ...string) Result {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	full := append([]string{"--api", node.APIAddr, "--token-file", c.TokenFile}, args...)
+	cmd := exec.CommandContext(ctx, c.CLIBin, full...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	cmd.Stdin = strings.NewReader(stdin)
+	err := cmd.Run()
+	return Result{Stdout: out.String(), Stderr: errb.String(), Err: err}
+}
+
+// MustCLI is CLI that fails the test on a non-zero exit.
+func (c *Cluster) MustCLI(node *Node, stdin string, args ...string) string {
+	c.t.Helper()
+	r := c.CLI(node, stdin, args...)
+	if r.Err != nil {
+		c.t.Fatalf("ipvsman %s (via %s): %v\nstdout: %s\nstderr: %s", strings.Join(args, " "), node.ID, r.Err, r.Stdout, r.Stderr)
+	}
+	return r.Stdout
+}
