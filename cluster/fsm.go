@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/raft"
 
@@ -31,22 +32,23 @@ func newMachine(log *slog.Logger, fatal func(error)) *machine {
 	return &machine{state: fsm.NewState(), log: log, fatal: fatal, applyCh: make(chan struct{})}
 }
 
-// waitApplied blocks until the entry at index has been applied here.
-func (m *machine) waitApplied(ctx context.Context, index uint64) error {
+// waitApplied blocks until applied() reaches index. Raft's own applied
+// index also counts entries that never reach the FSM (no-ops, membership),
+// so it is polled between apply notifications.
+func (m *machine) waitApplied(ctx context.Context, index uint64, applied func() uint64) error {
 	for {
 		m.subMu.Lock()
 		ch := m.applyCh
 		m.subMu.Unlock()
-		m.mu.RLock()
-		applied := m.applied
-		m.mu.RUnlock()
-		if applied >= index {
+		a := applied()
+		if a >= index {
 			return nil
 		}
 		select {
 		case <-ch:
+		case <-time.After(10 * time.Millisecond):
 		case <-ctx.Done():
-			return fmt.Errorf("wait for log index %d (applied %d): %w", index, applied, ctx.Err())
+			return fmt.Errorf("wait for log index %d (applied %d): %w", index, a, ctx.Err())
 		}
 	}
 }

@@ -310,7 +310,7 @@ func (n *Node) ConsistentRead(ctx context.Context, leaderCommit func(ctx context
 			return err
 		}
 	}
-	return n.machine.waitApplied(ctx, idx)
+	return n.machine.waitApplied(ctx, idx, n.raft.AppliedIndex)
 }
 
 // View runs f with the replicated state read-locked.
@@ -397,30 +397,42 @@ func (n *Node) inConfiguration(id string) bool {
 }
 
 // Transfer hands leadership to id, or to the most up-to-date follower when
-// id is empty (leader only).
-func (n *Node) Transfer(id string) error {
+// id is empty (leader only), and returns the new leader's ID.
+func (n *Node) Transfer(id string) (string, error) {
 	if !n.IsLeader() {
-		return ErrNotLeader
+		return "", ErrNotLeader
 	}
 	var f raft.Future
 	if id == "" {
 		f = n.raft.LeadershipTransfer()
 	} else {
 		if id == n.cfg.NodeID {
-			return &RejectedError{Reason: fmt.Sprintf("node %q is already the leader", id)}
+			return "", &RejectedError{Reason: fmt.Sprintf("node %q is already the leader", id)}
 		}
 		addr := n.addressOf(id)
 		if addr == "" {
-			return &RejectedError{Reason: fmt.Sprintf("node %q: not a member", id)}
+			return "", &RejectedError{Reason: fmt.Sprintf("node %q: not a member", id)}
 		}
 		f = n.raft.LeadershipTransferToServer(raft.ServerID(id), addr)
 	}
 	start := time.Now()
 	if err := f.Error(); err != nil {
-		return fmt.Errorf("leadership transfer: %w", err)
+		return "", fmt.Errorf("leadership transfer: %w", err)
 	}
-	n.log.Info("leadership transferred", "from", n.cfg.NodeID, "to", id, "took", time.Since(start).String())
-	return nil
+	// The transfer completes when the target starts its election; wait for
+	// the new leader to be known so the caller can be told who it is.
+	deadline := time.Now().Add(10 * n.cfg.ElectionTimeout)
+	for {
+		_, lid := n.raft.LeaderWithID()
+		if lid != "" && string(lid) != n.cfg.NodeID {
+			n.log.Info("leadership transferred", "from", n.cfg.NodeID, "to", string(lid), "took", time.Since(start).String())
+			return string(lid), nil
+		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("leadership transfer: no new leader within %s", 10*n.cfg.ElectionTimeout)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 func (n *Node) addressOf(id string) raft.ServerAddress {

@@ -43,8 +43,8 @@ func (n *Node) Status() Status {
 		CommitIndex: num("commit_index"), LastLogIndex: num("last_log_index"),
 	}
 	var members map[string]fsm.Member
-	n.machine.view(func(fs *fsm.State, applied uint64) {
-		s.AppliedIndex = applied
+	s.AppliedIndex = n.raft.AppliedIndex()
+	n.machine.view(func(fs *fsm.State, _ uint64) {
 		s.ConfigVersion = fs.Version
 		s.Services = len(fs.Config.Services)
 		for _, svc := range fs.Config.Services {

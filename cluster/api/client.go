@@ -154,7 +154,10 @@ func (c *Client) Leave(ctx context.Context, id string) error {
 	return c.do(ctx, "POST", "/v1/cluster/leave", NodeRequest{ID: id}, nil)
 }
 
-// Transfer moves leadership to id ("" = the most up-to-date follower).
-func (c *Client) Transfer(ctx context.Context, id string) error {
-	return c.do(ctx, "POST", "/v1/cluster/transfer", NodeRequest{ID: id}, nil)
+// Transfer moves leadership to id ("" = the most up-to-date follower) and
+// returns the new leader's ID.
+func (c *Client) Transfer(ctx context.Context, id string) (string, error) {
+	var r WriteResponse
+	err := c.do(ctx, "POST", "/v1/cluster/transfer", NodeRequest{ID: id}, &r)
+	return r.Leader, err
 }

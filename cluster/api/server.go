@@ -369,7 +369,7 @@ func (s *Server) leave(ctx context.Context, body []byte, actor string) (any, err
 		return nil, &cluster.RejectedError{Reason: "leave: id: missing"}
 	}
 	if req.ID == s.Node.ID() {
-		if err := s.Node.Transfer(""); err != nil {
+		if _, err := s.Node.Transfer(""); err != nil {
 			return nil, err
 		}
 		return nil, cluster.ErrNotLeader
@@ -385,10 +385,11 @@ func (s *Server) transfer(_ context.Context, body []byte, _ string) (any, error)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.Node.Transfer(req.ID); err != nil {
+	to, err := s.Node.Transfer(req.ID)
+	if err != nil {
 		return nil, err
 	}
-	return WriteResponse{Leader: req.ID}, nil
+	return WriteResponse{Leader: to}, nil
 }
 
 // joinVia makes this node ask a member to add it. It runs on the joining

@@ -118,14 +118,11 @@ func clusterCmd(g *globals) *cobra.Command {
 			if len(args) == 1 {
 				id = args[0]
 			}
-			if err := c.Transfer(ctx, id); err != nil {
-				return err
-			}
-			st, err := c.Status(ctx)
+			to, err := c.Transfer(ctx, id)
 			if err != nil {
 				return err
 			}
-			fmt.Printf("leadership transferred; leader is now %s\n", st.LeaderID)
+			fmt.Printf("leadership transferred; leader is now %s\n", to)
 			return nil
 		},
 	}

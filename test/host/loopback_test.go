@@ -62,6 +62,9 @@ func sameListing(t *testing.T, c *harness.Cluster, want string, nodes ...*harnes
 			if r.Err != nil {
 				return false, n.ID + ": " + r.Stderr
 			}
+			if r.Stderr != "" { // a stale-read warning while every node is up is a bug
+				t.Fatalf("ipvsman -L -n through %s warned: %s", n.ID, r.Stderr)
+			}
 			if ref == "" {
 				ref = r.Stdout
 			}
@@ -194,6 +197,14 @@ func TestThreeNodeClusterOnLoopback(t *testing.T) {
 
 	t.Run("whole cluster restart keeps state and history", func(t *testing.T) {
 		hist := c.MustCLI(n1, "", "history")
+		// The leader goes first: SIGTERM must hand leadership over before it exits.
+		lead := leader(t, c, all...)
+		if err := lead.Stop(); err != nil {
+			t.Errorf("stop %s: %v", lead.ID, err)
+		}
+		if !strings.Contains(lead.Log(), "leadership handed over before shutdown") {
+			t.Errorf("leader %s stopped without handing over:\n%s", lead.ID, lead.Log())
+		}
 		for _, n := range all {
 			if err := n.Stop(); err != nil {
 				t.Errorf("stop %s: %v", n.ID, err)
@@ -241,6 +252,52 @@ func TestThreeNodeClusterOnLoopback(t *testing.T) {
 		}
 		sameListing(t, c, listing, all...)
 	})
+}
+
+func TestTransferAndLeave(t *testing.T) {
+	c := harness.NewCluster(t)
+	n1, n2, n3 := c.Add("n1"), c.Add("n2"), c.Add("n3")
+	n1.Start("--bootstrap")
+	leader(t, c, n1)
+	n2.Start("--join", n1.APIAddr)
+	n3.Start("--join", n1.APIAddr)
+	all := []*harness.Node{n1, n2, n3}
+	harness.Eventually(t, 20*time.Second, "three voters", func() (bool, string) {
+		st, err := status(c, n1)
+		return err == nil && len(st.Servers) == 3, fmt.Sprint(st.Servers, err)
+	})
+	leader(t, c, all...)
+
+	out := c.MustCLI(n1, "", "cluster", "transfer", "n3")
+	if !strings.Contains(out, "leader is now n3") {
+		t.Fatalf("transfer output: %q", out)
+	}
+	if got := leader(t, c, all...); got != n3 {
+		t.Fatalf("leader after transfer to n3 is %s", got.ID)
+	}
+	if r := c.CLI(n1, "", "cluster", "transfer", "n9"); r.Err == nil || !strings.Contains(r.Stderr, `node "n9": not a member`) {
+		t.Fatalf("transfer to a stranger: err=%v stderr=%q", r.Err, r.Stderr)
+	}
+
+	// The leader leaves: it hands over first, then the new leader removes it.
+	c.MustCLI(n1, "", "cluster", "leave", "n3")
+	harness.Eventually(t, 20*time.Second, "n3 out of the configuration", func() (bool, string) {
+		st, err := status(c, n1)
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, s := range st.Servers {
+			if s.ID == "n3" {
+				return false, fmt.Sprint(st.Servers)
+			}
+		}
+		return len(st.Servers) == 2, fmt.Sprint(st.Servers)
+	})
+	lead := leader(t, c, n1, n2)
+	c.MustCLI(n2, "", "-A", "-u", "10.0.0.53:53", "-s", "rr")
+	if l := c.MustCLI(lead, "", "-S", "-n"); l != "-A -u 10.0.0.53:53 -s rr\n" {
+		t.Fatalf("write after leave: %q", l)
+	}
 }
 
 func historyVersions(c *harness.Cluster, n *harness.Node) ([]uint64, error) {
