@@ -4,29 +4,19 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net"
 	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/ipvsman/ipvsman/fsm"
+	"github.com/ipvsman/ipvsman/test/harness"
 )
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
 
 // openLeader starts a single bootstrapped node and waits for it to lead.
 func openLeader(t *testing.T, fatal func(error)) *Node {
 	t.Helper()
 	n, err := Open(Config{
-		NodeID: "t1", DataDir: t.TempDir(), RaftAddr: freeAddr(t), APIAddr: "127.0.0.1:1", Bootstrap: true,
+		NodeID: "t1", DataDir: t.TempDir(), RaftAddr: harness.FreeAddr(t), APIAddr: "127.0.0.1:1", Bootstrap: true,
 		Logger: slog.New(slog.DiscardHandler), Fatal: fatal,
 		Clock: func() time.Time { return time.Unix(1_700_000_000, 0) },
 	})

@@ -316,13 +316,7 @@ func (s *Server) apply(ctx context.Context, body []byte, actor string) (any, err
 	if err != nil {
 		return nil, err
 	}
-	p := fsm.ReplaceConfigPayload{Config: req.Config, Reason: req.Reason}
-	diff, err := s.Node.Preview(fsm.CmdReplaceConfig, p)
-	if err != nil || req.DryRun {
-		return ApplyResponse{Diff: diff, DryRun: true}, err
-	}
-	res, err := s.Node.Propose(ctx, fsm.CmdReplaceConfig, p, actor)
-	return ApplyResponse{Diff: diff, Result: res}, err
+	return s.previewAndCommit(ctx, fsm.CmdReplaceConfig, fsm.ReplaceConfigPayload{Config: req.Config, Reason: req.Reason}, req.DryRun, actor)
 }
 
 func (s *Server) rollback(ctx context.Context, body []byte, actor string) (any, error) {
@@ -330,12 +324,17 @@ func (s *Server) rollback(ctx context.Context, body []byte, actor string) (any, 
 	if err != nil {
 		return nil, err
 	}
-	p := fsm.RollbackPayload{Version: req.Version}
-	diff, err := s.Node.Preview(fsm.CmdRollback, p)
-	if err != nil || req.DryRun {
+	return s.previewAndCommit(ctx, fsm.CmdRollback, fsm.RollbackPayload{Version: req.Version}, req.DryRun, actor)
+}
+
+// previewAndCommit answers with the diff a whole-topology command makes,
+// and commits it unless this is a dry run.
+func (s *Server) previewAndCommit(ctx context.Context, typ fsm.CommandType, payload any, dryRun bool, actor string) (any, error) {
+	diff, err := s.Node.Preview(typ, payload)
+	if err != nil || dryRun {
 		return ApplyResponse{Diff: diff, DryRun: true}, err
 	}
-	res, err := s.Node.Propose(ctx, fsm.CmdRollback, p, actor)
+	res, err := s.Node.Propose(ctx, typ, payload, actor)
 	return ApplyResponse{Diff: diff, Result: res}, err
 }
 

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+
+	"github.com/ipvsman/ipvsman/cluster/api"
 )
 
 func clusterCmd(g *globals) *cobra.Command {
@@ -17,38 +20,34 @@ func clusterCmd(g *globals) *cobra.Command {
 		Short: "Every member's role, term and applied index, as each reports it",
 		Args:  cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := g.ctx()
-			defer cancel()
-			st, err := c.ClusterStatus(ctx)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				e := json.NewEncoder(os.Stdout)
-				e.SetIndent("", "  ")
-				return e.Encode(st)
-			}
-			tw := tabwriter.NewWriter(os.Stdout, 0, 8, 2, ' ', 0)
-			fmt.Fprintln(tw, "NODE\tROLE\tTERM\tAPPLIED\tCOMMIT\tVERSION\tSERVICES\tREAL SERVERS\tIPVS\tRAFT ADDRESS\tAPI ADDRESS")
-			for _, n := range st.Nodes {
-				if n.Status == nil {
-					fmt.Fprintf(tw, "%s\tunreachable\t-\t-\t-\t-\t-\t-\t-\t-\t%s\n", n.ID, n.APIAddr)
-					continue
+			return g.withClient(func(ctx context.Context, c *api.Client) error {
+				st, err := c.ClusterStatus(ctx)
+				if err != nil {
+					return err
 				}
-				s := n.Status
-				var raftAddr string
-				for _, srv := range s.Servers {
-					if srv.ID == s.ID {
-						raftAddr = srv.RaftAddr
+				if asJSON {
+					e := json.NewEncoder(os.Stdout)
+					e.SetIndent("", "  ")
+					return e.Encode(st)
+				}
+				tw := tabwriter.NewWriter(os.Stdout, 0, 8, 2, ' ', 0)
+				fmt.Fprintln(tw, "NODE\tROLE\tTERM\tAPPLIED\tCOMMIT\tVERSION\tSERVICES\tREAL SERVERS\tIPVS\tRAFT ADDRESS\tAPI ADDRESS")
+				for _, n := range st.Nodes {
+					if n.Status == nil {
+						fmt.Fprintf(tw, "%s\tunreachable\t-\t-\t-\t-\t-\t-\t-\t-\t%s\n", n.ID, n.APIAddr)
+						continue
 					}
+					s := n.Status
+					var raftAddr string
+					for _, srv := range s.Servers {
+						if srv.ID == s.ID {
+							raftAddr = srv.RaftAddr
+						}
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\n", s.ID, s.State, s.Term, s.AppliedIndex, s.CommitIndex, s.ConfigVersion, s.Services, s.RealServers, s.IPVS, raftAddr, n.APIAddr)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\n", s.ID, s.State, s.Term, s.AppliedIndex, s.CommitIndex, s.ConfigVersion, s.Services, s.RealServers, s.IPVS, raftAddr, n.APIAddr)
-			}
-			return tw.Flush()
+				return tw.Flush()
+			})
 		},
 	}
 	status.Flags().BoolVar(&asJSON, "json", false, "print JSON")
@@ -58,21 +57,17 @@ func clusterCmd(g *globals) *cobra.Command {
 		Short: "Make the node at --api join the cluster through any member's API address",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := g.ctx()
-			defer cancel()
-			if err := c.JoinVia(ctx, args[0]); err != nil {
-				return err
-			}
-			st, err := c.Status(ctx)
-			if err != nil {
-				return err
-			}
-			fmt.Printf("node %s joined the cluster through %s\n", st.ID, args[0])
-			return nil
+			return g.withClient(func(ctx context.Context, c *api.Client) error {
+				if err := c.JoinVia(ctx, args[0]); err != nil {
+					return err
+				}
+				st, err := c.Status(ctx)
+				if err != nil {
+					return err
+				}
+				fmt.Printf("node %s joined the cluster through %s\n", st.ID, args[0])
+				return nil
+			})
 		},
 	}
 	leave := &cobra.Command{
@@ -80,27 +75,23 @@ func clusterCmd(g *globals) *cobra.Command {
 		Short: "Remove a node from the cluster (default: the node at --api); a leader hands over first",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := g.ctx()
-			defer cancel()
-			id := ""
-			if len(args) == 1 {
-				id = args[0]
-			} else {
-				st, err := c.Status(ctx)
-				if err != nil {
+			return g.withClient(func(ctx context.Context, c *api.Client) error {
+				id := ""
+				if len(args) == 1 {
+					id = args[0]
+				} else {
+					st, err := c.Status(ctx)
+					if err != nil {
+						return err
+					}
+					id = st.ID
+				}
+				if err := c.Leave(ctx, id); err != nil {
 					return err
 				}
-				id = st.ID
-			}
-			if err := c.Leave(ctx, id); err != nil {
-				return err
-			}
-			fmt.Printf("node %s left the cluster\n", id)
-			return nil
+				fmt.Printf("node %s left the cluster\n", id)
+				return nil
+			})
 		},
 	}
 	transfer := &cobra.Command{
@@ -108,22 +99,18 @@ func clusterCmd(g *globals) *cobra.Command {
 		Short: "Move leadership to NODE (default: the most up-to-date follower)",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := g.ctx()
-			defer cancel()
-			id := ""
-			if len(args) == 1 {
-				id = args[0]
-			}
-			to, err := c.Transfer(ctx, id)
-			if err != nil {
-				return err
-			}
-			fmt.Printf("leadership transferred; leader is now %s\n", to)
-			return nil
+			return g.withClient(func(ctx context.Context, c *api.Client) error {
+				id := ""
+				if len(args) == 1 {
+					id = args[0]
+				}
+				to, err := c.Transfer(ctx, id)
+				if err != nil {
+					return err
+				}
+				fmt.Printf("leadership transferred; leader is now %s\n", to)
+				return nil
+			})
 		},
 	}
 	cmd.AddCommand(status, join, leave, transfer)

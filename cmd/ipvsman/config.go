@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ipvsman/ipvsman/cluster/api"
 	"github.com/ipvsman/ipvsman/fsm/ipvsadm"
 	"github.com/ipvsman/ipvsman/fsm/topology"
 )
@@ -23,44 +25,40 @@ func historyCmd(g *globals) *cobra.Command {
 		Short: "List configuration versions, or print one version as ipvsadm -S lines",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := g.ctx()
-			defer cancel()
-			if len(args) == 1 {
-				v, err := strconv.ParseUint(args[0], 10, 64)
-				if err != nil {
-					return fmt.Errorf("version %q: want a number", args[0])
+			return g.withClient(func(ctx context.Context, c *api.Client) error {
+				if len(args) == 1 {
+					v, err := strconv.ParseUint(args[0], 10, 64)
+					if err != nil {
+						return fmt.Errorf("version %q: want a number", args[0])
+					}
+					e, err := c.HistoryEntry(ctx, v)
+					if err != nil {
+						return err
+					}
+					return ipvsadm.FormatSave(os.Stdout, e.Config, true, nil)
 				}
-				e, err := c.HistoryEntry(ctx, v)
+				items, err := c.History(ctx)
 				if err != nil {
 					return err
 				}
-				return ipvsadm.FormatSave(os.Stdout, e.Config, true, nil)
-			}
-			items, err := c.History(ctx)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return json.NewEncoder(os.Stdout).Encode(items)
-			}
-			tw := tabwriter.NewWriter(os.Stdout, 0, 8, 2, ' ', 0)
-			fmt.Fprintln(tw, "VERSION\tTIME\tACTOR\tCHANGE")
-			for _, h := range items {
-				lines := strings.Split(h.Summary, "\n")
-				when := time.Unix(0, h.Time).UTC().Format(time.RFC3339)
-				for i, l := range lines {
-					if i == 0 {
-						fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", h.Version, when, h.Actor, l)
-					} else {
-						fmt.Fprintf(tw, "\t\t\t%s\n", l)
+				if asJSON {
+					return json.NewEncoder(os.Stdout).Encode(items)
+				}
+				tw := tabwriter.NewWriter(os.Stdout, 0, 8, 2, ' ', 0)
+				fmt.Fprintln(tw, "VERSION\tTIME\tACTOR\tCHANGE")
+				for _, h := range items {
+					lines := strings.Split(h.Summary, "\n")
+					when := time.Unix(0, h.Time).UTC().Format(time.RFC3339)
+					for i, l := range lines {
+						if i == 0 {
+							fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", h.Version, when, h.Actor, l)
+						} else {
+							fmt.Fprintf(tw, "\t\t\t%s\n", l)
+						}
 					}
 				}
-			}
-			return tw.Flush()
+				return tw.Flush()
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
@@ -92,18 +90,14 @@ func rollbackCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("version %q: want a number", args[0])
 			}
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := g.ctx()
-			defer cancel()
-			r, err := c.Rollback(ctx, v, dryRun)
-			if err != nil {
-				return err
-			}
-			printDiff(r.Diff, r.DryRun, r.Result.Version, r.Result.Changed)
-			return nil
+			return g.withClient(func(ctx context.Context, c *api.Client) error {
+				r, err := c.Rollback(ctx, v, dryRun)
+				if err != nil {
+					return err
+				}
+				printDiff(r.Diff, r.DryRun, r.Result.Version, r.Result.Changed)
+				return nil
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "show the changes without committing them")
@@ -129,18 +123,14 @@ func applyCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("%s: %w", file, err)
 			}
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := g.ctx()
-			defer cancel()
-			r, err := c.Apply(ctx, cfg, "apply "+filepath.Base(file), dryRun)
-			if err != nil {
-				return err
-			}
-			printDiff(r.Diff, r.DryRun, r.Result.Version, r.Result.Changed)
-			return nil
+			return g.withClient(func(ctx context.Context, c *api.Client) error {
+				r, err := c.Apply(ctx, cfg, "apply "+filepath.Base(file), dryRun)
+				if err != nil {
+					return err
+				}
+				printDiff(r.Diff, r.DryRun, r.Result.Version, r.Result.Changed)
+				return nil
+			})
 		},
 	}
 	cmd.Flags().StringVarP(&file, "file", "f", "", "topology file")
@@ -154,22 +144,18 @@ func exportCmd(g *globals) *cobra.Command {
 		Short: "Print the current topology as a YAML topology file",
 		Args:  cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			c, err := g.client()
-			if err != nil {
+			return g.withClient(func(ctx context.Context, c *api.Client) error {
+				resp, err := c.Config(ctx)
+				if err != nil {
+					return err
+				}
+				b, err := topology.MarshalYAML(resp.Config)
+				if err != nil {
+					return err
+				}
+				_, err = os.Stdout.Write(b)
 				return err
-			}
-			ctx, cancel := g.ctx()
-			defer cancel()
-			resp, err := c.Config(ctx)
-			if err != nil {
-				return err
-			}
-			b, err := topology.MarshalYAML(resp.Config)
-			if err != nil {
-				return err
-			}
-			_, err = os.Stdout.Write(b)
-			return err
+			})
 		},
 	}
 }

@@ -99,6 +99,17 @@ func (g *globals) client() (*api.Client, error) {
 	return &api.Client{Base: base, Token: token, Actor: actor()}, nil
 }
 
+// withClient runs f with an API client and a context bounded by --timeout.
+func (g *globals) withClient(f func(ctx context.Context, c *api.Client) error) error {
+	c, err := g.client()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := g.ctx()
+	defer cancel()
+	return f(ctx, c)
+}
+
 func (g *globals) ctx() (context.Context, context.CancelFunc) {
 	t := g.timeout
 	if t == 0 {
