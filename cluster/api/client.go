@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ipvsman/ipvsman/cluster"
 	"github.com/ipvsman/ipvsman/fsm"
 )
 
@@ -87,8 +86,8 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 }
 
 // Status is this node's own status.
-func (c *Client) Status(ctx context.Context) (cluster.Status, error) {
-	var s cluster.Status
+func (c *Client) Status(ctx context.Context) (NodeStatus, error) {
+	var s NodeStatus
 	return s, c.do(ctx, "GET", "/v1/status", nil, &s)
 }
 

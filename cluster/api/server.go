@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ipvsman/ipvsman/cluster"
+	"github.com/ipvsman/ipvsman/director"
 	"github.com/ipvsman/ipvsman/fsm"
 )
 
@@ -30,7 +31,8 @@ type Server struct {
 	Self        fsm.Member // this node's addresses, for joins
 	IPVS        string     // the daemon's --ipvs mode, reported in status
 	Log         *slog.Logger
-	WaitLeader  time.Duration // how long a write waits for a leader to appear
+	WaitLeader  time.Duration           // how long a write waits for a leader to appear
+	Director    func() *director.Report // the last reconcile; nil with --ipvs=off
 	forwardHTTP *http.Client
 	once        sync.Once
 }
@@ -82,18 +84,24 @@ func writeError(w http.ResponseWriter, code int, kind, msg string) {
 	writeJSON(w, code, ErrorResponse{Error: msg, Kind: kind})
 }
 
-func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
-	st := s.Node.Status()
+func (s *Server) nodeStatus() NodeStatus {
+	st := NodeStatus{Status: s.Node.Status()}
 	st.IPVS = s.IPVS
-	writeJSON(w, http.StatusOK, st)
+	if s.Director != nil {
+		st.Director = s.Director()
+	}
+	return st
+}
+
+func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, s.nodeStatus())
 }
 
 // clusterStatus asks every member for its own status, so that an operator
 // sees each node's applied index, not just this node's opinion of it.
 func (s *Server) clusterStatus(w http.ResponseWriter, r *http.Request) {
 	s.consistent(r) // so the member list includes every recorded API address
-	st := s.Node.Status()
-	st.IPVS = s.IPVS
+	st := s.nodeStatus()
 	out := ClusterStatus{Via: st.ID, Nodes: make([]NodeView, len(st.Servers))}
 	var wg sync.WaitGroup
 	for i, srv := range st.Servers {

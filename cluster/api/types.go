@@ -5,8 +5,16 @@ package api
 
 import (
 	"github.com/ipvsman/ipvsman/cluster"
+	"github.com/ipvsman/ipvsman/director"
 	"github.com/ipvsman/ipvsman/fsm"
 )
+
+// NodeStatus is GET /v1/status: the node's Raft view and, with --ipvs=on,
+// its last reconcile of the kernel table.
+type NodeStatus struct {
+	cluster.Status
+	Director *director.Report `json:"director,omitempty"`
+}
 
 // Headers the client sets.
 const (
@@ -86,11 +94,11 @@ type ZeroRequest struct {
 
 // NodeView is one member's status as fetched by GET /v1/cluster/status.
 type NodeView struct {
-	ID        string          `json:"id"`
-	APIAddr   string          `json:"api_addr"`
-	Reachable bool            `json:"reachable"`
-	Error     string          `json:"error,omitempty"`
-	Status    *cluster.Status `json:"status,omitempty"`
+	ID        string      `json:"id"`
+	APIAddr   string      `json:"api_addr"`
+	Reachable bool        `json:"reachable"`
+	Error     string      `json:"error,omitempty"`
+	Status    *NodeStatus `json:"status,omitempty"`
 }
 
 // ClusterStatus is GET /v1/cluster/status.

@@ -31,10 +31,10 @@ func clusterCmd(g *globals) *cobra.Command {
 					return e.Encode(st)
 				}
 				tw := tabwriter.NewWriter(os.Stdout, 0, 8, 2, ' ', 0)
-				fmt.Fprintln(tw, "NODE\tROLE\tTERM\tAPPLIED\tCOMMIT\tVERSION\tSERVICES\tREAL SERVERS\tIPVS\tRAFT ADDRESS\tAPI ADDRESS")
+				fmt.Fprintln(tw, "NODE\tROLE\tTERM\tAPPLIED\tCOMMIT\tVERSION\tSERVICES\tREAL SERVERS\tIPVS\tKERNEL TABLE\tRAFT ADDRESS\tAPI ADDRESS")
 				for _, n := range st.Nodes {
 					if n.Status == nil {
-						fmt.Fprintf(tw, "%s\tunreachable\t-\t-\t-\t-\t-\t-\t-\t-\t%s\n", n.ID, n.APIAddr)
+						fmt.Fprintf(tw, "%s\tunreachable\t-\t-\t-\t-\t-\t-\t-\t-\t-\t%s\n", n.ID, n.APIAddr)
 						continue
 					}
 					s := n.Status
@@ -44,7 +44,7 @@ func clusterCmd(g *globals) *cobra.Command {
 							raftAddr = srv.RaftAddr
 						}
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\n", s.ID, s.State, s.Term, s.AppliedIndex, s.CommitIndex, s.ConfigVersion, s.Services, s.RealServers, s.IPVS, raftAddr, n.APIAddr)
+					fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\n", s.ID, s.State, s.Term, s.AppliedIndex, s.CommitIndex, s.ConfigVersion, s.Services, s.RealServers, s.IPVS, kernelTable(s), raftAddr, n.APIAddr)
 				}
 				return tw.Flush()
 			})
@@ -115,4 +115,17 @@ func clusterCmd(g *globals) *cobra.Command {
 	}
 	cmd.AddCommand(status, join, leave, transfer)
 	return cmd
+}
+
+// kernelTable summarizes a node's last reconcile: the fingerprint of its
+// kernel table and the config version it matches, or why it does not.
+func kernelTable(s *api.NodeStatus) string {
+	d := s.Director
+	if d == nil {
+		return "-"
+	}
+	if d.Failed > 0 {
+		return fmt.Sprintf("%s v%d (%d failed)", d.Fingerprint, d.Version, d.Failed)
+	}
+	return fmt.Sprintf("%s v%d", d.Fingerprint, d.Version)
 }

@@ -26,6 +26,8 @@ type options struct {
 	nodeID, dataDir, raftAddr, apiAddr, apiAdvertise string
 	bootstrap                                        bool
 	join, tokenFile, ipvs, logLevel, logFormat       string
+	exclusive                                        bool
+	resync                                           time.Duration
 	timing                                           cluster.Config
 }
 
@@ -50,6 +52,8 @@ func main() {
 	f.StringVar(&o.join, "join", "", "API address of any member to join through")
 	f.StringVar(&o.tokenFile, "token-file", "", "file holding the shared cluster token (required)")
 	f.StringVar(&o.ipvs, "ipvs", "on", "program the kernel's IPVS table: on, or off (cluster only, for hosts without IPVS and tests)")
+	f.BoolVar(&o.exclusive, "ipvs-exclusive", false, "own the whole IPVS table: also delete services the model never had")
+	f.DurationVar(&o.resync, "resync", 10*time.Second, "full reconcile of the kernel table at least this often")
 	f.DurationVar(&o.timing.HeartbeatTimeout, "heartbeat-timeout", 300*time.Millisecond, "Raft heartbeat timeout")
 	f.DurationVar(&o.timing.ElectionTimeout, "election-timeout", 300*time.Millisecond, "Raft election timeout")
 	f.DurationVar(&o.timing.LeaderLeaseTimeout, "leader-lease-timeout", 150*time.Millisecond, "Raft leader lease; must be below the heartbeat timeout so an isolated leader steps down first")
@@ -139,8 +143,19 @@ func run(o options) error {
 		ln.Close()
 		return err
 	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
 	self := fsm.Member{ID: o.nodeID, RaftAddr: o.raftAddr, APIAddr: advertise}
 	srv := &api.Server{Node: node, Token: token, Self: self, IPVS: o.ipvs, Log: log}
+	if o.ipvs == "on" {
+		rec, err := startReconciler(ctx, node, o, log)
+		if err != nil {
+			node.Shutdown(context.Background())
+			ln.Close()
+			return err
+		}
+		srv.Director = func() *director.Report { r := rec.Last(); return &r }
+	}
 	httpSrv := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -149,8 +164,6 @@ func run(o options) error {
 	}()
 	log.Info("ipvsmand started", "node", o.nodeID, "raft_addr", o.raftAddr, "api_addr", ln.Addr().String(), "ipvs", o.ipvs)
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
 	if o.join != "" {
 		c := &api.Client{Base: o.join, Token: token, Actor: "ipvsmand@" + o.nodeID}
 		go api.JoinLoop(ctx, c, self, log)
@@ -171,4 +184,26 @@ func run(o options) error {
 	_ = httpSrv.Shutdown(sctx)
 	log.Info("stopped", "node", o.nodeID)
 	return runErr
+}
+
+// startReconciler makes this node's kernel table follow the replicated
+// state: on every change, on the resync timer, and after failures.
+func startReconciler(ctx context.Context, node *cluster.Node, o options, log *slog.Logger) (*director.Reconciler, error) {
+	k, err := director.NewMoby()
+	if err != nil {
+		return nil, fmt.Errorf("--ipvs=on: %w", err)
+	}
+	rec := &director.Reconciler{Kernel: k, Log: log, Exclusive: o.exclusive, Resync: o.resync}
+	changes := node.Subscribe()
+	go func() {
+		defer k.Close()
+		rec.Run(ctx, changes, func() director.Target {
+			var t director.Target
+			node.View(func(s *fsm.State, applied uint64) {
+				t = director.Target{Table: director.Desired(s), Managed: director.Managed(s), Version: s.Version, Index: applied}
+			})
+			return t
+		})
+	}()
+	return rec, nil
 }

@@ -13,13 +13,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ipvsman/ipvsman/cluster"
 	"github.com/ipvsman/ipvsman/cluster/api"
 	"github.com/ipvsman/ipvsman/director"
 	"github.com/ipvsman/ipvsman/test/harness"
 )
 
-func status(c *harness.Cluster, n *harness.Node) (cluster.Status, error) {
+func status(c *harness.Cluster, n *harness.Node) (api.NodeStatus, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	b, _ := os.ReadFile(c.TokenFile)

@@ -1,0 +1,61 @@
+package director
+
+import (
+	"errors"
+	"maps"
+)
+
+// fakeKernel is a recording fake of the kernel table for unit tests of the
+// planner and the reconciler. It never stands in for a lab test.
+type fakeKernel struct {
+	table   Table
+	applied []string
+	failOn  map[string]bool // op strings that fail
+	readErr error
+}
+
+func newFake() *fakeKernel { return &fakeKernel{table: Table{}, failOn: map[string]bool{}} }
+
+func (f *fakeKernel) Read() (Table, error) {
+	if f.readErr != nil {
+		return nil, f.readErr
+	}
+	out := Table{}
+	for k, s := range f.table {
+		s.Dests = maps.Clone(s.Dests)
+		out[k] = s
+	}
+	return out, nil
+}
+
+func (f *fakeKernel) Apply(op Op) error {
+	f.applied = append(f.applied, op.String())
+	if f.failOn[op.String()] {
+		return errors.New("injected failure: " + op.String())
+	}
+	k := op.Service.Key.String()
+	switch op.Kind {
+	case CreateService:
+		if _, ok := f.table[k]; ok {
+			return errors.New("file exists")
+		}
+		s := op.Service
+		s.Dests = map[string]Dest{}
+		f.table[k] = s
+	case UpdateService:
+		s := f.table[k]
+		s.Scheduler, s.Flags, s.Timeout, s.Netmask = op.Service.Scheduler, op.Service.Flags, op.Service.Timeout, op.Service.Netmask
+		f.table[k] = s
+	case DeleteService:
+		delete(f.table, k)
+	case CreateDest, UpdateDest:
+		s, ok := f.table[k]
+		if !ok {
+			return errors.New("no such service")
+		}
+		s.Dests[op.Dest.Key()] = op.Dest
+	case DeleteDest:
+		delete(f.table[k].Dests, op.Dest.Key())
+	}
+	return nil
+}

@@ -1,0 +1,207 @@
+package director
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"syscall"
+
+	"github.com/moby/ipvs"
+
+	"github.com/ipvsman/ipvsman/fsm"
+)
+
+// Moby is the kernel IPVS table of the current network namespace, through
+// moby/ipvs. A moby handle is not safe for concurrent use, and a call can
+// hang on a broken socket: one handle, behind a mutex, recreated after an
+// error.
+type Moby struct {
+	mu sync.Mutex
+	h  *ipvs.Handle
+}
+
+// NewMoby opens the kernel's IPVS table in this network namespace.
+func NewMoby() (*Moby, error) {
+	h, err := ipvs.New("")
+	if err != nil {
+		return nil, fmt.Errorf("open ipvs: %w", err)
+	}
+	return &Moby{h: h}, nil
+}
+
+// Close releases the handle.
+func (m *Moby) Close() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.h != nil {
+		m.h.Close()
+		m.h = nil
+	}
+}
+
+func (m *Moby) handle() (*ipvs.Handle, error) {
+	if m.h == nil {
+		h, err := ipvs.New("")
+		if err != nil {
+			return nil, fmt.Errorf("reopen ipvs: %w", err)
+		}
+		m.h = h
+	}
+	return m.h, nil
+}
+
+// reset drops the handle after a failure so that the next call starts fresh.
+func (m *Moby) reset() {
+	if m.h != nil {
+		m.h.Close()
+		m.h = nil
+	}
+}
+
+// Read dumps the whole table.
+func (m *Moby) Read() (Table, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	h, err := m.handle()
+	if err != nil {
+		return nil, err
+	}
+	svcs, err := h.GetServices()
+	if err != nil {
+		m.reset()
+		return nil, fmt.Errorf("list services: %w", err)
+	}
+	t := Table{}
+	for _, s := range svcs {
+		ks, ok := fromMobyService(s)
+		if !ok {
+			continue // a protocol we do not model (SCTP): not ours to touch
+		}
+		dests, err := h.GetDestinations(s)
+		if err != nil {
+			m.reset()
+			return nil, fmt.Errorf("list destinations of %s: %w", ks.Key, err)
+		}
+		for _, d := range dests {
+			kd := fromMobyDest(d)
+			ks.Dests[kd.Key()] = kd
+		}
+		t[ks.Key.String()] = ks
+	}
+	return t, nil
+}
+
+// Apply performs one operation.
+func (m *Moby) Apply(op Op) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	h, err := m.handle()
+	if err != nil {
+		return err
+	}
+	s := toMobyService(op.Service)
+	switch op.Kind {
+	case CreateService:
+		err = h.NewService(s)
+	case UpdateService:
+		err = h.UpdateService(s)
+	case DeleteService:
+		err = h.DelService(s)
+	case CreateDest:
+		err = h.NewDestination(s, toMobyDest(op.Dest))
+	case UpdateDest:
+		err = h.UpdateDestination(s, toMobyDest(op.Dest))
+	case DeleteDest:
+		err = h.DelDestination(s, toMobyDest(op.Dest))
+	}
+	if err != nil {
+		m.reset()
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	return nil
+}
+
+func family(a netip.Addr) uint16 {
+	if a.Is4() {
+		return syscall.AF_INET
+	}
+	return syscall.AF_INET6
+}
+
+func toMobyService(s Service) *ipvs.Service {
+	ms := &ipvs.Service{SchedName: s.Scheduler, Flags: s.Flags, Timeout: s.Timeout, Netmask: s.Netmask}
+	k := s.Key
+	if k.Protocol == fsm.FWMark {
+		ms.FWMark = k.Mark
+		ms.AddressFamily = syscall.AF_INET
+		if k.IPv6 {
+			ms.AddressFamily = syscall.AF_INET6
+		}
+		return ms
+	}
+	ms.AddressFamily = family(k.Address)
+	ms.Address = net.IP(k.Address.AsSlice())
+	ms.Port = k.Port
+	ms.Protocol = syscall.IPPROTO_TCP
+	if k.Protocol == fsm.UDP {
+		ms.Protocol = syscall.IPPROTO_UDP
+	}
+	return ms
+}
+
+func fromMobyService(s *ipvs.Service) (Service, bool) {
+	ks := Service{Scheduler: s.SchedName, Flags: s.Flags &^ FlagHashed, Timeout: s.Timeout, Netmask: s.Netmask, Dests: map[string]Dest{}}
+	if s.FWMark != 0 {
+		ks.Key = fsm.ServiceKey{Protocol: fsm.FWMark, Mark: s.FWMark, IPv6: s.AddressFamily == syscall.AF_INET6}
+		return ks, true
+	}
+	switch s.Protocol {
+	case syscall.IPPROTO_TCP:
+		ks.Key.Protocol = fsm.TCP
+	case syscall.IPPROTO_UDP:
+		ks.Key.Protocol = fsm.UDP
+	default:
+		return ks, false
+	}
+	ks.Key.Address = ipAddr(s.Address, s.AddressFamily)
+	ks.Key.Port = s.Port
+	return ks, true
+}
+
+func ipAddr(ip net.IP, fam uint16) netip.Addr {
+	a, _ := netip.AddrFromSlice(ip)
+	if fam == syscall.AF_INET {
+		return a.Unmap()
+	}
+	return a
+}
+
+func toMobyDest(d Dest) *ipvs.Destination {
+	md := &ipvs.Destination{
+		Address: net.IP(d.Address.AsSlice()), Port: d.Port, Weight: d.Weight, AddressFamily: family(d.Address),
+		UpperThreshold: d.Upper, LowerThreshold: d.Lower,
+	}
+	switch d.Forward {
+	case fsm.Masquerade:
+		md.ConnectionFlags = ipvs.ConnectionFlagMasq
+	case fsm.Tunnel:
+		md.ConnectionFlags = ipvs.ConnectionFlagTunnel
+	default:
+		md.ConnectionFlags = ipvs.ConnectionFlagDirectRoute
+	}
+	return md
+}
+
+func fromMobyDest(d *ipvs.Destination) Dest {
+	kd := Dest{Address: ipAddr(d.Address, d.AddressFamily), Port: d.Port, Weight: d.Weight, Upper: d.UpperThreshold, Lower: d.LowerThreshold}
+	switch d.ConnectionFlags & ipvs.ConnectionFlagFwdMask {
+	case ipvs.ConnectionFlagMasq:
+		kd.Forward = fsm.Masquerade
+	case ipvs.ConnectionFlagTunnel:
+		kd.Forward = fsm.Tunnel
+	default:
+		kd.Forward = fsm.DirectRoute
+	}
+	return kd
+}

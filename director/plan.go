@@ -1,0 +1,91 @@
+package director
+
+import (
+	"fmt"
+	"slices"
+)
+
+// OpKind is one kernel change.
+type OpKind int
+
+const (
+	DeleteDest OpKind = iota // first, so that a service update never sees a stale destination
+	DeleteService
+	CreateService
+	UpdateService
+	CreateDest
+	UpdateDest
+)
+
+var opNames = [...]string{"delete-dest", "delete-service", "create-service", "update-service", "create-dest", "update-dest"}
+
+func (k OpKind) String() string { return opNames[k] }
+
+// Op is one change to apply to the kernel.
+type Op struct {
+	Kind    OpKind
+	Service Service
+	Dest    Dest // for the dest kinds
+}
+
+func (o Op) String() string {
+	if o.Kind >= CreateDest || o.Kind == DeleteDest {
+		return fmt.Sprintf("%s %s -> %s", o.Kind, o.Service.Key, o.Dest.Key())
+	}
+	return fmt.Sprintf("%s %s", o.Kind, o.Service.Key)
+}
+
+// Plan lists the operations that turn actual into desired, touching only
+// what differs. Services in actual but not desired are deleted only if
+// managed says they were ours (or exclusive is set). The order is fixed:
+// deletions, then creations and updates, each sorted by key, so that two
+// nodes with the same tables make the same plan.
+func Plan(desired, actual Table, managed map[string]bool, exclusive bool) []Op {
+	var ops []Op
+	for _, k := range sortedKeys(actual) {
+		a := actual[k]
+		d, keep := desired[k]
+		if !keep {
+			if exclusive || managed[k] {
+				ops = append(ops, Op{Kind: DeleteService, Service: a})
+			}
+			continue
+		}
+		for _, dk := range sortedKeys(a.Dests) {
+			if _, ok := d.Dests[dk]; !ok {
+				ops = append(ops, Op{Kind: DeleteDest, Service: a, Dest: a.Dests[dk]})
+			}
+		}
+	}
+	for _, k := range sortedKeys(desired) {
+		d := desired[k]
+		a, exists := actual[k]
+		switch {
+		case !exists:
+			ops = append(ops, Op{Kind: CreateService, Service: d})
+		case !sameService(d, a):
+			ops = append(ops, Op{Kind: UpdateService, Service: d})
+		}
+		for _, dk := range sortedKeys(d.Dests) {
+			want := d.Dests[dk]
+			have, ok := a.Dests[dk]
+			switch {
+			case !exists || !ok:
+				ops = append(ops, Op{Kind: CreateDest, Service: d, Dest: want})
+			case have != want:
+				ops = append(ops, Op{Kind: UpdateDest, Service: d, Dest: want})
+			}
+		}
+	}
+	slices.SortStableFunc(ops, func(x, y Op) int { return int(x.Kind) - int(y.Kind) })
+	return ops
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

@@ -1,0 +1,150 @@
+package director
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Kernel is the reconciler's only door to IPVS: read the table, apply one
+// operation. Moby implements it against the kernel; tests use a recording
+// fake.
+type Kernel interface {
+	Read() (Table, error)
+	Apply(Op) error
+}
+
+// Target is what the kernel must hold, computed from one state.
+type Target struct {
+	Table   Table
+	Managed map[string]bool
+	Version uint64 // configuration version
+	Index   uint64 // Raft index of the state
+}
+
+// Report is the outcome of one reconcile pass.
+type Report struct {
+	Index       uint64    `json:"index"`
+	Version     uint64    `json:"version"`
+	Fingerprint string    `json:"fingerprint"` // of the managed part of the kernel table after the pass
+	Services    int       `json:"services"`
+	Ops         int       `json:"ops"`
+	Failed      int       `json:"failed"`
+	Errors      []string  `json:"errors,omitempty"`
+	At          time.Time `json:"at"`
+	Took        string    `json:"took"`
+}
+
+// Reconciler is the one writer of the kernel's IPVS table. Each pass reads
+// the kernel, plans the difference to the target and applies it; one failed
+// operation never stops the others, and failures are retried with backoff.
+type Reconciler struct {
+	Kernel    Kernel
+	Log       *slog.Logger
+	Exclusive bool          // also delete services the model never had
+	Resync    time.Duration // full pass at least this often (hand edits, flushes)
+	Clock     func() time.Time
+
+	mu   sync.Mutex
+	last Report
+}
+
+// Last is the most recent report.
+func (r *Reconciler) Last() Report {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.last
+}
+
+// Step runs one pass.
+func (r *Reconciler) Step(t Target) Report {
+	now := time.Now
+	if r.Clock != nil {
+		now = r.Clock
+	}
+	start := now()
+	rep := Report{Index: t.Index, Version: t.Version, At: start}
+	actual, err := r.Kernel.Read()
+	if err != nil {
+		rep.Failed, rep.Errors = 1, []string{err.Error()}
+		return r.finish(rep, start, now)
+	}
+	ops := Plan(t.Table, actual, t.Managed, r.Exclusive)
+	rep.Ops = len(ops)
+	for _, op := range ops {
+		if err := r.Kernel.Apply(op); err != nil {
+			rep.Failed++
+			if len(rep.Errors) < 10 {
+				rep.Errors = append(rep.Errors, err.Error())
+			}
+		}
+	}
+	if len(ops) > 0 {
+		// Dumps can be partial under load: fingerprint what a fresh read shows.
+		if actual, err = r.Kernel.Read(); err != nil {
+			rep.Failed++
+			rep.Errors = append(rep.Errors, err.Error())
+			return r.finish(rep, start, now)
+		}
+	}
+	mine := Table{}
+	for k, s := range actual {
+		if r.Exclusive || t.Managed[k] {
+			mine[k] = s
+		}
+	}
+	rep.Services, rep.Fingerprint = len(mine), mine.Fingerprint()
+	return r.finish(rep, start, now)
+}
+
+func (r *Reconciler) finish(rep Report, start time.Time, now func() time.Time) Report {
+	rep.Took = now().Sub(start).String()
+	r.mu.Lock()
+	r.last = rep
+	r.mu.Unlock()
+	if rep.Ops > 0 || rep.Failed > 0 {
+		lvl := slog.LevelInfo
+		if rep.Failed > 0 {
+			lvl = slog.LevelWarn
+		}
+		r.Log.Log(context.Background(), lvl, "reconcile", "version", rep.Version, "index", rep.Index, "ops", rep.Ops,
+			"failed", rep.Failed, "errors", rep.Errors, "fingerprint", rep.Fingerprint, "took", rep.Took)
+	}
+	return rep
+}
+
+// Run reconciles on every state change (coalesced), on the resync timer,
+// and after failures with a growing backoff, until ctx ends.
+func (r *Reconciler) Run(ctx context.Context, changes <-chan struct{}, target func() Target) {
+	resync := r.Resync
+	if resync <= 0 {
+		resync = 10 * time.Second
+	}
+	backoff := 100 * time.Millisecond
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-changes:
+		case <-timer.C:
+		}
+		rep := r.Step(target())
+		next := resync
+		if rep.Failed > 0 {
+			next = min(backoff, resync)
+			backoff = min(backoff*2, resync)
+		} else {
+			backoff = 100 * time.Millisecond
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		timer.Reset(next)
+	}
+}

@@ -1,0 +1,184 @@
+package director
+
+import (
+	"log/slog"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/ipvsman/ipvsman/fsm"
+)
+
+func state(t *testing.T, ops ...fsm.Op) *fsm.State {
+	t.Helper()
+	s := fsm.NewState()
+	for i, op := range ops {
+		c, err := fsm.NewCommand(fsm.CmdOps, int64(i+1), "test", fsm.OpsPayload{Ops: []fsm.Op{op}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r, err := s.Apply(c); err != nil || r.Err != "" {
+			t.Fatalf("op %d: %v %s", i, err, r.Err)
+		}
+	}
+	return s
+}
+
+var (
+	web = fsm.ServiceKey{Protocol: fsm.TCP, Address: netip.MustParseAddr("10.0.0.10"), Port: 80}
+	dns = fsm.ServiceKey{Protocol: fsm.UDP, Address: netip.MustParseAddr("fd00::10"), Port: 53}
+	fwm = fsm.ServiceKey{Protocol: fsm.FWMark, Mark: 3}
+)
+
+func addSvc(k fsm.ServiceKey, sched string, mod ...func(*fsm.Service)) fsm.Op {
+	s := &fsm.Service{Key: k, Scheduler: sched}
+	for _, m := range mod {
+		m(s)
+	}
+	return fsm.Op{Kind: fsm.OpAddService, Service: s}
+}
+
+func addSrv(k fsm.ServiceKey, addr string, w int, state fsm.ServerState) fsm.Op {
+	return fsm.Op{Kind: fsm.OpAddServer, ServiceKey: k, Server: &fsm.RealServer{Address: netip.MustParseAddr(addr), Forward: fsm.Masquerade, Port: 8080, Weight: w, State: state}}
+}
+
+func sample(t *testing.T) *fsm.State {
+	return state(t,
+		addSvc(web, "wlc", func(s *fsm.Service) { s.Persistence = &fsm.Persistence{Timeout: 600, Netmask: "255.255.255.0"} }),
+		addSrv(web, "10.1.0.21", 3, fsm.Active),
+		addSrv(web, "10.1.0.22", 2, fsm.Suspended),
+		addSrv(web, "10.1.0.23", 2, fsm.Draining),
+		addSvc(dns, "mh", func(s *fsm.Service) { s.Flags = []string{"mh-fallback", "mh-port"} }),
+		addSrv(dns, "fd00::21", 1, fsm.Active),
+		addSvc(fwm, "rr"),
+	)
+}
+
+func target(st *fsm.State) Target {
+	return Target{Table: Desired(st), Managed: Managed(st), Version: st.Version}
+}
+
+func rec(k Kernel) *Reconciler { return &Reconciler{Kernel: k, Log: slog.New(slog.DiscardHandler)} }
+
+func TestDesiredTable(t *testing.T) {
+	st := sample(t)
+	st.Verdicts[fsm.VerdictKey(web.String(), "10.1.0.21:8080")] = fsm.Verdict{Health: fsm.HealthDown}
+	d := Desired(st)
+	w := d[web.String()]
+	if w.Flags != FlagPersistent || w.Timeout != 600 || w.Netmask != 0xFFFFFF00 {
+		t.Errorf("web service = %+v", w)
+	}
+	for k, want := range map[string]int{"10.1.0.21:8080": 0, "10.1.0.22:8080": 0, "10.1.0.23:8080": 0} {
+		if got := w.Dests[k].Weight; got != want {
+			t.Errorf("%s weight %d, want %d (down, suspended, draining are quiescent)", k, got, want)
+		}
+	}
+	delete(st.Verdicts, fsm.VerdictKey(web.String(), "10.1.0.21:8080"))
+	if got := Desired(st)[web.String()].Dests["10.1.0.21:8080"].Weight; got != 3 {
+		t.Errorf("healthy active weight %d, want 3", got)
+	}
+	if got := d[dns.String()]; got.Flags != FlagSched1|FlagSched2 || got.Netmask != 128 {
+		t.Errorf("dns service = %+v", got)
+	}
+	if got := d[fwm.String()]; got.Netmask != 0xFFFFFFFF || got.Flags != 0 {
+		t.Errorf("fwmark service = %+v", got)
+	}
+}
+
+func TestReconcileConvergesAndIsIdempotent(t *testing.T) {
+	st := sample(t)
+	k := newFake()
+	r := rec(k)
+	rep := r.Step(target(st))
+	if rep.Failed != 0 || rep.Ops != 7 || rep.Services != 3 {
+		t.Fatalf("first pass: %+v", rep)
+	}
+	if got, want := k.table.Canonical(), Desired(st).Canonical(); got != want {
+		t.Fatalf("kernel after first pass:\n%s\nwant:\n%s", got, want)
+	}
+	k.applied = nil
+	if rep2 := r.Step(target(st)); rep2.Ops != 0 || len(k.applied) != 0 || rep2.Fingerprint != rep.Fingerprint {
+		t.Fatalf("second pass changed something: %+v %v", rep2, k.applied)
+	}
+
+	// Hand edits: a weight changed, a destination deleted, a foreign service added.
+	s := k.table[web.String()]
+	d := s.Dests["10.1.0.21:8080"]
+	d.Weight = 50
+	s.Dests["10.1.0.21:8080"] = d
+	delete(s.Dests, "10.1.0.22:8080")
+	foreign := fsm.ServiceKey{Protocol: fsm.TCP, Address: netip.MustParseAddr("192.0.2.1"), Port: 25}
+	k.table[foreign.String()] = Service{Key: foreign, Scheduler: "rr", Netmask: 0xFFFFFFFF, Dests: map[string]Dest{}}
+	k.applied = nil
+	r.Step(target(st))
+	if want := []string{"update-dest tcp:10.0.0.10:80 -> 10.1.0.21:8080", "create-dest tcp:10.0.0.10:80 -> 10.1.0.22:8080"}; strings.Join(k.applied, ";") != strings.Join(want, ";") && strings.Join(k.applied, ";") != want[1]+";"+want[0] {
+		t.Fatalf("repair touched %v, want exactly %v", k.applied, want)
+	}
+	if _, ok := k.table[foreign.String()]; !ok {
+		t.Fatalf("a service the model never had was deleted without exclusive ownership")
+	}
+	r.Exclusive = true
+	r.Step(target(st))
+	if _, ok := k.table[foreign.String()]; ok {
+		t.Fatalf("exclusive ownership left a foreign service")
+	}
+	r.Exclusive = false
+
+	// Flushed by hand: everything comes back.
+	k.table = Table{}
+	r.Step(target(st))
+	if got, want := k.table.Canonical(), Desired(st).Canonical(); got != want {
+		t.Fatalf("after flush:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+func TestServiceLeavingTheModelIsDeleted(t *testing.T) {
+	st := sample(t)
+	k := newFake()
+	r := rec(k)
+	r.Step(target(st))
+	c, _ := fsm.NewCommand(fsm.CmdOps, 99, "test", fsm.OpsPayload{Ops: []fsm.Op{{Kind: fsm.OpDeleteService, ServiceKey: dns}}})
+	st.Apply(c)
+	k.applied = nil
+	r.Step(target(st))
+	if len(k.applied) != 1 || k.applied[0] != "delete-service udp:[fd00::10]:53" {
+		t.Fatalf("applied %v, want the one deletion", k.applied)
+	}
+}
+
+func TestOneFailureDoesNotStopTheOthers(t *testing.T) {
+	st := sample(t)
+	k := newFake()
+	bad := "create-dest tcp:10.0.0.10:80 -> 10.1.0.22:8080"
+	k.failOn[bad] = true
+	r := rec(k)
+	rep := r.Step(target(st))
+	if rep.Failed != 1 || !strings.Contains(rep.Errors[0], "injected failure") {
+		t.Fatalf("report %+v", rep)
+	}
+	if _, ok := k.table[dns.String()].Dests["[fd00::21]:8080"]; !ok {
+		t.Fatalf("operations after the failure were not applied")
+	}
+	delete(k.failOn, bad)
+	k.applied = nil
+	rep = r.Step(target(st))
+	if rep.Failed != 0 || len(k.applied) != 1 || k.applied[0] != bad {
+		t.Fatalf("retry pass: %+v %v", rep, k.applied)
+	}
+}
+
+func TestPlanIsDeterministic(t *testing.T) {
+	st := sample(t)
+	a := Plan(Desired(st), Table{}, nil, false)
+	for i := 0; i < 20; i++ {
+		b := Plan(Desired(st), Table{}, nil, false)
+		for j := range a {
+			if a[j].String() != b[j].String() {
+				t.Fatalf("plan order differs at %d: %s vs %s", j, a[j], b[j])
+			}
+		}
+	}
+	if a[0].Kind != CreateService {
+		t.Fatalf("first op %s", a[0])
+	}
+}

@@ -1,0 +1,171 @@
+package director
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/ipvsman/ipvsman/fsm"
+)
+
+// Kernel service flags (linux/ip_vs.h). moby/ipvs does not name them.
+const (
+	FlagPersistent = 0x1
+	FlagHashed     = 0x2 // set by the kernel on every service; never ours to set
+	FlagOnePacket  = 0x4
+	FlagSched1     = 0x8  // sh-fallback, mh-fallback
+	FlagSched2     = 0x10 // sh-port, mh-port
+	FlagSched3     = 0x20
+)
+
+// Service is one virtual service as the kernel holds it.
+type Service struct {
+	Key       fsm.ServiceKey
+	Scheduler string
+	Flags     uint32 // kernel flags without FlagHashed
+	Timeout   uint32 // persistence, seconds
+	Netmask   uint32 // IPv4: mask as a number; IPv6: prefix length
+	Dests     map[string]Dest
+}
+
+// Dest is one real server as the kernel holds it.
+type Dest struct {
+	Address netip.Addr
+	Port    uint16
+	Forward fsm.Forward
+	Weight  int
+	Upper   uint32
+	Lower   uint32
+}
+
+// Key is the destination's address:port.
+func (d Dest) Key() string { return netip.AddrPortFrom(d.Address, d.Port).String() }
+
+// Table is a kernel IPVS table, keyed by fsm.ServiceKey.String().
+type Table map[string]Service
+
+// Desired computes the table every node must hold for a state. Pure: the
+// same state gives the same table on every node.
+//
+// A real server the operator suspended or drains, or whose health verdict
+// is down, stays in the table with weight 0 (quiescent): the kernel sends
+// it no new connections but lets established ones finish.
+func Desired(st *fsm.State) Table {
+	t := Table{}
+	for key, svc := range st.Config.Services {
+		ks := Service{Key: svc.Key, Scheduler: svc.Scheduler, Flags: serviceFlags(svc), Netmask: netmask(svc), Dests: map[string]Dest{}}
+		if p := svc.Persistence; p != nil {
+			ks.Timeout = p.Timeout
+		}
+		for rk, rs := range svc.Servers {
+			w := rs.Weight
+			if rs.State != fsm.Active || st.Verdicts[fsm.VerdictKey(key, rk)].Health == fsm.HealthDown {
+				w = 0
+			}
+			d := Dest{Address: rs.Address, Port: rs.Port, Forward: rs.Forward, Weight: w, Upper: rs.Upper, Lower: rs.Lower}
+			ks.Dests[d.Key()] = d
+		}
+		t[key] = ks
+	}
+	return t
+}
+
+func serviceFlags(s *fsm.Service) uint32 {
+	var f uint32
+	if s.Persistence != nil {
+		f |= FlagPersistent
+	}
+	if s.OnePacket {
+		f |= FlagOnePacket
+	}
+	for _, fl := range s.Flags {
+		switch fl {
+		case "sh-fallback", "mh-fallback", "flag-1":
+			f |= FlagSched1
+		case "sh-port", "mh-port", "flag-2":
+			f |= FlagSched2
+		case "flag-3":
+			f |= FlagSched3
+		}
+	}
+	return f
+}
+
+// netmask is the kernel's form: IPv4 a 32-bit mask, IPv6 a prefix length;
+// "host" when the model leaves it empty.
+func netmask(s *fsm.Service) uint32 {
+	v6 := s.Key.Family() == "inet6"
+	mask := ""
+	if s.Persistence != nil {
+		mask = s.Persistence.Netmask
+	}
+	if v6 {
+		if n, err := strconv.Atoi(mask); err == nil {
+			return uint32(n)
+		}
+		return 128
+	}
+	if a, err := netip.ParseAddr(mask); err == nil && a.Is4() {
+		b := a.As4()
+		return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+	}
+	return 0xFFFFFFFF
+}
+
+// sameService reports whether two services need no update (dests aside).
+func sameService(a, b Service) bool {
+	return a.Scheduler == b.Scheduler && a.Flags == b.Flags && a.Timeout == b.Timeout && a.Netmask == b.Netmask
+}
+
+// Canonical renders the table one line per service and destination, in
+// sorted order: the input of Fingerprint and a readable diff in tests.
+func (t Table) Canonical() string {
+	keys := make([]string, 0, len(t))
+	for k := range t {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		s := t[k]
+		fmt.Fprintf(&b, "%s %s flags=%#x timeout=%d netmask=%#x\n", k, s.Scheduler, s.Flags, s.Timeout, s.Netmask)
+		dk := make([]string, 0, len(s.Dests))
+		for d := range s.Dests {
+			dk = append(dk, d)
+		}
+		slices.Sort(dk)
+		for _, d := range dk {
+			x := s.Dests[d]
+			fmt.Fprintf(&b, "  %s %s w=%d x=%d y=%d\n", d, x.Forward, x.Weight, x.Upper, x.Lower)
+		}
+	}
+	return b.String()
+}
+
+// Fingerprint is a short, order-independent digest of the table: equal
+// tables give equal fingerprints on every node.
+func (t Table) Fingerprint() string {
+	sum := sha256.Sum256([]byte(t.Canonical()))
+	return hex.EncodeToString(sum[:8])
+}
+
+// Managed lists every service key the model holds now or held in any
+// version of its history. The reconciler deletes only those when they leave
+// the model; a service that was never ours (added by hand, another tool) is
+// left alone unless the table is exclusively ours.
+func Managed(st *fsm.State) map[string]bool {
+	m := map[string]bool{}
+	for k := range st.Config.Services {
+		m[k] = true
+	}
+	for _, h := range st.History {
+		for k := range h.Config.Services {
+			m[k] = true
+		}
+	}
+	return m
+}
