@@ -29,8 +29,14 @@ var (
 
 // Binaries builds bin/ipvsmand and bin/ipvsman once per test process, with
 // the race detector when the test binary has it.
+//
+// With IPVSMAN_BIN_DIR set (the lab: building under emulation is slow), the
+// binaries already built there are used instead.
 func Binaries(t testing.TB) (daemon, cli string) {
 	t.Helper()
+	if dir := os.Getenv("IPVSMAN_BIN_DIR"); dir != "" {
+		return filepath.Join(dir, "ipvsmand"), filepath.Join(dir, "ipvsman")
+	}
 	buildOnce.Do(func() {
 		buildDir, buildErr = os.MkdirTemp("", "ipvsman-bin-")
 		if buildErr != nil {
@@ -115,6 +121,7 @@ type Cluster struct {
 	CLIBin    string
 	TokenFile string
 	Nodes     map[string]*Node
+	CLINetNS  string // network namespace the CLI runs in ("" = this one)
 }
 
 // Node is one ipvsmand process and its fixed addresses.
@@ -124,6 +131,8 @@ type Node struct {
 	RaftAddr string
 	APIAddr  string
 	DataDir  string
+	NetNS    string   // network namespace to run in ("" = this one)
+	IPVS     string   // --ipvs value; "off" unless set
 	Args     []string // extra flags, kept across restarts
 	cmd      *exec.Cmd
 	done     chan error
@@ -148,9 +157,23 @@ func NewCluster(t testing.TB) *Cluster {
 
 // Add defines a node with fresh loopback ports; Start runs it.
 func (c *Cluster) Add(id string, args ...string) *Node {
-	n := &Node{c: c, ID: id, RaftAddr: FreeAddr(c.t), APIAddr: FreeAddr(c.t), DataDir: filepath.Join(c.Dir, id), Args: args}
+	return c.AddAt(id, FreeAddr(c.t), FreeAddr(c.t), "", args...)
+}
+
+// AddAt defines a node with given addresses inside network namespace netns.
+func (c *Cluster) AddAt(id, raftAddr, apiAddr, netns string, args ...string) *Node {
+	n := &Node{c: c, ID: id, RaftAddr: raftAddr, APIAddr: apiAddr, DataDir: filepath.Join(c.Dir, id), NetNS: netns, IPVS: "off", Args: args}
 	c.Nodes[id] = n
 	return n
+}
+
+// inNetNS prefixes a command with `ip netns exec NS` when ns is set; ip
+// execs the command, so the PID is the command's own.
+func inNetNS(ns, bin string, args ...string) (string, []string) {
+	if ns == "" {
+		return bin, args
+	}
+	return "ip", append([]string{"netns", "exec", ns, bin}, args...)
 }
 
 // Start runs the node's daemon with its addresses, data dir and extra args.
@@ -161,14 +184,15 @@ func (n *Node) Start(extra ...string) {
 	}
 	args := []string{
 		"--node-id", n.ID, "--data-dir", n.DataDir, "--raft-addr", n.RaftAddr, "--api-addr", n.APIAddr,
-		"--token-file", n.c.TokenFile, "--ipvs=off", "--log-format", "json",
+		"--token-file", n.c.TokenFile, "--ipvs=" + n.IPVS, "--log-format", "json",
 	}
 	args = append(append(args, n.Args...), extra...)
 	f, err := os.OpenFile(filepath.Join(n.c.Dir, n.ID+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		n.c.t.Fatal(err)
 	}
-	cmd := exec.Command(n.c.Daemon, args...)
+	bin, args := inNetNS(n.NetNS, n.c.Daemon, args...)
+	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = f, f
 	if err := cmd.Start(); err != nil {
 		n.c.t.Fatal(err)
@@ -254,7 +278,8 @@ func (c *Cluster) CLI(node *Node, stdin string, args ...string) Result {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	full := append([]string{"--api", node.APIAddr, "--token-file", c.TokenFile}, args...)
-	cmd := exec.CommandContext(ctx, c.CLIBin, full...)
+	bin, full := inNetNS(c.CLINetNS, c.CLIBin, full...)
+	cmd := exec.CommandContext(ctx, bin, full...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	cmd.Stdin = strings.NewReader(stdin)
