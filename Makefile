@@ -7,7 +7,7 @@ FUZZTIME ?= 10s
 UNIT     := ./fsm/... ./cluster/... ./director/... ./vip/... ./cmd/...
 
 .DEFAULT_GOAL := help
-.PHONY: help build test test-unit test-host fuzz lint demo clean
+.PHONY: help build test test-unit test-host e2e fuzz lint demo demo-loopback lab-selftest lab-shell clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -16,7 +16,7 @@ build: ## build bin/ipvsmand and bin/ipvsman (static, CGO_ENABLED=0)
 	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ipvsmand ./cmd/ipvsmand
 	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ipvsman ./cmd/ipvsman
 
-test: lint test-unit test-host fuzz ## all tests, as CI runs them
+test: lint test-unit test-host fuzz e2e ## all tests, as CI runs them (the three tiers and fuzzing)
 	@echo "make test: all tiers passed"
 
 test-unit: ## tier 1: pure code (fsm, parsers, cluster), race detector on; fast, no root
@@ -25,6 +25,15 @@ test-unit: ## tier 1: pure code (fsm, parsers, cluster), race detector on; fast,
 test-host: ## tier 2: real ipvsmand processes and the CLI on loopback (--ipvs=off)
 	$(GO) test -race -count=1 -timeout 15m ./test/host/...
 
+e2e: ## tier 3: every lab test, with real IPVS inside the lab VM (root; ends with "lab: N passed, N failed")
+	bash test/lab/e2e.sh
+
+lab-selftest: ## boot the lab VM and prove IPVS works there (about 20 s)
+	bash test/lab/vm/selftest.sh
+
+lab-shell: ## a root shell in the lab VM (IPVS; host fs read-only; .lab/shell at /tmp/lab); LAB_SETUP='cmd' runs first
+	bash test/lab/vm/run.sh -i $(CURDIR)/.lab/shell -- $(LAB_SETUP)
+
 fuzz: ## run every fuzz target for FUZZTIME each (default 10s)
 	@FUZZTIME=$(FUZZTIME) GO=$(GO) sh test/fuzz.sh
 
@@ -32,7 +41,10 @@ lint: ## gofmt and go vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./...
 
-demo: build ## start a three-node cluster on loopback and show it working (milestone 1 demo)
+demo: ## the lab VM: three ipvsman directors with real IPVS, client traffic, the leader killed
+	@bash test/lab/demo.sh
+
+demo-loopback: build ## three ipvsmand --ipvs=off on loopback, no VM (the cluster alone)
 	@bash test/demo/loopback.sh
 
 clean: ## remove build output

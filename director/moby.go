@@ -1,6 +1,7 @@
 package director
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net"
 	"net/netip"
@@ -129,8 +130,22 @@ func family(a netip.Addr) uint16 {
 	return syscall.AF_INET6
 }
 
+// swapMask converts an IPv4 netmask between our numeric form (10.0.0.0/24
+// is 0xFFFFFF00) and moby/ipvs's: the kernel wants network byte order, and
+// moby writes and reads the u32 attribute in host byte order. The swap is
+// its own inverse. IPv6 netmasks are prefix lengths and are not swapped.
+func swapMask(m uint32, fam uint16) uint32 {
+	if fam != syscall.AF_INET {
+		return m
+	}
+	var b [4]byte
+	binary.BigEndian.PutUint32(b[:], m)
+	return binary.NativeEndian.Uint32(b[:])
+}
+
 func toMobyService(s Service) *ipvs.Service {
-	ms := &ipvs.Service{SchedName: s.Scheduler, Flags: s.Flags, Timeout: s.Timeout, Netmask: s.Netmask}
+	ms := &ipvs.Service{SchedName: s.Scheduler, Flags: s.Flags, Timeout: s.Timeout}
+	defer func() { ms.Netmask = swapMask(s.Netmask, ms.AddressFamily) }()
 	k := s.Key
 	if k.Protocol == fsm.FWMark {
 		ms.FWMark = k.Mark
@@ -151,7 +166,7 @@ func toMobyService(s Service) *ipvs.Service {
 }
 
 func fromMobyService(s *ipvs.Service) (Service, bool) {
-	ks := Service{Scheduler: s.SchedName, Flags: s.Flags &^ FlagHashed, Timeout: s.Timeout, Netmask: s.Netmask, Dests: map[string]Dest{}}
+	ks := Service{Scheduler: s.SchedName, Flags: s.Flags &^ FlagHashed, Timeout: s.Timeout, Netmask: swapMask(s.Netmask, s.AddressFamily), Dests: map[string]Dest{}}
 	if s.FWMark != 0 {
 		ks.Key = fsm.ServiceKey{Protocol: fsm.FWMark, Mark: s.FWMark, IPv6: s.AddressFamily == syscall.AF_INET6}
 		return ks, true
