@@ -31,8 +31,8 @@ e2e: ## tier 3: every lab test, with real IPVS inside the lab VM (root; ends wit
 lab-selftest: ## boot the lab VM and prove IPVS works there (about 20 s)
 	bash test/lab/vm/selftest.sh
 
-lab-shell: ## a root shell in the lab VM (IPVS; host fs read-only; .lab/shell at /tmp/lab); LAB_SETUP='cmd' runs first
-	bash test/lab/vm/run.sh -i $(CURDIR)/.lab/shell -- $(LAB_SETUP)
+lab-shell: ## the lab VM with the topology and a three-director cluster up, and a shell to explore it
+	bash test/lab/shell.sh
 
 fuzz: ## run every fuzz target for FUZZTIME each (default 10s)
 	@FUZZTIME=$(FUZZTIME) GO=$(GO) sh test/fuzz.sh

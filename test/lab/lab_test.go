@@ -190,3 +190,28 @@ func TestClusterProgramsIdenticalKernelTables(t *testing.T) {
 	})
 	t.Logf("cluster status:\n%s", c.MustCLI(nodes[0], "", "cluster", "status"))
 }
+
+// leaderOf waits until the running nodes agree on a leader and returns it.
+func leaderOf(t *testing.T, c *harness.Cluster, nodes []*harness.Node) *harness.Node {
+	t.Helper()
+	var found *harness.Node
+	harness.Eventually(t, 60*time.Second, "a leader", func() (bool, string) {
+		r := c.CLI(nodes[0], "", "cluster", "status")
+		if r.Err != nil {
+			return false, r.Stderr
+		}
+		for _, line := range strings.Split(r.Stdout, "\n") {
+			f := strings.Fields(line)
+			if len(f) > 1 && f[1] == "Leader" {
+				for _, n := range nodes {
+					if n.ID == f[0] {
+						found = n
+						return true, ""
+					}
+				}
+			}
+		}
+		return false, r.Stdout
+	})
+	return found
+}
