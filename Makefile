@@ -22,8 +22,8 @@ test: lint test-unit test-host fuzz e2e ## all tests, as CI runs them (the three
 test-unit: ## tier 1: pure code (fsm, parsers, cluster), race detector on; fast, no root
 	$(GO) test -race -count=1 $(UNIT)
 
-test-host: ## tier 2: real ipvsmand processes and the CLI on loopback (--ipvs=off)
-	$(GO) test -race -count=1 -timeout 15m ./test/host/...
+test-host: ## tier 2: real ipvsmand processes and the CLI on loopback (--ipvs=off); the lab topology on the host (root)
+	$(GO) test -race -count=1 -timeout 15m ./test/host/... ./test/lab/topo/... ./test/lab/labtool/...
 
 e2e: ## tier 3: every lab test, with real IPVS inside the lab VM (root; ends with "lab: N passed, N failed")
 	bash test/lab/e2e.sh
