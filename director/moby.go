@@ -11,6 +11,7 @@ import (
 	"github.com/moby/ipvs"
 
 	"github.com/ipvsman/ipvsman/fsm"
+	"github.com/ipvsman/ipvsman/fsm/ipvsadm"
 )
 
 // Moby is the kernel IPVS table of the current network namespace, through
@@ -62,18 +63,25 @@ func (m *Moby) reset() {
 
 // Read dumps the whole table.
 func (m *Moby) Read() (Table, error) {
+	t, _, err := m.ReadStats()
+	return t, err
+}
+
+// ReadStats dumps the whole table with the kernel's counters, keyed as
+// ipvsadm.Stats expects. moby/ipvs reads the 32-bit counters.
+func (m *Moby) ReadStats() (Table, ipvsadm.Stats, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	h, err := m.handle()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	svcs, err := h.GetServices()
 	if err != nil {
 		m.reset()
-		return nil, fmt.Errorf("list services: %w", err)
+		return nil, nil, fmt.Errorf("list services: %w", err)
 	}
-	t := Table{}
+	t, st := Table{}, ipvsadm.Stats{}
 	for _, s := range svcs {
 		ks, ok := fromMobyService(s)
 		if !ok {
@@ -82,15 +90,31 @@ func (m *Moby) Read() (Table, error) {
 		dests, err := h.GetDestinations(s)
 		if err != nil {
 			m.reset()
-			return nil, fmt.Errorf("list destinations of %s: %w", ks.Key, err)
+			return nil, nil, fmt.Errorf("list destinations of %s: %w", ks.Key, err)
 		}
+		key := ks.Key.String()
+		total := counters(ipvs.DstStats(s.Stats))
 		for _, d := range dests {
 			kd := fromMobyDest(d)
 			ks.Dests[kd.Key()] = kd
+			c := counters(d.Stats)
+			c.ActiveConns, c.InactConns = uint64(d.ActiveConnections), uint64(d.InactiveConnections)
+			total.ActiveConns += c.ActiveConns
+			total.InactConns += c.InactConns
+			st[fsm.VerdictKey(key, kd.Key())] = c
 		}
-		t[ks.Key.String()] = ks
+		st[key] = total
+		t[key] = ks
 	}
-	return t, nil
+	return t, st, nil
+}
+
+func counters(s ipvs.DstStats) ipvsadm.Counters {
+	return ipvsadm.Counters{
+		Conns: uint64(s.Connections), InPkts: uint64(s.PacketsIn), OutPkts: uint64(s.PacketsOut),
+		InBytes: s.BytesIn, OutBytes: s.BytesOut, CPS: uint64(s.CPS),
+		InPPS: uint64(s.PPSIn), OutPPS: uint64(s.PPSOut), InBPS: uint64(s.BPSIn), OutBPS: uint64(s.BPSOut),
+	}
 }
 
 // Apply performs one operation.

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/ipvsman/ipvsman/fsm"
+	"github.com/ipvsman/ipvsman/fsm/ipvsadm"
 )
 
 func state(t *testing.T, ops ...fsm.Op) *fsm.State {
@@ -180,5 +181,30 @@ func TestPlanIsDeterministic(t *testing.T) {
 	}
 	if a[0].Kind != CreateService {
 		t.Fatalf("first op %s", a[0])
+	}
+}
+
+// A kernel table rendered back as a config prints exactly like the model
+// (the kernel view of `ipvsman -L --node` relies on it).
+func TestTableConfigPrintsLikeTheModel(t *testing.T) {
+	st := state(t,
+		addSvc(web, "wlc", func(s *fsm.Service) { s.Persistence = &fsm.Persistence{Timeout: 600, Netmask: "255.255.255.0"} }),
+		addSrv(web, "10.1.0.21", 3, fsm.Active),
+		addSvc(dns, "mh", func(s *fsm.Service) {
+			s.Flags = []string{"mh-fallback", "mh-port"}
+			s.Persistence = &fsm.Persistence{Timeout: 60, Netmask: "64"}
+		}),
+		addSrv(dns, "fd00::21", 1, fsm.Active),
+		addSvc(fwm, "sh", func(s *fsm.Service) { s.Flags = []string{"sh-port"} }),
+	)
+	var model, kernel strings.Builder
+	if err := ipvsadm.FormatSave(&model, st.Config, true, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := ipvsadm.FormatSave(&kernel, Desired(st).Config(), true, nil); err != nil {
+		t.Fatal(err)
+	}
+	if model.String() != kernel.String() {
+		t.Fatalf("kernel view:\n%s\nmodel:\n%s", kernel.String(), model.String())
 	}
 }

@@ -169,3 +169,51 @@ func Managed(st *fsm.State) map[string]bool {
 	}
 	return m
 }
+
+// Config renders a kernel table as a model config, so that the kernel view
+// of a node prints with the same ipvsadm formatter as the model.
+func (t Table) Config() *fsm.Config {
+	c := fsm.NewConfig()
+	for k, s := range t {
+		svc := &fsm.Service{Key: s.Key, Scheduler: s.Scheduler, OnePacket: s.Flags&FlagOnePacket != 0, Servers: map[string]*fsm.RealServer{}}
+		if s.Flags&FlagPersistent != 0 {
+			svc.Persistence = &fsm.Persistence{Timeout: s.Timeout, Netmask: maskString(s)}
+		}
+		names := [2]string{"sh", "mh"}
+		for i, bit := range []uint32{FlagSched1, FlagSched2} {
+			if s.Flags&bit == 0 {
+				continue
+			}
+			prefix, suffix := "flag", []string{"-1", "-2"}[i]
+			for _, n := range names {
+				if s.Scheduler == n {
+					prefix, suffix = n, []string{"-fallback", "-port"}[i]
+				}
+			}
+			svc.Flags = append(svc.Flags, prefix+suffix)
+		}
+		if s.Flags&FlagSched3 != 0 {
+			svc.Flags = append(svc.Flags, "flag-3")
+		}
+		for dk, d := range s.Dests {
+			svc.Servers[dk] = &fsm.RealServer{Address: d.Address, Port: d.Port, Forward: d.Forward, Weight: d.Weight, Upper: d.Upper, Lower: d.Lower, State: fsm.Active}
+		}
+		c.Services[k] = svc
+	}
+	return c
+}
+
+// maskString is the model's netmask text for a kernel netmask; "" = host.
+func maskString(s Service) string {
+	if s.Key.Family() == "inet6" {
+		if s.Netmask == 128 {
+			return ""
+		}
+		return strconv.Itoa(int(s.Netmask))
+	}
+	if s.Netmask == 0xFFFFFFFF {
+		return ""
+	}
+	m := s.Netmask
+	return netip.AddrFrom4([4]byte{byte(m >> 24), byte(m >> 16), byte(m >> 8), byte(m)}).String()
+}

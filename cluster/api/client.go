@@ -160,3 +160,9 @@ func (c *Client) Transfer(ctx context.Context, id string) (string, error) {
 	err := c.do(ctx, "POST", "/v1/cluster/transfer", NodeRequest{ID: id}, &r)
 	return r.Leader, err
 }
+
+// Kernel is this node's own kernel IPVS table with its counters.
+func (c *Client) Kernel(ctx context.Context) (KernelResponse, error) {
+	var r KernelResponse
+	return r, c.do(ctx, "GET", "/v1/kernel", nil, &r)
+}

@@ -19,6 +19,7 @@ import (
 	"github.com/ipvsman/ipvsman/cluster"
 	"github.com/ipvsman/ipvsman/director"
 	"github.com/ipvsman/ipvsman/fsm"
+	"github.com/ipvsman/ipvsman/fsm/ipvsadm"
 )
 
 // MaxBody bounds every request body.
@@ -31,8 +32,9 @@ type Server struct {
 	Self        fsm.Member // this node's addresses, for joins
 	IPVS        string     // the daemon's --ipvs mode, reported in status
 	Log         *slog.Logger
-	WaitLeader  time.Duration           // how long a write waits for a leader to appear
-	Director    func() *director.Report // the last reconcile; nil with --ipvs=off
+	WaitLeader  time.Duration                              // how long a write waits for a leader to appear
+	Director    func() *director.Report                    // the last reconcile; nil with --ipvs=off
+	Kernel      func() (*fsm.Config, ipvsadm.Stats, error) // this node's kernel table; nil with --ipvs=off
 	forwardHTTP *http.Client
 	once        sync.Once
 }
@@ -50,6 +52,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/cluster/status", s.clusterStatus)
 	mux.HandleFunc("GET /v1/config", s.config)
 	mux.HandleFunc("GET /v1/history", s.history)
+	mux.HandleFunc("GET /v1/kernel", s.kernel)
 	mux.HandleFunc("GET /v1/history/{version}", s.historyEntry)
 	mux.HandleFunc("POST /v1/ops", s.write(s.ops))
 	mux.HandleFunc("POST /v1/config", s.write(s.apply))
@@ -168,6 +171,19 @@ func (s *Server) config(w http.ResponseWriter, r *http.Request) {
 		}
 	})
 	writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) kernel(w http.ResponseWriter, _ *http.Request) {
+	if s.Kernel == nil {
+		writeError(w, http.StatusNotFound, "rejected", fmt.Sprintf("node %s runs with --ipvs=%s: it has no kernel table", s.Node.ID(), s.IPVS))
+		return
+	}
+	cfg, st, err := s.Kernel()
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "internal", fmt.Sprintf("node %s: read the kernel table: %v", s.Node.ID(), err))
+		return
+	}
+	writeJSON(w, http.StatusOK, KernelResponse{Node: s.Node.ID(), Config: cfg, Stats: st})
 }
 
 func (s *Server) history(w http.ResponseWriter, r *http.Request) {

@@ -7,6 +7,7 @@ import (
 	"github.com/ipvsman/ipvsman/cluster"
 	"github.com/ipvsman/ipvsman/director"
 	"github.com/ipvsman/ipvsman/fsm"
+	"github.com/ipvsman/ipvsman/fsm/ipvsadm"
 )
 
 // NodeStatus is GET /v1/status: the node's Raft view and, with --ipvs=on,
@@ -105,4 +106,12 @@ type NodeView struct {
 type ClusterStatus struct {
 	Via   string     `json:"via"` // the node that answered
 	Nodes []NodeView `json:"nodes"`
+}
+
+// KernelResponse is GET /v1/kernel: this node's own kernel IPVS table, with
+// the kernel's counters, formatted like the model by the CLI.
+type KernelResponse struct {
+	Node   string        `json:"node"`
+	Config *fsm.Config   `json:"config"`
+	Stats  ipvsadm.Stats `json:"stats"`
 }

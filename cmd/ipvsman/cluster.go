@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"text/tabwriter"
@@ -46,7 +47,13 @@ func clusterCmd(g *globals) *cobra.Command {
 					}
 					fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\n", s.ID, s.State, s.Term, s.AppliedIndex, s.CommitIndex, s.ConfigVersion, s.Services, s.RealServers, s.IPVS, kernelTable(s), raftAddr, n.APIAddr)
 				}
-				return tw.Flush()
+				if err := tw.Flush(); err != nil {
+					return err
+				}
+				if alarm := fingerprintAlarm(st); alarm != "" {
+					return errors.New(alarm)
+				}
+				return nil
 			})
 		},
 	}
@@ -128,4 +135,26 @@ func kernelTable(s *api.NodeStatus) string {
 		return fmt.Sprintf("%s v%d (%d failed)", d.Fingerprint, d.Version, d.Failed)
 	}
 	return fmt.Sprintf("%s v%d", d.Fingerprint, d.Version)
+}
+
+// fingerprintAlarm reports nodes whose kernel tables differ although they
+// reflect the same configuration version: that must never happen.
+func fingerprintAlarm(st api.ClusterStatus) string {
+	byVersion := map[uint64]map[string][]string{}
+	for _, n := range st.Nodes {
+		if n.Status == nil || n.Status.Director == nil || n.Status.Director.Failed > 0 {
+			continue
+		}
+		d := n.Status.Director
+		if byVersion[d.Version] == nil {
+			byVersion[d.Version] = map[string][]string{}
+		}
+		byVersion[d.Version][d.Fingerprint] = append(byVersion[d.Version][d.Fingerprint], n.ID)
+	}
+	for v, fps := range byVersion {
+		if len(fps) > 1 {
+			return fmt.Sprintf("ALARM: kernel tables differ at configuration version %d: %v", v, fps)
+		}
+	}
+	return ""
 }

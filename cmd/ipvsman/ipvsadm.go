@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"net"
 	"net/netip"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ipvsman/ipvsman/cluster/api"
+	"github.com/ipvsman/ipvsman/fsm"
 	"github.com/ipvsman/ipvsman/fsm/ipvsadm"
 )
 
@@ -54,12 +57,23 @@ func runIpvsadm(g *globals, args []string) error {
 		}
 		return c.Zero(ctx, svc)
 	case ipvsadm.ActionList, ipvsadm.ActionSave:
-		resp, err := c.Config(ctx)
-		if err != nil {
-			return err
-		}
-		if resp.Stale != "" {
-			fmt.Fprintf(os.Stderr, "ipvsman: warning: node %s may be behind the cluster (%s)\n", resp.Node, resp.Stale)
+		var cfg *fsm.Config
+		var stats ipvsadm.Stats
+		if g.node != "" {
+			k, err := nodeKernel(ctx, c, g.node)
+			if err != nil {
+				return err
+			}
+			cfg, stats = k.Config, k.Stats
+		} else {
+			resp, err := c.Config(ctx)
+			if err != nil {
+				return err
+			}
+			if resp.Stale != "" {
+				fmt.Fprintf(os.Stderr, "ipvsman: warning: node %s may be behind the cluster (%s)\n", resp.Node, resp.Stale)
+			}
+			cfg = resp.Config
 		}
 		var res ipvsadm.Resolver
 		if !cmd.List.Numeric {
@@ -67,11 +81,10 @@ func runIpvsadm(g *globals, args []string) error {
 		}
 		w := bufio.NewWriter(os.Stdout)
 		if cmd.Action == ipvsadm.ActionSave {
-			err = ipvsadm.FormatSave(w, resp.Config, cmd.List.Numeric, res)
+			err = ipvsadm.FormatSave(w, cfg, cmd.List.Numeric, res)
 		} else {
-			// Until the director reports the kernel's own values (milestone 3),
-			// the header shows what every kernel since 2.6 reports by default.
-			err = ipvsadm.FormatList(w, ipvsadm.Header{Version: "1.2.1", Size: 4096}, resp.Config, nil, cmd.List, res)
+			// The header shows what every kernel since 2.6 reports by default.
+			err = ipvsadm.FormatList(w, ipvsadm.Header{Version: "1.2.1", Size: 4096}, cfg, stats, cmd.List, res)
 		}
 		if err != nil {
 			return err
@@ -79,6 +92,29 @@ func runIpvsadm(g *globals, args []string) error {
 		return w.Flush()
 	}
 	return fmt.Errorf("%s: not supported", cmd.Action)
+}
+
+// nodeKernel fetches one node's own kernel table: the node is found by name
+// in the cluster status of the node at --api.
+func nodeKernel(ctx context.Context, c *api.Client, name string) (api.KernelResponse, error) {
+	st, err := c.ClusterStatus(ctx)
+	if err != nil {
+		return api.KernelResponse{}, err
+	}
+	var known []string
+	for _, n := range st.Nodes {
+		known = append(known, n.ID)
+		if n.ID != name {
+			continue
+		}
+		if n.APIAddr == "" {
+			return api.KernelResponse{}, fmt.Errorf("--node %s: its API address is not known yet", name)
+		}
+		nc := *c
+		nc.Base = n.APIAddr
+		return nc.Kernel(ctx)
+	}
+	return api.KernelResponse{}, fmt.Errorf("--node %q: not a member (members: %s)", name, strings.Join(known, ", "))
 }
 
 // resolver gives names for -L without -n, as ipvsadm does: reverse DNS for
@@ -141,5 +177,6 @@ func readServices(path string) map[string]string {
 const globalUsage = `
 Every change applies to the whole cluster, through the node at --api.
 Global flags: --api ADDRESS (IPVSMAN_API), --token TOKEN (IPVSMAN_TOKEN), --token-file FILE (IPVSMAN_TOKEN_FILE).
+-L/-S --node NAME: that node's own kernel table, with the kernel's connection counters.
 Other commands: ipvsman cluster|history|rollback|apply|export|version --help
 `

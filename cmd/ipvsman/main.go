@@ -19,6 +19,7 @@ import (
 // globals are the connection settings every command shares.
 type globals struct {
 	api, token, tokenFile string
+	node                  string // -L/-S: show this node's kernel table instead of the model
 	timeout               time.Duration
 }
 
@@ -45,7 +46,7 @@ func (g *globals) split(args []string) (ipvsadm bool, rest []string, err error) 
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		name, val, hasVal := strings.Cut(a, "=")
-		dst := map[string]*string{"--api": &g.api, "--token": &g.token, "--token-file": &g.tokenFile}[name]
+		dst := map[string]*string{"--api": &g.api, "--token": &g.token, "--token-file": &g.tokenFile, "--node": &g.node}[name]
 		if dst == nil {
 			rest = append(rest, a)
 			continue

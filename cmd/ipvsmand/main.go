@@ -20,6 +20,7 @@ import (
 	"github.com/ipvsman/ipvsman/cluster/api"
 	"github.com/ipvsman/ipvsman/director"
 	"github.com/ipvsman/ipvsman/fsm"
+	"github.com/ipvsman/ipvsman/fsm/ipvsadm"
 )
 
 type options struct {
@@ -148,13 +149,20 @@ func run(o options) error {
 	self := fsm.Member{ID: o.nodeID, RaftAddr: o.raftAddr, APIAddr: advertise}
 	srv := &api.Server{Node: node, Token: token, Self: self, IPVS: o.ipvs, Log: log}
 	if o.ipvs == "on" {
-		rec, err := startReconciler(ctx, node, o, log)
+		rec, kernel, err := startReconciler(ctx, node, o, log)
 		if err != nil {
 			node.Shutdown(context.Background())
 			ln.Close()
 			return err
 		}
 		srv.Director = func() *director.Report { r := rec.Last(); return &r }
+		srv.Kernel = func() (*fsm.Config, ipvsadm.Stats, error) {
+			t, st, err := kernel.ReadStats()
+			if err != nil {
+				return nil, nil, err
+			}
+			return t.Config(), st, nil
+		}
 	}
 	httpSrv := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
@@ -188,10 +196,10 @@ func run(o options) error {
 
 // startReconciler makes this node's kernel table follow the replicated
 // state: on every change, on the resync timer, and after failures.
-func startReconciler(ctx context.Context, node *cluster.Node, o options, log *slog.Logger) (*director.Reconciler, error) {
+func startReconciler(ctx context.Context, node *cluster.Node, o options, log *slog.Logger) (*director.Reconciler, *director.Moby, error) {
 	k, err := director.NewMoby()
 	if err != nil {
-		return nil, fmt.Errorf("--ipvs=on: %w", err)
+		return nil, nil, fmt.Errorf("--ipvs=on: %w", err)
 	}
 	rec := &director.Reconciler{Kernel: k, Log: log, Exclusive: o.exclusive, Resync: o.resync}
 	changes := node.Subscribe()
@@ -205,5 +213,5 @@ func startReconciler(ctx context.Context, node *cluster.Node, o options, log *sl
 			return t
 		})
 	}()
-	return rec, nil
+	return rec, k, nil
 }

@@ -189,6 +189,29 @@ func TestClusterProgramsIdenticalKernelTables(t *testing.T) {
 		return len(st.Nodes) == 3 && len(fps) == 1, out
 	})
 	t.Logf("cluster status:\n%s", c.MustCLI(nodes[0], "", "cluster", "status"))
+
+	// Each node's own kernel view (--node) is its kernel, counters included.
+	tp.StartRealServers(topo.BuildLabtool(t))
+	lead := leaderOf(t, c, nodes)
+	tp.AddAddr(lead.ID, topo.VIP+"/24", "eth0")
+	if s := traffic(t, tp, topo.BuildLabtool(t), "http://"+topo.VIP+"/", 20); s.OK != 20 {
+		t.Fatalf("traffic through %s: %+v", lead.ID, s)
+	}
+	harness.Eventually(t, 30*time.Second, "ipvsman -L -n --node equals ipvsadm -L -n of that node", func() (bool, string) {
+		for _, n := range nodes {
+			view := c.CLI(nodes[2], "", "-L", "-n", "--node", n.ID)
+			kernel, err := tp.Exec(n.ID, "ipvsadm", "-L", "-n")
+			if view.Err != nil || err != nil || view.Stdout != kernel {
+				return false, fmt.Sprintf("%s: --node view:\n%s%s\nkernel:\n%s%v", n.ID, view.Stdout, view.Stderr, kernel, err)
+			}
+		}
+		return true, ""
+	})
+	view := c.MustCLI(nodes[0], "", "-L", "-n", "--node", lead.ID)
+	t.Logf("ipvsman -L -n --node %s:\n%s", lead.ID, view)
+	if !strings.Contains(view, "wlc persistent 600") || strings.Count(view, " 0          0") == strings.Count(view, "->")-1 {
+		t.Fatalf("the leader's kernel view shows no connections after 20 requests:\n%s", view)
+	}
 }
 
 // leaderOf waits until the running nodes agree on a leader and returns it.
