@@ -208,3 +208,28 @@ func TestTableConfigPrintsLikeTheModel(t *testing.T) {
 		t.Fatalf("kernel view:\n%s\nmodel:\n%s", kernel.String(), model.String())
 	}
 }
+
+func TestDesiredSorryServerAndRemoval(t *testing.T) {
+	st := sample(t)
+	sorry := &fsm.RealServer{Address: netip.MustParseAddr("10.1.0.99"), Port: 8080, Forward: fsm.Masquerade, Weight: 1, State: fsm.Active}
+	edit := func(f func(s *fsm.Service)) {
+		s := st.Config.Services[web.String()].Clone()
+		f(s)
+		st.Config.Services[web.String()] = s
+	}
+	edit(func(s *fsm.Service) { s.Sorry = sorry })
+	if _, ok := Desired(st)[web.String()].Dests["10.1.0.99:8080"]; ok {
+		t.Fatal("sorry server in the table while 10.1.0.21 is usable")
+	}
+	st.Verdicts[fsm.VerdictKey(web.String(), "10.1.0.21:8080")] = fsm.Verdict{Health: fsm.HealthDown}
+	d := Desired(st)[web.String()].Dests
+	if len(d) != 4 || d["10.1.0.99:8080"].Weight != 1 || d["10.1.0.21:8080"].Weight != 0 {
+		t.Fatalf("no usable server, quiescent: %+v", d)
+	}
+	edit(func(s *fsm.Service) { s.OnFailure = fsm.OnFailureRemove })
+	d = Desired(st)[web.String()].Dests
+	// 10.1.0.21 (down) and .22 (suspended) are removed; .23 drains at weight 0.
+	if len(d) != 2 || d["10.1.0.23:8080"].Weight != 0 || d["10.1.0.99:8080"].Weight != 1 {
+		t.Fatalf("removal: %+v", d)
+	}
+}

@@ -51,9 +51,12 @@ type Table map[string]Service
 // Desired computes the table every node must hold for a state. Pure: the
 // same state gives the same table on every node.
 //
-// A real server the operator suspended or drains, or whose health verdict
-// is down, stays in the table with weight 0 (quiescent): the kernel sends
-// it no new connections but lets established ones finish.
+// A real server the operator suspended, or whose health verdict is down,
+// stays in the table with weight 0 (quiescent: the kernel sends it no new
+// connections but lets established ones finish), or is left out when its
+// service says on_failure: remove. A draining server is always quiescent.
+// The service's sorry server is in the table only while no real server is
+// usable (active and not down).
 func Desired(st *fsm.State) Table {
 	t := Table{}
 	for key, svc := range st.Config.Services {
@@ -61,17 +64,35 @@ func Desired(st *fsm.State) Table {
 		if p := svc.Persistence; p != nil {
 			ks.Timeout = p.Timeout
 		}
+		usable := 0
 		for rk, rs := range svc.Servers {
 			w := rs.Weight
-			if rs.State != fsm.Active || st.Verdicts[fsm.VerdictKey(key, rk)].Health == fsm.HealthDown {
+			down := st.Verdicts[fsm.VerdictKey(key, rk)].Health == fsm.HealthDown
+			switch {
+			case rs.State == fsm.Active && !down:
+				usable++
+			case rs.State == fsm.Draining:
+				w = 0 // always quiescent: draining means let its connections finish
+			case svc.OnFailure == fsm.OnFailureRemove:
+				continue
+			default:
 				w = 0
 			}
-			d := Dest{Address: rs.Address, Port: rs.Port, Forward: rs.Forward, Weight: w, Upper: rs.Upper, Lower: rs.Lower}
+			d := dest(rs)
+			d.Weight = w
+			ks.Dests[d.Key()] = d
+		}
+		if usable == 0 && svc.Sorry != nil {
+			d := dest(svc.Sorry)
 			ks.Dests[d.Key()] = d
 		}
 		t[key] = ks
 	}
 	return t
+}
+
+func dest(r *fsm.RealServer) Dest {
+	return Dest{Address: r.Address, Port: r.Port, Forward: r.Forward, Weight: r.Weight, Upper: r.Upper, Lower: r.Lower}
 }
 
 func serviceFlags(s *fsm.Service) uint32 {

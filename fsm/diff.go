@@ -75,6 +75,12 @@ func describeService(s *Service) string {
 	if s.OnePacket {
 		b.WriteString(" ops")
 	}
+	if s.OnFailure != "" {
+		b.WriteString(" on-failure=" + s.OnFailure)
+	}
+	if s.Sorry != nil {
+		b.WriteString(" sorry=" + describeServer(s.Sorry))
+	}
 	return b.String()
 }
 

@@ -348,3 +348,34 @@ func FuzzDecodeApply(f *testing.F) {
 		}
 	})
 }
+
+func TestSorryServerAndOnFailure(t *testing.T) {
+	s := NewState()
+	sorry := &RealServer{Address: netip.MustParseAddr("10.3.0.99"), Forward: Masquerade, Port: 8080, Weight: 1}
+	cfg := NewConfig()
+	cfg.Services[web.String()] = &Service{Key: web, Scheduler: "wlc", OnFailure: "remove", Sorry: sorry, Servers: map[string]*RealServer{
+		"10.3.0.10:8080": {Address: netip.MustParseAddr("10.3.0.10"), Port: 8080, Forward: Masquerade, Weight: 1},
+	}}
+	r := applyLog(t, s, makeLog(t, mustCmd(t, CmdReplaceConfig, ReplaceConfigPayload{Config: cfg})))[0]
+	if r.Err != "" || !strings.Contains(r.Summary, "on-failure=remove sorry=10.3.0.99:8080 masq weight=1") {
+		t.Fatalf("replace: %+v", r)
+	}
+	// ipvsadm -E cannot express these: it keeps them.
+	r = applyLog(t, s, makeLog(t, Op{Kind: OpEditService, Service: &Service{Key: web, Scheduler: "rr"}}))[0]
+	if got := s.Config.Services[web.String()]; r.Err != "" || got.Sorry == nil || got.OnFailure != "remove" {
+		t.Fatalf("edit dropped sorry/on_failure: %+v %s", got, r.Err)
+	}
+	// A real server equal to the sorry server is refused.
+	r = applyLog(t, s, makeLog(t, addSrv(web, "10.3.0.99", 8080, Masquerade, 1)))[0]
+	if !strings.Contains(r.Err, "sorry server 10.3.0.99:8080: also a real server") {
+		t.Fatalf("clash: %q", r.Err)
+	}
+	bad := cfg.Clone()
+	b := bad.Services[web.String()].Clone()
+	b.OnFailure = "explode"
+	bad.Services[web.String()] = b
+	c, _ := Decode(makeLog(t, mustCmd(t, CmdReplaceConfig, ReplaceConfigPayload{Config: bad}))[0])
+	if err := s.Check(c); err == nil || !strings.Contains(err.Error(), `on_failure "explode"`) {
+		t.Fatalf("bad on_failure: %v", err)
+	}
+}

@@ -138,7 +138,16 @@ type Service struct {
 	Persistence *Persistence           `json:"persistence,omitempty"`
 	OnePacket   bool                   `json:"one_packet,omitempty"`
 	Servers     map[string]*RealServer `json:"servers,omitempty"` // by RealServer.Key()
+	// OnFailure is what happens to a real server that is suspended or
+	// unhealthy: "" (quiescent: weight 0, established connections finish)
+	// or "remove" (taken out of the kernel table). Draining is always quiescent.
+	OnFailure string `json:"on_failure,omitempty"`
+	// Sorry is put in the kernel table only while no real server is usable.
+	Sorry *RealServer `json:"sorry_server,omitempty"`
 }
+
+// OnFailureRemove takes unusable real servers out of the kernel table.
+const OnFailureRemove = "remove"
 
 // RealServer is a destination of a virtual service.
 type RealServer struct {
@@ -212,6 +221,10 @@ func (s *Service) Clone() *Service {
 	if s.Persistence != nil {
 		p := *s.Persistence
 		n.Persistence = &p
+	}
+	if s.Sorry != nil {
+		r := *s.Sorry
+		n.Sorry = &r
 	}
 	n.Servers = make(map[string]*RealServer, len(s.Servers))
 	for k, v := range s.Servers {

@@ -74,10 +74,13 @@ func applyOp(c *Config, op Op) error {
 			if svc.Name == "" {
 				svc.Name = old.Name
 			}
+			if svc.Sorry == nil && svc.OnFailure == "" {
+				svc.Sorry, svc.OnFailure = old.Clone().Sorry, old.OnFailure
+			}
 			svc.Servers = old.Clone().Servers
 		}
 		c.Services[key] = svc
-		return nil
+		return checkSorry(svc)
 	}
 
 	op.ServiceKey.Address = op.ServiceKey.Address.Unmap()
@@ -132,7 +135,7 @@ func applyOp(c *Config, op Op) error {
 		svc.Servers[rkey] = &rs
 	}
 	c.Services[key] = svc
-	return nil
+	return checkSorry(svc)
 }
 
 // NormalizeService fills ipvsadm's defaults and sorts flags, so that equal
@@ -154,6 +157,12 @@ func NormalizeService(s *Service) {
 	}
 	if s.Persistence != nil && s.Persistence.Timeout == 0 {
 		s.Persistence.Timeout = DefaultPersistence
+	}
+	if s.OnFailure == "quiescent" {
+		s.OnFailure = ""
+	}
+	if s.Sorry != nil {
+		NormalizeServer(s, s.Sorry)
 	}
 }
 

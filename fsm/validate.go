@@ -55,6 +55,16 @@ func ValidateService(s *Service) error {
 			return fmt.Errorf("service %s scheduler flag %q: only valid with scheduler %s, not %s", k, f, p, s.Scheduler)
 		}
 	}
+	switch s.OnFailure {
+	case "", OnFailureRemove:
+	default:
+		return fmt.Errorf("service %s on_failure %q: want quiescent or remove", k, s.OnFailure)
+	}
+	if r := s.Sorry; r != nil {
+		if err := ValidateServer(s, r); err != nil {
+			return fmt.Errorf("sorry server: %w", err)
+		}
+	}
 	if s.OnePacket && k.Protocol == TCP {
 		return fmt.Errorf("service %s: one-packet scheduling (-o) is only for UDP and fwmark services", k)
 	}
@@ -130,6 +140,18 @@ func ValidateServer(svc *Service, r *RealServer) error {
 	return nil
 }
 
+// checkSorry refuses a sorry server that is also one of the real servers:
+// it would be removed from the table exactly when it is needed.
+func checkSorry(s *Service) error {
+	if s.Sorry == nil {
+		return nil
+	}
+	if _, clash := s.Servers[s.Sorry.Key()]; clash {
+		return fmt.Errorf("service %s sorry server %s: also a real server of the service", s.Key, s.Sorry.Key())
+	}
+	return nil
+}
+
 // ValidateVIP checks a VIP definition.
 func ValidateVIP(v VIP) error {
 	if !v.Prefix.IsValid() {
@@ -169,6 +191,9 @@ func ValidateConfig(c *Config) error {
 			servers[r.Key()] = r
 		}
 		svc.Servers = servers
+		if err := checkSorry(svc); err != nil {
+			return err
+		}
 	}
 	for _, key := range sortedKeys(c.VIPs) {
 		v := c.VIPs[key]

@@ -143,6 +143,16 @@ func marshalService(svc *fsm.Service) (yamlService, error) {
 		}
 		ys.Servers = append(ys.Servers, s)
 	}
+	ys.OnFailure = svc.OnFailure
+	if r := svc.Sorry; r != nil {
+		s := yamlServer{Name: r.Name, Address: r.Address.String(), Forward: string(r.Forward)}
+		if r.Port != k.Port {
+			s.Port = int(r.Port)
+		}
+		w := r.Weight
+		s.Weight = &w
+		ys.SorryServer = &s
+	}
 	return ys, nil
 }
 

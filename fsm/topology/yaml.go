@@ -49,6 +49,10 @@ type yamlService struct {
 	Upper   int64        `yaml:"upper_threshold,omitempty"`
 	Lower   int64        `yaml:"lower_threshold,omitempty"`
 	Servers []yamlServer `yaml:"servers,omitempty"`
+	// What the line form cannot say: quiescent (default) or remove, and the
+	// server used while no real server is usable.
+	OnFailure   string      `yaml:"on_failure,omitempty"`
+	SorryServer *yamlServer `yaml:"sorry_server,omitempty,flow"`
 }
 
 type yamlPersistence struct {
@@ -178,7 +182,7 @@ func (b *yamlBuilder) service(at ypath, ys *yamlService, seen map[string]ypath) 
 	}
 	svc := &fsm.Service{
 		Key: key, Name: ys.Name, Scheduler: ys.Scheduler,
-		Flags: slices.Clone(ys.Flags), OnePacket: ys.OnePacket,
+		Flags: slices.Clone(ys.Flags), OnePacket: ys.OnePacket, OnFailure: ys.OnFailure,
 	}
 	ok := true
 	if p := ys.Persistence; p != nil {
@@ -241,6 +245,23 @@ func (b *yamlBuilder) service(at ypath, ys *yamlService, seen map[string]ypath) 
 		}
 		serverAt[rkey] = sat
 		svc.Servers[rkey] = r
+	}
+	if ys.SorryServer != nil {
+		r, field, err := buildServer(ys.SorryServer, def)
+		if err == nil {
+			if err = checkServer(svc, r); err != nil {
+				field = ""
+			}
+		}
+		if err == nil && svc.Servers[r.Key()] != nil {
+			err = fmt.Errorf("%s: also a real server of the service", r.Key())
+		}
+		if err != nil {
+			b.fail(at.with("sorry_server"), field, "sorry server", err)
+			ok = false
+		} else {
+			svc.Sorry = r
+		}
 	}
 	skey := key.String()
 	if prev, dup := seen[skey]; dup {

@@ -348,3 +348,44 @@ func TestMarshalShape(t *testing.T) {
 		t.Error("MarshalYAML with a nil service: no error")
 	}
 }
+
+func TestYAMLSorryServerAndOnFailure(t *testing.T) {
+	src := `services:
+  - name: Web
+    protocol: tcp
+    address: 10.0.0.10
+    port: 80
+    scheduler: wlc
+    on_failure: remove
+    sorry_server: {name: rs3, address: 10.0.0.23}
+    servers:
+      - {name: rs1, address: 10.0.0.21, weight: 3, state: suspended}
+`
+	cfg, err := ParseYAML(strings.NewReader(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := cfg.Services["tcp:10.0.0.10:80"]
+	if svc.OnFailure != "remove" || svc.Sorry == nil || svc.Sorry.Key() != "10.0.0.23:80" || svc.Sorry.Weight != 1 {
+		t.Fatalf("service = %+v sorry = %+v", svc, svc.Sorry)
+	}
+	out, err := MarshalYAML(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := ParseYAML(strings.NewReader(string(out)))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if fsm.DiffConfig(cfg, again) != nil {
+		t.Fatalf("round trip differs: %v\n%s", fsm.DiffConfig(cfg, again), out)
+	}
+	for _, bad := range []struct{ yaml, want string }{
+		{strings.Replace(src, "on_failure: remove", "on_failure: explode", 1), `on_failure "explode"`},
+		{strings.Replace(src, "address: 10.0.0.23}", "address: 10.0.0.21}", 1), "sorry server: 10.0.0.21:80: also a real server"},
+	} {
+		if _, err := ParseYAML(strings.NewReader(bad.yaml)); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("error = %v, want it to contain %q", err, bad.want)
+		}
+	}
+}
