@@ -2,19 +2,32 @@ package director
 
 import (
 	"errors"
+	"fmt"
 	"maps"
+
+	"github.com/ipvsman/ipvsman/fsm"
 )
 
 // fakeKernel is a recording fake of the kernel table for unit tests of the
 // planner and the reconciler. It never stands in for a lab test.
 type fakeKernel struct {
-	table   Table
-	applied []string
-	failOn  map[string]bool // op strings that fail
-	readErr error
+	table    Table
+	applied  []string
+	failOn   map[string]bool // op strings that fail
+	readErr  error
+	timeouts fsm.Timeouts
 }
 
-func newFake() *fakeKernel { return &fakeKernel{table: Table{}, failOn: map[string]bool{}} }
+func (f *fakeKernel) Timeouts() (fsm.Timeouts, error) { return f.timeouts, nil }
+func (f *fakeKernel) SetTimeouts(t fsm.Timeouts) error {
+	f.applied = append(f.applied, fmt.Sprintf("set-timeouts %d %d %d", t.TCP, t.TCPFin, t.UDP))
+	f.timeouts = t
+	return nil
+}
+
+func newFake() *fakeKernel {
+	return &fakeKernel{table: Table{}, failOn: map[string]bool{}, timeouts: fsm.Timeouts{TCP: 900, TCPFin: 120, UDP: 300}}
+}
 
 func (f *fakeKernel) Read() (Table, error) {
 	if f.readErr != nil {

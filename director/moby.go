@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/moby/ipvs"
 
@@ -243,4 +244,36 @@ func fromMobyDest(d *ipvs.Destination) Dest {
 		kd.Forward = fsm.DirectRoute
 	}
 	return kd
+}
+
+// Timeouts reads the kernel's tcp, tcpfin and udp timeouts.
+func (m *Moby) Timeouts() (fsm.Timeouts, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	h, err := m.handle()
+	if err != nil {
+		return fsm.Timeouts{}, err
+	}
+	c, err := h.GetConfig()
+	if err != nil {
+		m.reset()
+		return fsm.Timeouts{}, fmt.Errorf("read timeouts: %w", err)
+	}
+	return fsm.Timeouts{TCP: uint32(c.TimeoutTCP / time.Second), TCPFin: uint32(c.TimeoutTCPFin / time.Second), UDP: uint32(c.TimeoutUDP / time.Second)}, nil
+}
+
+// SetTimeouts sets all three timeouts.
+func (m *Moby) SetTimeouts(t fsm.Timeouts) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	h, err := m.handle()
+	if err != nil {
+		return err
+	}
+	err = h.SetConfig(&ipvs.Config{TimeoutTCP: time.Duration(t.TCP) * time.Second, TimeoutTCPFin: time.Duration(t.TCPFin) * time.Second, TimeoutUDP: time.Duration(t.UDP) * time.Second})
+	if err != nil {
+		m.reset()
+		return fmt.Errorf("set timeouts: %w", err)
+	}
+	return nil
 }

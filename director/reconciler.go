@@ -2,9 +2,12 @@ package director
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/ipvsman/ipvsman/fsm"
 )
 
 // Kernel is the reconciler's only door to IPVS: read the table, apply one
@@ -13,14 +16,17 @@ import (
 type Kernel interface {
 	Read() (Table, error)
 	Apply(Op) error
+	Timeouts() (fsm.Timeouts, error)
+	SetTimeouts(fsm.Timeouts) error
 }
 
 // Target is what the kernel must hold, computed from one state.
 type Target struct {
-	Table   Table
-	Managed map[string]bool
-	Version uint64 // configuration version
-	Index   uint64 // Raft index of the state
+	Table    Table
+	Timeouts *fsm.Timeouts // nil: leave the kernel's alone
+	Managed  map[string]bool
+	Version  uint64 // configuration version
+	Index    uint64 // Raft index of the state
 }
 
 // Report is the outcome of one reconcile pass.
@@ -72,6 +78,12 @@ func (r *Reconciler) Step(t Target) Report {
 	}
 	ops := Plan(t.Table, actual, t.Managed, r.Exclusive)
 	rep.Ops = len(ops)
+	if changed, err := r.timeouts(t.Timeouts); err != nil {
+		rep.Failed++
+		rep.Errors = append(rep.Errors, err.Error())
+	} else if changed {
+		rep.Ops++
+	}
 	for _, op := range ops {
 		if err := r.Kernel.Apply(op); err != nil {
 			rep.Failed++
@@ -96,6 +108,34 @@ func (r *Reconciler) Step(t Target) Report {
 	}
 	rep.Services, rep.Fingerprint = len(mine), mine.Fingerprint()
 	return r.finish(rep, start, now)
+}
+
+// timeouts sets the kernel's timeouts the model manages (non-zero ones),
+// only when they differ.
+func (r *Reconciler) timeouts(want *fsm.Timeouts) (bool, error) {
+	if want == nil {
+		return false, nil
+	}
+	have, err := r.Kernel.Timeouts()
+	if err != nil {
+		return false, fmt.Errorf("read timeouts: %w", err)
+	}
+	next := have
+	for _, f := range []struct {
+		dst *uint32
+		v   uint32
+	}{{&next.TCP, want.TCP}, {&next.TCPFin, want.TCPFin}, {&next.UDP, want.UDP}} {
+		if f.v != 0 {
+			*f.dst = f.v
+		}
+	}
+	if next == have {
+		return false, nil
+	}
+	if err := r.Kernel.SetTimeouts(next); err != nil {
+		return false, fmt.Errorf("set timeouts %d %d %d: %w", next.TCP, next.TCPFin, next.UDP, err)
+	}
+	return true, nil
 }
 
 func (r *Reconciler) finish(rep Report, start time.Time, now func() time.Time) Report {

@@ -56,7 +56,7 @@ func sample(t *testing.T) *fsm.State {
 }
 
 func target(st *fsm.State) Target {
-	return Target{Table: Desired(st), Managed: Managed(st), Version: st.Version}
+	return Target{Table: Desired(st), Timeouts: st.Config.Timeouts, Managed: Managed(st), Version: st.Version}
 }
 
 func rec(k Kernel) *Reconciler { return &Reconciler{Kernel: k, Log: slog.New(slog.DiscardHandler)} }
@@ -231,5 +231,27 @@ func TestDesiredSorryServerAndRemoval(t *testing.T) {
 	// 10.1.0.21 (down) and .22 (suspended) are removed; .23 drains at weight 0.
 	if len(d) != 2 || d["10.1.0.23:8080"].Weight != 0 || d["10.1.0.99:8080"].Weight != 1 {
 		t.Fatalf("removal: %+v", d)
+	}
+}
+
+func TestTimeoutsOnlyWhenManagedAndDifferent(t *testing.T) {
+	st := sample(t)
+	k := newFake()
+	r := rec(k)
+	r.Step(target(st))
+	for _, a := range k.applied {
+		if strings.HasPrefix(a, "set-timeouts") {
+			t.Fatalf("timeouts set although the model manages none: %v", k.applied)
+		}
+	}
+	st.Config.Timeouts = &fsm.Timeouts{TCP: 901, UDP: 301}
+	k.applied = nil
+	r.Step(target(st))
+	if len(k.applied) != 1 || k.applied[0] != "set-timeouts 901 120 301" {
+		t.Fatalf("applied %v, want tcp and udp set, tcpfin kept", k.applied)
+	}
+	k.applied = nil
+	if rep := r.Step(target(st)); rep.Ops != 0 || len(k.applied) != 0 {
+		t.Fatalf("second pass: %+v %v", rep, k.applied)
 	}
 }

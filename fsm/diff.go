@@ -53,7 +53,23 @@ func DiffConfig(a, b *Config) []string {
 			out = append(out, fmt.Sprintf("~ vip %s on %s => on %s", k, va.Interface, vb.Interface))
 		}
 	}
+	if ta, tb := describeTimeouts(a.Timeouts), describeTimeouts(b.Timeouts); ta != tb {
+		out = append(out, "~ timeouts "+ta+" => "+tb)
+	}
 	return out
+}
+
+func describeTimeouts(t *Timeouts) string {
+	if t == nil {
+		return "(kernel's)"
+	}
+	show := func(v uint32) string {
+		if v == 0 {
+			return "kernel's"
+		}
+		return fmt.Sprint(v)
+	}
+	return fmt.Sprintf("tcp %s tcpfin %s udp %s", show(t.TCP), show(t.TCPFin), show(t.UDP))
 }
 
 func describeService(s *Service) string {

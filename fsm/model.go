@@ -175,7 +175,23 @@ type VIP struct {
 type Config struct {
 	Services map[string]*Service `json:"services"` // by ServiceKey.String()
 	VIPs     map[string]VIP      `json:"vips"`     // by Prefix.String()
+	Timeouts *Timeouts           `json:"timeouts,omitempty"`
 }
+
+// Timeouts are the kernel's connection timeouts in seconds (ipvsadm
+// --set). Zero leaves the kernel's value alone; nil manages none of them.
+type Timeouts struct {
+	TCP    uint32 `json:"tcp,omitempty" yaml:"tcp,omitempty"`
+	TCPFin uint32 `json:"tcp_fin,omitempty" yaml:"tcp_fin,omitempty"`
+	UDP    uint32 `json:"udp,omitempty" yaml:"udp,omitempty"`
+}
+
+// Linux's defaults, shown where the model leaves a timeout to the kernel.
+const (
+	KernelTCPTimeout    = 900
+	KernelTCPFinTimeout = 120
+	KernelUDPTimeout    = 300
+)
 
 // NewConfig returns an empty config with its maps made.
 func NewConfig() *Config {
@@ -190,6 +206,10 @@ func (c *Config) Clone() *Config {
 	}
 	for k, v := range c.VIPs {
 		n.VIPs[k] = v
+	}
+	if c.Timeouts != nil {
+		t := *c.Timeouts
+		n.Timeouts = &t
 	}
 	return n
 }

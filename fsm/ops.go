@@ -16,6 +16,7 @@ const (
 	OpEditServer    OpKind = "edit-server"    // ipvsadm -e
 	OpDeleteServer  OpKind = "delete-server"  // ipvsadm -d
 	OpClear         OpKind = "clear"          // ipvsadm -C
+	OpSetTimeouts   OpKind = "set-timeouts"   // ipvsadm --set tcp tcpfin udp
 )
 
 // Op is one topology change. Service carries the attributes for add/edit of a
@@ -27,6 +28,7 @@ type Op struct {
 	ServiceKey ServiceKey  `json:"service_key"`
 	Service    *Service    `json:"service,omitempty"`
 	Server     *RealServer `json:"server,omitempty"`
+	Timeouts   *Timeouts   `json:"timeouts,omitempty"`
 }
 
 // ApplyOps applies ops in order to a copy of c and returns the copy. It
@@ -50,6 +52,28 @@ func applyOp(c *Config, op Op) error {
 	switch op.Kind {
 	case OpClear:
 		c.Services = map[string]*Service{}
+		return nil
+	case OpSetTimeouts:
+		if op.Timeouts == nil {
+			return fmt.Errorf("%s: timeouts: missing", op.Kind)
+		}
+		if err := ValidateTimeouts(op.Timeouts); err != nil {
+			return err
+		}
+		t := Timeouts{}
+		if c.Timeouts != nil {
+			t = *c.Timeouts
+		}
+		// As ipvsadm --set: a zero keeps the value already set.
+		for _, f := range []struct {
+			dst *uint32
+			v   uint32
+		}{{&t.TCP, op.Timeouts.TCP}, {&t.TCPFin, op.Timeouts.TCPFin}, {&t.UDP, op.Timeouts.UDP}} {
+			if f.v != 0 {
+				*f.dst = f.v
+			}
+		}
+		c.Timeouts = &t
 		return nil
 	case OpAddService, OpEditService:
 		if op.Service == nil {

@@ -152,6 +152,22 @@ func checkSorry(s *Service) error {
 	return nil
 }
 
+// MaxTimeout bounds the kernel timeouts, as for persistence: 31 days.
+const MaxTimeout = MaxPersistence
+
+// ValidateTimeouts checks ipvsadm --set values.
+func ValidateTimeouts(t *Timeouts) error {
+	for _, f := range []struct {
+		name string
+		v    uint32
+	}{{"tcp", t.TCP}, {"tcpfin", t.TCPFin}, {"udp", t.UDP}} {
+		if f.v > MaxTimeout {
+			return fmt.Errorf("timeout %s %d: above the maximum %d (31 days)", f.name, f.v, MaxTimeout)
+		}
+	}
+	return nil
+}
+
 // ValidateVIP checks a VIP definition.
 func ValidateVIP(v VIP) error {
 	if !v.Prefix.IsValid() {
@@ -192,6 +208,11 @@ func ValidateConfig(c *Config) error {
 		}
 		svc.Servers = servers
 		if err := checkSorry(svc); err != nil {
+			return err
+		}
+	}
+	if c.Timeouts != nil {
+		if err := ValidateTimeouts(c.Timeouts); err != nil {
 			return err
 		}
 	}

@@ -161,7 +161,13 @@ func run(o options) error {
 			if err != nil {
 				return nil, nil, err
 			}
-			return t.Config(), st, nil
+			to, err := kernel.Timeouts()
+			if err != nil {
+				return nil, nil, err
+			}
+			cfg := t.Config()
+			cfg.Timeouts = &to
+			return cfg, st, nil
 		}
 	}
 	httpSrv := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
@@ -208,7 +214,7 @@ func startReconciler(ctx context.Context, node *cluster.Node, o options, log *sl
 		rec.Run(ctx, changes, func() director.Target {
 			var t director.Target
 			node.View(func(s *fsm.State, applied uint64) {
-				t = director.Target{Table: director.Desired(s), Managed: director.Managed(s), Version: s.Version, Index: applied}
+				t = director.Target{Table: director.Desired(s), Timeouts: s.Config.Timeouts, Managed: director.Managed(s), Version: s.Version, Index: applied}
 			})
 			return t
 		})

@@ -50,6 +50,11 @@ func FormatList(w io.Writer, h Header, cfg *fsm.Config, st Stats, opts ListOptio
 	if cfg == nil {
 		cfg = fsm.NewConfig()
 	}
+	if opts.Timeouts {
+		tcp, fin, udp := timeoutsOf(cfg.Timeouts)
+		_, err := fmt.Fprintf(w, "Timeout (tcp tcpfin udp): %d %d %d\n", tcp, fin, udp)
+		return err
+	}
 	f := formatter{numeric: opts.Numeric || resolve == nil, resolve: resolve, exact: opts.Exact, st: st}
 	switch {
 	case opts.Stats:
@@ -433,4 +438,20 @@ func sortedServers(s *fsm.Service) []*fsm.RealServer {
 		return cmp.Or(x.Address.Compare(y.Address), cmp.Compare(x.Port, y.Port))
 	})
 	return out
+}
+
+// timeoutsOf gives the three timeouts as ipvsadm -L --timeout prints them;
+// a timeout the model leaves to the kernel shows Linux's default.
+func timeoutsOf(t *fsm.Timeouts) (tcp, fin, udp uint32) {
+	tcp, fin, udp = fsm.KernelTCPTimeout, fsm.KernelTCPFinTimeout, fsm.KernelUDPTimeout
+	if t == nil {
+		return
+	}
+	pick := func(v, def uint32) uint32 {
+		if v == 0 {
+			return def
+		}
+		return v
+	}
+	return pick(t.TCP, tcp), pick(t.TCPFin, fin), pick(t.UDP, udp)
 }

@@ -10,7 +10,7 @@ import (
 )
 
 var opKinds = []fsm.OpKind{fsm.OpAddService, fsm.OpEditService, fsm.OpDeleteService,
-	fsm.OpAddServer, fsm.OpEditServer, fsm.OpDeleteServer, fsm.OpClear}
+	fsm.OpAddServer, fsm.OpEditServer, fsm.OpDeleteServer, fsm.OpClear, fsm.OpSetTimeouts}
 
 // FuzzParse splits its input on spaces (keeping empty arguments) and checks
 // that Parse never panics, that errors say something, and that what it

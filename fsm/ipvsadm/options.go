@@ -33,6 +33,7 @@ const (
 	cmdSave
 	cmdHelp
 	cmdVersion
+	cmdSet
 	lastCommand
 
 	optTCP
@@ -61,6 +62,7 @@ const (
 	optExact
 	optSort
 	optNoSort
+	optTimeout
 	optUnsupported // kernel-only features the model does not have yet
 )
 
@@ -117,7 +119,7 @@ var optTable = []optSpec{
 	{'X', "exact", argNone, optExact},
 	{0, "sort", argNone, optSort},
 	{0, "nosort", argNone, optNoSort},
-	{0, "set", argNone, optUnsupported},
+	{0, "set", argRequired, cmdSet}, // three values: see tokenize
 	{0, "start-daemon", argRequired, optUnsupported},
 	{0, "stop-daemon", argRequired, optUnsupported},
 	{0, "sctp-service", argRequired, optUnsupported},
@@ -128,7 +130,7 @@ var optTable = []optSpec{
 	{0, "mcast-ttl", argRequired, optUnsupported},
 	{0, "sync-maxlen", argRequired, optUnsupported},
 	{0, "syncid", argRequired, optUnsupported},
-	{0, "timeout", argNone, optUnsupported},
+	{0, "timeout", argNone, optTimeout},
 	{0, "daemon", argNone, optUnsupported},
 	{0, "tun-info", argNone, optUnsupported},
 	{0, "tun-port", argRequired, optUnsupported},
@@ -196,6 +198,16 @@ func tokenize(args []string) ([]token, error) {
 				// Before its operands, which would read as stray arguments
 				// (--set tcp tcpfin udp).
 				return nil, fmt.Errorf("not supported yet: %s", t.name)
+			}
+			if spec.id == cmdSet {
+				// ipvsadm's only three-valued option: --set tcp tcpfin udp.
+				if hasEq || i+3 >= len(args) {
+					return nil, fmt.Errorf("--set: want three values: tcp tcpfin udp (seconds, 0 = unchanged)")
+				}
+				t.value, t.hasValue = strings.Join(args[i+1:i+4], " "), true
+				i += 3
+				toks = append(toks, t)
+				continue
 			}
 			switch {
 			case hasEq && spec.arg == argNone:

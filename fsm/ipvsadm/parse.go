@@ -57,6 +57,7 @@ type ListOptions struct {
 	Thresholds  bool // --thresholds
 	Persistent  bool // --persistent-conn
 	Connections bool // -c
+	Timeouts    bool // --timeout
 	// Service limits the listing to one service (-L -t addr:port).
 	Service *fsm.ServiceKey
 }
@@ -78,7 +79,8 @@ var allowed = map[optID][]optID{
 	cmdAdd:      {optTCP, optIPv6, optSched, optPersist, optNetmask, optSchedFlags, optOnePacket},
 	cmdEdit:     {optTCP, optIPv6, optSched, optPersist, optNetmask, optSchedFlags, optOnePacket},
 	cmdDel:      {optTCP, optIPv6},
-	cmdList:     {optTCP, optIPv6, optNumeric, optConn, optStats, optRate, optThresholds, optPConn, optExact, optNoSort},
+	cmdList:     {optTCP, optIPv6, optNumeric, optConn, optStats, optRate, optThresholds, optPConn, optExact, optNoSort, optTimeout},
+	cmdSet:      {},
 	cmdAddDest:  {optTCP, optIPv6, optReal, optGate, optWeight, optUpper, optLower, optTunType},
 	cmdEditDest: {optTCP, optIPv6, optReal, optGate, optWeight, optUpper, optLower, optTunType},
 	cmdDelDest:  {optTCP, optIPv6, optReal},
@@ -194,8 +196,23 @@ func (p *parser) build() (Command, error) {
 		return Command{Action: ActionRestore}, nil
 	case cmdZero:
 		return Command{Action: ActionZero, Zero: svc}, nil
+	case cmdSet:
+		return setTimeouts(p.cmd)
 	}
 	return Command{}, fmt.Errorf("%s: command not handled", p.cmd.name)
+}
+
+// setTimeouts parses --set's three values; 0 keeps a timeout unchanged.
+func setTimeouts(t *token) (Command, error) {
+	var v [3]uint32
+	for i, f := range strings.Fields(t.value) {
+		n, err := strconv.ParseUint(f, 10, 32)
+		if err != nil {
+			return Command{}, fmt.Errorf("--set %s: %q is not a number of seconds", []string{"tcp", "tcpfin", "udp"}[i], f)
+		}
+		v[i] = uint32(n)
+	}
+	return ops(fsm.Op{Kind: fsm.OpSetTimeouts, Timeouts: &fsm.Timeouts{TCP: v[0], TCPFin: v[1], UDP: v[2]}}), nil
 }
 
 func ops(op fsm.Op) Command { return Command{Action: ActionOps, Ops: []fsm.Op{op}} }
@@ -356,6 +373,7 @@ func (p *parser) list(svc *fsm.ServiceKey) (Command, error) {
 		Thresholds:  has(optThresholds),
 		Persistent:  has(optPConn),
 		Connections: has(optConn),
+		Timeouts:    has(optTimeout),
 		Service:     svc,
 	}
 	if c := p.seen[optConn]; c != nil {

@@ -238,10 +238,11 @@ func TestParseErrors(t *testing.T) {
 		{[]string{"-a", "-t", "10.0.0.1:80", "--real-server"}, `--real-server: missing value`},
 		{[]string{"-L", "--numeric=yes"}, `--numeric: takes no value (got "yes")`},
 		{[]string{"--start-daemon", "master"}, `not supported yet: --start-daemon`},
-		{[]string{"--set", "1", "2", "3"}, `not supported yet: --set`},
+		{[]string{"--set", "1", "2"}, `--set: want three values: tcp tcpfin udp (seconds, 0 = unchanged)`},
+		{[]string{"--set", "1", "x", "3"}, `--set tcpfin: "x" is not a number of seconds`},
+		{[]string{"--set", "1", "2", "3", "-n"}, `-n: not valid with --set`},
 		{[]string{"-A", "-t", "10.0.0.1:80", "--pe", "sip"}, `not supported yet: --pe`},
 		{[]string{"-A", "--sctp-service", "10.0.0.1:80"}, `not supported yet: --sctp-service`},
-		{[]string{"-L", "--timeout"}, `not supported yet: --timeout`},
 		{[]string{"-a", "-t", "10.0.0.1:80", "-r", "10.3.0.10", "-i", "--tun-type", "gue"}, `not supported yet: --tun-type "gue"`},
 		{[]string{"-a", "-t", "10.0.0.1:80", "-r", "10.3.0.10", "-i", "--tun-port", "6080"}, `not supported yet: --tun-port`},
 		{[]string{"-a", "-t", "10.0.0.1:80", "-r", "10.3.0.10", "--tun-type", "ipip"}, `--tun-type "ipip": only valid with -i (tunnelling)`},
@@ -310,5 +311,37 @@ func TestUsage(t *testing.T) {
 	u := Usage("ipvsman")
 	if !strings.Contains(u, "  ipvsman -A|E virtual-service") || strings.Contains(u, "$0") {
 		t.Errorf("Usage does not name the program on every synopsis line:\n%s", u)
+	}
+}
+
+func TestSetAndListTimeouts(t *testing.T) {
+	cmd, err := Parse([]string{"--set", "900", "0", "60"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := fsm.NewConfig()
+	base.Timeouts = &fsm.Timeouts{TCP: 1, TCPFin: 100}
+	cfg, err := fsm.ApplyOps(base, cmd.Ops)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *cfg.Timeouts != (fsm.Timeouts{TCP: 900, TCPFin: 100, UDP: 60}) {
+		t.Fatalf("timeouts = %+v (0 must keep tcpfin)", *cfg.Timeouts)
+	}
+	l, err := Parse([]string{"-L", "--timeout"})
+	if err != nil || !l.List.Timeouts {
+		t.Fatalf("-L --timeout: %+v %v", l, err)
+	}
+	var b strings.Builder
+	if err := FormatList(&b, Header{}, cfg, nil, l.List, nil); err != nil {
+		t.Fatal(err)
+	}
+	if b.String() != "Timeout (tcp tcpfin udp): 900 100 60\n" {
+		t.Fatalf("got %q", b.String())
+	}
+	b.Reset()
+	FormatList(&b, Header{}, fsm.NewConfig(), nil, l.List, nil)
+	if b.String() != "Timeout (tcp tcpfin udp): 900 120 300\n" {
+		t.Fatalf("kernel defaults: got %q", b.String())
 	}
 }

@@ -24,7 +24,7 @@ func MarshalYAML(cfg *fsm.Config) ([]byte, error) {
 	if cfg == nil {
 		return nil, errors.New("marshal topology: no config")
 	}
-	f := yamlFile{Version: schemaVersion}
+	f := yamlFile{Version: schemaVersion, Timeouts: cfg.Timeouts}
 	for _, k := range slices.Sorted(maps.Keys(cfg.VIPs)) {
 		v := cfg.VIPs[k]
 		f.VIPs = append(f.VIPs, yamlVIP{Address: v.Prefix.String(), Interface: v.Interface})

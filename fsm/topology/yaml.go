@@ -25,6 +25,9 @@ type yamlFile struct {
 	Version  int           `yaml:"version,omitempty"`
 	VIPs     []yamlVIP     `yaml:"vips,omitempty"`
 	Services []yamlService `yaml:"services,omitempty"`
+	// Kernel connection timeouts in seconds, as ipvsadm --set; 0 or absent
+	// leaves one to the kernel.
+	Timeouts *fsm.Timeouts `yaml:"timeouts,omitempty,flow"`
 }
 
 type yamlVIP struct {
@@ -163,6 +166,14 @@ func (b *yamlBuilder) build(f *yamlFile) {
 		}
 		vipAt[key] = at
 		b.cfg.VIPs[key] = v
+	}
+	if f.Timeouts != nil {
+		if err := fsm.ValidateTimeouts(f.Timeouts); err != nil {
+			b.fail(nil, "timeouts", "", err)
+		} else {
+			t := *f.Timeouts
+			b.cfg.Timeouts = &t
+		}
 	}
 	svcAt := map[string]ypath{}
 	for i := range f.Services {

@@ -389,3 +389,18 @@ func TestYAMLSorryServerAndOnFailure(t *testing.T) {
 		}
 	}
 }
+
+func TestYAMLTimeouts(t *testing.T) {
+	cfg, err := ParseYAML(strings.NewReader("timeouts: {tcp: 901, udp: 301}\n"))
+	if err != nil || cfg.Timeouts == nil || *cfg.Timeouts != (fsm.Timeouts{TCP: 901, UDP: 301}) {
+		t.Fatalf("%+v %v", cfg, err)
+	}
+	out, _ := MarshalYAML(cfg)
+	again, err := ParseYAML(strings.NewReader(string(out)))
+	if err != nil || *again.Timeouts != *cfg.Timeouts {
+		t.Fatalf("round trip: %v\n%s", err, out)
+	}
+	if _, err := ParseYAML(strings.NewReader("timeouts: {tcp: 99999999}\n")); err == nil || !strings.Contains(err.Error(), "timeout tcp 99999999") {
+		t.Fatalf("too large: %v", err)
+	}
+}

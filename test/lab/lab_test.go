@@ -190,6 +190,23 @@ func TestClusterProgramsIdenticalKernelTables(t *testing.T) {
 	})
 	t.Logf("cluster status:\n%s", c.MustCLI(nodes[0], "", "cluster", "status"))
 
+	// ipvsadm --set, cluster-wide: 0 keeps the kernel's tcpfin timeout.
+	c.MustCLI(nodes[2], "", "--set", "901", "0", "301")
+	want := "Timeout (tcp tcpfin udp): 901 120 301\n"
+	if got := c.MustCLI(nodes[0], "", "-L", "--timeout"); got != want {
+		t.Fatalf("model timeouts %q, want %q", got, want)
+	}
+	harness.Eventually(t, 30*time.Second, "every kernel has the timeouts", func() (bool, string) {
+		for _, n := range nodes {
+			k, err := tp.Exec(n.ID, "ipvsadm", "-L", "--timeout")
+			v := c.CLI(nodes[0], "", "-L", "--timeout", "--node", n.ID)
+			if err != nil || k != want || v.Stdout != want {
+				return false, fmt.Sprintf("%s: kernel %q %v, --node %q %s", n.ID, k, err, v.Stdout, v.Stderr)
+			}
+		}
+		return true, ""
+	})
+
 	// Each node's own kernel view (--node) is its kernel, counters included.
 	tp.StartRealServers(topo.BuildLabtool(t))
 	lead := leaderOf(t, c, nodes)
