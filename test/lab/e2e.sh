@@ -6,18 +6,11 @@
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 WORK=${LAB_WORK:-$REPO/.lab/e2e}
-rm -rf "$WORK"
-mkdir -p "$WORK/bin"
-
-export CGO_ENABLED=0
-go -C "$REPO" build -o "$WORK/bin/ipvsmand" ./cmd/ipvsmand
-go -C "$REPO" build -o "$WORK/bin/ipvsman" ./cmd/ipvsman
-go -C "$REPO" build -o "$WORK/bin/labtool" ./test/lab/labtool
-go -C "$REPO" test -c -tags lab -o "$WORK/lab.test" ./test/lab/
+. "$REPO/test/lab/build.sh"
+lab_build "$WORK" lab lab.test
 
 status=0
-LAB_ENV_IPVSMAN_BIN_DIR=/tmp/lab/bin LAB_ENV_LABTOOL=/tmp/lab/bin/labtool \
-	"$REPO/test/lab/vm/run.sh" "$WORK" -- ./lab.test -test.v -test.timeout 14m "$@" | tee "$WORK/output.txt" || status=$?
+"$REPO/test/lab/vm/run.sh" "$WORK" -- ./lab.test -test.v -test.timeout 14m "$@" | tee "$WORK/output.txt" || status=$?
 
 passed=$(grep -c '^--- PASS' "$WORK/output.txt" || true)
 failed=$(grep -c '^--- FAIL' "$WORK/output.txt" || true)

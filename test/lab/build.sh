@@ -1,0 +1,17 @@
+# Sourced by e2e.sh, demo.sh and shell.sh: lab_build WORK TAGS TESTBIN
+# builds the static binaries and one lab test binary on the host (building
+# under emulation would be slow), into WORK, which the VM sees as /tmp/lab.
+lab_build() {
+	local work=$1 tags=$2 testbin=$3
+	local repo
+	repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+	rm -rf "$work"
+	mkdir -p "$work/bin"
+	export CGO_ENABLED=0
+	go -C "$repo" build -o "$work/bin/ipvsmand" ./cmd/ipvsmand
+	go -C "$repo" build -o "$work/bin/ipvsman" ./cmd/ipvsman
+	go -C "$repo" build -o "$work/bin/labtool" ./test/lab/labtool
+	go -C "$repo" test -c -tags "$tags" -o "$work/$testbin" ./test/lab/
+	# What the tests inside read: prebuilt binaries instead of go build.
+	export LAB_ENV_IPVSMAN_BIN_DIR=/tmp/lab/bin LAB_ENV_LABTOOL=/tmp/lab/bin/labtool
+}
