@@ -202,8 +202,8 @@ func run(o options) error {
 
 // startReconciler makes this node's kernel table follow the replicated
 // state: on every change, on the resync timer, and after failures.
-func startReconciler(ctx context.Context, node *cluster.Node, o options, log *slog.Logger) (*director.Reconciler, *director.Moby, error) {
-	k, err := director.NewMoby()
+func startReconciler(ctx context.Context, node *cluster.Node, o options, log *slog.Logger) (*director.Reconciler, *director.Netlink, error) {
+	k, err := director.NewNetlink()
 	if err != nil {
 		return nil, nil, fmt.Errorf("--ipvs=on: %w", err)
 	}
