@@ -155,10 +155,33 @@ func toNetlinkDest(d Dest) ipvsnl.Dest {
 		nd.FwdMethod = ipvsnl.FwdMasq
 	case fsm.Tunnel:
 		nd.FwdMethod = ipvsnl.FwdTunnel
+		nd.TunType, nd.TunPort = tunTypes[d.TunnelType], d.TunnelPort
+		nd.TunFlags = tunFlags[d.TunnelCsum]
 	default:
 		nd.FwdMethod = ipvsnl.FwdDirectRoute
 	}
 	return nd
+}
+
+var (
+	tunTypes = map[fsm.TunnelType]uint8{"": ipvsnl.TunIPIP, fsm.TunnelGUE: ipvsnl.TunGUE, fsm.TunnelGRE: ipvsnl.TunGRE}
+	tunFlags = map[fsm.TunnelCsum]uint16{"": ipvsnl.TunFlagNoCsum, fsm.TunnelCsumOn: ipvsnl.TunFlagCsum, fsm.TunnelRemCsum: ipvsnl.TunFlagRemCsum}
+)
+
+// fromTunnel maps the kernel's tunnel attributes back to the model's
+// spelling; the defaults (ipip, nocsum) are "" as in the model.
+func fromTunnel(kd *Dest, d ipvsnl.Dest) {
+	for t, n := range tunTypes {
+		if n == d.TunType {
+			kd.TunnelType = t
+		}
+	}
+	for c, n := range tunFlags {
+		if n == d.TunFlags {
+			kd.TunnelCsum = c
+		}
+	}
+	kd.TunnelPort = d.TunPort
 }
 
 func fromNetlinkDest(d ipvsnl.Dest) Dest {
@@ -168,6 +191,7 @@ func fromNetlinkDest(d ipvsnl.Dest) Dest {
 		kd.Forward = fsm.Masquerade
 	case ipvsnl.FwdTunnel:
 		kd.Forward = fsm.Tunnel
+		fromTunnel(&kd, d)
 	default:
 		kd.Forward = fsm.DirectRoute
 	}

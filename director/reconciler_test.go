@@ -255,3 +255,30 @@ func TestTimeoutsOnlyWhenManagedAndDifferent(t *testing.T) {
 		t.Fatalf("second pass: %+v %v", rep, k.applied)
 	}
 }
+
+func TestTunnelDestinations(t *testing.T) {
+	gue := fsm.Op{Kind: fsm.OpAddServer, ServiceKey: web, Server: &fsm.RealServer{Address: netip.MustParseAddr("fd00::21"), Forward: fsm.Tunnel, Weight: 1, TunnelType: fsm.TunnelGUE, TunnelPort: 6080, TunnelCsum: fsm.TunnelCsumOn}}
+	st := state(t, addSvc(web, "rr"), gue)
+	d := Desired(st)[web.String()].Dests["[fd00::21]:80"]
+	if d.TunnelType != fsm.TunnelGUE || d.TunnelPort != 6080 || d.TunnelCsum != fsm.TunnelCsumOn {
+		t.Fatalf("desired dest %+v", d)
+	}
+	nd := toNetlinkDest(d)
+	var back Dest
+	back = fromNetlinkDest(nd)
+	back.Weight = d.Weight
+	if back != d {
+		t.Fatalf("netlink round trip: %+v, want %+v", back, d)
+	}
+	k := newFake()
+	r := rec(k)
+	r.Step(target(st))
+	// A changed tunnel port is an update of the destination, nothing else.
+	st2 := state(t, addSvc(web, "rr"), gue)
+	st2.Config.Services[web.String()].Servers["[fd00::21]:80"].TunnelPort = 6081
+	k.applied = nil
+	r.Step(target(st2))
+	if len(k.applied) != 1 || k.applied[0] != "update-dest tcp:10.0.0.10:80 -> [fd00::21]:80" {
+		t.Fatalf("applied %v", k.applied)
+	}
+}

@@ -34,12 +34,15 @@ type Service struct {
 
 // Dest is one real server as the kernel holds it.
 type Dest struct {
-	Address netip.Addr
-	Port    uint16
-	Forward fsm.Forward
-	Weight  int
-	Upper   uint32
-	Lower   uint32
+	Address    netip.Addr
+	Port       uint16
+	Forward    fsm.Forward
+	Weight     int
+	Upper      uint32
+	Lower      uint32
+	TunnelType fsm.TunnelType // "" = ipip
+	TunnelPort uint16
+	TunnelCsum fsm.TunnelCsum // "" = nocsum
 }
 
 // Key is the destination's address:port.
@@ -92,7 +95,8 @@ func Desired(st *fsm.State) Table {
 }
 
 func dest(r *fsm.RealServer) Dest {
-	return Dest{Address: r.Address, Port: r.Port, Forward: r.Forward, Weight: r.Weight, Upper: r.Upper, Lower: r.Lower}
+	return Dest{Address: r.Address, Port: r.Port, Forward: r.Forward, Weight: r.Weight, Upper: r.Upper, Lower: r.Lower,
+		TunnelType: r.TunnelType, TunnelPort: r.TunnelPort, TunnelCsum: r.TunnelCsum}
 }
 
 func serviceFlags(s *fsm.Service) uint32 {
@@ -161,7 +165,11 @@ func (t Table) Canonical() string {
 		slices.Sort(dk)
 		for _, d := range dk {
 			x := s.Dests[d]
-			fmt.Fprintf(&b, "  %s %s w=%d x=%d y=%d\n", d, x.Forward, x.Weight, x.Upper, x.Lower)
+			fmt.Fprintf(&b, "  %s %s w=%d x=%d y=%d", d, x.Forward, x.Weight, x.Upper, x.Lower)
+			if x.TunnelType != "" {
+				fmt.Fprintf(&b, " tun=%s:%d:%s", x.TunnelType, x.TunnelPort, x.TunnelCsum)
+			}
+			b.WriteByte('\n')
 		}
 	}
 	return b.String()
@@ -217,7 +225,8 @@ func (t Table) Config() *fsm.Config {
 			svc.Flags = append(svc.Flags, "flag-3")
 		}
 		for dk, d := range s.Dests {
-			svc.Servers[dk] = &fsm.RealServer{Address: d.Address, Port: d.Port, Forward: d.Forward, Weight: d.Weight, Upper: d.Upper, Lower: d.Lower, State: fsm.Active}
+			svc.Servers[dk] = &fsm.RealServer{Address: d.Address, Port: d.Port, Forward: d.Forward, Weight: d.Weight, Upper: d.Upper, Lower: d.Lower, State: fsm.Active,
+				TunnelType: d.TunnelType, TunnelPort: d.TunnelPort, TunnelCsum: d.TunnelCsum}
 		}
 		c.Services[k] = svc
 	}

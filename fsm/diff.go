@@ -110,6 +110,15 @@ func describeServer(r *RealServer) string {
 	if r.Upper > 0 || r.Lower > 0 {
 		fmt.Fprintf(&b, " x=%d y=%d", r.Upper, r.Lower)
 	}
+	if r.TunnelType != "" {
+		fmt.Fprintf(&b, " tun=%s", r.TunnelType)
+		if r.TunnelPort != 0 {
+			fmt.Fprintf(&b, ":%d", r.TunnelPort)
+		}
+		if r.TunnelCsum != "" {
+			b.WriteString(" " + string(r.TunnelCsum))
+		}
+	}
 	if r.State != Active {
 		b.WriteString(" " + string(r.State))
 	}

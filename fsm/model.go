@@ -159,7 +159,30 @@ type RealServer struct {
 	Upper   uint32      `json:"upper_threshold,omitempty"` // ipvsadm -x, 0 = none
 	Lower   uint32      `json:"lower_threshold,omitempty"` // ipvsadm -y, 0 = none
 	State   ServerState `json:"state"`
+	// Tunnel encapsulation, for Forward == Tunnel only (ipvsadm --tun-type,
+	// --tun-port, --tun-nocsum/--tun-csum/--tun-remcsum).
+	TunnelType TunnelType `json:"tunnel_type,omitempty"` // "" = ipip
+	TunnelPort uint16     `json:"tunnel_port,omitempty"` // gue only, required there
+	TunnelCsum TunnelCsum `json:"tunnel_csum,omitempty"` // gue and gre; "" = nocsum
 }
+
+// TunnelType is the encapsulation of a tunnelled real server.
+type TunnelType string
+
+const (
+	TunnelIPIP TunnelType = "ipip"
+	TunnelGUE  TunnelType = "gue"
+	TunnelGRE  TunnelType = "gre"
+)
+
+// TunnelCsum is the checksum mode of GUE and GRE encapsulation.
+type TunnelCsum string
+
+const (
+	TunnelNoCsum  TunnelCsum = "nocsum"
+	TunnelCsumOn  TunnelCsum = "csum"
+	TunnelRemCsum TunnelCsum = "remcsum"
+)
 
 // Key is "10.3.0.10:8080" or "[2001:db8::10]:80".
 func (r *RealServer) Key() string { return netip.AddrPortFrom(r.Address, r.Port).String() }

@@ -204,4 +204,11 @@ func NormalizeServer(svc *Service, r *RealServer) {
 	if svc.Key.Protocol != FWMark && (r.Port == 0 || r.Forward != Masquerade) {
 		r.Port = svc.Key.Port
 	}
+	// One spelling for the defaults, so that equal intent gives equal bytes.
+	if r.TunnelType == TunnelIPIP {
+		r.TunnelType = ""
+	}
+	if r.TunnelCsum == TunnelNoCsum {
+		r.TunnelCsum = ""
+	}
 }

@@ -137,6 +137,37 @@ func ValidateServer(svc *Service, r *RealServer) error {
 	default:
 		return fmt.Errorf("%s state %q: want active, suspended or draining", where, r.State)
 	}
+	return validateTunnel(where, r)
+}
+
+func validateTunnel(where string, r *RealServer) error {
+	if r.Forward != Tunnel {
+		if r.TunnelType != "" || r.TunnelPort != 0 || r.TunnelCsum != "" {
+			return fmt.Errorf("%s: tunnel type, port and checksum are only for tunnelling (-i)", where)
+		}
+		return nil
+	}
+	switch r.TunnelType {
+	case "":
+		if r.TunnelPort != 0 || r.TunnelCsum != "" {
+			return fmt.Errorf("%s: ipip tunnels have no port or checksum option (use gue or gre)", where)
+		}
+	case TunnelGUE:
+		if r.TunnelPort == 0 {
+			return fmt.Errorf("%s tunnel type gue: needs a tunnel port", where)
+		}
+	case TunnelGRE:
+		if r.TunnelPort != 0 {
+			return fmt.Errorf("%s tunnel type gre: takes no tunnel port (%d)", where, r.TunnelPort)
+		}
+	default:
+		return fmt.Errorf("%s tunnel type %q: want ipip, gue or gre", where, r.TunnelType)
+	}
+	switch r.TunnelCsum {
+	case "", TunnelCsumOn, TunnelRemCsum:
+	default:
+		return fmt.Errorf("%s tunnel checksum %q: want nocsum, csum or remcsum", where, r.TunnelCsum)
+	}
 	return nil
 }
 
