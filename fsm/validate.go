@@ -164,7 +164,11 @@ func validateTunnel(where string, r *RealServer) error {
 		return fmt.Errorf("%s tunnel type %q: want ipip, gue or gre", where, r.TunnelType)
 	}
 	switch r.TunnelCsum {
-	case "", TunnelCsumOn, TunnelRemCsum:
+	case "", TunnelCsumOn:
+	case TunnelRemCsum:
+		if r.TunnelType == TunnelGRE { // as ipvsadm: remote checksum offload is GUE's
+			return fmt.Errorf("%s tunnel checksum remcsum: only with gue, not gre", where)
+		}
 	default:
 		return fmt.Errorf("%s tunnel checksum %q: want nocsum, csum or remcsum", where, r.TunnelCsum)
 	}

@@ -2,11 +2,10 @@ package ipvsadm
 
 import (
 	"bytes"
-	"cmp"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"net/netip"
-	"slices"
 	"strconv"
 
 	"github.com/ipvsman/ipvsman/fsm"
@@ -41,8 +40,9 @@ type Resolver interface {
 
 // FormatList writes what `ipvsadm -L` prints for cfg, with st's counters,
 // in every variant: plain, -n, --stats, --rate, --exact, --thresholds,
-// --persistent-conn, and -t/-u/-f for one service. As in ipvsadm, --stats
-// wins over --rate, which wins over --thresholds, then --persistent-conn.
+// --persistent-conn, --tun-info, and -t/-u/-f for one service. As in
+// ipvsadm, --stats wins over --rate, which wins over --thresholds, then
+// --persistent-conn, then --tun-info.
 func FormatList(w io.Writer, h Header, cfg *fsm.Config, st Stats, opts ListOptions, resolve Resolver) error {
 	if opts.Connections {
 		return fmt.Errorf("-c: the connection table is the kernel's; FormatList lists only services")
@@ -65,6 +65,8 @@ func FormatList(w io.Writer, h Header, cfg *fsm.Config, st Stats, opts ListOptio
 		f.mode = modeThresholds
 	case opts.Persistent:
 		f.mode = modePersist
+	case opts.TunInfo:
+		f.mode = modeTunInfo
 	}
 	var b bytes.Buffer
 	if opts.Service != nil {
@@ -89,7 +91,8 @@ func FormatList(w io.Writer, h Header, cfg *fsm.Config, st Stats, opts ListOptio
 // FormatSave writes what `ipvsadm -S` (with numeric, `ipvsadm -S -n`)
 // prints for cfg. One addition: a real server's non-zero -x and -y are
 // written after -w, because ipvsadm -S drops them and a save must restore
-// what it saved; ipvsadm -R reads them back all the same.
+// what it saved; ipvsadm -R reads them back all the same. A tunnelling
+// server's --tun-* options follow, as print_tunnel_rule writes them.
 func FormatSave(w io.Writer, cfg *fsm.Config, numeric bool, resolve Resolver) error {
 	if cfg == nil {
 		cfg = fsm.NewConfig()
@@ -111,6 +114,7 @@ const (
 	modeRate
 	modeThresholds
 	modePersist
+	modeTunInfo
 	modeRule
 )
 
@@ -134,6 +138,9 @@ func (f *formatter) title(b *bytes.Buffer) {
 		fmt.Fprintf(b, "%-33s %-10s %-10s %-10s %-10s\n%s", prot, "Uthreshold", "Lthreshold", "ActiveConn", "InActConn", remote)
 	case modePersist:
 		fmt.Fprintf(b, "%-33s %-9s %-11s %-10s %-10s\n%s", prot, "Weight", "PersistConn", "ActiveConn", "InActConn", remote)
+	case modeTunInfo:
+		b.WriteString(prot + " Scheduler Flags\n" +
+			"  -> RemoteAddress:Port           Forward TunnelInfo    Weight ActiveConn InActConn\n")
 	case modePlain:
 		b.WriteString(prot + " Scheduler Flags\n" +
 			"  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n")
@@ -224,7 +231,7 @@ func (f *formatter) server(b *bytes.Buffer, svcName string, k fsm.ServiceKey, pr
 			fmt.Fprintf(b, " -y %d", r.Lower)
 		}
 		if r.Forward == fsm.Tunnel {
-			b.WriteString(" --tun-type ipip") // what ipvsadm 1.31 prints
+			b.WriteString(tunnelRule(r))
 		}
 		b.WriteByte('\n')
 	case modeStats:
@@ -240,9 +247,61 @@ func (f *formatter) server(b *bytes.Buffer, svcName string, k fsm.ServiceKey, pr
 		fmt.Fprintf(b, "  -> %-28s %-10d %-10d %-10d %-10d\n", dname, r.Upper, r.Lower, c.ActiveConns, c.InactConns)
 	case modePersist:
 		fmt.Fprintf(b, "  -> %-28s %-9d %-11d %-10d %-10d\n", dname, r.Weight, c.PersistConns, c.ActiveConns, c.InactConns)
+	case modeTunInfo:
+		fmt.Fprintf(b, "  -> %-28s %-7s %-13s %-6d %-10d %-10d\n", dname, fwdName(r.Forward), tunInfo(r), r.Weight, c.ActiveConns, c.InactConns)
 	default:
 		fmt.Fprintf(b, "  -> %-28s %-7s %-6d %-10d %-10d\n", dname, fwdName(r.Forward), r.Weight, c.ActiveConns, c.InactConns)
 	}
+}
+
+// tunnelRule is what ipvsadm 1.31's print_tunnel_rule writes after -w for a
+// tunnelling server: the type always, gue's port, and for gue and gre the
+// checksum switch even when it is the default --tun-nocsum.
+func tunnelRule(r *fsm.RealServer) string {
+	switch r.TunnelType {
+	case "":
+		return " --tun-type ipip"
+	case fsm.TunnelGUE:
+		return fmt.Sprintf(" --tun-type gue --tun-port %d %s", r.TunnelPort, csumSwitch(r.TunnelCsum))
+	case fsm.TunnelGRE:
+		return " --tun-type gre " + csumSwitch(r.TunnelCsum)
+	}
+	return "" // not a valid model; ipvsadm prints no tunnel options either
+}
+
+func csumSwitch(c fsm.TunnelCsum) string {
+	switch c {
+	case fsm.TunnelCsumOn:
+		return "--tun-csum"
+	case fsm.TunnelRemCsum:
+		return "--tun-remcsum"
+	}
+	return "--tun-nocsum"
+}
+
+// tunInfo is fwd_tun_info, the TunnelInfo column of --tun-info: "ipip",
+// "gue:PORT:FLAGS" or "gre:FLAGS", with FLAGS -c (no checksum), +c
+// (checksum) or r+c (remote checksum); n/a for other forwarding methods.
+func tunInfo(r *fsm.RealServer) string {
+	if r.Forward != fsm.Tunnel {
+		return "n/a"
+	}
+	flags := "-c"
+	switch r.TunnelCsum {
+	case fsm.TunnelCsumOn:
+		flags = "+c"
+	case fsm.TunnelRemCsum:
+		flags = "r+c"
+	}
+	switch r.TunnelType {
+	case "":
+		return "ipip"
+	case fsm.TunnelGUE:
+		return fmt.Sprintf("gue:%d:%s", r.TunnelPort, flags)
+	case fsm.TunnelGRE:
+		return "gre:" + flags
+	}
+	return "n/a"
 }
 
 // largenums is print_largenum for each value: 9 columns, scaled with
@@ -390,25 +449,32 @@ func fwdSwitch(f fsm.Forward) string {
 	return "-g"
 }
 
-// sortedServices orders services as libipvs's ipvs_cmp_services does:
-// by fwmark (0, i.e. TCP/UDP, first), family (IPv4 first), protocol (TCP
-// before UDP), address, port. libipvs subtracts addresses as 32-bit ints,
-// which misorders addresses 2^31 or more apart and is not a consistent
-// order; this compares them as unsigned numbers, its evident intent.
+// ipvsadm sorts with libipvs's ipvs_cmp_services and ipvs_cmp_dests under
+// glibc's qsort (a merge sort in Debian 12's glibc 2.36). The comparators
+// subtract 32-bit words into an int, so addresses more than 2^31 apart
+// compare by wrapped difference, not numerically: 200.0.0.1 sorts before
+// 10.0.0.1, and an IPv6 fd00:: real server before an IPv4 one. Scripts see
+// that order, so it is reproduced exactly here.
 func sortedServices(cfg *fsm.Config) []*fsm.Service {
 	out := make([]*fsm.Service, 0, len(cfg.Services))
-	for _, s := range cfg.Services {
-		out = append(out, s)
+	for _, k := range cfg.SortedServiceKeys() {
+		out = append(out, cfg.Services[k])
 	}
-	slices.SortFunc(out, func(x, y *fsm.Service) int {
+	msort(out, func(x, y *fsm.Service) int {
 		a, b := x.Key, y.Key
-		return cmp.Or(
-			cmp.Compare(a.Mark, b.Mark),
-			cmp.Compare(famOrder(a), famOrder(b)),
-			cmp.Compare(protoOrder(a.Protocol), protoOrder(b.Protocol)),
-			a.Address.Compare(b.Address),
-			cmp.Compare(a.Port, b.Port),
-		)
+		if r := int32(a.Mark - b.Mark); r != 0 {
+			return int(r)
+		}
+		if r := famOrder(a) - famOrder(b); r != 0 {
+			return r
+		}
+		if r := protoOrder(a.Protocol) - protoOrder(b.Protocol); r != 0 {
+			return r
+		}
+		if r := cmpWords(a.Address, b.Address, a.Family() == "inet6"); r != 0 {
+			return r
+		}
+		return int(a.Port) - int(b.Port)
 	})
 	return out
 }
@@ -427,17 +493,77 @@ func protoOrder(p fsm.Protocol) int {
 	return 6
 }
 
-// sortedServers orders real servers as ipvs_cmp_dests: address, then port.
-// netip orders IPv4 before IPv6, which only tunnelling services can mix.
 func sortedServers(s *fsm.Service) []*fsm.RealServer {
 	out := make([]*fsm.RealServer, 0, len(s.Servers))
-	for _, r := range s.Servers {
-		out = append(out, r)
+	for _, k := range s.SortedServerKeys() {
+		out = append(out, s.Servers[k])
 	}
-	slices.SortFunc(out, func(x, y *fsm.RealServer) int {
-		return cmp.Or(x.Address.Compare(y.Address), cmp.Compare(x.Port, y.Port))
+	msort(out, func(x, y *fsm.RealServer) int {
+		if r := cmpWords(x.Address, y.Address, x.Address.Is6()); r != 0 {
+			return r
+		}
+		return int(x.Port) - int(y.Port)
 	})
 	return out
+}
+
+// cmpWords is libipvs's address comparison: the first 32-bit word (all four
+// for IPv6, decided by the left operand), each difference wrapped to int32.
+func cmpWords(a, b netip.Addr, six bool) int {
+	wa, wb := words(a), words(b)
+	n := 1
+	if six {
+		n = 4
+	}
+	for i := 0; i < n; i++ {
+		if r := int32(wa[i] - wb[i]); r != 0 {
+			return int(r)
+		}
+	}
+	return 0
+}
+
+// words lays an address out as union nf_inet_addr does: IPv4 in the first
+// word, the rest zero.
+func words(a netip.Addr) [4]uint32 {
+	var w [4]uint32
+	if a.Is4() {
+		b := a.As4()
+		w[0] = binary.BigEndian.Uint32(b[:])
+		return w
+	}
+	b := a.As16()
+	for i := range w {
+		w[i] = binary.BigEndian.Uint32(b[4*i:])
+	}
+	return w
+}
+
+// msort is glibc's msort_with_tmp: a top-down merge sort that takes from the
+// left run while cmp(left, right) <= 0. With libipvs's comparators, which
+// are not always a total order, the algorithm decides the output too.
+func msort[T any](s []T, cmp func(a, b T) int) {
+	if len(s) <= 1 {
+		return
+	}
+	n1 := len(s) / 2
+	left := append([]T(nil), s[:n1]...)
+	right := append([]T(nil), s[n1:]...)
+	msort(left, cmp)
+	msort(right, cmp)
+	i, j, k := 0, 0, 0
+	for i < len(left) && j < len(right) {
+		if cmp(left[i], right[j]) <= 0 {
+			s[k] = left[i]
+			i++
+		} else {
+			s[k] = right[j]
+			j++
+		}
+		k++
+	}
+	k += copy(s[k:], left[i:])
+	copy(s[k:], right[j:])
 }
 
 // timeoutsOf gives the three timeouts as ipvsadm -L --timeout prints them;

@@ -382,14 +382,16 @@ func TestSortOrder(t *testing.T) {
 		"-a -t 10.0.0.1:80 -r 10.0.0.9:8080 -m",
 		"-a -t 10.0.0.1:80 -r ::9 -i",
 	)
+	// libipvs's wrapped 32-bit differences: 200.x sorts before 10.x, and an
+	// IPv6 real server (first word 0) before 10.x but after 200.x.
 	want := "" +
+		"-A -t 200.0.0.1:80 -s wlc\n" +
 		"-A -t 10.0.0.1:80 -s wlc\n" +
-		"-a -t 10.0.0.1:80 -r 10.0.0.9:81 -m -w 1\n" +
-		"-a -t 10.0.0.1:80 -r 10.0.0.9:8080 -m -w 1\n" +
 		"-a -t 10.0.0.1:80 -r 200.0.0.9:80 -g -w 1\n" +
 		"-a -t 10.0.0.1:80 -r [::9]:80 -i -w 1 --tun-type ipip\n" +
+		"-a -t 10.0.0.1:80 -r 10.0.0.9:81 -m -w 1\n" +
+		"-a -t 10.0.0.1:80 -r 10.0.0.9:8080 -m -w 1\n" +
 		"-A -t 10.0.0.1:443 -s wlc\n" +
-		"-A -t 200.0.0.1:80 -s wlc\n" +
 		"-A -u 1.0.0.1:1 -s wlc\n" +
 		"-A -t [::1]:1 -s wlc\n" +
 		"-A -f 1 -s wlc\n" +
@@ -437,5 +439,84 @@ func diffText(t *testing.T, got, want string) {
 			t.Errorf("line %d:\n got %q\nwant %q\nfull output:\n%s", i+1, gl, wl, got)
 			return
 		}
+	}
+}
+
+// tunnelFixture has every tunnel encapsulation and checksum mode, an ipip
+// server, a non-tunnel server (n/a in --tun-info) and a tunnel across
+// address families.
+var tunnelFixture = []string{
+	"-A -t 10.0.0.5:80 -s rr",
+	"-a -t 10.0.0.5:80 -r 2001:db8::53 -i --tun-type gre --tun-csum",
+	"-a -t 10.0.0.5:80 -r 10.3.0.55 -m -w 0",
+	"-a -t 10.0.0.5:80 -r 10.3.0.50 -i --tun-type gue --tun-port 6080 --tun-csum",
+	"-a -t 10.0.0.5:80 -r 10.3.0.51 -i -w 2 --tun-type gre --tun-csum",
+	"-a -t 10.0.0.5:80 -r 10.3.0.52 -i --tun-type=gue --tun-port=6081 -x 10 -y 5",
+	"-a -t 10.0.0.5:80 -r 10.3.0.53 --ipip --tun-type gre --tun-nocsum",
+	"-a -t 10.0.0.5:80 -r 10.3.0.54 -i",
+}
+
+// wantSaveTunnel follows ipvsadm 1.31's print_tunnel_rule: "--tun-type T",
+// then for gue "--tun-port P", then for gue and gre the checksum switch,
+// --tun-nocsum included. -x/-y sit between -w and the tunnel options, where
+// this package always writes them.
+const wantSaveTunnel = "" +
+	"-A -t 10.0.0.5:80 -s rr\n" +
+	"-a -t 10.0.0.5:80 -r 10.3.0.50:80 -i -w 1 --tun-type gue --tun-port 6080 --tun-csum\n" +
+	"-a -t 10.0.0.5:80 -r 10.3.0.51:80 -i -w 2 --tun-type gre --tun-csum\n" +
+	"-a -t 10.0.0.5:80 -r 10.3.0.52:80 -i -w 1 -x 10 -y 5 --tun-type gue --tun-port 6081 --tun-nocsum\n" +
+	"-a -t 10.0.0.5:80 -r 10.3.0.53:80 -i -w 1 --tun-type gre --tun-nocsum\n" +
+	"-a -t 10.0.0.5:80 -r 10.3.0.54:80 -i -w 1 --tun-type ipip\n" +
+	"-a -t 10.0.0.5:80 -r 10.3.0.55:80 -m -w 0\n" +
+	"-a -t 10.0.0.5:80 -r [2001:db8::53]:80 -i -w 1 --tun-type gre --tun-csum\n"
+
+func TestFormatTunnels(t *testing.T) {
+	cfg := mustApply(t, fsm.NewConfig(), tunnelFixture...)
+	var b bytes.Buffer
+	if err := FormatSave(&b, cfg, true, nil); err != nil {
+		t.Fatal(err)
+	}
+	diffText(t, b.String(), wantSaveTunnel)
+
+	// --tun-info: print_title's TunnelInfo header and fwd_tun_info's column,
+	// "  -> %-28s %-7s %-13s %-6d %-10u %-10u\n".
+	const wantTunInfo = "" +
+		"IP Virtual Server version 1.2.1 (size=4096)\n" +
+		"Prot LocalAddress:Port Scheduler Flags\n" +
+		"  -> RemoteAddress:Port           Forward TunnelInfo    Weight ActiveConn InActConn\n" +
+		"TCP  10.0.0.5:80 rr\n" +
+		"  -> 10.3.0.50:80                 Tunnel  gue:6080:+c   1      0          0         \n" +
+		"  -> 10.3.0.51:80                 Tunnel  gre:+c        2      7          0         \n" +
+		"  -> 10.3.0.52:80                 Tunnel  gue:6081:-c   1      0          0         \n" +
+		"  -> 10.3.0.53:80                 Tunnel  gre:-c        1      0          0         \n" +
+		"  -> 10.3.0.54:80                 Tunnel  ipip          1      0          0         \n" +
+		"  -> 10.3.0.55:80                 Masq    n/a           0      0          0         \n" +
+		"  -> [2001:db8::53]:80            Tunnel  gre:+c        1      0          0         \n"
+	st := Stats{"tcp:10.0.0.5:80/10.3.0.51:80": {ActiveConns: 7}}
+	cmd, err := Parse([]string{"-L", "-n", "--tun-info"})
+	if err != nil || !cmd.List.TunInfo {
+		t.Fatalf("-L -n --tun-info: %+v %v", cmd, err)
+	}
+	b.Reset()
+	if err := FormatList(&b, header, cfg, st, cmd.List, nil); err != nil {
+		t.Fatal(err)
+	}
+	diffText(t, b.String(), wantTunInfo)
+
+	// Without --tun-info the listing is ipvsadm's plain one, and the
+	// other variants win over --tun-info, as in print_title.
+	b.Reset()
+	if err := FormatList(&b, header, cfg, nil, ListOptions{Numeric: true}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "  -> 10.3.0.50:80                 Tunnel  1      0          0         \n") || strings.Contains(b.String(), "gue") {
+		t.Errorf("plain listing shows tunnel info:\n%s", b.String())
+	}
+	b.Reset()
+	if err := FormatList(&b, header, cfg, nil, ListOptions{Persistent: true, TunInfo: true}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "PersistConn") || strings.Contains(b.String(), "TunnelInfo") {
+		t.Errorf("--persistent-conn --tun-info: want the persistent-conn listing:\n%s", b.String())
 	}
 }

@@ -19,7 +19,10 @@ func FuzzParse(f *testing.F) {
 	for _, s := range append(slices.Clone(fixture),
 		"", "-Ln", "-L --stats --exact -t 10.0.0.1:80", "-A -t [2001:db8::1]:80 -p -M 64 -b sh-port,,",
 		"-a -t 10.0.0.1:80 -r 10.3.0.10:http -i --tun-type ipip -x 1 -y 2", "--set 1 2 3", "-At10.0.0.1:80 -p600",
-		"-Z -f 1 -6", "-S -n", "-e -u 10.0.0.1:53 -r ::9 -w 65536", "-- -A", "-p", "-w") {
+		"-Z -f 1 -6", "-S -n", "-e -u 10.0.0.1:53 -r ::9 -w 65536", "-- -A", "-p", "-w",
+		"-a -t 10.0.0.1:80 -r 10.3.0.12 -i --tun-type gue --tun-port 6080 --tun-csum",
+		"-e -t 10.0.0.1:80 -r 10.3.0.10 -i --tun-type=gre --tun-remcsum", "-a -f 7 -r ::1 -i --tun-port 1 --tun-nocsum",
+		"-L -n --tun-info") {
 		f.Add(s)
 	}
 	base := fixtureConfig(f)
@@ -52,6 +55,8 @@ func FuzzParse(f *testing.F) {
 // it accepts and fsm applies saves to a text that restores to itself.
 func FuzzParseRestore(f *testing.F) {
 	f.Add(wantSave)
+	f.Add(wantSaveTunnel)
+	f.Add("-A -u 10.0.0.1:53\n-a -u 10.0.0.1:53 -r 10.3.0.1 -i --tun-type gue --tun-port 1 --tun-remcsum\n-e -u 10.0.0.1:53 -r 10.3.0.1 -i --tun-type gre\n")
 	f.Add("# c\n-A -t 10.0.0.1:0 -p\n-a -t 10.0.0.1:0 -r [::ffff:10.3.0.1]:9 -m -y 5\n")
 	f.Add("-A -t 10.0.0.1:80 -s sh -b flag-3,flag-1\n-E -t 10.0.0.1:80 -s mh -b flag-2 -p 5 -M 255.255.0.0\n")
 	f.Add("-A -f 3 -6 -p -M 64\n-a -f 3 -6 -r [::1]:5 -i -w 0\n-a -f 3 -6 -r 10.0.0.1 -i\n")
@@ -83,7 +88,7 @@ func FuzzParseRestore(f *testing.F) {
 		if again.String() != saved.String() {
 			t.Fatalf("save of %q does not restore to itself:\nfirst:\n%s\nsecond:\n%s", in, saved.String(), again.String())
 		}
-		for _, o := range []ListOptions{{}, {Stats: true}, {Rate: true, Exact: true}, {Thresholds: true}, {Persistent: true}} {
+		for _, o := range []ListOptions{{}, {Stats: true}, {Rate: true, Exact: true}, {Thresholds: true}, {Persistent: true}, {TunInfo: true}} {
 			var b bytes.Buffer
 			if err := FormatList(&b, header, cfg, nil, o, fakeResolver{}); err != nil {
 				t.Fatal(err)

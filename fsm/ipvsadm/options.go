@@ -53,6 +53,11 @@ const (
 	optUpper
 	optLower
 	optTunType
+	optTunPort
+	optTunNoCsum // --tun-nocsum; also the slot of --tun-csum and --tun-remcsum
+	optTunCsum
+	optTunRemCsum
+	optTunInfo
 	optNumeric
 	optConn
 	optStats
@@ -132,11 +137,11 @@ var optTable = []optSpec{
 	{0, "syncid", argRequired, optUnsupported},
 	{0, "timeout", argNone, optTimeout},
 	{0, "daemon", argNone, optUnsupported},
-	{0, "tun-info", argNone, optUnsupported},
-	{0, "tun-port", argRequired, optUnsupported},
-	{0, "tun-nocsum", argNone, optUnsupported},
-	{0, "tun-csum", argNone, optUnsupported},
-	{0, "tun-remcsum", argNone, optUnsupported},
+	{0, "tun-info", argNone, optTunInfo},
+	{0, "tun-port", argRequired, optTunPort},
+	{0, "tun-nocsum", argNone, optTunNoCsum},
+	{0, "tun-csum", argNone, optTunCsum},
+	{0, "tun-remcsum", argNone, optTunRemCsum},
 }
 
 var (

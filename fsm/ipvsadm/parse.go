@@ -56,6 +56,7 @@ type ListOptions struct {
 	Exact       bool // --exact
 	Thresholds  bool // --thresholds
 	Persistent  bool // --persistent-conn
+	TunInfo     bool // --tun-info
 	Connections bool // -c
 	Timeouts    bool // --timeout
 	// Service limits the listing to one service (-L -t addr:port).
@@ -79,10 +80,10 @@ var allowed = map[optID][]optID{
 	cmdAdd:      {optTCP, optIPv6, optSched, optPersist, optNetmask, optSchedFlags, optOnePacket},
 	cmdEdit:     {optTCP, optIPv6, optSched, optPersist, optNetmask, optSchedFlags, optOnePacket},
 	cmdDel:      {optTCP, optIPv6},
-	cmdList:     {optTCP, optIPv6, optNumeric, optConn, optStats, optRate, optThresholds, optPConn, optExact, optNoSort, optTimeout},
+	cmdList:     {optTCP, optIPv6, optNumeric, optConn, optStats, optRate, optThresholds, optPConn, optTunInfo, optExact, optNoSort, optTimeout},
 	cmdSet:      {},
-	cmdAddDest:  {optTCP, optIPv6, optReal, optGate, optWeight, optUpper, optLower, optTunType},
-	cmdEditDest: {optTCP, optIPv6, optReal, optGate, optWeight, optUpper, optLower, optTunType},
+	cmdAddDest:  {optTCP, optIPv6, optReal, optGate, optWeight, optUpper, optLower, optTunType, optTunPort, optTunNoCsum},
+	cmdEditDest: {optTCP, optIPv6, optReal, optGate, optWeight, optUpper, optLower, optTunType, optTunPort, optTunNoCsum},
 	cmdDelDest:  {optTCP, optIPv6, optReal},
 	cmdSave:     {optNumeric},
 	cmdZero:     {optTCP, optIPv6},
@@ -96,6 +97,8 @@ func slotOf(id optID) optID {
 		return optTCP
 	case optIPIP, optMasq:
 		return optGate
+	case optTunCsum, optTunRemCsum:
+		return optTunNoCsum // one checksum mode per server
 	}
 	return id
 }
@@ -350,17 +353,52 @@ func (p *parser) serverOp(key fsm.ServiceKey) (Command, error) {
 			*th.dst = uint32(n)
 		}
 	}
-	if t := p.seen[optTunType]; t != nil {
-		// ipvsadm -S writes "--tun-type ipip" for every tunnel server;
-		// ipip is the model's only tunnel, so it is accepted and dropped.
-		if t.value != "ipip" {
-			return Command{}, fmt.Errorf("not supported yet: %s", t.label())
-		}
-		if rs.Forward != fsm.Tunnel {
-			return Command{}, fmt.Errorf("%s: only valid with -i (tunnelling)", t.label())
-		}
+	if err := p.tunnel(rs); err != nil {
+		return Command{}, err
 	}
 	return ops(op), nil
+}
+
+// tunnel parses --tun-type, --tun-port and the checksum switches, which
+// ipvsadm allows only with -i. Rules the model's fields can express (gue
+// needs a port, gre and ipip take none) are left to fsm; a checksum switch
+// with ipip is refused here, because --tun-nocsum is the model's default
+// and fsm could not tell it was given.
+func (p *parser) tunnel(rs *fsm.RealServer) error {
+	for _, id := range []optID{optTunType, optTunPort, optTunNoCsum} {
+		if t := p.seen[id]; t != nil && rs.Forward != fsm.Tunnel {
+			return fmt.Errorf("%s: only valid with -i (tunnelling)", t.label())
+		}
+	}
+	if t := p.seen[optTunType]; t != nil {
+		switch fsm.TunnelType(t.value) {
+		case fsm.TunnelIPIP:
+			// The model's default: ipvsadm -S writes it for every ipip server.
+		case fsm.TunnelGUE, fsm.TunnelGRE:
+			rs.TunnelType = fsm.TunnelType(t.value)
+		default:
+			return fmt.Errorf("%s: want ipip, gue or gre", t.label())
+		}
+	}
+	if t := p.seen[optTunPort]; t != nil {
+		n, err := strconv.ParseUint(t.value, 10, 16)
+		if err != nil || n == 0 {
+			return fmt.Errorf("%s: want a tunnel port number from 1 to 65535", t.label())
+		}
+		rs.TunnelPort = uint16(n)
+	}
+	if t := p.seen[optTunNoCsum]; t != nil {
+		if rs.TunnelType == "" {
+			return fmt.Errorf("%s: not valid with tunnel type ipip (want --tun-type gue or gre)", t.label())
+		}
+		switch t.spec.id {
+		case optTunCsum:
+			rs.TunnelCsum = fsm.TunnelCsumOn
+		case optTunRemCsum:
+			rs.TunnelCsum = fsm.TunnelRemCsum
+		}
+	}
+	return nil
 }
 
 func (p *parser) list(svc *fsm.ServiceKey) (Command, error) {
@@ -372,6 +410,7 @@ func (p *parser) list(svc *fsm.ServiceKey) (Command, error) {
 		Exact:       has(optExact),
 		Thresholds:  has(optThresholds),
 		Persistent:  has(optPConn),
+		TunInfo:     has(optTunInfo),
 		Connections: has(optConn),
 		Timeouts:    has(optTimeout),
 		Service:     svc,

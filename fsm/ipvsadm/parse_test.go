@@ -129,6 +129,15 @@ func TestParse(t *testing.T) {
 		{"-a -t 10.0.0.1:80 -r 10.3.0.10 -i", srvOp(fsm.OpAddServer, tcp80, fsm.RealServer{Address: rip4, Forward: fsm.Tunnel})},
 		{"-a -t 10.0.0.1:80 -r [2001:db8::10]:80 --ipip --tun-type ipip", srvOp(fsm.OpAddServer, tcp80, fsm.RealServer{Address: rip6, Port: 80, Forward: fsm.Tunnel})},
 		{"-a -t 10.0.0.1:80 -r 2001:db8::10 -i", srvOp(fsm.OpAddServer, tcp80, fsm.RealServer{Address: rip6, Forward: fsm.Tunnel})},
+		{"-a -t 10.0.0.1:80 -r 10.3.0.10 -i --tun-type gue --tun-port 6080 --tun-csum", srvOp(fsm.OpAddServer, tcp80, fsm.RealServer{Address: rip4, Forward: fsm.Tunnel, TunnelType: fsm.TunnelGUE, TunnelPort: 6080, TunnelCsum: fsm.TunnelCsumOn})},
+		{"-a -t 10.0.0.1:80 -r 10.3.0.10 --tun-port=65535 --tun-type=gue --tun-remcsum -i", srvOp(fsm.OpAddServer, tcp80, fsm.RealServer{Address: rip4, Forward: fsm.Tunnel, TunnelType: fsm.TunnelGUE, TunnelPort: 65535, TunnelCsum: fsm.TunnelRemCsum})},
+		{"-e -t 10.0.0.1:80 -r 10.3.0.10 -i --tun-type gue --tun-port 6080 --tun-nocsum", srvOp(fsm.OpEditServer, tcp80, fsm.RealServer{Address: rip4, Forward: fsm.Tunnel, TunnelType: fsm.TunnelGUE, TunnelPort: 6080})},
+		{"-a -t 10.0.0.1:80 -r 10.3.0.10 -i --tun-type gre", srvOp(fsm.OpAddServer, tcp80, fsm.RealServer{Address: rip4, Forward: fsm.Tunnel, TunnelType: fsm.TunnelGRE})},
+		{"-a -t 10.0.0.1:80 -r 10.3.0.10 -i --tun-type gre --tun-remcsum", srvOp(fsm.OpAddServer, tcp80, fsm.RealServer{Address: rip4, Forward: fsm.Tunnel, TunnelType: fsm.TunnelGRE, TunnelCsum: fsm.TunnelRemCsum})},
+		// Semantic checks are fsm's: gre with a port, gue without one parse.
+		{"-a -t 10.0.0.1:80 -r 10.3.0.10 -i --tun-type gre --tun-port 9", srvOp(fsm.OpAddServer, tcp80, fsm.RealServer{Address: rip4, Forward: fsm.Tunnel, TunnelType: fsm.TunnelGRE, TunnelPort: 9})},
+		{"-a -t 10.0.0.1:80 -r 10.3.0.10 -i --tun-type gue", srvOp(fsm.OpAddServer, tcp80, fsm.RealServer{Address: rip4, Forward: fsm.Tunnel, TunnelType: fsm.TunnelGUE})},
+		{"-a -t 10.0.0.1:80 -r 10.3.0.10 -i --tun-port 9", srvOp(fsm.OpAddServer, tcp80, fsm.RealServer{Address: rip4, Forward: fsm.Tunnel, TunnelPort: 9})},
 		{"-a -t [2001:db8::1]:80 -r [2001:db8::10]:8080 -m", srvOp(fsm.OpAddServer, tcp6, fsm.RealServer{Address: rip6, Port: 8080, Forward: fsm.Masquerade})},
 		{"-a -t 10.0.0.1:80 -r 10.3.0.10 -x 100 -y 10", srvOp(fsm.OpAddServer, tcp80, fsm.RealServer{Address: rip4, Upper: 100, Lower: 10})},
 		{"-a -t 10.0.0.1:80 -r 10.3.0.10 --u-threshold=100 --l-threshold=10 -w7", srvOp(fsm.OpAddServer, tcp80, fsm.RealServer{Address: rip4, Upper: 100, Lower: 10, Weight: 7})},
@@ -146,6 +155,8 @@ func TestParse(t *testing.T) {
 		{"-L -n --stats --exact", list(ListOptions{Numeric: true, Stats: true, Exact: true})},
 		{"-L -X --rate", list(ListOptions{Exact: true, Rate: true})},
 		{"-L --thresholds --persistent-conn --sort --nosort", list(ListOptions{Thresholds: true, Persistent: true})},
+		{"-L -n --tun-info", list(ListOptions{Numeric: true, TunInfo: true})},
+		{"-L --tun-info -t 10.0.0.1:80", list(ListOptions{TunInfo: true, Service: &tcp80})},
 		{"-L -n -t 10.0.0.1:80", list(ListOptions{Numeric: true, Service: &tcp80})},
 		{"-L -f 1 -6", list(ListOptions{Service: &fwm1v6})},
 		{"-L -c", list(ListOptions{Connections: true})},
@@ -243,9 +254,25 @@ func TestParseErrors(t *testing.T) {
 		{[]string{"--set", "1", "2", "3", "-n"}, `-n: not valid with --set`},
 		{[]string{"-A", "-t", "10.0.0.1:80", "--pe", "sip"}, `not supported yet: --pe`},
 		{[]string{"-A", "--sctp-service", "10.0.0.1:80"}, `not supported yet: --sctp-service`},
-		{[]string{"-a", "-t", "10.0.0.1:80", "-r", "10.3.0.10", "-i", "--tun-type", "gue"}, `not supported yet: --tun-type "gue"`},
-		{[]string{"-a", "-t", "10.0.0.1:80", "-r", "10.3.0.10", "-i", "--tun-port", "6080"}, `not supported yet: --tun-port`},
 		{[]string{"-a", "-t", "10.0.0.1:80", "-r", "10.3.0.10", "--tun-type", "ipip"}, `--tun-type "ipip": only valid with -i (tunnelling)`},
+		{[]string{"-a", "-t", "10.0.0.1:80", "-r", "10.3.0.10", "--tun-port", "6080"}, `--tun-port "6080": only valid with -i (tunnelling)`},
+		{[]string{"-a", "-t", "10.0.0.1:80", "-r", "10.3.0.10", "-m", "--tun-type", "gue", "--tun-port", "6080"}, `--tun-type "gue": only valid with -i (tunnelling)`},
+		{[]string{"-e", "-t", "10.0.0.1:80", "-r", "10.3.0.10", "-g", "--tun-csum"}, `--tun-csum: only valid with -i (tunnelling)`},
+		{[]string{"-a", "-t", "10.0.0.1:80", "-r", "10.3.0.10", "-i", "--tun-type", "foo"}, `--tun-type "foo": want ipip, gue or gre`},
+		{[]string{"-a", "-t", "10.0.0.1:80", "-r", "10.3.0.10", "-i", "--tun-type", "GUE"}, `--tun-type "GUE": want ipip, gue or gre`},
+		{[]string{"-a", "-t", "10.0.0.1:80", "-r", "10.3.0.10", "-i", "--tun-type", "gue", "--tun-port", "abc"}, `--tun-port "abc": want a tunnel port number from 1 to 65535`},
+		{[]string{"-a", "-t", "10.0.0.1:80", "-r", "10.3.0.10", "-i", "--tun-type", "gue", "--tun-port", "0"}, `--tun-port "0": want a tunnel port number from 1 to 65535`},
+		{[]string{"-a", "-t", "10.0.0.1:80", "-r", "10.3.0.10", "-i", "--tun-type", "gue", "--tun-port=65536"}, `--tun-port "65536": want a tunnel port number from 1 to 65535`},
+		{[]string{"-a", "-t", "10.0.0.1:80", "-r", "10.3.0.10", "-i", "--tun-type", "gue", "--tun-port"}, `--tun-port: missing value`},
+		{[]string{"-a", "-t", "10.0.0.1:80", "-r", "10.3.0.10", "-i", "--tun-type", "gue", "--tun-type", "gre"}, `--tun-type "gre": conflicts with --tun-type "gue" given before (give it once)`},
+		{[]string{"-a", "-t", "10.0.0.1:80", "-r", "10.3.0.10", "-i", "--tun-type", "gre", "--tun-csum", "--tun-nocsum"}, `--tun-nocsum: conflicts with --tun-csum given before (give it once)`},
+		{[]string{"-a", "-t", "10.0.0.1:80", "-r", "10.3.0.10", "-i", "--tun-nocsum"}, `--tun-nocsum: not valid with tunnel type ipip (want --tun-type gue or gre)`},
+		{[]string{"-a", "-t", "10.0.0.1:80", "-r", "10.3.0.10", "-i", "--tun-type", "ipip", "--tun-csum"}, `--tun-csum: not valid with tunnel type ipip (want --tun-type gue or gre)`},
+		{[]string{"-a", "-t", "10.0.0.1:80", "-r", "10.3.0.10", "-i", "--tun-csum=yes"}, `--tun-csum: takes no value (got "yes")`},
+		{[]string{"-d", "-t", "10.0.0.1:80", "-r", "10.3.0.10", "--tun-type", "gue"}, `--tun-type "gue": not valid with -d`},
+		{[]string{"-A", "-t", "10.0.0.1:80", "--tun-remcsum"}, `--tun-remcsum: not valid with -A`},
+		{[]string{"-S", "--tun-info"}, `--tun-info: not valid with -S`},
+		{[]string{"-a", "-t", "10.0.0.1:80", "-r", "10.3.0.10", "-i", "--tun-info"}, `--tun-info: not valid with -a`},
 		{[]string{"-L", "-c", "-t", "10.0.0.1:80"}, `-c: cannot be combined with -t "10.0.0.1:80"`},
 		{[]string{"-L", "-c", "--stats"}, `-c: cannot be combined with --stats, --rate or --thresholds`},
 	}
@@ -343,5 +370,24 @@ func TestSetAndListTimeouts(t *testing.T) {
 	FormatList(&b, Header{}, fsm.NewConfig(), nil, l.List, nil)
 	if b.String() != "Timeout (tcp tcpfin udp): 900 120 300\n" {
 		t.Fatalf("kernel defaults: got %q", b.String())
+	}
+}
+
+// TestTunnelChecksInFsm: what parses but makes no sense for the encapsulation
+// is refused by fsm when the op applies, so every input path gets the check.
+func TestTunnelChecksInFsm(t *testing.T) {
+	base := mustApply(t, fsm.NewConfig(), "-A -t 10.0.0.1:80")
+	for _, tt := range []struct{ line, want string }{
+		{"-a -t 10.0.0.1:80 -r 10.3.0.10 -i --tun-type gue", "tunnel type gue: needs a tunnel port"},
+		{"-a -t 10.0.0.1:80 -r 10.3.0.10 -i --tun-type gre --tun-port 9", "tunnel type gre: takes no tunnel port (9)"},
+		{"-a -t 10.0.0.1:80 -r 10.3.0.10 -i --tun-port 9", "ipip tunnels have no port or checksum option"},
+	} {
+		cmd, err := Parse(strings.Fields(tt.line))
+		if err != nil {
+			t.Fatalf("Parse(%q): %v", tt.line, err)
+		}
+		if _, err := fsm.ApplyOps(base, cmd.Ops); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("apply %q: %v, want an error containing %q", tt.line, err, tt.want)
+		}
 	}
 }

@@ -13,30 +13,39 @@ import (
 // TestRoundTrip: FormatSave → ParseRestore → ApplyOps → FormatSave gives
 // the same text and the same model, for a config with TCP, UDP, fwmark
 // (IPv4 and IPv6), IPv6, persistence with netmasks, scheduler flags,
-// one-packet scheduling, thresholds and all three forwarding methods.
+// one-packet scheduling, thresholds and all three forwarding methods, and
+// for one with every tunnel type and checksum mode.
 func TestRoundTrip(t *testing.T) {
-	cfg := fixtureConfig(t)
-	var saved bytes.Buffer
-	if err := FormatSave(&saved, cfg, true, nil); err != nil {
-		t.Fatal(err)
-	}
-	diffText(t, saved.String(), wantSave)
+	for _, tc := range []struct {
+		name  string
+		lines []string
+		want  string
+	}{{"fixture", fixture, wantSave}, {"tunnels", tunnelFixture, wantSaveTunnel}} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := mustApply(t, fsm.NewConfig(), tc.lines...)
+			var saved bytes.Buffer
+			if err := FormatSave(&saved, cfg, true, nil); err != nil {
+				t.Fatal(err)
+			}
+			diffText(t, saved.String(), tc.want)
 
-	ops, err := ParseRestore(strings.NewReader(saved.String()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	restored, err := fsm.ApplyOps(fsm.NewConfig(), ops)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var again bytes.Buffer
-	if err := FormatSave(&again, restored, true, nil); err != nil {
-		t.Fatal(err)
-	}
-	diffText(t, again.String(), saved.String())
-	if g, w := asJSON(restored), asJSON(cfg); g != w {
-		t.Errorf("restored model differs\n got %s\nwant %s", g, w)
+			ops, err := ParseRestore(strings.NewReader(saved.String()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			restored, err := fsm.ApplyOps(fsm.NewConfig(), ops)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var again bytes.Buffer
+			if err := FormatSave(&again, restored, true, nil); err != nil {
+				t.Fatal(err)
+			}
+			diffText(t, again.String(), saved.String())
+			if g, w := asJSON(restored), asJSON(cfg); g != w {
+				t.Errorf("restored model differs\n got %s\nwant %s", g, w)
+			}
+		})
 	}
 }
 

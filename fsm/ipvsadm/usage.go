@@ -11,8 +11,9 @@ func Usage(program string) string {
   $0 -R
   $0 -S [-n]
   $0 -a|e virtual-service -r server-address [-g|-i|-m] [-w weight] [-x upper] [-y lower]
+        [--tun-type ipip|gue|gre] [--tun-port port] [--tun-nocsum|--tun-csum|--tun-remcsum]
   $0 -d virtual-service -r server-address
-  $0 -L|l [virtual-service] [-n] [--stats|--rate|--thresholds|--persistent-conn] [--exact]
+  $0 -L|l [virtual-service] [-n] [--stats|--rate|--thresholds|--persistent-conn|--tun-info] [--exact]
   $0 -Z [virtual-service]
   $0 -h
 
@@ -43,13 +44,18 @@ Options:
   --ops          -o           one-packet scheduling
   --real-server  -r address[:port]  the real server (default port: the service's)
   --gatewaying   -g           direct routing (default)
-  --ipip         -i           tunnelling (ipip)
+  --ipip         -i           tunnelling (ipip unless --tun-type)
   --masquerading -m           masquerading (NAT)
+  --tun-type     type         with -i: ipip (default), gue or gre encapsulation
+  --tun-port     port         with --tun-type gue: the tunnel's UDP port (required)
+  --tun-nocsum                with gue or gre: no tunnel checksum (default)
+  --tun-csum                  with gue or gre: tunnel checksum
+  --tun-remcsum               with gue: remote checksum offload
   --weight       -w weight    0-65535 (default 1)
   --u-threshold  -x upper     upper connection threshold (0 = none)
   --l-threshold  -y lower     lower connection threshold
   --numeric      -n           print addresses and ports as numbers
   --connection   -c           list connections
-  --stats --rate --thresholds --persistent-conn --exact   listing variants
+  --stats --rate --thresholds --persistent-conn --tun-info --exact   listing variants
 `, "$0", program)
 }

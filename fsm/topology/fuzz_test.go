@@ -58,6 +58,7 @@ func FuzzParseYAML(f *testing.F) {
 		"services:\n- {protocol: udp, address: \"::1\", port: 0, one_packet: true, persistence: {},\n   servers: [{address: 10.0.0.1, forward: tunnel}]}\n",
 		"services:\n  - {fwmark: 1, servers: [{address: 10.0.0.1, port: 1}]}\n",
 		"vips: [{address: 10.0.0.1, interface: lo}]\n",
+		"services:\n- {protocol: tcp, address: 10.0.0.1, port: 80, forward: tunnel, servers: [{address: 10.1.0.1, tunnel_type: gue, tunnel_port: 6080, tunnel_csum: csum},\n   {address: 10.1.0.2, tunnel_type: gre, tunnel_csum: remcsum}, {address: 10.1.0.3, tunnel_type: ipip}]}\n",
 		"a: &x [*x]\n",
 		"services:\n  - &s {protocol: tcp, address: 10.0.0.1, port: 80}\n  - *s\n",
 		"services:\n  - {protocol: tcp, address: 10.0.0.1, port: 80, colour: 1}\n---\n",

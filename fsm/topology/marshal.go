@@ -126,6 +126,7 @@ func marshalService(svc *fsm.Service) (yamlService, error) {
 		if r.Forward != fwd {
 			s.Forward = string(r.Forward)
 		}
+		s.TunnelType, s.TunnelPort, s.TunnelCsum = string(r.TunnelType), int(r.TunnelPort), string(r.TunnelCsum)
 		if r.Weight != weight {
 			w := r.Weight
 			s.Weight = &w
@@ -145,7 +146,8 @@ func marshalService(svc *fsm.Service) (yamlService, error) {
 	}
 	ys.OnFailure = svc.OnFailure
 	if r := svc.Sorry; r != nil {
-		s := yamlServer{Name: r.Name, Address: r.Address.String(), Forward: string(r.Forward)}
+		s := yamlServer{Name: r.Name, Address: r.Address.String(), Forward: string(r.Forward),
+			TunnelType: string(r.TunnelType), TunnelPort: int(r.TunnelPort), TunnelCsum: string(r.TunnelCsum)}
 		if r.Port != k.Port {
 			s.Port = int(r.Port)
 		}

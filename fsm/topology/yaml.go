@@ -68,10 +68,15 @@ type yamlServer struct {
 	Address string `yaml:"address"`
 	Port    int    `yaml:"port,omitempty"`
 	Forward string `yaml:"forward,omitempty"`
-	Weight  *int   `yaml:"weight,omitempty"`
-	Upper   *int64 `yaml:"upper_threshold,omitempty"`
-	Lower   *int64 `yaml:"lower_threshold,omitempty"`
-	State   string `yaml:"state,omitempty"`
+	// Tunnel encapsulation, forward: tunnel only; server-level only, since a
+	// service default would also land on its non-tunnel servers.
+	TunnelType string `yaml:"tunnel_type,omitempty"`
+	TunnelPort int    `yaml:"tunnel_port,omitempty"`
+	TunnelCsum string `yaml:"tunnel_csum,omitempty"`
+	Weight     *int   `yaml:"weight,omitempty"`
+	Upper      *int64 `yaml:"upper_threshold,omitempty"`
+	Lower      *int64 `yaml:"lower_threshold,omitempty"`
+	State      string `yaml:"state,omitempty"`
 }
 
 // schemaVersion is what MarshalYAML writes and ParseYAML accepts; an absent
@@ -349,6 +354,12 @@ func buildServer(s *yamlServer, def fsm.RealServer) (*fsm.RealServer, string, er
 			return nil, "forward", err
 		}
 	}
+	// Values are checked by fsm.ValidateServer, with the forwarding method.
+	r.TunnelType, r.TunnelCsum = fsm.TunnelType(s.TunnelType), fsm.TunnelCsum(s.TunnelCsum)
+	if s.TunnelPort < 0 || s.TunnelPort > math.MaxUint16 {
+		return nil, "tunnel_port", fmt.Errorf("tunnel_port %d: want 1-65535", s.TunnelPort)
+	}
+	r.TunnelPort = uint16(s.TunnelPort)
 	if s.Weight != nil {
 		r.Weight = *s.Weight
 	}

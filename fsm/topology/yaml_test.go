@@ -290,6 +290,7 @@ func TestMarshalRoundTrip(t *testing.T) {
 	t.Run("classic", func(t *testing.T) { roundTrip(t, load(t, "testdata/classic.topo")) })
 	t.Run("full", func(t *testing.T) { roundTrip(t, mustYAML(t, full)) })
 	t.Run("empty", func(t *testing.T) { roundTrip(t, fsm.NewConfig()) })
+	t.Run("tunnels", func(t *testing.T) { roundTrip(t, mustYAML(t, tunnels)) })
 	t.Run("lines", func(t *testing.T) {
 		roundTrip(t, mustLines(t, `vip 10.0.0.1/24 eth0
 `+exampleLine+`
@@ -402,5 +403,89 @@ func TestYAMLTimeouts(t *testing.T) {
 	}
 	if _, err := ParseYAML(strings.NewReader("timeouts: {tcp: 99999999}\n")); err == nil || !strings.Contains(err.Error(), "timeout tcp 99999999") {
 		t.Fatalf("too large: %v", err)
+	}
+}
+
+// tunnels has every encapsulation and checksum mode, the default spellings
+// ipip and nocsum (which the model keeps as ""), and a tunnelling sorry
+// server.
+const tunnels = `
+services:
+  - name: T
+    protocol: udp
+    address: 10.0.0.5
+    port: 53
+    forward: tunnel
+    servers:
+      - {name: g1, address: 10.3.0.50, tunnel_type: gue, tunnel_port: 6080, tunnel_csum: csum}
+      - {name: g2, address: 10.3.0.51, tunnel_type: gue, tunnel_port: 6081, tunnel_csum: nocsum}
+      - {name: r1, address: 10.3.0.52, tunnel_type: gre, tunnel_csum: csum}
+      - {name: r2, address: "2001:db8::53", tunnel_type: gre}
+      - {name: i1, address: 10.3.0.54, tunnel_type: ipip}
+      - {name: m1, address: 10.3.0.55, forward: masq, port: 5353}
+    sorry_server: {address: 10.3.0.60, tunnel_type: gue, tunnel_port: 7000, tunnel_csum: remcsum}
+`
+
+func TestYAMLTunnels(t *testing.T) {
+	cfg := mustYAML(t, tunnels)
+	svc := cfg.Services["udp:10.0.0.5:53"]
+	if svc == nil {
+		t.Fatalf("no service: %s", jsonOf(t, cfg))
+	}
+	want := map[string]fsm.RealServer{
+		"10.3.0.50:53":      {TunnelType: fsm.TunnelGUE, TunnelPort: 6080, TunnelCsum: fsm.TunnelCsumOn},
+		"10.3.0.51:53":      {TunnelType: fsm.TunnelGUE, TunnelPort: 6081},
+		"10.3.0.52:53":      {TunnelType: fsm.TunnelGRE, TunnelCsum: fsm.TunnelCsumOn},
+		"[2001:db8::53]:53": {TunnelType: fsm.TunnelGRE},
+		"10.3.0.54:53":      {},
+		"10.3.0.55:5353":    {},
+	}
+	for k, w := range want {
+		r := svc.Servers[k]
+		if r == nil || r.TunnelType != w.TunnelType || r.TunnelPort != w.TunnelPort || r.TunnelCsum != w.TunnelCsum {
+			t.Errorf("server %s = %+v, want tunnel %q port %d csum %q", k, r, w.TunnelType, w.TunnelPort, w.TunnelCsum)
+		}
+	}
+	if s := svc.Sorry; s == nil || s.Forward != fsm.Tunnel || s.TunnelType != fsm.TunnelGUE || s.TunnelPort != 7000 || s.TunnelCsum != fsm.TunnelRemCsum {
+		t.Errorf("sorry server = %+v", s)
+	}
+	roundTrip(t, cfg)
+	out, err := MarshalYAML(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{
+		"      - {name: g1, address: 10.3.0.50, forward: tunnel, tunnel_type: gue, tunnel_port: 6080, tunnel_csum: csum}\n",
+		"      - {name: g2, address: 10.3.0.51, forward: tunnel, tunnel_type: gue, tunnel_port: 6081}\n",
+		"      - {name: r1, address: 10.3.0.52, forward: tunnel, tunnel_type: gre, tunnel_csum: csum}\n",
+		"      - {name: i1, address: 10.3.0.54, forward: tunnel}\n",
+		"    sorry_server: {address: 10.3.0.60, forward: tunnel, tunnel_type: gue, tunnel_port: 7000, tunnel_csum: remcsum, weight: 1}\n",
+	} {
+		if !strings.Contains(string(out), w) {
+			t.Errorf("export lacks %q:\n%s", w, out)
+		}
+	}
+
+	svcHead := "services:\n  - name: S\n    protocol: tcp\n    address: 10.0.0.1\n    port: 80\n    servers:\n"
+	for _, tc := range []struct{ server, want string }{
+		{"{address: 10.1.0.1, forward: tunnel, tunnel_type: vxlan}", `line 7: services[0].servers[0]: real server 10.1.0.1:80 of service tcp:10.0.0.1:80 tunnel type "vxlan": want ipip, gue or gre`},
+		{"{address: 10.1.0.1, forward: tunnel, tunnel_type: gue}", "line 7: services[0].servers[0]: real server 10.1.0.1:80 of service tcp:10.0.0.1:80 tunnel type gue: needs a tunnel port"},
+		{"{address: 10.1.0.1, forward: tunnel, tunnel_type: gre, tunnel_port: 1}", "tunnel type gre: takes no tunnel port (1)"},
+		{"{address: 10.1.0.1, forward: tunnel, tunnel_csum: csum}", "ipip tunnels have no port or checksum option"},
+		{"{address: 10.1.0.1, forward: tunnel, tunnel_type: gre, tunnel_csum: crc}", `tunnel checksum "crc": want nocsum, csum or remcsum`},
+		{"{address: 10.1.0.1, forward: tunnel, tunnel_type: gre, tunnel_csum: remcsum}", `tunnel checksum remcsum: only with gue, not gre`},
+		{"{address: 10.1.0.1, tunnel_type: gue, tunnel_port: 6080}", "tunnel type, port and checksum are only for tunnelling (-i)"},
+		{"{address: 10.1.0.1, forward: tunnel, tunnel_type: gue, tunnel_port: 65536}", "line 7: services[0].servers[0]: tunnel_port 65536: want 1-65535"},
+		{"{address: 10.1.0.1, forward: tunnel, tunnel_type: gue, tunnel_port: x}", "line 7: services[0].servers[0].tunnel_port: cannot unmarshal !!str `x` into int"},
+	} {
+		_, err := ParseYAML(strings.NewReader(svcHead + "      - " + tc.server + "\n"))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v\nwant it to contain %q", tc.server, err, tc.want)
+		}
+	}
+	// Tunnel keys are per server: a service default is an unknown key.
+	_, err = ParseYAML(strings.NewReader("services:\n  - {protocol: tcp, address: 10.0.0.1, port: 80, tunnel_type: gre}\n"))
+	if err == nil || !strings.Contains(err.Error(), `field "tunnel_type" is not a service key`) {
+		t.Errorf("service-level tunnel_type: %v", err)
 	}
 }
