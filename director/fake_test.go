@@ -15,6 +15,7 @@ type fakeKernel struct {
 	applied  []string
 	failOn   map[string]bool // op strings that fail
 	readErr  error
+	reads    int
 	timeouts fsm.Timeouts
 }
 
@@ -30,6 +31,7 @@ func newFake() *fakeKernel {
 }
 
 func (f *fakeKernel) Read() (Table, error) {
+	f.reads++
 	if f.readErr != nil {
 		return nil, f.readErr
 	}

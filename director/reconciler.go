@@ -31,9 +31,12 @@ type Target struct {
 
 // Report is the outcome of one reconcile pass.
 type Report struct {
-	Index       uint64    `json:"index"`
-	Version     uint64    `json:"version"`
-	Fingerprint string    `json:"fingerprint"` // of the managed part of the kernel table after the pass
+	Index   uint64 `json:"index"`
+	Version uint64 `json:"version"`
+	// Fingerprint of the managed kernel table after the pass: the target,
+	// once every operation succeeded (a full dump at every resync re-checks
+	// it); empty after a failure.
+	Fingerprint string    `json:"fingerprint"`
 	Services    int       `json:"services"`
 	Ops         int       `json:"ops"`
 	Failed      int       `json:"failed"`
@@ -52,8 +55,9 @@ type Reconciler struct {
 	Resync    time.Duration // full pass at least this often (hand edits, flushes)
 	Clock     func() time.Time
 
-	mu   sync.Mutex
-	last Report
+	mu    sync.Mutex
+	last  Report
+	cache Table // what the last successful pass left in the kernel; nil = unknown
 }
 
 // Last is the most recent report.
@@ -63,27 +67,35 @@ func (r *Reconciler) Last() Report {
 	return r.last
 }
 
-// Step runs one pass.
-func (r *Reconciler) Step(t Target) Report {
+// Step runs one pass against the table the last pass left in the kernel
+// (so that one change costs one operation, not a dump of the world), or
+// against a fresh dump when there is no trusted copy yet.
+func (r *Reconciler) Step(t Target) Report { return r.pass(t, false) }
+
+// StepFull runs one pass against a fresh dump of the kernel table: it finds
+// and repairs what changed behind the reconciler's back (hand edits, a
+// flush, another tool).
+func (r *Reconciler) StepFull(t Target) Report { return r.pass(t, true) }
+
+func (r *Reconciler) pass(t Target, fresh bool) Report {
 	now := time.Now
 	if r.Clock != nil {
 		now = r.Clock
 	}
 	start := now()
 	rep := Report{Index: t.Index, Version: t.Version, At: start}
-	actual, err := r.Kernel.Read()
-	if err != nil {
-		rep.Failed, rep.Errors = 1, []string{err.Error()}
-		return r.finish(rep, start, now)
+	r.mu.Lock()
+	actual := r.cache
+	r.mu.Unlock()
+	if fresh || actual == nil {
+		var err error
+		if actual, err = r.Kernel.Read(); err != nil {
+			rep.Failed, rep.Errors = 1, []string{err.Error()}
+			return r.finish(rep, nil, start, now)
+		}
 	}
 	ops := Plan(t.Table, actual, t.Managed, r.Exclusive)
 	rep.Ops = len(ops)
-	if changed, err := r.timeouts(t.Timeouts); err != nil {
-		rep.Failed++
-		rep.Errors = append(rep.Errors, err.Error())
-	} else if changed {
-		rep.Ops++
-	}
 	for _, op := range ops {
 		if err := r.Kernel.Apply(op); err != nil {
 			rep.Failed++
@@ -92,22 +104,29 @@ func (r *Reconciler) Step(t Target) Report {
 			}
 		}
 	}
-	if len(ops) > 0 {
-		// Dumps can be partial under load: fingerprint what a fresh read shows.
-		if actual, err = r.Kernel.Read(); err != nil {
-			rep.Failed++
-			rep.Errors = append(rep.Errors, err.Error())
-			return r.finish(rep, start, now)
-		}
+	if changed, err := r.timeouts(t.Timeouts); err != nil {
+		rep.Failed++
+		rep.Errors = append(rep.Errors, err.Error())
+	} else if changed {
+		rep.Ops++
+	}
+	var next Table
+	if rep.Failed == 0 {
+		// Every operation succeeded: the kernel now holds the target (plus
+		// any foreign services, which the next fresh dump brings back).
+		next = t.Table
 	}
 	mine := Table{}
-	for k, s := range actual {
-		if r.Exclusive || t.Managed[k] {
-			mine[k] = s
-		}
+	for k, s := range t.Table {
+		mine[k] = s
 	}
-	rep.Services, rep.Fingerprint = len(mine), mine.Fingerprint()
-	return r.finish(rep, start, now)
+	if rep.Failed > 0 {
+		mine = nil
+	}
+	if mine != nil {
+		rep.Services, rep.Fingerprint = len(mine), mine.Fingerprint()
+	}
+	return r.finish(rep, next, start, now)
 }
 
 // timeouts sets the kernel's timeouts the model manages (non-zero ones),
@@ -138,10 +157,13 @@ func (r *Reconciler) timeouts(want *fsm.Timeouts) (bool, error) {
 	return true, nil
 }
 
-func (r *Reconciler) finish(rep Report, start time.Time, now func() time.Time) Report {
+// finish records the report and the table the kernel now holds (nil: not
+// known, the next pass dumps it).
+func (r *Reconciler) finish(rep Report, cache Table, start time.Time, now func() time.Time) Report {
 	rep.Took = now().Sub(start).String()
 	r.mu.Lock()
 	r.last = rep
+	r.cache = cache
 	r.mu.Unlock()
 	if rep.Ops > 0 || rep.Failed > 0 {
 		lvl := slog.LevelInfo
@@ -164,14 +186,16 @@ func (r *Reconciler) Run(ctx context.Context, changes <-chan struct{}, target fu
 	backoff := 100 * time.Millisecond
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	var rep Report
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-changes:
+			rep = r.Step(target())
 		case <-timer.C:
+			rep = r.StepFull(target())
 		}
-		rep := r.Step(target())
 		next := resync
 		if rep.Failed > 0 {
 			next = min(backoff, resync)

@@ -98,8 +98,17 @@ func TestReconcileConvergesAndIsIdempotent(t *testing.T) {
 		t.Fatalf("kernel after first pass:\n%s\nwant:\n%s", got, want)
 	}
 	k.applied = nil
-	if rep2 := r.Step(target(st)); rep2.Ops != 0 || len(k.applied) != 0 || rep2.Fingerprint != rep.Fingerprint {
+	if rep2 := r.StepFull(target(st)); rep2.Ops != 0 || len(k.applied) != 0 || rep2.Fingerprint != rep.Fingerprint {
 		t.Fatalf("second pass changed something: %+v %v", rep2, k.applied)
+	}
+	// A state change is planned against what the last pass left: one weight,
+	// one operation, no dump of the kernel.
+	reads := k.reads
+	c, _ := fsm.NewCommand(fsm.CmdOps, 50, "test", fsm.OpsPayload{Ops: []fsm.Op{{Kind: fsm.OpEditServer, ServiceKey: web, Server: &fsm.RealServer{Address: netip.MustParseAddr("10.1.0.21"), Port: 8080, Forward: fsm.Masquerade, Weight: 7}}}})
+	st.Apply(c)
+	k.applied = nil
+	if rep3 := r.Step(target(st)); rep3.Ops != 1 || k.reads != reads || len(k.applied) != 1 {
+		t.Fatalf("one weight change: %+v, %d dumps, applied %v", rep3, k.reads-reads, k.applied)
 	}
 
 	// Hand edits: a weight changed, a destination deleted, a foreign service added.
@@ -111,7 +120,7 @@ func TestReconcileConvergesAndIsIdempotent(t *testing.T) {
 	foreign := fsm.ServiceKey{Protocol: fsm.TCP, Address: netip.MustParseAddr("192.0.2.1"), Port: 25}
 	k.table[foreign.String()] = Service{Key: foreign, Scheduler: "rr", Netmask: 0xFFFFFFFF, Dests: map[string]Dest{}}
 	k.applied = nil
-	r.Step(target(st))
+	r.StepFull(target(st))
 	if want := []string{"update-dest tcp:10.0.0.10:80 -> 10.1.0.21:8080", "create-dest tcp:10.0.0.10:80 -> 10.1.0.22:8080"}; strings.Join(k.applied, ";") != strings.Join(want, ";") && strings.Join(k.applied, ";") != want[1]+";"+want[0] {
 		t.Fatalf("repair touched %v, want exactly %v", k.applied, want)
 	}
@@ -119,7 +128,7 @@ func TestReconcileConvergesAndIsIdempotent(t *testing.T) {
 		t.Fatalf("a service the model never had was deleted without exclusive ownership")
 	}
 	r.Exclusive = true
-	r.Step(target(st))
+	r.StepFull(target(st))
 	if _, ok := k.table[foreign.String()]; ok {
 		t.Fatalf("exclusive ownership left a foreign service")
 	}
@@ -127,7 +136,7 @@ func TestReconcileConvergesAndIsIdempotent(t *testing.T) {
 
 	// Flushed by hand: everything comes back.
 	k.table = Table{}
-	r.Step(target(st))
+	r.StepFull(target(st))
 	if got, want := k.table.Canonical(), Desired(st).Canonical(); got != want {
 		t.Fatalf("after flush:\n%s\nwant:\n%s", got, want)
 	}
