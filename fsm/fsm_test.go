@@ -379,3 +379,27 @@ func TestSorryServerAndOnFailure(t *testing.T) {
 		t.Fatalf("bad on_failure: %v", err)
 	}
 }
+
+func TestSetStateKeepsEverythingElse(t *testing.T) {
+	s := NewState()
+	applyLog(t, s, makeLog(t, addSvc(web, "wlc"), addSrv(web, "10.3.0.10", 8080, Masquerade, 3)))
+	set := func(port uint16, st ServerState) string {
+		return applyLog(t, s, makeLog(t, Op{Kind: OpSetState, ServiceKey: web, Server: &RealServer{Address: netip.MustParseAddr("10.3.0.10"), Port: port, State: st}}))[0].Err
+	}
+	if err := set(8080, Suspended); err != "" {
+		t.Fatal(err)
+	}
+	r := s.Config.Services[web.String()].Servers["10.3.0.10:8080"]
+	if r.State != Suspended || r.Weight != 3 || r.Forward != Masquerade {
+		t.Fatalf("after suspend: %+v", r)
+	}
+	if !strings.Contains(s.History[len(s.History)-1].Summary, "masq weight=3 suspended") {
+		t.Fatalf("summary %q", s.History[len(s.History)-1].Summary)
+	}
+	if err := set(80, Active); !strings.Contains(err, "real server 10.3.0.10:80 of service tcp:193.123.45.12:80: no such real server") {
+		t.Fatalf("wrong port: %q", err)
+	}
+	if err := set(8080, "asleep"); !strings.Contains(err, `state "asleep": want active, suspended or draining`) {
+		t.Fatalf("bad state: %q", err)
+	}
+}

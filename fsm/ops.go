@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 )
 
@@ -17,6 +18,7 @@ const (
 	OpDeleteServer  OpKind = "delete-server"  // ipvsadm -d
 	OpClear         OpKind = "clear"          // ipvsadm -C
 	OpSetTimeouts   OpKind = "set-timeouts"   // ipvsadm --set tcp tcpfin udp
+	OpSetState      OpKind = "set-state"      // ipvsman server suspend|resume|drain
 )
 
 // Op is one topology change. Service carries the attributes for add/edit of a
@@ -117,7 +119,7 @@ func applyOp(c *Config, op Op) error {
 	case OpDeleteService:
 		delete(c.Services, key)
 		return nil
-	case OpAddServer, OpEditServer, OpDeleteServer:
+	case OpAddServer, OpEditServer, OpDeleteServer, OpSetState:
 	default:
 		return fmt.Errorf("op kind %q: unknown", op.Kind)
 	}
@@ -130,6 +132,23 @@ func applyOp(c *Config, op Op) error {
 	rkey := rs.Key()
 	prev, exists := svc.Servers[rkey]
 	switch op.Kind {
+	case OpSetState:
+		// Named by address and port only: the other attributes stay.
+		port := op.Server.Port
+		if port == 0 && old.Key.Protocol != FWMark {
+			port = old.Key.Port
+		}
+		rkey = netip.AddrPortFrom(op.Server.Address.Unmap(), port).String()
+		prev, exists = svc.Servers[rkey]
+		if !exists {
+			return fmt.Errorf("real server %s of service %s: no such real server", rkey, key)
+		}
+		next := *prev
+		next.State = op.Server.State
+		if err := ValidateServer(svc, &next); err != nil {
+			return err
+		}
+		svc.Servers[rkey] = &next
 	case OpDeleteServer:
 		if !exists {
 			return fmt.Errorf("real server %s of service %s: no such real server", rkey, key)

@@ -158,6 +158,18 @@ func TestThreeNodeClusterOnLoopback(t *testing.T) {
 		}
 	})
 
+	t.Run("server suspend and resume", func(t *testing.T) {
+		out := c.MustCLI(follower, "", "server", "suspend", "-t", "193.123.45.12:80", "-r", "10.3.0.11:8080")
+		if !strings.Contains(out, "masq weight=2 x=100 y=10 suspended") {
+			t.Fatalf("suspend output: %q", out)
+		}
+		if r := c.CLI(follower, "", "server", "drain", "-t", "193.123.45.12:80", "-r", "10.9.9.9"); r.Err == nil || !strings.Contains(r.Stderr, "10.9.9.9:80 of service tcp:193.123.45.12:80: no such real server") {
+			t.Fatalf("drain of a stranger: %v %q", r.Err, r.Stderr)
+		}
+		c.MustCLI(lead, "", "--api", follower.APIAddr, "server", "resume", "-t", "193.123.45.12:80", "-r", "10.3.0.11:8080")
+		sameListing(t, c, listing, all...)
+	})
+
 	t.Run("save, clear, restore round-trips", func(t *testing.T) {
 		saved := c.MustCLI(follower, "", "-S", "-n")
 		c.MustCLI(follower, "", "-C")
