@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ipvsman/ipvsman/cluster/api"
+	"github.com/ipvsman/ipvsman/director"
 	"github.com/ipvsman/ipvsman/fsm"
 	"github.com/ipvsman/ipvsman/fsm/ipvsadm"
 )
@@ -74,6 +75,13 @@ func runIpvsadm(g *globals, args []string) error {
 				fmt.Fprintf(os.Stderr, "ipvsman: warning: node %s may be behind the cluster (%s)\n", resp.Node, resp.Stale)
 			}
 			cfg = resp.Config
+			if cmd.Action == ipvsadm.ActionList {
+				// -L shows what every kernel holds: suspended, draining and
+				// unhealthy servers at weight 0 (or gone), the sorry server
+				// when nothing is usable. -S keeps the configured table, so
+				// that -S | -R restores it.
+				cfg = director.Desired(&fsm.State{Config: resp.Config, Verdicts: resp.Verdicts}).Config()
+			}
 		}
 		var res ipvsadm.Resolver
 		if !cmd.List.Numeric {
