@@ -291,3 +291,63 @@ func TestTunnelDestinations(t *testing.T) {
 		t.Fatalf("applied %v", k.applied)
 	}
 }
+
+// Every attribute the kernel holds, changed alone, is repaired by exactly
+// one operation of the right kind, and the pass after it makes none.
+func TestEveryAttributeIsOneOperation(t *testing.T) {
+	base := func() Table {
+		return Table{web.String(): {Key: web, Scheduler: "wlc", Flags: FlagPersistent, Timeout: 300, Netmask: 0xFFFFFFFF, Dests: map[string]Dest{
+			"10.1.0.21:80": {Address: netip.MustParseAddr("10.1.0.21"), Port: 80, Forward: fsm.Tunnel, Weight: 3},
+		}}}
+	}
+	svc := func(f func(*Service)) func(Table) {
+		return func(t Table) { s := t[web.String()]; f(&s); t[web.String()] = s }
+	}
+	dst := func(f func(*Dest)) func(Table) {
+		return func(t Table) {
+			d := t[web.String()].Dests["10.1.0.21:80"]
+			f(&d)
+			t[web.String()].Dests["10.1.0.21:80"] = d
+		}
+	}
+	for name, c := range map[string]struct {
+		change func(Table)
+		want   string
+	}{
+		"scheduler":   {svc(func(s *Service) { s.Scheduler = "rr" }), "update-service tcp:10.0.0.10:80"},
+		"flags":       {svc(func(s *Service) { s.Flags |= FlagOnePacket }), "update-service tcp:10.0.0.10:80"},
+		"timeout":     {svc(func(s *Service) { s.Timeout = 60 }), "update-service tcp:10.0.0.10:80"},
+		"netmask":     {svc(func(s *Service) { s.Netmask = 0xFFFFFF00 }), "update-service tcp:10.0.0.10:80"},
+		"weight":      {dst(func(d *Dest) { d.Weight = 0 }), "update-dest tcp:10.0.0.10:80 -> 10.1.0.21:80"},
+		"forward":     {dst(func(d *Dest) { d.Forward = fsm.DirectRoute }), "update-dest tcp:10.0.0.10:80 -> 10.1.0.21:80"},
+		"upper":       {dst(func(d *Dest) { d.Upper = 100 }), "update-dest tcp:10.0.0.10:80 -> 10.1.0.21:80"},
+		"lower":       {dst(func(d *Dest) { d.Lower = 10 }), "update-dest tcp:10.0.0.10:80 -> 10.1.0.21:80"},
+		"tunnel type": {dst(func(d *Dest) { d.TunnelType, d.TunnelPort = fsm.TunnelGUE, 6080 }), "update-dest tcp:10.0.0.10:80 -> 10.1.0.21:80"},
+		"tunnel csum": {dst(func(d *Dest) { d.TunnelCsum = fsm.TunnelCsumOn }), "update-dest tcp:10.0.0.10:80 -> 10.1.0.21:80"},
+		"new dest": {func(t Table) {
+			t[web.String()].Dests["10.1.0.22:80"] = Dest{Address: netip.MustParseAddr("10.1.0.22"), Port: 80, Forward: fsm.DirectRoute, Weight: 1}
+		}, "create-dest tcp:10.0.0.10:80 -> 10.1.0.22:80"},
+		"gone dest":    {func(t Table) { delete(t[web.String()].Dests, "10.1.0.21:80") }, "delete-dest tcp:10.0.0.10:80 -> 10.1.0.21:80"},
+		"gone service": {func(t Table) { delete(t, web.String()) }, "delete-service tcp:10.0.0.10:80"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			k := newFake()
+			k.table = base()
+			r := rec(k)
+			want := base()
+			c.change(want)
+			managed := map[string]bool{web.String(): true}
+			r.StepFull(Target{Table: want, Managed: managed})
+			if len(k.applied) != 1 || k.applied[0] != c.want {
+				t.Fatalf("applied %v, want [%s]", k.applied, c.want)
+			}
+			if k.table.Canonical() != want.Canonical() {
+				t.Fatalf("kernel:\n%s\nwant:\n%s", k.table.Canonical(), want.Canonical())
+			}
+			k.applied = nil
+			if r.StepFull(Target{Table: want, Managed: managed}); len(k.applied) != 0 {
+				t.Fatalf("second pass applied %v", k.applied)
+			}
+		})
+	}
+}
