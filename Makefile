@@ -7,7 +7,7 @@ FUZZTIME ?= 10s
 UNIT     := ./fsm/... ./cluster/... ./director/... ./vip/... ./cmd/...
 
 .DEFAULT_GOAL := help
-.PHONY: help build test test-unit test-host e2e fuzz lint demo demo-loopback lab-selftest lab-shell clean
+.PHONY: help build test test-unit test-host e2e fuzz lint demo demo-loopback lab-selftest lab-shell bench bench-apply clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -33,6 +33,11 @@ lab-selftest: ## boot the lab VM and prove IPVS works there (about 20 s)
 
 lab-shell: ## the lab VM with the topology and a three-director cluster up, and a shell to explore it
 	bash test/lab/shell.sh
+
+bench-apply: ## lab VM: reconciler full apply of 1,000 services x 10 real servers vs ipvsadm -R, and one change (medians)
+	bash test/lab/bench.sh
+
+bench: bench-apply ## every benchmark
 
 fuzz: ## run every fuzz target for FUZZTIME each (default 10s)
 	@FUZZTIME=$(FUZZTIME) GO=$(GO) sh test/fuzz.sh

@@ -55,9 +55,10 @@ type Reconciler struct {
 	Resync    time.Duration // full pass at least this often (hand edits, flushes)
 	Clock     func() time.Time
 
-	mu    sync.Mutex
-	last  Report
-	cache Table // what the last successful pass left in the kernel; nil = unknown
+	mu      sync.Mutex
+	last    Report
+	cache   Table             // what the last successful pass left in the kernel; nil = unknown
+	digests map[string]uint64 // per-service fingerprint digests of cache
 }
 
 // Last is the most recent report.
@@ -115,16 +116,7 @@ func (r *Reconciler) pass(t Target, fresh bool) Report {
 		// Every operation succeeded: the kernel now holds the target (plus
 		// any foreign services, which the next fresh dump brings back).
 		next = t.Table
-	}
-	mine := Table{}
-	for k, s := range t.Table {
-		mine[k] = s
-	}
-	if rep.Failed > 0 {
-		mine = nil
-	}
-	if mine != nil {
-		rep.Services, rep.Fingerprint = len(mine), mine.Fingerprint()
+		rep.Services, rep.Fingerprint = len(next), r.fingerprint(next, ops, fresh)
 	}
 	return r.finish(rep, next, start, now)
 }
@@ -157,6 +149,33 @@ func (r *Reconciler) timeouts(want *fsm.Timeouts) (bool, error) {
 	return true, nil
 }
 
+// fingerprint updates the per-service digests for the services ops
+// touched (all of them after a dump) and returns the table's fingerprint.
+func (r *Reconciler) fingerprint(t Table, ops []Op, all bool) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if all || r.digests == nil {
+		r.digests = make(map[string]uint64, len(t))
+		for k, s := range t {
+			r.digests[k] = serviceDigest(k, s)
+		}
+	} else {
+		for _, op := range ops {
+			k := op.Service.Key.String()
+			if s, ok := t[k]; ok {
+				r.digests[k] = serviceDigest(k, s)
+			} else {
+				delete(r.digests, k)
+			}
+		}
+	}
+	var sum uint64
+	for _, d := range r.digests {
+		sum += d
+	}
+	return formatFingerprint(sum, len(r.digests))
+}
+
 // finish records the report and the table the kernel now holds (nil: not
 // known, the next pass dumps it).
 func (r *Reconciler) finish(rep Report, cache Table, start time.Time, now func() time.Time) Report {
@@ -164,6 +183,9 @@ func (r *Reconciler) finish(rep Report, cache Table, start time.Time, now func()
 	r.mu.Lock()
 	r.last = rep
 	r.cache = cache
+	if cache == nil {
+		r.digests = nil
+	}
 	r.mu.Unlock()
 	if rep.Ops > 0 || rep.Failed > 0 {
 		lvl := slog.LevelInfo

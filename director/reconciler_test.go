@@ -107,8 +107,12 @@ func TestReconcileConvergesAndIsIdempotent(t *testing.T) {
 	c, _ := fsm.NewCommand(fsm.CmdOps, 50, "test", fsm.OpsPayload{Ops: []fsm.Op{{Kind: fsm.OpEditServer, ServiceKey: web, Server: &fsm.RealServer{Address: netip.MustParseAddr("10.1.0.21"), Port: 8080, Forward: fsm.Masquerade, Weight: 7}}}})
 	st.Apply(c)
 	k.applied = nil
-	if rep3 := r.Step(target(st)); rep3.Ops != 1 || k.reads != reads || len(k.applied) != 1 {
+	rep3 := r.Step(target(st))
+	if rep3.Ops != 1 || k.reads != reads || len(k.applied) != 1 {
 		t.Fatalf("one weight change: %+v, %d dumps, applied %v", rep3, k.reads-reads, k.applied)
+	}
+	if want := Desired(st).Fingerprint(); rep3.Fingerprint != want || rep3.Fingerprint == rep.Fingerprint {
+		t.Fatalf("incremental fingerprint %s, full %s, before %s", rep3.Fingerprint, want, rep.Fingerprint)
 	}
 
 	// Hand edits: a weight changed, a destination deleted, a foreign service added.

@@ -2,10 +2,9 @@ package director
 
 import (
 	"crypto/sha256"
-	"encoding/hex"
+	"encoding/binary"
 	"fmt"
 	"net/netip"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -147,39 +146,48 @@ func sameService(a, b Service) bool {
 }
 
 // Canonical renders the table one line per service and destination, in
-// sorted order: the input of Fingerprint and a readable diff in tests.
+// sorted order: readable, and what the fingerprint digests.
 func (t Table) Canonical() string {
-	keys := make([]string, 0, len(t))
-	for k := range t {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
 	var b strings.Builder
-	for _, k := range keys {
-		s := t[k]
-		fmt.Fprintf(&b, "%s %s flags=%#x timeout=%d netmask=%#x\n", k, s.Scheduler, s.Flags, s.Timeout, s.Netmask)
-		dk := make([]string, 0, len(s.Dests))
-		for d := range s.Dests {
-			dk = append(dk, d)
-		}
-		slices.Sort(dk)
-		for _, d := range dk {
-			x := s.Dests[d]
-			fmt.Fprintf(&b, "  %s %s w=%d x=%d y=%d", d, x.Forward, x.Weight, x.Upper, x.Lower)
-			if x.TunnelType != "" {
-				fmt.Fprintf(&b, " tun=%s:%d:%s", x.TunnelType, x.TunnelPort, x.TunnelCsum)
-			}
-			b.WriteByte('\n')
-		}
+	for _, k := range sortedKeys(t) {
+		canonicalService(&b, k, t[k])
 	}
 	return b.String()
 }
 
-// Fingerprint is a short, order-independent digest of the table: equal
-// tables give equal fingerprints on every node.
+func canonicalService(b *strings.Builder, k string, s Service) {
+	fmt.Fprintf(b, "%s %s flags=%#x timeout=%d netmask=%#x\n", k, s.Scheduler, s.Flags, s.Timeout, s.Netmask)
+	for _, d := range sortedKeys(s.Dests) {
+		x := s.Dests[d]
+		fmt.Fprintf(b, "  %s %s w=%d x=%d y=%d", d, x.Forward, x.Weight, x.Upper, x.Lower)
+		if x.TunnelType != "" {
+			fmt.Fprintf(b, " tun=%s:%d:%s", x.TunnelType, x.TunnelPort, x.TunnelCsum)
+		}
+		b.WriteByte('\n')
+	}
+}
+
+// serviceDigest is one service's share of the fingerprint.
+func serviceDigest(k string, s Service) uint64 {
+	var b strings.Builder
+	canonicalService(&b, k, s)
+	sum := sha256.Sum256([]byte(b.String()))
+	return binary.BigEndian.Uint64(sum[:8])
+}
+
+// Fingerprint is a short, order-independent digest of the table: the sum
+// of its services' digests, so that equal tables give equal fingerprints on
+// every node and a pass can update it for just the services it changed.
 func (t Table) Fingerprint() string {
-	sum := sha256.Sum256([]byte(t.Canonical()))
-	return hex.EncodeToString(sum[:8])
+	var sum uint64
+	for k, s := range t {
+		sum += serviceDigest(k, s)
+	}
+	return formatFingerprint(sum, len(t))
+}
+
+func formatFingerprint(sum uint64, services int) string {
+	return fmt.Sprintf("%016x", sum+uint64(services))
 }
 
 // Managed lists every service key the model holds now or held in any
