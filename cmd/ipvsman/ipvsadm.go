@@ -81,6 +81,7 @@ func runIpvsadm(g *globals, args []string) error {
 				// when nothing is usable. -S keeps the configured table, so
 				// that -S | -R restores it.
 				cfg = director.Desired(&fsm.State{Config: resp.Config, Verdicts: resp.Verdicts}).Config()
+				cfg.Timeouts = resp.Config.Timeouts
 			}
 		}
 		var res ipvsadm.Resolver

@@ -158,6 +158,13 @@ func TestThreeNodeClusterOnLoopback(t *testing.T) {
 		}
 	})
 
+	t.Run("timeouts", func(t *testing.T) {
+		c.MustCLI(follower, "", "--set", "901", "0", "301")
+		if got := c.MustCLI(lead, "", "-L", "--timeout"); got != "Timeout (tcp tcpfin udp): 901 120 301\n" {
+			t.Fatalf("-L --timeout after --set 901 0 301: %q", got)
+		}
+	})
+
 	t.Run("server suspend and resume", func(t *testing.T) {
 		out := c.MustCLI(follower, "", "server", "suspend", "-t", "193.123.45.12:80", "-r", "10.3.0.11:8080")
 		if !strings.Contains(out, "masq weight=2 x=100 y=10 suspended") {
