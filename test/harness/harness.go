@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -135,7 +136,8 @@ type Node struct {
 	IPVS     string   // --ipvs value; "off" unless set
 	Args     []string // extra flags, kept across restarts
 	cmd      *exec.Cmd
-	done     chan error
+	exited   chan struct{} // closed when the process has ended; exitErr is then set
+	exitErr  error
 	logFile  *os.File
 }
 
@@ -176,7 +178,12 @@ func inNetNS(ns, bin string, args ...string) (string, []string) {
 	return "ip", append([]string{"netns", "exec", ns, bin}, args...)
 }
 
-// Start runs the node's daemon with its addresses, data dir and extra args.
+// startedLine is what ipvsmand logs once its API socket is listening.
+const startedLine = `"msg":"ipvsmand started"`
+
+// Start runs the node's daemon with its addresses, data dir and extra args,
+// and returns once its API accepts connections or the process has ended (a
+// test expecting a failed start collects it with Wait).
 func (n *Node) Start(extra ...string) {
 	n.c.t.Helper()
 	if n.cmd != nil {
@@ -191,14 +198,27 @@ func (n *Node) Start(extra ...string) {
 	if err != nil {
 		n.c.t.Fatal(err)
 	}
+	from, _ := f.Seek(0, io.SeekEnd)
 	bin, args := inNetNS(n.NetNS, n.c.Daemon, args...)
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = f, f
 	if err := cmd.Start(); err != nil {
 		n.c.t.Fatal(err)
 	}
-	n.cmd, n.logFile, n.done = cmd, f, make(chan error, 1)
-	go func() { n.done <- cmd.Wait() }()
+	n.cmd, n.logFile, n.exited = cmd, f, make(chan struct{})
+	go func() { n.exitErr = cmd.Wait(); close(n.exited) }()
+	Eventually(n.c.t, 60*time.Second, "node "+n.ID+" listening", func() (bool, string) {
+		select {
+		case <-n.exited:
+			return true, ""
+		default:
+		}
+		b, _ := os.ReadFile(f.Name())
+		if int64(len(b)) > from && strings.Contains(string(b[from:]), startedLine) {
+			return true, ""
+		}
+		return false, "no " + startedLine + " in its log yet"
+	})
 }
 
 // Running reports whether the daemon process is alive.
@@ -217,11 +237,12 @@ func (n *Node) signal(sig syscall.Signal) error {
 	_ = n.cmd.Process.Signal(sig)
 	var err error
 	select {
-	case err = <-n.done:
+	case <-n.exited:
+		err = n.exitErr
 	case <-time.After(30 * time.Second):
 		_ = n.cmd.Process.Kill()
-		err = <-n.done
-		err = fmt.Errorf("node %s did not exit within 30s of %s: %v", n.ID, sig, err)
+		<-n.exited
+		err = fmt.Errorf("node %s did not exit within 30s of %s: %v", n.ID, sig, n.exitErr)
 	}
 	n.cmd = nil
 	n.logFile.Close()
@@ -231,10 +252,10 @@ func (n *Node) signal(sig syscall.Signal) error {
 // Wait waits for the daemon to exit by itself and returns its exit error.
 func (n *Node) Wait(timeout time.Duration) error {
 	select {
-	case err := <-n.done:
+	case <-n.exited:
 		n.cmd = nil
 		n.logFile.Close()
-		return err
+		return n.exitErr
 	case <-time.After(timeout):
 		return fmt.Errorf("node %s still running after %s", n.ID, timeout)
 	}
