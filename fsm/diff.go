@@ -46,11 +46,11 @@ func DiffConfig(a, b *Config) []string {
 		vb, okb := b.VIPs[k]
 		switch {
 		case !oka:
-			out = append(out, fmt.Sprintf("+ vip %s on %s", k, vb.Interface))
+			out = append(out, fmt.Sprintf("+ vip %s %s", k, vb.Describe()))
 		case !okb:
-			out = append(out, fmt.Sprintf("- vip %s on %s", k, va.Interface))
-		case va != vb:
-			out = append(out, fmt.Sprintf("~ vip %s on %s => on %s", k, va.Interface, vb.Interface))
+			out = append(out, fmt.Sprintf("- vip %s %s", k, va.Describe()))
+		case !va.Equal(vb):
+			out = append(out, fmt.Sprintf("~ vip %s %s => %s", k, va.Describe(), vb.Describe()))
 		}
 	}
 	if ta, tb := describeTimeouts(a.Timeouts), describeTimeouts(b.Timeouts); ta != tb {

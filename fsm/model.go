@@ -6,6 +6,7 @@ package fsm
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -191,6 +192,43 @@ func (r *RealServer) Key() string { return netip.AddrPortFrom(r.Address, r.Port)
 type VIP struct {
 	Prefix    netip.Prefix `json:"prefix"`
 	Interface string       `json:"interface"`
+	// Interfaces overrides Interface on the named nodes (node ID ->
+	// interface), for directors whose NICs are named differently.
+	Interfaces map[string]string `json:"interfaces,omitempty"`
+}
+
+// InterfaceOn is the interface that node holds the VIP on.
+func (v VIP) InterfaceOn(node string) string {
+	if i, ok := v.Interfaces[node]; ok {
+		return i
+	}
+	return v.Interface
+}
+
+// Equal reports whether two VIP definitions are the same.
+func (v VIP) Equal(o VIP) bool {
+	if v.Prefix != o.Prefix || v.Interface != o.Interface || len(v.Interfaces) != len(o.Interfaces) {
+		return false
+	}
+	for n, i := range v.Interfaces {
+		if oi, ok := o.Interfaces[n]; !ok || oi != i {
+			return false
+		}
+	}
+	return true
+}
+
+// Describe is "on eth0" or "on eth0 (d2: ens4)".
+func (v VIP) Describe() string {
+	s := "on " + v.Interface
+	if len(v.Interfaces) == 0 {
+		return s
+	}
+	var o []string
+	for _, n := range slices.Sorted(maps.Keys(v.Interfaces)) {
+		o = append(o, n+": "+v.Interfaces[n])
+	}
+	return s + " (" + strings.Join(o, ", ") + ")"
 }
 
 // Config is the operator-visible topology: what the history versions and

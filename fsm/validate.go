@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"regexp"
 	"slices"
@@ -203,6 +204,14 @@ func ValidateTimeouts(t *Timeouts) error {
 	return nil
 }
 
+// ValidateNodeID checks a node's name: 1-64 letters, digits, '_', '.', '-'.
+func ValidateNodeID(id string) error {
+	if !nameRe.MatchString(id) {
+		return fmt.Errorf("node id %q: want 1-64 letters, digits, '_', '.' or '-'", id)
+	}
+	return nil
+}
+
 // ValidateVIP checks a VIP definition.
 func ValidateVIP(v VIP) error {
 	if !v.Prefix.IsValid() {
@@ -213,6 +222,14 @@ func ValidateVIP(v VIP) error {
 	}
 	if !ifaceRe.MatchString(v.Interface) {
 		return fmt.Errorf("vip %s interface %q: want an interface name of 1-15 characters", v.Prefix, v.Interface)
+	}
+	for _, n := range slices.Sorted(maps.Keys(v.Interfaces)) {
+		if err := ValidateNodeID(n); err != nil {
+			return fmt.Errorf("vip %s interfaces: %w", v.Prefix, err)
+		}
+		if i := v.Interfaces[n]; !ifaceRe.MatchString(i) {
+			return fmt.Errorf("vip %s interface on node %s %q: want an interface name of 1-15 characters", v.Prefix, n, i)
+		}
 	}
 	return nil
 }

@@ -76,9 +76,10 @@
 //
 // A VIP line, an ipvsman extension the GUI did not have, is
 //
-//	vip ADDRESS[/PREFIXLEN] INTERFACE
+//	vip ADDRESS[/PREFIXLEN] INTERFACE [NODE=INTERFACE ...]
 //
-// A bare address is a host prefix (/32 or /128). A file without vip lines
+// A bare address is a host prefix (/32 or /128). NODE=INTERFACE names the
+// interface on a director whose NIC is named differently. A file without vip lines
 // has no VIPs. The line form cannot say a real server's state or per-server
 // thresholds; use the YAML form for those.
 //
@@ -154,14 +155,27 @@ func parseLines(data []byte) (*fsm.Config, error) {
 }
 
 func parseVIPLine(f []string) (fsm.VIP, error) {
-	if len(f) != 3 {
-		return fsm.VIP{}, fmt.Errorf("vip %q: want vip ADDRESS[/PREFIXLEN] INTERFACE", strings.Join(f, " "))
+	if len(f) < 3 {
+		return fsm.VIP{}, fmt.Errorf("vip %q: want vip ADDRESS[/PREFIXLEN] INTERFACE [NODE=INTERFACE ...]", strings.Join(f, " "))
 	}
 	p, err := parseVIPAddr(f[1])
 	if err != nil {
 		return fsm.VIP{}, fmt.Errorf("vip %s: %w", f[1], err)
 	}
 	v := fsm.VIP{Prefix: p, Interface: f[2]}
+	for _, o := range f[3:] {
+		node, iface, ok := strings.Cut(o, "=")
+		if !ok {
+			return fsm.VIP{}, fmt.Errorf("vip %s: %q: want NODE=INTERFACE", f[1], o)
+		}
+		if _, dup := v.Interfaces[node]; dup {
+			return fsm.VIP{}, fmt.Errorf("vip %s: node %s: interface given twice", f[1], node)
+		}
+		if v.Interfaces == nil {
+			v.Interfaces = map[string]string{}
+		}
+		v.Interfaces[node] = iface
+	}
 	if err := fsm.ValidateVIP(v); err != nil {
 		return fsm.VIP{}, err
 	}

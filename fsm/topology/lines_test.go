@@ -214,12 +214,13 @@ func TestLinesVIPsAndMany(t *testing.T) {
 vip 193.123.45.12/24 eth0
 vip 2001:db8::1/64 bond0.10   # IPv6
 vip 10.0.0.1 eth1             # host prefix
+vip 10.1.0.1/24 eth1 d2=ens4 d3=bond0   # gateway VIP, NICs named differently on d2, d3
 `+exampleLine+`
 DNS:u:193.123.45.12:53 ["ns1-2:10.5.0.1+"]
 Mark:f:1
 Mark6:f6:1
 `)
-	want := map[string]string{"193.123.45.12/24": "eth0", "2001:db8::1/64": "bond0.10", "10.0.0.1/32": "eth1"}
+	want := map[string]string{"193.123.45.12/24": "eth0", "2001:db8::1/64": "bond0.10", "10.0.0.1/32": "eth1", "10.1.0.1/24": "eth1"}
 	if len(cfg.VIPs) != len(want) {
 		t.Errorf("vips = %v", cfg.VIPs)
 	}
@@ -227,6 +228,10 @@ Mark6:f6:1
 		if v, ok := cfg.VIPs[k]; !ok || v.Interface != dev || v.Prefix.String() != k {
 			t.Errorf("vip %s = %+v, want on %s", k, v, dev)
 		}
+	}
+	gw := cfg.VIPs["10.1.0.1/24"]
+	if gw.InterfaceOn("d1") != "eth1" || gw.InterfaceOn("d2") != "ens4" || gw.InterfaceOn("d3") != "bond0" || len(gw.Interfaces) != 2 {
+		t.Errorf("gateway vip = %+v", gw)
 	}
 	if got := cfg.SortedServiceKeys(); !slices.Equal(got, []string{"fwmark6:1", "fwmark:1", "tcp:193.123.45.12:80", "udp:193.123.45.12:53"}) {
 		t.Errorf("services = %v", got)
@@ -324,6 +329,10 @@ func TestLinesErrors(t *testing.T) {
 		{"junk after options", h + `(-m) x`, []string{`unexpected "x"`}},
 		{"options before servers", h + `(-m) ["a:10.1.0.1"]`, []string{`unexpected "[\"a:10.1.0.1\"]"`}},
 		{"vip without interface", `vip 10.0.0.1/24`, []string{"line 1:", "want vip ADDRESS[/PREFIXLEN] INTERFACE"}},
+		{"vip override without =", `vip 10.0.0.1/24 eth0 d2`, []string{"line 1:", `vip 10.0.0.1/24: "d2": want NODE=INTERFACE`}},
+		{"vip override twice", `vip 10.0.0.1/24 eth0 d2=a d2=b`, []string{"line 1:", "node d2: interface given twice"}},
+		{"vip override bad node", `vip 10.0.0.1/24 eth0 d/2=a`, []string{"line 1:", `node id "d/2"`}},
+		{"vip override bad interface", `vip 10.0.0.1/24 eth0 d2=`, []string{"line 1:", `interface on node d2 ""`}},
 		{"vip bad prefix", `vip 10.0.0.1/33 eth0`, []string{"line 1:", "vip 10.0.0.1/33", "want ADDRESS/PREFIXLEN"}},
 		{"vip bad interface", `vip 10.0.0.1/24 this-name-is-too-long`, []string{"line 1:", `interface "this-name-is-too-long"`}},
 		{"vip twice", "vip 10.0.0.1/24 eth0\nvip 10.0.0.1/24 eth1", []string{"line 2: vip 10.0.0.1/24: defined twice (also on line 1)"}},

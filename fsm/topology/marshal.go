@@ -27,7 +27,7 @@ func MarshalYAML(cfg *fsm.Config) ([]byte, error) {
 	f := yamlFile{Version: schemaVersion, Timeouts: cfg.Timeouts}
 	for _, k := range slices.Sorted(maps.Keys(cfg.VIPs)) {
 		v := cfg.VIPs[k]
-		f.VIPs = append(f.VIPs, yamlVIP{Address: v.Prefix.String(), Interface: v.Interface})
+		f.VIPs = append(f.VIPs, yamlVIP{Address: v.Prefix.String(), Interface: v.Interface, Interfaces: v.Interfaces})
 	}
 	svcs := make([]*fsm.Service, 0, len(cfg.Services))
 	for k, svc := range cfg.Services {

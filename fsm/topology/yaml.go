@@ -33,6 +33,8 @@ type yamlFile struct {
 type yamlVIP struct {
 	Address   string `yaml:"address"`
 	Interface string `yaml:"interface"`
+	// Per-node interface overrides: node ID -> interface.
+	Interfaces map[string]string `yaml:"interfaces,omitempty"`
 }
 
 type yamlService struct {
@@ -159,7 +161,10 @@ func (b *yamlBuilder) build(f *yamlFile) {
 			b.fail(at, "address", "", err)
 			continue
 		}
-		v := fsm.VIP{Prefix: p, Interface: yv.Interface}
+		v := fsm.VIP{Prefix: p, Interface: yv.Interface, Interfaces: yv.Interfaces}
+		if len(v.Interfaces) == 0 {
+			v.Interfaces = nil
+		}
 		if err := fsm.ValidateVIP(v); err != nil {
 			b.fail(at, "", "", err)
 			continue

@@ -67,6 +67,7 @@ version: 1
 vips:
   - {address: 193.123.45.12/24, interface: eth0}
   - {address: "2001:db8::1", interface: eth0.10}
+  - {address: 10.1.0.1/24, interface: eth1, interfaces: {d2: ens4}}
 services:
   - name: Web
     protocol: tcp
@@ -107,7 +108,8 @@ services:
 
 func TestYAMLFull(t *testing.T) {
 	cfg := mustYAML(t, full)
-	if len(cfg.VIPs) != 2 || cfg.VIPs["2001:db8::1/128"].Interface != "eth0.10" || cfg.VIPs["193.123.45.12/24"].Interface != "eth0" {
+	if len(cfg.VIPs) != 3 || cfg.VIPs["2001:db8::1/128"].Interface != "eth0.10" || cfg.VIPs["193.123.45.12/24"].Interface != "eth0" ||
+		cfg.VIPs["10.1.0.1/24"].InterfaceOn("d2") != "ens4" || cfg.VIPs["10.1.0.1/24"].InterfaceOn("d1") != "eth1" || cfg.VIPs["193.123.45.12/24"].Interfaces != nil {
 		t.Errorf("vips = %v", cfg.VIPs)
 	}
 	web := cfg.Services["tcp:193.123.45.12:443"]
