@@ -42,6 +42,11 @@ type Config struct {
 	Logger             *slog.Logger
 	Fatal              func(error)      // called when the log holds what this build must not skip
 	Clock              func() time.Time // stamps commands; time.Now when nil
+	// Leadership, when set, is told of every leadership change: false
+	// before anything else is done about a loss, true only once the log is
+	// applied (after a Barrier). It runs on the watcher goroutine; while it
+	// runs, the next change waits.
+	Leadership func(leader bool, reason string)
 }
 
 // DefaultTiming fills zero timings with the tuned defaults.
@@ -200,17 +205,25 @@ func checkNodeID(dir, id string) error {
 	return nil
 }
 
-// watchLeadership logs every leadership change and, on gaining it, waits
-// for the log to be applied (Barrier) before acting on the state.
+// watchLeadership tells cfg.Leadership and the log of every leadership
+// change and, on gaining it, waits for the log to be applied (Barrier)
+// before acting on the state.
 func (n *Node) watchLeadership() {
 	defer n.wg.Done()
+	tell := func(leader bool, reason string) {
+		if n.cfg.Leadership != nil {
+			n.cfg.Leadership(leader, reason)
+		}
+	}
 	for {
 		select {
 		case <-n.done:
 			return
 		case leader := <-n.notifyCh:
 			if !leader {
-				n.log.Info("leadership lost", "node", n.cfg.NodeID, "term", n.raft.Stats()["term"])
+				start := time.Now()
+				tell(false, "leadership lost")
+				n.log.Info("leadership lost", "node", n.cfg.NodeID, "term", n.raft.Stats()["term"], "handled", time.Since(start).String())
 				continue
 			}
 			start := time.Now()
@@ -218,7 +231,14 @@ func (n *Node) watchLeadership() {
 				n.log.Warn("leadership gained but barrier failed", "node", n.cfg.NodeID, "err", err)
 				continue
 			}
-			n.log.Info("leadership gained", "node", n.cfg.NodeID, "term", n.raft.Stats()["term"], "barrier", time.Since(start).String())
+			// Leadership may have gone while the barrier ran; the loss is
+			// then the next notification, but acting now would be wrong.
+			if !n.IsLeader() {
+				continue
+			}
+			barrier := time.Since(start)
+			tell(true, "leadership gained")
+			n.log.Info("leadership gained", "node", n.cfg.NodeID, "term", n.raft.Stats()["term"], "barrier", barrier.String(), "handled", time.Since(start).String())
 			n.recordSelf()
 		}
 	}
@@ -398,30 +418,45 @@ func (n *Node) inConfiguration(id string) bool {
 
 // Transfer hands leadership to id, or to the most up-to-date follower when
 // id is empty (leader only), and returns the new leader's ID.
+//
+// Raft gives a transfer one election timeout to bring the target up to
+// date; a target that was just restarted or reconnected may need more (its
+// replication restarts from a backoff), so a timed-out transfer is retried
+// while this node still leads, for up to 20 election timeouts.
 func (n *Node) Transfer(id string) (string, error) {
 	if !n.IsLeader() {
 		return "", ErrNotLeader
 	}
-	var f raft.Future
-	if id == "" {
-		f = n.raft.LeadershipTransfer()
-	} else {
+	var addr raft.ServerAddress
+	if id != "" {
 		if id == n.cfg.NodeID {
 			return "", &RejectedError{Reason: fmt.Sprintf("node %q is already the leader", id)}
 		}
-		addr := n.addressOf(id)
-		if addr == "" {
+		if addr = n.addressOf(id); addr == "" {
 			return "", &RejectedError{Reason: fmt.Sprintf("node %q: not a member", id)}
 		}
-		f = n.raft.LeadershipTransferToServer(raft.ServerID(id), addr)
 	}
 	start := time.Now()
-	if err := f.Error(); err != nil {
-		return "", fmt.Errorf("leadership transfer: %w", err)
+	deadline := start.Add(20 * n.cfg.ElectionTimeout)
+	for attempt := 1; ; attempt++ {
+		var f raft.Future
+		if id == "" {
+			f = n.raft.LeadershipTransfer()
+		} else {
+			f = n.raft.LeadershipTransferToServer(raft.ServerID(id), addr)
+		}
+		err := f.Error()
+		if err == nil {
+			break
+		}
+		if !n.IsLeader() || time.Now().After(deadline) {
+			return "", fmt.Errorf("leadership transfer (attempt %d): %w", attempt, err)
+		}
+		n.log.Warn("leadership transfer failed; retrying", "to", id, "attempt", attempt, "err", err)
 	}
 	// The transfer completes when the target starts its election; wait for
 	// the new leader to be known so the caller can be told who it is.
-	deadline := time.Now().Add(10 * n.cfg.ElectionTimeout)
+	deadline = time.Now().Add(10 * n.cfg.ElectionTimeout)
 	for {
 		_, lid := n.raft.LeaderWithID()
 		if lid != "" && string(lid) != n.cfg.NodeID {

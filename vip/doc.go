@@ -1,6 +1,11 @@
-// Package vip will hold the virtual IPs on the leader: addresses on
-// interfaces over netlink, gratuitous ARP and IPv6 neighbour advertisements,
-// dropped first on any loss of leadership. It is milestone 4 (issue 5); the
-// VIP definitions already live in the replicated model (fsm.VIP). Nothing
-// here is built yet, and docs/architecture.md says so.
+// Package vip holds the virtual IPs on the leader's interfaces and
+// announces them (gratuitous ARP for IPv4, unsolicited neighbour
+// advertisements for IPv6).
+//
+// It knows nothing of Raft beyond "this node leads" (Manager.Lead) and
+// "it does not" (Manager.Follow, Manager.Close): the cluster package calls
+// Follow before anything else when leadership is lost, and Lead only after
+// a Barrier. Addresses are recorded in a state file before they are added,
+// so that Manager.Start, the first thing the daemon does, removes whatever
+// a crashed process left behind.
 package vip

@@ -20,6 +20,7 @@ import (
 	"github.com/ipvsman/ipvsman/director"
 	"github.com/ipvsman/ipvsman/fsm"
 	"github.com/ipvsman/ipvsman/fsm/ipvsadm"
+	"github.com/ipvsman/ipvsman/vip"
 )
 
 // MaxBody bounds every request body.
@@ -35,6 +36,7 @@ type Server struct {
 	WaitLeader  time.Duration                              // how long a write waits for a leader to appear
 	Director    func() *director.Report                    // the last reconcile; nil with --ipvs=off
 	Kernel      func() (*fsm.Config, ipvsadm.Stats, error) // this node's kernel table; nil with --ipvs=off
+	VIPs        func() vip.Stats                           // nil with --vips=off
 	forwardHTTP *http.Client
 	once        sync.Once
 }
@@ -92,6 +94,10 @@ func (s *Server) nodeStatus() NodeStatus {
 	st.IPVS = s.IPVS
 	if s.Director != nil {
 		st.Director = s.Director()
+	}
+	if s.VIPs != nil {
+		v := s.VIPs()
+		st.VIPs = &v
 	}
 	return st
 }

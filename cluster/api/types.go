@@ -8,6 +8,7 @@ import (
 	"github.com/ipvsman/ipvsman/director"
 	"github.com/ipvsman/ipvsman/fsm"
 	"github.com/ipvsman/ipvsman/fsm/ipvsadm"
+	"github.com/ipvsman/ipvsman/vip"
 )
 
 // NodeStatus is GET /v1/status: the node's Raft view and, with --ipvs=on,
@@ -15,6 +16,9 @@ import (
 type NodeStatus struct {
 	cluster.Status
 	Director *director.Report `json:"director,omitempty"`
+	// VIPs is what this node holds and its announcement counters; nil with
+	// --vips=off.
+	VIPs *vip.Stats `json:"vips,omitempty"`
 }
 
 // Headers the client sets.

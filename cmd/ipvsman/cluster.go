@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -32,10 +35,10 @@ func clusterCmd(g *globals) *cobra.Command {
 					return e.Encode(st)
 				}
 				tw := tabwriter.NewWriter(os.Stdout, 0, 8, 2, ' ', 0)
-				fmt.Fprintln(tw, "NODE\tROLE\tTERM\tAPPLIED\tCOMMIT\tVERSION\tSERVICES\tREAL SERVERS\tIPVS\tKERNEL TABLE\tRAFT ADDRESS\tAPI ADDRESS")
+				fmt.Fprintln(tw, "NODE\tROLE\tTERM\tAPPLIED\tCOMMIT\tVERSION\tSERVICES\tREAL SERVERS\tIPVS\tKERNEL TABLE\tVIPS\tRAFT ADDRESS\tAPI ADDRESS")
 				for _, n := range st.Nodes {
 					if n.Status == nil {
-						fmt.Fprintf(tw, "%s\tunreachable\t-\t-\t-\t-\t-\t-\t-\t-\t-\t%s\n", n.ID, n.APIAddr)
+						fmt.Fprintf(tw, "%s\tunreachable\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t%s\n", n.ID, n.APIAddr)
 						continue
 					}
 					s := n.Status
@@ -45,12 +48,15 @@ func clusterCmd(g *globals) *cobra.Command {
 							raftAddr = srv.RaftAddr
 						}
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\n", s.ID, s.State, s.Term, s.AppliedIndex, s.CommitIndex, s.ConfigVersion, s.Services, s.RealServers, s.IPVS, kernelTable(s), raftAddr, n.APIAddr)
+					fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.State, s.Term, s.AppliedIndex, s.CommitIndex, s.ConfigVersion, s.Services, s.RealServers, s.IPVS, kernelTable(s), vipColumn(s), raftAddr, n.APIAddr)
 				}
 				if err := tw.Flush(); err != nil {
 					return err
 				}
 				if alarm := fingerprintAlarm(st); alarm != "" {
+					return errors.New(alarm)
+				}
+				if alarm := vipAlarm(st); alarm != "" {
 					return errors.New(alarm)
 				}
 				return nil
@@ -157,4 +163,47 @@ func fingerprintAlarm(st api.ClusterStatus) string {
 		}
 	}
 	return ""
+}
+
+// vipColumn lists the VIPs a node holds: "off" when it does not manage
+// them (--vips=off), "-" when it holds none.
+func vipColumn(s *api.NodeStatus) string {
+	if s.VIPs == nil {
+		return "off"
+	}
+	if len(s.VIPs.Held) == 0 {
+		return "-"
+	}
+	var p []string
+	for _, h := range s.VIPs.Held {
+		addr, _, _ := strings.Cut(h, " on ")
+		p = append(p, addr)
+	}
+	return strings.Join(p, ",")
+}
+
+// vipAlarm reports a VIP held by more than one node: two directors
+// answering ARP for one address, the split brain ipvsman exists to rule
+// out.
+func vipAlarm(st api.ClusterStatus) string {
+	holders := map[string][]string{}
+	for _, n := range st.Nodes {
+		if n.Status == nil || n.Status.VIPs == nil {
+			continue
+		}
+		for _, h := range n.Status.VIPs.Held {
+			addr, _, _ := strings.Cut(h, " on ")
+			holders[addr] = append(holders[addr], n.ID)
+		}
+	}
+	var out []string
+	for _, addr := range slices.Sorted(maps.Keys(holders)) {
+		if len(holders[addr]) > 1 {
+			out = append(out, fmt.Sprintf("%s held by %s", addr, strings.Join(holders[addr], " and ")))
+		}
+	}
+	if len(out) == 0 {
+		return ""
+	}
+	return "ALARM: VIP held by more than one node: " + strings.Join(out, "; ")
 }

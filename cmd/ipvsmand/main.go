@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -21,6 +22,7 @@ import (
 	"github.com/ipvsman/ipvsman/director"
 	"github.com/ipvsman/ipvsman/fsm"
 	"github.com/ipvsman/ipvsman/fsm/ipvsadm"
+	"github.com/ipvsman/ipvsman/vip"
 )
 
 type options struct {
@@ -28,6 +30,7 @@ type options struct {
 	bootstrap                                        bool
 	join, tokenFile, ipvs, logLevel, logFormat       string
 	exclusive                                        bool
+	vips                                             string
 	resync                                           time.Duration
 	timing                                           cluster.Config
 }
@@ -53,6 +56,7 @@ func main() {
 	f.StringVar(&o.join, "join", "", "API address of any member to join through")
 	f.StringVar(&o.tokenFile, "token-file", "", "file holding the shared cluster token (required)")
 	f.StringVar(&o.ipvs, "ipvs", "on", "program the kernel's IPVS table: on, or off (cluster only, for hosts without IPVS and tests)")
+	f.StringVar(&o.vips, "vips", "on", "hold the VIPs while leader and announce them: on, or off (several nodes sharing one network namespace, tests)")
 	f.BoolVar(&o.exclusive, "ipvs-exclusive", false, "own the whole IPVS table: also delete services the model never had")
 	f.DurationVar(&o.resync, "resync", 10*time.Second, "full reconcile of the kernel table at least this often")
 	f.DurationVar(&o.timing.HeartbeatTimeout, "heartbeat-timeout", 300*time.Millisecond, "Raft heartbeat timeout")
@@ -114,6 +118,27 @@ func run(o options) error {
 	default:
 		return fmt.Errorf("--ipvs %q: want on or off", o.ipvs)
 	}
+	if err := fsm.ValidateNodeID(o.nodeID); err != nil {
+		return fmt.Errorf("--node-id: %w", err)
+	}
+	// Before anything else: addresses a crashed predecessor left would
+	// answer for a VIP this node does not own.
+	var vips *vip.Manager
+	wire := &vip.Wire{}
+	defer wire.Close()
+	switch o.vips {
+	case "on":
+		if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
+			return fmt.Errorf("--data-dir %q: %w", o.dataDir, err)
+		}
+		vips = &vip.Manager{Node: o.nodeID, Addrs: vip.Netlink{}, Announcer: wire, StateFile: filepath.Join(o.dataDir, "vips.json"), Log: log}
+		if err := vips.Start(); err != nil {
+			log.Error("vip start-up cleanup incomplete; retrying", "node", o.nodeID, "err", err)
+		}
+	case "off":
+	default:
+		return fmt.Errorf("--vips %q: want on or off", o.vips)
+	}
 	token, err := readToken(o.tokenFile)
 	if err != nil {
 		return err
@@ -132,6 +157,15 @@ func run(o options) error {
 
 	cfg := o.timing
 	cfg.NodeID, cfg.DataDir, cfg.RaftAddr, cfg.APIAddr, cfg.Bootstrap, cfg.Logger = o.nodeID, o.dataDir, o.raftAddr, advertise, o.bootstrap, log
+	if vips != nil {
+		cfg.Leadership = func(leader bool, reason string) {
+			if leader {
+				vips.Lead(reason)
+			} else {
+				vips.Follow(reason)
+			}
+		}
+	}
 	fatal := make(chan error, 1)
 	cfg.Fatal = func(err error) {
 		select {
@@ -148,6 +182,11 @@ func run(o options) error {
 	defer stop()
 	self := fsm.Member{ID: o.nodeID, RaftAddr: o.raftAddr, APIAddr: advertise}
 	srv := &api.Server{Node: node, Token: token, Self: self, IPVS: o.ipvs, Log: log}
+	if vips != nil {
+		vips.IsLeader = node.IsLeader
+		srv.VIPs = vips.Stats
+		go followVIPs(ctx, node, vips)
+	}
 	if o.ipvs == "on" {
 		rec, kernel, err := startReconciler(ctx, node, o, log)
 		if err != nil {
@@ -190,6 +229,9 @@ func run(o options) error {
 	case runErr = <-fatal:
 		log.Error("stopping", "node", o.nodeID, "err", runErr)
 	}
+	if vips != nil {
+		vips.Close("shutdown")
+	}
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := node.Shutdown(sctx); err != nil {
@@ -198,6 +240,26 @@ func run(o options) error {
 	_ = httpSrv.Shutdown(sctx)
 	log.Info("stopped", "node", o.nodeID)
 	return runErr
+}
+
+// vipTick paces announcements and the second check of leadership.
+const vipTick = 10 * time.Millisecond
+
+// followVIPs keeps the VIP manager's copy of the model's VIPs current and
+// runs its ticker.
+func followVIPs(ctx context.Context, node *cluster.Node, m *vip.Manager) {
+	changes := node.Subscribe()
+	go m.Run(ctx.Done(), vipTick)
+	for {
+		var v map[string]fsm.VIP
+		node.View(func(s *fsm.State, _ uint64) { v = s.Config.VIPs })
+		m.Update(v)
+		select {
+		case <-ctx.Done():
+			return
+		case <-changes:
+		}
+	}
 }
 
 // startReconciler makes this node's kernel table follow the replicated

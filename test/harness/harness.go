@@ -193,6 +193,11 @@ func (n *Node) Start(extra ...string) {
 		"--node-id", n.ID, "--data-dir", n.DataDir, "--raft-addr", n.RaftAddr, "--api-addr", n.APIAddr,
 		"--token-file", n.c.TokenFile, "--ipvs=" + n.IPVS, "--log-format", "json",
 	}
+	if n.NetNS == "" {
+		// Nodes sharing the test's namespace must not put VIPs on its
+		// interfaces.
+		args = append(args, "--vips=off")
+	}
 	args = append(append(args, n.Args...), extra...)
 	f, err := os.OpenFile(filepath.Join(n.c.Dir, n.ID+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {

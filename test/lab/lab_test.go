@@ -90,28 +90,10 @@ func TestPlainIPVSInTheLab(t *testing.T) {
 	t.Logf("direct-routing stats:\n%s", stats)
 }
 
-// labCluster starts three ipvsmand --ipvs=on, one in each director
-// namespace, the first bootstrapped and the others joined through it; the
-// CLI runs in the client namespace.
+// labCluster is three ipvsmand with real IPVS in the director namespaces.
 func labCluster(t *testing.T, tp *topo.Topology) (*harness.Cluster, []*harness.Node) {
 	t.Helper()
-	c := harness.NewCluster(t)
-	c.CLINetNS = tp.NS(topo.Client)
-	var nodes []*harness.Node
-	for i := 1; i <= 3; i++ {
-		a := topo.DirectorAddr(i)
-		n := c.AddAt(topo.Director(i), a+":7000", a+":7080", tp.NS(topo.Director(i)), "--resync", "2s")
-		n.IPVS = "on"
-		nodes = append(nodes, n)
-	}
-	nodes[0].Start("--bootstrap")
-	nodes[1].Start("--join", nodes[0].APIAddr)
-	nodes[2].Start("--join", nodes[0].APIAddr)
-	harness.Eventually(t, 60*time.Second, "three members, one leader", func() (bool, string) {
-		r := c.CLI(nodes[0], "", "cluster", "status")
-		return r.Err == nil && strings.Count(r.Stdout, "Leader") == 1 && strings.Count(r.Stdout, "Follower") == 2, r.Stdout + r.Stderr
-	})
-	return c, nodes
+	return harness.Directors(t, tp, "on", "--resync", "2s")
 }
 
 // TestClusterProgramsIdenticalKernelTables: a batch of ipvsadm-language
@@ -234,24 +216,5 @@ func TestClusterProgramsIdenticalKernelTables(t *testing.T) {
 // leaderOf waits until the running nodes agree on a leader and returns it.
 func leaderOf(t *testing.T, c *harness.Cluster, nodes []*harness.Node) *harness.Node {
 	t.Helper()
-	var found *harness.Node
-	harness.Eventually(t, 60*time.Second, "a leader", func() (bool, string) {
-		r := c.CLI(nodes[0], "", "cluster", "status")
-		if r.Err != nil {
-			return false, r.Stderr
-		}
-		for _, line := range strings.Split(r.Stdout, "\n") {
-			f := strings.Fields(line)
-			if len(f) > 1 && f[1] == "Leader" {
-				for _, n := range nodes {
-					if n.ID == f[0] {
-						found = n
-						return true, ""
-					}
-				}
-			}
-		}
-		return false, r.Stdout
-	})
-	return found
+	return c.Leader(t, nodes[0], nodes)
 }
