@@ -7,10 +7,10 @@ FUZZTIME ?= 10s
 UNIT     := ./fsm/... ./cluster/... ./director/... ./vip/... ./cmd/...
 
 .DEFAULT_GOAL := help
-.PHONY: help build test test-unit test-host e2e fuzz lint demo demo-loopback lab-selftest lab-shell bench bench-apply clean
+.PHONY: help build test test-unit test-host e2e fuzz lint demo demo-loopback lab-selftest lab-shell bench bench-apply bench-failover clean
 
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 build: ## build bin/ipvsmand and bin/ipvsman (static, CGO_ENABLED=0)
 	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ipvsmand ./cmd/ipvsmand
@@ -23,7 +23,7 @@ test-unit: ## tier 1: pure code (fsm, parsers, cluster), race detector on; fast,
 	$(GO) test -race -count=1 $(UNIT)
 
 test-host: ## tier 2: real ipvsmand processes and the CLI on loopback (--ipvs=off); the lab topology on the host (root)
-	$(GO) test -race -count=1 -timeout 15m ./test/host/... ./test/lab/topo/... ./test/lab/labtool/...
+	$(GO) test -race -count=1 -timeout 15m ./test/host/... ./test/lab/topo/... ./test/lab/labtool/... ./test/failover/...
 
 e2e: ## tier 3: every lab test, with real IPVS inside the lab VM (root; ends with "lab: N passed, N failed")
 	bash test/lab/e2e.sh
@@ -37,7 +37,10 @@ lab-shell: ## the lab VM with the topology and a three-director cluster up, and 
 bench-apply: ## lab VM: reconciler full apply of 1,000 services x 10 real servers vs ipvsadm -R, and one change (medians)
 	bash test/lab/bench.sh
 
-bench: bench-apply ## every benchmark
+bench-failover: ## namespaces (root): client-visible failover, ipvsman vs keepalived VRRP, and an idle run (CYCLES=20 IDLE=10m ONLY=)
+	bash test/failover/bench.sh
+
+bench: bench-apply bench-failover ## every benchmark
 
 fuzz: ## run every fuzz target for FUZZTIME each (default 10s)
 	@FUZZTIME=$(FUZZTIME) GO=$(GO) sh test/fuzz.sh

@@ -6,6 +6,10 @@
 //	labtool http  --url URL --count N [--timeout 2s] [--interval 0]
 //	labtool dns   --server ADDR[:53] --count N [--timeout 1s] [--interval 0]
 //	labtool echo  --addr ADDR:PORT --conns N [--interval 100ms] --duration D [--timeout 2s]
+//	labtool poll  --url URL [--every 10ms] [--timeout 50ms] [--duration 0]
+//
+// poll is the exception to the next paragraph: it prints one JSON line per
+// finished request, as it happens, until SIGTERM/SIGINT or --duration.
 //
 // The clients print exactly one JSON line on stdout and exit 0 whatever the
 // traffic did, so that the test, not the tool, decides what counts as a
@@ -58,7 +62,8 @@ const usage = `usage:
   labtool serve --name NAME [--http :80] [--echo :7] [--dns :53]
   labtool http  --url URL --count N [--timeout 2s] [--interval 0]
   labtool dns   --server ADDR[:53] --count N [--timeout 1s] [--interval 0]
-  labtool echo  --addr ADDR:PORT --conns N [--interval 100ms] --duration D [--timeout 2s]`
+  labtool echo  --addr ADDR:PORT --conns N [--interval 100ms] --duration D [--timeout 2s]
+  labtool poll  --url URL [--every 10ms] [--timeout 50ms] [--duration 0]`
 
 // run dispatches one subcommand; tests call it in-process.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -74,6 +79,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return dnsCmd(ctx, args[1:], stdout)
 	case "echo":
 		return echoCmd(ctx, args[1:], stdout)
+	case "poll":
+		return pollCmd(ctx, args[1:], stdout)
 	default:
 		return fmt.Errorf("%w: unknown subcommand %q\n%s", errUsage, args[0], usage)
 	}
