@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ipvsman/ipvsman/test/failover"
 	"github.com/ipvsman/ipvsman/test/harness"
 	"github.com/ipvsman/ipvsman/test/lab/topo"
 )
@@ -30,15 +31,9 @@ type vipLab struct {
 }
 
 func newVIPLab(t *testing.T, args ...string) *vipLab {
-	tp := topo.Build(t, topo.Options{Prefix: vipPrefix})
-	l := &vipLab{tp: tp, tool: topo.BuildLabtool(t)}
-	for i := 1; i <= topo.Directors; i++ {
-		d := topo.Director(i)
-		p := tp.Start(d, l.tool, "serve", "--name", d, "--http", ":80", "--echo", "", "--dns", "")
-		if err := p.WaitLine("ready", 30*time.Second); err != nil {
-			t.Fatalf("responder in %s: %v", d, err)
-		}
-	}
+	lab := failover.NewLabWith(t, topo.BuildLabtool(t), topo.Options{Prefix: vipPrefix})
+	tp := lab.Topo
+	l := &vipLab{tp: tp, tool: lab.Labtool}
 	l.c, l.nodes = harness.Directors(t, tp, "off", args...)
 	l.vips = []string{topo.VIP + "/32", topo.Gateway + "/24"}
 	if tp.IPv6() {
