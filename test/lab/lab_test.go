@@ -90,10 +90,16 @@ func TestPlainIPVSInTheLab(t *testing.T) {
 	t.Logf("direct-routing stats:\n%s", stats)
 }
 
+// labTiming is Raft's stock timing: the lab's CPU is emulated (TCG), about
+// ten times slower than the host, and a CLI call alone keeps a vCPU busy
+// for half a second, long enough to starve heartbeats at the daemon's
+// defaults (tuned for real machines; measured by make bench-failover).
+var labTiming = []string{"--heartbeat-timeout", "1s", "--election-timeout", "1s", "--leader-lease-timeout", "500ms"}
+
 // labCluster is three ipvsmand with real IPVS in the director namespaces.
 func labCluster(t *testing.T, tp *topo.Topology) (*harness.Cluster, []*harness.Node) {
 	t.Helper()
-	return harness.Directors(t, tp, "on", "--resync", "2s")
+	return harness.Directors(t, tp, "on", append([]string{"--resync", "2s"}, labTiming...)...)
 }
 
 // TestClusterProgramsIdenticalKernelTables: a batch of ipvsadm-language
