@@ -56,9 +56,9 @@ func (c *Config) DefaultTiming() {
 			*d = v
 		}
 	}
-	def(&c.HeartbeatTimeout, 300*time.Millisecond)
-	def(&c.ElectionTimeout, 300*time.Millisecond)
-	def(&c.LeaderLeaseTimeout, 150*time.Millisecond)
+	def(&c.HeartbeatTimeout, 150*time.Millisecond)
+	def(&c.ElectionTimeout, 150*time.Millisecond)
+	def(&c.LeaderLeaseTimeout, 75*time.Millisecond)
 	def(&c.CommitTimeout, 20*time.Millisecond)
 	def(&c.ApplyTimeout, 10*time.Second)
 }
@@ -149,6 +149,11 @@ func Open(cfg Config) (*Node, error) {
 		store.Close()
 		return nil, fmt.Errorf("raft timing: %w", err)
 	}
+	if err := checkLease(cfg.LeaderLeaseTimeout, cfg.HeartbeatTimeout); err != nil {
+		transport.Close()
+		store.Close()
+		return nil, err
+	}
 
 	n := &Node{cfg: cfg, log: cfg.Logger, store: store, transport: transport, notifyCh: notifyCh, done: make(chan struct{})}
 	n.machine = newMachine(cfg.Logger, cfg.Fatal)
@@ -177,6 +182,19 @@ func Open(cfg Config) (*Node, error) {
 	n.wg.Add(1)
 	go n.watchLeadership()
 	return n, nil
+}
+
+// checkLease keeps the one-VIP-owner guarantee: an isolated leader steps
+// down one lease after its last contact with a quorum, while a follower
+// cannot start an election before one heartbeat timeout after the last
+// heartbeat it got (less one heartbeat interval, a tenth of the timeout).
+// Half leaves the rest of the timeout for dropping the VIPs and for
+// scheduling delays.
+func checkLease(lease, heartbeat time.Duration) error {
+	if 2*lease > heartbeat {
+		return fmt.Errorf("leader lease timeout %s: must be at most half the heartbeat timeout %s, so that an isolated leader drops its VIPs before another node can be elected", lease, heartbeat)
+	}
+	return nil
 }
 
 // checkNodeID refuses a data dir that belongs to another node: its Raft log

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -99,5 +100,15 @@ func TestDataDirOfAnotherNodeIsRefused(t *testing.T) {
 	err := checkNodeID(dir, "b")
 	if err == nil || err.Error() != `data-dir "`+dir+`" belongs to node "a", not "b"` {
 		t.Fatalf("other node: %v", err)
+	}
+}
+
+func TestLeaseMustBeHalfTheHeartbeat(t *testing.T) {
+	if err := checkLease(75*time.Millisecond, 150*time.Millisecond); err != nil {
+		t.Errorf("the defaults: %v", err)
+	}
+	err := checkLease(100*time.Millisecond, 150*time.Millisecond)
+	if err == nil || !strings.Contains(err.Error(), "leader lease timeout 100ms") || !strings.Contains(err.Error(), "heartbeat timeout 150ms") {
+		t.Errorf("lease 100ms, heartbeat 150ms: %v", err)
 	}
 }
