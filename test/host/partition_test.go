@@ -25,6 +25,9 @@ const partitionHold = 3 * time.Second
 // leader. The minority never takes it back while cut off, and after the
 // heal the client keeps its service: no node holds an address the client's
 // neighbour table does not point to.
+//
+// IPVSMAND_TIMING (e.g. "--heartbeat-timeout=300ms ...") runs it with other
+// Raft timings, to compare their margins.
 func TestPartitionedLeaderDropsTheVIPFirst(t *testing.T) {
 	l := newVIPLab(t, strings.Fields(os.Getenv("IPVSMAND_TIMING"))...)
 	c, nodes := l.c, l.nodes
