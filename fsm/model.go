@@ -145,6 +145,8 @@ type Service struct {
 	OnFailure string `json:"on_failure,omitempty"`
 	// Sorry is put in the kernel table only while no real server is usable.
 	Sorry *RealServer `json:"sorry_server,omitempty"`
+	// Check is how the leader checks the real servers; nil: not checked.
+	Check *HealthCheck `json:"check,omitempty"`
 }
 
 // OnFailureRemove takes unusable real servers out of the kernel table.
@@ -165,6 +167,8 @@ type RealServer struct {
 	TunnelType TunnelType `json:"tunnel_type,omitempty"` // "" = ipip
 	TunnelPort uint16     `json:"tunnel_port,omitempty"` // gue only, required there
 	TunnelCsum TunnelCsum `json:"tunnel_csum,omitempty"` // gue and gre; "" = nocsum
+	// Check replaces the service's check for this server.
+	Check *HealthCheck `json:"check,omitempty"`
 }
 
 // TunnelType is the encapsulation of a tunnelled real server.

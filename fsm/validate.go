@@ -77,6 +77,11 @@ func ValidateService(s *Service) error {
 			return err
 		}
 	}
+	if s.Check != nil {
+		if err := ValidateHealthCheck(fmt.Sprintf("service %s check", k), s.Check); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -172,6 +177,11 @@ func validateTunnel(where string, r *RealServer) error {
 		}
 	default:
 		return fmt.Errorf("%s tunnel checksum %q: want nocsum, csum or remcsum", where, r.TunnelCsum)
+	}
+	if r.Check != nil {
+		if err := ValidateHealthCheck(where+" check", r.Check); err != nil {
+			return err
+		}
 	}
 	return nil
 }
