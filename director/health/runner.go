@@ -1,0 +1,286 @@
+package health
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"maps"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/ipvsman/ipvsman/fsm"
+)
+
+// Outcome is the result of one check.
+type Outcome struct {
+	OK      bool
+	Latency time.Duration
+	Detail  string
+}
+
+// Probe runs one check against target; it must honour ctx's deadline.
+type Probe func(ctx context.Context, target netip.AddrPort) Outcome
+
+// Status is what the leader knows of one real server's checks.
+type Status struct {
+	Service string        `json:"service"`
+	Server  string        `json:"server"`
+	Type    string        `json:"type"`
+	Target  string        `json:"target"`
+	Health  fsm.Health    `json:"health"`
+	OK      bool          `json:"ok"` // the last check
+	Detail  string        `json:"detail,omitempty"`
+	Latency time.Duration `json:"latency_ns"`
+	At      time.Time     `json:"at,omitzero"`
+	Checks  uint64        `json:"checks"`
+}
+
+// Runner checks every real server that has a check while this node leads.
+type Runner struct {
+	// Build makes the probe for a check (check.New, adapted, in the daemon).
+	Build func(fsm.HealthCheck) (Probe, error)
+	// Commit proposes one set-verdicts command.
+	Commit func(ctx context.Context, changes []fsm.VerdictChange) error
+	Log    *slog.Logger
+	// Tick is how often pending transitions are committed (default 200 ms).
+	Tick time.Duration
+	// Workers bounds the checks running at once (default 1024).
+	Workers int
+
+	mu      sync.Mutex
+	jobs    map[string]*job
+	pending map[string]fsm.VerdictChange
+	sem     chan struct{}
+}
+
+type job struct {
+	key, service, server string
+	spec                 fsm.HealthCheck
+	target               netip.AddrPort
+	probe                Probe
+	tracker              *Tracker
+	status               Status
+	cancel               context.CancelFunc
+}
+
+// Run checks until ctx ends (leadership lost). view returns the current
+// state; changes signals that it changed.
+func (r *Runner) Run(ctx context.Context, changes <-chan struct{}, view func() *fsm.State) {
+	r.mu.Lock()
+	r.jobs = map[string]*job{}
+	r.pending = map[string]fsm.VerdictChange{}
+	workers := r.Workers
+	if workers <= 0 {
+		workers = 1024
+	}
+	r.sem = make(chan struct{}, workers)
+	r.mu.Unlock()
+	r.sync(ctx, view())
+	tick := r.Tick
+	if tick <= 0 {
+		tick = 200 * time.Millisecond
+	}
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	defer r.stopAll()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-changes:
+			r.sync(ctx, view())
+		case <-t.C:
+			r.flush(ctx, view())
+		}
+	}
+}
+
+// Statuses returns the last result of every check, sorted.
+func (r *Runner) Statuses() []Status {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]Status, 0, len(r.jobs))
+	for _, k := range slices.Sorted(maps.Keys(r.jobs)) {
+		out = append(out, r.jobs[k].status)
+	}
+	return out
+}
+
+func (r *Runner) log() *slog.Logger {
+	if r.Log != nil {
+		return r.Log
+	}
+	return slog.Default()
+}
+
+func (r *Runner) stopAll() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, j := range r.jobs {
+		j.cancel()
+	}
+	r.jobs = map[string]*job{}
+}
+
+// wanted lists the checks the state asks for, by verdict key.
+func wanted(st *fsm.State) map[string]*job {
+	out := map[string]*job{}
+	for _, sk := range st.Config.SortedServiceKeys() {
+		svc := st.Config.Services[sk]
+		for rk, rs := range svc.Servers {
+			spec := svc.Check
+			if rs.Check != nil {
+				spec = rs.Check
+			}
+			if spec == nil {
+				continue
+			}
+			s := spec.WithDefaults()
+			target := netip.AddrPortFrom(rs.Address, rs.Port)
+			if s.Address.IsValid() {
+				target = netip.AddrPortFrom(s.Address, target.Port())
+			}
+			if s.Port != 0 {
+				target = netip.AddrPortFrom(target.Addr(), s.Port)
+			}
+			key := fsm.VerdictKey(sk, rk)
+			out[key] = &job{key: key, service: sk, server: rk, spec: s, target: target}
+		}
+	}
+	return out
+}
+
+func sameJob(a, b *job) bool {
+	return a.target == b.target && fmt.Sprint(a.spec) == fmt.Sprint(b.spec)
+}
+
+// sync starts, restarts and stops checks to match the state. Unchanged
+// checks keep their trackers.
+func (r *Runner) sync(ctx context.Context, st *fsm.State) {
+	want := wanted(st)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for k, j := range r.jobs {
+		if w, ok := want[k]; !ok || !sameJob(j, w) {
+			j.cancel()
+			delete(r.jobs, k)
+			delete(r.pending, k)
+		}
+	}
+	for k, w := range want {
+		if _, ok := r.jobs[k]; ok {
+			continue
+		}
+		p, err := r.Build(w.spec)
+		if err != nil {
+			r.log().Error("health check not started", "service", w.service, "server", w.server, "err", err)
+			continue
+		}
+		w.probe = p
+		w.tracker = NewTracker(w.spec.Rise, w.spec.Fall, st.Verdicts[k].Health)
+		if w.tracker.Health == "" {
+			w.tracker.Health = fsm.HealthUnknown
+		}
+		w.status = Status{Service: w.service, Server: w.server, Type: w.spec.Type, Target: w.target.String(), Health: w.tracker.Health}
+		jctx, cancel := context.WithCancel(ctx)
+		w.cancel = cancel
+		r.jobs[k] = w
+		go r.loop(jctx, w)
+	}
+}
+
+// phase spreads first checks over the interval, the same for a key on
+// every leader, so that thousands of checks do not fire together.
+func phase(key string, interval time.Duration) time.Duration {
+	h := fnv.New64a()
+	h.Write([]byte(key))
+	return time.Duration(h.Sum64() % uint64(interval))
+}
+
+func (r *Runner) loop(ctx context.Context, j *job) {
+	interval := time.Duration(j.spec.IntervalMS) * time.Millisecond
+	timeout := time.Duration(j.spec.TimeoutMS) * time.Millisecond
+	timer := time.NewTimer(phase(j.key, interval))
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		}
+		start := time.Now()
+		select {
+		case r.sem <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		cctx, cancel := context.WithTimeout(ctx, timeout)
+		o := j.probe(cctx, j.target)
+		cancel()
+		<-r.sem
+		if ctx.Err() != nil {
+			return
+		}
+		r.observe(j, o, time.Now())
+		timer.Reset(max(interval-time.Since(start), 0))
+	}
+}
+
+func (r *Runner) observe(j *job, o Outcome, at time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.jobs[j.key] != j {
+		return // replaced or stopped meanwhile
+	}
+	j.status.OK, j.status.Detail, j.status.Latency, j.status.At = o.OK, o.Detail, o.Latency, at
+	j.status.Checks++
+	if !j.tracker.Observe(o.OK) {
+		return
+	}
+	j.status.Health = j.tracker.Health
+	reason := fmt.Sprintf("%s check: %s", j.spec.Type, o.Detail)
+	r.pending[j.key] = fsm.VerdictChange{Service: j.service, Server: j.server, Health: j.tracker.Health, Reason: reason}
+	r.log().Info("health transition", "service", j.service, "server", j.server, "health", string(j.tracker.Health), "detail", o.Detail,
+		"latency", o.Latency.String())
+}
+
+// flush commits the pending transitions as one command. Those whose real
+// server has left the model are dropped; a failed commit is retried next
+// tick.
+func (r *Runner) flush(ctx context.Context, st *fsm.State) {
+	r.mu.Lock()
+	if len(r.pending) == 0 {
+		r.mu.Unlock()
+		return
+	}
+	batch := make([]fsm.VerdictChange, 0, len(r.pending))
+	for _, k := range slices.Sorted(maps.Keys(r.pending)) {
+		c := r.pending[k]
+		svc := st.Config.Services[c.Service]
+		if svc == nil || svc.Servers[c.Server] == nil || st.Verdicts[k].Health == c.Health {
+			delete(r.pending, k)
+			continue
+		}
+		batch = append(batch, c)
+	}
+	r.mu.Unlock()
+	if len(batch) == 0 {
+		return
+	}
+	if err := r.Commit(ctx, batch); err != nil {
+		r.log().Warn("health verdicts not committed; retrying", "transitions", len(batch), "err", err)
+		return
+	}
+	r.mu.Lock()
+	for _, c := range batch {
+		k := fsm.VerdictKey(c.Service, c.Server)
+		if p, ok := r.pending[k]; ok && p.Health == c.Health {
+			delete(r.pending, k)
+		}
+	}
+	r.mu.Unlock()
+	r.log().Info("health verdicts committed", "transitions", len(batch))
+}

@@ -1,0 +1,174 @@
+package health
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ipvsman/ipvsman/fsm"
+)
+
+// world is a state the runner reads and commits to, as Raft would apply it.
+type world struct {
+	mu      sync.Mutex
+	st      *fsm.State
+	changes chan struct{}
+	commits [][]fsm.VerdictChange
+	down    map[netip.AddrPort]bool // probes of these targets fail
+}
+
+func newWorld(t *testing.T, servers int, check fsm.HealthCheck) *world {
+	st := fsm.NewState()
+	svc := &fsm.Service{Key: fsm.ServiceKey{Protocol: fsm.TCP, Address: netip.MustParseAddr("10.0.0.10"), Port: 80}, Scheduler: "rr",
+		Servers: map[string]*fsm.RealServer{}, Check: &check}
+	for i := range servers {
+		rs := &fsm.RealServer{Address: netip.AddrFrom4([4]byte{10, 1, byte(i / 250), byte(1 + i%250)}), Port: 80, Forward: fsm.DirectRoute, Weight: 1}
+		svc.Servers[rs.Key()] = rs
+	}
+	st.Config.Services[svc.Key.String()] = svc
+	return &world{st: st, changes: make(chan struct{}, 1), down: map[netip.AddrPort]bool{}}
+}
+
+func (w *world) view() *fsm.State {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.st
+}
+
+func (w *world) commit(_ context.Context, ch []fsm.VerdictChange) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	cmd, err := fsm.NewCommand(fsm.CmdSetVerdicts, time.Now().UnixNano(), "test", fsm.SetVerdictsPayload{Verdicts: ch})
+	if err != nil {
+		return err
+	}
+	if _, err := w.st.Apply(cmd); err != nil {
+		return err
+	}
+	w.commits = append(w.commits, ch)
+	select {
+	case w.changes <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+func (w *world) probe(ctx context.Context, target netip.AddrPort) Outcome {
+	w.mu.Lock()
+	down := w.down[target]
+	w.mu.Unlock()
+	if down {
+		return Outcome{Detail: "refused"}
+	}
+	return Outcome{OK: true, Detail: "ok", Latency: time.Millisecond}
+}
+
+func (w *world) setDown(target string, down bool) {
+	w.mu.Lock()
+	w.down[netip.MustParseAddrPort(target)] = down
+	w.mu.Unlock()
+}
+
+func (w *world) health(server string) fsm.Health {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.st.Verdicts[fsm.VerdictKey("tcp:10.0.0.10:80", server)].Health
+}
+
+func (w *world) nCommits() (n, changes int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, c := range w.commits {
+		changes += len(c)
+	}
+	return len(w.commits), changes
+}
+
+func start(t *testing.T, w *world, tick time.Duration) *Runner {
+	r := &Runner{
+		Build:  func(fsm.HealthCheck) (Probe, error) { return w.probe, nil },
+		Commit: w.commit, Tick: tick, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.Run(ctx, w.changes, w.view); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return r
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 10s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestRunnerCommitsTransitions(t *testing.T) {
+	w := newWorld(t, 3, fsm.HealthCheck{Type: "tcp", IntervalMS: 100, TimeoutMS: 50, Rise: 2, Fall: 2})
+	r := start(t, w, 50*time.Millisecond)
+	eventually(t, "all up", func() bool {
+		return w.health("10.1.0.1:80") == fsm.HealthUp && w.health("10.1.0.2:80") == fsm.HealthUp && w.health("10.1.0.3:80") == fsm.HealthUp
+	})
+	w.setDown("10.1.0.2:80", true)
+	eventually(t, "10.1.0.2 down", func() bool { return w.health("10.1.0.2:80") == fsm.HealthDown })
+	w.setDown("10.1.0.2:80", false)
+	eventually(t, "10.1.0.2 up again", func() bool { return w.health("10.1.0.2:80") == fsm.HealthUp })
+	st := r.Statuses()
+	if len(st) != 3 || st[1].Server != "10.1.0.2:80" || st[1].Checks < 5 || st[1].Type != "tcp" || st[1].Target != "10.1.0.2:80" {
+		t.Errorf("statuses = %+v", st)
+	}
+	if w.st.Verdicts[fsm.VerdictKey("tcp:10.0.0.10:80", "10.1.0.2:80")].Reason == "" {
+		t.Error("a verdict without a reason")
+	}
+}
+
+// A new leader starts from the committed verdicts: a server that is down
+// and still failing, and one that is up and still passing, produce no
+// command at all.
+func TestNewLeaderDoesNotFlap(t *testing.T) {
+	w := newWorld(t, 2, fsm.HealthCheck{Type: "tcp", IntervalMS: 100, TimeoutMS: 50, Rise: 2, Fall: 2})
+	if err := w.commit(context.Background(), []fsm.VerdictChange{
+		{Service: "tcp:10.0.0.10:80", Server: "10.1.0.1:80", Health: fsm.HealthDown, Reason: "old leader"},
+		{Service: "tcp:10.0.0.10:80", Server: "10.1.0.2:80", Health: fsm.HealthUp, Reason: "old leader"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	w.setDown("10.1.0.1:80", true)
+	r := start(t, w, 20*time.Millisecond)
+	eventually(t, "five checks of each", func() bool {
+		st := r.Statuses()
+		return len(st) == 2 && st[0].Checks >= 5 && st[1].Checks >= 5
+	})
+	if n, _ := w.nCommits(); n != 1 {
+		t.Errorf("%d commands committed, want only the old leader's", n)
+	}
+}
+
+// A storm: every server fails at once; the transitions go out in one or
+// two commands, not one per server.
+func TestStormIsBatched(t *testing.T) {
+	const n = 5000
+	w := newWorld(t, n, fsm.HealthCheck{Type: "tcp", IntervalMS: 100, TimeoutMS: 50, Rise: 1, Fall: 1})
+	start(t, w, time.Second)
+	eventually(t, "all up", func() bool { _, c := w.nCommits(); return c == n })
+	before, _ := w.nCommits()
+	w.mu.Lock()
+	for i := range n {
+		w.down[netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 1, byte(i / 250), byte(1 + i%250)}), 80)] = true
+	}
+	w.mu.Unlock()
+	eventually(t, "all down", func() bool { _, c := w.nCommits(); return c == 2*n })
+	after, _ := w.nCommits()
+	if after-before > 2 {
+		t.Errorf("%d transitions took %d commands, want at most 2", n, after-before)
+	}
+	t.Logf("%d transitions in %d commands", n, after-before)
+}

@@ -1,0 +1,57 @@
+// Package health runs the health checks on the leader and turns their
+// results into verdict transitions: rise/fall counting per real server
+// (Tracker), a scheduler with jittered starts and bounded concurrency, and
+// one set-verdicts command per tick carrying every transition (Runner).
+//
+// Only transitions are committed. A new leader starts its trackers from the
+// committed verdicts, so a failover changes nothing by itself: a server
+// that was down stays down until it has passed rise checks on the new
+// leader, one that was up stays up until it has failed fall checks.
+package health
+
+import "github.com/ipvsman/ipvsman/fsm"
+
+// Tracker is the rise/fall state of one real server.
+type Tracker struct {
+	Rise, Fall int
+	// Health is the current verdict; unknown counts as up (a server
+	// without a verdict is usable, as in the kernel table).
+	Health fsm.Health
+	streak int // consecutive results that contradict Health
+}
+
+// NewTracker starts from a committed verdict.
+func NewTracker(rise, fall int, committed fsm.Health) *Tracker {
+	return &Tracker{Rise: rise, Fall: fall, Health: committed}
+}
+
+// Observe feeds one check result and reports whether the verdict flipped
+// (Health then holds the new one).
+func (t *Tracker) Observe(ok bool) bool {
+	up := t.Health != fsm.HealthDown
+	if ok == up {
+		t.streak = 0
+		if t.Health == fsm.HealthUnknown && ok {
+			// A first success confirms an unknown server without a
+			// transition anyone would act on; record it as up.
+			t.Health = fsm.HealthUp
+			return true
+		}
+		return false
+	}
+	t.streak++
+	need := t.Fall
+	if !up {
+		need = t.Rise
+	}
+	if t.streak < need {
+		return false
+	}
+	t.streak = 0
+	if up {
+		t.Health = fsm.HealthDown
+	} else {
+		t.Health = fsm.HealthUp
+	}
+	return true
+}
