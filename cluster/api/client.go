@@ -162,6 +162,12 @@ func (c *Client) Transfer(ctx context.Context, id string) (string, error) {
 }
 
 // Kernel is this node's own kernel IPVS table with its counters.
+// Health is the leader's view of every health check.
+func (c *Client) Health(ctx context.Context) (HealthResponse, error) {
+	var out HealthResponse
+	return out, c.do(ctx, http.MethodGet, "/v1/health", nil, &out)
+}
+
 func (c *Client) Kernel(ctx context.Context) (KernelResponse, error) {
 	var r KernelResponse
 	return r, c.do(ctx, "GET", "/v1/kernel", nil, &r)

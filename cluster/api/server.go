@@ -18,6 +18,7 @@ import (
 
 	"github.com/ipvsman/ipvsman/cluster"
 	"github.com/ipvsman/ipvsman/director"
+	"github.com/ipvsman/ipvsman/director/health"
 	"github.com/ipvsman/ipvsman/fsm"
 	"github.com/ipvsman/ipvsman/fsm/ipvsadm"
 	"github.com/ipvsman/ipvsman/vip"
@@ -37,6 +38,7 @@ type Server struct {
 	Director    func() *director.Report                    // the last reconcile; nil with --ipvs=off
 	Kernel      func() (*fsm.Config, ipvsadm.Stats, error) // this node's kernel table; nil with --ipvs=off
 	VIPs        func() vip.Stats                           // nil with --vips=off
+	Health      func() []health.Status                     // the leader's checks; nil: none run here
 	forwardHTTP *http.Client
 	once        sync.Once
 }
@@ -55,6 +57,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/config", s.config)
 	mux.HandleFunc("GET /v1/history", s.history)
 	mux.HandleFunc("GET /v1/kernel", s.kernel)
+	mux.HandleFunc("GET /v1/health", s.write(s.health))
 	mux.HandleFunc("GET /v1/history/{version}", s.historyEntry)
 	mux.HandleFunc("POST /v1/ops", s.write(s.ops))
 	mux.HandleFunc("POST /v1/config", s.write(s.apply))
@@ -407,6 +410,16 @@ func (s *Server) leave(ctx context.Context, body []byte, actor string) (any, err
 		return nil, err
 	}
 	return WriteResponse{Leader: s.Node.ID()}, nil
+}
+
+// health is the leader's view of every check (followers forward): the
+// last result and latency live only where the checks run.
+func (s *Server) health(context.Context, []byte, string) (any, error) {
+	out := HealthResponse{Checks: []health.Status{}}
+	if s.Health != nil {
+		out.Checks = s.Health()
+	}
+	return out, nil
 }
 
 func (s *Server) transfer(_ context.Context, body []byte, _ string) (any, error) {

@@ -6,6 +6,7 @@ package api
 import (
 	"github.com/ipvsman/ipvsman/cluster"
 	"github.com/ipvsman/ipvsman/director"
+	"github.com/ipvsman/ipvsman/director/health"
 	"github.com/ipvsman/ipvsman/fsm"
 	"github.com/ipvsman/ipvsman/fsm/ipvsadm"
 	"github.com/ipvsman/ipvsman/vip"
@@ -19,6 +20,11 @@ type NodeStatus struct {
 	// VIPs is what this node holds and its announcement counters; nil with
 	// --vips=off.
 	VIPs *vip.Stats `json:"vips,omitempty"`
+}
+
+// HealthResponse is GET /v1/health: every check the leader runs.
+type HealthResponse struct {
+	Checks []health.Status `json:"checks"`
 }
 
 // Headers the client sets.

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ipvsman/ipvsman/cluster/api"
+	"github.com/ipvsman/ipvsman/director/health"
+)
+
+// healthCmd shows the leader's checks: the replicated verdict with the
+// last result and its latency, which only the leader has.
+func healthCmd(g *globals) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "health",
+		Short: "Every real server's health verdict, last check result and latency (from the leader)",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			return g.withClient(func(ctx context.Context, c *api.Client) error {
+				h, err := c.Health(ctx)
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					e := json.NewEncoder(os.Stdout)
+					e.SetIndent("", "  ")
+					return e.Encode(h)
+				}
+				return printHealth(os.Stdout, h.Checks, time.Now())
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func printHealth(w io.Writer, checks []health.Status, now time.Time) error {
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "SERVICE\tREAL SERVER\tCHECK\tTARGET\tHEALTH\tLAST\tLATENCY\tCHECKS\tAGE")
+	for _, s := range checks {
+		last, lat, age := "-", "-", "-"
+		if !s.At.IsZero() {
+			last = "fail"
+			if s.OK {
+				last = "ok"
+			}
+			if s.Detail != "" {
+				last += " (" + s.Detail + ")"
+			}
+			lat = fmt.Sprintf("%.1fms", float64(s.Latency.Microseconds())/1000)
+			age = now.Sub(s.At).Round(100 * time.Millisecond).String()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", s.Service, s.Server, s.Type, s.Target, s.Health, last, lat, s.Checks, age)
+	}
+	return tw.Flush()
+}
