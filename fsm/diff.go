@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"encoding/json"
 	"fmt"
 	"reflect"
 	"slices"
@@ -97,6 +98,9 @@ func describeService(s *Service) string {
 	if s.Sorry != nil {
 		b.WriteString(" sorry=" + describeServer(s.Sorry))
 	}
+	if s.Check != nil {
+		b.WriteString(" check=" + describeCheck(s.Check))
+	}
 	return b.String()
 }
 
@@ -121,6 +125,9 @@ func describeServer(r *RealServer) string {
 	}
 	if r.State != Active {
 		b.WriteString(" " + string(r.State))
+	}
+	if r.Check != nil {
+		b.WriteString(" check=" + describeCheck(r.Check))
 	}
 	return b.String()
 }
@@ -154,3 +161,13 @@ func union(a, b []string) []string {
 }
 
 func sortStrings(s []string) []string { slices.Sort(s); return s }
+
+// describeCheck shows every field a check sets, so that any change of a
+// check is a change of the configuration.
+func describeCheck(c *HealthCheck) string {
+	j, err := json.Marshal(c)
+	if err != nil {
+		return c.Type
+	}
+	return string(j)
+}

@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 )
@@ -47,5 +48,20 @@ func TestValidateHealthCheck(t *testing.T) {
 	d := HealthCheck{Type: "tcp", IntervalMS: 500}.WithDefaults()
 	if d.TimeoutMS != 500 || d.Rise != DefaultCheckRise || d.Fall != DefaultCheckFall {
 		t.Errorf("defaults: %+v", d)
+	}
+}
+
+// A check is configuration: changing only a check is a change, with a
+// summary that shows it.
+func TestCheckChangeIsAConfigChange(t *testing.T) {
+	key := ServiceKey{Protocol: TCP, Address: netip.MustParseAddr("10.0.0.1"), Port: 80}
+	mk := func(c *HealthCheck) *Config {
+		cfg := NewConfig()
+		cfg.Services[key.String()] = &Service{Key: key, Scheduler: "rr", Check: c, Servers: map[string]*RealServer{}}
+		return cfg
+	}
+	d := DiffConfig(mk(&HealthCheck{Type: "tcp"}), mk(&HealthCheck{Type: "http", Path: "/h"}))
+	if len(d) != 1 || !strings.Contains(d[0], `"type":"tcp"`) || !strings.Contains(d[0], `"path":"/h"`) {
+		t.Errorf("diff = %q", d)
 	}
 }

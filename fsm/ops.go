@@ -19,24 +19,32 @@ const (
 	OpClear         OpKind = "clear"          // ipvsadm -C
 	OpSetTimeouts   OpKind = "set-timeouts"   // ipvsadm --set tcp tcpfin udp
 	OpSetState      OpKind = "set-state"      // ipvsman server suspend|resume|drain
+	OpSetCheck      OpKind = "set-check"      // ipvsman check set
+	OpClearCheck    OpKind = "clear-check"    // ipvsman check clear
 )
 
 // Op is one topology change. Service carries the attributes for add/edit of a
 // service (its Servers are ignored); ServiceKey names the service for every
 // other kind; Server carries the real server for server ops (only its
-// address and port matter for delete).
+// address and port matter for delete, set-state and the check ops).
+//
+// set-check and clear-check act on the service's check, or, when Server is
+// given, on that real server's own check (which replaces the service's for
+// it); Check is the check to set.
 type Op struct {
-	Kind       OpKind      `json:"kind"`
-	ServiceKey ServiceKey  `json:"service_key"`
-	Service    *Service    `json:"service,omitempty"`
-	Server     *RealServer `json:"server,omitempty"`
-	Timeouts   *Timeouts   `json:"timeouts,omitempty"`
+	Kind       OpKind       `json:"kind"`
+	ServiceKey ServiceKey   `json:"service_key"`
+	Service    *Service     `json:"service,omitempty"`
+	Server     *RealServer  `json:"server,omitempty"`
+	Timeouts   *Timeouts    `json:"timeouts,omitempty"`
+	Check      *HealthCheck `json:"check,omitempty"`
 }
 
 // ApplyOps applies ops in order to a copy of c and returns the copy. It
 // fails, naming the op and the item, if any op cannot apply; c is never
 // changed. ipvsadm's semantics: -E and -e replace every attribute the
-// command can set, keeping what ipvsadm cannot express (names, state).
+// command can set, keeping what ipvsadm cannot express (names, state, the
+// sorry server, health checks).
 func ApplyOps(c *Config, ops []Op) (*Config, error) {
 	n := c.Clone()
 	for i, op := range ops {
@@ -82,6 +90,9 @@ func applyOp(c *Config, op Op) error {
 			return fmt.Errorf("%s: service: missing", op.Kind)
 		}
 		svc := op.Service.Clone()
+		if svc.Check != nil {
+			svc.Check = cloneCheck(svc.Check) // Clone shares it; the config must not share op's memory
+		}
 		NormalizeService(svc)
 		if err := ValidateService(svc); err != nil {
 			return err
@@ -103,6 +114,9 @@ func applyOp(c *Config, op Op) error {
 			if svc.Sorry == nil && svc.OnFailure == "" {
 				svc.Sorry, svc.OnFailure = old.Clone().Sorry, old.OnFailure
 			}
+			if svc.Check == nil {
+				svc.Check = old.Check // never mutated: set-check replaces the pointer
+			}
 			svc.Servers = old.Clone().Servers
 		}
 		c.Services[key] = svc
@@ -119,6 +133,8 @@ func applyOp(c *Config, op Op) error {
 	case OpDeleteService:
 		delete(c.Services, key)
 		return nil
+	case OpSetCheck, OpClearCheck:
+		return applyCheck(c, key, old, op)
 	case OpAddServer, OpEditServer, OpDeleteServer, OpSetState:
 	default:
 		return fmt.Errorf("op kind %q: unknown", op.Kind)
@@ -128,20 +144,23 @@ func applyOp(c *Config, op Op) error {
 	}
 	rs := *op.Server
 	NormalizeServer(old, &rs)
+	if rs.Check != nil && (op.Kind == OpAddServer || op.Kind == OpEditServer) {
+		// Checked here as well as by ValidateServer, which does not reach
+		// the check of a server that is not tunnelled.
+		rs.Check = cloneCheck(rs.Check)
+		if err := ValidateHealthCheck(fmt.Sprintf("real server %s of service %s check", rs.Key(), old.Key), rs.Check); err != nil {
+			return err
+		}
+	}
 	svc := old.Clone()
 	rkey := rs.Key()
 	prev, exists := svc.Servers[rkey]
 	switch op.Kind {
 	case OpSetState:
 		// Named by address and port only: the other attributes stay.
-		port := op.Server.Port
-		if port == 0 && old.Key.Protocol != FWMark {
-			port = old.Key.Port
-		}
-		rkey = netip.AddrPortFrom(op.Server.Address.Unmap(), port).String()
-		prev, exists = svc.Servers[rkey]
-		if !exists {
-			return fmt.Errorf("real server %s of service %s: no such real server", rkey, key)
+		var err error
+		if rkey, prev, err = namedServer(svc, op.Server); err != nil {
+			return err
 		}
 		next := *prev
 		next.State = op.Server.State
@@ -172,6 +191,9 @@ func applyOp(c *Config, op Op) error {
 		if rs.State == "" {
 			rs.State = prev.State
 		}
+		if rs.Check == nil {
+			rs.Check = prev.Check
+		}
 		if err := ValidateServer(svc, &rs); err != nil {
 			return err
 		}
@@ -179,6 +201,78 @@ func applyOp(c *Config, op Op) error {
 	}
 	c.Services[key] = svc
 	return checkSorry(svc)
+}
+
+// applyCheck sets or clears the check of service key (old), or of one of its
+// real servers when op.Server is given. A new check is validated before
+// anything changes; it is copied, so the config shares no memory with op.
+func applyCheck(c *Config, key string, old *Service, op Op) error {
+	var check *HealthCheck
+	if op.Kind == OpSetCheck {
+		if op.Check == nil {
+			return fmt.Errorf("%s on service %s: check: missing", op.Kind, key)
+		}
+		check = cloneCheck(op.Check)
+	}
+	svc := old.Clone()
+	if op.Server == nil {
+		if check != nil {
+			if err := ValidateHealthCheck(fmt.Sprintf("service %s check", svc.Key), check); err != nil {
+				return err
+			}
+		} else if svc.Check == nil {
+			return fmt.Errorf("service %s: has no check to clear", key)
+		}
+		svc.Check = check
+		c.Services[key] = svc
+		return nil
+	}
+	rkey, prev, err := namedServer(svc, op.Server)
+	if err != nil {
+		return err
+	}
+	where := fmt.Sprintf("real server %s of service %s", rkey, svc.Key)
+	if check != nil {
+		if err := ValidateHealthCheck(where+" check", check); err != nil {
+			return err
+		}
+	} else if prev.Check == nil {
+		return fmt.Errorf("%s: has no check of its own to clear", where)
+	}
+	next := *prev
+	next.Check = check
+	svc.Servers[rkey] = &next
+	c.Services[key] = svc
+	return nil
+}
+
+// namedServer finds the real server that r names by address and port only,
+// as set-state and the check ops name it: port 0 is the service's port.
+func namedServer(svc *Service, r *RealServer) (string, *RealServer, error) {
+	port := r.Port
+	if port == 0 && svc.Key.Protocol != FWMark {
+		port = svc.Key.Port
+	}
+	rkey := netip.AddrPortFrom(r.Address.Unmap(), port).String()
+	prev, ok := svc.Servers[rkey]
+	if !ok {
+		return "", nil, fmt.Errorf("real server %s of service %s: no such real server", rkey, svc.Key)
+	}
+	return rkey, prev, nil
+}
+
+// cloneCheck deep-copies c, with empty lists as nil so that equal intent
+// gives equal bytes.
+func cloneCheck(c *HealthCheck) *HealthCheck {
+	n := *c
+	n.Status, n.Command = nil, nil
+	if len(c.Status) > 0 {
+		n.Status = slices.Clone(c.Status)
+	}
+	if len(c.Command) > 0 {
+		n.Command = slices.Clone(c.Command)
+	}
+	return &n
 }
 
 // NormalizeService fills ipvsadm's defaults and sorts flags, so that equal

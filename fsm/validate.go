@@ -143,6 +143,11 @@ func ValidateServer(svc *Service, r *RealServer) error {
 	default:
 		return fmt.Errorf("%s state %q: want active, suspended or draining", where, r.State)
 	}
+	if r.Check != nil {
+		if err := ValidateHealthCheck(where+" check", r.Check); err != nil {
+			return err
+		}
+	}
 	return validateTunnel(where, r)
 }
 
@@ -177,11 +182,6 @@ func validateTunnel(where string, r *RealServer) error {
 		}
 	default:
 		return fmt.Errorf("%s tunnel checksum %q: want nocsum, csum or remcsum", where, r.TunnelCsum)
-	}
-	if r.Check != nil {
-		if err := ValidateHealthCheck(where+" check", r.Check); err != nil {
-			return err
-		}
 	}
 	return nil
 }

@@ -187,5 +187,5 @@ const globalUsage = `
 Every change applies to the whole cluster, through the node at --api.
 Global flags: --api ADDRESS (IPVSMAN_API), --token TOKEN (IPVSMAN_TOKEN), --token-file FILE (IPVSMAN_TOKEN_FILE).
 -L/-S --node NAME: that node's own kernel table, with the kernel's connection counters.
-Other commands: ipvsman cluster|history|rollback|apply|export|version --help
+Other commands: ipvsman cluster|server|check|health|history|rollback|apply|export|version --help
 `

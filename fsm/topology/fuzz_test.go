@@ -59,6 +59,8 @@ func FuzzParseYAML(f *testing.F) {
 		"services:\n  - {fwmark: 1, servers: [{address: 10.0.0.1, port: 1}]}\n",
 		"vips: [{address: 10.0.0.1, interface: lo}]\n",
 		"services:\n- {protocol: tcp, address: 10.0.0.1, port: 80, forward: tunnel, servers: [{address: 10.1.0.1, tunnel_type: gue, tunnel_port: 6080, tunnel_csum: csum},\n   {address: 10.1.0.2, tunnel_type: gre, tunnel_csum: remcsum}, {address: 10.1.0.3, tunnel_type: ipip}]}\n",
+		"services:\n- {protocol: tcp, address: 10.0.0.1, port: 80, check: {type: http, interval: 1.5s, timeout: 500ms, rise: 1, status: [200]},\n" +
+			"   servers: [{address: 10.1.0.1, check: {type: exec, command: [/bin/true], address: \"::ffff:1.2.3.4\", port: 9}}]}\n",
 		"a: &x [*x]\n",
 		"services:\n  - &s {protocol: tcp, address: 10.0.0.1, port: 80}\n  - *s\n",
 		"services:\n  - {protocol: tcp, address: 10.0.0.1, port: 80, colour: 1}\n---\n",

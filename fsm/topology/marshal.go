@@ -99,6 +99,7 @@ func marshalService(svc *fsm.Service) (yamlService, error) {
 	if p := svc.Persistence; p != nil {
 		ys.Persistence = &yamlPersistence{Timeout: int64(p.Timeout), Netmask: p.Netmask}
 	}
+	ys.Check = marshalCheck(svc.Check)
 	servers := make([]*fsm.RealServer, 0, len(svc.Servers))
 	for rk, r := range svc.Servers {
 		if r == nil {
@@ -142,10 +143,14 @@ func marshalService(svc *fsm.Service) (yamlService, error) {
 		if r.State != fsm.Active {
 			s.State = string(r.State)
 		}
+		s.Check = marshalCheck(r.Check)
 		ys.Servers = append(ys.Servers, s)
 	}
 	ys.OnFailure = svc.OnFailure
 	if r := svc.Sorry; r != nil {
+		if r.Check != nil {
+			return ys, fmt.Errorf("service %s: sorry server %s: %w", k, r.Key(), errSorryCheck)
+		}
 		s := yamlServer{Name: r.Name, Address: r.Address.String(), Forward: string(r.Forward),
 			TunnelType: string(r.TunnelType), TunnelPort: int(r.TunnelPort), TunnelCsum: string(r.TunnelCsum)}
 		if r.Port != k.Port {
@@ -176,7 +181,9 @@ func sharedDefaults(servers []*fsm.RealServer) (fsm.Forward, int) {
 }
 
 // flowServers puts each real server on one line, as in the line form; the
-// services stay in block style because they carry lists of their own.
+// services stay in block style because they carry lists of their own. A
+// server with a check of its own stays in block style too, with the check
+// on one line, so that the check does not make a line too long to read.
 func flowServers(doc *yaml.Node) {
 	root := doc
 	if root.Kind == yaml.DocumentNode && len(root.Content) > 0 {
@@ -186,6 +193,12 @@ func flowServers(doc *yaml.Node) {
 		for _, svc := range svcs.Content {
 			for _, servers := range mappingValues(svc, "servers") {
 				for _, s := range servers.Content {
+					if checks := mappingValues(s, "check"); len(checks) > 0 {
+						for _, c := range checks {
+							c.Style = yaml.FlowStyle
+						}
+						continue
+					}
 					s.Style = yaml.FlowStyle
 				}
 			}

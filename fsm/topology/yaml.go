@@ -14,9 +14,9 @@ import (
 )
 
 // The schema. Defaults and omissions are documented in README.md. Names that
-// later milestones will add (health checks, sync settings) are not declared,
-// so they stay errors until they mean something: a file that asks for a
-// health check must not load on a version that would ignore it.
+// later milestones will add (check templates, sync settings) are not
+// declared, so they stay errors until they mean something: a file that asks
+// for a feature must not load on a version that would ignore it.
 //
 // Optional numbers are pointers where 0 is a meaningful value that differs
 // from "not given" (port 0, weight 0, a server's threshold 0 overriding the
@@ -53,6 +53,7 @@ type yamlService struct {
 	Weight  *int         `yaml:"weight,omitempty"`
 	Upper   int64        `yaml:"upper_threshold,omitempty"`
 	Lower   int64        `yaml:"lower_threshold,omitempty"`
+	Check   *yamlCheck   `yaml:"check,omitempty"` // of its servers; a server's own replaces it
 	Servers []yamlServer `yaml:"servers,omitempty"`
 	// What the line form cannot say: quiescent (default) or remove, and the
 	// server used while no real server is usable.
@@ -79,6 +80,8 @@ type yamlServer struct {
 	Upper      *int64 `yaml:"upper_threshold,omitempty"`
 	Lower      *int64 `yaml:"lower_threshold,omitempty"`
 	State      string `yaml:"state,omitempty"`
+	// Replaces the service's check for this server.
+	Check *yamlCheck `yaml:"check,omitempty"`
 }
 
 // schemaVersion is what MarshalYAML writes and ParseYAML accepts; an absent
@@ -239,6 +242,14 @@ func (b *yamlBuilder) service(at ypath, ys *yamlService, seen map[string]ypath) 
 		b.fail(at, "lower_threshold", item, u32err)
 		ok = false
 	}
+	if ys.Check != nil {
+		c, field, err := buildCheck(ys.Check, fmt.Sprintf("service %s check", svc.Key))
+		if err != nil {
+			b.fail(at.with("check"), field, item, err)
+			ok = false
+		}
+		svc.Check = c
+	}
 	svc.Servers = map[string]*fsm.RealServer{}
 	serverAt := map[string]ypath{}
 	for j := range ys.Servers {
@@ -258,6 +269,13 @@ func (b *yamlBuilder) service(at ypath, ys *yamlService, seen map[string]ypath) 
 			ok = false
 			continue
 		}
+		if yc := ys.Servers[j].Check; yc != nil {
+			if r.Check, field, err = buildCheck(yc, fmt.Sprintf("real server %s of service %s check", r.Key(), svc.Key)); err != nil {
+				b.fail(sat.with("check"), field, sitem, err)
+				ok = false
+				continue
+			}
+		}
 		rkey := r.Key()
 		if prev, dup := serverAt[rkey]; dup {
 			b.fail(sat, "", sitem, fmt.Errorf("%s: listed twice (also %s on line %d)", rkey, prev, lineOf(b.root, prev)))
@@ -276,6 +294,9 @@ func (b *yamlBuilder) service(at ypath, ys *yamlService, seen map[string]ypath) 
 		}
 		if err == nil && svc.Servers[r.Key()] != nil {
 			err = fmt.Errorf("%s: also a real server of the service", r.Key())
+		}
+		if err == nil && ys.SorryServer.Check != nil {
+			field, err = "check", errSorryCheck
 		}
 		if err != nil {
 			b.fail(at.with("sorry_server"), field, "sorry server", err)

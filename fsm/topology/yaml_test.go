@@ -156,7 +156,7 @@ func TestYAMLErrors(t *testing.T) {
 		want     []string
 	}{
 		{"unknown top-level", "version: 1\nhealth: {}\n", []string{`line 2: field "health" is not a top-level key`}},
-		{"unknown service field", svc + "    check: {http: /}\n", []string{`line 6: services[0]: field "check" is not a service key`}},
+		{"unknown service field", svc + "    colour: red\n", []string{`line 6: services[0]: field "colour" is not a service key`}},
 		{"unknown server field", svc + "    servers:\n      - {address: 10.1.0.1}\n      - {address: 10.1.0.2, colour: red}\n",
 			[]string{`line 8: services[0].servers[1]: field "colour" is not a real server key`}},
 		{"unknown persistence field", svc + "    persistence: {time: 5}\n", []string{`line 6: services[0].persistence: field "time" is not a persistence key`}},
@@ -293,6 +293,7 @@ func TestMarshalRoundTrip(t *testing.T) {
 	t.Run("full", func(t *testing.T) { roundTrip(t, mustYAML(t, full)) })
 	t.Run("empty", func(t *testing.T) { roundTrip(t, fsm.NewConfig()) })
 	t.Run("tunnels", func(t *testing.T) { roundTrip(t, mustYAML(t, tunnels)) })
+	t.Run("checks", func(t *testing.T) { roundTrip(t, mustYAML(t, checks)) })
 	t.Run("lines", func(t *testing.T) {
 		roundTrip(t, mustLines(t, `vip 10.0.0.1/24 eth0
 `+exampleLine+`
@@ -309,6 +310,11 @@ true:u:10.0.0.2:53 ["yes:10.5.0.1", "null:10.5.0.2", "0x1:10.5.0.3", "1e3:10.5.0
 				Server: &fsm.RealServer{Address: netip.MustParseAddr("10.1.0.1"), Forward: fsm.Masquerade, Weight: 2, State: fsm.Draining}},
 			{Kind: fsm.OpAddServer, ServiceKey: fsm.ServiceKey{Protocol: fsm.TCP, Address: netip.MustParseAddr("10.0.0.1"), Port: 80},
 				Server: &fsm.RealServer{Address: netip.MustParseAddr("10.1.0.2"), Port: 8080, Forward: fsm.Masquerade, Weight: 2}},
+			{Kind: fsm.OpSetCheck, ServiceKey: fsm.ServiceKey{Protocol: fsm.TCP, Address: netip.MustParseAddr("10.0.0.1"), Port: 80},
+				Check: &fsm.HealthCheck{Type: "http", IntervalMS: 2500, Path: "/health", Status: []int{200}}},
+			{Kind: fsm.OpSetCheck, ServiceKey: fsm.ServiceKey{Protocol: fsm.TCP, Address: netip.MustParseAddr("10.0.0.1"), Port: 80},
+				Server: &fsm.RealServer{Address: netip.MustParseAddr("10.1.0.2"), Port: 8080},
+				Check:  &fsm.HealthCheck{Type: "exec", Command: []string{"/bin/check", "a b"}, TimeoutMS: 750}},
 		})
 		if err != nil {
 			t.Fatal(err)

@@ -86,6 +86,8 @@ var (
 		"yamlService":     "service key",
 		"yamlServer":      "real server key",
 		"yamlPersistence": "persistence key (want timeout, netmask)",
+		"yamlCheck": "check key (want type, interval, timeout, rise, fall, address, port, method, path, host, sni, " +
+			"status, body, insecure, query, qtype, proto, rcode, answer, send, expect, command)",
 	}
 	typeNames = strings.NewReplacer(
 		"[]topology.yamlVIP", "a list of vips",
@@ -96,6 +98,7 @@ var (
 		"topology.yamlService", "a service (a mapping)",
 		"topology.yamlServer", "a real server (a mapping)",
 		"topology.yamlPersistence", "persistence (a mapping, {} for the defaults)",
+		"topology.yamlCheck", "a check (a mapping)",
 	)
 )
 
@@ -168,8 +171,17 @@ func isKey(key string) func(k, v *yaml.Node) (ypath, bool) {
 	return func(k, _ *yaml.Node) (ypath, bool) { return ypath{}, k.Value == key }
 }
 
+// isValue also finds an item of a flow list on the key's line
+// (status: [200, x]), since the decoder blames the item.
 func isValue(value string) func(k, v *yaml.Node) (ypath, bool) {
 	return func(k, v *yaml.Node) (ypath, bool) {
+		if v.Kind == yaml.SequenceNode {
+			for i, e := range v.Content {
+				if e.Kind == yaml.ScalarNode && e.Line == k.Line && e.Value == value {
+					return ypath{k.Value, i}, true
+				}
+			}
+		}
 		return ypath{k.Value}, v.Kind == yaml.ScalarNode && v.Value == value
 	}
 }
