@@ -157,14 +157,17 @@ func run(o options) error {
 
 	cfg := o.timing
 	cfg.NodeID, cfg.DataDir, cfg.RaftAddr, cfg.APIAddr, cfg.Bootstrap, cfg.Logger = o.nodeID, o.dataDir, o.raftAddr, advertise, o.bootstrap, log
-	if vips != nil {
-		cfg.Leadership = func(leader bool, reason string) {
+	hc := newChecks(o.nodeID, log)
+	cfg.Leadership = func(leader bool, reason string) {
+		// VIPs first: on a loss nothing may come before dropping them.
+		if vips != nil {
 			if leader {
 				vips.Lead(reason)
 			} else {
 				vips.Follow(reason)
 			}
 		}
+		hc.lead(leader)
 	}
 	fatal := make(chan error, 1)
 	cfg.Fatal = func(err error) {
@@ -182,6 +185,8 @@ func run(o options) error {
 	defer stop()
 	self := fsm.Member{ID: o.nodeID, RaftAddr: o.raftAddr, APIAddr: advertise}
 	srv := &api.Server{Node: node, Token: token, Self: self, IPVS: o.ipvs, Log: log}
+	hc.opened(node)
+	srv.Health = hc.runner.Statuses
 	if vips != nil {
 		vips.IsLeader = node.IsLeader
 		srv.VIPs = vips.Stats
@@ -232,6 +237,7 @@ func run(o options) error {
 	if vips != nil {
 		vips.Close("shutdown")
 	}
+	hc.lead(false)
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := node.Shutdown(sctx); err != nil {

@@ -93,7 +93,12 @@ func (r *Runner) Run(ctx context.Context, changes <-chan struct{}, view func() *
 		case <-changes:
 			r.sync(ctx, view())
 		case <-t.C:
-			r.flush(ctx, view())
+			r.mu.Lock()
+			idle := len(r.pending) == 0
+			r.mu.Unlock()
+			if !idle {
+				r.flush(ctx, view())
+			}
 		}
 	}
 }

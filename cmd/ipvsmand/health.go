@@ -1,0 +1,95 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"maps"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+
+	"github.com/ipvsman/ipvsman/cluster"
+	"github.com/ipvsman/ipvsman/director/check"
+	"github.com/ipvsman/ipvsman/director/health"
+	"github.com/ipvsman/ipvsman/fsm"
+)
+
+// checks runs the health-check runner while this node leads.
+type checks struct {
+	runner *health.Runner
+	node   atomic.Pointer[cluster.Node] // set once Open returns
+	id     string
+
+	mu      sync.Mutex
+	leading bool
+	cancel  context.CancelFunc
+	changes <-chan struct{}
+}
+
+func newChecks(id string, log *slog.Logger) *checks {
+	c := &checks{id: id}
+	c.runner = &health.Runner{Build: probe, Commit: c.commit, Log: log}
+	return c
+}
+
+// probe adapts a checker to the runner.
+func probe(spec fsm.HealthCheck) (health.Probe, error) {
+	ck, err := check.New(spec)
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context, t netip.AddrPort) health.Outcome {
+		r := ck.Check(ctx, t)
+		return health.Outcome{OK: r.OK, Latency: r.Latency, Detail: r.Detail}
+	}, nil
+}
+
+var errNotOpen = errors.New("raft node not open yet")
+
+func (c *checks) commit(ctx context.Context, ch []fsm.VerdictChange) error {
+	n := c.node.Load()
+	if n == nil {
+		return errNotOpen
+	}
+	_, err := n.Propose(ctx, fsm.CmdSetVerdicts, fsm.SetVerdictsPayload{Verdicts: ch}, "ipvsmand@"+c.id)
+	return err
+}
+
+// opened hands over the node; the state's change signal is subscribed once.
+// Leadership gained while Open ran is acted on here.
+func (c *checks) opened(n *cluster.Node) {
+	c.mu.Lock()
+	c.changes = n.Subscribe()
+	c.node.Store(n)
+	leading := c.leading
+	c.mu.Unlock()
+	c.lead(leading)
+}
+
+// lead starts or stops the runner. A loss stops it at once; a gain starts
+// it from the committed verdicts (the caller has passed the Barrier).
+func (c *checks) lead(leader bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.leading = leader
+	if c.cancel != nil {
+		c.cancel()
+		c.cancel = nil
+	}
+	n := c.node.Load()
+	if !leader || n == nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c.cancel = cancel
+	go c.runner.Run(ctx, c.changes, func() *fsm.State {
+		// Configs are immutable once committed; the verdict map is
+		// updated in place by Apply, so the runner gets a copy.
+		var st fsm.State
+		n.View(func(s *fsm.State, _ uint64) {
+			st = fsm.State{Config: s.Config, Verdicts: maps.Clone(s.Verdicts)}
+		})
+		return &st
+	})
+}

@@ -1,0 +1,55 @@
+// Package check holds the health checkers: each judges one real server
+// (or the address and port its check overrides, see Target) once per call
+// and reports a Result. Scheduling, rise/fall counting and verdicts are
+// the caller's (package director/health); a checker only checks.
+//
+// The built-in types, one file each:
+//
+//   - tcp: connect, then close. OK when the handshake completes;
+//     "connection refused", "timeout", ... otherwise.
+//   - http, https: one request (Method, default GET; Path, default /; Host
+//     header) judged by its status code (Status, default 200-399) and, if
+//     Body is set, by a regular expression over the first 64 KiB of the
+//     body. Redirects are not followed: a 3xx is judged like any other
+//     code. https sends SNI (SNI, else Host's name) and verifies the
+//     certificate unless Insecure. Each checker keeps its connection
+//     alive between checks (a small pool per checker) unless checks are
+//     more than a minute apart: a check then costs one request, not a
+//     dial and a handshake (about a quarter of the CPU), for about 20 KB
+//     per idle connection. So the certificate is verified per connection,
+//     not per check.
+//   - dns: one question (Query, QType default A) over Proto (udp, default,
+//     or tcp). OK when the response code is RCode (default NOERROR) and,
+//     if Answer is set, some answer record's text contains it.
+//   - udp: send Send from a connected socket and read one reply, which must
+//     match the regular expression Expect (any reply if empty). An ICMP
+//     port unreachable fails the check at once; no reply is a timeout.
+//   - icmp: one echo request, IPv4 or IPv6, from an unprivileged ping
+//     socket when net.ipv4.ping_group_range allows it, else from a raw
+//     socket (CAP_NET_RAW). The target's port is ignored.
+//   - exec: run Command (an argv, no shell) with the target in
+//     $IPVSMAN_CHECK_ADDR and $IPVSMAN_CHECK_PORT; exit 0 is OK. As with
+//     keepalived's misc_dynamic, a last stdout line "weight N" (0-65535)
+//     sets Result.Weight. The command's process group is killed when the
+//     context ends.
+//
+// Every checker honours its context (the caller sets the timeout), is
+// safe for concurrent use, and does its per-configuration work (regular
+// expressions, transports, query templates) once, in New. A checker that
+// holds resources between checks (http, https: idle connections)
+// implements io.Closer; call it when done with the checker.
+//
+// # Adding a checker
+//
+// Write one file, say foo.go, with a type implementing Checker and an
+// init that registers its builder:
+//
+//	func init() { Register("foo", newFoo) }
+//
+//	func newFoo(c fsm.HealthCheck) (Checker, error) { ... }
+//
+// The builder gets the check with defaults applied and already validated
+// by fsm.ValidateHealthCheck; add the type to fsm.CheckTypes (and its
+// fields' validation) so that configurations may use it. Use describe for
+// error details and watch to make a net.Conn honour the context.
+package check

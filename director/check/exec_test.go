@@ -1,0 +1,153 @@
+package check
+
+import (
+	"bytes"
+	"errors"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ipvsman/ipvsman/fsm"
+)
+
+func sh(script string, args ...string) fsm.HealthCheck {
+	return fsm.HealthCheck{Type: "exec", Command: append([]string{"/bin/sh", "-c", script, "sh"}, args...)}
+}
+
+var execTarget = netip.MustParseAddrPort("192.0.2.7:8080")
+
+func TestExec(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		c      fsm.HealthCheck
+		ok     bool
+		detail string
+		weight int // -1: none
+	}{
+		{"exit 0", sh("exit 0"), true, "exit 0", -1},
+		{"exit 1", sh("exit 1"), false, "exit 1", -1},
+		{"stderr in detail", sh("echo starting; echo backend not ready >&2; exit 2"), false, "exit 2: backend not ready", -1},
+		{"stdout in detail", sh("echo backend not ready; exit 3"), false, "exit 3: backend not ready", -1},
+		{"weight", sh("echo checking; echo weight 5"), true, "exit 0, weight 5", 5},
+		{"weight without newline", sh("printf 'weight 65535'"), true, "exit 0, weight 65535", 65535},
+		{"weight on failure", sh("echo weight 0; exit 1"), false, "exit 1", 0},
+		{"weight not last", sh("echo weight 5; echo done"), true, "exit 0", -1},
+		{"weight out of range", sh("echo weight 65536"), true, "exit 0", -1},
+		{"weight negative", sh("echo weight -1"), true, "exit 0", -1},
+		{"weight with junk", sh("echo weight 5 please"), true, "exit 0", -1},
+		{"env", sh(`echo "$IPVSMAN_CHECK_ADDR $IPVSMAN_CHECK_PORT" >&2; [ "$IPVSMAN_CHECK_ADDR" = 192.0.2.7 ] && [ "$IPVSMAN_CHECK_PORT" = 8080 ]`), true, "exit 0", -1},
+		{"killed by a signal", sh("kill -TERM $$"), false, "killed by terminated", -1},
+		{"not found", fsm.HealthCheck{Type: "exec", Command: []string{"/nonexistent/check"}}, false, "no such file", -1},
+		// A million bytes of output: kept to a tail, the weight line still seen.
+		{"large output", sh("head -c 1000000 /dev/zero | tr '\\0' x; echo; echo weight 7"), true, "exit 0, weight 7", 7},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := check(t, build(t, tc.c), execTarget, 10*time.Second)
+			if tc.ok {
+				wantOK(t, r)
+				if r.Detail != tc.detail {
+					t.Errorf("detail %q, want %q", r.Detail, tc.detail)
+				}
+			} else {
+				wantFail(t, r, tc.detail)
+			}
+			switch {
+			case tc.weight < 0 && r.Weight != nil:
+				t.Errorf("weight %d, want none", *r.Weight)
+			case tc.weight >= 0 && r.Weight == nil:
+				t.Errorf("no weight, want %d", tc.weight)
+			case tc.weight >= 0 && *r.Weight != tc.weight:
+				t.Errorf("weight %d, want %d", *r.Weight, tc.weight)
+			}
+		})
+	}
+}
+
+// TestExecTimeoutKillsGroup: on timeout the shell and its background child
+// are killed, and Check returns soon after the deadline.
+func TestExecTimeoutKillsGroup(t *testing.T) {
+	pidfile := filepath.Join(t.TempDir(), "pid")
+	ch := build(t, sh(`sleep 60 & echo $! > "$1"; wait`, pidfile))
+	start := time.Now()
+	r := check(t, ch, execTarget, 300*time.Millisecond)
+	if el := time.Since(start); el > 10*time.Second {
+		t.Fatalf("check took %v with a 300ms timeout", el)
+	}
+	wantFail(t, r, "timeout (killed)")
+	b, err := os.ReadFile(pidfile)
+	if err != nil {
+		t.Fatalf("the script did not start its child: %v", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !gone(pid) {
+		if time.Now().After(deadline) {
+			syscall.Kill(pid, syscall.SIGKILL)
+			t.Fatalf("the script's child %d still runs 10s after the timeout", pid)
+		}
+		time.Sleep(10 * time.Millisecond) // polling, with the deadline above
+	}
+}
+
+// gone reports whether pid has exited (a zombie counts: its reaper may be
+// a pid 1 that does not reap).
+func gone(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if errors.Is(err, os.ErrNotExist) {
+		return true
+	}
+	// pid (comm) state ...: comm may hold spaces, so look after the last ')'.
+	if i := bytes.LastIndexByte(b, ')'); i >= 0 && i+2 < len(b) {
+		return b[i+2] == 'Z' || b[i+2] == 'X'
+	}
+	return false
+}
+
+// TestExecBackgroundChildHoldsOutput: a command that exits but leaves a
+// child holding its stdout is judged by its exit, without waiting for the
+// child.
+func TestExecBackgroundChildHoldsOutput(t *testing.T) {
+	pidfile := filepath.Join(t.TempDir(), "pid")
+	ch := build(t, sh(`sleep 60 & echo $! > "$1"; echo weight 3`, pidfile))
+	r := check(t, ch, execTarget, 10*time.Second)
+	if b, err := os.ReadFile(pidfile); err == nil {
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+	wantOK(t, r)
+	if r.Latency > 5*time.Second {
+		t.Errorf("check took %v: it waited for the background child", r.Latency)
+	}
+	if r.Weight == nil || *r.Weight != 3 {
+		t.Errorf("weight %v, want 3", r.Weight)
+	}
+}
+
+func TestTail(t *testing.T) {
+	tl := &tail{max: 8}
+	for _, s := range []string{"abc", "defg", "hijkl"} {
+		tl.Write([]byte(s))
+	}
+	if got := string(tl.bytes()); got != "efghijkl" {
+		t.Fatalf("tail %q, want efghijkl", got)
+	}
+	tl.Write([]byte("0123456789"))
+	if got := string(tl.bytes()); got != "23456789" {
+		t.Fatalf("tail %q, want 23456789", got)
+	}
+	// A cut-off line is not a weight line.
+	tl = &tail{max: 8}
+	tl.Write([]byte("xxweight 5"))
+	if w := tl.weight(); w != nil {
+		t.Fatalf("weight %d from a line cut at its start", *w)
+	}
+}
