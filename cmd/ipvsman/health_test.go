@@ -35,3 +35,38 @@ func TestPrintHealth(t *testing.T) {
 		}
 	}
 }
+
+func TestListWithHealth(t *testing.T) {
+	list := `IP Virtual Server version 1.2.1 (size=4096)
+Prot LocalAddress:Port Scheduler Flags
+  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn
+TCP  10.0.0.10:80 rr
+  -> 10.0.0.21:80                 Route   1      0          0         
+  -> 10.0.0.22:80                 Route   0      0          0         
+FWM  7 IPv6 rr
+  -> [fd00::21]:80                Route   1      0          0         
+`
+	at := time.Unix(1, 0)
+	got := annotateHealth(list, []health.Status{
+		{Service: "tcp:10.0.0.10:80", Server: "10.0.0.22:80", Health: fsm.HealthDown, Detail: "connection refused", Latency: 2 * time.Millisecond, At: at},
+		{Service: "tcp:10.0.0.10:80", Server: "10.0.0.21:80", Health: fsm.HealthUp, OK: true, Latency: 1500 * time.Microsecond, At: at},
+		{Service: "fwmark6:7", Server: "[fd00::21]:80", Health: fsm.HealthUnknown},
+	})
+	lines := strings.Split(got, "\n")
+	for i, want := range map[int]string{
+		2: "InActConn  Health  Last  Latency",
+		4: "0  up  ok  1.5ms",
+		5: "0  down  fail:connection_refused  2.0ms",
+		7: "0  unknown  -  -",
+	} {
+		if !strings.HasSuffix(strings.TrimRight(lines[i], " "), want) && !strings.HasSuffix(lines[i], want) {
+			t.Errorf("line %d = %q, want it to end with %q", i, lines[i], want)
+		}
+	}
+	if _, ok := takeHealthFlag([]string{"-L", "-n"}); ok {
+		t.Error("no --health found --health")
+	}
+	if a, ok := takeHealthFlag([]string{"-L", "--health", "-n"}); !ok || strings.Join(a, " ") != "-L -n" {
+		t.Errorf("takeHealthFlag = %v %v", a, ok)
+	}
+}

@@ -19,9 +19,13 @@ import (
 
 // runIpvsadm executes one ipvsadm command line against the cluster.
 func runIpvsadm(g *globals, args []string) error {
+	args, withHealth := takeHealthFlag(args)
 	cmd, err := ipvsadm.Parse(args)
 	if err != nil {
 		return err
+	}
+	if withHealth && (cmd.Action != ipvsadm.ActionList || !cmd.List.Numeric || g.node != "") {
+		return fmt.Errorf("%s: only with -L -n (the cluster's table)", healthFlag)
 	}
 	switch cmd.Action {
 	case ipvsadm.ActionHelp:
@@ -93,7 +97,17 @@ func runIpvsadm(g *globals, args []string) error {
 			err = ipvsadm.FormatSave(w, cfg, cmd.List.Numeric, res)
 		} else {
 			// The header shows what every kernel since 2.6 reports by default.
-			err = ipvsadm.FormatList(w, ipvsadm.Header{Version: "1.2.1", Size: 4096}, cfg, stats, cmd.List, res)
+			var b strings.Builder
+			err = ipvsadm.FormatList(&b, ipvsadm.Header{Version: "1.2.1", Size: 4096}, cfg, stats, cmd.List, res)
+			text := b.String()
+			if err == nil && withHealth {
+				h, herr := c.Health(ctx)
+				if herr != nil {
+					return herr
+				}
+				text = annotateHealth(text, h.Checks)
+			}
+			w.WriteString(text)
 		}
 		if err != nil {
 			return err

@@ -95,6 +95,9 @@ func TestHealthVerdictsOnLoopback(t *testing.T) {
 	if l := serverLine(healthOf(n1)); !strings.Contains(l, "down") || !strings.Contains(l, "HTTP 503") {
 		t.Errorf("health line of b: %q", l)
 	}
+	if l := serverLine(c.MustCLI(n3, "", "-L", "-n", "--health")); !strings.Contains(l, " 0 ") || !strings.Contains(l, "down  fail:HTTP_503") {
+		t.Errorf("-L -n --health line of b: %q", l)
+	}
 
 	lead.Kill()
 	var rest []*harness.Node
