@@ -355,3 +355,19 @@ func TestEveryAttributeIsOneOperation(t *testing.T) {
 		})
 	}
 }
+
+// An exec check's weight replaces the configured one; a down verdict still
+// means weight 0.
+func TestDesiredVerdictWeight(t *testing.T) {
+	st := sample(t)
+	k := fsm.VerdictKey(web.String(), "10.1.0.21:8080")
+	seven := 7
+	st.Verdicts[k] = fsm.Verdict{Health: fsm.HealthUp, Weight: &seven}
+	if w := Desired(st)[web.String()].Dests["10.1.0.21:8080"].Weight; w != 7 {
+		t.Errorf("weight with an exec verdict of 7: %d", w)
+	}
+	st.Verdicts[k] = fsm.Verdict{Health: fsm.HealthDown, Weight: &seven}
+	if w := Desired(st)[web.String()].Dests["10.1.0.21:8080"].Weight; w != 0 {
+		t.Errorf("weight of a down server: %d", w)
+	}
+}

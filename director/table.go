@@ -69,7 +69,13 @@ func Desired(st *fsm.State) Table {
 		usable := 0
 		for rk, rs := range svc.Servers {
 			w := rs.Weight
-			down := st.Verdicts[fsm.VerdictKey(key, rk)].Health == fsm.HealthDown
+			v := st.Verdicts[fsm.VerdictKey(key, rk)]
+			down := v.Health == fsm.HealthDown
+			if v.Weight != nil {
+				// An exec check that prints "weight N" (keepalived's
+				// misc_dynamic) sets the weight of a usable server.
+				w = *v.Weight
+			}
 			switch {
 			case rs.State == fsm.Active && !down:
 				usable++

@@ -69,6 +69,7 @@ type (
 		Service string `json:"service"` // ServiceKey.String()
 		Server  string `json:"server"`  // RealServer.Key()
 		Health  Health `json:"health"`
+		Weight  *int   `json:"weight,omitempty"` // from an exec check; nil: the configured weight
 		Reason  string `json:"reason,omitempty"`
 	}
 	SetMemberPayload struct {

@@ -322,6 +322,9 @@ func (s *Service) Clone() *Service {
 // Verdict is the committed result of a real server's health checks.
 type Verdict struct {
 	Health Health `json:"health"`
+	// Weight, when set, replaces the configured weight (an exec check's
+	// "weight N").
+	Weight *int   `json:"weight,omitempty"`
 	Since  int64  `json:"since"` // unix nanoseconds, stamped by the leader
 	Reason string `json:"reason,omitempty"`
 }

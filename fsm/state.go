@@ -194,7 +194,10 @@ func (s *State) planVerdicts(cmd Command) (change, error) {
 		default:
 			return change{}, fmt.Errorf("verdict for real server %s of service %s: health %q: want up, down or unknown", v.Server, v.Service, v.Health)
 		}
-		ch.verdicts[VerdictKey(v.Service, v.Server)] = Verdict{Health: v.Health, Since: cmd.Time, Reason: v.Reason}
+		if v.Weight != nil && (*v.Weight < 0 || *v.Weight > MaxWeight) {
+			return change{}, fmt.Errorf("verdict for real server %s of service %s: weight %d: out of range 0-%d", v.Server, v.Service, *v.Weight, MaxWeight)
+		}
+		ch.verdicts[VerdictKey(v.Service, v.Server)] = Verdict{Health: v.Health, Weight: v.Weight, Since: cmd.Time, Reason: v.Reason}
 	}
 	return ch, nil
 }

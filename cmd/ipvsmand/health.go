@@ -41,7 +41,7 @@ func probe(spec fsm.HealthCheck) (health.Probe, error) {
 	}
 	return func(ctx context.Context, t netip.AddrPort) health.Outcome {
 		r := ck.Check(ctx, t)
-		return health.Outcome{OK: r.OK, Latency: r.Latency, Detail: r.Detail}
+		return health.Outcome{OK: r.OK, Latency: r.Latency, Detail: r.Detail, Weight: r.Weight}
 	}, nil
 }
 

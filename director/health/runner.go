@@ -19,6 +19,7 @@ type Outcome struct {
 	OK      bool
 	Latency time.Duration
 	Detail  string
+	Weight  *int // an exec check's "weight N"; nil: none
 }
 
 // Probe runs one check against target; it must honour ctx's deadline.
@@ -62,6 +63,7 @@ type job struct {
 	target               netip.AddrPort
 	probe                Probe
 	tracker              *Tracker
+	weight               *int // the verdict's weight, as committed or pending
 	status               Status
 	cancel               context.CancelFunc
 }
@@ -186,6 +188,7 @@ func (r *Runner) sync(ctx context.Context, st *fsm.State) {
 		}
 		w.probe = p
 		w.tracker = NewTracker(w.spec.Rise, w.spec.Fall, st.Verdicts[k].Health)
+		w.weight = st.Verdicts[k].Weight
 		if w.tracker.Health == "" {
 			w.tracker.Health = fsm.HealthUnknown
 		}
@@ -242,12 +245,18 @@ func (r *Runner) observe(j *job, o Outcome, at time.Time) {
 	}
 	j.status.OK, j.status.Detail, j.status.Latency, j.status.At = o.OK, o.Detail, o.Latency, at
 	j.status.Checks++
-	if !j.tracker.Observe(o.OK) {
+	flipped := j.tracker.Observe(o.OK)
+	reweighed := o.OK && o.Weight != nil && !sameWeight(j.weight, o.Weight)
+	if reweighed {
+		w := *o.Weight
+		j.weight = &w
+	}
+	if !flipped && !reweighed {
 		return
 	}
 	j.status.Health = j.tracker.Health
 	reason := fmt.Sprintf("%s check: %s", j.spec.Type, o.Detail)
-	r.pending[j.key] = fsm.VerdictChange{Service: j.service, Server: j.server, Health: j.tracker.Health, Reason: reason}
+	r.pending[j.key] = fsm.VerdictChange{Service: j.service, Server: j.server, Health: j.tracker.Health, Weight: j.weight, Reason: reason}
 	r.log().Info("health transition", "service", j.service, "server", j.server, "health", string(j.tracker.Health), "detail", o.Detail,
 		"latency", o.Latency.String())
 }
@@ -265,7 +274,7 @@ func (r *Runner) flush(ctx context.Context, st *fsm.State) {
 	for _, k := range slices.Sorted(maps.Keys(r.pending)) {
 		c := r.pending[k]
 		svc := st.Config.Services[c.Service]
-		if svc == nil || svc.Servers[c.Server] == nil || st.Verdicts[k].Health == c.Health {
+		if svc == nil || svc.Servers[c.Server] == nil || (st.Verdicts[k].Health == c.Health && sameWeight(st.Verdicts[k].Weight, c.Weight)) {
 			delete(r.pending, k)
 			continue
 		}
@@ -282,10 +291,14 @@ func (r *Runner) flush(ctx context.Context, st *fsm.State) {
 	r.mu.Lock()
 	for _, c := range batch {
 		k := fsm.VerdictKey(c.Service, c.Server)
-		if p, ok := r.pending[k]; ok && p.Health == c.Health {
+		if p, ok := r.pending[k]; ok && p.Health == c.Health && sameWeight(p.Weight, c.Weight) {
 			delete(r.pending, k)
 		}
 	}
 	r.mu.Unlock()
 	r.log().Info("health verdicts committed", "transitions", len(batch))
+}
+
+func sameWeight(a, b *int) bool {
+	return (a == nil) == (b == nil) && (a == nil || *a == *b)
 }

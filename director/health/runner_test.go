@@ -19,6 +19,7 @@ type world struct {
 	changes chan struct{}
 	commits [][]fsm.VerdictChange
 	down    map[netip.AddrPort]bool // probes of these targets fail
+	weight  map[netip.AddrPort]int  // probes of these targets report a weight
 }
 
 func newWorld(t *testing.T, servers int, check fsm.HealthCheck) *world {
@@ -30,7 +31,7 @@ func newWorld(t *testing.T, servers int, check fsm.HealthCheck) *world {
 		svc.Servers[rs.Key()] = rs
 	}
 	st.Config.Services[svc.Key.String()] = svc
-	return &world{st: st, changes: make(chan struct{}, 1), down: map[netip.AddrPort]bool{}}
+	return &world{st: st, changes: make(chan struct{}, 1), down: map[netip.AddrPort]bool{}, weight: map[netip.AddrPort]int{}}
 }
 
 func (w *world) view() *fsm.State {
@@ -60,11 +61,16 @@ func (w *world) commit(_ context.Context, ch []fsm.VerdictChange) error {
 func (w *world) probe(ctx context.Context, target netip.AddrPort) Outcome {
 	w.mu.Lock()
 	down := w.down[target]
+	weight, weighed := w.weight[target]
 	w.mu.Unlock()
 	if down {
 		return Outcome{Detail: "refused"}
 	}
-	return Outcome{OK: true, Detail: "ok", Latency: time.Millisecond}
+	o := Outcome{OK: true, Detail: "ok", Latency: time.Millisecond}
+	if weighed {
+		o.Weight = &weight
+	}
+	return o
 }
 
 func (w *world) setDown(target string, down bool) {
@@ -171,4 +177,27 @@ func TestStormIsBatched(t *testing.T) {
 		t.Errorf("%d transitions took %d commands, want at most 2", n, after-before)
 	}
 	t.Logf("%d transitions in %d commands", n, after-before)
+}
+
+// An exec check's "weight N" is committed when it changes, not on every
+// check.
+func TestRunnerCommitsWeights(t *testing.T) {
+	w := newWorld(t, 1, fsm.HealthCheck{Type: "exec", Command: []string{"x"}, IntervalMS: 100, TimeoutMS: 50, Rise: 2, Fall: 2})
+	target := netip.MustParseAddrPort("10.1.0.1:80")
+	w.weight[target] = 5
+	r := start(t, w, 20*time.Millisecond)
+	verdict := func() fsm.Verdict {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return w.st.Verdicts[fsm.VerdictKey("tcp:10.0.0.10:80", "10.1.0.1:80")]
+	}
+	eventually(t, "weight 5", func() bool { v := verdict(); return v.Weight != nil && *v.Weight == 5 && v.Health == fsm.HealthUp })
+	eventually(t, "five more checks", func() bool { return r.Statuses()[0].Checks >= 6 })
+	if n, _ := w.nCommits(); n != 1 {
+		t.Errorf("%d commands for one weight, want 1", n)
+	}
+	w.mu.Lock()
+	w.weight[target] = 9
+	w.mu.Unlock()
+	eventually(t, "weight 9", func() bool { v := verdict(); return v.Weight != nil && *v.Weight == 9 })
 }
