@@ -52,6 +52,7 @@ type Runner struct {
 	Workers int
 
 	mu      sync.Mutex
+	config  *fsm.Config // the config the jobs were made from
 	jobs    map[string]*job
 	pending map[string]fsm.VerdictChange
 	sem     chan struct{}
@@ -72,6 +73,7 @@ type job struct {
 // state; changes signals that it changed.
 func (r *Runner) Run(ctx context.Context, changes <-chan struct{}, view func() *fsm.State) {
 	r.mu.Lock()
+	r.config = nil
 	r.jobs = map[string]*job{}
 	r.pending = map[string]fsm.VerdictChange{}
 	workers := r.Workers
@@ -167,9 +169,19 @@ func sameJob(a, b *job) bool {
 // sync starts, restarts and stops checks to match the state. Unchanged
 // checks keep their trackers.
 func (r *Runner) sync(ctx context.Context, st *fsm.State) {
+	r.mu.Lock()
+	// Configs are immutable once committed: the same pointer is the same
+	// checks. Most changes are the runner's own verdicts, which leave the
+	// config alone; rebuilding thousands of jobs for each would be waste.
+	same := st.Config == r.config
+	r.mu.Unlock()
+	if same {
+		return
+	}
 	want := wanted(st)
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.config = st.Config
 	for k, j := range r.jobs {
 		if w, ok := want[k]; !ok || !sameJob(j, w) {
 			j.cancel()
