@@ -7,7 +7,7 @@ FUZZTIME ?= 10s
 UNIT     := ./fsm/... ./cluster/... ./director/... ./vip/... ./cmd/...
 
 .DEFAULT_GOAL := help
-.PHONY: help build test test-unit test-host e2e fuzz lint demo demo-loopback lab-selftest lab-shell bench bench-apply bench-failover clean
+.PHONY: help build test test-unit test-host e2e fuzz lint demo demo-loopback lab-selftest lab-shell bench bench-apply bench-failover bench-health clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -40,7 +40,10 @@ bench-apply: ## lab VM: reconciler full apply of 1,000 services x 10 real server
 bench-failover: ## namespaces (root): client-visible failover, ipvsman vs keepalived VRRP, and an idle run (CYCLES=20 IDLE=10m ONLY=)
 	bash test/failover/bench.sh
 
-bench: bench-apply bench-failover ## every benchmark
+bench-health: ## lab VM: 5,000 HTTP checks at 1 s, CPU per 1,000 checks and RSS vs keepalived's checker; a 5,000-transition storm (WINDOW=60s CHECKS=5000)
+	bash test/lab/bench_health.sh
+
+bench: bench-apply bench-failover bench-health ## every benchmark
 
 fuzz: ## run every fuzz target for FUZZTIME each (default 10s)
 	@FUZZTIME=$(FUZZTIME) GO=$(GO) sh test/fuzz.sh
