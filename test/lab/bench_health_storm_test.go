@@ -1,0 +1,147 @@
+//go:build lab && labbench
+
+package lab
+
+// The storm half of make bench-health: reading what the runner logged and
+// the set-verdicts entries Raft stored, and counting them per tick.
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"go.etcd.io/bbolt"
+
+	"github.com/ipvsman/ipvsman/fsm"
+)
+
+// logLine is the part of the daemon's JSON log lines the storm reads.
+type logLine struct {
+	Time        time.Time `json:"time"`
+	Msg         string    `json:"msg"`
+	Health      string    `json:"health"`
+	Transitions int       `json:"transitions"`
+}
+
+// stormLog counts, since from, the transitions the runner logged and those
+// it logged as committed.
+func stormLog(log string, from time.Time) (seen, committed int) {
+	for _, line := range strings.Split(log, "\n") {
+		var l logLine
+		if !strings.HasPrefix(line, "{") || json.Unmarshal([]byte(line), &l) != nil || l.Time.Before(from) {
+			continue
+		}
+		switch l.Msg {
+		case "health transition":
+			seen++
+		case "health verdicts committed":
+			committed += l.Transitions
+		}
+	}
+	return seen, committed
+}
+
+// verdictEntry is one set-verdicts entry of the Raft log.
+type verdictEntry struct {
+	index uint64
+	at    time.Time // the leader's stamp, taken when the runner proposed it
+	down  int       // its transitions to down
+	all   int
+}
+
+// verdictEntries reads the stopped daemon's Raft log (raft.db).
+func verdictEntries(t *testing.T, dataDir string, from time.Time) []verdictEntry {
+	t.Helper()
+	store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dataDir, "raft.db"),
+		BoltOptions: &bbolt.Options{ReadOnly: true, Timeout: 10 * time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	first, err1 := store.FirstIndex()
+	last, err2 := store.LastIndex()
+	if err1 != nil || err2 != nil {
+		t.Fatal(err1, err2)
+	}
+	var out []verdictEntry
+	for i := first; i <= last && i > 0; i++ {
+		var l raft.Log
+		if err := store.GetLog(i, &l); err != nil {
+			t.Fatalf("raft log index %d: %v", i, err)
+		}
+		if l.Type != raft.LogCommand {
+			continue
+		}
+		cmd, err := fsm.Decode(l.Data)
+		if err != nil {
+			t.Fatalf("raft log index %d: %v", i, err)
+		}
+		at := time.Unix(0, cmd.Time)
+		if cmd.Type != fsm.CmdSetVerdicts || at.Before(from) {
+			continue
+		}
+		var p fsm.SetVerdictsPayload
+		if err := json.Unmarshal(cmd.Payload, &p); err != nil {
+			t.Fatalf("raft log index %d: %v", i, err)
+		}
+		e := verdictEntry{index: i, at: at, all: len(p.Verdicts)}
+		for _, v := range p.Verdicts {
+			if v.Health == fsm.HealthDown {
+				e.down++
+			}
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// mostInAnyTick is the most entries proposed within one tick of each
+// other (any window [t, t+tick)): an upper bound of the entries per tick,
+// which counts two consecutive ticks' entries when the first was proposed
+// later after its tick than the second.
+func mostInAnyTick(es []verdictEntry, tick time.Duration) int {
+	most := 0
+	for i := range es {
+		n := 0
+		for j := i; j < len(es) && es[j].at.Sub(es[i].at) < tick; j++ {
+			n++
+		}
+		most = max(most, n)
+	}
+	return most
+}
+
+// mostPerTick is the most entries proposed in one tick of the runner's
+// ticker. The runner proposes each batch shortly after a tick, so the
+// entries' phases (their time modulo the tick) bunch together just after
+// the ticker's own phase: that phase is taken as the one after the largest
+// gap between the sorted phases, and each entry is counted in the tick
+// period it falls in.
+func mostPerTick(es []verdictEntry, tick time.Duration) (most int, phase time.Duration) {
+	if len(es) == 0 {
+		return 0, 0
+	}
+	ph := make([]time.Duration, len(es))
+	for i, e := range es {
+		ph[i] = time.Duration(e.at.UnixNano() % int64(tick))
+	}
+	slices.Sort(ph)
+	phase, gap := ph[0], ph[0]+tick-ph[len(ph)-1] // the gap across zero
+	for i := 1; i < len(ph); i++ {
+		if g := ph[i] - ph[i-1]; g > gap {
+			phase, gap = ph[i], g
+		}
+	}
+	per := map[int64]int{}
+	for _, e := range es {
+		k := (e.at.UnixNano() - int64(phase)) / int64(tick)
+		per[k]++
+		most = max(most, per[k])
+	}
+	return most, phase
+}
