@@ -160,8 +160,14 @@ func (r *Reconciler) fingerprint(t Table, ops []Op, all bool) string {
 			r.digests[k] = serviceDigest(k, s)
 		}
 	} else {
+		// Once per service touched: a pass that adds 2,000 real servers to
+		// one service is 2,000 operations on it, and a digest covers all
+		// of its real servers.
+		touched := map[string]bool{}
 		for _, op := range ops {
-			k := op.Service.Key.String()
+			touched[op.Service.Key.String()] = true
+		}
+		for k := range touched {
 			if s, ok := t[k]; ok {
 				r.digests[k] = serviceDigest(k, s)
 			} else {
