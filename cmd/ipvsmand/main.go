@@ -30,7 +30,7 @@ type options struct {
 	bootstrap                                        bool
 	join, tokenFile, ipvs, logLevel, logFormat       string
 	exclusive                                        bool
-	vips                                             string
+	vips, debugAddr                                  string
 	resync                                           time.Duration
 	timing                                           cluster.Config
 }
@@ -63,6 +63,7 @@ func main() {
 	f.DurationVar(&o.timing.ElectionTimeout, "election-timeout", 150*time.Millisecond, "Raft election timeout")
 	f.DurationVar(&o.timing.LeaderLeaseTimeout, "leader-lease-timeout", 75*time.Millisecond, "Raft leader lease; must be below the heartbeat timeout so an isolated leader steps down first")
 	f.DurationVar(&o.timing.CommitTimeout, "commit-timeout", 20*time.Millisecond, "Raft commit timeout")
+	f.StringVar(&o.debugAddr, "debug-addr", "", "host:port serving Go's /debug/pprof profiles (unauthenticated: keep it on loopback); empty: off")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&o.logFormat, "log-format", "text", "text or json")
 	if err := cmd.Execute(); err != nil {
@@ -138,6 +139,11 @@ func run(o options) error {
 	case "off":
 	default:
 		return fmt.Errorf("--vips %q: want on or off", o.vips)
+	}
+	if o.debugAddr != "" {
+		if err := serveDebug(o.debugAddr, log); err != nil {
+			return err
+		}
 	}
 	token, err := readToken(o.tokenFile)
 	if err != nil {

@@ -29,7 +29,8 @@ package lab
 //
 // CPU is utime+stime from /proc/PID/stat over WINDOW; RSS is VmRSS at the
 // window's end. Figures are reported, not asserted: the test fails only
-// when the setup fails. Knobs (env): BENCH_CHECKS (5000), BENCH_WINDOW (60s).
+// when the setup fails. Knobs (env): BENCH_CHECKS (5000), BENCH_WINDOW (60s),
+// BENCH_PROFILE (set: ipvsmand's CPU profile of the window, in BENCH_OUT).
 
 import (
 	"encoding/json"
@@ -52,6 +53,7 @@ import (
 const (
 	hbFirstPort = 20000
 	hbStats     = "127.0.0.1:9999" // the responder's counter, inside rs1
+	hbDebug     = "127.0.0.1:6060" // ipvsmand's pprof, inside d1
 	hbTick      = 200 * time.Millisecond
 	// userHZ is the unit of /proc/PID/stat's times: USER_HZ, 100 on every
 	// Linux architecture the lab runs (sysconf would need cgo).
@@ -425,7 +427,7 @@ func TestBenchHealth(t *testing.T) {
 	c := harness.NewCluster(t)
 	c.CLINetNS = tp.NS(topo.Client)
 	a := topo.DirectorAddr(1)
-	node := c.AddAt(topo.Director(1), a+":7000", a+":7080", tp.NS(topo.Director(1)), labTiming...)
+	node := c.AddAt(topo.Director(1), a+":7000", a+":7080", tp.NS(topo.Director(1)), append([]string{"--debug-addr", hbDebug}, labTiming...)...)
 	node.IPVS = "on"
 	if out != "" {
 		t.Cleanup(func() { _ = os.WriteFile(filepath.Join(out, "ipvsmand.log"), []byte(node.Log()), 0o644) })
@@ -508,6 +510,13 @@ func TestBenchHealth(t *testing.T) {
 	})
 	h0 := mustHealth()
 	_, sum0 := h0.count("", 0)
+	var profile *topo.Proc
+	if os.Getenv("BENCH_PROFILE") != "" && out != "" {
+		// A CPU profile of the window but its last seconds, so that it is
+		// written before the daemon stops.
+		url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", hbDebug, int(window.Seconds())-3)
+		profile = tp.Start(topo.Director(1), "curl", "-sS", "-o", filepath.Join(out, "ipvsmand.cpu.pprof"), url)
+	}
 	t0 := time.Now()
 	im := hbMeasure(t, tp, "ipvsman", pid, resp.Pid(), window)
 	t1 := time.Now()
@@ -522,6 +531,11 @@ func TestBenchHealth(t *testing.T) {
 		}
 	}
 
+	if profile != nil {
+		if err := profile.Wait(time.Minute); err != nil {
+			t.Logf("profile: %v", err)
+		}
+	}
 	if err := node.Stop(); err != nil {
 		t.Fatal(err)
 	}
