@@ -7,17 +7,15 @@
 //
 //   - tcp: connect, then close. OK when the handshake completes;
 //     "connection refused", "timeout", ... otherwise.
-//   - http, https: one request (Method, default GET; Path, default /; Host
-//     header) judged by its status code (Status, default 200-399) and, if
-//     Body is set, by a regular expression over the first 64 KiB of the
-//     body. Redirects are not followed: a 3xx is judged like any other
-//     code. https sends SNI (SNI, else Host's name) and verifies the
-//     certificate unless Insecure. Each checker keeps its connection
-//     alive between checks (a small pool per checker) unless checks are
-//     more than a minute apart: a check then costs one request, not a
-//     dial and a handshake (about a quarter of the CPU), for about 20 KB
-//     per idle connection. So the certificate is verified per connection,
-//     not per check.
+//   - http, https: one HTTP/1.0 request (Method, default GET; Path,
+//     default /; Host header, default the target) on a new connection,
+//     judged by its status code (Status, default 200-399) and, if Body is
+//     set, by a regular expression over the first 64 KiB of the body.
+//     Redirects are not followed: a 3xx is judged like any other code.
+//     https sends SNI (SNI, else Host's name) and verifies the certificate
+//     (against SNI, else the target's address) unless Insecure. Like
+//     keepalived's HTTP_GET, it writes a prebuilt request and reads the
+//     status line itself rather than through net/http (see http.go).
 //   - dns: one question (Query, QType default A) over Proto (udp, default,
 //     or tcp). OK when the response code is RCode (default NOERROR) and,
 //     if Answer is set, some answer record's text contains it.
@@ -35,9 +33,8 @@
 //
 // Every checker honours its context (the caller sets the timeout), is
 // safe for concurrent use, and does its per-configuration work (regular
-// expressions, transports, query templates) once, in New. A checker that
-// holds resources between checks (http, https: idle connections)
-// implements io.Closer; call it when done with the checker.
+// expressions, requests, query templates) once, in New, and holds nothing
+// between checks.
 //
 // # Adding a checker
 //

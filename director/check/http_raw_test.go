@@ -1,0 +1,100 @@
+package check
+
+import (
+	"bufio"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ipvsman/ipvsman/fsm"
+)
+
+// rawServer answers every connection with the given chunks, written one by
+// one (so a response may arrive in pieces), then closes unless hold. It
+// records the request head it read.
+func rawServer(t *testing.T, hold bool, chunks ...string) (netip.AddrPort, <-chan string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	heads := make(chan string, 16)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				var head strings.Builder
+				br := bufio.NewReader(c)
+				for {
+					line, err := br.ReadString('\n')
+					head.WriteString(line)
+					if err != nil || line == "\r\n" {
+						break
+					}
+				}
+				select {
+				case heads <- head.String():
+				default:
+				}
+				for _, ch := range chunks {
+					if _, err := c.Write([]byte(ch)); err != nil {
+						return
+					}
+					time.Sleep(5 * time.Millisecond) // a separate segment each
+				}
+				if hold {
+					c.SetReadDeadline(time.Now().Add(10 * time.Second))
+					br.ReadByte() // until the checker closes
+				}
+			}()
+		}
+	}()
+	return netip.MustParseAddrPort(ln.Addr().String()), heads
+}
+
+func TestHTTPResponsesAsSent(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		hold   bool // the server keeps the connection open after its answer
+		chunks []string
+		body   string
+		ok     bool
+		detail string
+	}{
+		{"status line in pieces", false, []string{"HTT", "P/1.1 2", "04 No Content\r\n\r\n"}, "", true, "HTTP 204"},
+		{"no reason phrase", false, []string{"HTTP/1.0 200\r\n\r\nok"}, "", true, "HTTP 200"},
+		{"content length, connection held", true, []string{"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nhea", "lthy\n"}, "^healthy$", true, "HTTP 200"},
+		{"body read to the close", false, []string{"HTTP/1.0 200 OK\r\n\r\nstatus: ", "healthy\n"}, "healthy", true, "HTTP 200"},
+		{"body cut short", false, []string{"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort"}, "", false, "connection closed"},
+		{"headers cut short", false, []string{"HTTP/1.1 503 Service Unavailable\r\nServer: x"}, "", false, "HTTP 503"},
+		{"not HTTP", false, []string{"SSH-2.0-OpenSSH_9.2\r\n\r\n"}, "", false, "not an HTTP response"},
+		{"bad status", false, []string{"HTTP/1.1 2x0 OK\r\n\r\n"}, "", false, "not an HTTP status line"},
+		{"closed at once", false, nil, "", false, "connection closed"},
+		{"headers too large", true, []string{"HTTP/1.1 200 OK\r\nX: " + strings.Repeat("a", maxHeader) + "\r\n\r\n"}, "", false, "headers over"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			target, heads := rawServer(t, tc.hold, tc.chunks...)
+			r := check(t, build(t, fsm.HealthCheck{Type: "http", Body: tc.body}), target, 5*time.Second)
+			if tc.ok {
+				wantOK(t, r)
+				if r.Detail != tc.detail {
+					t.Errorf("detail %q, want %q", r.Detail, tc.detail)
+				}
+			} else {
+				wantFail(t, r, tc.detail)
+			}
+			head := <-heads
+			want := "GET / HTTP/1.0\r\nHost: " + target.String() + "\r\nUser-Agent: " + userAgent + "\r\n"
+			if !strings.HasPrefix(head, want) || !strings.HasSuffix(head, "\r\n\r\n") {
+				t.Errorf("request head %q, want it to start %q", head, want)
+			}
+		})
+	}
+}
