@@ -48,14 +48,19 @@ type Runner struct {
 	Log    *slog.Logger
 	// Tick is how often pending transitions are committed (default 200 ms).
 	Tick time.Duration
-	// Workers bounds the checks running at once (default 1024).
+	// Workers bounds the checks running at once (default 1024); the
+	// bound in force shrinks below it while this process is short of CPU
+	// (see limit.go).
 	Workers int
+	// SchedP90 reports the scheduling latency each tick (tests); nil: the
+	// Go runtime's.
+	SchedP90 func() time.Duration
 
 	mu      sync.Mutex
 	config  *fsm.Config // the config the jobs were made from
 	jobs    map[string]*job
 	pending map[string]fsm.VerdictChange
-	sem     chan struct{}
+	limit   *limiter
 }
 
 type job struct {
@@ -80,8 +85,13 @@ func (r *Runner) Run(ctx context.Context, changes <-chan struct{}, view func() *
 	if workers <= 0 {
 		workers = 1024
 	}
-	r.sem = make(chan struct{}, workers)
+	lim := newLimiter(workers)
+	r.limit = lim
 	r.mu.Unlock()
+	sched := r.SchedP90
+	if sched == nil {
+		sched = newSchedLatency().p90
+	}
 	r.sync(ctx, view())
 	tick := r.Tick
 	if tick <= 0 {
@@ -97,6 +107,7 @@ func (r *Runner) Run(ctx context.Context, changes <-chan struct{}, view func() *
 		case <-changes:
 			r.sync(ctx, view())
 		case <-t.C:
+			r.throttle(lim, sched())
 			r.mu.Lock()
 			idle := len(r.pending) == 0
 			r.mu.Unlock()
@@ -105,6 +116,18 @@ func (r *Runner) Run(ctx context.Context, changes <-chan struct{}, view func() *
 			}
 		}
 	}
+}
+
+// InFlightLimit is the bound on checks in flight now (0: not running).
+func (r *Runner) InFlightLimit() int {
+	r.mu.Lock()
+	lim := r.limit
+	r.mu.Unlock()
+	if lim == nil {
+		return 0
+	}
+	l, _, _ := lim.state()
+	return l
 }
 
 // Statuses returns the last result of every check, sorted.
@@ -208,7 +231,24 @@ func (r *Runner) sync(ctx context.Context, st *fsm.State) {
 		jctx, cancel := context.WithCancel(ctx)
 		w.cancel = cancel
 		r.jobs[k] = w
-		go r.loop(jctx, w)
+		go r.loop(jctx, w, r.limit)
+	}
+}
+
+// throttle adjusts the bound on checks in flight, logging when checks
+// start and stop being held back.
+func (r *Runner) throttle(lim *limiter, p90 time.Duration) {
+	before, _, _ := lim.state()
+	after := lim.adjust(p90)
+	if before == after || (before < lim.max && after < lim.max) {
+		return
+	}
+	_, inFlight, waiting := lim.state()
+	if after < lim.max {
+		r.log().Warn("health checks throttled: short of CPU", "in_flight_limit", after, "sched_latency_p90", p90.String(),
+			"in_flight", inFlight, "waiting", waiting)
+	} else {
+		r.log().Info("health checks no longer throttled", "in_flight_limit", after, "sched_latency_p90", p90.String())
 	}
 }
 
@@ -220,7 +260,7 @@ func phase(key string, interval time.Duration) time.Duration {
 	return time.Duration(h.Sum64() % uint64(interval))
 }
 
-func (r *Runner) loop(ctx context.Context, j *job) {
+func (r *Runner) loop(ctx context.Context, j *job, lim *limiter) {
 	interval := time.Duration(j.spec.IntervalMS) * time.Millisecond
 	timeout := time.Duration(j.spec.TimeoutMS) * time.Millisecond
 	timer := time.NewTimer(phase(j.key, interval))
@@ -232,15 +272,13 @@ func (r *Runner) loop(ctx context.Context, j *job) {
 		case <-timer.C:
 		}
 		start := time.Now()
-		select {
-		case r.sem <- struct{}{}:
-		case <-ctx.Done():
+		if !lim.acquire(ctx) {
 			return
 		}
 		cctx, cancel := context.WithTimeout(ctx, timeout)
 		o := j.probe(cctx, j.target)
 		cancel()
-		<-r.sem
+		lim.release()
 		if ctx.Err() != nil {
 			return
 		}

@@ -201,3 +201,62 @@ func TestRunnerCommitsWeights(t *testing.T) {
 	w.mu.Unlock()
 	eventually(t, "weight 9", func() bool { v := verdict(); return v.Weight != nil && *v.Weight == 9 })
 }
+
+// Short of CPU (a scheduling latency over the target), the runner holds
+// checks back to the floor; given the CPU again, it lets them all run.
+func TestRunnerThrottlesChecksWhenShortOfCPU(t *testing.T) {
+	const n = 200
+	w := newWorld(t, n, fsm.HealthCheck{Type: "tcp", IntervalMS: 50, TimeoutMS: 40, Rise: 1, Fall: 1})
+	var (
+		mu             sync.Mutex
+		running, peak  int
+		starved        = true
+		sawLimitAtPeak bool
+	)
+	r := &Runner{
+		Build: func(fsm.HealthCheck) (Probe, error) {
+			return func(ctx context.Context, _ netip.AddrPort) Outcome {
+				mu.Lock()
+				running++
+				peak = max(peak, running)
+				mu.Unlock()
+				<-ctx.Done() // every check lasts its whole timeout
+				mu.Lock()
+				running--
+				mu.Unlock()
+				return Outcome{OK: true}
+			}, nil
+		},
+		Commit: w.commit, Tick: 10 * time.Millisecond, Workers: 128, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		SchedP90: func() time.Duration {
+			mu.Lock()
+			defer mu.Unlock()
+			if starved {
+				return time.Second
+			}
+			return time.Millisecond
+		},
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.Run(ctx, w.changes, w.view); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	eventually(t, "the limit at its floor", func() bool { return r.InFlightLimit() == minInFlight })
+	mu.Lock()
+	peak = 0
+	mu.Unlock()
+	eventually(t, "more checks run", func() bool { return r.Statuses()[0].Checks+r.Statuses()[n-1].Checks >= 4 })
+	mu.Lock()
+	if peak > minInFlight {
+		t.Errorf("%d checks ran at once under a limit of %d", peak, minInFlight)
+	}
+	starved, peak = false, 0
+	mu.Unlock()
+	eventually(t, "back to the ceiling", func() bool { return r.InFlightLimit() == 128 })
+	eventually(t, "more than the floor at once", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		sawLimitAtPeak = peak > minInFlight
+		return sawLimitAtPeak
+	})
+}
