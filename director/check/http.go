@@ -170,6 +170,8 @@ func (h *httpChecker) Check(ctx context.Context, target netip.AddrPort) Result {
 	}
 	if h.method == "HEAD" || code == 204 || code == 304 || code/100 == 1 {
 		res.Latency, res.OK = time.Since(start), true
+		awaitClose(ctx, conn, head)
+		reset(raw)
 		return res
 	}
 	// Read the body through (bounded) even when nothing judges it, so
@@ -185,6 +187,12 @@ func (h *httpChecker) Check(ctx context.Context, target netip.AddrPort) Result {
 	have := copy(buf, head[bodyAt:n])
 	m, err := readBody(conn, buf, have, want, h.body == nil)
 	res.Latency = time.Since(start)
+	if err == nil {
+		if want >= 0 {
+			awaitClose(ctx, conn, head)
+		}
+		reset(raw)
+	}
 	switch {
 	case err != nil:
 		res.Detail += ", body: " + describe(ctx, err)
@@ -274,6 +282,41 @@ func readBody(r io.Reader, buf []byte, have, want int, discard bool) (int, error
 		}
 	}
 	return min(total, limit), nil
+}
+
+// closeWait bounds how long a check waits for the server to close after
+// its answer.
+const closeWait = 200 * time.Millisecond
+
+// awaitClose waits (briefly) for the server's close after a complete
+// answer. The side that closes first keeps the connection in TIME_WAIT for
+// a minute; a director closing first, thousands of times a second, fills
+// its port range with them and makes every connect search it (in the lab,
+// connect and close were most of the checker's CPU). HTTP/1.0 servers
+// close after their answer, so the wait is usually no wait; one that does
+// not is left after closeWait, as before.
+func awaitClose(ctx context.Context, c net.Conn, scratch []byte) {
+	deadline := time.Now().Add(closeWait)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	if err := c.SetReadDeadline(deadline); err != nil {
+		return
+	}
+	for range 4 { // a few stray bytes past Content-Length at most
+		if _, err := c.Read(scratch); err != nil {
+			return
+		}
+	}
+}
+
+// reset makes the coming close a reset, once the answer is complete and
+// the server has closed (or had closeWait to): neither side then keeps the
+// connection in TIME_WAIT or FIN_WAIT, as HAProxy's checks do.
+func reset(c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetLinger(0)
+	}
 }
 
 // statusDetails holds "HTTP nnn" for every code, so that a check does not

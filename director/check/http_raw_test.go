@@ -2,9 +2,13 @@ package check
 
 import (
 	"bufio"
+	"errors"
+	"io"
 	"net"
 	"net/netip"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -96,5 +100,46 @@ func TestHTTPResponsesAsSent(t *testing.T) {
 				t.Errorf("request head %q, want it to start %q", head, want)
 			}
 		})
+	}
+}
+
+// The server closes first, not the checker: whoever closes first holds the
+// connection in TIME_WAIT for a minute, and a director checking thousands
+// of servers a second must not fill its port range with them. The checker
+// then resets, so the server keeps nothing either.
+func TestHTTPServerClosesFirst(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	type outcome struct{ clientClosedFirst, clientClosedAfter bool }
+	got := make(chan outcome, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		bufio.NewReader(c).ReadString('\n') // the request line is enough
+		c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n"))
+		var o outcome
+		buf := make([]byte, 64)
+		c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+		if _, err := c.Read(buf); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			o.clientClosedFirst = true
+		}
+		c.(*net.TCPConn).CloseWrite()
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, err = c.Read(buf)
+		// A reset, since the checker closes with SO_LINGER 0 once the
+		// server has closed (see reset).
+		o.clientClosedAfter = errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF)
+		got <- o
+	}()
+	r := check(t, build(t, fsm.HealthCheck{Type: "http"}), netip.MustParseAddrPort(ln.Addr().String()), 5*time.Second)
+	wantOK(t, r)
+	if o := <-got; o.clientClosedFirst || !o.clientClosedAfter {
+		t.Fatalf("checker closed first: %v; closed after the server: %v", o.clientClosedFirst, o.clientClosedAfter)
 	}
 }
