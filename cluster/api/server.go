@@ -39,6 +39,7 @@ type Server struct {
 	Kernel      func() (*fsm.Config, ipvsadm.Stats, error) // this node's kernel table; nil with --ipvs=off
 	VIPs        func() vip.Stats                           // nil with --vips=off
 	Health      func() []health.Status                     // the leader's checks; nil: none run here
+	Throttle    func() (limit, ceiling int)                // the leader's bound on checks in flight; nil: none
 	forwardHTTP *http.Client
 	once        sync.Once
 }
@@ -418,6 +419,9 @@ func (s *Server) health(context.Context, []byte, string) (any, error) {
 	out := HealthResponse{Checks: []health.Status{}}
 	if s.Health != nil {
 		out.Checks = s.Health()
+	}
+	if s.Throttle != nil {
+		out.InFlightLimit, out.InFlightMax = s.Throttle()
 	}
 	return out, nil
 }

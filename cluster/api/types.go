@@ -25,6 +25,10 @@ type NodeStatus struct {
 // HealthResponse is GET /v1/health: every check the leader runs.
 type HealthResponse struct {
 	Checks []health.Status `json:"checks"`
+	// InFlightLimit below InFlightMax: the leader is short of CPU and
+	// holds checks back, so their intervals stretch.
+	InFlightLimit int `json:"in_flight_limit"`
+	InFlightMax   int `json:"in_flight_max"`
 }
 
 // Headers the client sets.

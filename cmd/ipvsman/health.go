@@ -34,7 +34,13 @@ func healthCmd(g *globals) *cobra.Command {
 					e.SetIndent("", "  ")
 					return e.Encode(h)
 				}
-				return printHealth(os.Stdout, h.Checks, time.Now())
+				if err := printHealth(os.Stdout, h.Checks, time.Now()); err != nil {
+					return err
+				}
+				if h.InFlightLimit < h.InFlightMax {
+					fmt.Printf("checks throttled: at most %d of %d in flight, the leader is short of CPU (intervals stretch)\n", h.InFlightLimit, h.InFlightMax)
+				}
+				return nil
 			})
 		},
 	}

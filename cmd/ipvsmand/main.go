@@ -192,7 +192,7 @@ func run(o options) error {
 	self := fsm.Member{ID: o.nodeID, RaftAddr: o.raftAddr, APIAddr: advertise}
 	srv := &api.Server{Node: node, Token: token, Self: self, IPVS: o.ipvs, Log: log}
 	hc.opened(node)
-	srv.Health = hc.runner.Statuses
+	srv.Health, srv.Throttle = hc.runner.Statuses, hc.runner.Throttle
 	if vips != nil {
 		vips.IsLeader = node.IsLeader
 		srv.VIPs = vips.Stats

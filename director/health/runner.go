@@ -120,14 +120,22 @@ func (r *Runner) Run(ctx context.Context, changes <-chan struct{}, view func() *
 
 // InFlightLimit is the bound on checks in flight now (0: not running).
 func (r *Runner) InFlightLimit() int {
+	l, _ := r.Throttle()
+	return l
+}
+
+// Throttle is the bound on checks in flight now and the most it may be;
+// below the most, checks are held back for want of CPU. Zeros: not
+// running.
+func (r *Runner) Throttle() (limit, ceiling int) {
 	r.mu.Lock()
 	lim := r.limit
 	r.mu.Unlock()
 	if lim == nil {
-		return 0
+		return 0, 0
 	}
 	l, _, _ := lim.state()
-	return l
+	return l, lim.max
 }
 
 // Statuses returns the last result of every check, sorted.
