@@ -135,6 +135,7 @@ type Node struct {
 	NetNS    string   // network namespace to run in ("" = this one)
 	IPVS     string   // --ipvs value; "off" unless set
 	Args     []string // extra flags, kept across restarts
+	Env      []string // extra environment (NAME=value), kept across restarts
 	cmd      *exec.Cmd
 	exited   chan struct{} // closed when the process has ended; exitErr is then set
 	exitErr  error
@@ -207,6 +208,9 @@ func (n *Node) Start(extra ...string) {
 	bin, args := inNetNS(n.NetNS, n.c.Daemon, args...)
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = f, f
+	if len(n.Env) > 0 {
+		cmd.Env = append(os.Environ(), n.Env...)
+	}
 	if err := cmd.Start(); err != nil {
 		n.c.t.Fatal(err)
 	}

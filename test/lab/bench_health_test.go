@@ -88,6 +88,12 @@ func hbEnvDuration(t *testing.T, name string, def time.Duration) time.Duration {
 
 // procCPU is the process's user+system CPU time in seconds, all threads.
 func procCPU(t *testing.T, pid int) float64 {
+	u, s := procCPUSplit(t, pid)
+	return u + s
+}
+
+// procCPUSplit is the process's user and system CPU time in seconds.
+func procCPUSplit(t *testing.T, pid int) (user, system float64) {
 	t.Helper()
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
@@ -102,7 +108,7 @@ func procCPU(t *testing.T, pid int) float64 {
 	if err1 != nil || err2 != nil {
 		t.Fatalf("/proc/%d/stat: %q", pid, b)
 	}
-	return float64(ut+st) / userHZ
+	return float64(ut) / userHZ, float64(st) / userHZ
 }
 
 // procMem is VmRSS and VmHWM (peak RSS) in MiB.
@@ -164,6 +170,7 @@ type hbSample struct {
 	at              time.Time
 	requests        uint64
 	cpu, respCPU    float64
+	user, sys       float64
 	vmBusy, vmTotal uint64
 }
 
@@ -172,7 +179,9 @@ func hbTake(t *testing.T, tp *topo.Topology, pid, respPid int) hbSample {
 	// The counter first, then the clocks at once: both ends of the window
 	// carry the same offset between the two.
 	s := hbSample{requests: hbRequests(t, tp)}
-	s.at, s.cpu, s.respCPU = time.Now(), procCPU(t, pid), procCPU(t, respPid)
+	s.at, s.respCPU = time.Now(), procCPU(t, respPid)
+	s.user, s.sys = procCPUSplit(t, pid)
+	s.cpu = s.user + s.sys
 	s.vmBusy, s.vmTotal = vmCPU(t)
 	return s
 }
@@ -183,6 +192,7 @@ type hbResult struct {
 	checks        uint64  // requests the responder answered in the window
 	wall          float64 // seconds
 	cpu, respCPU  float64 // seconds in the window
+	sys           float64 // of cpu, in the kernel
 	rss, hwm      float64 // MiB
 	vmBusy        float64 // share of both vCPUs, 0-1
 	selfCounted   string  // checks the checker reports itself, if it does
@@ -199,7 +209,7 @@ func hbMeasure(t *testing.T, tp *topo.Topology, name string, pid, respPid int, w
 	time.Sleep(window)
 	b := hbTake(t, tp, pid, respPid)
 	r := hbResult{name: name, checks: b.requests - a.requests, wall: b.at.Sub(a.at).Seconds(),
-		cpu: b.cpu - a.cpu, respCPU: b.respCPU - a.respCPU,
+		cpu: b.cpu - a.cpu, respCPU: b.respCPU - a.respCPU, sys: b.sys - a.sys,
 		vmBusy: float64(b.vmBusy-a.vmBusy) / float64(b.vmTotal-a.vmTotal)}
 	r.rss, r.hwm = procMem(t, pid)
 	if r.checks == 0 {
@@ -429,6 +439,9 @@ func TestBenchHealth(t *testing.T) {
 	a := topo.DirectorAddr(1)
 	node := c.AddAt(topo.Director(1), a+":7000", a+":7080", tp.NS(topo.Director(1)), append([]string{"--debug-addr", hbDebug}, labTiming...)...)
 	node.IPVS = "on"
+	if e := os.Getenv("BENCH_DAEMON_ENV"); e != "" {
+		node.Env = strings.Fields(e)
+	}
 	if out != "" {
 		t.Cleanup(func() { _ = os.WriteFile(filepath.Join(out, "ipvsmand.log"), []byte(node.Log()), 0o644) })
 	}
@@ -572,6 +585,10 @@ func TestBenchHealth(t *testing.T) {
 	row(fmt.Sprintf("checks answered per second (asked: %d)", checks), "%.0f", func(r hbResult) any { return r.rate() })
 	row("checker CPU seconds in the window", "%.2f", func(r hbResult) any { return r.cpu })
 	row("checker CPU seconds per 1,000 checks", "%.4f", func(r hbResult) any { return r.perK() })
+	row("of which in the kernel", "%.0f%%", func(r hbResult) any { return 100 * r.sys / r.cpu })
+	row("whole VM CPU seconds per 1,000 checks", "%.4f", func(r hbResult) any {
+		return float64(runtime.NumCPU()) * r.vmBusy * r.wall / (float64(r.checks) / 1000)
+	})
 	row("checker CPU use (1.00 = one vCPU)", "%.2f", func(r hbResult) any { return r.cpu / r.wall })
 	row("checker RSS MiB at the window's end", "%.1f", func(r hbResult) any { return r.rss })
 	row("checker peak RSS MiB (VmHWM)", "%.1f", func(r hbResult) any { return r.hwm })
