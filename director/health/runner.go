@@ -97,7 +97,11 @@ func (r *Runner) Run(ctx context.Context, changes <-chan struct{}, view func() *
 	if tick <= 0 {
 		tick = 200 * time.Millisecond
 	}
-	t := time.NewTicker(tick)
+	// A timer restarted after each flush, not a ticker: a commit slower
+	// than a tick (a loaded leader) must not be followed at once by the
+	// tick that queued meanwhile. Proposals are then at least a tick
+	// apart: one Raft entry per tick, however slow the commits.
+	t := time.NewTimer(tick)
 	defer t.Stop()
 	defer r.stopAll()
 	for {
@@ -114,6 +118,7 @@ func (r *Runner) Run(ctx context.Context, changes <-chan struct{}, view func() *
 			if !idle {
 				r.flush(ctx, view())
 			}
+			t.Reset(tick)
 		}
 	}
 }

@@ -260,3 +260,60 @@ func TestRunnerThrottlesChecksWhenShortOfCPU(t *testing.T) {
 		return sawLimitAtPeak
 	})
 }
+
+// However slow a commit, the next one is proposed a tick after it
+// returned, not at once from a tick that queued meanwhile: one Raft entry
+// per tick.
+func TestRunnerProposesOncePerTickWhenCommitsAreSlow(t *testing.T) {
+	const tick = 20 * time.Millisecond
+	w := newWorld(t, 50, fsm.HealthCheck{Type: "tcp", IntervalMS: 10, TimeoutMS: 5, Rise: 1, Fall: 1})
+	var (
+		mu         sync.Mutex
+		flip       bool
+		starts     []time.Time
+		ends       []time.Time
+		commitDone = make(chan struct{}, 100)
+	)
+	r := &Runner{
+		Build: func(fsm.HealthCheck) (Probe, error) {
+			return func(context.Context, netip.AddrPort) Outcome {
+				mu.Lock()
+				defer mu.Unlock()
+				flip = !flip // every server flaps: transitions at every tick
+				return Outcome{OK: flip}
+			}, nil
+		},
+		Commit: func(ctx context.Context, ch []fsm.VerdictChange) error {
+			mu.Lock()
+			starts = append(starts, time.Now())
+			mu.Unlock()
+			time.Sleep(3 * tick) // a loaded leader's slow commit
+			err := w.commit(ctx, ch)
+			mu.Lock()
+			ends = append(ends, time.Now())
+			mu.Unlock()
+			commitDone <- struct{}{}
+			return err
+		},
+		Tick: tick, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.Run(ctx, w.changes, w.view); close(done) }()
+	for range 8 {
+		select {
+		case <-commitDone:
+		case <-time.After(10 * time.Second):
+			t.Fatal("no commit in 10s")
+		}
+	}
+	cancel()
+	<-done
+	mu.Lock()
+	defer mu.Unlock()
+	for i := 1; i < len(starts) && i < len(ends); i++ {
+		if gap := starts[i].Sub(ends[i-1]); gap < tick {
+			t.Errorf("commit %d proposed %v after commit %d returned, want at least a tick (%v)", i, gap, i-1, tick)
+		}
+	}
+}
