@@ -8,7 +8,9 @@
 #
 # Knobs (environment): CHECKS=5000, WINDOW=60s (each side's measured window),
 # PROFILE=1 (ipvsmand's CPU profile of its window: logs/ipvsmand.cpu.pprof),
-# DAEMON_ENV="NAME=value ..." (ipvsmand's extra environment, e.g. GOMAXPROCS=1).
+# DAEMON_ENV="NAME=value ..." (ipvsmand's extra environment, e.g. GOMAXPROCS=1),
+# STRACE=1 (strace -c -f of each checker in its window: logs/NAME.strace; a
+# diagnosis, which slows the checkers).
 # keepalived runs from the host's root file system, which the VM mounts:
 # Debian's package is installed on the host if it is missing.
 set -euo pipefail
@@ -25,5 +27,5 @@ echo "building the binaries and booting the lab VM (Debian kernel under qemu; tw
 . "$REPO/test/lab/build.sh"
 lab_build "$WORK" 'lab labbench' bench.test
 # The processes' output (ipvsmand.log, keepalived and responder logs) stays in $WORK/logs.
-export LAB_ENV_BENCH_CHECKS=${CHECKS:-5000} LAB_ENV_BENCH_WINDOW=${WINDOW:-60s} LAB_ENV_BENCH_OUT=$WORK/logs LAB_ENV_BENCH_PROFILE=${PROFILE:-} LAB_ENV_BENCH_DAEMON_ENV=${DAEMON_ENV:-}
+export LAB_ENV_BENCH_CHECKS=${CHECKS:-5000} LAB_ENV_BENCH_WINDOW=${WINDOW:-60s} LAB_ENV_BENCH_OUT=$WORK/logs LAB_ENV_BENCH_PROFILE=${PROFILE:-} LAB_ENV_BENCH_DAEMON_ENV=${DAEMON_ENV:-} LAB_ENV_BENCH_STRACE=${STRACE:-}
 exec "$REPO/test/lab/vm/run.sh" "$WORK" -- ./bench.test -test.run '^TestBenchHealth$' -test.v -test.timeout 20m

@@ -30,7 +30,9 @@ package lab
 // CPU is utime+stime from /proc/PID/stat over WINDOW; RSS is VmRSS at the
 // window's end. Figures are reported, not asserted: the test fails only
 // when the setup fails. Knobs (env): BENCH_CHECKS (5000), BENCH_WINDOW (60s),
-// BENCH_PROFILE (set: ipvsmand's CPU profile of the window, in BENCH_OUT).
+// BENCH_PROFILE (set: ipvsmand's CPU profile of the window, in BENCH_OUT),
+// BENCH_STRACE (set: strace -c -f of each checker, in BENCH_OUT),
+// BENCH_DAEMON_ENV (ipvsmand's extra environment).
 
 import (
 	"encoding/json"
@@ -206,7 +208,23 @@ func (r hbResult) rate() float64     { return float64(r.checks) / r.wall }
 func hbMeasure(t *testing.T, tp *topo.Topology, name string, pid, respPid int, window time.Duration) hbResult {
 	t.Helper()
 	a := hbTake(t, tp, pid, respPid)
+	var trace *exec.Cmd
+	if out := os.Getenv("BENCH_OUT"); os.Getenv("BENCH_STRACE") != "" && out != "" {
+		// System calls by count and time over most of the window (a
+		// diagnosis: strace slows the process, so the figures of such a
+		// run are not the checker's).
+		secs := strconv.Itoa(int(window.Seconds()) - 5)
+		trace = exec.Command("timeout", "-s", "INT", secs, "strace", "-c", "-f", "-p", strconv.Itoa(pid), "-o", filepath.Join(out, name+".strace"))
+		if err := trace.Start(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	time.Sleep(window)
+	if trace != nil {
+		if err := trace.Wait(); err != nil {
+			t.Logf("strace: %v", err)
+		}
+	}
 	b := hbTake(t, tp, pid, respPid)
 	r := hbResult{name: name, checks: b.requests - a.requests, wall: b.at.Sub(a.at).Seconds(),
 		cpu: b.cpu - a.cpu, respCPU: b.respCPU - a.respCPU, sys: b.sys - a.sys,
