@@ -124,7 +124,11 @@ case $repo/ in
 		;;
 esac
 
-append="console=ttyS0 quiet loglevel=3 panic=-1 lab_rootcache=${LAB_ROOT_CACHE:-loose}"
+# tsc=reliable: without it the emulated TSC is not trusted and the clock is
+# HPET, which the vDSO cannot read: every clock read becomes a system call
+# (measured: 52,412 in 25 s of ipvsmand checking 2,000 servers, 64 per
+# check), a cost no real director has. clocksource=tsc makes sure of it.
+append="console=ttyS0 quiet loglevel=3 panic=-1 tsc=reliable clocksource=tsc lab_rootcache=${LAB_ROOT_CACHE:-loose}"
 if [ $interactive -eq 1 ]; then
 	append+=" lab_mode=shell lab_term=${TERM:-vt100}"
 	if size=$(stty size 2>/dev/null </dev/tty); then
