@@ -53,6 +53,19 @@ func wantFail(t *testing.T, r Result, detail string) {
 	}
 }
 
+// wantResult: OK with exactly detail, or a failure whose detail contains it.
+func wantResult(t *testing.T, r Result, ok bool, detail string) {
+	t.Helper()
+	if !ok {
+		wantFail(t, r, detail)
+		return
+	}
+	wantOK(t, r)
+	if r.Detail != detail {
+		t.Errorf("detail %q, want %q", r.Detail, detail)
+	}
+}
+
 func TestEveryTypeRegistered(t *testing.T) {
 	if got, want := types(), slices.Sorted(slices.Values(fsm.CheckTypes)); !slices.Equal(got, want) {
 		t.Fatalf("registered %v, want fsm.CheckTypes %v", got, want)

@@ -90,14 +90,7 @@ func TestDNS(t *testing.T) {
 					target = tcp
 				}
 				r := check(t, build(t, c), target, 5*time.Second)
-				if tc.ok {
-					wantOK(t, r)
-					if r.Detail != tc.detail {
-						t.Errorf("detail %q, want %q", r.Detail, tc.detail)
-					}
-				} else {
-					wantFail(t, r, tc.detail)
-				}
+				wantResult(t, r, tc.ok, tc.detail)
 			})
 		}
 	}

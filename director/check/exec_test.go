@@ -48,14 +48,7 @@ func TestExec(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := check(t, build(t, tc.c), execTarget, 10*time.Second)
-			if tc.ok {
-				wantOK(t, r)
-				if r.Detail != tc.detail {
-					t.Errorf("detail %q, want %q", r.Detail, tc.detail)
-				}
-			} else {
-				wantFail(t, r, tc.detail)
-			}
+			wantResult(t, r, tc.ok, tc.detail)
 			switch {
 			case tc.weight < 0 && r.Weight != nil:
 				t.Errorf("weight %d, want none", *r.Weight)

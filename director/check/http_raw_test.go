@@ -86,14 +86,7 @@ func TestHTTPResponsesAsSent(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			target, heads := rawServer(t, tc.hold, tc.chunks...)
 			r := check(t, build(t, fsm.HealthCheck{Type: "http", Body: tc.body}), target, 5*time.Second)
-			if tc.ok {
-				wantOK(t, r)
-				if r.Detail != tc.detail {
-					t.Errorf("detail %q, want %q", r.Detail, tc.detail)
-				}
-			} else {
-				wantFail(t, r, tc.detail)
-			}
+			wantResult(t, r, tc.ok, tc.detail)
 			head := <-heads
 			want := "GET / HTTP/1.0\r\nHost: " + target.String() + "\r\nUser-Agent: " + userAgent + "\r\n"
 			if !strings.HasPrefix(head, want) || !strings.HasSuffix(head, "\r\n\r\n") {

@@ -115,14 +115,7 @@ func TestHTTP(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.c.Type = "http"
 			r := check(t, build(t, tc.c), target, 5*time.Second)
-			if tc.ok {
-				wantOK(t, r)
-				if r.Detail != tc.detail {
-					t.Errorf("detail %q, want %q", r.Detail, tc.detail)
-				}
-			} else {
-				wantFail(t, r, tc.detail)
-			}
+			wantResult(t, r, tc.ok, tc.detail)
 		})
 	}
 	if n := s.get().targets; n != 0 {

@@ -70,13 +70,13 @@ func TestLimiter(t *testing.T) {
 				order <- i
 			}
 		}()
-		waitFor(t, func() bool { _, _, w := l.state(); return w == i+1 })
+		eventually(t, "waiters queued", func() bool { _, _, w := l.state(); return w == i+1 })
 	}
 	// A waiter that gives up leaves the queue.
 	gone, cancel := context.WithCancel(ctx)
 	done := make(chan bool)
 	go func() { done <- l.acquire(gone) }()
-	waitFor(t, func() bool { _, _, w := l.state(); return w == 4 })
+	eventually(t, "waiters queued", func() bool { _, _, w := l.state(); return w == 4 })
 	cancel()
 	if <-done {
 		t.Fatal("a canceled acquire succeeded")
@@ -104,7 +104,7 @@ func TestLimiterShrinksAndGrows(t *testing.T) {
 	// 64 in flight over a limit of 48: releases free no slot until 47.
 	granted := make(chan struct{})
 	go func() { l.acquire(ctx); close(granted) }()
-	waitFor(t, func() bool { _, _, w := l.state(); return w == 1 })
+	eventually(t, "waiters queued", func() bool { _, _, w := l.state(); return w == 1 })
 	for range 16 {
 		l.release()
 	}
@@ -118,17 +118,5 @@ func TestLimiterShrinksAndGrows(t *testing.T) {
 	// Saturated and prompt: it grows, and a grown limit lets waiters in.
 	if got := l.adjust(time.Millisecond); got != 52 {
 		t.Fatalf("grew to %d, want 52", got)
-	}
-}
-
-// waitFor polls cond for up to 5 s.
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in 5s")
-		}
-		time.Sleep(time.Millisecond)
 	}
 }
