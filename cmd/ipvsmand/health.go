@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/ipvsman/ipvsman/cluster"
 	"github.com/ipvsman/ipvsman/director/check"
@@ -30,6 +31,23 @@ type checks struct {
 func newChecks(id string, log *slog.Logger) *checks {
 	c := &checks{id: id}
 	c.runner = &health.Runner{Build: probe, Commit: c.commit, Log: log}
+	loop, err := check.NewLoop()
+	if err != nil {
+		log.Warn("health checks: no event loop; every check on its own goroutine", "err", err)
+		return c
+	}
+	c.runner.LoopThrottle = loop.Throttle
+	c.runner.Schedule = func(spec fsm.HealthCheck, t netip.AddrPort, first time.Duration, done func(health.Outcome)) (func(), bool) {
+		ck, err := check.New(spec)
+		if err != nil {
+			return nil, false // Build has reported it
+		}
+		interval := time.Duration(spec.IntervalMS) * time.Millisecond
+		timeout := time.Duration(spec.TimeoutMS) * time.Millisecond
+		return loop.Add(ck, t, interval, timeout, first, func(r check.Result) {
+			done(health.Outcome{OK: r.OK, Latency: r.Latency, Detail: r.Detail, Weight: r.Weight})
+		})
+	}
 	return c
 }
 

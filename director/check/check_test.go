@@ -25,9 +25,12 @@ func build(t *testing.T, c fsm.HealthCheck) Checker {
 	return ch
 }
 
-// check runs one check with a timeout.
+// check runs one check with a timeout, on onLoop when a test has set it.
 func check(t *testing.T, ch Checker, target netip.AddrPort, timeout time.Duration) Result {
 	t.Helper()
+	if onLoop != nil {
+		return loopCheck(t, onLoop, ch, target, timeout)
+	}
 	ctx, cancel := context.WithTimeout(t.Context(), timeout)
 	defer cancel()
 	return ch.Check(ctx, target)

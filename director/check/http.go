@@ -1,11 +1,9 @@
 package check
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"regexp"
@@ -158,156 +156,50 @@ func (h *httpChecker) Check(ctx context.Context, target netip.AddrPort) Result {
 	}
 	hp := headPool.Get().(*[]byte)
 	defer headPool.Put(hp)
-	head := *hp
-	code, n, bodyAt, err := readHead(conn, head)
-	if err != nil {
-		return fail(err)
-	}
-	res := Result{Detail: statusDetail(code)}
-	if !h.accepted(code) {
-		res.Latency = time.Since(start)
-		return res
-	}
-	if h.method == "HEAD" || code == 204 || code == 304 || code/100 == 1 {
-		res.Latency, res.OK = time.Since(start), true
-		awaitClose(ctx, conn, head)
-		reset(raw)
-		return res
-	}
-	// Read the body through (bounded) even when nothing judges it, so
-	// that the server sees an orderly close rather than a reset; bytes
-	// past the first maxRead are not read.
-	want := contentLength(head[:bodyAt])
-	buf := head // a scratch buffer when the body is not judged
+	var body []byte
 	if h.body != nil {
 		bp := bufPool.Get().(*[]byte)
 		defer bufPool.Put(bp)
-		buf = *bp
+		body = *bp
 	}
-	have := copy(buf, head[bodyAt:n])
-	m, err := readBody(conn, buf, have, want, h.body == nil)
-	res.Latency = time.Since(start)
-	if err == nil {
-		if want >= 0 {
-			awaitClose(ctx, conn, head)
+	p := h.newResponse(*hp, body)
+	var lat time.Duration
+	judged := false
+	for !p.done {
+		m, err := conn.Read(p.space())
+		wasDraining := p.draining
+		p.fed(m, err)
+		if p.judged && !judged {
+			judged, lat = true, time.Since(start)
 		}
-		reset(raw)
-	}
-	switch {
-	case err != nil:
-		res.Detail += ", body: " + describe(ctx, err)
-	case h.body != nil && !h.body.Match(buf[:m]):
-		res.Detail += ", body does not match"
-	default:
-		res.OK = true
-	}
-	return res
-}
-
-// readHead reads until the end of the headers: the status code, the bytes
-// read, and where the body starts in buf.
-func readHead(r io.Reader, buf []byte) (code, n, bodyAt int, err error) {
-	for {
-		m, err := r.Read(buf[n:])
-		n += m
-		if i := bytes.Index(buf[:n], []byte("\r\n\r\n")); i >= 0 {
-			code, perr := statusCode(buf[:n])
-			return code, n, i + 4, perr
-		}
-		if err == io.EOF && n > 0 {
-			// Headers cut short by a close: the status line still decides.
-			code, perr := statusCode(buf[:n])
-			return code, n, n, perr
-		}
-		if err != nil {
-			return 0, n, 0, err
-		}
-		if n == len(buf) {
-			return 0, n, 0, fmt.Errorf("response headers over %d bytes", len(buf))
+		if p.draining && !wasDraining {
+			awaitClose(ctx, raw)
 		}
 	}
-}
-
-// statusCode parses "HTTP/1.x NNN ...".
-func statusCode(b []byte) (int, error) {
-	line, _, _ := bytes.Cut(b, []byte("\r\n"))
-	if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/")) || line[8] != ' ' {
-		return 0, fmt.Errorf("not an HTTP response: %q", clip(string(line)))
+	if p.err != nil {
+		return Result{Latency: lat, Detail: p.detail + describe(ctx, p.err)}
 	}
-	code, err := strconv.Atoi(string(line[9:12]))
-	if err != nil || (len(line) > 12 && line[12] != ' ') {
-		return 0, fmt.Errorf("not an HTTP status line: %q", clip(string(line)))
-	}
-	return code, nil
-}
-
-// contentLength is the header's value, or -1 without one.
-func contentLength(head []byte) int {
-	for line := range bytes.SplitSeq(head, []byte("\r\n")) {
-		name, value, ok := bytes.Cut(line, []byte(":"))
-		if ok && bytes.EqualFold(bytes.TrimSpace(name), []byte("Content-Length")) {
-			if n, err := strconv.Atoi(string(bytes.TrimSpace(value))); err == nil && n >= 0 {
-				return n
-			}
-		}
-	}
-	return -1
-}
-
-// readBody reads the body into buf, which holds have bytes of it
-// already, until EOF, want bytes (when want ≥ 0) or maxRead bytes. With
-// discard, buf is scratch space, reused for each read; the count returned
-// is then of no use but to know that the body was read.
-func readBody(r io.Reader, buf []byte, have, want int, discard bool) (int, error) {
-	limit := maxRead
-	if want >= 0 {
-		limit = min(limit, want)
-	}
-	total := have
-	for total < limit {
-		at := have
-		if discard || at >= len(buf) {
-			at = 0
-		}
-		m, err := r.Read(buf[at:min(len(buf), at+limit-total)])
-		have, total = at+m, total+m
-		if err == io.EOF {
-			if want >= 0 && total < want {
-				return total, io.ErrUnexpectedEOF
-			}
-			return min(total, limit), nil
-		}
-		if err != nil {
-			return total, err
-		}
-	}
-	return min(total, limit), nil
+	reset(raw)
+	return Result{OK: p.ok, Latency: lat, Detail: p.detail}
 }
 
 // closeWait bounds how long a check waits for the server to close after
 // its answer.
 const closeWait = 200 * time.Millisecond
 
-// awaitClose waits (briefly) for the server's close after a complete
+// awaitClose bounds the wait for the server's close after a complete
 // answer. The side that closes first keeps the connection in TIME_WAIT for
 // a minute; a director closing first, thousands of times a second, fills
 // its port range with them and makes every connect search it (in the lab,
 // connect and close were most of the checker's CPU). HTTP/1.0 servers
 // close after their answer, so the wait is usually no wait; one that does
 // not is left after closeWait, as before.
-func awaitClose(ctx context.Context, c net.Conn, scratch []byte) {
+func awaitClose(ctx context.Context, c net.Conn) {
 	deadline := time.Now().Add(closeWait)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
-	if err := c.SetReadDeadline(deadline); err != nil {
-		return
-	}
-	for range 4 { // a few stray bytes past Content-Length at most
-		if _, err := c.Read(scratch); err != nil {
-			return
-		}
-	}
+	c.SetReadDeadline(deadline)
 }
 
 // reset makes the coming close a reset, once the answer is complete and

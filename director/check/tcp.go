@@ -22,6 +22,7 @@ func (tcpChecker) Check(ctx context.Context, target netip.AddrPort) Result {
 		return Result{Latency: time.Since(start), Detail: describe(ctx, err)}
 	}
 	lat := time.Since(start)
+	reset(conn) // no TIME_WAIT on the director for every check
 	conn.Close()
 	return Result{OK: true, Latency: lat, Detail: "connected"}
 }

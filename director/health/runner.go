@@ -43,6 +43,14 @@ type Status struct {
 type Runner struct {
 	// Build makes the probe for a check (check.New, adapted, in the daemon).
 	Build func(fsm.HealthCheck) (Probe, error)
+	// Schedule, when set, hands a check to an event loop (check.Loop, in
+	// the daemon) that runs it every interval, the first after first, and
+	// reports each outcome to done; ok false: the loop cannot run it, and
+	// it runs on a goroutine with the probe Build made. stop ends it.
+	Schedule func(spec fsm.HealthCheck, target netip.AddrPort, first time.Duration, done func(Outcome)) (stop func(), ok bool)
+	// LoopThrottle reports the loop's bound on checks in flight and its
+	// most (check.Loop.Throttle); nil without a loop.
+	LoopThrottle func() (limit, ceiling int)
 	// Commit proposes one set-verdicts command.
 	Commit func(ctx context.Context, changes []fsm.VerdictChange) error
 	Log    *slog.Logger
@@ -56,11 +64,12 @@ type Runner struct {
 	// Go runtime's.
 	SchedP90 func() time.Duration
 
-	mu      sync.Mutex
-	config  *fsm.Config // the config the jobs were made from
-	jobs    map[string]*job
-	pending map[string]fsm.VerdictChange
-	limit   *limiter
+	mu          sync.Mutex
+	loopLimited bool        // the loop's bound was below its most at the last tick
+	config      *fsm.Config // the config the jobs were made from
+	jobs        map[string]*job
+	pending     map[string]fsm.VerdictChange
+	limit       *limiter
 }
 
 type job struct {
@@ -130,8 +139,9 @@ func (r *Runner) InFlightLimit() int {
 }
 
 // Throttle is the bound on checks in flight now and the most it may be;
-// below the most, checks are held back for want of CPU. Zeros: not
-// running.
+// below the most, checks are held back for want of capacity. Of the
+// goroutines' bound and the loop's, it is the one holding checks back, or
+// the goroutines'. Zeros: not running.
 func (r *Runner) Throttle() (limit, ceiling int) {
 	r.mu.Lock()
 	lim := r.limit
@@ -140,6 +150,11 @@ func (r *Runner) Throttle() (limit, ceiling int) {
 		return 0, 0
 	}
 	l, _, _ := lim.state()
+	if r.LoopThrottle != nil && l == lim.max {
+		if ll, lc := r.LoopThrottle(); ll < lc {
+			return ll, lc
+		}
+	}
 	return l, lim.max
 }
 
@@ -241,6 +256,14 @@ func (r *Runner) sync(ctx context.Context, st *fsm.State) {
 			w.tracker.Health = fsm.HealthUnknown
 		}
 		w.status = Status{Service: w.service, Server: w.server, Type: w.spec.Type, Target: w.target.String(), Health: w.tracker.Health}
+		if r.Schedule != nil {
+			first := phase(w.key, time.Duration(w.spec.IntervalMS)*time.Millisecond)
+			if stop, ok := r.Schedule(w.spec, w.target, first, func(o Outcome) { r.observe(w, o, time.Now()) }); ok {
+				w.cancel = stop
+				r.jobs[k] = w
+				continue
+			}
+		}
 		jctx, cancel := context.WithCancel(ctx)
 		w.cancel = cancel
 		r.jobs[k] = w
@@ -251,6 +274,7 @@ func (r *Runner) sync(ctx context.Context, st *fsm.State) {
 // throttle adjusts the bound on checks in flight, logging when checks
 // start and stop being held back.
 func (r *Runner) throttle(lim *limiter, p90 time.Duration) {
+	r.throttleLoop()
 	before, _, _ := lim.state()
 	after := lim.adjust(p90)
 	if before == after || (before < lim.max && after < lim.max) {
@@ -262,6 +286,24 @@ func (r *Runner) throttle(lim *limiter, p90 time.Duration) {
 			"in_flight", inFlight, "waiting", waiting)
 	} else {
 		r.log().Info("health checks no longer throttled", "in_flight_limit", after, "sched_latency_p90", p90.String())
+	}
+}
+
+// throttleLoop logs when the loop starts and stops holding checks back.
+func (r *Runner) throttleLoop() {
+	if r.LoopThrottle == nil {
+		return
+	}
+	l, c := r.LoopThrottle()
+	r.mu.Lock()
+	was := r.loopLimited
+	r.loopLimited = l < c
+	r.mu.Unlock()
+	switch {
+	case l < c && !was:
+		r.log().Warn("health checks throttled: checks of answering servers time out or answer late", "in_flight_limit", l, "in_flight_max", c)
+	case l >= c && was:
+		r.log().Info("health checks no longer throttled", "in_flight_limit", l)
 	}
 }
 

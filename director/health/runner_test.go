@@ -317,3 +317,72 @@ func TestRunnerProposesOncePerTickWhenCommitsAreSlow(t *testing.T) {
 		}
 	}
 }
+
+// Checks a loop takes run there, not on the runner's goroutines: the
+// runner hands over each check's spec, target and first delay (spread
+// over the interval), and judges what the loop reports as it judges a
+// probe's outcomes. A check the loop refuses runs on a goroutine.
+func TestRunnerHandsChecksToTheLoop(t *testing.T) {
+	w := newWorld(t, 4, fsm.HealthCheck{Type: "tcp", IntervalMS: 1000, TimeoutMS: 500, Rise: 1, Fall: 1})
+	type handed struct {
+		target netip.AddrPort
+		first  time.Duration
+		done   func(Outcome)
+	}
+	var mu sync.Mutex
+	loop := map[netip.AddrPort]handed{}
+	stopped := map[netip.AddrPort]bool{}
+	refused := netip.MustParseAddrPort("10.1.0.4:80")
+	var probed sync.Map
+	r := &Runner{
+		Build: func(fsm.HealthCheck) (Probe, error) {
+			return func(ctx context.Context, target netip.AddrPort) Outcome {
+				probed.Store(target, true)
+				return w.probe(ctx, target)
+			}, nil
+		},
+		Schedule: func(spec fsm.HealthCheck, target netip.AddrPort, first time.Duration, done func(Outcome)) (func(), bool) {
+			if target == refused {
+				return nil, false
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			loop[target] = handed{target, first, done}
+			return func() { mu.Lock(); stopped[target] = true; mu.Unlock() }, true
+		},
+		LoopThrottle: func() (int, int) { return 100, 4096 }, // holding checks back
+		Commit:       w.commit, Tick: 20 * time.Millisecond, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.Run(ctx, w.changes, w.view); close(done) }()
+	eventually(t, "three checks on the loop", func() bool { mu.Lock(); defer mu.Unlock(); return len(loop) == 3 })
+	mu.Lock()
+	for _, h := range loop {
+		if h.first < 0 || h.first >= time.Second {
+			t.Errorf("%v: first check after %v, want within the 1s interval", h.target, h.first)
+		}
+	}
+	loop[netip.MustParseAddrPort("10.1.0.1:80")].done(Outcome{OK: true, Detail: "connected"})
+	loop[netip.MustParseAddrPort("10.1.0.2:80")].done(Outcome{Detail: "connection refused"})
+	mu.Unlock()
+	eventually(t, "the loop's verdicts committed", func() bool {
+		return w.health("10.1.0.1:80") == fsm.HealthUp && w.health("10.1.0.2:80") == fsm.HealthDown
+	})
+	eventually(t, "the refused check on a goroutine", func() bool { _, ok := probed.Load(refused); return ok })
+	if l, c := r.Throttle(); l != 100 || c != 4096 {
+		t.Errorf("Throttle() = %d, %d; want the loop's, 100 of 4096", l, c)
+	}
+	for target := range loop {
+		if _, ok := probed.Load(target); ok {
+			t.Errorf("%v: probed on a goroutine as well as on the loop", target)
+		}
+	}
+	cancel() // leadership lost: the loop's checks stop
+	<-done
+	mu.Lock()
+	defer mu.Unlock()
+	if len(stopped) != 3 {
+		t.Fatalf("%d of the loop's 3 checks stopped", len(stopped))
+	}
+}

@@ -1,0 +1,515 @@
+package check
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Loop runs plain TCP and HTTP checks, each on its own schedule, on one
+// goroutine around one epoll set: keepalived's checker design. A check
+// there costs its socket's system calls and little else; run on its own
+// goroutine with Go's timers, deadlines and netpoller, the same check cost
+// a director several times keepalived's CPU (make bench-health), most of
+// it in the runtime parking and waking goroutines. HTTPS, DNS, UDP, ICMP
+// and exec checks stay on goroutines (Checker.Check).
+//
+// The loop paces itself: it bounds the checks in flight, and shrinks the
+// bound when checks of servers that were answering start timing out or
+// answering late (see pace.go), so that a director (or a network) short of
+// capacity starts checks late rather than more than it can see through;
+// otherwise every check times out and every healthy server is marked down.
+type Loop struct {
+	epfd, wake int // the epoll set; an eventfd that wakes the loop
+	nextID     atomic.Uint64
+
+	mu     sync.Mutex
+	inbox  []loopMsg
+	closed bool
+	exited chan struct{}
+
+	// Owned by the loop's goroutine.
+	tasks     map[uint64]*task
+	byFD      []*task  // the task using each socket
+	starts    taskHeap // idle tasks, by next start
+	deadlines taskHeap // tasks in flight, by deadline
+	events    []unix.EpollEvent
+	inFlight  int
+	pace      pace
+	bound     atomic.Int64 // pace's bound, for Throttle
+}
+
+const (
+	// startSlack: a round starts every check due this soon, so that a loop
+	// with thousands of checks wakes every few milliseconds, not for each.
+	startSlack = 5 * time.Millisecond
+	// maxStartsPerRound bounds the checks a round starts: the answers to
+	// those in flight are read first, however late the loop is.
+	maxStartsPerRound = 256
+	// maxLoopConns bounds the sockets open at once: the pace's ceiling.
+	maxLoopConns = 4096
+)
+
+type loopMsg struct {
+	add    *task
+	remove uint64
+}
+
+type taskState uint8
+
+const (
+	idle taskState = iota
+	connecting
+	writing
+	reading
+)
+
+type task struct {
+	id       uint64
+	http     *httpChecker // nil: connect only
+	req      []byte
+	sa       unix.Sockaddr
+	family   int
+	interval time.Duration
+	timeout  time.Duration
+	done     func(Result)
+
+	at           time.Time // next start (idle) or deadline (in flight): the heap key
+	index        int       // in its heap
+	state        taskState
+	fd           int
+	begun        time.Time
+	wrote        int
+	resp         response
+	head         *[]byte // pooled buffers of resp
+	body         *[]byte
+	lat          time.Duration // once judged
+	drain        bool          // judged; waiting for the server's close
+	lastTimedOut bool          // the last check timed out; false before the first
+}
+
+// NewLoop starts a loop; Close stops it.
+func NewLoop() (*Loop, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("check loop: epoll: %w", err)
+	}
+	wake, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		unix.Close(epfd)
+		return nil, fmt.Errorf("check loop: eventfd: %w", err)
+	}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wake, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(wake)}); err != nil {
+		unix.Close(epfd)
+		unix.Close(wake)
+		return nil, fmt.Errorf("check loop: epoll_ctl: %w", err)
+	}
+	l := &Loop{epfd: epfd, wake: wake, exited: make(chan struct{}), tasks: map[uint64]*task{},
+		events: make([]unix.EpollEvent, 256), pace: newPace(maxLoopConns)}
+	l.bound.Store(int64(l.pace.limit()))
+	go l.run()
+	return l, nil
+}
+
+// Add schedules checker c against target every interval, the first in
+// first; done gets each result, on the loop's goroutine (it must not
+// block). ok is false when c cannot run on the loop (it is not a plain
+// TCP or HTTP check), and the caller runs it on a goroutine. stop ends the
+// checks; a result may still come until the loop has seen the stop, which
+// the caller must tolerate.
+func (l *Loop) Add(c Checker, target netip.AddrPort, interval, timeout, first time.Duration, done func(Result)) (stop func(), ok bool) {
+	t := &task{interval: interval, timeout: timeout, done: done, fd: -1, index: -1}
+	switch c := c.(type) {
+	case tcpChecker:
+	case *httpChecker:
+		if c.tls != nil {
+			return nil, false
+		}
+		t.http, t.req = c, c.request(target).raw
+	default:
+		return nil, false
+	}
+	addr := target.Addr().Unmap()
+	switch {
+	case addr.Is4():
+		t.family, t.sa = unix.AF_INET, &unix.SockaddrInet4{Port: int(target.Port()), Addr: addr.As4()}
+	case addr.Is6() && addr.Zone() == "":
+		t.family, t.sa = unix.AF_INET6, &unix.SockaddrInet6{Port: int(target.Port()), Addr: addr.As16()}
+	default:
+		return nil, false
+	}
+	t.id = l.nextID.Add(1)
+	t.at = time.Now().Add(first)
+	if !l.send(loopMsg{add: t}) {
+		return nil, false
+	}
+	var once sync.Once
+	return func() { once.Do(func() { l.send(loopMsg{remove: t.id}) }) }, true
+}
+
+// Throttle is the bound on checks in flight and the most it may be; below
+// the most, the loop is holding checks back (see pace).
+func (l *Loop) Throttle() (limit, ceiling int) {
+	return int(l.bound.Load()), maxLoopConns
+}
+
+// Close stops the loop and closes its sockets; no result is delivered
+// after it returns.
+func (l *Loop) Close() {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		<-l.exited
+		return
+	}
+	l.closed = true
+	l.mu.Unlock()
+	l.poke()
+	<-l.exited
+}
+
+func (l *Loop) send(m loopMsg) bool {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return false
+	}
+	first := len(l.inbox) == 0
+	l.inbox = append(l.inbox, m)
+	l.mu.Unlock()
+	if first {
+		l.poke()
+	}
+	return true
+}
+
+func (l *Loop) poke() {
+	one := [8]byte{1}
+	unix.Write(l.wake, one[:]) // EAGAIN: the counter is full, so it is awake anyway
+}
+
+func (l *Loop) run() {
+	defer close(l.exited)
+	defer l.shutdown()
+	for {
+		now := time.Now()
+		if l.pace.adjust(now) {
+			l.bound.Store(int64(l.pace.limit()))
+		}
+		l.expire(now)
+		behind := l.startDue(now)
+		n, err := unix.EpollWait(l.epfd, l.events, l.waitMS(now, behind))
+		if err != nil && !errors.Is(err, unix.EINTR) {
+			// Not expected of a valid epoll set; do not spin on it.
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		now = time.Now()
+		for _, ev := range l.events[:max(n, 0)] {
+			if int(ev.Fd) == l.wake {
+				if !l.receive() {
+					return
+				}
+				continue
+			}
+			if t := l.task(int(ev.Fd)); t != nil {
+				l.step(t, ev.Events, now)
+			}
+		}
+	}
+}
+
+// receive applies the inbox; false once the loop is closed.
+func (l *Loop) receive() bool {
+	var buf [8]byte
+	unix.Read(l.wake, buf[:])
+	l.mu.Lock()
+	msgs, closed := l.inbox, l.closed
+	l.inbox = nil
+	l.mu.Unlock()
+	for _, m := range msgs {
+		if m.add != nil {
+			l.tasks[m.add.id] = m.add
+			heap.Push(&l.starts, m.add)
+			continue
+		}
+		if t := l.tasks[m.remove]; t != nil {
+			delete(l.tasks, t.id)
+			if t.state == idle {
+				heap.Remove(&l.starts, t.index)
+			} else {
+				heap.Remove(&l.deadlines, t.index)
+				l.hangUp(t, false)
+			}
+		}
+	}
+	return !closed
+}
+
+func (l *Loop) shutdown() {
+	for _, t := range l.tasks {
+		if t.state != idle {
+			l.hangUp(t, false)
+		}
+	}
+	unix.Close(l.epfd)
+	unix.Close(l.wake)
+}
+
+// waitMS is how long epoll may wait: until the next deadline or due start.
+func (l *Loop) waitMS(now time.Time, behind bool) int {
+	if behind {
+		return 0
+	}
+	var next time.Time
+	if len(l.deadlines) > 0 {
+		next = l.deadlines[0].at
+	}
+	if len(l.starts) > 0 && l.inFlight < l.pace.limit() && (next.IsZero() || l.starts[0].at.Before(next)) {
+		next = l.starts[0].at
+	}
+	if next.IsZero() {
+		return -1
+	}
+	d := next.Sub(now)
+	if d <= 0 {
+		return 0
+	}
+	return int((d + time.Millisecond - 1) / time.Millisecond)
+}
+
+// expire ends the checks whose deadline has passed.
+func (l *Loop) expire(now time.Time) {
+	for len(l.deadlines) > 0 && !l.deadlines[0].at.After(now) {
+		t := l.deadlines[0]
+		if t.drain {
+			l.finish(t, now, true, Result{OK: t.resp.ok, Latency: t.lat, Detail: t.resp.detail})
+			continue
+		}
+		l.finish(t, now, false, Result{Latency: now.Sub(t.begun), Detail: detailTimeout})
+	}
+}
+
+// startDue starts the checks that are due; true when some due ones wait
+// for a later round.
+func (l *Loop) startDue(now time.Time) (behind bool) {
+	until := now.Add(startSlack)
+	for n := 0; len(l.starts) > 0 && l.starts[0].at.Before(until); n++ {
+		if l.inFlight >= l.pace.limit() {
+			l.pace.saturated = true
+			return false
+		}
+		if n == maxStartsPerRound {
+			return true
+		}
+		l.start(heap.Pop(&l.starts).(*task), now)
+	}
+	return false
+}
+
+func (l *Loop) start(t *task, now time.Time) {
+	t.begun, t.wrote, t.drain, t.lat = now, 0, false, 0
+	fd, err := unix.Socket(t.family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		l.again(t, now, Result{Detail: describe(context.Background(), fmt.Errorf("socket: %w", err))})
+		return
+	}
+	if err := unix.Connect(fd, t.sa); err != nil && err != unix.EINPROGRESS {
+		unix.Close(fd)
+		l.again(t, now, Result{Latency: time.Since(now), Detail: describe(context.Background(), err)})
+		return
+	}
+	// Edge-triggered, both ways, once: no epoll_ctl after this one; the
+	// close removes the socket from the set.
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET, Fd: int32(fd)}
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		unix.Close(fd)
+		l.again(t, now, Result{Detail: describe(context.Background(), fmt.Errorf("epoll_ctl: %w", err))})
+		return
+	}
+	t.fd, t.state = fd, connecting
+	for fd >= len(l.byFD) {
+		l.byFD = append(l.byFD, make([]*task, len(l.byFD)+64)...)
+	}
+	l.byFD[fd] = t
+	l.inFlight++
+	t.at = now.Add(t.timeout)
+	heap.Push(&l.deadlines, t)
+}
+
+func (l *Loop) task(fd int) *task {
+	if fd < 0 || fd >= len(l.byFD) {
+		return nil
+	}
+	return l.byFD[fd]
+}
+
+// step moves a check on after its socket's events.
+func (l *Loop) step(t *task, events uint32, now time.Time) {
+	if t.state == connecting {
+		if events&(unix.EPOLLERR|unix.EPOLLHUP) != 0 {
+			l.finish(t, now, false, Result{Latency: now.Sub(t.begun), Detail: describe(context.Background(), soError(t.fd))})
+			return
+		}
+		if events&unix.EPOLLOUT == 0 {
+			return
+		}
+		if t.http == nil {
+			l.finish(t, now, true, Result{OK: true, Latency: now.Sub(t.begun), Detail: "connected"})
+			return
+		}
+		t.state = writing
+		events &^= unix.EPOLLIN // nothing to read before the request
+	}
+	if t.state == writing {
+		if events&(unix.EPOLLOUT|unix.EPOLLERR|unix.EPOLLHUP) == 0 {
+			return
+		}
+		for t.wrote < len(t.req) {
+			n, err := unix.Write(t.fd, t.req[t.wrote:])
+			if err == unix.EAGAIN {
+				return // the next EPOLLOUT edge
+			}
+			if err != nil {
+				l.finish(t, now, false, Result{Latency: now.Sub(t.begun), Detail: describe(context.Background(), err)})
+				return
+			}
+			t.wrote += n
+		}
+		t.state = reading
+		t.head = headPool.Get().(*[]byte)
+		var body []byte
+		if t.http.body != nil {
+			t.body = bufPool.Get().(*[]byte)
+			body = *t.body
+		}
+		t.resp = t.http.newResponse(*t.head, body)
+		if events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLERR|unix.EPOLLHUP) == 0 {
+			return // the answer's edge is still to come
+		}
+	} else if events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLERR|unix.EPOLLHUP) == 0 {
+		return // room to write, which a reader does not need
+	}
+	l.read(t, now)
+}
+
+// read reads until the socket has nothing more (edge-triggered) or the
+// answer is done.
+func (l *Loop) read(t *task, now time.Time) {
+	p := &t.resp
+	for {
+		m, err := unix.Read(t.fd, p.space())
+		switch {
+		case err == unix.EAGAIN:
+			return
+		case err == unix.EINTR:
+			continue
+		case err != nil:
+			p.fed(0, err)
+		case m == 0:
+			p.fed(0, io.EOF)
+		default:
+			p.fed(m, nil)
+		}
+		if p.judged && !t.drain && t.lat == 0 {
+			t.lat = max(now.Sub(t.begun), 1)
+		}
+		if p.done {
+			if p.err != nil {
+				l.finish(t, now, false, Result{Latency: t.lat, Detail: p.detail + describe(context.Background(), p.err)})
+				return
+			}
+			l.finish(t, now, true, Result{OK: p.ok, Latency: t.lat, Detail: p.detail})
+			return
+		}
+		if p.draining && !t.drain {
+			t.drain = true
+			if d := now.Add(closeWait); d.Before(t.at) {
+				t.at = d
+				heap.Fix(&l.deadlines, t.index)
+			}
+		}
+	}
+}
+
+// finish closes the check's socket (a reset when orderly: see reset),
+// schedules its next start and delivers its result.
+func (l *Loop) finish(t *task, now time.Time, orderly bool, r Result) {
+	heap.Remove(&l.deadlines, t.index)
+	l.hangUp(t, orderly)
+	l.again(t, now, r)
+}
+
+func (l *Loop) again(t *task, now time.Time, r Result) {
+	timedOut := r.Detail == detailTimeout
+	l.pace.observe(timedOut, t.lastTimedOut, r.Latency, t.timeout)
+	t.lastTimedOut = timedOut
+	t.at = t.begun.Add(t.interval)
+	if t.at.Before(now) {
+		t.at = now
+	}
+	heap.Push(&l.starts, t)
+	t.done(r)
+}
+
+// hangUp closes a check's socket and returns its buffers.
+func (l *Loop) hangUp(t *task, orderly bool) {
+	if orderly {
+		unix.SetsockoptLinger(t.fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+	}
+	unix.Close(t.fd)
+	l.byFD[t.fd] = nil
+	l.inFlight--
+	t.fd, t.state = -1, idle
+	if t.head != nil {
+		headPool.Put(t.head)
+		t.head = nil
+	}
+	if t.body != nil {
+		bufPool.Put(t.body)
+		t.body = nil
+	}
+	t.resp = response{}
+}
+
+func soError(fd int) error {
+	v, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
+	if err != nil {
+		return err
+	}
+	if v == 0 {
+		return io.ErrUnexpectedEOF // hung up without an error: closed
+	}
+	return unix.Errno(v)
+}
+
+// taskHeap orders tasks by at.
+type taskHeap []*task
+
+func (h taskHeap) Len() int           { return len(h) }
+func (h taskHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
+func (h taskHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index, h[j].index = i, j
+}
+func (h *taskHeap) Push(x any) {
+	t := x.(*task)
+	t.index = len(*h)
+	*h = append(*h, t)
+}
+func (h *taskHeap) Pop() any {
+	old := *h
+	t := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	t.index = -1
+	return t
+}

@@ -1,0 +1,225 @@
+package check
+
+import (
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ipvsman/ipvsman/fsm"
+)
+
+// onLoop, when set, makes check run its checks on this loop.
+var onLoop *Loop
+
+// loopCheck runs one check of ch on l and waits for its result.
+func loopCheck(t *testing.T, l *Loop, ch Checker, target netip.AddrPort, timeout time.Duration) Result {
+	t.Helper()
+	got := make(chan Result, 1)
+	stop, ok := l.Add(ch, target, time.Hour, timeout, 0, func(r Result) {
+		select {
+		case got <- r:
+		default:
+		}
+	})
+	if !ok {
+		t.Fatalf("checker %T cannot run on the loop", ch)
+	}
+	defer stop()
+	select {
+	case r := <-got:
+		return r
+	case <-time.After(timeout + 5*time.Second):
+		t.Fatalf("no result from the loop %v after its timeout of %v", 5*time.Second, timeout)
+	}
+	return Result{}
+}
+
+func newLoop(t *testing.T) *Loop {
+	t.Helper()
+	l, err := NewLoop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.Close)
+	return l
+}
+
+// The TCP and HTTP checkers' tests, each check run on the loop instead of
+// Check: the loop must judge every answer as Check does.
+func TestLoopPassesTheCheckersTests(t *testing.T) {
+	onLoop = newLoop(t)
+	defer func() { onLoop = nil }()
+	for name, test := range map[string]func(*testing.T){
+		"TCP":                        TestTCP,
+		"HTTP":                       TestHTTP,
+		"HTTPRequest":                TestHTTPRequest,
+		"HTTPTimeout":                TestHTTPTimeout,
+		"HTTPClosedPort":             TestHTTPClosedPort,
+		"HTTPNewConnectionEachCheck": TestHTTPNewConnectionEachCheck,
+		"HTTPResponsesAsSent":        TestHTTPResponsesAsSent,
+		"HTTPServerClosesFirst":      TestHTTPServerClosesFirst,
+	} {
+		t.Run(name, test)
+	}
+}
+
+func TestLoopRefusesWhatItCannotRun(t *testing.T) {
+	l := newLoop(t)
+	target := netip.MustParseAddrPort("127.0.0.1:80")
+	for _, c := range []fsm.HealthCheck{
+		{Type: "https", Insecure: true},
+		{Type: "udp", Send: "ping"},
+		{Type: "exec", Command: []string{"true"}},
+	} {
+		if _, ok := l.Add(build(t, c), target, time.Second, time.Second, 0, func(Result) {}); ok {
+			t.Errorf("the loop took a %s check", c.Type)
+		}
+	}
+}
+
+// Many checks on one loop, each on its own interval: every one runs about
+// as often as its interval says, and a stopped one stops.
+func TestLoopSchedulesManyChecks(t *testing.T) {
+	l := newLoop(t)
+	_, target := newHTTPServer(t, false)
+	tcp := listenTCP(t)
+	go func() {
+		for {
+			c, err := tcp.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	const n = 200
+	var results [n]atomic.Int64
+	var failed atomic.Int64
+	stops := make([]func(), n)
+	interval := 50 * time.Millisecond
+	for i := range n {
+		ch, at := build(t, fsm.HealthCheck{Type: "http", Body: "healthy"}), target
+		if i%2 == 1 {
+			ch, at = build(t, fsm.HealthCheck{Type: "tcp"}), addrPort(t, tcp.Addr())
+		}
+		first := time.Duration(i) * interval / n
+		stop, ok := l.Add(ch, at, interval, 2*time.Second, first, func(r Result) {
+			if !r.OK {
+				failed.Add(1)
+			}
+			results[i].Add(1)
+		})
+		if !ok {
+			t.Fatal("not on the loop")
+		}
+		stops[i] = stop
+	}
+	eventually(t, 20*time.Second, func() bool {
+		for i := range results {
+			if results[i].Load() < 5 {
+				return false
+			}
+		}
+		return true
+	})
+	if f := failed.Load(); f != 0 {
+		t.Errorf("%d checks failed against healthy servers", f)
+	}
+	var wg sync.WaitGroup
+	for _, stop := range stops[:n/2] {
+		wg.Go(stop)
+	}
+	wg.Wait()
+	// Once a stopped check's count holds still for many intervals, it has
+	// stopped; the others go on.
+	before := make([]int64, n)
+	for i := range results {
+		before[i] = results[i].Load()
+	}
+	eventually(t, 20*time.Second, func() bool {
+		for i := n / 2; i < n; i++ {
+			if results[i].Load() < before[i]+10 {
+				return false
+			}
+		}
+		return true
+	})
+	for i := range n / 2 {
+		if d := results[i].Load() - before[i]; d > 1 { // one may have been in flight
+			t.Errorf("check %d ran %d times after its stop", i, d)
+		}
+	}
+}
+
+// A check is never in flight twice: a server slower than the interval
+// gets a new connection only once the last one's result is in.
+func TestLoopOneCheckInFlightAtOnce(t *testing.T) {
+	l := newLoop(t)
+	ln := listenTCP(t)
+	var accepted, results, overlaps atomic.Int64
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			if accepted.Add(1) > results.Load()+1 {
+				overlaps.Add(1)
+			}
+			go func() {
+				defer c.Close()
+				c.SetReadDeadline(time.Now().Add(5 * time.Second))
+				c.Read(make([]byte, 1024)) // the request
+				c.Read(make([]byte, 1))    // then hold until the checker hangs up
+			}()
+		}
+	}()
+	var timeouts atomic.Int64
+	stop, _ := l.Add(build(t, fsm.HealthCheck{Type: "http"}), addrPort(t, ln.Addr()), 10*time.Millisecond, 100*time.Millisecond, 0, func(r Result) {
+		if r.Detail == "timeout" {
+			timeouts.Add(1)
+		}
+		results.Add(1)
+	})
+	defer stop()
+	eventually(t, 10*time.Second, func() bool { return timeouts.Load() >= 5 })
+	if n := overlaps.Load(); n > 0 {
+		t.Fatalf("%d connections made while the check's last one was in flight (%d accepted, %d results)", n, accepted.Load(), results.Load())
+	}
+}
+
+// Close ends the checks in flight and returns; a closed loop takes no
+// more.
+func TestLoopClose(t *testing.T) {
+	l, err := NewLoop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := listenTCP(t) // never accepts: the checks stay in flight
+	var results atomic.Int64
+	for range 10 {
+		l.Add(build(t, fsm.HealthCheck{Type: "http"}), addrPort(t, ln.Addr()), time.Millisecond, time.Hour, 0, func(Result) { results.Add(1) })
+	}
+	l.Close()
+	l.Close() // twice is harmless
+	if _, ok := l.Add(tcpChecker{}, addrPort(t, ln.Addr()), time.Second, time.Second, 0, func(Result) {}); ok {
+		t.Fatal("a closed loop took a check")
+	}
+	if n := results.Load(); n != 0 {
+		t.Fatalf("%d results from checks that could not finish", n)
+	}
+}
+
+// eventually waits for cond, polling, and fails the test at the deadline.
+func eventually(t *testing.T, within time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %v", within)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
