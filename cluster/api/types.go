@@ -25,8 +25,9 @@ type NodeStatus struct {
 // HealthResponse is GET /v1/health: every check the leader runs.
 type HealthResponse struct {
 	Checks []health.Status `json:"checks"`
-	// InFlightLimit below InFlightMax: the leader is short of CPU and
-	// holds checks back, so their intervals stretch.
+	// InFlightLimit below InFlightMax: the leader holds checks back (its
+	// goroutines short of CPU, or its loop's checks of answering servers
+	// timing out), so their intervals stretch.
 	InFlightLimit int `json:"in_flight_limit"`
 	InFlightMax   int `json:"in_flight_max"`
 }

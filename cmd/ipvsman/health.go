@@ -38,7 +38,7 @@ func healthCmd(g *globals) *cobra.Command {
 					return err
 				}
 				if h.InFlightLimit < h.InFlightMax {
-					fmt.Printf("checks throttled: at most %d of %d in flight, the leader is short of CPU (intervals stretch)\n", h.InFlightLimit, h.InFlightMax)
+					fmt.Printf("checks throttled: at most %d of %d in flight, the leader or its network is short of capacity (intervals stretch)\n", h.InFlightLimit, h.InFlightMax)
 				}
 				return nil
 			})

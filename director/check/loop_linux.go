@@ -398,15 +398,24 @@ func (l *Loop) step(t *task, events uint32, now time.Time) {
 	} else if events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLERR|unix.EPOLLHUP) == 0 {
 		return // room to write, which a reader does not need
 	}
-	l.read(t, now)
+	l.read(t, events, now)
 }
 
-// read reads until the socket has nothing more (edge-triggered) or the
-// answer is done.
-func (l *Loop) read(t *task, now time.Time) {
+// read reads what the socket holds, and stops short of the reads that
+// would only say so: a short read has emptied it (the next arrival is a
+// new edge), and when the event says the server has closed, the close is
+// behind what was read. A check is then socket, connect, epoll_ctl, write,
+// read, setsockopt and close: keepalived's count or fewer.
+func (l *Loop) read(t *task, events uint32, now time.Time) {
 	p := &t.resp
-	for {
-		m, err := unix.Read(t.fd, p.space())
+	closed := events&(unix.EPOLLRDHUP|unix.EPOLLHUP) != 0
+	for !p.done {
+		if p.draining && closed {
+			p.fed(0, io.EOF)
+			break
+		}
+		space := p.space()
+		m, err := unix.Read(t.fd, space)
 		switch {
 		case err == unix.EAGAIN:
 			return
@@ -418,17 +427,12 @@ func (l *Loop) read(t *task, now time.Time) {
 			p.fed(0, io.EOF)
 		default:
 			p.fed(m, nil)
-		}
-		if p.judged && !t.drain && t.lat == 0 {
-			t.lat = max(now.Sub(t.begun), 1)
-		}
-		if p.done {
-			if p.err != nil {
-				l.finish(t, now, false, Result{Latency: t.lat, Detail: p.detail + describe(context.Background(), p.err)})
-				return
+			if !p.done && m < len(space) && closed && !p.draining {
+				p.fed(0, io.EOF)
 			}
-			l.finish(t, now, true, Result{OK: p.ok, Latency: t.lat, Detail: p.detail})
-			return
+		}
+		if p.judged && t.lat == 0 {
+			t.lat = max(now.Sub(t.begun), 1)
 		}
 		if p.draining && !t.drain {
 			t.drain = true
@@ -437,7 +441,15 @@ func (l *Loop) read(t *task, now time.Time) {
 				heap.Fix(&l.deadlines, t.index)
 			}
 		}
+		if !p.done && err == nil && m > 0 && m < len(space) && !closed {
+			return // emptied: wait for the next edge
+		}
 	}
+	if p.err != nil {
+		l.finish(t, now, false, Result{Latency: t.lat, Detail: p.detail + describe(context.Background(), p.err)})
+		return
+	}
+	l.finish(t, now, true, Result{OK: p.ok, Latency: t.lat, Detail: p.detail})
 }
 
 // finish closes the check's socket (a reset when orderly: see reset),
