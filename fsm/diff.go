@@ -57,6 +57,9 @@ func DiffConfig(a, b *Config) []string {
 	if ta, tb := describeTimeouts(a.Timeouts), describeTimeouts(b.Timeouts); ta != tb {
 		out = append(out, "~ timeouts "+ta+" => "+tb)
 	}
+	if sa, sb := SyncOf(a).Describe(), SyncOf(b).Describe(); sa != sb {
+		out = append(out, "~ connection sync "+sa+" => "+sb)
+	}
 	return out
 }
 

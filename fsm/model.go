@@ -241,6 +241,7 @@ type Config struct {
 	Services map[string]*Service `json:"services"` // by ServiceKey.String()
 	VIPs     map[string]VIP      `json:"vips"`     // by Prefix.String()
 	Timeouts *Timeouts           `json:"timeouts,omitempty"`
+	Sync     *Sync               `json:"sync,omitempty"` // nil: on, with the defaults (SyncOf)
 }
 
 // Timeouts are the kernel's connection timeouts in seconds (ipvsadm
@@ -275,6 +276,10 @@ func (c *Config) Clone() *Config {
 	if c.Timeouts != nil {
 		t := *c.Timeouts
 		n.Timeouts = &t
+	}
+	if c.Sync != nil {
+		s := *c.Sync
+		n.Sync = &s
 	}
 	return n
 }

@@ -21,6 +21,7 @@ const (
 	OpSetState      OpKind = "set-state"      // ipvsman server suspend|resume|drain
 	OpSetCheck      OpKind = "set-check"      // ipvsman check set
 	OpClearCheck    OpKind = "clear-check"    // ipvsman check clear
+	OpSetSync       OpKind = "set-sync"       // ipvsadm --start-daemon, --stop-daemon
 )
 
 // Op is one topology change. Service carries the attributes for add/edit of a
@@ -38,6 +39,7 @@ type Op struct {
 	Server     *RealServer  `json:"server,omitempty"`
 	Timeouts   *Timeouts    `json:"timeouts,omitempty"`
 	Check      *HealthCheck `json:"check,omitempty"`
+	Sync       *Sync        `json:"sync,omitempty"`
 }
 
 // ApplyOps applies ops in order to a copy of c and returns the copy. It
@@ -63,6 +65,8 @@ func applyOp(c *Config, op Op) error {
 	case OpClear:
 		c.Services = map[string]*Service{}
 		return nil
+	case OpSetSync:
+		return applySetSync(c, op)
 	case OpSetTimeouts:
 		if op.Timeouts == nil {
 			return fmt.Errorf("%s: timeouts: missing", op.Kind)

@@ -278,6 +278,11 @@ func ValidateConfig(c *Config) error {
 			return err
 		}
 	}
+	if c.Sync != nil {
+		if err := ValidateSync(c.Sync); err != nil {
+			return err
+		}
+	}
 	for _, key := range sortedKeys(c.VIPs) {
 		v := c.VIPs[key]
 		if err := ValidateVIP(v); err != nil {

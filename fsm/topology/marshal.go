@@ -25,6 +25,12 @@ func MarshalYAML(cfg *fsm.Config) ([]byte, error) {
 		return nil, errors.New("marshal topology: no config")
 	}
 	f := yamlFile{Version: schemaVersion, Timeouts: cfg.Timeouts}
+	if s := cfg.Sync; s != nil {
+		f.Sync = &yamlSync{Off: s.Off, ID: int(s.ID), Port: int(s.Port), TTL: int(s.TTL), MaxLen: int(s.MaxLen)}
+		if s.Group.IsValid() {
+			f.Sync.Group = s.Group.String()
+		}
+	}
 	for _, k := range slices.Sorted(maps.Keys(cfg.VIPs)) {
 		v := cfg.VIPs[k]
 		f.VIPs = append(f.VIPs, yamlVIP{Address: v.Prefix.String(), Interface: v.Interface, Interfaces: v.Interfaces})

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net/netip"
 	"slices"
 
 	"go.yaml.in/yaml/v3"
@@ -28,6 +29,18 @@ type yamlFile struct {
 	// Kernel connection timeouts in seconds, as ipvsadm --set; 0 or absent
 	// leaves one to the kernel.
 	Timeouts *fsm.Timeouts `yaml:"timeouts,omitempty,flow"`
+	// Connection sync between the directors; absent: on, sync ID 1,
+	// 224.0.0.81:8848.
+	Sync *yamlSync `yaml:"sync,omitempty"`
+}
+
+type yamlSync struct {
+	Off    bool   `yaml:"off,omitempty"`
+	ID     int    `yaml:"id,omitempty"`
+	Group  string `yaml:"group,omitempty"`
+	Port   int    `yaml:"port,omitempty"`
+	TTL    int    `yaml:"ttl,omitempty"`
+	MaxLen int    `yaml:"max_len,omitempty"`
 }
 
 type yamlVIP struct {
@@ -186,6 +199,13 @@ func (b *yamlBuilder) build(f *yamlFile) {
 		} else {
 			t := *f.Timeouts
 			b.cfg.Timeouts = &t
+		}
+	}
+	if f.Sync != nil {
+		if s, field, err := f.Sync.compile(); err != nil {
+			b.fail(ypath{"sync"}, field, "", err)
+		} else {
+			b.cfg.Sync = &s
 		}
 	}
 	svcAt := map[string]ypath{}
@@ -418,4 +438,33 @@ func threshold(field string, v int64) (uint32, error) {
 		return 0, fmt.Errorf("%s %d: want 0-4294967295 connections (0 = none)", field, v)
 	}
 	return uint32(v), nil
+}
+
+// compile checks the sync block: the settings, or the field at fault.
+func (y *yamlSync) compile() (fsm.Sync, string, error) {
+	s := fsm.Sync{Off: y.Off}
+	for _, f := range []struct {
+		name     string
+		v, limit int
+	}{{"id", y.ID, 255}, {"port", y.Port, 65535}, {"ttl", y.TTL, 255}, {"max_len", y.MaxLen, 65535}} {
+		if f.v < 0 || f.v > f.limit {
+			return s, f.name, fmt.Errorf("sync %s %d: want 1-%d, or omit it for the default", f.name, f.v, f.limit)
+		}
+	}
+	s.ID, s.Port, s.TTL, s.MaxLen = uint8(y.ID), uint16(y.Port), uint8(y.TTL), uint16(y.MaxLen)
+	if y.Group != "" {
+		g, err := netip.ParseAddr(y.Group)
+		if err != nil {
+			return s, "group", fmt.Errorf("sync group %q: not an address", y.Group)
+		}
+		s.Group = g
+	}
+	if err := fsm.ValidateSync(&s); err != nil {
+		field := "group"
+		if s.MaxLen != 0 && s.MaxLen < fsm.MinSyncMaxLen {
+			field = "max_len"
+		}
+		return s, field, err
+	}
+	return s, "", nil
 }

@@ -497,3 +497,44 @@ func TestYAMLTunnels(t *testing.T) {
 		t.Errorf("service-level tunnel_type: %v", err)
 	}
 }
+
+func TestYAMLSync(t *testing.T) {
+	cfg := mustYAML(t, "sync: {id: 7, group: 239.1.1.81, port: 9000, ttl: 2, max_len: 1400}\n")
+	want := fsm.Sync{ID: 7, Group: netip.MustParseAddr("239.1.1.81"), Port: 9000, TTL: 2, MaxLen: 1400}
+	if cfg.Sync == nil || *cfg.Sync != want {
+		t.Fatalf("sync = %+v, want %+v", cfg.Sync, want)
+	}
+	out, err := MarshalYAML(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back := mustYAML(t, string(out)); back.Sync == nil || *back.Sync != want {
+		t.Fatalf("round trip through\n%s\ngave %+v", out, back.Sync)
+	}
+	if off := mustYAML(t, "sync: {off: true}\n"); off.Sync == nil || !off.Sync.Off {
+		t.Fatalf("off: %+v", off.Sync)
+	}
+	if none := mustYAML(t, "version: 1\n"); none.Sync != nil {
+		t.Fatalf("no sync block: %+v, want nil (the defaults)", none.Sync)
+	}
+	for _, tc := range []struct{ in, want string }{
+		{"sync: {id: 256}\n", "line 1: sync: sync id 256: want 1-255, or omit it for the default"},
+		{"sync: {group: 10.0.0.1}\n", "line 1: sync: sync group 10.0.0.1: not a multicast group"},
+		{"sync: {group: nowhere}\n", `line 1: sync: sync group "nowhere": not an address`},
+		{"sync: {max_len: 100}\n", "line 1: sync: sync max_len 100"},
+		{"sync: {interface: eth0}\n", `field "interface" is not a sync key (want off, id, group, port, ttl, max_len)`},
+	} {
+		_, err := ParseYAML(strings.NewReader(tc.in))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: err %v, want %q", tc.in, err, tc.want)
+		}
+	}
+}
+
+// In block style, an error names the sync field's own line.
+func TestYAMLSyncErrorLine(t *testing.T) {
+	_, err := ParseYAML(strings.NewReader("version: 1\nsync:\n  id: 3\n  ttl: 300\n"))
+	if err == nil || !strings.Contains(err.Error(), "line 4: sync: sync ttl 300: want 1-255") {
+		t.Fatalf("err %v, want line 4 and the ttl named", err)
+	}
+}

@@ -81,7 +81,8 @@ var (
 	unknownFieldRe = regexp.MustCompile(`^line (\d+): field (.*) not found in type topology\.(\w+)$`)
 	badValueRe     = regexp.MustCompile("^line (\\d+): cannot unmarshal !!\\w+ `(.*)` into ")
 	schemaItems    = map[string]string{
-		"yamlFile":        "top-level key (want version, vips, services)",
+		"yamlFile":        "top-level key (want version, vips, services, timeouts, sync)",
+		"yamlSync":        "sync key (want off, id, group, port, ttl, max_len)",
 		"yamlVIP":         "vip key (want address, interface)",
 		"yamlService":     "service key",
 		"yamlServer":      "real server key",
@@ -97,6 +98,8 @@ var (
 		"topology.yamlVIP", "a vip (a mapping)",
 		"topology.yamlService", "a service (a mapping)",
 		"topology.yamlServer", "a real server (a mapping)",
+		"*topology.yamlSync", "sync settings (a mapping)",
+		"topology.yamlSync", "sync settings (a mapping)",
 		"topology.yamlPersistence", "persistence (a mapping, {} for the defaults)",
 		"topology.yamlCheck", "a check (a mapping)",
 	)
