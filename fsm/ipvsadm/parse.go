@@ -208,7 +208,12 @@ func (p *parser) build() (Command, error) {
 // setTimeouts parses --set's three values; 0 keeps a timeout unchanged.
 func setTimeouts(t *token) (Command, error) {
 	var v [3]uint32
-	for i, f := range strings.Fields(t.value) {
+	fields := strings.Fields(t.value)
+	if len(fields) != len(v) {
+		// Whitespace inside one argument ("0\f0") splits into more.
+		return Command{}, fmt.Errorf("--set %q: want 3 numbers of seconds (tcp tcpfin udp), got %d", t.value, len(fields))
+	}
+	for i, f := range fields {
 		n, err := strconv.ParseUint(f, 10, 32)
 		if err != nil {
 			return Command{}, fmt.Errorf("--set %s: %q is not a number of seconds", []string{"tcp", "tcpfin", "udp"}[i], f)

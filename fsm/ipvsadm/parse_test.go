@@ -251,6 +251,7 @@ func TestParseErrors(t *testing.T) {
 		{[]string{"--start-daemon", "master"}, `not supported yet: --start-daemon`},
 		{[]string{"--set", "1", "2"}, `--set: want three values: tcp tcpfin udp (seconds, 0 = unchanged)`},
 		{[]string{"--set", "1", "x", "3"}, `--set tcpfin: "x" is not a number of seconds`},
+		{[]string{"--set", "0", "0\f0\f0", ""}, `--set "0 0\f0\f0 ": want 3 numbers of seconds (tcp tcpfin udp), got 4`},
 		{[]string{"--set", "1", "2", "3", "-n"}, `-n: not valid with --set`},
 		{[]string{"-A", "-t", "10.0.0.1:80", "--pe", "sip"}, `not supported yet: --pe`},
 		{[]string{"-A", "--sctp-service", "10.0.0.1:80"}, `not supported yet: --sctp-service`},
