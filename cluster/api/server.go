@@ -36,6 +36,7 @@ type Server struct {
 	Log         *slog.Logger
 	WaitLeader  time.Duration                              // how long a write waits for a leader to appear
 	Director    func() *director.Report                    // the last reconcile; nil with --ipvs=off
+	Sync        func() *director.SyncReport                // the sync threads; nil with --ipvs=off
 	Kernel      func() (*fsm.Config, ipvsadm.Stats, error) // this node's kernel table; nil with --ipvs=off
 	VIPs        func() vip.Stats                           // nil with --vips=off
 	Health      func() []health.Status                     // the leader's checks; nil: none run here
@@ -98,6 +99,9 @@ func (s *Server) nodeStatus() NodeStatus {
 	st.IPVS = s.IPVS
 	if s.Director != nil {
 		st.Director = s.Director()
+	}
+	if s.Sync != nil {
+		st.Sync = s.Sync()
 	}
 	if s.VIPs != nil {
 		v := s.VIPs()

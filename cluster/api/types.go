@@ -17,6 +17,8 @@ import (
 type NodeStatus struct {
 	cluster.Status
 	Director *director.Report `json:"director,omitempty"`
+	// Sync is this node's connection sync threads; nil with --ipvs=off.
+	Sync *director.SyncReport `json:"sync,omitempty"`
 	// VIPs is what this node holds and its announcement counters; nil with
 	// --vips=off.
 	VIPs *vip.Stats `json:"vips,omitempty"`

@@ -30,7 +30,7 @@ type options struct {
 	bootstrap                                        bool
 	join, tokenFile, ipvs, logLevel, logFormat       string
 	exclusive                                        bool
-	vips, debugAddr                                  string
+	vips, debugAddr, syncIface                       string
 	resync                                           time.Duration
 	timing                                           cluster.Config
 }
@@ -58,6 +58,7 @@ func main() {
 	f.StringVar(&o.ipvs, "ipvs", "on", "program the kernel's IPVS table: on, or off (cluster only, for hosts without IPVS and tests)")
 	f.StringVar(&o.vips, "vips", "on", "hold the VIPs while leader and announce them: on, or off (several nodes sharing one network namespace, tests)")
 	f.BoolVar(&o.exclusive, "ipvs-exclusive", false, "own the whole IPVS table: also delete services the model never had")
+	f.StringVar(&o.syncIface, "sync-interface", "", "interface for IPVS connection sync between the directors (default: the one holding --raft-addr)")
 	f.DurationVar(&o.resync, "resync", 10*time.Second, "full reconcile of the kernel table at least this often")
 	f.DurationVar(&o.timing.HeartbeatTimeout, "heartbeat-timeout", 150*time.Millisecond, "Raft heartbeat timeout")
 	f.DurationVar(&o.timing.ElectionTimeout, "election-timeout", 150*time.Millisecond, "Raft election timeout")
@@ -164,6 +165,7 @@ func run(o options) error {
 	cfg := o.timing
 	cfg.NodeID, cfg.DataDir, cfg.RaftAddr, cfg.APIAddr, cfg.Bootstrap, cfg.Logger = o.nodeID, o.dataDir, o.raftAddr, advertise, o.bootstrap, log
 	hc := newChecks(o.nodeID, log)
+	syncWake := make(chan struct{}, 1)
 	cfg.Leadership = func(leader bool, reason string) {
 		// VIPs first: on a loss nothing may come before dropping them.
 		if vips != nil {
@@ -174,6 +176,7 @@ func run(o options) error {
 			}
 		}
 		hc.lead(leader)
+		poke(syncWake)
 	}
 	fatal := make(chan error, 1)
 	cfg.Fatal = func(err error) {
@@ -206,6 +209,13 @@ func run(o options) error {
 			return err
 		}
 		srv.Director = func() *director.Report { r := rec.Last(); return &r }
+		syncd, err := startSync(ctx, node, o, syncWake, log)
+		if err != nil {
+			node.Shutdown(context.Background())
+			ln.Close()
+			return err
+		}
+		srv.Sync = func() *director.SyncReport { r := syncd.Last(); return &r }
 		srv.Kernel = func() (*fsm.Config, ipvsadm.Stats, error) {
 			t, st, err := kernel.ReadStats()
 			if err != nil {
