@@ -7,7 +7,7 @@ FUZZTIME ?= 10s
 UNIT     := ./fsm/... ./cluster/... ./director/... ./vip/... ./cmd/...
 
 .DEFAULT_GOAL := help
-.PHONY: help build test test-unit test-host e2e fuzz lint demo demo-loopback lab-selftest lab-shell bench bench-apply bench-failover bench-health clean
+.PHONY: help build test test-unit test-host e2e fuzz lint demo demo-loopback lab-selftest lab-shell bench bench-apply bench-failover bench-health bench-sync clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -43,7 +43,10 @@ bench-failover: ## namespaces (root): client-visible failover, ipvsman vs keepal
 bench-health: ## lab VM: 5,000 HTTP checks at 1 s, CPU per 1,000 checks and RSS vs keepalived's checker; a 5,000-transition storm (WINDOW=60s CHECKS=5000)
 	bash test/lab/bench_health.sh
 
-bench: bench-apply bench-failover bench-health ## every benchmark
+bench-sync: ## lab VM: 50 echo connections through the VIP across a leader crash, with and without connection sync (DR and NAT), and a planned transfer
+	LAB_WORK=$(CURDIR)/.lab/bench-sync bash test/lab/e2e.sh -test.run TestConnectionsSurviveFailover
+
+bench: bench-apply bench-failover bench-health bench-sync ## every benchmark
 
 fuzz: ## run every fuzz target for FUZZTIME each (default 10s)
 	@FUZZTIME=$(FUZZTIME) GO=$(GO) sh test/fuzz.sh

@@ -128,6 +128,10 @@ type SyncReport struct {
 	Threads []SyncThread `json:"threads"`
 	At      time.Time    `json:"at,omitzero"`
 	Err     string       `json:"error,omitempty"` // the last pass failed; retried
+	// Conns and Synced count the connection table's entries, and those
+	// learnt from another node's master (filled in for status).
+	Conns  int `json:"connections"`
+	Synced int `json:"synced"`
 }
 
 // SyncThread is one running thread, as the kernel reports it.

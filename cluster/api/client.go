@@ -168,6 +168,12 @@ func (c *Client) Health(ctx context.Context) (HealthResponse, error) {
 	return out, c.do(ctx, http.MethodGet, "/v1/health", nil, &out)
 }
 
+// Connections is the connection table of the node at Base.
+func (c *Client) Connections(ctx context.Context) (ConnsResponse, error) {
+	var r ConnsResponse
+	return r, c.do(ctx, "GET", "/v1/kernel/connections", nil, &r)
+}
+
 func (c *Client) Kernel(ctx context.Context) (KernelResponse, error) {
 	var r KernelResponse
 	return r, c.do(ctx, "GET", "/v1/kernel", nil, &r)

@@ -38,6 +38,7 @@ type Server struct {
 	Director    func() *director.Report                    // the last reconcile; nil with --ipvs=off
 	Sync        func() *director.SyncReport                // the sync threads; nil with --ipvs=off
 	Kernel      func() (*fsm.Config, ipvsadm.Stats, error) // this node's kernel table; nil with --ipvs=off
+	Conns       func() ([]director.Conn, error)            // this node's connection table; nil with --ipvs=off
 	VIPs        func() vip.Stats                           // nil with --vips=off
 	Health      func() []health.Status                     // the leader's checks; nil: none run here
 	Throttle    func() (limit, ceiling int)                // the leader's bound on checks in flight; nil: none
@@ -59,6 +60,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/config", s.config)
 	mux.HandleFunc("GET /v1/history", s.history)
 	mux.HandleFunc("GET /v1/kernel", s.kernel)
+	mux.HandleFunc("GET /v1/kernel/connections", s.connections)
 	mux.HandleFunc("GET /v1/health", s.write(s.health))
 	mux.HandleFunc("GET /v1/history/{version}", s.historyEntry)
 	mux.HandleFunc("POST /v1/ops", s.write(s.ops))
@@ -198,6 +200,19 @@ func (s *Server) kernel(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, KernelResponse{Node: s.Node.ID(), Config: cfg, Stats: st})
+}
+
+func (s *Server) connections(w http.ResponseWriter, _ *http.Request) {
+	if s.Conns == nil {
+		writeError(w, http.StatusNotFound, "rejected", fmt.Sprintf("node %s runs with --ipvs=%s: it has no kernel table", s.Node.ID(), s.IPVS))
+		return
+	}
+	conns, err := s.Conns()
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "internal", fmt.Sprintf("node %s: read the connection table: %v", s.Node.ID(), err))
+		return
+	}
+	writeJSON(w, http.StatusOK, ConnsResponse{Node: s.Node.ID(), Conns: conns})
 }
 
 func (s *Server) history(w http.ResponseWriter, r *http.Request) {

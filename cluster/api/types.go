@@ -127,6 +127,13 @@ type ClusterStatus struct {
 
 // KernelResponse is GET /v1/kernel: this node's own kernel IPVS table, with
 // the kernel's counters, formatted like the model by the CLI.
+// ConnsResponse is GET /v1/kernel/connections: one node's own connection
+// table, the synced entries included.
+type ConnsResponse struct {
+	Node  string          `json:"node"`
+	Conns []director.Conn `json:"connections"`
+}
+
 type KernelResponse struct {
 	Node   string        `json:"node"`
 	Config *fsm.Config   `json:"config"`

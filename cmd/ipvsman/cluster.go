@@ -35,10 +35,10 @@ func clusterCmd(g *globals) *cobra.Command {
 					return e.Encode(st)
 				}
 				tw := tabwriter.NewWriter(os.Stdout, 0, 8, 2, ' ', 0)
-				fmt.Fprintln(tw, "NODE\tROLE\tTERM\tAPPLIED\tCOMMIT\tVERSION\tSERVICES\tREAL SERVERS\tIPVS\tKERNEL TABLE\tVIPS\tRAFT ADDRESS\tAPI ADDRESS")
+				fmt.Fprintln(tw, "NODE\tROLE\tTERM\tAPPLIED\tCOMMIT\tVERSION\tSERVICES\tREAL SERVERS\tIPVS\tKERNEL TABLE\tVIPS\tSYNC\tRAFT ADDRESS\tAPI ADDRESS")
 				for _, n := range st.Nodes {
 					if n.Status == nil {
-						fmt.Fprintf(tw, "%s\tunreachable\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t%s\n", n.ID, n.APIAddr)
+						fmt.Fprintf(tw, "%s\tunreachable\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t%s\n", n.ID, n.APIAddr)
 						continue
 					}
 					s := n.Status
@@ -48,7 +48,7 @@ func clusterCmd(g *globals) *cobra.Command {
 							raftAddr = srv.RaftAddr
 						}
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.State, s.Term, s.AppliedIndex, s.CommitIndex, s.ConfigVersion, s.Services, s.RealServers, s.IPVS, kernelTable(s), vipColumn(s), raftAddr, n.APIAddr)
+					fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.State, s.Term, s.AppliedIndex, s.CommitIndex, s.ConfigVersion, s.Services, s.RealServers, s.IPVS, kernelTable(s), vipColumn(s), syncColumn(s), raftAddr, n.APIAddr)
 				}
 				if err := tw.Flush(); err != nil {
 					return err
@@ -180,6 +180,30 @@ func vipColumn(s *api.NodeStatus) string {
 		p = append(p, addr)
 	}
 	return strings.Join(p, ",")
+}
+
+// syncColumn is the node's sync threads and its connections: "master+backup
+// id 1, 12 conns (3 synced)"; "off" without threads, "-" without a kernel.
+func syncColumn(s *api.NodeStatus) string {
+	y := s.Sync
+	if y == nil {
+		return "-"
+	}
+	var roles []string
+	var id uint32
+	for _, t := range y.Threads {
+		roles = append(roles, t.State)
+		id = t.SyncID
+	}
+	out := "off"
+	if len(roles) > 0 {
+		out = fmt.Sprintf("%s id %d", strings.Join(roles, "+"), id)
+	}
+	out += fmt.Sprintf(", %d conns (%d synced)", y.Conns, y.Synced)
+	if y.Err != "" {
+		out += " (error)"
+	}
+	return out
 }
 
 // vipAlarm reports a VIP held by more than one node: two directors

@@ -62,6 +62,9 @@ func runIpvsadm(g *globals, args []string) error {
 		}
 		return c.Zero(ctx, svc)
 	case ipvsadm.ActionList, ipvsadm.ActionSave:
+		if cmd.Action == ipvsadm.ActionList && cmd.List.Connections {
+			return listConns(ctx, c, g.node)
+		}
 		var cfg *fsm.Config
 		var stats ipvsadm.Stats
 		if g.node != "" {
@@ -117,12 +120,21 @@ func runIpvsadm(g *globals, args []string) error {
 	return fmt.Errorf("%s: not supported", cmd.Action)
 }
 
-// nodeKernel fetches one node's own kernel table: the node is found by name
-// in the cluster status of the node at --api.
+// nodeKernel fetches one node's own kernel table.
 func nodeKernel(ctx context.Context, c *api.Client, name string) (api.KernelResponse, error) {
-	st, err := c.ClusterStatus(ctx)
+	nc, err := nodeClient(ctx, c, name)
 	if err != nil {
 		return api.KernelResponse{}, err
+	}
+	return nc.Kernel(ctx)
+}
+
+// nodeClient is a client of one node, found by name in the cluster status
+// of the node at --api.
+func nodeClient(ctx context.Context, c *api.Client, name string) (*api.Client, error) {
+	st, err := c.ClusterStatus(ctx)
+	if err != nil {
+		return nil, err
 	}
 	var known []string
 	for _, n := range st.Nodes {
@@ -131,13 +143,35 @@ func nodeKernel(ctx context.Context, c *api.Client, name string) (api.KernelResp
 			continue
 		}
 		if n.APIAddr == "" {
-			return api.KernelResponse{}, fmt.Errorf("--node %s: its API address is not known yet", name)
+			return nil, fmt.Errorf("--node %s: its API address is not known yet", name)
 		}
 		nc := *c
 		nc.Base = n.APIAddr
-		return nc.Kernel(ctx)
+		return &nc, nil
 	}
-	return api.KernelResponse{}, fmt.Errorf("--node %q: not a member (members: %s)", name, strings.Join(known, ", "))
+	return nil, fmt.Errorf("--node %q: not a member (members: %s)", name, strings.Join(known, ", "))
+}
+
+// listConns is -L -c: one node's connection table (the node at --api, or
+// --node), as ipvsadm -L -c -n prints it, the entries its sync backup
+// learnt from the leader included. Addresses are always numeric.
+func listConns(ctx context.Context, c *api.Client, node string) error {
+	if node != "" {
+		nc, err := nodeClient(ctx, c, node)
+		if err != nil {
+			return err
+		}
+		c = nc
+	}
+	r, err := c.Connections(ctx)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriter(os.Stdout)
+	if err := director.FormatConns(w, r.Conns); err != nil {
+		return err
+	}
+	return w.Flush()
 }
 
 // resolver gives names for -L without -n, as ipvsadm does: reverse DNS for
@@ -201,5 +235,6 @@ const globalUsage = `
 Every change applies to the whole cluster, through the node at --api.
 Global flags: --api ADDRESS (IPVSMAN_API), --token TOKEN (IPVSMAN_TOKEN), --token-file FILE (IPVSMAN_TOKEN_FILE).
 -L/-S --node NAME: that node's own kernel table, with the kernel's connection counters.
+-L -c [--node NAME]: that node's (or the --api node's) connection table, synced entries included.
 Other commands: ipvsman cluster|server|check|health|history|rollback|apply|export|version --help
 `

@@ -215,7 +215,19 @@ func run(o options) error {
 			ln.Close()
 			return err
 		}
-		srv.Sync = func() *director.SyncReport { r := syncd.Last(); return &r }
+		srv.Sync = func() *director.SyncReport {
+			r := syncd.Last()
+			if conns, err := director.ReadConns(); err == nil {
+				for _, c := range conns {
+					r.Conns++
+					if c.Synced {
+						r.Synced++
+					}
+				}
+			}
+			return &r
+		}
+		srv.Conns = director.ReadConns
 		srv.Kernel = func() (*fsm.Config, ipvsadm.Stats, error) {
 			t, st, err := kernel.ReadStats()
 			if err != nil {

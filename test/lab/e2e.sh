@@ -10,7 +10,7 @@ WORK=${LAB_WORK:-$REPO/.lab/e2e}
 lab_build "$WORK" lab lab.test
 
 status=0
-"$REPO/test/lab/vm/run.sh" "$WORK" -- ./lab.test -test.v -test.timeout 14m "$@" | tee "$WORK/output.txt" || status=$?
+"$REPO/test/lab/vm/run.sh" "$WORK" -- ./lab.test -test.v -test.timeout 25m "$@" | tee "$WORK/output.txt" || status=$?
 
 passed=$(grep -c '^--- PASS' "$WORK/output.txt" || true)
 failed=$(grep -c '^--- FAIL' "$WORK/output.txt" || true)
