@@ -35,12 +35,16 @@ type SyncTarget struct {
 	// Masquerading: the model has masqueraded real servers (see
 	// SyncSysctls).
 	Masquerading bool
+	// Mixed names a real server whose address family differs from its
+	// service's (MixedFamily); "": none. The kernel refuses such a server
+	// while a sync thread runs, so there are then no threads.
+	Mixed string
 }
 
 // WantDaemons lists the threads a target asks for: a backup always, and a
 // master on the leader; none when sync is off or there is no interface.
 func WantDaemons(t SyncTarget) []ipvsnl.Daemon {
-	if t.Settings.Off || t.Iface == "" {
+	if t.Settings.Off || t.Iface == "" || t.Mixed != "" {
 		return nil
 	}
 	d := ipvsnl.Daemon{Iface: t.Iface, SyncID: uint32(t.Settings.ID), MaxLen: t.Settings.MaxLen,
@@ -128,6 +132,8 @@ type SyncReport struct {
 	Threads []SyncThread `json:"threads"`
 	At      time.Time    `json:"at,omitzero"`
 	Err     string       `json:"error,omitempty"` // the last pass failed; retried
+	// Why is why there are no threads although sync is on ("" else).
+	Why string `json:"why,omitempty"`
 	// Conns and Synced count the connection table's entries, and those
 	// learnt from another node's master (filled in for status).
 	Conns  int `json:"connections"`
@@ -156,6 +162,7 @@ type SyncDaemons struct {
 
 	mu   sync.Mutex
 	last SyncReport
+	why  string // the last Why logged
 }
 
 // Last is the report of the last pass.
@@ -230,7 +237,13 @@ func (s *SyncDaemons) Pass(t SyncTarget) error {
 			first = fmt.Errorf("list sync threads: %w", err)
 		}
 	}
-	rep := SyncReport{At: time.Now()}
+	rep := SyncReport{At: time.Now(), Why: whyNone(t)}
+	if rep.Why != s.why {
+		if rep.Why != "" {
+			s.log().Warn("connection sync off on this node", "why", rep.Why)
+		}
+		s.why = rep.Why
+	}
 	for _, d := range have {
 		rep.Threads = append(rep.Threads, SyncThread{State: stateName(d.State), Iface: d.Iface, SyncID: d.SyncID,
 			Group: fmt.Sprintf("%s:%d", d.Group, d.Port), MaxLen: d.MaxLen})
@@ -242,6 +255,38 @@ func (s *SyncDaemons) Pass(t SyncTarget) error {
 	s.last = rep
 	s.mu.Unlock()
 	return first
+}
+
+// whyNone says why a target with sync on asks for no threads.
+func whyNone(t SyncTarget) string {
+	switch {
+	case t.Settings.Off:
+		return ""
+	case t.Iface == "":
+		return "no sync interface (ipvsmand --sync-interface)"
+	case t.Mixed != "":
+		return t.Mixed + ": its address family differs from the service's, which the kernel refuses while connection sync runs"
+	}
+	return ""
+}
+
+// MixedFamily names the first real server (or sorry server) whose address
+// family differs from its service's: an IPv4 service tunnelling to IPv6
+// servers or the reverse. "" when there is none.
+func MixedFamily(c *fsm.Config) string {
+	for _, key := range c.SortedServiceKeys() {
+		svc := c.Services[key]
+		fam6 := svc.Key.Family() == "inet6"
+		if svc.Sorry != nil && svc.Sorry.Address.Is6() != fam6 {
+			return fmt.Sprintf("sorry server %s of service %s", svc.Sorry.Key(), key)
+		}
+		for _, rk := range svc.SortedServerKeys() {
+			if r := svc.Servers[rk]; r.Address.Is6() != fam6 {
+				return fmt.Sprintf("real server %s of service %s", rk, key)
+			}
+		}
+	}
+	return ""
 }
 
 func (s *SyncDaemons) stopMaster() {

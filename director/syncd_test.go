@@ -196,3 +196,40 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// A real server of the other address family (tunnelled) stops the threads:
+// the kernel refuses to add one while a thread runs.
+func TestSyncStopsForMixedFamilies(t *testing.T) {
+	c := fsm.NewConfig()
+	svc := &fsm.Service{Key: fsm.ServiceKey{Protocol: fsm.TCP, Address: netip.MustParseAddr("10.0.0.10"), Port: 80},
+		Servers: map[string]*fsm.RealServer{}}
+	c.Services[svc.Key.String()] = svc
+	add := func(addr string) {
+		r := &fsm.RealServer{Address: netip.MustParseAddr(addr), Port: 80, Forward: fsm.Tunnel}
+		svc.Servers[r.Key()] = r
+	}
+	add("10.0.0.21")
+	if m := MixedFamily(c); m != "" {
+		t.Fatalf("one family: MixedFamily = %q", m)
+	}
+	add("fd00::23")
+	if m := MixedFamily(c); m != "real server [fd00::23]:80 of service tcp:10.0.0.10:80" {
+		t.Fatalf("MixedFamily = %q", m)
+	}
+	k := &fakeSync{}
+	s := &SyncDaemons{Kernel: k, Log: quiet}
+	if err := s.Pass(syncTarget(true)); err != nil || len(k.took()) != 2 {
+		t.Fatal("threads not started", err)
+	}
+	mixed := syncTarget(true)
+	mixed.Mixed = MixedFamily(c)
+	if err := s.Pass(mixed); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(k.took(), ","); got != "stop master,stop backup" {
+		t.Fatalf("calls %q, want both stopped", got)
+	}
+	if r := s.Last(); len(r.Threads) != 0 || !strings.Contains(r.Why, "[fd00::23]:80") {
+		t.Fatalf("report %+v: want no threads and the server named", r)
+	}
+}

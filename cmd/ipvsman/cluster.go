@@ -196,6 +196,9 @@ func syncColumn(s *api.NodeStatus) string {
 		id = t.SyncID
 	}
 	out := "off"
+	if y.Why != "" {
+		out = "off (" + y.Why + ")"
+	}
 	if len(roles) > 0 {
 		out = fmt.Sprintf("%s id %d", strings.Join(roles, "+"), id)
 	}

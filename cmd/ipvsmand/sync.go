@@ -74,7 +74,7 @@ func startSync(ctx context.Context, node *cluster.Node, o options, wake chan str
 		s.Run(ctx, wake, func() director.SyncTarget {
 			t := director.SyncTarget{Leader: node.IsLeader(), Iface: iface}
 			node.View(func(st *fsm.State, _ uint64) {
-				t.Settings, t.Masquerading = fsm.SyncOf(st.Config), director.Masquerading(st.Config)
+				t.Settings, t.Masquerading, t.Mixed = fsm.SyncOf(st.Config), director.Masquerading(st.Config), director.MixedFamily(st.Config)
 			})
 			return t
 		})
