@@ -15,6 +15,7 @@ import (
 
 	"github.com/ipvsman/ipvsman/director/ipvsnl"
 	"github.com/ipvsman/ipvsman/fsm"
+	"github.com/ipvsman/ipvsman/test/harness"
 )
 
 // fakeSync records the calls and behaves as the kernel does: one thread
@@ -173,63 +174,15 @@ func TestSyncRunStopsTheMasterAtTheEnd(t *testing.T) {
 		close(done)
 	}()
 	running := func(n int) bool { d, _ := k.Daemons(); return len(d) == n }
-	waitFor(t, "the backup", func() bool { return running(1) })
+	harness.Eventually(t, 10*time.Second, "the backup", func() (bool, string) { return running(1), "" })
 	mu.Lock()
 	leader = true
 	mu.Unlock()
 	wake <- struct{}{}
-	waitFor(t, "the master", func() bool { return running(2) })
+	harness.Eventually(t, 10*time.Second, "the master", func() (bool, string) { return running(2), "" })
 	cancel()
 	<-done
 	if d, _ := k.Daemons(); len(d) != 1 || d[0].State != ipvsnl.DaemonBackup {
 		t.Fatalf("after Run: %+v, want the backup only", d)
-	}
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 10s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-// A real server of the other address family (tunnelled) stops the threads:
-// the kernel refuses to add one while a thread runs.
-func TestSyncStopsForMixedFamilies(t *testing.T) {
-	c := fsm.NewConfig()
-	svc := &fsm.Service{Key: fsm.ServiceKey{Protocol: fsm.TCP, Address: netip.MustParseAddr("10.0.0.10"), Port: 80},
-		Servers: map[string]*fsm.RealServer{}}
-	c.Services[svc.Key.String()] = svc
-	add := func(addr string) {
-		r := &fsm.RealServer{Address: netip.MustParseAddr(addr), Port: 80, Forward: fsm.Tunnel}
-		svc.Servers[r.Key()] = r
-	}
-	add("10.0.0.21")
-	if m := MixedFamily(c); m != "" {
-		t.Fatalf("one family: MixedFamily = %q", m)
-	}
-	add("fd00::23")
-	if m := MixedFamily(c); m != "real server [fd00::23]:80 of service tcp:10.0.0.10:80" {
-		t.Fatalf("MixedFamily = %q", m)
-	}
-	k := &fakeSync{}
-	s := &SyncDaemons{Kernel: k, Log: quiet}
-	if err := s.Pass(syncTarget(true)); err != nil || len(k.took()) != 2 {
-		t.Fatal("threads not started", err)
-	}
-	mixed := syncTarget(true)
-	mixed.Mixed = MixedFamily(c)
-	if err := s.Pass(mixed); err != nil {
-		t.Fatal(err)
-	}
-	if got := strings.Join(k.took(), ","); got != "stop master,stop backup" {
-		t.Fatalf("calls %q, want both stopped", got)
-	}
-	if r := s.Last(); len(r.Threads) != 0 || !strings.Contains(r.Why, "[fd00::23]:80") {
-		t.Fatalf("report %+v: want no threads and the server named", r)
 	}
 }

@@ -1,6 +1,7 @@
 package check
 
 import (
+	"fmt"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ipvsman/ipvsman/fsm"
+	"github.com/ipvsman/ipvsman/test/harness"
 )
 
 // onLoop, when set, makes check run its checks on this loop.
@@ -116,13 +118,13 @@ func TestLoopSchedulesManyChecks(t *testing.T) {
 		}
 		stops[i] = stop
 	}
-	eventually(t, 20*time.Second, func() bool {
+	harness.Eventually(t, 20*time.Second, "every check run 5 times", func() (bool, string) {
 		for i := range results {
 			if results[i].Load() < 5 {
-				return false
+				return false, fmt.Sprintf("check %d ran %d times", i, results[i].Load())
 			}
 		}
-		return true
+		return true, ""
 	})
 	if f := failed.Load(); f != 0 {
 		t.Errorf("%d checks failed against healthy servers", f)
@@ -138,13 +140,13 @@ func TestLoopSchedulesManyChecks(t *testing.T) {
 	for i := range results {
 		before[i] = results[i].Load()
 	}
-	eventually(t, 20*time.Second, func() bool {
+	harness.Eventually(t, 20*time.Second, "the running checks run 10 times more", func() (bool, string) {
 		for i := n / 2; i < n; i++ {
 			if results[i].Load() < before[i]+10 {
-				return false
+				return false, fmt.Sprintf("check %d ran %d times more", i, results[i].Load()-before[i])
 			}
 		}
-		return true
+		return true, ""
 	})
 	for i := range n / 2 {
 		if d := results[i].Load() - before[i]; d > 1 { // one may have been in flight
@@ -184,7 +186,7 @@ func TestLoopOneCheckInFlightAtOnce(t *testing.T) {
 		results.Add(1)
 	})
 	defer stop()
-	eventually(t, 10*time.Second, func() bool { return timeouts.Load() >= 5 })
+	harness.Eventually(t, 10*time.Second, "5 timeouts", func() (bool, string) { return timeouts.Load() >= 5, "" })
 	if n := overlaps.Load(); n > 0 {
 		t.Fatalf("%d connections made while the check's last one was in flight (%d accepted, %d results)", n, accepted.Load(), results.Load())
 	}
@@ -209,17 +211,5 @@ func TestLoopClose(t *testing.T) {
 	}
 	if n := results.Load(); n != 0 {
 		t.Fatalf("%d results from checks that could not finish", n)
-	}
-}
-
-// eventually waits for cond, polling, and fails the test at the deadline.
-func eventually(t *testing.T, within time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v", within)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
