@@ -129,15 +129,16 @@ func nodeKernel(ctx context.Context, c *api.Client, name string) (api.KernelResp
 	return nc.Kernel(ctx)
 }
 
-// nodeClient is a client of one node, found by name in the cluster status
-// of the node at --api.
+// nodeClient is a client of one node, found by name among the members the
+// node at --api knows: its own status, not the cluster's, which asks every
+// node and is slow on a loaded cluster.
 func nodeClient(ctx context.Context, c *api.Client, name string) (*api.Client, error) {
-	st, err := c.ClusterStatus(ctx)
+	st, err := c.Status(ctx)
 	if err != nil {
 		return nil, err
 	}
 	var known []string
-	for _, n := range st.Nodes {
+	for _, n := range st.Servers {
 		known = append(known, n.ID)
 		if n.ID != name {
 			continue
