@@ -26,7 +26,7 @@ const (
 	syncConns    = 50
 	syncDRPort   = 7    // VIP:7 -> rs1-3:7, direct routing
 	syncNATPort  = 8007 // VIP:8007 -> nat1-3:7, masquerading
-	syncDuration = 60 * time.Second
+	syncDuration = 90 * time.Second
 	// syncAfter: the failover must leave the clients this much of their
 	// window, or their survival proves nothing.
 	syncAfter = 15 * time.Second
