@@ -1,8 +1,8 @@
 # ipvsman — `make help` lists the targets.
 GO       ?= go
 BIN      := bin
-VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
-LDFLAGS  := -X main.Version=$(VERSION)
+VERSION  ?= 0.8.0+$(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -X github.com/ipvsman/ipvsman/cluster.Version=$(VERSION)
 FUZZTIME ?= 10s
 UNIT     := ./fsm/... ./cluster/... ./director/... ./vip/... ./cmd/...
 
@@ -21,6 +21,7 @@ test: lint test-unit test-host fuzz e2e ## all tests, as CI runs them (the three
 
 test-unit: ## tier 1: pure code (fsm, parsers, cluster), race detector on; fast, no root
 	$(GO) test -race -count=1 $(UNIT)
+	$(GO) test -race -count=1 -tags next ./fsm/... ./cluster/... ./cmd/... # the simulated next release (rolling-upgrade gate)
 
 test-host: ## tier 2: real ipvsmand processes and the CLI on loopback (--ipvs=off); the lab topology on the host (root)
 	$(GO) test -race -count=1 -timeout 15m ./test/host/... ./test/lab/topo/... ./test/lab/labtool/... ./test/failover/...
@@ -54,6 +55,7 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 10s)
 lint: ## gofmt and go vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./...
+	$(GO) vet -tags next ./fsm/... ./cluster/... ./cmd/...
 
 demo: ## the lab VM: three ipvsman directors with real IPVS, client traffic, the leader killed
 	@bash test/lab/demo.sh

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -44,9 +45,18 @@ type Config struct {
 	Clock              func() time.Time // stamps commands; time.Now when nil
 	// Leadership, when set, is told of every leadership change: false
 	// before anything else is done about a loss, true only once the log is
-	// applied (after a Barrier). It runs on the watcher goroutine; while it
-	// runs, the next change waits.
+	// applied (after a Barrier). Calls are serialized; while one runs, the
+	// next change waits.
 	Leadership func(leader bool, reason string)
+
+	// Gossip configures memberlist; an empty Gossip.Addr runs without it
+	// (then joins add voters directly and no versions are known).
+	Gossip          GossipConfig
+	PromoteAfter    time.Duration // a caught-up non-voter becomes a voter after this long
+	RemoveDeadAfter time.Duration // remove a member gossip has seen dead this long; 0: never
+	// Rejoin lets a drained node start again: its old log is moved aside
+	// and it joins as a new member.
+	Rejoin bool
 }
 
 // DefaultTiming fills zero timings with the tuned defaults.
@@ -61,6 +71,7 @@ func (c *Config) DefaultTiming() {
 	def(&c.LeaderLeaseTimeout, 75*time.Millisecond)
 	def(&c.CommitTimeout, 20*time.Millisecond)
 	def(&c.ApplyTimeout, 10*time.Second)
+	def(&c.PromoteAfter, 3*time.Second)
 }
 
 var (
@@ -84,6 +95,10 @@ type Node struct {
 	store     *raftboltdb.BoltStore
 	transport *raft.NetworkTransport
 	notifyCh  chan bool
+	gossip    *gossip // nil without Config.Gossip.Addr
+
+	tellMu   sync.Mutex  // serializes Config.Leadership calls
+	draining atomic.Bool // leaving: never take leadership's duties again
 
 	writeMu sync.Mutex // serializes Check+Apply so that validation sees the state the command applies to
 	done    chan struct{}
@@ -104,6 +119,9 @@ func Open(cfg Config) (*Node, error) {
 		cfg.Fatal = func(err error) { cfg.Logger.Error("fatal", "err", err); os.Exit(3) }
 	}
 	if err := checkNodeID(cfg.DataDir, cfg.NodeID); err != nil {
+		return nil, err
+	}
+	if err := checkDrained(cfg.DataDir, cfg.Rejoin, cfg.Logger); err != nil {
 		return nil, err
 	}
 	hl := NewHCLog(cfg.Logger, "raft", hclog.Warn)
@@ -171,6 +189,18 @@ func Open(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
 	n.raft = r
+	if cfg.Gossip.Addr != "" {
+		g, err := startGossip(cfg.NodeID, cfg.Gossip, Meta{RaftAddr: cfg.RaftAddr, APIAddr: cfg.APIAddr, Version: Version, Protocol: fsm.CommandProtocol}, cfg.Logger)
+		if err != nil {
+			r.Shutdown().Error()
+			transport.Close()
+			store.Close()
+			return nil, err
+		}
+		n.gossip = g
+		n.wg.Add(1)
+		go n.gossipLoop()
+	}
 	if cfg.Bootstrap && !existing {
 		f := r.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: transport.LocalAddr()}}})
 		if err := f.Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
@@ -228,19 +258,23 @@ func checkNodeID(dir, id string) error {
 // before acting on the state.
 func (n *Node) watchLeadership() {
 	defer n.wg.Done()
-	tell := func(leader bool, reason string) {
-		if n.cfg.Leadership != nil {
-			n.cfg.Leadership(leader, reason)
+	var stopPilot chan struct{}
+	endPilot := func() {
+		if stopPilot != nil {
+			close(stopPilot)
+			stopPilot = nil
 		}
 	}
+	defer endPilot()
 	for {
 		select {
 		case <-n.done:
 			return
 		case leader := <-n.notifyCh:
 			if !leader {
+				endPilot()
 				start := time.Now()
-				tell(false, "leadership lost")
+				n.tell(false, "leadership lost")
 				n.log.Info("leadership lost", "node", n.cfg.NodeID, "term", n.raft.Stats()["term"], "handled", time.Since(start).String())
 				continue
 			}
@@ -255,17 +289,43 @@ func (n *Node) watchLeadership() {
 				continue
 			}
 			barrier := time.Since(start)
-			tell(true, "leadership gained")
+			if n.draining.Load() {
+				// A draining node must not take the VIPs: hand over at once.
+				n.log.Info("leadership gained while draining; handing it over", "node", n.cfg.NodeID)
+				go func() {
+					if _, err := n.Transfer(""); err != nil {
+						n.log.Warn("hand-over while draining failed", "node", n.cfg.NodeID, "err", err)
+					}
+				}()
+				continue
+			}
+			n.tell(true, "leadership gained")
 			n.log.Info("leadership gained", "node", n.cfg.NodeID, "term", n.raft.Stats()["term"], "barrier", barrier.String(), "handled", time.Since(start).String())
 			n.recordSelf()
+			endPilot()
+			stopPilot = make(chan struct{})
+			go n.runPilot(stopPilot)
 		}
 	}
+}
+
+// tell passes a leadership change to Config.Leadership, one at a time.
+func (n *Node) tell(leader bool, reason string) {
+	if n.cfg.Leadership == nil {
+		return
+	}
+	n.tellMu.Lock()
+	defer n.tellMu.Unlock()
+	if leader && n.draining.Load() {
+		return
+	}
+	n.cfg.Leadership(leader, reason)
 }
 
 // recordSelf makes sure the member record of the leader itself is current,
 // so followers can forward writes to it.
 func (n *Node) recordSelf() {
-	me := fsm.Member{ID: n.cfg.NodeID, RaftAddr: string(n.transport.LocalAddr()), APIAddr: n.cfg.APIAddr}
+	me := fsm.Member{ID: n.cfg.NodeID, RaftAddr: string(n.transport.LocalAddr()), APIAddr: n.cfg.APIAddr, GossipAddr: n.cfg.Gossip.Addr}
 	var have fsm.Member
 	n.machine.view(func(s *fsm.State, _ uint64) { have = s.Members[me.ID] })
 	if have == me {
@@ -286,10 +346,14 @@ func (n *Node) Propose(ctx context.Context, typ fsm.CommandType, payload any, ac
 	if n.raft.State() != raft.Leader {
 		return fsm.Result{}, ErrNotLeader
 	}
+	if err := n.Gate(typ); err != nil {
+		return fsm.Result{}, err
+	}
 	cmd, err := fsm.NewCommand(typ, n.cfg.Clock().UnixNano(), actor, payload)
 	if err != nil {
 		return fsm.Result{}, err
 	}
+	cmd.Ignorable = typ.Ignorable()
 	var checkErr error
 	n.machine.view(func(s *fsm.State, _ uint64) { checkErr = s.Check(cmd) })
 	if checkErr != nil {
@@ -376,64 +440,6 @@ func (n *Node) LeaderAPI() (id, api string, err error) {
 	return string(lid), api, nil
 }
 
-// AddMember adds a node as a voter and records its addresses (leader only).
-// Adding a node that is already a member with the same address is a no-op
-// in Raft, so a restarted node may join again.
-func (n *Node) AddMember(ctx context.Context, m fsm.Member, actor string) error {
-	if !n.IsLeader() {
-		return ErrNotLeader
-	}
-	if m.ID == "" || m.RaftAddr == "" || m.APIAddr == "" {
-		return &RejectedError{Reason: fmt.Sprintf("join of node %q: id, raft_addr and api_addr are required", m.ID)}
-	}
-	if _, err := net.ResolveTCPAddr("tcp", m.RaftAddr); err != nil {
-		return &RejectedError{Reason: fmt.Sprintf("join of node %q: raft_addr %q: %v", m.ID, m.RaftAddr, err)}
-	}
-	if err := n.raft.AddVoter(raft.ServerID(m.ID), raft.ServerAddress(m.RaftAddr), 0, n.cfg.ApplyTimeout).Error(); err != nil {
-		return fmt.Errorf("add voter %s at %s: %w", m.ID, m.RaftAddr, err)
-	}
-	n.log.Info("member added", "node", m.ID, "raft_addr", m.RaftAddr, "api_addr", m.APIAddr)
-	_, err := n.Propose(ctx, fsm.CmdSetMember, fsm.SetMemberPayload{Member: m}, actor)
-	return err
-}
-
-// RemoveMember removes another node from the Raft configuration (leader only).
-func (n *Node) RemoveMember(ctx context.Context, id, actor string) error {
-	if !n.IsLeader() {
-		return ErrNotLeader
-	}
-	if id == n.cfg.NodeID {
-		return &RejectedError{Reason: "the leader cannot remove itself: transfer leadership first"}
-	}
-	if !n.inConfiguration(id) {
-		return &RejectedError{Reason: fmt.Sprintf("node %q: not a member", id)}
-	}
-	if err := n.raft.RemoveServer(raft.ServerID(id), 0, n.cfg.ApplyTimeout).Error(); err != nil {
-		return fmt.Errorf("remove %s: %w", id, err)
-	}
-	n.log.Info("member removed", "node", id)
-	var recorded bool
-	n.machine.view(func(s *fsm.State, _ uint64) { _, recorded = s.Members[id] })
-	if !recorded {
-		return nil
-	}
-	_, err := n.Propose(ctx, fsm.CmdRemoveMember, fsm.RemoveMemberPayload{ID: id}, actor)
-	return err
-}
-
-func (n *Node) inConfiguration(id string) bool {
-	f := n.raft.GetConfiguration()
-	if f.Error() != nil {
-		return false
-	}
-	for _, s := range f.Configuration().Servers {
-		if string(s.ID) == id {
-			return true
-		}
-	}
-	return false
-}
-
 // Transfer hands leadership to id, or to the most up-to-date follower when
 // id is empty (leader only), and returns the new leader's ID.
 //
@@ -488,19 +494,6 @@ func (n *Node) Transfer(id string) (string, error) {
 	}
 }
 
-func (n *Node) addressOf(id string) raft.ServerAddress {
-	f := n.raft.GetConfiguration()
-	if f.Error() != nil {
-		return ""
-	}
-	for _, s := range f.Configuration().Servers {
-		if string(s.ID) == id {
-			return s.Address
-		}
-	}
-	return ""
-}
-
 // Shutdown hands leadership over when this node leads and others can take
 // it, then stops Raft and closes the stores.
 func (n *Node) Shutdown(ctx context.Context) error {
@@ -525,6 +518,9 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		}
 	}
 	close(n.done)
+	if n.gossip != nil {
+		n.gossip.leave(time.Second)
+	}
 	err := n.raft.Shutdown().Error()
 	n.wg.Wait()
 	if cerr := n.transport.Close(); err == nil {
@@ -534,18 +530,4 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		err = cerr
 	}
 	return err
-}
-
-func (n *Node) voters() int {
-	f := n.raft.GetConfiguration()
-	if f.Error() != nil {
-		return 0
-	}
-	c := 0
-	for _, s := range f.Configuration().Servers {
-		if s.Suffrage == raft.Voter {
-			c++
-		}
-	}
-	return c
 }

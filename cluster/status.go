@@ -1,9 +1,10 @@
 package cluster
 
 import (
+	"slices"
 	"strconv"
-
-	"github.com/hashicorp/raft"
+	"strings"
+	"time"
 
 	"github.com/ipvsman/ipvsman/fsm"
 )
@@ -22,6 +23,16 @@ type Status struct {
 	RealServers   int            `json:"real_servers"`
 	Servers       []ServerStatus `json:"servers"`
 	IPVS          string         `json:"ipvs"` // the daemon's --ipvs mode
+
+	Version     string `json:"version"`      // this build's release
+	Protocol    int    `json:"protocol"`     // the newest command protocol this build speaks
+	MinProtocol int    `json:"min_protocol"` // the oldest among the configuration's members, as gossip tells
+	LastContact string `json:"last_contact"` // Raft: since this node last heard from a leader ("0" on the leader)
+	Draining    bool   `json:"draining,omitempty"`
+	Note        string `json:"note,omitempty"` // the cluster's note (a protocol 2 command)
+	// Gossip lists nodes gossip knows that are not in the Raft
+	// configuration: drained or removed ones, and joiners not yet added.
+	Gossip []ServerStatus `json:"gossip_only,omitempty"`
 }
 
 // ServerStatus is one entry of the Raft configuration as this node sees it.
@@ -29,8 +40,15 @@ type ServerStatus struct {
 	ID       string `json:"id"`
 	RaftAddr string `json:"raft_addr"`
 	APIAddr  string `json:"api_addr"`
-	Suffrage string `json:"suffrage"`
+	Suffrage string `json:"suffrage"` // voter, nonvoter; "none" outside the Raft configuration
 	Leader   bool   `json:"leader"`
+
+	GossipAddr  string `json:"gossip_addr,omitempty"`
+	Version     string `json:"version,omitempty"` // "" when gossip has not seen it
+	Protocol    int    `json:"protocol"`
+	GossipState string `json:"gossip"`        // alive, suspect, dead, left, unknown
+	GossipForMS int64  `json:"gossip_for_ms"` // how long it has been in that state
+	Applied     uint64 `json:"gossip_applied,omitempty"`
 }
 
 // Status reports this node's role, indexes and the members it knows.
@@ -44,28 +62,54 @@ func (n *Node) Status() Status {
 	}
 	var members map[string]fsm.Member
 	s.AppliedIndex = n.raft.AppliedIndex()
+	s.Version, s.Protocol, s.LastContact, s.Draining = Version, fsm.CommandProtocol, st["last_contact"], n.Draining()
+	s.MinProtocol, _ = n.MinProtocol()
 	n.machine.view(func(fs *fsm.State, _ uint64) {
 		s.ConfigVersion = fs.Version
 		s.Services = len(fs.Config.Services)
 		for _, svc := range fs.Config.Services {
 			s.RealServers += len(svc.Servers)
 		}
+		s.Note = fs.Annotations["note"]
 		members = make(map[string]fsm.Member, len(fs.Members))
 		for k, v := range fs.Members {
 			members[k] = v
 		}
 	})
-	if f := n.raft.GetConfiguration(); f.Error() == nil {
-		for _, srv := range f.Configuration().Servers {
-			suffrage := "voter"
-			if srv.Suffrage != raft.Voter {
-				suffrage = "nonvoter"
-			}
-			s.Servers = append(s.Servers, ServerStatus{
-				ID: string(srv.ID), RaftAddr: string(srv.Address), APIAddr: members[string(srv.ID)].APIAddr,
-				Suffrage: suffrage, Leader: srv.ID == lid,
-			})
+	gossiped := map[string]GossipMember{}
+	if n.gossip != nil {
+		for _, m := range n.gossip.view() {
+			gossiped[m.ID] = m
 		}
 	}
+	now := time.Now()
+	withGossip := func(ss ServerStatus) ServerStatus {
+		ss.GossipAddr, ss.GossipState = members[ss.ID].GossipAddr, GossipUnknown
+		if m, ok := gossiped[ss.ID]; ok {
+			ss.GossipAddr, ss.Version, ss.Protocol, ss.Applied = m.Addr, m.Version, m.Protocol, m.Applied
+			ss.GossipState, ss.GossipForMS = m.State, now.Sub(m.Since).Milliseconds()
+		}
+		if ss.ID == n.cfg.NodeID {
+			ss.Version, ss.Protocol = Version, fsm.CommandProtocol
+			if n.gossip != nil {
+				ss.GossipState = GossipAlive
+			}
+		}
+		return ss
+	}
+	inConfig := map[string]bool{}
+	for _, srv := range n.servers() {
+		inConfig[string(srv.ID)] = true
+		s.Servers = append(s.Servers, withGossip(ServerStatus{
+			ID: string(srv.ID), RaftAddr: string(srv.Address), APIAddr: members[string(srv.ID)].APIAddr,
+			Suffrage: suffrageName(srv.Suffrage), Leader: srv.ID == lid,
+		}))
+	}
+	for id, m := range gossiped {
+		if !inConfig[id] {
+			s.Gossip = append(s.Gossip, withGossip(ServerStatus{ID: id, RaftAddr: m.RaftAddr, APIAddr: m.APIAddr, Suffrage: "none"}))
+		}
+	}
+	slices.SortFunc(s.Gossip, func(a, b ServerStatus) int { return strings.Compare(a.ID, b.ID) })
 	return s
 }

@@ -347,9 +347,11 @@ type HistoryEntry struct {
 }
 
 // Member is a cluster node's addresses, recorded when it bootstraps or joins
-// so that followers know where to forward writes.
+// so that followers know where to forward writes and a restarted node knows
+// whom to gossip with.
 type Member struct {
-	ID       string `json:"id"`
-	RaftAddr string `json:"raft_addr"`
-	APIAddr  string `json:"api_addr"`
+	ID         string `json:"id"`
+	RaftAddr   string `json:"raft_addr"`
+	APIAddr    string `json:"api_addr"`
+	GossipAddr string `json:"gossip_addr,omitempty"`
 }

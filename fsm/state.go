@@ -22,6 +22,10 @@ type State struct {
 	ZeroGeneration uint64             `json:"zero_generation"`
 	ZeroService    string             `json:"zero_service,omitempty"`
 	Skipped        uint64             `json:"skipped"` // ignorable commands this build did not know
+	// Annotations are free-form values that commands of later protocols
+	// set (the "note" of the simulated next release, tag next). Every
+	// build keeps them in snapshots, so none loses what a newer one wrote.
+	Annotations map[string]string `json:"annotations,omitempty"`
 }
 
 // NewState is the state before the first log entry.
@@ -45,6 +49,7 @@ type change struct {
 	member   *Member
 	removeID string
 	zero     *ZeroCountersPayload
+	annotate map[string]string // "" removes
 	skipped  bool
 }
 
@@ -160,6 +165,9 @@ func (s *State) plan(cmd Command) (change, error) {
 		}
 		return change{zero: &p}, nil
 	}
+	if e, ok := extensions[cmd.Type]; ok {
+		return e.plan(s, cmd)
+	}
 	return change{}, fmt.Errorf("command type %s: no handler", cmd.Type)
 }
 
@@ -227,6 +235,16 @@ func (s *State) commit(cmd Command, ch change) {
 	}
 	if ch.removeID != "" {
 		delete(s.Members, ch.removeID)
+	}
+	for k, v := range ch.annotate {
+		if s.Annotations == nil {
+			s.Annotations = map[string]string{}
+		}
+		if v == "" {
+			delete(s.Annotations, k)
+		} else {
+			s.Annotations[k] = v
+		}
 	}
 	if ch.zero != nil {
 		s.ZeroGeneration++

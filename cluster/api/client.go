@@ -178,3 +178,17 @@ func (c *Client) Kernel(ctx context.Context) (KernelResponse, error) {
 	var r KernelResponse
 	return r, c.do(ctx, "GET", "/v1/kernel", nil, &r)
 }
+
+// Drain takes the node at c.Base out of the cluster (see POST /v1/node/drain).
+func (c *Client) Drain(ctx context.Context) (DrainResponse, error) {
+	var r DrainResponse
+	err := c.do(ctx, "POST", "/v1/node/drain", struct{}{}, &r)
+	return r, err
+}
+
+// Command proposes a command type of a newer protocol by name.
+func (c *Client) Command(ctx context.Context, name string, payload any) (WriteResponse, error) {
+	var r WriteResponse
+	err := c.do(ctx, "POST", "/v1/commands/"+name, payload, &r)
+	return r, err
+}

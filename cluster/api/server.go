@@ -71,6 +71,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/cluster/leave", s.write(s.leave))
 	mux.HandleFunc("POST /v1/cluster/transfer", s.write(s.transfer))
 	mux.HandleFunc("POST /v1/cluster/join-via", s.joinVia)
+	mux.HandleFunc("POST /v1/node/drain", s.drain)
+	mux.HandleFunc("POST /v1/commands/{name}", s.command)
 	return s.auth(mux)
 }
 
@@ -149,6 +151,7 @@ func (s *Server) clusterStatus(w http.ResponseWriter, r *http.Request) {
 		}(&out.Nodes[i])
 	}
 	wg.Wait()
+	out.Members, out.MinProtocol, out.Note = members(st, out.Nodes), st.MinProtocol, st.Note
 	writeJSON(w, http.StatusOK, out)
 }
 

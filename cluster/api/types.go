@@ -121,8 +121,11 @@ type NodeView struct {
 
 // ClusterStatus is GET /v1/cluster/status.
 type ClusterStatus struct {
-	Via   string     `json:"via"` // the node that answered
-	Nodes []NodeView `json:"nodes"`
+	Via         string       `json:"via"` // the node that answered
+	Nodes       []NodeView   `json:"nodes"`
+	Members     []MemberView `json:"members"`
+	MinProtocol int          `json:"min_protocol"`
+	Note        string       `json:"note,omitempty"`
 }
 
 // KernelResponse is GET /v1/kernel: this node's own kernel IPVS table, with

@@ -53,6 +53,10 @@ func clusterCmd(g *globals) *cobra.Command {
 				if err := tw.Flush(); err != nil {
 					return err
 				}
+				fmt.Println()
+				if err := printMembers(os.Stdout, st); err != nil {
+					return err
+				}
 				if alarm := fingerprintAlarm(st); alarm != "" {
 					return errors.New(alarm)
 				}
@@ -127,8 +131,14 @@ func clusterCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.AddCommand(status, join, leave, transfer)
+	for _, extra := range clusterExtras {
+		cmd.AddCommand(extra(g))
+	}
 	return cmd
 }
+
+// clusterExtras are subcommands of later protocols that a build tag adds.
+var clusterExtras []func(*globals) *cobra.Command
 
 // kernelTable summarizes a node's last reconcile: the fingerprint of its
 // kernel table and the config version it matches, or why it does not.

@@ -13,7 +13,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ipvsman/ipvsman/cluster"
 	"github.com/ipvsman/ipvsman/cluster/api"
+	"github.com/ipvsman/ipvsman/fsm"
 )
 
 // globals are the connection settings every command shares.
@@ -148,18 +150,17 @@ and has subcommands for the cluster, the configuration history and topology file
 	pf.StringVar(&g.token, "token", g.token, "cluster token (env IPVSMAN_TOKEN)")
 	pf.StringVar(&g.tokenFile, "token-file", g.tokenFile, "file holding the cluster token (env IPVSMAN_TOKEN_FILE)")
 	pf.DurationVar(&g.timeout, "timeout", 60*time.Second, "how long to wait for the cluster")
-	root.AddCommand(clusterCmd(g), serverCmd(g), checkCmd(g), healthCmd(g), historyCmd(g), rollbackCmd(g), applyCmd(g), exportCmd(g), versionCmd())
+	root.AddCommand(clusterCmd(g), nodeCmd(g), serverCmd(g), checkCmd(g), healthCmd(g), historyCmd(g), rollbackCmd(g), applyCmd(g), exportCmd(g), versionCmd())
 	return root
 }
-
-// Version is set at build time (-ldflags "-X main.Version=…").
-var Version = "dev"
 
 func versionCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
-		Short: "Print the version",
+		Short: "Print the version and the command protocol this build speaks",
 		Args:  cobra.NoArgs,
-		Run:   func(c *cobra.Command, _ []string) { fmt.Fprintln(c.OutOrStdout(), "ipvsman", Version) },
+		Run: func(c *cobra.Command, _ []string) {
+			fmt.Fprintf(c.OutOrStdout(), "ipvsman %s (protocol %d)\n", cluster.Version, fsm.CommandProtocol)
+		},
 	}
 }

@@ -31,6 +31,8 @@ type options struct {
 	join, tokenFile, ipvs, logLevel, logFormat       string
 	exclusive                                        bool
 	vips, debugAddr, syncIface                       string
+	gossipAddr, gossipProfile                        string
+	version                                          bool
 	resync                                           time.Duration
 	timing                                           cluster.Config
 }
@@ -43,7 +45,13 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Args:          cobra.NoArgs,
-		RunE:          func(*cobra.Command, []string) error { return run(o) },
+		RunE: func(*cobra.Command, []string) error {
+			if o.version {
+				fmt.Printf("ipvsmand %s (protocol %d)\n", cluster.Version, fsm.CommandProtocol)
+				return nil
+			}
+			return run(o)
+		},
 	}
 	f := cmd.Flags()
 	host, _ := os.Hostname()
@@ -53,7 +61,12 @@ func main() {
 	f.StringVar(&o.apiAddr, "api-addr", "127.0.0.1:7080", "host:port the HTTP API listens on (loopback unless told otherwise)")
 	f.StringVar(&o.apiAdvertise, "api-advertise", "", "API address other nodes use to reach this one (default: --api-addr)")
 	f.BoolVar(&o.bootstrap, "bootstrap", false, "create a new cluster with this node as its first member (ignored when the data dir has state)")
-	f.StringVar(&o.join, "join", "", "API address of any member to join through")
+	f.StringVar(&o.join, "join", "", "API address of any member to join through (a new node joins as a non-voter and is promoted once caught up)")
+	f.StringVar(&o.gossipAddr, "gossip-addr", "", "host:port for membership gossip (memberlist, encrypted with a key derived from the token; default: the --raft-addr host, port 7946)")
+	f.StringVar(&o.gossipProfile, "gossip-profile", "lan", "gossip timing: lan (a dead node is declared in about 5 s) or local (about 2 s; more traffic)")
+	f.DurationVar(&o.timing.PromoteAfter, "promote-after", 3*time.Second, "a joined non-voter becomes a voter once caught up and alive this long")
+	f.DurationVar(&o.timing.RemoveDeadAfter, "remove-dead-after", 0, "remove a member gossip has seen dead this long, if at least 3 voters remain and most are alive; 0: never (dead members are only reported)")
+	f.BoolVar(&o.version, "version", false, "print the version and command protocol, and exit")
 	f.StringVar(&o.tokenFile, "token-file", "", "file holding the shared cluster token (required)")
 	f.StringVar(&o.ipvs, "ipvs", "on", "program the kernel's IPVS table: on, or off (cluster only, for hosts without IPVS and tests)")
 	f.StringVar(&o.vips, "vips", "on", "hold the VIPs while leader and announce them: on, or off (several nodes sharing one network namespace, tests)")
@@ -162,8 +175,15 @@ func run(o options) error {
 		advertise = ln.Addr().String()
 	}
 
+	gossipAddr, err := defaultGossipAddr(o.gossipAddr, o.raftAddr)
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	cfg := o.timing
 	cfg.NodeID, cfg.DataDir, cfg.RaftAddr, cfg.APIAddr, cfg.Bootstrap, cfg.Logger = o.nodeID, o.dataDir, o.raftAddr, advertise, o.bootstrap, log
+	cfg.Gossip = cluster.GossipConfig{Addr: gossipAddr, Key: cluster.GossipKey(token), Profile: o.gossipProfile}
+	cfg.Rejoin = o.join != ""
 	hc := newChecks(o.nodeID, log)
 	syncWake := make(chan struct{}, 1)
 	cfg.Leadership = func(leader bool, reason string) {
@@ -192,12 +212,12 @@ func run(o options) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	self := fsm.Member{ID: o.nodeID, RaftAddr: o.raftAddr, APIAddr: advertise}
+	self := fsm.Member{ID: o.nodeID, RaftAddr: o.raftAddr, APIAddr: advertise, GossipAddr: gossipAddr}
 	srv := &api.Server{Node: node, Token: token, Self: self, IPVS: o.ipvs, Log: log}
 	hc.opened(node)
 	srv.Health, srv.Throttle = hc.runner.Statuses, hc.runner.Throttle
 	if vips != nil {
-		vips.IsLeader = node.IsLeader
+		vips.IsLeader = func() bool { return node.IsLeader() && !node.Draining() }
 		srv.VIPs = vips.Stats
 		go followVIPs(ctx, node, vips)
 	}
@@ -274,6 +294,22 @@ func run(o options) error {
 	_ = httpSrv.Shutdown(sctx)
 	log.Info("stopped", "node", o.nodeID)
 	return runErr
+}
+
+// defaultGossipAddr is addr, or the Raft address's host on memberlist's
+// usual port.
+func defaultGossipAddr(addr, raftAddr string) (string, error) {
+	if addr != "" {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return "", fmt.Errorf("--gossip-addr %q: %w", addr, err)
+		}
+		return addr, nil
+	}
+	host, _, err := net.SplitHostPort(raftAddr)
+	if err != nil {
+		return "", fmt.Errorf("--raft-addr %q: %w", raftAddr, err)
+	}
+	return net.JoinHostPort(host, "7946"), nil
 }
 
 // vipTick paces announcements and the second check of leadership.

@@ -131,15 +131,18 @@ type Node struct {
 	ID       string
 	RaftAddr string
 	APIAddr  string
-	DataDir  string
-	NetNS    string   // network namespace to run in ("" = this one)
-	IPVS     string   // --ipvs value; "off" unless set
-	Args     []string // extra flags, kept across restarts
-	Env      []string // extra environment (NAME=value), kept across restarts
-	cmd      *exec.Cmd
-	exited   chan struct{} // closed when the process has ended; exitErr is then set
-	exitErr  error
-	logFile  *os.File
+	// GossipAddr is the memberlist address: a free loopback port for Add,
+	// the Raft host's port 7946 for AddAt.
+	GossipAddr string
+	DataDir    string
+	NetNS      string   // network namespace to run in ("" = this one)
+	IPVS       string   // --ipvs value; "off" unless set
+	Args       []string // extra flags, kept across restarts
+	Env        []string // extra environment (NAME=value), kept across restarts
+	cmd        *exec.Cmd
+	exited     chan struct{} // closed when the process has ended; exitErr is then set
+	exitErr    error
+	logFile    *os.File
 }
 
 // NewCluster prepares a directory and a token; nodes are added with Add.
@@ -160,12 +163,15 @@ func NewCluster(t testing.TB) *Cluster {
 
 // Add defines a node with fresh loopback ports; Start runs it.
 func (c *Cluster) Add(id string, args ...string) *Node {
-	return c.AddAt(id, FreeAddr(c.t), FreeAddr(c.t), "", args...)
+	n := c.AddAt(id, FreeAddr(c.t), FreeAddr(c.t), "", args...)
+	n.GossipAddr = FreeAddr(c.t)
+	return n
 }
 
 // AddAt defines a node with given addresses inside network namespace netns.
 func (c *Cluster) AddAt(id, raftAddr, apiAddr, netns string, args ...string) *Node {
-	n := &Node{c: c, ID: id, RaftAddr: raftAddr, APIAddr: apiAddr, DataDir: filepath.Join(c.Dir, id), NetNS: netns, IPVS: "off", Args: args}
+	host, _, _ := net.SplitHostPort(raftAddr)
+	n := &Node{c: c, ID: id, RaftAddr: raftAddr, APIAddr: apiAddr, GossipAddr: net.JoinHostPort(host, "7946"), DataDir: filepath.Join(c.Dir, id), NetNS: netns, IPVS: "off", Args: args}
 	c.Nodes[id] = n
 	return n
 }
@@ -191,7 +197,7 @@ func (n *Node) Start(extra ...string) {
 		n.c.t.Fatalf("node %s already running", n.ID)
 	}
 	args := []string{
-		"--node-id", n.ID, "--data-dir", n.DataDir, "--raft-addr", n.RaftAddr, "--api-addr", n.APIAddr,
+		"--node-id", n.ID, "--data-dir", n.DataDir, "--raft-addr", n.RaftAddr, "--api-addr", n.APIAddr, "--gossip-addr", n.GossipAddr,
 		"--token-file", n.c.TokenFile, "--ipvs=" + n.IPVS, "--log-format", "json",
 	}
 	if n.NetNS == "" {

@@ -1,0 +1,144 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/ipvsman/ipvsman/cluster"
+	"github.com/ipvsman/ipvsman/fsm"
+)
+
+// DrainResponse answers POST /v1/node/drain.
+type DrainResponse struct {
+	Node   string `json:"node"`
+	Leader string `json:"leader"` // the leader that removed it
+}
+
+// drain takes this node out of the cluster for good: no more VIPs,
+// leadership handed over, removed from the Raft configuration by the
+// leader, out of gossip, Raft stopped. It runs on the node being drained,
+// which alone can give up its own duties.
+func (s *Server) drain(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 60*time.Second)
+	defer cancel()
+	id := s.Node.ID()
+	if _, err := s.Node.BeginDrain(); err != nil {
+		s.Node.CancelDrain(err.Error())
+		writeFailure(w, fmt.Errorf("drain %s: %w", id, err))
+		return
+	}
+	leader, err := s.leaveThroughLeader(ctx, id)
+	if err != nil {
+		s.Node.CancelDrain(err.Error())
+		writeFailure(w, fmt.Errorf("drain %s: the leader did not remove it: %w", id, err))
+		return
+	}
+	if err := s.Node.FinishDrain(); err != nil {
+		writeError(w, http.StatusInternalServerError, "internal", fmt.Sprintf("drain %s: removed from the cluster, but stopping Raft: %v", id, err))
+		return
+	}
+	writeJSON(w, http.StatusOK, DrainResponse{Node: id, Leader: leader})
+}
+
+// leaveThroughLeader asks the current leader to remove id, retrying while
+// leadership settles after a hand-over.
+func (s *Server) leaveThroughLeader(ctx context.Context, id string) (string, error) {
+	backoff := 50 * time.Millisecond
+	for {
+		lid, api, err := s.Node.LeaderAPI()
+		if err == nil && lid != id {
+			c := &Client{Base: api, Token: s.Token, Actor: "ipvsmand@" + id + " (drain)"}
+			if err = c.Leave(ctx, id); err == nil {
+				return lid, nil
+			}
+			var e *Error
+			if errors.As(err, &e) && e.Kind == "rejected" {
+				return "", err
+			}
+		} else if err == nil {
+			err = errors.New("still the leader")
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("%w (last: %v)", ctx.Err(), err)
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+// writeFailure maps a cluster error to its HTTP answer.
+func writeFailure(w http.ResponseWriter, err error) {
+	var rej *cluster.RejectedError
+	if errors.As(err, &rej) {
+		writeError(w, http.StatusBadRequest, "rejected", err.Error())
+		return
+	}
+	writeError(w, http.StatusInternalServerError, "internal", err.Error())
+}
+
+// command serves POST /v1/commands/{name}: a command type of a protocol
+// newer than the base one, its JSON payload as the body. A node that does
+// not know the name says so with its version; the gate is checked here,
+// before forwarding, so that a follower refuses what the oldest member
+// could not apply, whatever the leader's version.
+func (s *Server) command(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	typ, ok := fsm.CommandByName(name)
+	if !ok || typ.Since() <= fsm.BaseCommandProtocol {
+		writeError(w, http.StatusNotFound, "unknown-command", fmt.Sprintf("node %s runs ipvsmand %s (protocol %d), which does not know command %q", s.Node.ID(), cluster.Version, fsm.CommandProtocol, name))
+		return
+	}
+	if err := s.Node.Gate(typ); err != nil {
+		writeFailure(w, err)
+		return
+	}
+	s.write(func(ctx context.Context, body []byte, actor string) (any, error) {
+		if !json.Valid(body) {
+			return nil, &cluster.RejectedError{Reason: fmt.Sprintf("%s: request body: not JSON", name)}
+		}
+		return s.commit(ctx, typ, json.RawMessage(body), actor)
+	})(w, r)
+}
+
+// MemberView is one member in GET /v1/cluster/status: the answering
+// node's Raft configuration and gossip, with the member's own Raft last
+// contact.
+type MemberView struct {
+	ID            string `json:"id"`
+	Suffrage      string `json:"suffrage"` // voter, nonvoter, none (gossip only)
+	Leader        bool   `json:"leader"`
+	Version       string `json:"version"`
+	Protocol      int    `json:"protocol"`
+	Gossip        string `json:"gossip"`
+	GossipSinceMS int64  `json:"gossip_since_ms"`
+	LastContact   string `json:"last_contact"` // from the member itself; "" when unreachable
+	RaftAddr      string `json:"raft_addr"`
+	GossipAddr    string `json:"gossip_addr"`
+}
+
+// members joins the answering node's view of the configuration and of
+// gossip with each member's own last contact.
+func members(via NodeStatus, nodes []NodeView) []MemberView {
+	contact := map[string]string{}
+	for _, n := range nodes {
+		if n.Status != nil {
+			contact[n.ID] = n.Status.LastContact
+		}
+	}
+	var out []MemberView
+	for _, list := range [][]cluster.ServerStatus{via.Servers, via.Gossip} {
+		for _, s := range list {
+			out = append(out, MemberView{
+				ID: s.ID, Suffrage: s.Suffrage, Leader: s.Leader, Version: s.Version, Protocol: s.Protocol,
+				Gossip: s.GossipState, GossipSinceMS: s.GossipForMS, LastContact: contact[s.ID],
+				RaftAddr: s.RaftAddr, GossipAddr: s.GossipAddr,
+			})
+		}
+	}
+	return out
+}

@@ -1,0 +1,264 @@
+package cluster
+
+import (
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"log"
+	"log/slog"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// Gossip states of a member, as status reports them.
+const (
+	GossipAlive   = "alive"
+	GossipSuspect = "suspect"
+	GossipDead    = "dead"
+	GossipLeft    = "left"
+	GossipUnknown = "unknown" // in the Raft configuration, never heard of in gossip
+)
+
+// Meta is what every node gossips about itself. Raft decides who leads and
+// who votes; gossip only tells who is up, where, and which version it runs.
+type Meta struct {
+	RaftAddr string `json:"raft"`
+	APIAddr  string `json:"api"`
+	Version  string `json:"ver"`
+	Protocol int    `json:"proto"`
+	Applied  uint64 `json:"applied"` // the node's applied Raft index, refreshed about once a second
+	// Leaving is set just before a graceful leave: memberlist reports a
+	// departure the same way for a leave and a death, so the others tell
+	// them apart by this last word.
+	Leaving bool `json:"leaving,omitempty"`
+}
+
+// GossipMember is one node as gossip last saw it.
+type GossipMember struct {
+	Meta
+	ID    string
+	Addr  string // gossip address
+	State string // GossipAlive, GossipSuspect, GossipDead or GossipLeft
+	Since time.Time
+}
+
+// GossipConfig configures the memberlist side of a node.
+type GossipConfig struct {
+	Addr    string // host:port to bind and advertise
+	Key     []byte // 32 bytes (AES-256); see GossipKey
+	Profile string // "lan" (default) or "local" (faster failure detection, for tests)
+}
+
+// GossipKey derives the gossip encryption key from the cluster token, so
+// that one shared secret admits a node to both the API and the gossip.
+func GossipKey(token string) []byte {
+	k := sha256.Sum256([]byte("ipvsman gossip key v1\x00" + token))
+	return k[:]
+}
+
+// gossip wraps memberlist: it keeps the last known state of every member
+// (memberlist itself forgets dead ones) and serves this node's meta.
+type gossip struct {
+	id  string
+	ml  *memberlist.Memberlist
+	log *slog.Logger
+
+	mu      sync.Mutex
+	self    Meta
+	members map[string]*GossipMember
+	clock   func() time.Time
+}
+
+func startGossip(id string, cfg GossipConfig, self Meta, lg *slog.Logger) (*gossip, error) {
+	host, portStr, err := net.SplitHostPort(cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("gossip-addr %q: %w", cfg.Addr, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil || port <= 0 || port > 65535 {
+		return nil, fmt.Errorf("gossip-addr %q: port %q: want 1-65535", cfg.Addr, portStr)
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		return nil, fmt.Errorf("gossip-addr %q: give an IP address the other nodes can reach", cfg.Addr)
+	}
+	var mc *memberlist.Config
+	switch cfg.Profile {
+	case "", "lan":
+		mc = memberlist.DefaultLANConfig()
+	case "local":
+		mc = memberlist.DefaultLocalConfig()
+	default:
+		return nil, fmt.Errorf("gossip-profile %q: want lan or local", cfg.Profile)
+	}
+	g := &gossip{id: id, log: lg, self: self, members: map[string]*GossipMember{}, clock: time.Now}
+	mc.Name = id
+	mc.BindAddr, mc.BindPort = host, port
+	mc.AdvertiseAddr, mc.AdvertisePort = host, port
+	mc.SecretKey = cfg.Key
+	mc.Delegate = (*gossipDelegate)(g)
+	mc.Events = (*gossipEvents)(g)
+	mc.Logger = log.New(&memberlistLog{log: lg}, "", 0)
+	ml, err := memberlist.Create(mc)
+	if err != nil {
+		return nil, fmt.Errorf("gossip on %s: %w", cfg.Addr, err)
+	}
+	g.ml = ml
+	return g, nil
+}
+
+// join contacts the given gossip addresses; reaching one is enough.
+func (g *gossip) join(addrs []string) (int, error) {
+	if len(addrs) == 0 {
+		return 0, nil
+	}
+	return g.ml.Join(addrs)
+}
+
+// setApplied refreshes the applied index this node gossips. Each change is
+// a broadcast, so it is rate limited by the caller.
+func (g *gossip) setApplied(applied uint64) {
+	g.mu.Lock()
+	changed := g.self.Applied != applied
+	g.self.Applied = applied
+	g.mu.Unlock()
+	if changed {
+		if err := g.ml.UpdateNode(time.Second); err != nil {
+			g.log.Debug("gossip meta update", "err", err)
+		}
+	}
+}
+
+// view returns every member gossip has heard of, sorted by ID, with the
+// suspect state (which memberlist reports without an event) filled in.
+func (g *gossip) view() []GossipMember {
+	suspect := map[string]bool{}
+	for _, n := range g.ml.Members() {
+		if n.State == memberlist.StateSuspect {
+			suspect[n.Name] = true
+		}
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := make([]GossipMember, 0, len(g.members))
+	for _, m := range g.members {
+		c := *m
+		if c.State == GossipAlive && suspect[c.ID] {
+			c.State = GossipSuspect
+		}
+		out = append(out, c)
+	}
+	slices.SortFunc(out, func(a, b GossipMember) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}
+
+// leave announces a graceful departure and stops gossiping.
+func (g *gossip) leave(timeout time.Duration) {
+	g.mu.Lock()
+	g.self.Leaving = true
+	g.mu.Unlock()
+	if err := g.ml.UpdateNode(timeout); err != nil {
+		g.log.Warn("gossip: announcing the leave", "err", err)
+	}
+	if err := g.ml.Leave(timeout); err != nil {
+		g.log.Warn("gossip leave", "err", err)
+	}
+	g.shutdown()
+}
+
+func (g *gossip) shutdown() {
+	if err := g.ml.Shutdown(); err != nil {
+		g.log.Warn("gossip shutdown", "err", err)
+	}
+}
+
+// record notes a member's state; a change of state is one log line.
+func (g *gossip) record(n *memberlist.Node, state string) {
+	if n.Name == g.id {
+		return // this node's own state is its process's, not gossip's
+	}
+	var meta Meta
+	if len(n.Meta) > 0 {
+		if err := json.Unmarshal(n.Meta, &meta); err != nil {
+			g.log.Warn("gossip: unreadable member metadata", "member", n.Name, "err", err)
+		}
+	}
+	g.mu.Lock()
+	old, had := g.members[n.Name]
+	m := &GossipMember{Meta: meta, ID: n.Name, Addr: n.Address(), State: state, Since: g.clock()}
+	if had && old.State == state {
+		m.Since = old.Since
+	}
+	if state != GossipAlive && len(n.Meta) == 0 && had {
+		m.Meta = old.Meta
+	}
+	if state == GossipDead && m.Leaving {
+		state, m.State = GossipLeft, GossipLeft
+	}
+	if state == GossipAlive && m.Leaving {
+		m.Leaving = false // a node that left and came back
+	}
+	g.members[n.Name] = m
+	g.mu.Unlock()
+	if !had || old.State != state || old.Version != m.Version {
+		g.log.Info("gossip: member "+state, "member", n.Name, "addr", m.Addr, "version", m.Version, "protocol", m.Protocol)
+	}
+}
+
+type gossipDelegate gossip
+
+func (d *gossipDelegate) NodeMeta(limit int) []byte {
+	d.mu.Lock()
+	b, _ := json.Marshal(d.self)
+	d.mu.Unlock()
+	if len(b) > limit {
+		// Addresses and a version fit in memberlist's 512 bytes; if not,
+		// gossip without meta rather than crash memberlist.
+		return nil
+	}
+	return b
+}
+func (d *gossipDelegate) NotifyMsg([]byte)                {}
+func (d *gossipDelegate) GetBroadcasts(int, int) [][]byte { return nil }
+func (d *gossipDelegate) LocalState(bool) []byte          { return nil }
+func (d *gossipDelegate) MergeRemoteState([]byte, bool)   {}
+
+type gossipEvents gossip
+
+func (e *gossipEvents) NotifyJoin(n *memberlist.Node)   { (*gossip)(e).record(n, GossipAlive) }
+func (e *gossipEvents) NotifyUpdate(n *memberlist.Node) { (*gossip)(e).record(n, GossipAlive) }
+func (e *gossipEvents) NotifyLeave(n *memberlist.Node) {
+	state := GossipDead
+	if n.State == memberlist.StateLeft {
+		state = GossipLeft
+	}
+	(*gossip)(e).record(n, state)
+}
+
+// memberlistLog turns memberlist's "[LEVEL] memberlist: ..." lines into slog
+// records; its DEBUG lines are dropped.
+type memberlistLog struct{ log *slog.Logger }
+
+func (w *memberlistLog) Write(p []byte) (int, error) {
+	line := strings.TrimSpace(string(p))
+	level := slog.LevelInfo
+	for prefix, lv := range map[string]slog.Level{"[DEBUG]": slog.LevelDebug - 4, "[INFO]": slog.LevelInfo, "[WARN]": slog.LevelWarn, "[ERR]": slog.LevelError} {
+		if rest, ok := strings.CutPrefix(line, prefix); ok {
+			line, level = strings.TrimSpace(rest), lv
+			break
+		}
+	}
+	if strings.Contains(line, "use of closed network connection") {
+		level = slog.LevelDebug // this node is leaving: its sockets are closed
+	}
+	if level < slog.LevelDebug {
+		return len(p), nil
+	}
+	w.log.Log(nil, level, line, "component", "memberlist")
+	return len(p), nil
+}
