@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 BIN=$PWD/bin
 WORK=$(mktemp -d /tmp/ipvsman-demo.XXXXXX)
-declare -A PID RAFT API
+declare -A PID RAFT API GOSSIP
 trap 'for p in "${PID[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$WORK"' EXIT
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
@@ -34,7 +34,7 @@ ipvsman() { "$BIN/ipvsman" --token-file "$WORK/token" "$@"; }
 start() {
 	local id=$1; shift
 	"$BIN/ipvsmand" --node-id "$id" --data-dir "$WORK/$id" --raft-addr "${RAFT[$id]}" --api-addr "${API[$id]}" \
-		--token-file "$WORK/token" --ipvs=off "$@" >>"$WORK/$id.log" 2>&1 &
+		--gossip-addr "${GOSSIP[$id]}" --token-file "$WORK/token" --ipvs=off "$@" >>"$WORK/$id.log" 2>&1 &
 	PID[$id]=$!
 	disown "$!" # no job-control chatter when the demo kills it
 }
@@ -44,6 +44,7 @@ head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$WORK/token"
 for id in n1 n2 n3; do
 	p=$(free_port); RAFT[$id]=127.0.0.1:$p; USED="$USED$p "
 	p=$(free_port); API[$id]=127.0.0.1:$p; USED="$USED$p "
+	p=$(free_port); GOSSIP[$id]=127.0.0.1:$p; USED="$USED$p "
 done
 
 step "1. Start three directors (ipvsmand --ipvs=off) on loopback"
@@ -54,8 +55,9 @@ wait_for "n2 API" 20 ipvsman --api "${API[n2]}" cluster status
 wait_for "n3 API" 20 ipvsman --api "${API[n3]}" cluster status
 ipvsman --api "${API[n2]}" cluster join "${API[n1]}"
 ipvsman --api "${API[n3]}" cluster join "${API[n2]}"
-three_up() { [ "$(ipvsman --api "${API[n1]}" cluster status | grep -c -E 'Leader|Follower')" = 3 ]; }
-wait_for "three members" 20 three_up
+# Joiners start as non-voters; the leader promotes them once caught up.
+three_up() { [ "$(ipvsman --api "${API[n1]}" cluster status | grep -c -E '^n[123] +voter ')" = 3 ]; }
+wait_for "three voters" 20 three_up
 ipvsman --api "${API[n1]}" cluster status
 
 step "2. Configure the classic LVS sample through n3, in ipvsadm's language"

@@ -105,15 +105,25 @@ func (m *Ipvsman) Roles() (map[string]string, error) {
 	return nil, fmt.Errorf("cluster status: %w", errors.Join(errs...))
 }
 
-// parseRoles reads the NODE and ROLE columns of `ipvsman cluster status`.
+// parseRoles reads the NODE and ROLE columns of `ipvsman cluster status`'s
+// first table; the suffrage of each member, from its second table, comes
+// as the role "nonvoter" for a non-voter (not yet promoted).
 func parseRoles(out string) (map[string]string, error) {
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if len(lines) == 0 || !strings.HasPrefix(lines[0], "NODE ") {
 		return nil, fmt.Errorf("cluster status: unexpected output %q", out)
 	}
 	roles := map[string]string{}
+	members := false
 	for _, l := range lines[1:] {
-		if f := strings.Fields(l); len(f) >= 2 {
+		f := strings.Fields(l)
+		switch {
+		case len(f) == 0:
+		case f[0] == "MEMBER":
+			members = true
+		case members && len(f) >= 2 && f[1] == "nonvoter":
+			roles[f[0]] = "nonvoter"
+		case !members && len(f) >= 2:
 			roles[f[0]] = f[1]
 		}
 	}

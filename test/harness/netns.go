@@ -1,6 +1,8 @@
 package harness
 
 import (
+	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -30,6 +32,7 @@ func Directors(t *testing.T, tp *topo.Topology, ipvs string, args ...string) (*C
 		r := c.CLI(nodes[0], "", "cluster", "status")
 		return r.Err == nil && strings.Count(r.Stdout, "Leader") == 1 && strings.Count(r.Stdout, "Follower") == 2, r.Stdout + r.Stderr
 	})
+	c.Voters(t, nodes[0], nodes...)
 	return c, nodes
 }
 
@@ -57,4 +60,36 @@ func (c *Cluster) Leader(t testing.TB, via *Node, nodes []*Node) *Node {
 		return false, r.Stdout
 	})
 	return found
+}
+
+// Voters waits until the node at via lists every one of nodes as a voter
+// of the Raft configuration: joiners start as non-voters, and a test that
+// kills a node before the others are promoted would leave no quorum.
+func (c *Cluster) Voters(t testing.TB, via *Node, nodes ...*Node) {
+	t.Helper()
+	Eventually(t, 60*time.Second, fmt.Sprintf("%d voters", len(nodes)), func() (bool, string) {
+		r := c.CLI(via, "", "cluster", "status", "--json")
+		if r.Err != nil {
+			return false, r.Stderr
+		}
+		var st struct {
+			Members []struct {
+				ID       string `json:"id"`
+				Suffrage string `json:"suffrage"`
+			} `json:"members"`
+		}
+		if err := json.Unmarshal([]byte(r.Stdout), &st); err != nil {
+			return false, err.Error()
+		}
+		voters := map[string]bool{}
+		for _, m := range st.Members {
+			voters[m.ID] = m.Suffrage == "voter"
+		}
+		for _, n := range nodes {
+			if !voters[n.ID] {
+				return false, fmt.Sprintf("%s is not a voter yet: %+v", n.ID, st.Members)
+			}
+		}
+		return true, ""
+	})
 }

@@ -58,6 +58,7 @@ func TestHealthVerdictsOnLoopback(t *testing.T) {
 	n1.Start("--bootstrap")
 	n2.Start("--join", n1.APIAddr)
 	n3.Start("--join", n1.APIAddr)
+	c.Voters(t, n1, nodes...)
 	lead := leader(t, c, nodes...)
 	c.MustCLI(n2, "", "apply", "-f", file)
 

@@ -106,10 +106,11 @@ func TestThreeNodeClusterOnLoopback(t *testing.T) {
 	}
 	c.MustCLI(n3, "", "cluster", "join", n2.APIAddr)
 	lead := leader(t, c, all...)
-	harness.Eventually(t, 10*time.Second, "three voters", func() (bool, string) {
+	harness.Eventually(t, 10*time.Second, "one leader, two followers", func() (bool, string) {
 		out := c.MustCLI(n3, "", "cluster", "status")
 		return strings.Count(out, "Leader") == 1 && strings.Count(out, "Follower") == 2, out
 	})
+	c.Voters(t, n3, all...)
 
 	follower := n2
 	if lead == n2 {
@@ -280,10 +281,7 @@ func TestTransferAndLeave(t *testing.T) {
 	n2.Start("--join", n1.APIAddr)
 	n3.Start("--join", n1.APIAddr)
 	all := []*harness.Node{n1, n2, n3}
-	harness.Eventually(t, 20*time.Second, "three voters", func() (bool, string) {
-		st, err := status(c, n1)
-		return err == nil && len(st.Servers) == 3, fmt.Sprint(st.Servers, err)
-	})
+	c.Voters(t, n1, all...)
 	leader(t, c, all...)
 
 	out := c.MustCLI(n1, "", "cluster", "transfer", "n3")
