@@ -66,6 +66,9 @@ func contactColumn(m api.MemberView) string {
 		return "-"
 	}
 	if d, err := time.ParseDuration(m.LastContact); err == nil {
+		if d < time.Millisecond {
+			return "<1ms ago"
+		}
 		return d.Round(time.Millisecond).String() + " ago"
 	}
 	return m.LastContact
