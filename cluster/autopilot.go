@@ -43,21 +43,37 @@ type pilotAction struct {
 // has been caught up since; the leader's loop calls plan periodically.
 type pilot struct {
 	PromoteAfter    time.Duration
+	DeadAfter       time.Duration // a member dead this long is reported (once)
 	RemoveDeadAfter time.Duration // 0: never remove
 	healthySince    map[string]time.Time
 	refused         map[string]string // last reason a dead member was kept, logged once
+	reported        map[string]bool   // dead members reported in this episode
 }
 
 // plan returns at most one action: configuration changes go one at a time,
-// each decided on the configuration the previous one left. notes are the
-// reasons a dead member is kept, new since the last call.
+// each decided on the configuration the previous one left. notes report,
+// once each, members dead for over DeadAfter and the reasons a dead member
+// is kept.
 func (p *pilot) plan(now time.Time, servers []pilotServer, commit uint64) (act *pilotAction, notes []string) {
 	if p.healthySince == nil {
-		p.healthySince, p.refused = map[string]time.Time{}, map[string]string{}
+		p.healthySince, p.refused, p.reported = map[string]time.Time{}, map[string]string{}, map[string]bool{}
 	}
 	present := map[string]bool{}
 	for _, s := range servers {
 		present[s.ID] = true
+		dead := !s.Self && s.Gossip == GossipDead && now.Sub(s.Since) >= p.DeadAfter
+		if dead && !p.reported[s.ID] {
+			suffrage := "non-voter"
+			if s.Voter {
+				suffrage = "voter"
+			}
+			notes = append(notes, fmt.Sprintf("%s (%s) dead for %s, over --dead-after %s", s.ID, suffrage, now.Sub(s.Since).Round(time.Second), p.DeadAfter))
+		}
+		if dead {
+			p.reported[s.ID] = true
+		} else {
+			delete(p.reported, s.ID)
+		}
 		if s.Voter || s.Self {
 			delete(p.healthySince, s.ID)
 			continue
@@ -86,7 +102,7 @@ func (p *pilot) plan(now time.Time, servers []pilotServer, commit uint64) (act *
 		}
 	}
 	if act != nil || p.RemoveDeadAfter <= 0 {
-		return act, nil
+		return act, notes
 	}
 	for _, s := range servers {
 		if s.Self || s.Gossip != GossipDead || now.Sub(s.Since) < p.RemoveDeadAfter {
@@ -133,7 +149,7 @@ func keepDead(s pilotServer, servers []pilotServer) string {
 
 // runPilot is the leader's loop over plan; it stops when leadership ends.
 func (n *Node) runPilot(stop <-chan struct{}) {
-	p := &pilot{PromoteAfter: n.cfg.PromoteAfter, RemoveDeadAfter: n.cfg.RemoveDeadAfter}
+	p := &pilot{PromoteAfter: n.cfg.PromoteAfter, DeadAfter: n.cfg.DeadAfter, RemoveDeadAfter: n.cfg.RemoveDeadAfter}
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -148,8 +164,8 @@ func (n *Node) runPilot(stop <-chan struct{}) {
 			continue
 		}
 		act, notes := p.plan(time.Now(), n.pilotView(), n.raft.CommitIndex())
-		for _, why := range notes {
-			n.log.Warn("dead member not removed", "why", why)
+		for _, note := range notes {
+			n.log.Warn("dead member", "report", note)
 		}
 		if act != nil {
 			n.pilotApply(*act)

@@ -87,12 +87,51 @@ func TestPilotRemovesDeadMembersOnlyWhenAskedAndSafe(t *testing.T) {
 			if got != tc.remove {
 				t.Fatalf("removed %q (%+v), want %q", got, act, tc.remove)
 			}
-			if tc.note != "" && (len(notes) == 0 || !strings.Contains(notes[0], tc.note)) {
+			if tc.note != "" && !strings.Contains(strings.Join(notes, "\n"), tc.note) {
 				t.Fatalf("notes %q, want them to say %q", notes, tc.note)
 			}
 			if _, again := p.plan(t0, tc.servers, 10); tc.note != "" && len(again) != 0 {
 				t.Fatalf("the same reason was noted twice: %q", again)
 			}
 		})
+	}
+}
+
+// A member dead for over DeadAfter is reported once per episode, whether
+// or not removal is on.
+func TestPilotReportsLongDeadMembersOnce(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	p := &pilot{PromoteAfter: time.Second, DeadAfter: 30 * time.Second}
+	view := func(gossip string, since time.Time) []pilotServer {
+		return []pilotServer{
+			{ID: "a", Voter: true, Self: true, Gossip: GossipAlive},
+			{ID: "b", Voter: true, Gossip: GossipAlive},
+			{ID: "c", Voter: true, Gossip: gossip, Since: since},
+		}
+	}
+	count := func(at time.Duration, gossip string, since time.Time) int {
+		act, notes := p.plan(t0.Add(at), view(gossip, since), 10)
+		if act != nil {
+			t.Fatalf("at %s: action %+v with removal off", at, act)
+		}
+		return len(notes)
+	}
+	if n := count(10*time.Second, GossipDead, t0); n != 0 {
+		t.Fatalf("dead 10s: %d notes, want 0", n)
+	}
+	if n := count(31*time.Second, GossipDead, t0); n != 1 {
+		t.Fatalf("dead 31s: %d notes, want 1", n)
+	}
+	if n := count(40*time.Second, GossipDead, t0); n != 0 {
+		t.Fatalf("dead 40s: reported again (%d notes)", n)
+	}
+	if n := count(50*time.Second, GossipAlive, t0.Add(45*time.Second)); n != 0 {
+		t.Fatalf("alive again: %d notes", n)
+	}
+	if n := count(100*time.Second, GossipDead, t0.Add(60*time.Second)); n != 1 {
+		t.Fatalf("dead again for 40s: %d notes, want 1", n)
+	}
+	if n := count(101*time.Second, GossipLeft, t0.Add(60*time.Second)); n != 0 {
+		t.Fatalf("left: %d notes, want 0", n)
 	}
 }

@@ -53,6 +53,7 @@ type Config struct {
 	// (then joins add voters directly and no versions are known).
 	Gossip          GossipConfig
 	PromoteAfter    time.Duration // a caught-up non-voter becomes a voter after this long
+	DeadAfter       time.Duration // report a member gossip has seen dead this long
 	RemoveDeadAfter time.Duration // remove a member gossip has seen dead this long; 0: never
 	// Rejoin lets a drained node start again: its old log is moved aside
 	// and it joins as a new member.
@@ -72,6 +73,7 @@ func (c *Config) DefaultTiming() {
 	def(&c.CommitTimeout, 20*time.Millisecond)
 	def(&c.ApplyTimeout, 10*time.Second)
 	def(&c.PromoteAfter, 3*time.Second)
+	def(&c.DeadAfter, 30*time.Second)
 }
 
 var (
