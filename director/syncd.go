@@ -159,6 +159,12 @@ type SyncDaemons struct {
 	// SysctlDir, when set, is where each pass sets SyncSysctls
 	// (SyncSysctlDir; tests: a directory of their own).
 	SysctlDir string
+	// MasterLinger keeps the master thread this long after leadership is
+	// lost (default 3 s). The kernel sends a connection's first sync
+	// message up to 2 s after it is made (IPVS_SYNC_FLUSH_TIME) and
+	// stopping the thread discards what it holds, so stopping at once
+	// would lose the newest connections on a planned transfer.
+	MasterLinger time.Duration
 
 	mu   sync.Mutex
 	last SyncReport
@@ -180,8 +186,14 @@ func (s *SyncDaemons) Run(ctx context.Context, wake <-chan struct{}, target func
 	if every <= 0 {
 		every = 10 * time.Second
 	}
+	linger := s.MasterLinger
+	if linger <= 0 {
+		linger = 3 * time.Second
+	}
 	t := time.NewTimer(0)
 	defer t.Stop()
+	var led bool
+	var lostAt time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -191,7 +203,19 @@ func (s *SyncDaemons) Run(ctx context.Context, wake <-chan struct{}, target func
 		case <-t.C:
 		}
 		next := every
-		if err := s.Pass(target()); err != nil {
+		tg := target()
+		switch {
+		case tg.Leader:
+			led = true
+		case led:
+			led, lostAt = false, time.Now()
+			s.log().Info("sync master kept after leadership loss, to send what it holds", "for", linger.String())
+		}
+		if left := linger - time.Since(lostAt); !tg.Leader && left > 0 {
+			tg.Leader = true // the master only: the VIPs are already gone
+			next = min(next, left)
+		}
+		if err := s.Pass(tg); err != nil {
 			next = time.Second
 		}
 		t.Reset(next)

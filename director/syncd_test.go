@@ -186,3 +186,30 @@ func TestSyncRunStopsTheMasterAtTheEnd(t *testing.T) {
 		t.Fatalf("after Run: %+v, want the backup only", d)
 	}
 }
+
+// After leadership is lost the master runs on for MasterLinger, so that it
+// sends the connections it still holds, then stops without another wake.
+func TestSyncMasterLingersAfterLeadershipLoss(t *testing.T) {
+	k := &fakeSync{}
+	s := &SyncDaemons{Kernel: k, Every: time.Hour, MasterLinger: 300 * time.Millisecond, Log: quiet}
+	wake := make(chan struct{}, 1)
+	var mu sync.Mutex
+	leader := true
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go s.Run(ctx, wake, func() SyncTarget { mu.Lock(); defer mu.Unlock(); return syncTarget(leader) })
+	running := func(n int) bool { d, _ := k.Daemons(); return len(d) == n }
+	harness.Eventually(t, 10*time.Second, "master and backup", func() (bool, string) { return running(2), "" })
+	mu.Lock()
+	leader = false
+	mu.Unlock()
+	lost := time.Now()
+	wake <- struct{}{}
+	harness.Eventually(t, 10*time.Second, "the master stopped", func() (bool, string) { return running(1), "" })
+	if held := time.Since(lost); held < 300*time.Millisecond {
+		t.Fatalf("master stopped %s after the loss, before its linger of 300ms", held)
+	}
+	if d, _ := k.Daemons(); d[0].State != ipvsnl.DaemonBackup {
+		t.Fatalf("left running: %+v, want the backup", d)
+	}
+}

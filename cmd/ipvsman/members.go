@@ -112,17 +112,19 @@ A node that cannot be reached cannot drain itself: remove it with
 }
 
 // refusedByOldNode explains a 404 for a command of a newer protocol: the
-// node asked runs a build that does not know it.
+// node asked runs a build that does not know it (one with the commands
+// endpoint says so itself; an older one has no such endpoint). Either way
+// the operator reads the same sentence, naming the node and its release.
 func refusedByOldNode(ctx context.Context, c *api.Client, what string, err error) error {
 	var e *api.Error
 	if !errors.As(err, &e) || e.Status != 404 {
 		return err
 	}
-	if e.Kind == "unknown-command" {
-		return fmt.Errorf("%s: %s: upgrade every node first", what, e.Msg)
-	}
 	st, serr := c.Status(ctx)
 	if serr != nil {
+		if e.Kind == "unknown-command" {
+			return fmt.Errorf("%s: %s: upgrade every node first", what, e.Msg)
+		}
 		return fmt.Errorf("%s: the node does not know this command (%v): upgrade every node first", what, err)
 	}
 	version := st.Version

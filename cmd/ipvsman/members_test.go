@@ -50,13 +50,25 @@ func TestNewCommandRefusedByAnOldNode(t *testing.T) {
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, _ *http.Request) {
 		json.NewEncoder(w).Encode(api.NodeStatus{Status: cluster.Status{ID: "d2", Version: "0.8.0", Protocol: 1}})
 	})
-	srv := httptest.NewServer(mux) // no /v1/commands at all, as a release without the endpoint
-	defer srv.Close()
-	c := &api.Client{Base: srv.URL}
-	_, err := c.Command(context.Background(), "note", map[string]string{"text": "x"})
-	got := refusedByOldNode(context.Background(), c, "cluster note", err)
 	want := `cluster note: node d2 runs ipvsmand 0.8.0 (protocol 1), which does not know "cluster note": upgrade every node first`
-	if got == nil || got.Error() != want {
-		t.Fatalf("got %v\nwant %s", got, want)
+	// A release without the endpoint, and one whose endpoint does not know
+	// the command, read the same.
+	plain := httptest.NewServer(mux)
+	defer plain.Close()
+	mux2 := http.NewServeMux()
+	mux2.Handle("GET /v1/status", mux)
+	mux2.HandleFunc("POST /v1/commands/{name}", func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusNotFound)
+		json.NewEncoder(w).Encode(api.ErrorResponse{Kind: "unknown-command", Error: "node d2 runs ipvsmand 0.8.0 (protocol 1), which does not know command \"note\""})
+	})
+	knows := httptest.NewServer(mux2)
+	defer knows.Close()
+	for _, srv := range []*httptest.Server{plain, knows} {
+		c := &api.Client{Base: srv.URL}
+		_, err := c.Command(context.Background(), "note", map[string]string{"text": "x"})
+		got := refusedByOldNode(context.Background(), c, "cluster note", err)
+		if got == nil || got.Error() != want {
+			t.Fatalf("got %v\nwant %s", got, want)
+		}
 	}
 }

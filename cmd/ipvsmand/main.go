@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -283,6 +284,7 @@ func run(o options) error {
 	case runErr = <-fatal:
 		log.Error("stopping", "node", o.nodeID, "err", runErr)
 	}
+	defer shutdownWatchdog(log, 25*time.Second)()
 	if vips != nil {
 		vips.Close("shutdown")
 	}
@@ -295,6 +297,20 @@ func run(o options) error {
 	_ = httpSrv.Shutdown(sctx)
 	log.Info("stopped", "node", o.nodeID)
 	return runErr
+}
+
+// shutdownWatchdog bounds the shutdown: a step that hangs would keep a
+// stopped node's process, and with it its Raft address, alive. After
+// limit it logs every goroutine's stack, so the hang can be found, and
+// exits. The returned func disarms it.
+func shutdownWatchdog(log *slog.Logger, limit time.Duration) func() {
+	t := time.AfterFunc(limit, func() {
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		log.Error("shutdown did not finish; exiting", "after", limit.String(), "stacks", string(buf))
+		os.Exit(4)
+	})
+	return func() { t.Stop() }
 }
 
 // defaultGossipAddr is addr, or the Raft address's host on memberlist's
