@@ -139,6 +139,7 @@ type Node struct {
 	IPVS       string   // --ipvs value; "off" unless set
 	Args       []string // extra flags, kept across restarts
 	Env        []string // extra environment (NAME=value), kept across restarts
+	Daemon     string   // ipvsmand binary to run instead of the cluster's (a node upgraded in place); kept across restarts
 	cmd        *exec.Cmd
 	exited     chan struct{} // closed when the process has ended; exitErr is then set
 	exitErr    error
@@ -211,7 +212,11 @@ func (n *Node) Start(extra ...string) {
 		n.c.t.Fatal(err)
 	}
 	from, _ := f.Seek(0, io.SeekEnd)
-	bin, args := inNetNS(n.NetNS, n.c.Daemon, args...)
+	daemon := n.c.Daemon
+	if n.Daemon != "" {
+		daemon = n.Daemon
+	}
+	bin, args := inNetNS(n.NetNS, daemon, args...)
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = f, f
 	if len(n.Env) > 0 {
