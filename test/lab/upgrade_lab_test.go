@@ -63,6 +63,46 @@ func upgradeTopology() string {
 	return b.String()
 }
 
+// localCopy copies the daemon and the CLI into a fresh directory named
+// name under t.TempDir (tmpfs in the VM) and returns the copies.
+func localCopy(t *testing.T, name, daemon, cli string) (string, string) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), name)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, src := range []string{daemon, cli} {
+		b, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dst := filepath.Join(dir, filepath.Base(src))
+		if err := os.WriteFile(dst, b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, dst)
+	}
+	return out[0], out[1]
+}
+
+// paced lets an Eventually condition that runs the CLI run at most once
+// per every: each call is a process start in the emulated VM, and the
+// traffic needs the CPU more than the wait needs a fast answer.
+func paced(every time.Duration, cond func() (bool, string)) func() (bool, string) {
+	var last time.Time
+	why := "not asked yet"
+	return func() (bool, string) {
+		if time.Since(last) < every {
+			return false, why
+		}
+		last = time.Now()
+		ok, reason := cond()
+		why = reason
+		return ok, reason
+	}
+}
+
 // release is one build's binaries and what they say they are.
 type release struct {
 	daemon, cli string
@@ -247,7 +287,7 @@ func (r *upgradeRun) during(at time.Time) string {
 // cluster has settled.
 func (r *upgradeRun) waitSettled(via *harness.Node, node, version string) {
 	r.t.Helper()
-	harness.Eventually(r.t, 3*time.Minute, node+" voter, alive, caught up, at "+version, func() (bool, string) {
+	harness.Eventually(r.t, 3*time.Minute, node+" voter, alive, caught up, at "+version, paced(time.Second, func() (bool, string) {
 		v, out, err := clusterView(r.c, via)
 		if err != nil {
 			return false, err.Error() + "\n" + out
@@ -256,7 +296,7 @@ func (r *upgradeRun) waitSettled(via *harness.Node, node, version string) {
 			return false, err.Error() + "\n" + out
 		}
 		return true, ""
-	})
+	}))
 }
 
 // upgrade replaces node's binary: SIGTERM, start the new daemon on the same
@@ -336,6 +376,13 @@ func TestRollingUpgrade(t *testing.T) {
 	tp.StartRealServers(labtool)
 	oldD, oldC := harness.Binaries(t)
 	newD, newC := nextBinaries(t)
+	// Run them from the VM's tmpfs: an exec from the lab's 9p share reads
+	// the whole binary through it every time (1.5-3.3 s each, measured,
+	// against 0.2-0.8 s from tmpfs), and this test runs the CLI hundreds
+	// of times under traffic.
+	oldD, oldC = localCopy(t, "old", oldD, oldC)
+	newD, newC = localCopy(t, "next", newD, newC)
+	t.Setenv("IPVSMAN_BIN_DIR", filepath.Dir(oldD)) // what harness.Directors runs
 	r := &upgradeRun{t: t, tp: tp, labtool: labtool, from: identify(t, oldD, oldC), to: identify(t, newD, newC), began: time.Now()}
 	t.Logf("from ipvsmand %s (protocol %d) to %s (protocol %d)", r.from.version, r.from.protocol, r.to.version, r.to.protocol)
 	if r.from.version == r.to.version || r.to.protocol != 2 || r.from.protocol != 1 {
@@ -361,10 +408,10 @@ func TestRollingUpgrade(t *testing.T) {
 	})
 	lead := leaderOf(t, c, nodes)
 	waitVIPOn(t, tp, lead.ID, topo.VIP+"/32")
-	harness.Eventually(t, 60*time.Second, "sync threads: a master on the leader, a backup everywhere", func() (bool, string) {
+	harness.Eventually(t, 60*time.Second, "sync threads: a master on the leader, a backup everywhere", paced(time.Second, func() (bool, string) {
 		out := c.CLI(nodes[0], "", "cluster", "status").Stdout
 		return strings.Count(out, "backup") >= 3 && strings.Count(out, "master+backup") == 1, out
-	})
+	}))
 	for _, n := range nodes {
 		r.waitSettled(lead, n.ID, r.from.version)
 	}
@@ -383,7 +430,7 @@ func TestRollingUpgrade(t *testing.T) {
 	waitAnswers(t, poll, pollFrom, 8)
 	// Every director's kernel holds the connections (the followers' by
 	// sync) before anything is touched.
-	harness.Eventually(t, 60*time.Second, "the echo connections in every director's kernel", func() (bool, string) {
+	harness.Eventually(t, 60*time.Second, "the echo connections in every director's kernel", paced(500*time.Millisecond, func() (bool, string) {
 		for _, n := range nodes {
 			out, err := tp.Exec(n.ID, "ipvsadm", "-L", "-c", "-n")
 			if got := countEstablished(out, upgradeEchoPort); err != nil || got < upgradeEchoConns {
@@ -391,7 +438,7 @@ func TestRollingUpgrade(t *testing.T) {
 			}
 		}
 		return true, ""
-	})
+	}))
 	t.Logf("traffic running: %d echo connections held, a request every %v (timeout %v, no retry)", upgradeEchoConns, upgradeEvery, upgradeTimeout)
 
 	var followers []*harness.Node
@@ -429,10 +476,10 @@ func TestRollingUpgrade(t *testing.T) {
 		out := r.next.MustCLI(target, "", "cluster", "transfer", target.ID)
 		t.Logf("ipvsman cluster transfer %s: %s", target.ID, strings.TrimSpace(out))
 		if got := leaderOf(t, c, nodes); got != target {
-			harness.Eventually(t, 60*time.Second, target.ID+" leading", func() (bool, string) {
+			harness.Eventually(t, 60*time.Second, target.ID+" leading", paced(time.Second, func() (bool, string) {
 				got := leaderOf(t, c, nodes)
 				return got == target, "leader " + got.ID
-			})
+			}))
 		}
 		waitVIPOn(t, tp, target.ID, topo.VIP+"/32")
 		waitVIPGone(t, tp, lead.ID, topo.VIP+"/32")
@@ -440,10 +487,10 @@ func TestRollingUpgrade(t *testing.T) {
 
 	// Then the old leader.
 	r.upgrade(lead, target)
-	harness.Eventually(t, 60*time.Second, "cluster protocol 2", func() (bool, string) {
+	harness.Eventually(t, 60*time.Second, "cluster protocol 2", paced(time.Second, func() (bool, string) {
 		v, out, err := clusterView(r.next, target)
 		return err == nil && v.MinProtocol == r.to.protocol, fmt.Sprint(err) + "\n" + out
-	})
+	}))
 	r.step("cluster note", func() {
 		res := r.next.CLI(nodes[2], "", "cluster", "note", upgradeNote)
 		if res.Err != nil || strings.TrimSpace(res.Stdout) != "note set" {
@@ -452,12 +499,12 @@ func TestRollingUpgrade(t *testing.T) {
 	})
 	r.step("note and protocol 2 on every node", func() {
 		for _, n := range nodes {
-			harness.Eventually(t, 60*time.Second, "note and cluster protocol 2 via "+n.ID, func() (bool, string) {
+			harness.Eventually(t, 60*time.Second, "note and cluster protocol 2 via "+n.ID, paced(time.Second, func() (bool, string) {
 				res := r.next.CLI(n, "", "cluster", "status")
 				out := "\n" + res.Stdout
 				return res.Err == nil && strings.Contains(out, "\nnote: "+upgradeNote+"\n") && strings.Contains(out, "\ncluster protocol: 2\n"),
 					fmt.Sprintf("%v\n%s%s", res.Err, res.Stdout, res.Stderr)
-			})
+			}))
 		}
 	})
 	t.Logf("cluster status after the upgrade:\n%s", r.next.MustCLI(target, "", "cluster", "status"))
