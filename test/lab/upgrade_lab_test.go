@@ -533,14 +533,16 @@ func (r *upgradeRun) count(poll *failover.Poller, from time.Time, echo *topo.Pro
 	var slowest time.Duration
 	for _, q := range poll.Results(from, stopped) {
 		if !q.OK {
-			t.Logf("request at %.3f s (%s) failed after %d ms: %s", q.Start.Sub(r.began).Seconds(), r.during(q.Start), q.End.Sub(q.Start).Milliseconds(), q.Err)
+			t.Logf("request at %.3f s (%s, %s UTC) failed after %d ms: %s", q.Start.Sub(r.began).Seconds(), r.during(q.Start),
+				q.Start.UTC().Format("15:04:05.000"), q.End.Sub(q.Start).Milliseconds(), q.Err)
 		} else {
 			slowest = max(slowest, q.End.Sub(q.Start))
 		}
 	}
 	var b strings.Builder
 	for _, s := range r.steps {
-		fmt.Fprintf(&b, "  %-45s %7d ms  (%.1f-%.1f s)\n", s.name, s.end.Sub(s.start).Milliseconds(), s.start.Sub(r.began).Seconds(), s.end.Sub(r.began).Seconds())
+		fmt.Fprintf(&b, "  %-45s %7d ms  (%.1f-%.1f s, from %s UTC)\n", s.name, s.end.Sub(s.start).Milliseconds(),
+			s.start.Sub(r.began).Seconds(), s.end.Sub(r.began).Seconds(), s.start.UTC().Format("15:04:05.000"))
 	}
 	t.Logf("steps:\n%s", b.String())
 	t.Logf("requests: %d, %d failed, slowest answer %d ms; echo: %d of %d connections survived, %d broke, longest echo gap %d ms, by server %v, errors %v",
