@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -545,6 +546,7 @@ func (r *upgradeRun) count(poll *failover.Poller, from time.Time, echo *topo.Pro
 			s.start.Sub(r.began).Seconds(), s.end.Sub(r.began).Seconds(), s.start.UTC().Format("15:04:05.000"))
 	}
 	t.Logf("steps:\n%s", b.String())
+	t.Logf("leadership and VIP changes (the daemons' logs):\n%s", r.leaderChanges(from))
 	t.Logf("requests: %d, %d failed, slowest answer %d ms; echo: %d of %d connections survived, %d broke, longest echo gap %d ms, by server %v, errors %v",
 		total, failed, slowest.Milliseconds(), res.Survived, res.Conns, res.Broken, res.MaxGapMS, res.ByServer, res.Errors)
 	if minimum := int(stopped.Sub(from)/upgradeEvery) / 2; total < minimum {
@@ -558,6 +560,42 @@ func (r *upgradeRun) count(poll *failover.Poller, from time.Time, echo *topo.Pro
 	}
 	fmt.Printf("upgrade_failed_requests: %d\n", failed)
 	fmt.Printf("upgrade_broken_connections: %d\n", res.Broken)
+}
+
+// leaderChanges lists, in time order, every leadership gained or lost and
+// every VIP added or removed since from, as the daemons logged them: a
+// failed request is read against them (a planned transfer, or an election
+// of its own when the emulated CPU starves).
+func (r *upgradeRun) leaderChanges(from time.Time) string {
+	type event struct {
+		at   time.Time
+		line string
+	}
+	var evs []event
+	for _, n := range r.nodes {
+		for _, l := range strings.Split(n.Log(), "\n") {
+			var e struct {
+				Time   time.Time `json:"time"`
+				Msg    string    `json:"msg"`
+				Term   string    `json:"term"`
+				Reason string    `json:"reason"`
+			}
+			if json.Unmarshal([]byte(l), &e) != nil || e.Time.Before(from) {
+				continue
+			}
+			switch e.Msg {
+			case "leadership gained", "leadership lost", "vip added", "vip removed":
+				evs = append(evs, event{e.Time, fmt.Sprintf("  %s UTC (%.1f s) %s: %s %s%s", e.Time.UTC().Format("15:04:05.000"),
+					e.Time.Sub(r.began).Seconds(), n.ID, e.Msg, e.Reason, map[bool]string{true: ", term " + e.Term}[e.Term != ""])})
+			}
+		}
+	}
+	sort.Slice(evs, func(i, j int) bool { return evs[i].at.Before(evs[j].at) })
+	var b strings.Builder
+	for _, e := range evs {
+		b.WriteString(e.line + "\n")
+	}
+	return b.String()
 }
 
 // waitAnswers waits until n requests started at or after from have been
