@@ -260,9 +260,16 @@ func (n *Node) signal(sig syscall.Signal) error {
 	case <-n.exited:
 		err = n.exitErr
 	case <-time.After(30 * time.Second):
-		_ = n.cmd.Process.Kill()
-		<-n.exited
-		err = fmt.Errorf("node %s did not exit within 30s of %s: %v", n.ID, sig, n.exitErr)
+		// SIGQUIT first: Go prints every goroutine's stack to the log,
+		// which tells where the shutdown hung.
+		_ = n.cmd.Process.Signal(syscall.SIGQUIT)
+		select {
+		case <-n.exited:
+		case <-time.After(5 * time.Second):
+			_ = n.cmd.Process.Kill()
+			<-n.exited
+		}
+		err = fmt.Errorf("node %s did not exit within 30s of %s (its goroutines are in its log, after SIGQUIT): %v", n.ID, sig, n.exitErr)
 	}
 	n.cmd = nil
 	n.logFile.Close()
