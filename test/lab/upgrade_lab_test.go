@@ -391,6 +391,17 @@ func TestRollingUpgrade(t *testing.T) {
 	}
 
 	r.c, r.nodes = labCluster(t, tp)
+	if os.Getenv("IPVSMAN_NEXT_BIN_DIR") != "" {
+		// In the lab the working directory is the host's work dir: keep
+		// the daemons' whole logs there when the test fails.
+		t.Cleanup(func() {
+			if t.Failed() {
+				for _, n := range r.nodes {
+					_ = os.WriteFile("upgrade-"+n.ID+".log", []byte(n.Log()), 0o644)
+				}
+			}
+		})
+	}
 	r.next = withCLI(r.c, r.to.cli)
 	c, nodes := r.c, r.nodes
 	file := filepath.Join(t.TempDir(), "upgrade.yaml")
