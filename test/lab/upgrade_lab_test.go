@@ -314,6 +314,28 @@ func (r *upgradeRun) upgrade(node, via *harness.Node) {
 	r.step(node.ID+" settled", func() { r.waitSettled(via, node.ID, r.to.version) })
 }
 
+// transfer moves the lead from leader to target, once target's kernel
+// holds every echo connection (synced), and waits for the VIP to follow.
+func (r *upgradeRun) transfer(leader, target *harness.Node) {
+	t := r.t
+	t.Helper()
+	harness.Eventually(t, 60*time.Second, "the echo connections in "+target.ID+"'s kernel", paced(500*time.Millisecond, func() (bool, string) {
+		out, err := r.tp.Exec(target.ID, "ipvsadm", "-L", "-c", "-n")
+		got := countEstablished(out, upgradeEchoPort)
+		return err == nil && got >= upgradeEchoConns, fmt.Sprintf("%d ESTABLISHED: %v\n%s", got, err, firstLines(out, 8))
+	}))
+	r.step("transfer "+leader.ID+" to "+target.ID, func() {
+		out := r.next.MustCLI(target, "", "cluster", "transfer", target.ID)
+		t.Logf("ipvsman cluster transfer %s: %s", target.ID, strings.TrimSpace(out))
+		harness.Eventually(t, 60*time.Second, target.ID+" leading", paced(time.Second, func() (bool, string) {
+			got := r.c.Leader(t, target, r.nodes)
+			return got == target, "leader " + got.ID
+		}))
+		waitVIPOn(t, r.tp, target.ID, topo.VIP+"/32")
+		waitVIPGone(t, r.tp, leader.ID, topo.VIP+"/32")
+	})
+}
+
 // refused runs `ipvsman cluster note` of the new CLI through via and
 // requires a refusal (exit 1) whose message contains each of want, and
 // that nothing changed: no note, the same history, via still serving.
@@ -453,52 +475,71 @@ func TestRollingUpgrade(t *testing.T) {
 	}))
 	t.Logf("traffic running: %d echo connections held, a request every %v (timeout %v, no retry)", upgradeEchoConns, upgradeEvery, upgradeTimeout)
 
-	var followers []*harness.Node
-	for _, n := range nodes {
-		if n != lead {
-			followers = append(followers, n)
+	// Followers first, one at a time; the leader last, once it has handed
+	// over to an upgraded node. The leader is asked for at each step, as
+	// an operator would: an election of its own (the emulated CPU starved)
+	// may have moved it.
+	upgraded := map[*harness.Node]bool{}
+	for {
+		var old []*harness.Node
+		for _, n := range nodes {
+			if !upgraded[n] {
+				old = append(old, n)
+			}
 		}
-	}
-	// Followers first, one at a time.
-	r.upgrade(followers[0], lead)
-	r.step("cluster note refused (1 of 3 upgraded)", func() {
-		r.refused(followers[1], fmt.Sprintf(`node %s runs ipvsmand %s (protocol %d), which does not know "cluster note": upgrade every node first`,
-			followers[1].ID, r.from.version, r.from.protocol))
-		r.refused(followers[0], "needs protocol 2 on every member", followers[1].ID, lead.ID)
-	})
-	r.upgrade(followers[1], lead)
-	r.step("cluster note refused (2 of 3 upgraded)", func() {
-		r.refused(lead, fmt.Sprintf(`node %s runs ipvsmand %s (protocol %d), which does not know "cluster note": upgrade every node first`,
-			lead.ID, r.from.version, r.from.protocol))
-		r.refused(followers[1], "needs protocol 2 on every member", lead.ID)
-	})
-	if v, out, err := clusterView(r.next, followers[0]); err != nil || v.MinProtocol != r.from.protocol {
-		t.Errorf("cluster protocol %d with %s still at %s, want %d: %v\n%s", v.MinProtocol, lead.ID, r.from.version, r.from.protocol, err, out)
-	}
-
-	// Then the lead moves to an upgraded node, whose kernel has the
-	// connections from the sync messages.
-	target := followers[0]
-	harness.Eventually(t, 60*time.Second, "the echo connections in "+target.ID+"'s kernel", func() (bool, string) {
-		out, err := tp.Exec(target.ID, "ipvsadm", "-L", "-c", "-n")
-		got := countEstablished(out, upgradeEchoPort)
-		return err == nil && got >= upgradeEchoConns, fmt.Sprintf("%d ESTABLISHED: %v\n%s", got, err, firstLines(out, 8))
-	})
-	r.step("transfer to "+target.ID, func() {
-		out := r.next.MustCLI(target, "", "cluster", "transfer", target.ID)
-		t.Logf("ipvsman cluster transfer %s: %s", target.ID, strings.TrimSpace(out))
-		if got := leaderOf(t, c, nodes); got != target {
-			harness.Eventually(t, 60*time.Second, target.ID+" leading", paced(time.Second, func() (bool, string) {
-				got := leaderOf(t, c, nodes)
-				return got == target, "leader " + got.ID
-			}))
+		if len(old) == 0 {
+			break
 		}
-		waitVIPOn(t, tp, target.ID, topo.VIP+"/32")
-		waitVIPGone(t, tp, lead.ID, topo.VIP+"/32")
-	})
-
-	// Then the old leader.
-	r.upgrade(lead, target)
+		leader := leaderOf(t, c, nodes)
+		var next *harness.Node
+		for _, n := range old {
+			if n != leader {
+				next = n
+				break
+			}
+		}
+		if next == nil {
+			// Only the leader is left: it hands over to an upgraded node,
+			// whose kernel has the connections from the sync messages.
+			next = leader
+			var target *harness.Node
+			for _, n := range nodes {
+				if upgraded[n] {
+					target = n
+					break
+				}
+			}
+			r.transfer(leader, target)
+			leader = target
+		}
+		r.upgrade(next, leader)
+		upgraded[next] = true
+		if len(old) == 1 {
+			break
+		}
+		// The new command is refused until the last node is upgraded: by an
+		// old node, which does not know it, and by the new one, which knows
+		// the cluster cannot apply it yet.
+		var below []string
+		var stillOld *harness.Node // an old follower while there is one, then the old leader
+		for _, n := range nodes {
+			if !upgraded[n] {
+				below = append(below, n.ID)
+				if stillOld == nil || stillOld == leader {
+					stillOld = n
+				}
+			}
+		}
+		r.step(fmt.Sprintf("cluster note refused (%d of %d upgraded)", len(nodes)-len(below), len(nodes)), func() {
+			r.refused(stillOld, fmt.Sprintf(`node %s runs ipvsmand %s (protocol %d), which does not know "cluster note": upgrade every node first`,
+				stillOld.ID, r.from.version, r.from.protocol))
+			r.refused(next, append([]string{"needs protocol 2 on every member"}, below...)...)
+			if v, out, err := clusterView(r.next, next); err != nil || v.MinProtocol != r.from.protocol {
+				t.Errorf("cluster protocol %d with %v still at %s, want %d: %v\n%s", v.MinProtocol, below, r.from.version, r.from.protocol, err, out)
+			}
+		})
+	}
+	target := leaderOf(t, c, nodes)
 	harness.Eventually(t, 60*time.Second, "cluster protocol 2", paced(time.Second, func() (bool, string) {
 		v, out, err := clusterView(r.next, target)
 		return err == nil && v.MinProtocol == r.to.protocol, fmt.Sprint(err) + "\n" + out
