@@ -7,7 +7,7 @@ FUZZTIME ?= 10s
 UNIT     := ./fsm/... ./cluster/... ./director/... ./vip/... ./cmd/...
 
 .DEFAULT_GOAL := help
-.PHONY: help build test test-unit test-host e2e fuzz lint demo demo-loopback lab-selftest lab-shell bench bench-apply bench-failover bench-health bench-sync clean
+.PHONY: help build test test-unit test-host e2e fuzz lint demo demo-loopback lab-selftest lab-shell bench bench-apply bench-failover bench-health bench-sync bench-upgrade clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -47,7 +47,11 @@ bench-health: ## lab VM: 5,000 HTTP checks at 1 s, CPU per 1,000 checks and RSS 
 bench-sync: ## lab VM: 50 echo connections through the VIP across a leader crash, with and without connection sync (DR and NAT), and a planned transfer
 	LAB_WORK=$(CURDIR)/.lab/bench-sync bash test/lab/e2e.sh -test.run TestConnectionsSurviveFailover
 
-bench: bench-apply bench-failover bench-health bench-sync ## every benchmark
+bench-upgrade: ## lab VM: rolling upgrade of the three directors to the next release under traffic; failed requests and broken connections
+	@LAB_WORK=$(CURDIR)/.lab/bench-upgrade bash test/lab/e2e.sh -test.run TestRollingUpgrade; s=$$?; \
+		grep -h '^upgrade_' $(CURDIR)/.lab/bench-upgrade/output.txt 2>/dev/null; exit $$s
+
+bench: bench-apply bench-failover bench-health bench-sync bench-upgrade ## every benchmark
 
 fuzz: ## run every fuzz target for FUZZTIME each (default 10s)
 	@FUZZTIME=$(FUZZTIME) GO=$(GO) sh test/fuzz.sh

@@ -139,6 +139,7 @@ type Node struct {
 	IPVS       string   // --ipvs value; "off" unless set
 	Args       []string // extra flags, kept across restarts
 	Env        []string // extra environment (NAME=value), kept across restarts
+	Daemon     string   // ipvsmand binary to run instead of the cluster's (a node upgraded in place); kept across restarts
 	cmd        *exec.Cmd
 	exited     chan struct{} // closed when the process has ended; exitErr is then set
 	exitErr    error
@@ -211,7 +212,11 @@ func (n *Node) Start(extra ...string) {
 		n.c.t.Fatal(err)
 	}
 	from, _ := f.Seek(0, io.SeekEnd)
-	bin, args := inNetNS(n.NetNS, n.c.Daemon, args...)
+	daemon := n.c.Daemon
+	if n.Daemon != "" {
+		daemon = n.Daemon
+	}
+	bin, args := inNetNS(n.NetNS, daemon, args...)
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = f, f
 	if len(n.Env) > 0 {
@@ -255,9 +260,16 @@ func (n *Node) signal(sig syscall.Signal) error {
 	case <-n.exited:
 		err = n.exitErr
 	case <-time.After(30 * time.Second):
-		_ = n.cmd.Process.Kill()
-		<-n.exited
-		err = fmt.Errorf("node %s did not exit within 30s of %s: %v", n.ID, sig, n.exitErr)
+		// SIGQUIT first: Go prints every goroutine's stack to the log,
+		// which tells where the shutdown hung.
+		_ = n.cmd.Process.Signal(syscall.SIGQUIT)
+		select {
+		case <-n.exited:
+		case <-time.After(5 * time.Second):
+			_ = n.cmd.Process.Kill()
+			<-n.exited
+		}
+		err = fmt.Errorf("node %s did not exit within 30s of %s (its goroutines are in its log, after SIGQUIT): %v", n.ID, sig, n.exitErr)
 	}
 	n.cmd = nil
 	n.logFile.Close()

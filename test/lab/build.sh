@@ -6,12 +6,17 @@ lab_build() {
 	local repo
 	repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 	rm -rf "$work"
-	mkdir -p "$work/bin"
+	mkdir -p "$work/bin" "$work/bin-next"
 	export CGO_ENABLED=0
 	go -C "$repo" build -o "$work/bin/ipvsmand" ./cmd/ipvsmand
 	go -C "$repo" build -o "$work/bin/ipvsman" ./cmd/ipvsman
 	go -C "$repo" build -o "$work/bin/labtool" ./test/lab/labtool
+	# The next release, simulated (build tag next): the rolling upgrade's
+	# new binaries.
+	go -C "$repo" build -tags next -o "$work/bin-next/ipvsmand" ./cmd/ipvsmand
+	go -C "$repo" build -tags next -o "$work/bin-next/ipvsman" ./cmd/ipvsman
 	go -C "$repo" test -c -tags "$tags" -o "$work/$testbin" ./test/lab/
 	# What the tests inside read: prebuilt binaries instead of go build.
-	export LAB_ENV_IPVSMAN_BIN_DIR=/tmp/lab/bin LAB_ENV_LABTOOL=/tmp/lab/bin/labtool
+	export LAB_ENV_IPVSMAN_BIN_DIR=/tmp/lab/bin LAB_ENV_LABTOOL=/tmp/lab/bin/labtool \
+		LAB_ENV_IPVSMAN_NEXT_BIN_DIR=/tmp/lab/bin-next
 }
