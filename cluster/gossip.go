@@ -1,7 +1,9 @@
 package cluster
 
 import (
+	"crypto/rand"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"log"
@@ -19,7 +21,7 @@ import (
 // Gossip states of a member, as status reports them.
 const (
 	GossipAlive   = "alive"
-	GossipSuspect = "suspect"
+	GossipSuspect = "suspect" // not reported: memberlist does not expose it
 	GossipDead    = "dead"
 	GossipLeft    = "left"
 	GossipUnknown = "unknown" // in the Raft configuration, never heard of in gossip
@@ -37,6 +39,9 @@ type Meta struct {
 	// departure the same way for a leave and a death, so the others tell
 	// them apart by this last word.
 	Leaving bool `json:"leaving,omitempty"`
+	// Boot is random per process: a message from a process that said it
+	// was leaving is told from a restarted node by it.
+	Boot string `json:"boot"`
 }
 
 // GossipMember is one node as gossip last saw it.
@@ -72,6 +77,7 @@ type gossip struct {
 	mu      sync.Mutex
 	self    Meta
 	members map[string]*GossipMember
+	said    map[string]string // members that said they are leaving: their Boot
 	clock   func() time.Time
 }
 
@@ -96,7 +102,10 @@ func startGossip(id string, cfg GossipConfig, self Meta, lg *slog.Logger) (*goss
 	default:
 		return nil, fmt.Errorf("gossip-profile %q: want lan or local", cfg.Profile)
 	}
-	g := &gossip{id: id, log: lg, self: self, members: map[string]*GossipMember{}, clock: time.Now}
+	boot := make([]byte, 8)
+	rand.Read(boot)
+	self.Boot = hex.EncodeToString(boot)
+	g := &gossip{id: id, log: lg, self: self, members: map[string]*GossipMember{}, said: map[string]string{}, clock: time.Now}
 	mc.Name = id
 	mc.BindAddr, mc.BindPort = host, port
 	mc.AdvertiseAddr, mc.AdvertisePort = host, port
@@ -134,39 +143,30 @@ func (g *gossip) setApplied(applied uint64) {
 	}
 }
 
-// view returns every member gossip has heard of, sorted by ID, with the
-// suspect state (which memberlist reports without an event) filled in.
+// view returns every member gossip has heard of, sorted by ID.
 func (g *gossip) view() []GossipMember {
-	suspect := map[string]bool{}
-	for _, n := range g.ml.Members() {
-		if n.State == memberlist.StateSuspect {
-			suspect[n.Name] = true
-		}
-	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	out := make([]GossipMember, 0, len(g.members))
 	for _, m := range g.members {
-		c := *m
-		if c.State == GossipAlive && suspect[c.ID] {
-			c.State = GossipSuspect
-		}
-		out = append(out, c)
+		out = append(out, *m)
 	}
 	slices.SortFunc(out, func(a, b GossipMember) int { return strings.Compare(a.ID, b.ID) })
 	return out
 }
 
-// leave announces a graceful departure and stops gossiping.
+// leave announces a graceful departure and stops gossiping. memberlist's
+// own Leave broadcasts a message the others cannot tell from a death, and
+// it may overtake the update that says otherwise. So the node only
+// gossips "leaving" in its meta (UpdateNode returns once that broadcast is
+// out) and stops: the others see the leaving process as left at once, and
+// when their probes find it gone, it stays left.
 func (g *gossip) leave(timeout time.Duration) {
 	g.mu.Lock()
 	g.self.Leaving = true
 	g.mu.Unlock()
 	if err := g.ml.UpdateNode(timeout); err != nil {
 		g.log.Warn("gossip: announcing the leave", "err", err)
-	}
-	if err := g.ml.Leave(timeout); err != nil {
-		g.log.Warn("gossip leave", "err", err)
 	}
 	g.shutdown()
 }
@@ -191,17 +191,21 @@ func (g *gossip) record(n *memberlist.Node, state string) {
 	g.mu.Lock()
 	old, had := g.members[n.Name]
 	m := &GossipMember{Meta: meta, ID: n.Name, Addr: n.Address(), State: state, Since: g.clock()}
-	if had && old.State == state {
-		m.Since = old.Since
-	}
 	if state != GossipAlive && len(n.Meta) == 0 && had {
 		m.Meta = old.Meta
 	}
-	if state == GossipDead && m.Leaving {
-		state, m.State = GossipLeft, GossipLeft
+	if m.Leaving {
+		g.said[n.Name] = m.Boot
 	}
-	if state == GossipAlive && m.Leaving {
-		m.Leaving = false // a node that left and came back
+	if boot, ok := g.said[n.Name]; ok {
+		if m.Boot != "" && m.Boot != boot {
+			delete(g.said, n.Name) // a new process: it came back
+		} else {
+			state, m.State = GossipLeft, GossipLeft // the leaving process, late
+		}
+	}
+	if had && old.State == state {
+		m.Since = old.Since
 	}
 	g.members[n.Name] = m
 	g.mu.Unlock()

@@ -461,6 +461,9 @@ func (n *Node) Transfer(id string) (string, error) {
 		if addr = n.addressOf(id); addr == "" {
 			return "", &RejectedError{Reason: fmt.Sprintf("node %q: not a member", id)}
 		}
+		if s, _ := n.suffrage(id); s != raft.Voter {
+			return "", &RejectedError{Reason: fmt.Sprintf("node %q is a non-voter (not yet promoted): it cannot lead", id)}
+		}
 	}
 	start := time.Now()
 	deadline := start.Add(20 * n.cfg.ElectionTimeout)

@@ -107,7 +107,13 @@ func (n *Node) Status() Status {
 	}
 	for id, m := range gossiped {
 		if !inConfig[id] {
-			s.Gossip = append(s.Gossip, withGossip(ServerStatus{ID: id, RaftAddr: m.RaftAddr, APIAddr: m.APIAddr, Suffrage: "none"}))
+			ss := withGossip(ServerStatus{ID: id, RaftAddr: m.RaftAddr, APIAddr: m.APIAddr, Suffrage: "none"})
+			if ss.GossipState == GossipDead {
+				// Outside the configuration (drained, removed) and gone
+				// from gossip: it left the cluster, however it stopped.
+				ss.GossipState = GossipLeft
+			}
+			s.Gossip = append(s.Gossip, ss)
 		}
 	}
 	slices.SortFunc(s.Gossip, func(a, b ServerStatus) int { return strings.Compare(a.ID, b.ID) })

@@ -64,7 +64,7 @@ func main() {
 	f.BoolVar(&o.bootstrap, "bootstrap", false, "create a new cluster with this node as its first member (ignored when the data dir has state)")
 	f.StringVar(&o.join, "join", "", "API address of any member to join through (a new node joins as a non-voter and is promoted once caught up)")
 	f.StringVar(&o.gossipAddr, "gossip-addr", "", "host:port for membership gossip (memberlist, encrypted with a key derived from the token; default: the --raft-addr host, port 7946)")
-	f.StringVar(&o.gossipProfile, "gossip-profile", "lan", "gossip timing: lan (a dead node is declared in about 5 s) or local (about 2 s; more traffic)")
+	f.StringVar(&o.gossipProfile, "gossip-profile", "lan", "gossip timing: lan (memberlist's LAN defaults) or local (shorter probes, fewer retransmits); a crashed node is declared dead in about 5-8 s")
 	f.DurationVar(&o.timing.PromoteAfter, "promote-after", 3*time.Second, "a joined non-voter becomes a voter once caught up and alive this long")
 	f.DurationVar(&o.timing.DeadAfter, "dead-after", 30*time.Second, "report (log, once) a member gossip has seen dead this long")
 	f.DurationVar(&o.timing.RemoveDeadAfter, "remove-dead-after", 0, "remove a member gossip has seen dead this long, if at least 3 voters remain and most are alive; 0: never (dead members are only reported)")
