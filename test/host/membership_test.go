@@ -261,8 +261,8 @@ func TestFiveNodesJoinThroughAnyMember(t *testing.T) {
 			if err != nil {
 				return false, err.Error()
 			}
-			_, ok := v.member(nodes[i].ID)
-			return ok, v.summary()
+			m, ok := v.member(nodes[i].ID)
+			return ok && m.Suffrage != "none", v.summary()
 		})
 	}
 	waitSettled(t, c, nodes[0], 60*time.Second, nodeIDs(nodes)...)
@@ -593,13 +593,13 @@ func TestDrainLeaderMovesVIPOnce(t *testing.T) {
 
 		restarted := time.Now()
 		lead.Start("--join", next.APIAddr)
-		harness.Eventually(t, 30*time.Second, lead.ID+" back as a member", func() (bool, string) {
+		harness.Eventually(t, 30*time.Second, lead.ID+" back in the Raft configuration", func() (bool, string) {
 			v, err := clusterView(c, next)
 			if err != nil {
 				return false, err.Error()
 			}
-			_, ok := v.member(lead.ID)
-			return ok, v.summary()
+			m, ok := v.member(lead.ID)
+			return ok && m.Suffrage != "none", v.summary()
 		})
 		waitSettled(t, c, next, 40*time.Second, nodeIDs(nodes)...)
 		t.Logf("%s rejoined and was promoted %s after its restart", lead.ID, time.Since(restarted).Round(10*time.Millisecond))
