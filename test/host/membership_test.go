@@ -174,6 +174,21 @@ func waitSettled(t *testing.T, c *harness.Cluster, via *harness.Node, timeout ti
 	})
 }
 
+// noRaces fails the test if any daemon of c reported a data race (the
+// binaries have the race detector when the tests do). Call it right after
+// the cluster is made: the check runs at cleanup, before the nodes are
+// killed.
+func noRaces(t *testing.T, c *harness.Cluster) {
+	t.Cleanup(func() {
+		for id, n := range c.Nodes {
+			if log := n.Log(); strings.Contains(log, "WARNING: DATA RACE") {
+				i := strings.Index(log, "WARNING: DATA RACE")
+				t.Errorf("data race in %s:\n%s", id, log[i:min(len(log), i+4000)])
+			}
+		}
+	})
+}
+
 func nodeIDs(nodes []*harness.Node) []string {
 	var out []string
 	for _, n := range nodes {
@@ -248,6 +263,7 @@ func membersTable(out string) (rows []map[string]string, after []string, err err
 func TestFiveNodesJoinThroughAnyMember(t *testing.T) {
 	tp := topo.Build(t, topo.Options{Prefix: mbPrefix, Directors: 5, NoIPv6: true})
 	c := harness.NewCluster(t)
+	noRaces(t, c)
 	nodes := harness.DirectorNodes(c, tp, 5, "off", "--gossip-profile", gossipProfile())
 	t.Logf("gossip profile %s", gossipProfile())
 	version, protocol := daemonVersion(t, c)
@@ -366,6 +382,11 @@ func TestFiveNodesJoinThroughAnyMember(t *testing.T) {
 	if dead > deadWithin() {
 		t.Errorf("%s reported dead %s after the kill, want within %s", victim.ID, dead, deadWithin())
 	}
+	if !slices.Contains(seen, "suspect") {
+		// Not asserted (item 1 asks for dead), but worth knowing: a
+		// suspicion lasts seconds, longer than this poll's period.
+		t.Logf("note: %s was never reported suspect between alive and dead", victim.ID)
+	}
 	// The other nodes learn it too, and it stays a voter: nothing removes
 	// a dead member unless --remove-dead-after is set.
 	for _, n := range rest {
@@ -418,6 +439,7 @@ func TestNewNodeJoinsAsNonVoterAndIsPromoted(t *testing.T) {
 	tp := topo.Build(t, topo.Options{Prefix: mbPrefix, Directors: 4, NoIPv6: true})
 	args := []string{"--gossip-profile", gossipProfile(), "--promote-after", promoteAfter.String()}
 	c, nodes := harness.DirectorsN(t, tp, 3, "off", args...)
+	noRaces(t, c)
 	waitSettled(t, c, nodes[0], 60*time.Second, nodeIDs(nodes)...)
 	// Some log for the new node to catch up on.
 	for i := 1; i <= 20; i++ {
@@ -510,6 +532,7 @@ func TestNewNodeJoinsAsNonVoterAndIsPromoted(t *testing.T) {
 func TestDrainLeaderMovesVIPOnce(t *testing.T) {
 	tp := topo.Build(t, topo.Options{Prefix: mbPrefix, NoIPv6: true})
 	c, nodes := harness.DirectorsN(t, tp, 3, "off", "--gossip-profile", gossipProfile())
+	noRaces(t, c)
 	waitSettled(t, c, nodes[0], 60*time.Second, nodeIDs(nodes)...)
 	vipFile := filepath.Join(t.TempDir(), "vip.topo")
 	if err := os.WriteFile(vipFile, []byte("vip "+topo.VIP+"/32 eth0\n"), 0o600); err != nil {
@@ -632,6 +655,7 @@ func TestRemoveDeadAfter(t *testing.T) {
 	const removeAfter = 3 * time.Second
 	tp := topo.Build(t, topo.Options{Prefix: mbPrefix, Directors: 5, NoIPv6: true})
 	c, nodes := harness.DirectorsN(t, tp, 5, "off", "--gossip-profile", gossipProfile(), "--remove-dead-after", removeAfter.String())
+	noRaces(t, c)
 	waitSettled(t, c, nodes[0], 60*time.Second, nodeIDs(nodes)...)
 	live := slices.Clone(nodes)
 
