@@ -44,6 +44,7 @@ func deadWithin() time.Duration {
 type member struct {
 	ID            string          `json:"id"`
 	Suffrage      string          `json:"suffrage"`
+	Leader        bool            `json:"leader"`
 	Version       string          `json:"version"`
 	Protocol      int             `json:"protocol"`
 	Gossip        string          `json:"gossip"`
@@ -298,6 +299,9 @@ func TestFiveNodesJoinThroughAnyMember(t *testing.T) {
 	}
 	for i, n := range nodes {
 		m, _ := v.member(n.ID)
+		if m.Leader != (n.ID == v.leader()) {
+			t.Errorf("member %s: leader %v, but the node table's leader is %s", n.ID, m.Leader, v.leader())
+		}
 		a := topo.DirectorAddr(i + 1)
 		if m.Version != version || m.Protocol != protocol || m.RaftAddr != a+":7000" || m.GossipAddr != a+":7946" {
 			t.Errorf("member %+v: want version %s, protocol %d, raft %s:7000, gossip %s:7946", m, version, protocol, a, a)
