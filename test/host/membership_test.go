@@ -290,18 +290,25 @@ func TestFiveNodesJoinThroughAnyMember(t *testing.T) {
 		waitSettled(t, c, n, 20*time.Second, nodeIDs(nodes)...)
 	}
 
-	v, err := clusterView(c, nodes[0])
-	if err != nil {
-		t.Fatal(err)
-	}
+	var v view
+	harness.Eventually(t, 10*time.Second, "the members' leader flag on the node table's leader", func() (bool, string) {
+		var err error
+		if v, err = clusterView(c, nodes[0]); err != nil {
+			return false, err.Error()
+		}
+		var flagged []string
+		for _, m := range v.Members {
+			if m.Leader {
+				flagged = append(flagged, m.ID)
+			}
+		}
+		return len(flagged) == 1 && flagged[0] == v.leader(), fmt.Sprintf("flagged %v, node table's leader %q", flagged, v.leader())
+	})
 	if v.MinProtocol != protocol {
 		t.Errorf("min_protocol %d, want %d", v.MinProtocol, protocol)
 	}
 	for i, n := range nodes {
 		m, _ := v.member(n.ID)
-		if m.Leader != (n.ID == v.leader()) {
-			t.Errorf("member %s: leader %v, but the node table's leader is %s", n.ID, m.Leader, v.leader())
-		}
 		a := topo.DirectorAddr(i + 1)
 		if m.Version != version || m.Protocol != protocol || m.RaftAddr != a+":7000" || m.GossipAddr != a+":7946" {
 			t.Errorf("member %+v: want version %s, protocol %d, raft %s:7000, gossip %s:7946", m, version, protocol, a, a)
