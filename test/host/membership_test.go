@@ -404,19 +404,32 @@ func TestFiveNodesJoinThroughAnyMember(t *testing.T) {
 	// message learns it from its own suspicion, whose timeout is at most
 	// SuspicionMaxTimeoutMult (6) times the minimum, or from the next
 	// push-pull exchange (15 s local, 30 s LAN): hence the longer bound.
-	var views []string
-	for _, n := range rest {
-		harness.Eventually(t, 30*time.Second, victim.ID+" dead as "+n.ID+" sees it", func() (bool, string) {
+	views := map[string]time.Duration{} // when each node's gossip declared it, since the kill
+	harness.Eventually(t, 30*time.Second, victim.ID+" dead in every live node's view", func() (bool, string) {
+		var why []string
+		for _, n := range rest {
+			if _, ok := views[n.ID]; ok {
+				continue
+			}
 			v, err := clusterView(c, n)
 			if err != nil {
-				return false, err.Error()
+				why = append(why, err.Error())
+				continue
 			}
 			m, ok := v.member(victim.ID)
-			return ok && m.Suffrage == "voter" && strings.HasPrefix(m.Gossip, "dead"), v.summary()
-		})
-		views = append(views, fmt.Sprintf("%s by %s", n.ID, time.Since(killed).Round(100*time.Millisecond)))
+			if ok && m.Suffrage == "voter" && strings.HasPrefix(m.Gossip, "dead") {
+				views[n.ID] = time.Since(killed) - time.Duration(m.GossipSinceMS)*time.Millisecond
+				continue
+			}
+			why = append(why, v.summary())
+		}
+		return len(why) == 0, strings.Join(why, "; ")
+	})
+	var byNode []string
+	for _, n := range rest {
+		byNode = append(byNode, fmt.Sprintf("%s after %s", n.ID, views[n.ID].Round(10*time.Millisecond)))
 	}
-	t.Logf("%s dead in every live node's view: %s", victim.ID, strings.Join(views, ", "))
+	t.Logf("%s declared dead by each live node's gossip: %s", victim.ID, strings.Join(byNode, ", "))
 	rows, _, err = membersTable(c.MustCLI(leadNode, "", "cluster", "status"))
 	if err != nil {
 		t.Fatal(err)
@@ -788,7 +801,7 @@ func holderChanges(obs *failover.Observer, nodes []*harness.Node, from, to time.
 }
 
 // leadershipLines are a daemon's log lines since t that say why its
-// leadership changed.
+// leadership, or the VIPs it holds, changed.
 func leadershipLines(log string, since time.Time) string {
 	var out []string
 	for _, l := range strings.Split(log, "\n") {
@@ -800,7 +813,8 @@ func leadershipLines(log string, since time.Time) string {
 			continue
 		}
 		switch e.Msg {
-		case "leadership lost", "leadership gained", "failed to contact", "failed to contact quorum of nodes, stepping down", "heartbeat timeout reached, starting election":
+		case "leadership lost", "leadership gained", "failed to contact", "failed to contact quorum of nodes, stepping down",
+			"heartbeat timeout reached, starting election", "vip added", "vip removed", "member removed", "leadership transferred":
 			out = append(out, l)
 		}
 	}
