@@ -175,11 +175,34 @@ func waitSettled(t *testing.T, c *harness.Cluster, via *harness.Node, timeout ti
 	})
 }
 
+// keepLogs copies every daemon's log of c to $MEMBERSHIP_LOG_DIR/TEST/
+// at the end of the test, when that is set: the harness shows only their
+// last lines, and only of a failed test.
+func keepLogs(t *testing.T, c *harness.Cluster) {
+	dir := os.Getenv("MEMBERSHIP_LOG_DIR")
+	if dir == "" {
+		return
+	}
+	t.Cleanup(func() {
+		d := filepath.Join(dir, strings.ReplaceAll(t.Name(), "/", "_"))
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Errorf("keeping logs: %v", err)
+			return
+		}
+		for id, n := range c.Nodes {
+			if err := os.WriteFile(filepath.Join(d, id+".log"), []byte(n.Log()), 0o644); err != nil {
+				t.Errorf("keeping logs: %v", err)
+			}
+		}
+	})
+}
+
 // noRaces fails the test if any daemon of c reported a data race (the
 // binaries have the race detector when the tests do). Call it right after
 // the cluster is made: the check runs at cleanup, before the nodes are
 // killed.
 func noRaces(t *testing.T, c *harness.Cluster) {
+	keepLogs(t, c)
 	t.Cleanup(func() {
 		for id, n := range c.Nodes {
 			if log := n.Log(); strings.Contains(log, "WARNING: DATA RACE") {
