@@ -653,7 +653,7 @@ func TestDrainLeaderMovesVIPOnce(t *testing.T) {
 	if retakes > 0 {
 		// The same node dropping and retaking it is no move, but the
 		// client loses it meanwhile: said, with the reason from the log.
-		t.Logf("note: %s dropped and retook the VIP %d time(s) during the drain; its leadership changes:\n%s", next.ID, retakes, leadershipLines(next.Log(), drainStart))
+		t.Logf("note: %s dropped and retook the VIP %d time(s) during the drain; why, from the logs:\n%s", next.ID, retakes, leadershipLines(rest, drainStart))
 	}
 	if total != 0 {
 		t.Errorf("two nodes held the VIP at once for %s (worst %s)", total, worst)
@@ -661,15 +661,18 @@ func TestDrainLeaderMovesVIPOnce(t *testing.T) {
 	if released.IsZero() || released.After(drained) || !oldIvs[len(oldIvs)-1].To.Equal(released) {
 		t.Errorf("the drained %s's holds %v: want the last one ended by the drain", lead.ID, oldIvs)
 	}
-	// After it, the drained node never holds the VIP again; the new
-	// leader may drop and retake it if its lease lapses (a Raft timing
-	// matter under load, not the drain's): said, not failed.
+	// After it, the drained node never holds the VIP again. Leadership
+	// may still change (a lapsed 75 ms lease under load is a Raft timing
+	// matter, not the drain's): said with the log lines, not failed, as
+	// long as the VIP stays with the leader alone.
 	if later := holdsFrom(obs, nodes, drained, end); len(later) > 0 {
-		t.Logf("note: VIP holds begun after the drain settled: %v; %s's leadership changes:\n%s", later, next.ID, leadershipLines(next.Log(), drained))
-		for _, h := range later {
-			if !strings.HasPrefix(h, next.ID+" ") {
-				t.Errorf("after the drain, %s took the VIP (holds %v), the leader is %s", h, later, next.ID)
-			}
+		t.Logf("note: VIP holds begun after the drain settled: %v; why, from the logs:\n%s", later, leadershipLines(rest, drained))
+		if slices.ContainsFunc(later, func(h string) bool { return strings.HasPrefix(h, lead.ID+" ") }) {
+			t.Errorf("the drained %s took the VIP again: holds begun %v", lead.ID, later)
+		}
+		now := c.Leader(t, next, rest)
+		if h := obs.Current(); !slices.Equal(h, []string{now.ID}) {
+			t.Errorf("after the drain the VIP is on %v, the leader is %s", h, now.ID)
 		}
 	}
 
@@ -698,17 +701,19 @@ func TestDrainLeaderMovesVIPOnce(t *testing.T) {
 		if out := c.MustCLI(lead, "", "-L", "-n"); !strings.Contains(out, topo.VIP+":80") {
 			t.Errorf("rejoined %s lacks the service:\n%s", lead.ID, out)
 		}
-		// The rejoined node never takes the VIP; the leader keeps it
-		// (retaking it after a lapsed lease is said, not failed, as above).
+		// Rejoining moves nothing by itself: the VIP stays with the
+		// leader alone, and any hold begun meanwhile is said with its
+		// reason (a leadership change) from the logs.
 		moves := holdsFrom(obs, nodes, end, time.Now())
 		now := c.Leader(t, next, nodes)
 		if total, _ := obs.OverlapBetween(end, time.Now()); total != 0 {
 			t.Errorf("two nodes held the VIP at once for %s while %s rejoined", total, lead.ID)
 		}
-		if h := obs.Current(); !slices.Equal(h, []string{now.ID}) || slices.ContainsFunc(moves, func(m string) bool { return strings.HasPrefix(m, lead.ID+" ") }) {
-			t.Errorf("while %s rejoined: holds begun %v, holders now %v, leader %s", lead.ID, moves, h, now.ID)
-		} else if len(moves) > 0 {
-			t.Logf("note: VIP holds begun while %s rejoined: %v; %s's leadership changes:\n%s", lead.ID, moves, next.ID, leadershipLines(next.Log(), end))
+		if h := obs.Current(); !slices.Equal(h, []string{now.ID}) {
+			t.Errorf("after %s rejoined the VIP is on %v, the leader is %s", lead.ID, h, now.ID)
+		}
+		if len(moves) > 0 {
+			t.Logf("note: VIP holds begun while %s rejoined: %v; why, from the logs:\n%s", lead.ID, moves, leadershipLines(nodes, end))
 		}
 	})
 }
@@ -842,9 +847,18 @@ func holderChanges(obs *failover.Observer, nodes []*harness.Node, from, to time.
 	return moves, retakes
 }
 
-// leadershipLines are a daemon's log lines since t that say why its
-// leadership, or the VIPs it holds, changed.
-func leadershipLines(log string, since time.Time) string {
+// leadershipLines are the nodes' log lines since t that say why their
+// leadership, or the VIPs they hold, changed, each prefixed with the node.
+func leadershipLines(nodes []*harness.Node, since time.Time) string {
+	var out []string
+	for _, n := range nodes {
+		out = append(out, logLines(n.ID, n.Log(), since)...)
+	}
+	slices.Sort(out) // each line starts with its time
+	return strings.Join(out, "\n")
+}
+
+func logLines(id, log string, since time.Time) []string {
 	var out []string
 	for _, l := range strings.Split(log, "\n") {
 		var e struct {
@@ -856,11 +870,12 @@ func leadershipLines(log string, since time.Time) string {
 		}
 		switch e.Msg {
 		case "leadership lost", "leadership gained", "failed to contact", "failed to contact quorum of nodes, stepping down",
-			"heartbeat timeout reached, starting election", "vip added", "vip removed", "member removed", "leadership transferred":
-			out = append(out, l)
+			"heartbeat timeout reached, starting election", "vip added", "vip removed", "member removed", "leadership transferred",
+			"non-voter promoted to voter", "member added":
+			out = append(out, e.Time.Format("15:04:05.000")+" "+id+": "+e.Msg+" "+l)
 		}
 	}
-	return strings.Join(out, "\n")
+	return out
 }
 
 func lastLine(s string) string {
