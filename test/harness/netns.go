@@ -73,47 +73,13 @@ func DirectorsN(t *testing.T, tp *topo.Topology, n int, ipvs string, args ...str
 }
 
 // WaitRoles waits until `cluster status` through via shows one Leader and
-// n-1 Followers, all n of them voters: a node joins as a non-voter and is
-// promoted seconds later, and a cluster whose followers are not voters yet
-// cannot elect a new leader when its leader fails.
+// n-1 Followers. A follower may still be a non-voter: Voters waits for the
+// promotions.
 func (c *Cluster) WaitRoles(t testing.TB, via *Node, n int) {
 	t.Helper()
-	Eventually(t, 60*time.Second, fmt.Sprintf("%d voters, one leader", n), func() (bool, string) {
-		r := c.CLI(via, "", "cluster", "status", "--json")
-		if r.Err != nil {
-			return false, r.Stderr
-		}
-		var st struct {
-			Nodes []struct {
-				ID     string `json:"id"`
-				Status *struct {
-					State string `json:"state"`
-				} `json:"status"`
-			} `json:"nodes"`
-			Members []struct {
-				ID       string `json:"id"`
-				Suffrage string `json:"suffrage"`
-			} `json:"members"`
-		}
-		if err := json.Unmarshal([]byte(r.Stdout), &st); err != nil {
-			return false, fmt.Sprintf("%v: %q", err, r.Stdout)
-		}
-		roles := map[string]int{}
-		var got []string
-		for _, nd := range st.Nodes {
-			if nd.Status != nil {
-				roles[nd.Status.State]++
-				got = append(got, nd.ID+"="+nd.Status.State)
-			}
-		}
-		voters := 0
-		for _, m := range st.Members {
-			if m.Suffrage == "voter" {
-				voters++
-			}
-			got = append(got, m.ID+":"+m.Suffrage)
-		}
-		return roles["Leader"] == 1 && roles["Follower"] == n-1 && voters == n, strings.Join(got, " ")
+	Eventually(t, 60*time.Second, fmt.Sprintf("%d members, one leader", n), func() (bool, string) {
+		r := c.CLI(via, "", "cluster", "status")
+		return r.Err == nil && strings.Count(r.Stdout, "Leader") == 1 && strings.Count(r.Stdout, "Follower") == n-1, r.Stdout + r.Stderr
 	})
 }
 
