@@ -17,23 +17,70 @@ import (
 func Directors(t *testing.T, tp *topo.Topology, ipvs string, args ...string) (*Cluster, []*Node) {
 	t.Helper()
 	c := NewCluster(t)
-	c.CLINetNS = tp.NS(topo.Client)
-	var nodes []*Node
-	for i := 1; i <= topo.Directors; i++ {
-		a := topo.DirectorAddr(i)
-		n := c.AddAt(topo.Director(i), a+":7000", a+":7080", tp.NS(topo.Director(i)), args...)
-		n.IPVS = ipvs
-		nodes = append(nodes, n)
-	}
+	nodes := DirectorNodes(c, tp, topo.Directors, ipvs, args...)
 	nodes[0].Start("--bootstrap")
 	nodes[1].Start("--join", nodes[0].APIAddr)
 	nodes[2].Start("--join", nodes[0].APIAddr)
-	Eventually(t, 60*time.Second, "three members, one leader", func() (bool, string) {
-		r := c.CLI(nodes[0], "", "cluster", "status")
-		return r.Err == nil && strings.Count(r.Stdout, "Leader") == 1 && strings.Count(r.Stdout, "Follower") == 2, r.Stdout + r.Stderr
-	})
+	c.WaitRoles(t, nodes[0], len(nodes))
 	c.Voters(t, nodes[0], nodes...)
 	return c, nodes
+}
+
+// DirectorNodes defines (without starting them) nodes d1 to dN of the
+// topology in c, each in its namespace at DirectorAddr(i):7000 (Raft) and
+// :7080 (API), and runs the CLI in the client namespace. n may exceed 3 in
+// a topology built with Options.Directors. ipvs is the --ipvs mode; args
+// are extra daemon flags, kept across restarts.
+func DirectorNodes(c *Cluster, tp *topo.Topology, n int, ipvs string, args ...string) []*Node {
+	c.t.Helper()
+	var nodes []*Node
+	for i := 1; i <= n; i++ {
+		nodes = append(nodes, DirectorNode(c, tp, i, ipvs, args...))
+	}
+	return nodes
+}
+
+// DirectorNode defines (without starting it) director i of the topology
+// in c, as DirectorNodes does: for a node added to a running cluster.
+func DirectorNode(c *Cluster, tp *topo.Topology, i int, ipvs string, args ...string) *Node {
+	c.t.Helper()
+	if i > len(tp.DirectorNames()) {
+		c.t.Fatalf("harness: director %d wanted, the topology has %v", i, tp.DirectorNames())
+	}
+	c.CLINetNS = tp.NS(topo.Client)
+	a := topo.DirectorAddr(i)
+	n := c.AddAt(topo.Director(i), a+":7000", a+":7080", tp.NS(topo.Director(i)), args...)
+	n.IPVS = ipvs
+	return n
+}
+
+// DirectorsN starts an n-node cluster in the topology's first n director
+// namespaces: d1 bootstraps and each further node joins through the one
+// started before it (from d3 on, through a follower). It returns once one
+// node leads and n-1 follow, all voters, as `cluster status` through d1
+// reports.
+func DirectorsN(t *testing.T, tp *topo.Topology, n int, ipvs string, args ...string) (*Cluster, []*Node) {
+	t.Helper()
+	c := NewCluster(t)
+	nodes := DirectorNodes(c, tp, n, ipvs, args...)
+	nodes[0].Start("--bootstrap")
+	for i := 1; i < n; i++ {
+		nodes[i].Start("--join", nodes[i-1].APIAddr)
+	}
+	c.WaitRoles(t, nodes[0], n)
+	c.Voters(t, nodes[0], nodes...)
+	return c, nodes
+}
+
+// WaitRoles waits until `cluster status` through via shows one Leader and
+// n-1 Followers. A follower may still be a non-voter: Voters waits for the
+// promotions.
+func (c *Cluster) WaitRoles(t testing.TB, via *Node, n int) {
+	t.Helper()
+	Eventually(t, 60*time.Second, fmt.Sprintf("%d members, one leader", n), func() (bool, string) {
+		r := c.CLI(via, "", "cluster", "status")
+		return r.Err == nil && strings.Count(r.Stdout, "Leader") == 1 && strings.Count(r.Stdout, "Follower") == n-1, r.Stdout + r.Stderr
+	})
 }
 
 // Leader asks `ipvsman cluster status` through via, until one of nodes is

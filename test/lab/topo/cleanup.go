@@ -11,15 +11,17 @@ import (
 )
 
 // teardown deletes this prefix's namespaces, veths and bridge, whichever
-// exist. It first kills every process inside those namespaces (they are
-// ours: a namespace holding a process outlives `ip netns del`). Deleting
+// exist, d4 and d5 included whatever this topology's Options.Directors: a
+// crashed five-director run leaves them for the next build to remove. It
+// first kills every process inside those namespaces (they are ours: a
+// namespace holding a process outlives `ip netns del`). Deleting
 // the root end of a veth pair deletes both ends at once, so a new Build can
 // reuse the names immediately rather than after the namespace's
 // asynchronous destruction.
 func (tp *Topology) teardown() error {
 	var nsPaths []string
 	var b strings.Builder
-	for _, n := range Namespaces() {
+	for _, n := range namespaces(MaxDirectors) {
 		if exists("/sys/class/net/" + tp.Veth(n)) {
 			fmt.Fprintf(&b, "link del %s\n", tp.Veth(n))
 		}
@@ -38,7 +40,7 @@ func (tp *Topology) teardown() error {
 		_ = ipBatch("", b.String(), true)
 	}
 	var left []string
-	for _, n := range Namespaces() {
+	for _, n := range namespaces(MaxDirectors) {
 		if exists("/run/netns/" + tp.NS(n)) {
 			left = append(left, "netns "+tp.NS(n))
 		}

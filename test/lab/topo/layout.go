@@ -19,10 +19,13 @@ const (
 
 	// Client is the namespace name of the client.
 	Client = "client"
-	// Directors, RealServers and NATServers count each role; indices are 1-based.
-	Directors   = 3
-	RealServers = 3
-	NATServers  = 3
+	// Directors, RealServers and NATServers count each role in the
+	// standard lab; indices are 1-based. Options.Directors adds d4 and d5
+	// (up to MaxDirectors) for tests of five-node clusters.
+	Directors    = 3
+	RealServers  = 3
+	NATServers   = 3
+	MaxDirectors = 5
 
 	// Ports that StartRealServers serves on.
 	HTTPPort = 80
@@ -34,31 +37,42 @@ const (
 )
 
 // Director, RealServer and NATServer return the namespace names (without
-// prefix) of the i-th node, i from 1 to 3: "d1", "rs1", "nat1".
-func Director(i int) string   { return "d" + index(i) }
-func RealServer(i int) string { return "rs" + index(i) }
-func NATServer(i int) string  { return "nat" + index(i) }
+// prefix) of the i-th node: "d1", "rs1", "nat1". i runs from 1 to 3, and
+// for directors to MaxDirectors (d4 and d5 exist only in a topology built
+// with Options.Directors 4 or 5).
+func Director(i int) string   { return "d" + index(i, MaxDirectors) }
+func RealServer(i int) string { return "rs" + index(i, RealServers) }
+func NATServer(i int) string  { return "nat" + index(i, NATServers) }
 
-// Addresses of the i-th node, i from 1 to 3.
-func DirectorAddr(i int) string    { return "10.0.0.1" + index(i) }
-func DirectorAddr6(i int) string   { return "fd00::1" + index(i) }
-func DirectorNATAddr(i int) string { return "10.1.0.1" + index(i) }
-func RealServerAddr(i int) string  { return "10.0.0.2" + index(i) }
-func RealServerAddr6(i int) string { return "fd00::2" + index(i) }
-func NATServerAddr(i int) string   { return "10.1.0.2" + index(i) }
+// Addresses of the i-th node, with the same ranges: d4 and d5 are
+// 10.0.0.14-15, 10.1.0.14-15, fd00::14-15.
+func DirectorAddr(i int) string    { return "10.0.0.1" + index(i, MaxDirectors) }
+func DirectorAddr6(i int) string   { return "fd00::1" + index(i, MaxDirectors) }
+func DirectorNATAddr(i int) string { return "10.1.0.1" + index(i, MaxDirectors) }
+func RealServerAddr(i int) string  { return "10.0.0.2" + index(i, RealServers) }
+func RealServerAddr6(i int) string { return "fd00::2" + index(i, RealServers) }
+func NATServerAddr(i int) string   { return "10.1.0.2" + index(i, NATServers) }
 
-func index(i int) string {
-	if i < 1 || i > 3 {
-		panic(fmt.Sprintf("topo: node index %d out of range 1..3", i))
+func index(i, last int) string {
+	if i < 1 || i > last {
+		panic(fmt.Sprintf("topo: node index %d out of range 1..%d", i, last))
 	}
 	return strconv.Itoa(i)
 }
 
-// Namespaces lists every namespace name (without prefix) in build order.
-func Namespaces() []string {
+// Namespaces lists every namespace name (without prefix) of the standard
+// lab, three directors, in build order.
+func Namespaces() []string { return namespaces(Directors) }
+
+// namespaces is the build order with the given number of directors: the
+// standard lab's, then d4 and d5.
+func namespaces(directors int) []string {
 	out := []string{Client}
 	for i := 1; i <= 3; i++ {
 		out = append(out, Director(i), RealServer(i), NATServer(i))
+	}
+	for i := 4; i <= directors; i++ {
+		out = append(out, Director(i))
 	}
 	return out
 }
@@ -72,8 +86,9 @@ type node struct {
 	gateway string
 }
 
-// layout is the fixed topology; see the package comment.
-func layout(ipv6 bool) []node {
+// layout is the fixed topology with the given number of directors (3 to
+// MaxDirectors); see the package comment.
+func layout(ipv6 bool, directors int) []node {
 	v6 := func(cidr string) []string {
 		if ipv6 {
 			return []string{cidr}
@@ -89,9 +104,8 @@ func layout(ipv6 bool) []node {
 		"net.ipv4.conf.eth0.rp_filter=0", "net.ipv4.conf.lo.rp_filter=0",
 	}
 	with := func(extra ...string) []string { return append(append([]string{}, base...), extra...) }
-	nodes := []node{{name: Client, eth0: append([]string{ClientAddr + "/24"}, v6(ClientAddr6+"/64")...), sysctls: base}}
-	for i := 1; i <= 3; i++ {
-		nodes = append(nodes, node{
+	director := func(i int) node {
+		return node{
 			name: Director(i),
 			eth0: append([]string{DirectorAddr(i) + "/24", DirectorNATAddr(i) + "/24"}, v6(DirectorAddr6(i)+"/64")...),
 			// Forwarding is what masquerading needs; one interface serves
@@ -99,7 +113,11 @@ func layout(ipv6 bool) []node {
 			// would only mislead the real servers.
 			sysctls: with("net.ipv4.ip_forward=1",
 				"net.ipv4.conf.all.send_redirects=0", "net.ipv4.conf.eth0.send_redirects=0"),
-		})
+		}
+	}
+	nodes := []node{{name: Client, eth0: append([]string{ClientAddr + "/24"}, v6(ClientAddr6+"/64")...), sysctls: base}}
+	for i := 1; i <= 3; i++ {
+		nodes = append(nodes, director(i))
 		nodes = append(nodes, node{
 			name: RealServer(i),
 			eth0: append([]string{RealServerAddr(i) + "/24"}, v6(RealServerAddr6(i)+"/64")...),
@@ -117,6 +135,9 @@ func layout(ipv6 bool) []node {
 			sysctls: base,
 			gateway: Gateway,
 		})
+	}
+	for i := 4; i <= directors; i++ {
+		nodes = append(nodes, director(i))
 	}
 	return nodes
 }

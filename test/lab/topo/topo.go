@@ -4,7 +4,8 @@
 // itself and the real servers).
 //
 // The layout is fixed (README.md has more); every namespace and link name
-// carries Options.Prefix, "lab-" by default:
+// carries Options.Prefix, "lab-" by default. Options.Directors adds d4 and
+// d5 (10.0.0.14-15, 10.1.0.14-15, fd00::14-15, set up as d1-d3 are):
 //
 //	=============== bridge lab0 (root namespace; STP off; no address) ===============
 //	   |                 |                      |                       |
@@ -59,17 +60,22 @@ type Options struct {
 	// ExecTimeout bounds each Exec (default 2 minutes): a hung command fails
 	// the test instead of stalling it until go test's own timeout.
 	ExecTimeout time.Duration
+	// Directors is how many director namespaces to build, 3 to
+	// MaxDirectors (0 means 3, the standard lab). d4 and d5 come after
+	// the standard lab's namespaces and are configured as d1-d3 are.
+	Directors int
 }
 
 // Topology is a built lab. Its methods may be called from the test
 // goroutine; those that fail the test (everything but Exec) call t.Fatal.
 type Topology struct {
-	t      testing.TB
-	prefix string
-	bridge string
-	ipv6   bool
-	logDir string
-	execTO time.Duration
+	t         testing.TB
+	prefix    string
+	bridge    string
+	directors int
+	ipv6      bool
+	logDir    string
+	execTO    time.Duration
 
 	mu    sync.Mutex
 	procs []*Proc
@@ -100,13 +106,18 @@ func Build(t testing.TB, opts Options) *Topology {
 	if opts.ExecTimeout <= 0 {
 		opts.ExecTimeout = 2 * time.Minute
 	}
+	directors, err := directorCount(opts.Directors)
+	if err != nil {
+		t.Fatalf("topo: %v", err)
+	}
 	tp := &Topology{
-		t:      t,
-		prefix: opts.Prefix,
-		bridge: strings.TrimSuffix(opts.Prefix, "-") + "0",
-		ipv6:   !opts.NoIPv6 && exists("/proc/sys/net/ipv6"),
-		logDir: opts.LogDir,
-		execTO: opts.ExecTimeout,
+		t:         t,
+		prefix:    opts.Prefix,
+		bridge:    strings.TrimSuffix(opts.Prefix, "-") + "0",
+		directors: directors,
+		ipv6:      !opts.NoIPv6 && exists("/proc/sys/net/ipv6"),
+		logDir:    opts.LogDir,
+		execTO:    opts.ExecTimeout,
 	}
 	if tp.logDir == "" {
 		tp.logDir = t.TempDir()
@@ -135,6 +146,26 @@ func Build(t testing.TB, opts Options) *Topology {
 	return tp
 }
 
+// directorCount resolves Options.Directors: 0 is the standard lab's 3.
+func directorCount(n int) (int, error) {
+	if n == 0 {
+		return Directors, nil
+	}
+	if n < Directors || n > MaxDirectors {
+		return 0, fmt.Errorf("%d directors: want %d to %d (0 for %d)", n, Directors, MaxDirectors, Directors)
+	}
+	return n, nil
+}
+
+// DirectorNames returns the directors' node names, "d1" to "dN".
+func (tp *Topology) DirectorNames() []string {
+	var out []string
+	for i := 1; i <= tp.directors; i++ {
+		out = append(out, Director(i))
+	}
+	return out
+}
+
 // NS returns the full namespace name of a node ("d1" -> "lab-d1"), for
 // tools that take one, e.g. `ip -n` or a netns path /run/netns/NAME.
 func (tp *Topology) NS(node string) string { return tp.prefix + node }
@@ -151,7 +182,7 @@ func (tp *Topology) IPv6() bool { return tp.ipv6 }
 
 // create builds everything; teardown copes with any partial result.
 func (tp *Topology) create() error {
-	nodes := layout(tp.ipv6)
+	nodes := layout(tp.ipv6, tp.directors)
 	// Links are created down, so that the root namespace's IPv6 can be
 	// switched off on them before it autoconfigures anything.
 	var b strings.Builder
@@ -216,7 +247,7 @@ func (tp *Topology) configure(n node) error {
 
 func (tp *Topology) veths() []string {
 	var out []string
-	for _, n := range Namespaces() {
+	for _, n := range namespaces(tp.directors) {
 		out = append(out, tp.Veth(n))
 	}
 	return out

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -80,6 +81,17 @@ func TestLab(t *testing.T) {
 		} {
 			if got := strings.TrimSpace(tp.MustExec(c.node, "sysctl", "-n", c.key)); got != c.want {
 				t.Errorf("%s: %s = %s, want %s", c.node, c.key, got, c.want)
+			}
+		}
+	})
+
+	t.Run("three directors by default", func(t *testing.T) {
+		if got := tp.DirectorNames(); !slices.Equal(got, []string{"d1", "d2", "d3"}) {
+			t.Errorf("DirectorNames = %v, want d1-d3", got)
+		}
+		for _, n := range []string{"d4", "d5"} {
+			if exists("/run/netns/"+tp.NS(n)) || exists("/sys/class/net/"+tp.Veth(n)) {
+				t.Errorf("the standard lab has %s", n)
 			}
 		}
 	})
@@ -213,6 +225,8 @@ func TestRebuildAfterCrashAndTeardown(t *testing.T) {
 	t.Cleanup(func() { _ = os.Remove(lockPath(bridge)) })
 	for _, args := range [][]string{
 		{"netns", "add", prefix + "d1"},
+		// Left by a five-director build: a standard one removes it too.
+		{"netns", "add", prefix + "d5"},
 		{"link", "add", prefix + "client", "type", "veth", "peer", "name", prefix + "stray"},
 		{"link", "add", bridge, "type", "bridge"},
 	} {
@@ -278,6 +292,92 @@ func TestPrefixRule(t *testing.T) {
 	} {
 		if prefixRE.MatchString(p) != ok {
 			t.Errorf("prefix %q: valid=%v, want %v", p, !ok, ok)
+		}
+	}
+}
+
+// TestFiveDirectors builds the lab with d4 and d5 and checks they are set
+// up as d1-d3 are, on both segments, and that teardown removes them.
+func TestFiveDirectors(t *testing.T) {
+	requireRoot(t)
+	prefix := "tfive-"
+	t.Run("build", func(t *testing.T) {
+		tp := Build(t, Options{Prefix: prefix, Directors: MaxDirectors})
+		if got, want := tp.DirectorNames(), []string{"d1", "d2", "d3", "d4", "d5"}; !slices.Equal(got, want) {
+			t.Fatalf("DirectorNames = %v, want %v", got, want)
+		}
+		for _, i := range []int{4, 5} {
+			d := Director(i)
+			for key, want := range map[string]string{
+				"net.ipv4.ip_forward":               "1",
+				"net.ipv4.conf.all.send_redirects":  "0",
+				"net.ipv4.conf.eth0.send_redirects": "0",
+				"net.ipv4.conf.eth0.rp_filter":      "0",
+			} {
+				if got := strings.TrimSpace(tp.MustExec(d, "sysctl", "-n", key)); got != want {
+					t.Errorf("%s: %s = %s, want %s", d, key, got, want)
+				}
+			}
+			pingOK(t, tp, Client, DirectorAddr(i))
+			pingOK(t, tp, d, DirectorAddr(1))
+			pingOK(t, tp, d, NATServerAddr(1))
+			pingOK(t, tp, NATServer(2), DirectorNATAddr(i))
+			if tp.IPv6() {
+				pingOK(t, tp, Client, DirectorAddr6(i))
+			}
+		}
+	})
+	for _, n := range []string{"d4", "d5"} {
+		if exists("/run/netns/"+prefix+n) || exists("/sys/class/net/"+prefix+n) {
+			t.Errorf("%s left after teardown", prefix+n)
+		}
+	}
+}
+
+// The standard lab's names and addresses are what they always were; d4
+// and d5 exist only for directors.
+func TestDirectorRange(t *testing.T) {
+	want := []string{"client", "d1", "rs1", "nat1", "d2", "rs2", "nat2", "d3", "rs3", "nat3"}
+	if got := Namespaces(); !slices.Equal(got, want) {
+		t.Errorf("Namespaces = %v, want %v", got, want)
+	}
+	if got := namespaces(5); !slices.Equal(got, append(want, "d4", "d5")) {
+		t.Errorf("namespaces(5) = %v", got)
+	}
+	for _, n := range []int{3, 4, 5} {
+		var names []string
+		for _, nd := range layout(true, n) {
+			names = append(names, nd.name)
+		}
+		if !slices.Equal(names, namespaces(n)) {
+			t.Errorf("layout with %d directors builds %v, namespaces(%d) = %v", n, names, n, namespaces(n))
+		}
+	}
+	for got, want := range map[string]string{
+		Director(5): "d5", DirectorAddr(4): "10.0.0.14", DirectorAddr(5): "10.0.0.15",
+		DirectorNATAddr(5): "10.1.0.15", DirectorAddr6(4): "fd00::14", RealServerAddr(3): "10.0.0.23",
+	} {
+		if got != want {
+			t.Errorf("got %s, want %s", got, want)
+		}
+	}
+	for name, f := range map[string]func(){
+		"Director(6)": func() { Director(6) }, "Director(0)": func() { Director(0) },
+		"RealServer(4)": func() { RealServer(4) }, "NATServerAddr(4)": func() { NATServerAddr(4) },
+	} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("%s did not panic", name)
+				}
+			}()
+			f()
+		}()
+	}
+	for n, want := range map[int]int{0: 3, 3: 3, 4: 4, 5: 5, 1: -1, 2: -1, 6: -1, -1: -1} {
+		got, err := directorCount(n)
+		if want < 0 && err == nil || want >= 0 && (err != nil || got != want) {
+			t.Errorf("directorCount(%d) = %d, %v; want %d (-1: an error)", n, got, err, want)
 		}
 	}
 }
