@@ -332,18 +332,7 @@ func (n *Node) FinishDrain() error {
 		return nil
 	default:
 	}
-	close(n.done)
-	if n.gossip != nil {
-		n.gossip.leave(time.Second)
-	}
-	err := n.raft.Shutdown().Error()
-	n.wg.Wait()
-	if cerr := n.transport.Close(); err == nil {
-		err = cerr
-	}
-	if cerr := n.store.Close(); err == nil {
-		err = cerr
-	}
+	err := n.stop()
 	n.log.Info("node drained: out of the Raft configuration and gossip; stop this daemon", "node", n.cfg.NodeID)
 	return err
 }

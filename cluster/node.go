@@ -522,6 +522,12 @@ func (n *Node) Shutdown(ctx context.Context) error {
 			n.log.Warn("leadership hand-over before shutdown timed out")
 		}
 	}
+	return n.stop()
+}
+
+// stop ends the node for good: it leaves gossip, stops Raft and its
+// watchers, and closes the transport and the stores.
+func (n *Node) stop() error {
 	close(n.done)
 	if n.gossip != nil {
 		n.gossip.leave(time.Second)

@@ -85,15 +85,7 @@ func newSyncRun(t *testing.T, sync bool) *syncRun {
 	}
 	c.MustCLI(nodes[0], "", "apply", "-f", file)
 	r := &syncRun{t: t, tp: tp, c: c, nodes: nodes, labtool: labtool}
-	harness.Eventually(t, 60*time.Second, "both services in every kernel", func() (bool, string) {
-		for _, n := range nodes {
-			out, _ := tp.Exec(n.ID, "ipvsadm", "-L", "-n")
-			if strings.Count(out, "->") < 7 {
-				return false, n.ID + ":\n" + out
-			}
-		}
-		return true, ""
-	})
+	waitKernelServers(t, tp, nodes, 6, "both services in every kernel")
 	lead := leaderOf(t, c, nodes)
 	waitVIPOn(t, tp, lead.ID, topo.VIP+"/32", topo.Gateway+"/24")
 	want := "backup"

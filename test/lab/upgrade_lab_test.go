@@ -85,15 +85,7 @@ func TestRollingUpgrade(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.MustCLI(nodes[0], "", "apply", "-f", file)
-	harness.Eventually(t, 60*time.Second, "both services in every kernel", func() (bool, string) {
-		for _, n := range nodes {
-			out, _ := tp.Exec(n.ID, "ipvsadm", "-L", "-n")
-			if strings.Count(out, "->") < 7 { // 6 servers and the heading
-				return false, n.ID + ":\n" + out
-			}
-		}
-		return true, ""
-	})
+	waitKernelServers(t, tp, nodes, 6, "both services in every kernel")
 	lead := leaderOf(t, c, nodes)
 	waitVIPOn(t, tp, lead.ID, topo.VIP+"/32")
 	harness.Eventually(t, 60*time.Second, "sync threads: a master on the leader, a backup everywhere", paced(time.Second, func() (bool, string) {

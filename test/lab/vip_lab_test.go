@@ -26,6 +26,22 @@ func applyVIPs(t *testing.T, c *harness.Cluster, via *harness.Node) {
 	c.MustCLI(via, "", "apply", "-f", file)
 }
 
+// waitKernelServers waits until every node's kernel table lists at least
+// servers real servers (ipvsadm -L -n: one "->" per server, one in the
+// heading).
+func waitKernelServers(t *testing.T, tp *topo.Topology, nodes []*harness.Node, servers int, what string) {
+	t.Helper()
+	harness.Eventually(t, 60*time.Second, what, func() (bool, string) {
+		for _, n := range nodes {
+			out, _ := tp.Exec(n.ID, "ipvsadm", "-L", "-n")
+			if strings.Count(out, "->") < servers+1 {
+				return false, n.ID + ":\n" + out
+			}
+		}
+		return true, ""
+	})
+}
+
 // waitVIPOn waits until node holds each of cidrs on eth0.
 func waitVIPOn(t *testing.T, tp *topo.Topology, node string, cidrs ...string) {
 	t.Helper()
@@ -65,15 +81,7 @@ func TestVIPFailoverWithRealIPVS(t *testing.T) {
 		c.MustCLI(nodes[0], "", "-a", "-t", topo.VIP+":80", "-r", topo.RealServerAddr(i), "-g")
 		c.MustCLI(nodes[0], "", "-a", "-t", topo.VIP+":8080", "-r", topo.NATServerAddr(i)+":80", "-m")
 	}
-	harness.Eventually(t, 60*time.Second, "six real servers in every kernel", func() (bool, string) {
-		for _, n := range nodes {
-			out, _ := tp.Exec(n.ID, "ipvsadm", "-L", "-n")
-			if strings.Count(out, "->") < 7 { // 6 servers and the heading
-				return false, n.ID + ":\n" + out
-			}
-		}
-		return true, ""
-	})
+	waitKernelServers(t, tp, nodes, 6, "six real servers in every kernel")
 	lead := leaderOf(t, c, nodes)
 	waitVIPOn(t, tp, lead.ID, topo.VIP+"/32", topo.Gateway+"/24")
 	for _, u := range []string{"http://" + topo.VIP + "/", "http://" + topo.VIP + ":8080/"} {
