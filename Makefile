@@ -45,7 +45,7 @@ bench-health: ## lab VM: 5,000 HTTP checks at 1 s, CPU per 1,000 checks and RSS 
 	bash test/lab/bench_health.sh
 
 bench-sync: ## lab VM: 50 echo connections through the VIP across a leader crash, with and without connection sync (DR and NAT), and a planned transfer
-	LAB_WORK=$(CURDIR)/.lab/bench-sync bash test/lab/e2e.sh -test.run TestConnectionsSurviveFailover
+	LAB_WORK=$(CURDIR)/.lab/bench-sync LAB_ENV_IPVSMAN_SYNC_WINDOW=90s bash test/lab/e2e.sh -test.run TestConnectionsSurviveFailover
 
 bench-upgrade: ## lab VM: rolling upgrade of the three directors to the next release under traffic; failed requests and broken connections
 	@LAB_WORK=$(CURDIR)/.lab/bench-upgrade bash test/lab/e2e.sh -test.run TestRollingUpgrade; s=$$?; \
