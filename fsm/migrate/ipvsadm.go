@@ -31,7 +31,7 @@ func FromIpvsadm(name string, data []byte) (*Result, error) {
 		kw, val := splitCommand(line)
 		msg := err.Error()
 		msg = strings.TrimPrefix(msg, "line 1: ")
-		b.item(name, n, kw, val, "not imported: "+msg)
+		b.item(name, n, kw, val, msg)
 	}
 	b.cfg = cfg
 	return b.finish()

@@ -34,11 +34,11 @@ func (k *kaMapper) check(v *kaVS, s *kaServer, rs *fsm.RealServer, key fsm.Servi
 	var chosen *node
 	for _, c := range s.checks {
 		if _, ok := kaCheckTypes[c.key()]; !ok {
-			k.b.item(c.file, c.line, c.key(), "", "not imported: ipvsman has no equivalent checker")
+			k.b.item(c.file, c.line, c.key(), "", "ipvsman has no equivalent checker")
 			continue
 		}
 		if chosen != nil {
-			k.b.item(c.file, c.line, c.key(), "", "not imported: ipvsman runs one check per real server; the first checker is used")
+			k.b.item(c.file, c.line, c.key(), "", "ipvsman runs one check per real server; the first checker is used")
 			continue
 		}
 		chosen = c
@@ -162,7 +162,7 @@ func (k *kaMapper) check(v *kaVS, s *kaServer, rs *fsm.RealServer, key fsm.Servi
 		}
 	}
 	if err := fsm.ValidateHealthCheck("check", hc); err != nil {
-		k.b.item(chosen.file, chosen.line, chosen.key(), "", "not imported ("+strings.TrimPrefix(err.Error(), "check ")+"): the real server is not checked")
+		k.b.item(chosen.file, chosen.line, chosen.key(), "", "check refused ("+strings.TrimPrefix(err.Error(), "check ")+"): the real server is not checked")
 		return nil
 	}
 	return hc

@@ -10,7 +10,7 @@ import (
 	"github.com/ipvsman/ipvsman/fsm"
 )
 
-var quorumReason = "not imported: ipvsman has no quorum; the sorry server takes over only when no real server is usable"
+var quorumReason = "ipvsman has no quorum; the sorry server takes over only when no real server is usable"
 
 // vsKeyword reads one statement of a virtual_server block.
 func (k *kaMapper) vsKeyword(v *kaVS, n *node) {
@@ -31,7 +31,7 @@ func (k *kaMapper) vsKeyword(v *kaVS, n *node) {
 	case "ops":
 		v.svc.OnePacket = true
 	case "hashed":
-		k.b.item(n.file, n.line, key, "", "not imported: the kernel ignores this flag")
+		k.b.item(n.file, n.line, key, "", "the kernel ignores this flag")
 	case "lvs_method", "lb_kind":
 		k.method(n, &v.fwd, &v.tun)
 	case "persistence_timeout":

@@ -32,7 +32,7 @@ var notTopology = []string{"global_defs", "vrrp_script", "vrrp_sync_group", "vrr
 	"interface_up_down_delays", "bfd_instance", "garp_group", "net_namespace", "net_namespace_ipvs", "instance",
 	"use_pid_dir", "linkbeat_use_polling", "child_wait_time", "namespace_with_ipsets"}
 
-const vrrpReason = "not imported: ipvsman replaces VRRP with Raft (the leader holds the VIPs)"
+const vrrpReason = "ipvsman replaces VRRP with Raft (the leader holds the VIPs)"
 
 // Options say where keepalived's include directives find their files.
 type Options struct {
@@ -76,7 +76,7 @@ func FromKeepalived(name string, data []byte, opts Options) (*Result, error) {
 		case slices.Contains(notTopology, key):
 			b.item(n.file, n.line, key, n.value(), vrrpReason)
 		case key == "SSL":
-			b.item(n.file, n.line, key, "", "not imported: ipvsman's https check presents no client certificate and does not verify with a private CA (it is imported as insecure)")
+			b.item(n.file, n.line, key, "", "ipvsman's https check presents no client certificate and does not verify with a private CA (it is imported as insecure)")
 		case key == "":
 			b.item(n.file, n.line, "{", "", "block without a keyword: ignored")
 		default:
@@ -152,13 +152,13 @@ func (k *kaMapper) timing(n *node, t *kaTiming) bool {
 		}
 		t.inhibit = &v
 	case "delay_before_retry":
-		k.b.item(n.file, n.line, n.key(), n.value(), "not imported: ipvsman retries a failed check at the check interval, with no separate retry delay")
+		k.b.item(n.file, n.line, n.key(), n.value(), "ipvsman retries a failed check at the check interval, with no separate retry delay")
 	case "warmup":
-		k.b.item(n.file, n.line, n.key(), n.value(), "not imported: ipvsman starts checks without a random warmup delay")
+		k.b.item(n.file, n.line, n.key(), n.value(), "ipvsman starts checks without a random warmup delay")
 	case "alpha":
-		k.b.item(n.file, n.line, n.key(), n.value(), "not imported: ipvsman has no alpha mode; a real server's health is unknown until its first check")
+		k.b.item(n.file, n.line, n.key(), n.value(), "ipvsman has no alpha mode; a real server's health is unknown until its first check")
 	case "smtp_alert", "log_all_failures":
-		k.b.item(n.file, n.line, n.key(), n.value(), "not imported: ipvsman sends no mail; watch `ipvsman health` or the metrics")
+		k.b.item(n.file, n.line, n.key(), n.value(), "ipvsman sends no mail; watch `ipvsman health` or the metrics")
 	default:
 		return false
 	}
@@ -176,7 +176,7 @@ func parseBool(s string) (bool, bool) {
 }
 
 func (k *kaMapper) bad(n *node, why string) {
-	k.b.item(n.file, n.line, n.key(), n.value(), "not imported: "+why)
+	k.b.item(n.file, n.line, n.key(), n.value(), why)
 }
 
 func (k *kaMapper) one(n *node) (string, bool) {
@@ -249,7 +249,7 @@ func (k *kaMapper) virtualServer(n *node) {
 	}
 	k.finishSorry(v)
 	if len(v.servers) == 0 {
-		k.b.itemAt(at, "not imported: no real_server (keepalived ignores such a virtual server too)")
+		k.b.itemAt(at, "no real_server (keepalived ignores such a virtual server too)")
 		return
 	}
 	if v.svc.Scheduler == "" {
@@ -262,7 +262,7 @@ func (k *kaMapper) virtualServer(n *node) {
 		}
 	case "TCP", "UDP":
 	case "SCTP":
-		k.b.itemAt(at, "not imported: ipvsman has no SCTP services")
+		k.b.itemAt(at, "ipvsman has no SCTP services")
 		return
 	}
 	onFailure := k.onFailure(v, at)
@@ -393,19 +393,19 @@ func (k *kaMapper) vsKeys(n *node, at origin) ([]fsm.ServiceKey, bool) {
 	a := n.args()
 	if len(a) >= 1 && a[0] == "group" {
 		if len(a) != 2 {
-			k.b.itemAt(at, "not imported: want virtual_server group NAME")
+			k.b.itemAt(at, "want virtual_server group NAME")
 			return nil, false
 		}
 		g := k.groups[a[1]]
 		if g == nil {
-			k.b.itemAt(at, "not imported: no virtual_server_group "+a[1])
+			k.b.itemAt(at, "no virtual_server_group "+a[1])
 			return nil, false
 		}
 		return k.groupKeys(g)
 	}
 	key, err := parseVSAddr(a)
 	if err != nil {
-		k.b.itemAt(at, "not imported: "+err.Error())
+		k.b.itemAt(at, ""+err.Error())
 		return nil, false
 	}
 	return []fsm.ServiceKey{key}, true

@@ -101,7 +101,7 @@ func (l *ldMapper) check(v *ldVirtual, key fsm.ServiceKey) (*fsm.HealthCheck, bo
 		if p, err := strconv.ParseUint(x.v, 10, 16); err == nil && p > 0 {
 			hc.Port = uint16(p)
 		} else {
-			l.item(x.line, "checkport", x.v, "not imported: want 1-65535")
+			l.item(x.line, "checkport", x.v, "want 1-65535")
 		}
 	}
 	if err := fsm.ValidateHealthCheck("check", hc); err != nil {
@@ -175,7 +175,7 @@ func (l *ldMapper) timing(v *ldVirtual, hc *fsm.HealthCheck, typ string) {
 		}
 		n, err := strconv.ParseUint(x.v, 10, 32)
 		if err != nil || n == 0 {
-			l.item(x.line, key, x.v, "not imported: want a whole number of seconds, 1 or more")
+			l.item(x.line, key, x.v, "want a whole number of seconds, 1 or more")
 			return 0, nil
 		}
 		return n, &x
@@ -185,7 +185,7 @@ func (l *ldMapper) timing(v *ldVirtual, hc *fsm.HealthCheck, typ string) {
 		if n, err := strconv.ParseUint(x.v, 10, 32); err == nil && n > 0 {
 			interval = n
 		} else {
-			l.item(x.line, "checkinterval", x.v, "not imported: want a whole number of seconds, 1 or more")
+			l.item(x.line, "checkinterval", x.v, "want a whole number of seconds, 1 or more")
 		}
 	}
 	if x, ok := v.kv["checkinterval"]; ok {
@@ -194,7 +194,7 @@ func (l *ldMapper) timing(v *ldVirtual, hc *fsm.HealthCheck, typ string) {
 				interval = n
 			}
 		} else {
-			l.item(x.line, "checkinterval", x.v, "not imported: ldirectord ignores a section's checkinterval unless fork = yes")
+			l.item(x.line, "checkinterval", x.v, "ldirectord ignores a section's checkinterval unless fork = yes")
 		}
 	}
 	nt, nx := secs("negotiatetimeout")

@@ -116,7 +116,7 @@ func FromLdirectord(name string, data []byte) (*Result, error) {
 		case k == "checktimeout" || k == "negotiatetimeout" || k == "checkinterval" || k == "failurecount" ||
 			k == "quiescent" || k == "fallback" || k == "fallback6":
 		case ldNotImported[k] != "":
-			b.item(name, v.line, k, v.v, "not imported: "+ldNotImported[k])
+			b.item(name, v.line, k, v.v, ""+ldNotImported[k])
 		default:
 			b.item(name, v.line, k, v.v, "unknown global keyword: ignored")
 		}
@@ -153,7 +153,7 @@ func (l *ldMapper) item(line int, key, val, why string) { l.b.item(l.name, line,
 func (l *ldMapper) virtual(v *ldVirtual) {
 	key, err := ldServiceKey(v)
 	if err != nil {
-		l.b.itemAt(v.at, "not imported: "+err.Error())
+		l.b.itemAt(v.at, ""+err.Error())
 		return
 	}
 	svc := &fsm.Service{Key: key, Scheduler: ldScheduler, Servers: map[string]*fsm.RealServer{}}
@@ -169,7 +169,7 @@ func (l *ldMapper) virtual(v *ldVirtual) {
 		case "persistent":
 			t, err := strconv.ParseUint(x.v, 10, 32)
 			if err != nil || t > fsm.MaxPersistence {
-				l.item(x.line, k, x.v, "not imported: want seconds")
+				l.item(x.line, k, x.v, "want seconds")
 				continue
 			}
 			if t > 0 {
@@ -177,7 +177,7 @@ func (l *ldMapper) virtual(v *ldVirtual) {
 			}
 		case "netmask":
 			if _, ok := v.kv["persistent"]; !ok {
-				l.item(x.line, k, x.v, "not imported: a netmask only matters with persistent=")
+				l.item(x.line, k, x.v, "a netmask only matters with persistent=")
 				continue
 			}
 			if svc.Persistence == nil {
@@ -190,7 +190,7 @@ func (l *ldMapper) virtual(v *ldVirtual) {
 			case (x.v == "tcp" || x.v == "udp") && key.Protocol != fsm.FWMark:
 				svc.Key.Protocol = fsm.Protocol(x.v)
 			default:
-				l.item(x.line, k, x.v, "not imported: want tcp or udp for an address, fwm for a firewall mark")
+				l.item(x.line, k, x.v, "want tcp or udp for an address, fwm for a firewall mark")
 			}
 		case "ops":
 			svc.OnePacket = x.v == "yes"
@@ -200,7 +200,7 @@ func (l *ldMapper) virtual(v *ldVirtual) {
 			// read below
 		default:
 			if why := ldNotImported[k]; why != "" {
-				l.item(x.line, k, x.v, "not imported: "+why)
+				l.item(x.line, k, x.v, why)
 			} else {
 				l.item(x.line, k, x.v, "unknown virtual keyword: ignored")
 			}
@@ -321,7 +321,7 @@ var ldRealRe = regexp.MustCompile(`^(\S+?)(?:->(\S+?))?(?::(\w[\w-]*))?\s+(gate|
 func (l *ldMapper) reals(v *ldVirtual, r ldVal, key fsm.ServiceKey, check *fsm.HealthCheck) []*fsm.RealServer {
 	m := ldRealRe.FindStringSubmatch(r.v)
 	if m == nil {
-		l.item(r.line, "real", r.v, `not imported: want IP[->IP][:PORT] gate|masq|ipip [WEIGHT] ["REQUEST", "RECEIVE"]`)
+		l.item(r.line, "real", r.v, `want IP[->IP][:PORT] gate|masq|ipip [WEIGHT] ["REQUEST", "RECEIVE"]`)
 		return nil
 	}
 	hostPort := m[1]
@@ -330,19 +330,19 @@ func (l *ldMapper) reals(v *ldVirtual, r ldVal, key fsm.ServiceKey, check *fsm.H
 	}
 	first, port, err := ldAddrPort(hostPort)
 	if err != nil {
-		l.item(r.line, "real", r.v, "not imported: "+err.Error())
+		l.item(r.line, "real", r.v, ""+err.Error())
 		return nil
 	}
 	addrs := []netip.Addr{first}
 	if m[2] != "" {
 		last, err := netip.ParseAddr(strings.Trim(m[2], "[]"))
 		if err != nil || !first.Is4() || !last.Is4() || last.Less(first) {
-			l.item(r.line, "real", r.v, "not imported: a range is IPv4 FIRST->LAST")
+			l.item(r.line, "real", r.v, "a range is IPv4 FIRST->LAST")
 			return nil
 		}
 		for a := first.Next(); a.Compare(last) <= 0; a = a.Next() {
 			if len(addrs) == kaMaxExpand {
-				l.item(r.line, "real", r.v, fmt.Sprintf("not imported: more than %d addresses", kaMaxExpand))
+				l.item(r.line, "real", r.v, fmt.Sprintf("more than %d addresses", kaMaxExpand))
 				return nil
 			}
 			addrs = append(addrs, a)
@@ -352,7 +352,7 @@ func (l *ldMapper) reals(v *ldVirtual, r ldVal, key fsm.ServiceKey, check *fsm.H
 	if m[5] != "" {
 		n, err := strconv.Atoi(m[5])
 		if err != nil || n > fsm.MaxWeight {
-			l.item(r.line, "real", r.v, fmt.Sprintf("not imported: weight above %d", fsm.MaxWeight))
+			l.item(r.line, "real", r.v, fmt.Sprintf("weight above %d", fsm.MaxWeight))
 			return nil
 		}
 		w = n

@@ -109,10 +109,10 @@ func TestDetect(t *testing.T) {
 // directory, nested includes too; cycles and missing files are listed.
 func TestKeepalivedIncludes(t *testing.T) {
 	fsys := fstest.MapFS{
-		"etc/keepalived/keepalived.conf":  {Data: []byte("include conf.d/*.conf\ninclude /etc/keepalived/self.conf\n")},
-		"etc/keepalived/self.conf":        {Data: []byte("include self.conf\n")},
-		"etc/keepalived/conf.d/a.conf":    {Data: []byte("include ../more/b.conf\n")},
-		"etc/keepalived/more/b.conf":      {Data: []byte("virtual_server 10.0.0.1 80 {\n protocol TCP\n real_server 10.0.1.1 80 {\n }\n}\n")},
+		"etc/keepalived/keepalived.conf":   {Data: []byte("include conf.d/*.conf\ninclude /etc/keepalived/self.conf\n")},
+		"etc/keepalived/self.conf":         {Data: []byte("include self.conf\n")},
+		"etc/keepalived/conf.d/a.conf":     {Data: []byte("include ../more/b.conf\n")},
+		"etc/keepalived/more/b.conf":       {Data: []byte("virtual_server 10.0.0.1 80 {\n protocol TCP\n real_server 10.0.1.1 80 {\n }\n}\n")},
 		"etc/keepalived/conf.d/z.conf.bak": {Data: []byte("garbage {")},
 	}
 	data := fsys["etc/keepalived/keepalived.conf"].Data
