@@ -28,6 +28,7 @@ func (k *kaMapper) vsKeyword(v *kaVS, n *node) {
 		}
 	case "flag-1", "flag-2", "flag-3", "sh-port", "sh-fallback", "mh-port", "mh-fallback":
 		v.svc.Flags = append(v.svc.Flags, key)
+		v.flagAt = append(v.flagAt, n)
 	case "ops":
 		v.svc.OnePacket = true
 	case "hashed":

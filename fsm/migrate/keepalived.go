@@ -235,6 +235,7 @@ type kaVS struct {
 	timing  kaTiming
 	servers []*kaServer
 	sorry   *kaServer
+	flagAt  []*node // where each of svc.Flags was set
 }
 
 func (k *kaMapper) virtualServer(n *node) {
@@ -255,6 +256,15 @@ func (k *kaMapper) virtualServer(n *node) {
 	if v.svc.Scheduler == "" {
 		v.svc.Scheduler = kaScheduler
 	}
+	var flags []string
+	for i, f := range v.svc.Flags {
+		if p, _, _ := strings.Cut(f, "-"); (p == "sh" || p == "mh") && p != v.svc.Scheduler {
+			k.bad(v.flagAt[i], "only for the "+p+" scheduler, and this service uses "+v.svc.Scheduler+" (keepalived ignores it too)")
+			continue
+		}
+		flags = append(flags, f)
+	}
+	v.svc.Flags = flags
 	switch strings.ToUpper(v.proto) {
 	case "":
 		if keys[0].Protocol != fsm.FWMark || len(keys) > 1 {

@@ -276,9 +276,10 @@ func ldServiceKey(v *ldVirtual) (fsm.ServiceKey, error) {
 	if err != nil {
 		return fsm.ServiceKey{}, err
 	}
-	if a.Is6() != v.v6 {
-		return fsm.ServiceKey{}, fmt.Errorf("address %s: IPv6 services are virtual6= (IPv4: virtual=)", a)
+	if v.v6 && !a.Is6() {
+		return fsm.ServiceKey{}, fmt.Errorf("address %s: virtual6= takes an IPv6 address", a)
 	}
+	v.v6 = a.Is6() // virtual=[v6]:port is accepted too, though ldirectord wants virtual6=
 	proto := fsm.TCP
 	if port == 53 {
 		proto = fsm.UDP // ldirectord's default for port 53

@@ -160,3 +160,31 @@ func TestKeepalivedLexer(t *testing.T) {
 		t.Errorf("stray brace: %v", b.items)
 	}
 }
+
+// TestExamples: the samples in examples/import convert, with their
+// includes, and every service keeps its real servers.
+func TestExamples(t *testing.T) {
+	dir := filepath.Join("..", "..", "examples", "import")
+	for _, f := range []string{"keepalived.conf", "ldirectord.cf"} {
+		data, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		format, err := Detect(f, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := Import(format, f, data, Options{FS: os.DirFS(dir)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Config.Services) < 3 {
+			t.Errorf("%s: %d services, want 3 or more", f, len(res.Config.Services))
+		}
+		for k, s := range res.Config.Services {
+			if len(s.Servers) == 0 {
+				t.Errorf("%s: service %s lost its servers", f, k)
+			}
+		}
+	}
+}
