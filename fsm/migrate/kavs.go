@@ -113,9 +113,21 @@ func maskOf(p *fsm.Persistence) string {
 	return p.Netmask
 }
 
-// finishSorry gives the sorry server the virtual server's forwarding
-// unless sorry_server_lvs_method set its own.
-func (k *kaMapper) finishSorry(v *kaVS) {
+// finishSorry gives the real servers the virtual server's weight and
+// forwarding unless they set their own (keepalived fills these in after
+// reading the whole configuration, so lvs_method may come after
+// real_server), and the sorry server too unless sorry_server_lvs_method
+// set its own.
+func (k *kaMapper) finishDefaults(v *kaVS) {
+	for _, s := range v.servers {
+		if !s.weightSet {
+			s.rs.Weight = v.weight
+		}
+		if !s.fwdSet {
+			s.rs.Forward = v.fwd
+			copyTunnel(s.rs, &v.tun)
+		}
+	}
 	if v.sorry != nil && !v.sorry.fwdSet {
 		v.sorry.rs.Forward = v.fwd
 		copyTunnel(v.sorry.rs, &v.tun)
@@ -266,14 +278,8 @@ func (k *kaMapper) realServer(v *kaVS, n *node) {
 			k.b.item(c.file, c.line, key, c.value(), "unknown real_server keyword: ignored")
 		}
 	}
-	if !weightSet {
-		rs.Weight = v.weight
-	}
-	if !s.fwdSet {
-		rs.Forward = v.fwd
-		copyTunnel(rs, &v.tun)
-	}
-	v.servers = append(v.servers, s)
+	s.weightSet = weightSet
+	v.servers = append(v.servers, s) // the virtual server's defaults are filled in after its whole block
 }
 
 // groupKeys expands a virtual_server_group: each address, range, prefix

@@ -216,12 +216,13 @@ func (k *kaMapper) uint(n *node, lo, hi uint64) (uint64, bool) {
 // kaServer is a real server being read, with its origin and its checker
 // (nil: unchecked).
 type kaServer struct {
-	rs      *fsm.RealServer
-	at      origin
-	timing  kaTiming
-	checks  []*node
-	fwdSet  bool
-	inhibit bool
+	rs        *fsm.RealServer
+	at        origin
+	timing    kaTiming
+	checks    []*node
+	fwdSet    bool
+	weightSet bool
+	inhibit   bool
 }
 
 // kaVS is a virtual_server body, before it is put under its keys.
@@ -248,7 +249,7 @@ func (k *kaMapper) virtualServer(n *node) {
 	for _, c := range n.children {
 		k.vsKeyword(v, c)
 	}
-	k.finishSorry(v)
+	k.finishDefaults(v)
 	if len(v.servers) == 0 {
 		k.b.itemAt(at, "no real_server (keepalived ignores such a virtual server too)")
 		return
@@ -267,7 +268,7 @@ func (k *kaMapper) virtualServer(n *node) {
 	v.svc.Flags = flags
 	switch strings.ToUpper(v.proto) {
 	case "":
-		if keys[0].Protocol != fsm.FWMark || len(keys) > 1 {
+		if slices.ContainsFunc(keys, func(k fsm.ServiceKey) bool { return k.Protocol != fsm.FWMark }) {
 			k.b.itemAt(at, "no protocol: keepalived 2.x defaults an address service to UDP (\"no protocol set - defaulting to UDP\"), and so does this import; say protocol TCP if you meant TCP")
 		}
 	case "TCP", "UDP":

@@ -68,11 +68,11 @@ virtual_server 10.0.0.1 0 {
 }
 virtual_server fwmark 3 {
     ip_family inet6
-    lvs_method DR
     persistence_granularity 64
     real_server 2001:db8::5 443 {
     }
     sorry_server 2001:db8::9 443
+    lvs_method DR
 }
 `)
 	svc := res.Config.Services["tcp:10.0.0.1:0"]
@@ -98,7 +98,8 @@ virtual_server fwmark 3 {
 		}
 	}
 	fw := res.Config.Services["fwmark6:3"]
-	if fw == nil || fw.Persistence == nil || fw.Persistence.Netmask != "64" || fw.Servers["[2001:db8::5]:0"] == nil || fw.Sorry == nil || fw.Sorry.Port != 0 {
+	// lvs_method after the servers still applies to them, as in keepalived
+	if fw == nil || fw.Persistence == nil || fw.Persistence.Netmask != "64" || fw.Servers["[2001:db8::5]:0"] == nil || fw.Sorry == nil || fw.Sorry.Port != 0 || fw.Sorry.Forward != fsm.DirectRoute {
 		t.Errorf("fwmark6 service: %+v", fw)
 	}
 }
