@@ -276,7 +276,7 @@ func (k *kaMapper) virtualServer(n *node) {
 		k.b.itemAt(at, "ipvsman has no SCTP services")
 		return
 	}
-	onFailure := k.onFailure(v, at)
+	onFailure := k.onFailure(v)
 	for _, key := range keys {
 		if key.Protocol != fsm.FWMark {
 			key.Protocol = fsm.UDP
@@ -314,10 +314,11 @@ func (k *kaMapper) familyOf(v *kaVS) string {
 // becomes 0): ipvsman's on_failure "remove" and quiescent (""). ipvsman
 // decides per service, so a real server whose setting differs from the
 // service's is listed.
-func (k *kaMapper) onFailure(v *kaVS, at origin) string {
+func (k *kaMapper) onFailure(v *kaVS) string {
 	inh := 0
 	for _, s := range v.servers {
-		s.inhibit = v.timing.with(s.timing).inhibit != nil && *v.timing.with(s.timing).inhibit
+		eff := v.timing.with(s.timing).inhibit
+		s.inhibit = eff != nil && *eff
 		if s.inhibit {
 			inh++
 		}
