@@ -1,0 +1,325 @@
+package migrate
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/ipvsman/ipvsman/fsm"
+)
+
+// kaCheckTypes maps keepalived's checkers to ipvsman's check types, with
+// each checker's default retry count (keepalived.conf(5)).
+var kaCheckTypes = map[string]struct {
+	typ   string
+	retry int
+}{
+	"HTTP_GET":   {"http", 1},
+	"SSL_GET":    {"https", 1},
+	"TCP_CHECK":  {"tcp", 1},
+	"PING_CHECK": {"icmp", 1},
+	"DNS_CHECK":  {"dns", 3},
+	"MISC_CHECK": {"exec", 0},
+}
+
+// check builds a real server's check from its first checker. keepalived
+// marks a server down after retry+1 consecutive failures and up again
+// after one success: fall = retry+1, rise = 1. Every check runs every
+// delay_loop seconds.
+func (k *kaMapper) check(v *kaVS, s *kaServer, rs *fsm.RealServer, key fsm.ServiceKey) *fsm.HealthCheck {
+	if len(s.checks) == 0 {
+		return nil
+	}
+	var chosen *node
+	for _, c := range s.checks {
+		if _, ok := kaCheckTypes[c.key()]; !ok {
+			k.b.item(c.file, c.line, c.key(), "", "ipvsman has no equivalent checker")
+			continue
+		}
+		if chosen != nil {
+			k.b.item(c.file, c.line, c.key(), "", "ipvsman runs one check per real server; the first checker is used")
+			continue
+		}
+		chosen = c
+	}
+	if chosen == nil {
+		return nil
+	}
+	def := kaCheckTypes[chosen.key()]
+	hc := &fsm.HealthCheck{Type: def.typ, Rise: 1}
+	t := v.timing.with(s.timing)
+	var miscTimeout *float64
+	urls := 0
+	for _, c := range chosen.children {
+		if k.timing(c, &t) {
+			continue
+		}
+		switch key := c.key(); key {
+		case "connect_ip":
+			if a, err := netip.ParseAddr(c.value()); err == nil && a.Zone() == "" {
+				hc.Address = a.Unmap()
+			} else {
+				k.bad(c, "want a numeric IP address")
+			}
+		case "connect_port":
+			if p, ok := k.uint(c, 1, 65535); ok {
+				hc.Port = uint16(p)
+			}
+		case "bindto", "bind_port", "bind_if", "fwmark":
+			k.bad(c, "ipvsman checks from the director's own address, unmarked")
+		case "url":
+			urls++
+			if urls > 1 {
+				k.bad(c, "ipvsman's http check requests one path; the first url is used")
+				continue
+			}
+			k.url(c, hc)
+		case "http_protocol", "fast_recovery", "tls_compliant":
+			k.bad(c, "ipvsman's http check has no such option")
+		case "enable_sni":
+			hc.SNI = "\x00" // filled from the virtual host below
+		case "sni_name":
+			if sn, ok := k.one(c); ok {
+				hc.SNI = sn
+			}
+		case "type":
+			if q, ok := k.one(c); ok {
+				hc.QType = strings.ToUpper(q)
+			}
+		case "name":
+			if q, ok := k.one(c); ok {
+				hc.Query = q
+			}
+		case "misc_path":
+			argv, err := splitCommand2(c.args())
+			if err != nil {
+				k.bad(c, err.Error())
+				continue
+			}
+			hc.Command = argv
+		case "misc_timeout":
+			if sec, ok := k.seconds(c); ok {
+				miscTimeout = &sec
+			}
+		case "misc_dynamic":
+			k.bad(c, `ipvsman's exec check takes a weight from a last output line "weight N", not from the exit status: wrap the script (exit 2-255 -> print "weight $((status-2))", exit 0)`)
+		case "user":
+			k.bad(c, "ipvsman runs exec checks as the daemon's user")
+		default:
+			k.b.item(c.file, c.line, key, c.value(), "unknown "+chosen.key()+" keyword: ignored")
+		}
+	}
+	interval := kaDelayLoop
+	if t.delayLoop != nil {
+		interval = *t.delayLoop
+	}
+	hc.IntervalMS = max(ms(interval), 100)
+	timeout := kaConnectTimeout
+	what, dflt := "connect_timeout", " (default)"
+	switch {
+	case hc.Type == "exec":
+		// keepalived: misc_timeout, else the virtual server's delay_loop
+		timeout, what = interval, "misc_timeout"
+		if miscTimeout != nil {
+			timeout, dflt = *miscTimeout, ""
+		}
+	case t.connTimeout != nil:
+		timeout, dflt = *t.connTimeout, ""
+	}
+	hc.TimeoutMS = max(ms(timeout), 10)
+	if hc.TimeoutMS > hc.IntervalMS {
+		k.b.item(chosen.file, chosen.line, what, strconv.FormatFloat(timeout, 'f', -1, 64)+dflt,
+			fmt.Sprintf("ipvsman needs a check timeout no longer than the interval (delay_loop %gs): imported as %gs", interval, float64(hc.IntervalMS)/1000))
+		hc.TimeoutMS = hc.IntervalMS
+	}
+	retry := def.retry
+	if t.retry != nil {
+		retry = *t.retry
+	}
+	hc.Fall = retry + 1
+	if hc.Fall > 100 {
+		k.b.item(chosen.file, chosen.line, "retry", strconv.Itoa(retry), "ipvsman counts at most 100 failures: imported as fall 100")
+		hc.Fall = 100
+	}
+	switch hc.Type {
+	case "http", "https":
+		if hc.Host == "" && t.vhost != nil {
+			hc.Host = *t.vhost
+		}
+		if hc.SNI == "\x00" {
+			hc.SNI = hc.Host
+		}
+		if hc.Type == "https" {
+			hc.Insecure = true // SSL_GET does not verify the server's certificate
+		}
+	case "dns":
+		if hc.QType == "" {
+			hc.QType = kaDNSType
+		}
+		if hc.Query == "" {
+			hc.Query = kaDNSName
+		}
+	}
+	if err := fsm.ValidateHealthCheck("check", hc); err != nil {
+		k.b.item(chosen.file, chosen.line, chosen.key(), "", "check refused ("+strings.TrimPrefix(err.Error(), "check ")+"): the real server is not checked")
+		return nil
+	}
+	return hc
+}
+
+// url reads HTTP_GET's url block.
+func (k *kaMapper) url(n *node, hc *fsm.HealthCheck) {
+	for _, c := range n.children {
+		switch c.key() {
+		case "path":
+			if p, ok := k.one(c); ok {
+				hc.Path = p
+			}
+		case "status_code":
+			codes, err := statusCodes(c.args())
+			if err != nil {
+				k.bad(c, err.Error())
+				continue
+			}
+			hc.Status = codes
+		case "digest":
+			k.bad(c, "ipvsman's http check does not compare an MD5 digest of the body; use a body regular expression")
+		case "virtualhost":
+			if h, ok := k.one(c); ok {
+				hc.Host = h
+			}
+		case "regex":
+			if re, ok := k.one(c); ok {
+				hc.Body = re
+			}
+		default:
+			k.bad(c, "ipvsman's http check has no such option")
+		}
+	}
+}
+
+// statusCodes reads "200 204 300-302".
+func statusCodes(args []string) ([]int, error) {
+	var out []int
+	for _, a := range args {
+		lo, hi, isRange := strings.Cut(a, "-")
+		l, err1 := strconv.Atoi(lo)
+		h := l
+		var err2 error
+		if isRange {
+			h, err2 = strconv.Atoi(hi)
+		}
+		if err1 != nil || err2 != nil || l < 100 || h > 599 || h < l {
+			return nil, fmt.Errorf("status code %q: want codes or ranges within 100-599", a)
+		}
+		for c := l; c <= h; c++ {
+			out = append(out, c)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no status code given")
+	}
+	return out, nil
+}
+
+// splitCommand2 splits misc_path as keepalived does: the (already
+// unquoted) value splits on spaces; a single-quoted part of a word keeps
+// its spaces.
+func splitCommand2(args []string) ([]string, error) {
+	s := strings.Join(args, " ")
+	var out []string
+	var cur strings.Builder
+	in, q := false, false
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '\'':
+			q, in = !q, true
+		case (c == ' ' || c == '\t') && !q:
+			if in {
+				out = append(out, cur.String())
+			}
+			cur.Reset()
+			in = false
+		default:
+			cur.WriteByte(c)
+			in = true
+		}
+	}
+	if q {
+		return nil, fmt.Errorf("unbalanced single quote")
+	}
+	if in {
+		out = append(out, cur.String())
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("empty command")
+	}
+	return out, nil
+}
+
+// vrrpInstance maps virtual_ipaddress (and virtual_ipaddress_excluded) to
+// VIPs on the instance's interface; the rest of the instance is VRRP.
+func (k *kaMapper) vrrpInstance(n *node) {
+	k.b.item(n.file, n.line, n.key(), n.value(), vrrpReason+"; its virtual_ipaddress entries are imported as VIPs")
+	iface := ""
+	for _, c := range n.children {
+		if c.key() == "interface" && len(c.args()) == 1 {
+			iface = c.args()[0]
+		}
+	}
+	for _, c := range n.children {
+		if c.key() != "virtual_ipaddress" && c.key() != "virtual_ipaddress_excluded" {
+			continue
+		}
+		for _, a := range c.children {
+			k.vip(a, iface)
+		}
+	}
+}
+
+// vip reads "ADDRESS[/PREFIX] [dev IFACE] [brd X] [scope S] [label L] ...".
+func (k *kaMapper) vip(n *node, iface string) {
+	w := n.words
+	if len(w) == 0 {
+		k.b.item(n.file, n.line, "virtual_ipaddress", "{", "VIP not imported: a block is not an address")
+		return
+	}
+	var pfx netip.Prefix
+	var err error
+	if strings.Contains(w[0], "/") {
+		pfx, err = netip.ParsePrefix(w[0])
+	} else {
+		var a netip.Addr
+		if a, err = netip.ParseAddr(w[0]); err == nil {
+			pfx = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()) // keepalived's default: a host address
+		}
+	}
+	if err != nil || pfx.Addr().Zone() != "" {
+		k.b.item(n.file, n.line, "virtual_ipaddress", strings.Join(w, " "), "VIP not imported: want ADDRESS[/PREFIX]")
+		return
+	}
+	var ignored []string
+	for i := 1; i < len(w); i++ {
+		if w[i] == "dev" && i+1 < len(w) {
+			iface = w[i+1]
+			i++
+			continue
+		}
+		ignored = append(ignored, w[i])
+	}
+	if iface == "" {
+		k.b.item(n.file, n.line, "virtual_ipaddress", strings.Join(w, " "), "VIP not imported: no interface (no dev and no interface in the vrrp_instance)")
+		return
+	}
+	if len(ignored) > 0 {
+		k.b.item(n.file, n.line, "virtual_ipaddress", strings.Join(w, " "), "imported without "+strings.Join(ignored, " ")+": ipvsman adds a VIP as ADDRESS/PREFIX on its interface only")
+	}
+	key := pfx.String()
+	if _, dup := k.b.cfg.VIPs[key]; dup {
+		k.b.item(n.file, n.line, "virtual_ipaddress", strings.Join(w, " "), "VIP listed twice: the first is used")
+		return
+	}
+	k.b.cfg.VIPs[key] = fsm.VIP{Prefix: pfx, Interface: iface}
+	k.b.vipAt[key] = origin{n.file, n.line, "virtual_ipaddress", strings.Join(w, " ")}
+}

@@ -1,0 +1,400 @@
+package migrate
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/ipvsman/ipvsman/fsm"
+)
+
+var quorumReason = "ipvsman has no quorum; the sorry server takes over only when no real server is usable"
+
+// vsKeyword reads one statement of a virtual_server block.
+func (k *kaMapper) vsKeyword(v *kaVS, n *node) {
+	if k.timing(n, &v.timing) {
+		return
+	}
+	switch key := n.key(); key {
+	case "lvs_sched", "lb_algo":
+		if s, ok := k.one(n); ok {
+			if !slices.Contains(fsm.Schedulers, s) {
+				k.bad(n, fmt.Sprintf("unknown scheduler (want one of %s): the service uses keepalived's default %s", strings.Join(fsm.Schedulers, ", "), kaScheduler))
+				return
+			}
+			v.svc.Scheduler = s
+		}
+	case "flag-1", "flag-2", "flag-3", "sh-port", "sh-fallback", "mh-port", "mh-fallback":
+		v.svc.Flags = append(v.svc.Flags, key)
+		v.flagAt = append(v.flagAt, n)
+	case "ops":
+		v.svc.OnePacket = true
+	case "hashed":
+		k.b.item(n.file, n.line, key, "", "the kernel ignores this flag")
+	case "lvs_method", "lb_kind":
+		k.method(n, &v.fwd, &v.tun)
+	case "persistence_timeout":
+		t := uint64(kaPersistence)
+		if len(n.args()) > 0 {
+			var ok bool
+			if t, ok = k.uint(n, 1, fsm.MaxPersistence); !ok {
+				return
+			}
+		}
+		v.svc.Persistence = &fsm.Persistence{Timeout: uint32(t), Netmask: maskOf(v.svc.Persistence)}
+	case "persistence_granularity":
+		if s, ok := k.one(n); ok {
+			if v.svc.Persistence == nil {
+				v.svc.Persistence = &fsm.Persistence{Timeout: kaPersistence} // as keepalived's pgr_handler
+			}
+			v.svc.Persistence.Netmask = s
+		}
+	case "persistence_engine":
+		k.bad(n, "ipvsman has no persistence engines (sip)")
+	case "protocol":
+		if s, ok := k.one(n); ok {
+			switch strings.ToUpper(s) {
+			case "TCP", "UDP", "SCTP":
+				v.proto = s
+			default:
+				k.bad(n, "want TCP, UDP or SCTP")
+			}
+		}
+	case "ip_family":
+		if s, ok := k.one(n); ok && (s == "inet" || s == "inet6") {
+			v.family = s
+		} else if ok {
+			k.bad(n, "want inet or inet6")
+		}
+	case "snmp_name":
+		k.name(n, &v.svc.Name)
+	case "weight":
+		if w, ok := k.uint(n, 0, fsm.MaxWeight); ok {
+			v.weight = int(w)
+		}
+	case "quorum", "hysteresis", "quorum_up", "quorum_down":
+		k.b.item(n.file, n.line, key, n.value(), quorumReason)
+	case "omega":
+		k.bad(n, "ipvsman runs no quorum or notify scripts on shutdown")
+	case "ha_suspend":
+		k.bad(n, "ipvsman checks real servers whether or not this node holds the VIP")
+	case "sorry_server":
+		rs, ok := k.serverAddr(n)
+		if ok {
+			rs.Forward = ""
+			v.sorry = &kaServer{rs: rs, at: origin{n.file, n.line, key, n.value()}}
+		}
+	case "sorry_server_lvs_method":
+		if v.sorry == nil {
+			k.bad(n, "no sorry_server before it")
+			return
+		}
+		var tun fsm.RealServer
+		var f fsm.Forward
+		if k.method(n, &f, &tun) {
+			v.sorry.rs.Forward, v.sorry.fwdSet = f, true
+			copyTunnel(v.sorry.rs, &tun)
+		}
+	case "sorry_server_inhibit":
+		k.bad(n, "ipvsman does not check the sorry server; it is in the table only while no real server is usable")
+	case "real_server":
+		k.realServer(v, n)
+	default:
+		k.b.item(n.file, n.line, key, n.value(), "unknown virtual_server keyword: ignored")
+	}
+}
+
+func maskOf(p *fsm.Persistence) string {
+	if p == nil {
+		return ""
+	}
+	return p.Netmask
+}
+
+// finishSorry gives the real servers the virtual server's weight and
+// forwarding unless they set their own (keepalived fills these in after
+// reading the whole configuration, so lvs_method may come after
+// real_server), and the sorry server too unless sorry_server_lvs_method
+// set its own.
+func (k *kaMapper) finishDefaults(v *kaVS) {
+	for _, s := range v.servers {
+		if !s.weightSet {
+			s.rs.Weight = v.weight
+		}
+		if !s.fwdSet {
+			s.rs.Forward = v.fwd
+			copyTunnel(s.rs, &v.tun)
+		}
+	}
+	if v.sorry != nil && !v.sorry.fwdSet {
+		v.sorry.rs.Forward = v.fwd
+		copyTunnel(v.sorry.rs, &v.tun)
+		v.sorry.rs.Weight = 1
+	}
+}
+
+func copyTunnel(dst, src *fsm.RealServer) {
+	dst.TunnelType, dst.TunnelPort, dst.TunnelCsum = src.TunnelType, src.TunnelPort, src.TunnelCsum
+}
+
+func (k *kaMapper) name(n *node, dst *string) {
+	s, ok := k.one(n)
+	if !ok {
+		return
+	}
+	*dst = s
+	if err := fsm.ValidateNodeID(s); err != nil {
+		*dst = ""
+		k.bad(n, "not usable as an ipvsman name: use 1-64 letters, digits, '_', '.', '-'")
+	}
+}
+
+// method reads "NAT|DR|TUN [type ipip|gue port N|gre] [nocsum|csum|remcsum]".
+func (k *kaMapper) method(n *node, f *fsm.Forward, tun *fsm.RealServer) bool {
+	a := n.args()
+	if len(a) == 0 {
+		k.bad(n, "want NAT, DR or TUN")
+		return false
+	}
+	*tun = fsm.RealServer{}
+	switch a[0] {
+	case "NAT":
+		*f = fsm.Masquerade
+	case "DR":
+		*f = fsm.DirectRoute
+	case "TUN":
+		*f = fsm.Tunnel
+	default:
+		k.bad(n, "want NAT, DR or TUN")
+		return false
+	}
+	rest := a[1:]
+	if len(rest) > 0 && *f != fsm.Tunnel {
+		k.bad(n, "options after NAT or DR: ignored")
+		return true
+	}
+	for i := 0; i < len(rest); i++ {
+		switch w := rest[i]; {
+		case w == "type" && i+1 < len(rest):
+			i++
+			switch rest[i] {
+			case "ipip":
+			case "gre":
+				tun.TunnelType = fsm.TunnelGRE
+			case "gue":
+				tun.TunnelType = fsm.TunnelGUE
+				if i+2 < len(rest) && rest[i+1] == "port" {
+					p, err := strconv.ParseUint(rest[i+2], 10, 16)
+					if err != nil || p == 0 {
+						k.bad(n, "gue port: want 1-65535")
+						return false
+					}
+					tun.TunnelPort = uint16(p)
+					i += 2
+				}
+			default:
+				k.bad(n, "tunnel type: want ipip, gue or gre")
+				return false
+			}
+		case w == "nocsum":
+		case w == "csum":
+			tun.TunnelCsum = fsm.TunnelCsumOn
+		case w == "remcsum":
+			tun.TunnelCsum = fsm.TunnelRemCsum
+		default:
+			k.bad(n, fmt.Sprintf("tunnel option %q: want type ipip|gue port N|gre and nocsum|csum|remcsum", w))
+			return false
+		}
+	}
+	return true
+}
+
+// serverAddr reads "IP [PORT]" of real_server and sorry_server.
+func (k *kaMapper) serverAddr(n *node) (*fsm.RealServer, bool) {
+	a := n.args()
+	if len(a) < 1 || len(a) > 2 {
+		k.bad(n, "want IP [PORT]")
+		return nil, false
+	}
+	addr, err := netip.ParseAddr(a[0])
+	if err != nil || addr.Zone() != "" {
+		k.bad(n, fmt.Sprintf("address %q: want a numeric IP address (names are not resolved)", a[0]))
+		return nil, false
+	}
+	rs := &fsm.RealServer{Address: addr.Unmap(), Weight: 1, State: fsm.Active}
+	if len(a) == 2 {
+		p, err := strconv.ParseUint(a[1], 10, 16)
+		if err != nil {
+			k.bad(n, fmt.Sprintf("port %q: want 0-65535", a[1]))
+			return nil, false
+		}
+		rs.Port = uint16(p)
+	}
+	return rs, true
+}
+
+func (k *kaMapper) realServer(v *kaVS, n *node) {
+	rs, ok := k.serverAddr(n)
+	if !ok {
+		return
+	}
+	s := &kaServer{rs: rs, at: origin{n.file, n.line, n.key(), n.value()}}
+	weightSet := false
+	for _, c := range n.children {
+		if k.timing(c, &s.timing) {
+			continue
+		}
+		switch key := c.key(); key {
+		case "weight":
+			w, err := strconv.ParseInt(c.value(), 10, 64)
+			if err != nil || w < 0 || w > fsm.MaxWeight {
+				k.bad(c, fmt.Sprintf("weight out of range 0-%d: the real server keeps weight %d", fsm.MaxWeight, rs.Weight))
+				continue
+			}
+			rs.Weight, weightSet = int(w), true
+		case "lvs_method", "lb_kind":
+			var tun fsm.RealServer
+			if k.method(c, &rs.Forward, &tun) {
+				copyTunnel(rs, &tun)
+				s.fwdSet = true
+			}
+		case "uthreshold":
+			if u, ok := k.uint(c, 0, 1<<32-1); ok {
+				rs.Upper = uint32(u)
+			}
+		case "lthreshold":
+			if l, ok := k.uint(c, 0, 1<<32-1); ok {
+				rs.Lower = uint32(l)
+			}
+		case "snmp_name":
+			k.name(c, &rs.Name)
+		case "notify_up", "notify_down":
+			k.bad(c, "ipvsman runs no notify scripts; watch `ipvsman health` or the metrics")
+		case "HTTP_GET", "SSL_GET", "TCP_CHECK", "DNS_CHECK", "MISC_CHECK", "PING_CHECK", "SMTP_CHECK", "UDP_CHECK", "BFD_CHECK", "FILE_CHECK":
+			s.checks = append(s.checks, c)
+		default:
+			k.b.item(c.file, c.line, key, c.value(), "unknown real_server keyword: ignored")
+		}
+	}
+	s.weightSet = weightSet
+	v.servers = append(v.servers, s) // the virtual server's defaults are filled in after its whole block
+}
+
+// groupKeys expands a virtual_server_group: each address, range, prefix
+// and fwmark becomes a service of its own (ipvsman has no groups).
+func (k *kaMapper) groupKeys(g *node) ([]fsm.ServiceKey, bool) {
+	var keys []fsm.ServiceKey
+	for _, c := range g.children {
+		a := c.words
+		if len(a) == 0 {
+			k.b.item(c.file, c.line, g.key()+" "+g.value(), "{", "member not imported: a block is not an address")
+			continue
+		}
+		if len(a) >= 2 && a[0] == "fwmark" {
+			key, err := parseVSAddr(a[:2])
+			if err == nil && len(a) == 3 {
+				switch a[2] {
+				case "inet6":
+					key.IPv6 = true
+				case "inet":
+				default:
+					err = fmt.Errorf("family %q: want inet or inet6", a[2])
+				}
+			} else if err == nil && len(a) > 3 {
+				err = fmt.Errorf("want fwmark N [inet|inet6]")
+			}
+			if err != nil {
+				k.b.item(c.file, c.line, g.key()+" "+g.value(), c.value(), "member not imported: "+err.Error())
+				continue
+			}
+			keys = append(keys, key)
+			continue
+		}
+		addrs, err := expandRange(a[0])
+		if err == nil && len(a) > 2 {
+			err = fmt.Errorf("want IP|RANGE [PORT]")
+		}
+		var port uint64
+		if err == nil && len(a) == 2 {
+			if port, err = strconv.ParseUint(a[1], 10, 16); err != nil {
+				err = fmt.Errorf("port %q: want 0-65535", a[1])
+			}
+		}
+		if err != nil {
+			k.b.item(c.file, c.line, g.key()+" "+g.value(), strings.Join(a, " "), "member not imported: "+err.Error())
+			continue
+		}
+		for _, ad := range addrs {
+			keys = append(keys, fsm.ServiceKey{Protocol: fsm.TCP, Address: ad, Port: uint16(port)})
+		}
+	}
+	if len(keys) == 0 {
+		k.b.item(g.file, g.line, g.key(), g.value(), "no member could be imported")
+		return nil, false
+	}
+	return keys, true
+}
+
+// expandRange reads keepalived's group address forms: an address,
+// A.B.C.D-E (last octet; IPv6: last group, hex), A.B.C.D-E.F.G.H, and
+// ADDRESS/PREFIX (every address of the prefix).
+func expandRange(s string) ([]netip.Addr, error) {
+	if pfx, err := netip.ParsePrefix(s); err == nil {
+		pfx = pfx.Masked()
+		if pfx.Addr().BitLen()-pfx.Bits() > 10 {
+			return nil, fmt.Errorf("%s: more than %d addresses", s, kaMaxExpand)
+		}
+		var out []netip.Addr
+		for a := pfx.Addr(); pfx.Contains(a); a = a.Next() {
+			out = append(out, a.Unmap())
+		}
+		return out, nil
+	}
+	lo, hi, isRange := strings.Cut(s, "-")
+	first, err := netip.ParseAddr(lo)
+	if err != nil || first.Zone() != "" {
+		return nil, fmt.Errorf("address %q: want IP, IP-END or IP/PREFIX (names are not resolved)", s)
+	}
+	first = first.Unmap()
+	if !isRange {
+		return []netip.Addr{first}, nil
+	}
+	last, err := netip.ParseAddr(hi)
+	if err != nil {
+		base := 10
+		if first.Is6() {
+			base = 16
+		}
+		n, perr := strconv.ParseUint(hi, base, 16)
+		if perr != nil {
+			return nil, fmt.Errorf("range %q: want END as a number or an address", s)
+		}
+		b := first.AsSlice()
+		if first.Is4() {
+			if n > 255 {
+				return nil, fmt.Errorf("range %q: end above 255", s)
+			}
+			b[3] = byte(n)
+		} else {
+			b[14], b[15] = byte(n>>8), byte(n)
+		}
+		last, _ = netip.AddrFromSlice(b)
+	}
+	last = last.Unmap()
+	if last.BitLen() != first.BitLen() || last.Less(first) {
+		return nil, fmt.Errorf("range %q: end before start or of another family", s)
+	}
+	var out []netip.Addr
+	for a := first; ; a = a.Next() {
+		if len(out) == kaMaxExpand {
+			return nil, fmt.Errorf("range %q: more than %d addresses", s, kaMaxExpand)
+		}
+		out = append(out, a)
+		if a == last {
+			break
+		}
+	}
+	return out, nil
+}
