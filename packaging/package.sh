@@ -48,6 +48,6 @@ cp -R examples "$STAGE/usr/share/doc/ipvsman/examples"
 "$GO" -C packaging/tools build -o "$PWD/$BIN/nfpm" github.com/goreleaser/nfpm/v2/cmd/nfpm
 
 deb="dist/ipvsman_${DEB_VERSION}_amd64.deb"
-rm -f "$deb"
+rm -f dist/ipvsman_*.deb # one package in dist/: the one just built
 DEB_VERSION=$DEB_VERSION "$BIN/nfpm" package --config packaging/nfpm.yaml --packager deb --target "$deb" >&2
 echo "$deb"

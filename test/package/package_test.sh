@@ -3,8 +3,8 @@
 # way an operator meets it: its control data, its files unpacked into a
 # fresh root (dpkg -x), and a real install, upgrade, removal and purge into
 # another fresh root (dpkg --root, maintainer scripts run chrootless).
-# Needs dpkg, systemd (systemd-analyze), groff and man-db; .ci/run installs
-# them. Prints one line per check and "package: N checks passed".
+# Needs dpkg, systemd (systemd-analyze), groff, man-db, binutils and
+# bash-completion; .ci/run installs them. Prints one line per check and "package: N checks passed".
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -21,7 +21,8 @@ deb=$(make -s --no-print-directory package ${VERSION:+VERSION="$VERSION"} | tail
 ok "make package built $deb"
 
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+pid=
+trap '[ -z "$pid" ] || kill -KILL "$pid" 2>/dev/null; rm -rf "$work"' EXIT
 
 # --- control data ------------------------------------------------------
 info=$(dpkg-deb --info "$deb")
@@ -80,6 +81,47 @@ stop=$(sed -n 's/^TimeoutStopSec=\([0-9]*\)s$/\1/p' "$unit")
 [ -n "$stop" ] && [ "$stop" -gt 25 ] || fail "TimeoutStopSec=$stop: want more than the daemon's 25 s shutdown watchdog"
 ok "ipvsmand.service: systemd-analyze verify is silent; stop timeout ${stop}s > 25 s watchdog"
 
+# The unit's command line as systemd runs it: ExecStart, the token path
+# pointed at a test token, $IPVSMAND_OPTS split on whitespace. The daemon
+# runs the cluster only (--ipvs=off --vips=off: no root, no IPVS) and must
+# stop on SIGTERM (KillSignal) with status 0 within TimeoutStopSec.
+exec_start=$(sed -n 's/^ExecStart=//p' "$unit")
+printf '%s\n' 0123456789abcdef0123 >"$work/token"
+port=$((20000 + RANDOM % 20000))
+IPVSMAND_OPTS="--node-id=pkgtest --data-dir=$work/data --raft-addr=127.0.0.1:$port --api-addr=127.0.0.1:$((port + 1))"
+IPVSMAND_OPTS+=" --gossip-addr=127.0.0.1:$((port + 2)) --gossip-profile=local --bootstrap --ipvs=off --vips=off"
+cmdline=${exec_start//\/etc\/ipvsman\/token/$work/token}
+cmdline=${cmdline/\/usr\/sbin\/ipvsmand/$root/usr/sbin/ipvsmand}
+cmdline=${cmdline/\$IPVSMAND_OPTS/$IPVSMAND_OPTS}
+# shellcheck disable=SC2086 # split as systemd splits an unquoted $VAR
+$cmdline >"$work/daemon.log" 2>&1 &
+pid=$!
+deadline=$((SECONDS + 30))
+until grep -q 'ipvsmand started' "$work/daemon.log"; do
+	kill -0 "$pid" 2>/dev/null || fail "ipvsmand ($cmdline) exited: $(cat "$work/daemon.log")"
+	[ "$SECONDS" -lt "$deadline" ] || fail "ipvsmand: no \"ipvsmand started\" within 30 s: $(cat "$work/daemon.log")"
+	sleep 0.1
+done
+kill -TERM "$pid"
+t0=$SECONDS
+deadline=$((SECONDS + stop))
+while kill -0 "$pid" 2>/dev/null; do
+	[ "$SECONDS" -lt "$deadline" ] || fail "ipvsmand still running ${stop}s after SIGTERM: systemd would SIGKILL it"
+	sleep 0.1
+done
+rc=0
+wait "$pid" || rc=$?
+pid=
+[ "$rc" = 0 ] || fail "ipvsmand exited $rc after SIGTERM: $(cat "$work/daemon.log")"
+grep -q 'msg=stopped' "$work/daemon.log" || fail "ipvsmand: no \"stopped\" log line: $(cat "$work/daemon.log")"
+took=$((SECONDS - t0))
+rm "$work/token"
+rc=0
+out=$($cmdline 2>&1) || rc=$?
+[ "$rc" = 1 ] && grep -q -- "--token-file \"$work/token\": open" <<<"$out" ||
+	fail "ipvsmand without its token: status $rc, \"$out\"; want 1 and an error naming --token-file"
+ok "ExecStart + IPVSMAND_OPTS: ipvsmand starts, exits 0 ${took}s after SIGTERM (limit ${stop}s); without the token: ${out##*$'\n'}"
+
 # /etc/default/ipvsmand is a shell fragment with the options off; every
 # option it and examples/README.md show exists.
 (set -u; . "$root/etc/default/ipvsmand"; [ -z "$IPVSMAND_OPTS" ]) || fail "/etc/default/ipvsmand: IPVSMAND_OPTS not empty"
@@ -122,12 +164,23 @@ done
 ! zcat "$mandir"/*.8.gz | grep -qF "\"$(hostname)\"" || fail "a man page shows this build host's name"
 ok "$pages man pages (every ipvsman command, ipvsmand), section 8, render without warnings"
 
-bashc="$root/usr/share/bash-completion/completions/ipvsman"
-out=$(bash --norc -c "source '$bashc' && complete -p ipvsman") || fail "bash completion does not load: $out"
-echo "  $out"
+# bash: bash-completion's loader finds the file where the package puts it
+# (XDG_DATA_DIRS points it into the unpacked root), and completing
+# "ipvsman cluster " offers the cluster subcommands (asked of the binary).
+bc=/usr/share/bash-completion/bash_completion
+[ -f "$bc" ] || fail "$bc missing: install bash-completion (see .ci/run)"
+out=$(PATH="$root/usr/sbin:$PATH" XDG_DATA_DIRS="$root/usr/share" bash --norc -c '
+	source '"$bc"'
+	__load_completion ipvsman && complete -p ipvsman || exit 1
+	COMP_WORDS=(ipvsman cluster ""); COMP_CWORD=2; COMP_LINE="ipvsman cluster "; COMP_POINT=${#COMP_LINE}
+	__start_ipvsman 2>/dev/null
+	echo "${COMPREPLY[*]}"') || fail "bash completion does not load: $out"
+grep -q '^complete .* ipvsman$' <<<"$out" || fail "bash completion: not registered: $out"
+[ "$(tail -n 1 <<<"$out")" = "join leave status transfer" ] || fail "bash: \"ipvsman cluster <TAB>\" offers \"$(tail -n 1 <<<"$out")\""
+echo "$out" | sed 's/^/  /'
 head -n 1 "$root/usr/share/zsh/vendor-completions/_ipvsman" | grep -q '^#compdef ipvsman' || fail "zsh completion: no #compdef ipvsman"
 grep -q 'complete -c ipvsman' "$root/usr/share/fish/vendor_completions.d/ipvsman.fish" || fail "fish completion: no complete -c ipvsman"
-ok "completions: bash loads, zsh and fish present"
+ok "completions: bash loads from its standard place and completes, zsh and fish present"
 
 doc="$root/usr/share/doc/ipvsman"
 for f in copyright examples/README.md examples/web-farm.yaml examples/classic-lvs.topo; do
