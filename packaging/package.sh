@@ -43,6 +43,8 @@ gzip -9n "$man"/*.8
 "$BIN/ipvsman" completion fish >"$STAGE/usr/share/fish/vendor_completions.d/ipvsman.fish"
 
 cp -R examples "$STAGE/usr/share/doc/ipvsman/examples"
+# Documentation is world-readable whatever the checkout's umask was.
+find "$STAGE/usr/share/doc/ipvsman/examples" -type d -exec chmod 0755 {} + -o -type f -exec chmod 0644 {} +
 
 # nfpm lives in its own module (packaging/tools) to stay out of go.mod.
 "$GO" -C packaging/tools build -o "$PWD/$BIN/nfpm" github.com/goreleaser/nfpm/v2/cmd/nfpm

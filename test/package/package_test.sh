@@ -186,7 +186,13 @@ doc="$root/usr/share/doc/ipvsman"
 for f in copyright examples/README.md examples/web-farm.yaml examples/classic-lvs.topo; do
 	[ -f "$doc/$f" ] || fail "no $doc/$f"
 done
-ok "/usr/share/doc/ipvsman: copyright, examples"
+# Every example, subdirectories kept (examples/import/ too), readable by all.
+for f in $(git ls-files examples); do
+	got="$doc/examples/${f#examples/}"
+	[ -f "$got" ] || fail "examples: $f is not at $got"
+	[ "$(stat -c %a "$got")" = 644 ] || fail "$got: mode $(stat -c %a "$got"), want 644"
+done
+ok "/usr/share/doc/ipvsman: copyright, every file of examples/ in place"
 
 # --- installed by dpkg into a fresh root --------------------------------
 # A minimal dpkg database is all dpkg --root needs. The maintainer scripts
