@@ -4,7 +4,8 @@
 # fresh root (dpkg -x), and a real install, upgrade, removal and purge into
 # another fresh root (dpkg --root, maintainer scripts run chrootless).
 # Needs dpkg, systemd (systemd-analyze), groff, man-db, binutils and
-# bash-completion; .ci/run installs them. Prints one line per check and "package: N checks passed".
+# bash-completion; .ci/run installs them. Prints one line per check and
+# "package: N checks passed".
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -58,10 +59,13 @@ done
 out=$("$root/usr/sbin/ipvsmand" --version)
 [[ $out =~ ^ipvsmand\ [^\ ]+\ \(protocol\ [0-9]+\)$ ]] || fail "ipvsmand --version printed \"$out\""
 echo "  $out"
+v=${out#ipvsmand }
+v=${v%% *}
+[ "${v//-/.}" = "$version" ] || fail "ipvsmand reports version $v, the package is $version"
 out=$("$root/usr/sbin/ipvsman" version)
 [[ $out =~ ^ipvsman\ [^\ ]+\ \(protocol\ [0-9]+\)$ ]] || fail "ipvsman version printed \"$out\""
 echo "  $out"
-ok "/usr/sbin/ipvsmand and /usr/sbin/ipvsman: static, executable, run"
+ok "/usr/sbin/ipvsmand and /usr/sbin/ipvsman: static, executable, run, report the package's version"
 
 unit="$root/lib/systemd/system/ipvsmand.service"
 [ -f "$unit" ] || fail "no $unit"
@@ -161,7 +165,7 @@ zcat "$mandir/ipvsman.8.gz" | grep -q -- '--add-service *-A' || fail "ipvsman.8 
 for s in SIGNALS FILES 'EXIT STATUS'; do
 	zcat "$mandir/ipvsmand.8.gz" | grep -q "^\.SH $s" || fail "ipvsmand.8 lacks $s"
 done
-! zcat "$mandir"/*.8.gz | grep -qF "\"$(hostname)\"" || fail "a man page shows this build host's name"
+! zcat "$mandir"/*.8.gz | grep -qF "\"$(uname -n)\"" || fail "a man page shows this build host's name"
 ok "$pages man pages (every ipvsman command, ipvsmand), section 8, render without warnings"
 
 # bash: bash-completion's loader finds the file where the package puts it
