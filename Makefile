@@ -32,7 +32,7 @@ e2e: ## tier 3: every lab test, with real IPVS inside the lab VM (root; ends wit
 package: build ## dist/ipvsman_VERSION_amd64.deb (nfpm): binaries, systemd unit, man pages, completions, examples
 	@VERSION='$(VERSION)' BIN='$(BIN)' GO='$(GO)' bash packaging/package.sh
 
-test-package: ## build the .deb, install it into fresh roots (dpkg -x, dpkg --root) and check it; the examples parse
+test-package: ## build the .deb, check it unpacked and installed into fresh roots (dpkg -x, dpkg --root, a chroot: root); the examples parse
 	$(GO) test -count=1 ./test/package/...
 	VERSION='$(VERSION)' bash test/package/package_test.sh
 

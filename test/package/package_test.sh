@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # make test-package: build the .deb with `make package`, then check it the
 # way an operator meets it: its control data, its files unpacked into a
-# fresh root (dpkg -x), and a real install, upgrade, removal and purge into
-# another fresh root (dpkg --root, maintainer scripts run chrootless).
-# Needs dpkg, systemd (systemd-analyze), groff, man-db, binutils and
-# bash-completion; .ci/run installs them. Prints one line per check and
-# "package: N checks passed".
+# fresh root (dpkg -x), a real install, reinstall, removal and purge into
+# another fresh root (dpkg --root, maintainer scripts run chrootless), and
+# an install and purge in a chroot (scripts run inside; needs root).
+# Needs dpkg, systemd (systemd-analyze), groff, man-db, binutils,
+# bash-completion and busybox-static; .ci/run installs them. Prints one line
+# per check and "package: N checks passed".
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -234,5 +235,30 @@ mkdir -p "$froot/var/lib/ipvsman/raft"
 [ ! -e "$froot/var/lib/ipvsman" ] || fail "purge left /var/lib/ipvsman"
 [ -f "$froot/etc/ipvsman/token" ] || fail "purge deleted the operator's token"
 ok "dpkg --root -r keeps config and state; -P removes them but not the operator's token"
+
+# --- installed in a chroot ------------------------------------------------
+# Without --force-script-chrootless dpkg chroots into the root to run the
+# maintainer scripts, as on a real target: a static busybox is its /bin/sh
+# and coreutils. Needs root, like chroot(2).
+[ "$(id -u)" = 0 ] || fail "the chroot install needs root (make test-package runs as root, like test-host)"
+busybox=$(command -v busybox) || fail "busybox not installed (busybox-static, see .ci/run)"
+! readelf -l "$busybox" | grep -q 'program interpreter' || fail "$busybox is not static (install busybox-static)"
+croot="$work/chroot"
+mkdir -p "$croot/var/lib/dpkg/info" "$croot/var/lib/dpkg/updates" "$croot/bin" "$croot/dev" "$croot/tmp"
+touch "$croot/var/lib/dpkg/status"
+cp "$busybox" "$croot/bin/busybox"
+for a in sh mkdir chmod rm rmdir; do ln -s busybox "$croot/bin/$a"; done
+mknod -m 0666 "$croot/dev/null" c 1 3
+dpkgc=(dpkg --root="$croot" --log=/dev/null)
+"${dpkgc[@]}" -i "$deb" >"$work/install.log" 2>&1 || fail "chroot: dpkg -i: $(cat "$work/install.log")"
+[ "$(stat -c %a "$croot/etc/ipvsman")" = 700 ] || fail "chroot: /etc/ipvsman mode $(stat -c %a "$croot/etc/ipvsman"), want 700"
+grep -q 'ipvsmand is not enabled' "$work/install.log" || fail "chroot: postinst did not run: $(cat "$work/install.log")"
+echo 0123456789abcdef0123 >"$croot/etc/ipvsman/token"
+mkdir -p "$croot/var/lib/ipvsman/raft"
+"${dpkgc[@]}" -P ipvsman >"$work/remove.log" 2>&1 || fail "chroot: dpkg -P: $(cat "$work/remove.log")"
+! grep -q 'ipvsman\.p[a-z]*:' "$work/remove.log" || fail "chroot: a maintainer script complained: $(cat "$work/remove.log")"
+[ ! -e "$croot/var/lib/ipvsman" ] && [ ! -e "$croot/usr/sbin/ipvsmand" ] && [ -f "$croot/etc/ipvsman/token" ] ||
+	fail "chroot: purge left $(ls "$croot/var/lib" "$croot/usr/sbin" 2>&1) or took the token"
+ok "chroot (scripts run inside by busybox sh): install makes /etc/ipvsman 0700; purge removes state, keeps the token"
 
 echo "package: $n checks passed"
