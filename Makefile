@@ -7,7 +7,7 @@ FUZZTIME ?= 10s
 UNIT     := ./fsm/... ./cluster/... ./director/... ./vip/... ./cmd/...
 
 .DEFAULT_GOAL := help
-.PHONY: help build test test-unit test-host e2e fuzz lint demo demo-loopback lab-selftest lab-shell bench bench-apply bench-failover bench-health bench-sync bench-upgrade clean
+.PHONY: help build test test-unit test-host e2e fuzz lint demo demo-loopback lab-selftest lab-shell bench bench-apply bench-failover bench-health bench-sync bench-upgrade package test-package clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -16,7 +16,7 @@ build: ## build bin/ipvsmand and bin/ipvsman (static, CGO_ENABLED=0)
 	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ipvsmand ./cmd/ipvsmand
 	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ipvsman ./cmd/ipvsman
 
-test: lint test-unit test-host fuzz e2e ## all tests, as CI runs them (the three tiers and fuzzing)
+test: lint test-unit test-host test-package fuzz e2e ## all tests, as CI runs them (the three tiers and fuzzing)
 	@echo "make test: all tiers passed"
 
 test-unit: ## tier 1: pure code (fsm, parsers, cluster), race detector on; fast, no root
@@ -28,6 +28,13 @@ test-host: ## tier 2: real ipvsmand processes and the CLI on loopback (--ipvs=of
 
 e2e: ## tier 3: every lab test, with real IPVS inside the lab VM (root; ends with "lab: N passed, N failed")
 	bash test/lab/e2e.sh
+
+package: build ## dist/ipvsman_VERSION_amd64.deb (nfpm): binaries, systemd unit, man pages, completions, examples
+	@VERSION='$(VERSION)' BIN='$(BIN)' GO='$(GO)' bash packaging/package.sh
+
+test-package: ## build the .deb, check it unpacked and installed into fresh roots (dpkg -x, dpkg --root, a chroot: root); the examples parse
+	$(GO) test -count=1 ./test/package/...
+	VERSION='$(VERSION)' bash test/package/package_test.sh
 
 lab-selftest: ## boot the lab VM and prove IPVS works there (about 20 s)
 	bash test/lab/vm/selftest.sh
@@ -68,4 +75,4 @@ demo-loopback: build ## three ipvsmand --ipvs=off on loopback, no VM (the cluste
 	@bash test/demo/loopback.sh
 
 clean: ## remove build output
-	rm -rf $(BIN)
+	rm -rf $(BIN) dist

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/cobra/doc"
+
+	"github.com/ipvsman/ipvsman/cluster"
+)
+
+// registerGenMan adds the hidden --gen-man DIR flag, which writes
+// ipvsmand.8 and exits, for the package build. A flag rather than a
+// subcommand: a subcommand would make cobra add completion and help
+// commands to a program that has none.
+func registerGenMan(cmd *cobra.Command) {
+	var dir string
+	cmd.Flags().StringVar(&dir, "gen-man", "", "write the man page into `DIR` and exit")
+	_ = cmd.Flags().MarkHidden("gen-man")
+	run := cmd.RunE
+	cmd.RunE = func(c *cobra.Command, args []string) error {
+		if dir != "" {
+			return genMan(c, dir)
+		}
+		return run(c, args)
+	}
+}
+
+// genMan writes ipvsmand.8, section 8 (a daemon), with the sections cobra
+// cannot derive from the flags: signals, files and exit status.
+func genMan(cmd *cobra.Command, dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("--gen-man %q: %w", dir, err)
+	}
+	cmd.Long = "ipvsmand is one director node of an ipvsman cluster. The nodes replicate the " +
+		"IPVS configuration through Raft; every node programs its kernel's IPVS table from it, " +
+		"and the leader holds and announces the VIPs and runs the health checks. It is driven " +
+		"with **ipvsman**(8) through its HTTP API.\n\n" + daemonManSections()
+	cmd.DisableAutoGenTag = true
+	// The default is the host name where the page is made: say what it
+	// means instead, so the page does not name the build machine.
+	if f := cmd.Flags().Lookup("node-id"); f != nil {
+		f.DefValue = "the host name"
+	}
+	header := &doc.GenManHeader{Section: "8", Source: "ipvsman " + cluster.Version, Manual: "ipvsman manual"}
+	if err := doc.GenManTree(cmd, header, dir); err != nil {
+		return fmt.Errorf("--gen-man: %w", err)
+	}
+	return nil
+}
+
+// daemonManSections is markdown (go-md2man turns "# X" into .SH X).
+func daemonManSections() string {
+	return "# SIGNALS\n" +
+		"**SIGTERM**, **SIGINT**\n: stop: drop the VIPs first, stop the health checks, leave Raft and the API " +
+		"(10 s for those), and exit 0. A shutdown that takes more than 25 s logs every goroutine's stack and exits 4.\n\n" +
+		"# FILES\n" +
+		"*/var/lib/ipvsman*\n: the default **--data-dir**: the Raft log, snapshots, node identity and the VIPs this node held.\n\n" +
+		"*/etc/ipvsman/token*\n: the shared cluster token the packaged unit passes with **--token-file**; the same on every node.\n\n" +
+		"*/etc/default/ipvsmand*\n: IPVSMAND_OPTS, the options the packaged systemd unit starts ipvsmand with.\n\n" +
+		"# EXIT STATUS\n" +
+		"0 after a signal, 1 on an error (bad option, missing token, no IPVS in the kernel), 4 when the shutdown hung.\n"
+}
