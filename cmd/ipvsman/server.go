@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/spf13/cobra"
 
@@ -32,9 +33,12 @@ func serverCmd(g *globals) *cobra.Command {
 			Use:                v.name + " -t|-u ADDR:PORT | -f MARK -r ADDR[:PORT]",
 			Short:              v.short,
 			DisableFlagParsing: true,
-			RunE: func(_ *cobra.Command, args []string) error {
+			RunE: func(cc *cobra.Command, args []string) error {
 				// Flag parsing is off (ipvsadm's parser reads the rest), so
-				// the global flags are taken out here.
+				// help and the global flags are taken out here.
+				if slices.Contains(args, "-h") || slices.Contains(args, "--help") {
+					return cc.Help()
+				}
 				_, args, err := g.split(args)
 				if err != nil {
 					return err
