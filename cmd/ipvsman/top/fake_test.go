@@ -2,8 +2,8 @@ package top
 
 import (
 	"context"
-	"io"
 	"fmt"
+	"io"
 	"net/netip"
 	"strings"
 	"sync"

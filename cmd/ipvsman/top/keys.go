@@ -41,13 +41,21 @@ func (m *Model) onKey(k string) tea.Cmd {
 	case "end", "G":
 		m.move(len(m.rows))
 	case "+", "=":
-		return m.onServer(func(r row) tea.Cmd { return m.enqueue(intent{kind: intentWeight, service: r.service, server: r.server, delta: 1}) })
+		return m.onServer(func(r row) tea.Cmd {
+			return m.enqueue(intent{kind: intentWeight, service: r.service, server: r.server, delta: 1})
+		})
 	case "-":
-		return m.onServer(func(r row) tea.Cmd { return m.enqueue(intent{kind: intentWeight, service: r.service, server: r.server, delta: -1}) })
+		return m.onServer(func(r row) tea.Cmd {
+			return m.enqueue(intent{kind: intentWeight, service: r.service, server: r.server, delta: -1})
+		})
 	case "s":
-		return m.onServer(func(r row) tea.Cmd { return m.enqueue(intent{kind: intentState, service: r.service, server: r.server, state: fsm.Suspended}) })
+		return m.onServer(func(r row) tea.Cmd {
+			return m.enqueue(intent{kind: intentState, service: r.service, server: r.server, state: fsm.Suspended})
+		})
 	case "r":
-		return m.onServer(func(r row) tea.Cmd { return m.enqueue(intent{kind: intentState, service: r.service, server: r.server, state: fsm.Active}) })
+		return m.onServer(func(r row) tea.Cmd {
+			return m.enqueue(intent{kind: intentState, service: r.service, server: r.server, state: fsm.Active})
+		})
 	case "d":
 		return m.onServer(func(r row) tea.Cmd {
 			m.mode, m.confirm = modeConfirm, intent{kind: intentRemove, service: r.service, server: r.server}
