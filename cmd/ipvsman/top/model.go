@@ -9,6 +9,7 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
 
+	"github.com/ipvsman/ipvsman/director"
 	"github.com/ipvsman/ipvsman/fsm"
 	"github.com/ipvsman/ipvsman/fsm/ipvsadm"
 )
@@ -43,6 +44,7 @@ type Model struct {
 	haveSnap  bool
 	cfg       *fsm.Config // the snapshot's model plus this console's committed changes
 	version   uint64
+	desired   director.Table // what every kernel holds for cfg: the weight in effect
 	kernel    ipvsadm.Stats
 	kernelAt  time.Time
 	kernelFor string
@@ -149,6 +151,15 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case actedMsg:
 		return m, m.onActed(msg)
 	case tea.KeyMsg:
+		if msg.Type == tea.KeyRunes && len(msg.Runes) > 1 && !msg.Paste {
+			// Keys typed faster than the terminal is read arrive as one
+			// message ("kk+"): each is a key of its own.
+			var cmds []tea.Cmd
+			for _, r := range msg.Runes {
+				cmds = append(cmds, m.onKey(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune{r}, Alt: msg.Alt}.String()))
+			}
+			return m, tea.Batch(cmds...)
+		}
 		return m, m.onKey(msg.String())
 	}
 	return m, nil
@@ -251,6 +262,7 @@ func (m *Model) rebuild() {
 	if m.cursor < len(m.rows) {
 		sel = m.rows[m.cursor]
 	}
+	m.desired = director.Desired(&fsm.State{Config: m.cfg, Verdicts: m.snap.Verdicts})
 	m.rows = m.rows[:0]
 	for _, sk := range m.cfg.SortedServiceKeys() {
 		m.rows = append(m.rows, row{service: sk})

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	tea "github.com/charmbracelet/bubbletea"
+
 	"github.com/ipvsman/ipvsman/fsm"
 	"github.com/ipvsman/ipvsman/fsm/ipvsadm"
 )
@@ -105,6 +107,9 @@ func TestSuspendResume(t *testing.T) {
 	}
 	if l := line(m.View(), "10.3.0.2:8080"); !strings.Contains(l, "suspended") || !strings.HasPrefix(l, ">") {
 		t.Errorf("after s: %q", l)
+	}
+	if !strings.Contains(m.View(), "10.3.0.2:8080 of tcp:10.0.0.1:80: kernel weight 0; down: connection refused") {
+		t.Errorf("detail after s:\n%s", m.View())
 	}
 	// The same op as `ipvsman server suspend -t 10.0.0.1:80 -r 10.3.0.2:8080`.
 	parsed, _ := ipvsadm.Parse([]string{"-d", "-t", "10.0.0.1:80", "-r", "10.3.0.2:8080"})
@@ -227,7 +232,7 @@ func TestRatesOnScreen(t *testing.T) {
 	if l := line(v, "10.3.0.1:8080"); !strings.HasSuffix(strings.TrimRight(l, " "), "10    7.5K") {
 		t.Errorf("rates: %q", l)
 	}
-	if !strings.Contains(v, "10.3.0.1:8080: in 1.5KB/s out 6.0KB/s") {
+	if !strings.Contains(v, "10.3.0.1:8080 of tcp:10.0.0.1:80: kernel weight 1, in 1.5KB/s out 6.0KB/s") {
 		t.Errorf("detail line:\n%s", v)
 	}
 }
@@ -295,3 +300,17 @@ func TestQuit(t *testing.T) {
 
 // flat joins the screen's lines, so that a wrapped status reads whole.
 func flat(v string) string { return strings.ReplaceAll(v, "\n", " ") }
+
+// Keys typed faster than the terminal is read come as one message.
+func TestCoalescedKeys(t *testing.T) {
+	f := threeByFour(t)
+	m := newTest(t, f)
+	drive(m, tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("jj+")})
+	if w := server(f, web, "10.3.0.3:8080").Weight; w != 4 {
+		t.Errorf("jj+: weight of the third server %d, want 4", w)
+	}
+	drive(m, tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("dy")})
+	if server(f, web, "10.3.0.3:8080") != nil {
+		t.Errorf("dy did not remove the third server")
+	}
+}

@@ -45,19 +45,22 @@ const (
 
 func (m *Model) serverWidth() int { return min(45, wServerMin+max(0, m.width-80)) }
 
-// statusLines is the status message wrapped to the width, at most three lines.
-func (m *Model) statusLines() []string {
-	if m.status == "" {
+// wrap cuts s into lines of the terminal's width, at most n of them.
+func (m *Model) wrap(s string, n int) []string {
+	if s == "" {
 		return []string{""}
 	}
 	w := max(20, m.width)
-	lines := strings.Split(ansi.Hardwrap(ansi.Wordwrap(m.status, w, " /:,"), w, true), "\n")
-	return lines[:min(len(lines), 3)]
+	lines := strings.Split(ansi.Hardwrap(ansi.Wordwrap(s, w, " /:,"), w, true), "\n")
+	return lines[:min(len(lines), n)]
 }
+
+// statusLines is the status message, at most three lines.
+func (m *Model) statusLines() []string { return m.wrap(m.status, 3) }
 
 // bodyHeight is how many table rows fit.
 func (m *Model) bodyHeight() int {
-	h := m.height - fixedLines - (len(m.statusLines()) - 1)
+	h := m.height - fixedLines - (len(m.statusLines()) - 1) - (len(m.kernelLines()) - 1)
 	if m.showCluster {
 		h -= len(m.clusterPane())
 	}
@@ -68,7 +71,7 @@ func (m *Model) bodyHeight() int {
 func (m *Model) View() string {
 	var out []string
 	out = append(out, m.st.header.Render(m.fit(m.headerLine())))
-	out = append(out, m.kernelLine())
+	out = append(out, m.kernelLines()...)
 	titles := m.columns("  SERVER", "FWD", "WGT", "HEALTH", "STATE", "ACT", "INACT", "CONN/S", "BYTES/S")
 	if m.mode == modePick {
 		titles = fmt.Sprintf("  %-22s %-6s %-6s %s", "REAL SERVER", "FWD", "WEIGHT", "IN SERVICE")
@@ -140,9 +143,9 @@ func dash(s string) string {
 	return s
 }
 
-// kernelLine says whose counters the table shows, or why it shows none,
-// and whether the last refresh failed or is slow.
-func (m *Model) kernelLine() string {
+// kernelLines say whose counters the table shows, or why it shows none,
+// and whether the last refresh failed or is slow: at most two lines.
+func (m *Model) kernelLines() []string {
 	var s string
 	switch {
 	case !m.haveSnap:
@@ -161,12 +164,16 @@ func (m *Model) kernelLine() string {
 		s += "; model from " + m.snap.Via + " may be behind: " + m.snap.Stale
 	}
 	if m.fetchErr != "" {
-		return m.st.err.Render(m.fit("refresh failed: " + m.fetchErr))
+		lines := m.wrap("refresh failed: "+m.fetchErr, 2)
+		for i, l := range lines {
+			lines[i] = m.st.err.Render(l)
+		}
+		return lines
 	}
 	if m.fetching && m.now().Sub(m.askedAt) > 3*m.interval {
 		s = fmt.Sprintf("API slow: no answer for %s; ", m.now().Sub(m.askedAt).Round(m.interval)) + s
 	}
-	return m.fit(s)
+	return m.wrap(s, 2)
 }
 
 // body is the table's visible rows, or the picker.
@@ -332,8 +339,16 @@ func (m *Model) detailLine() string {
 	if rs.Name != "" {
 		s += " (" + rs.Name + ")"
 	}
+	if d, ok := m.desired[r.service].Dests[r.server]; ok {
+		s += fmt.Sprintf(" of %s: kernel weight %d", r.service, d.Weight)
+	} else {
+		s += fmt.Sprintf(" of %s: out of the kernel table (on_failure remove)", r.service)
+	}
+	if rs.Upper > 0 || rs.Lower > 0 {
+		s += fmt.Sprintf(", thresholds %d/%d", rs.Upper, rs.Lower)
+	}
 	if rt, ok := m.rates[fsm.VerdictKey(r.service, r.server)]; ok && m.kernelFor == m.node {
-		s += fmt.Sprintf(": in %sB/s out %sB/s", human(rt.InBytes), human(rt.OutBytes))
+		s += fmt.Sprintf(", in %sB/s out %sB/s", human(rt.InBytes), human(rt.OutBytes))
 	}
 	if v, ok := m.snap.Verdicts[fsm.VerdictKey(r.service, r.server)]; ok && v.Reason != "" {
 		s += "; " + string(v.Health) + ": " + v.Reason
