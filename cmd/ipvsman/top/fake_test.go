@@ -136,7 +136,7 @@ func newTest(t testing.TB, f *fakeSource) *Model {
 	m := New(Options{Source: f, Renderer: r, Now: func() time.Time { return time.Date(2026, 12, 2, 5, 0, 0, 0, time.UTC) }})
 	m.tick = func(time.Duration) tea.Cmd { return nil }
 	drive(m, tea.WindowSizeMsg{Width: 80, Height: 24})
-	drive(m, m.Init()())
+	drive(m, run(m.Init())...)
 	return m
 }
 

@@ -1,7 +1,9 @@
 package top
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -312,5 +314,36 @@ func TestCoalescedKeys(t *testing.T) {
 	drive(m, tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("dy")})
 	if server(f, web, "10.3.0.3:8080") != nil {
 		t.Errorf("dy did not remove the third server")
+	}
+}
+
+// failing answers snapshots with an error once fail is set.
+type failing struct {
+	*fakeSource
+	fail error
+}
+
+func (f *failing) Snapshot(ctx context.Context, node string) (Snapshot, error) {
+	if f.fail != nil {
+		return Snapshot{}, f.fail
+	}
+	return f.fakeSource.Snapshot(ctx, node)
+}
+
+func TestRefreshFailureKeepsTheLastScreen(t *testing.T) {
+	f := &failing{fakeSource: threeByFour(t)}
+	m := newTest(t, f.fakeSource)
+	m.src = f
+	f.fail = errors.New("read the model: api http://127.0.0.1:7080: connection refused")
+	drive(m, tickMsg{})
+	v := m.View()
+	fits(t, v, 80, 24)
+	if !strings.Contains(v, "refresh failed: read the model: api http://127.0.0.1:7080: connection refused") || !strings.Contains(v, "10.3.0.1:8080") {
+		t.Errorf("after a failed refresh:\n%s", v)
+	}
+	f.fail = nil
+	drive(m, tickMsg{})
+	if strings.Contains(m.View(), "refresh failed") {
+		t.Errorf("the failure outlived a good refresh:\n%s", m.View())
 	}
 }
