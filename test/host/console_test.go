@@ -140,7 +140,7 @@ func TestConsoleDrivenInTmux(t *testing.T) {
 	c.MustCLI(n2, "", "cluster", "join", n1.APIAddr)
 	c.MustCLI(n3, "", "cluster", "join", n1.APIAddr)
 	c.Voters(t, n1, all...)
-	lead := leader(t, c, all...)
+	leader(t, c, all...)
 	for _, args := range [][]string{
 		{"-A", "-t", "10.0.0.1:80", "-s", "wlc"},
 		{"-a", "-t", "10.0.0.1:80", "-r", "10.3.0.10:8080", "-m", "-w", "2"},
@@ -159,8 +159,9 @@ func TestConsoleDrivenInTmux(t *testing.T) {
 	}
 
 	x := startConsole(t, c, n2)
-	s := x.waitScreen("the table", "TCP  10.0.0.1:80 wlc", "10.3.1.20:443", "leader "+lead.ID, "node n2",
+	s := x.waitScreen("the table", "TCP  10.0.0.1:80 wlc", "10.3.1.20:443", "node n2",
 		"kernel view unavailable on n2: node n2 runs with --ipvs=off")
+	s = x.waitLeader(c, all)
 	if l, cur := serverLine(s, "10.3.0.10:8080"); !cur || !strings.Contains(l, "Masq       2 -       active") {
 		t.Fatalf("first server line %q (cursor %v):\n%s", l, cur, s)
 	}
@@ -278,17 +279,26 @@ func TestConsoleDrivenInTmux(t *testing.T) {
 			t.Errorf("the model is still shown on n3's view: %q", l)
 		}
 		x.press("c")
-		s = x.waitScreen("cluster pane", "MEMBER", "KERNEL TABLE", lead.ID+" ")
+		x.waitScreen("cluster pane", "MEMBER", "KERNEL TABLE", "REACH")
+		// Every member's line says what the member itself reports.
+		harness.Eventually(t, 20*time.Second, "member lines as the members report", func() (bool, string) {
+			s = x.screen()
+			for _, n := range all {
+				st, err := status(c, n)
+				if err != nil {
+					return false, err.Error()
+				}
+				l := memberLine(s, n.ID)
+				for _, want := range []string{" " + st.State + " ", " voter ", " yes"} {
+					if !strings.Contains(l, want) {
+						return false, fmt.Sprintf("member line of %s %q lacks %q:\n%s", n.ID, l, want, s)
+					}
+				}
+			}
+			return true, ""
+		})
 		checkFits(t, x, s)
-		for _, n := range all {
-			role := "Follower"
-			if n == lead {
-				role = "Leader"
-			}
-			if l := memberLine(s, n.ID); !strings.Contains(l, role) || !strings.Contains(l, "voter") || !strings.Contains(l, "yes") {
-				t.Errorf("member line of %s: %q", n.ID, l)
-			}
-		}
+		x.waitLeader(c, all)
 		t.Logf("cluster pane on n3's view:\n%s", s)
 	})
 
@@ -297,6 +307,20 @@ func TestConsoleDrivenInTmux(t *testing.T) {
 		x.press("q")
 		x.waitScreen("exit", "console exited: 0")
 	})
+}
+
+// waitLeader waits until the header names the leader the nodes agree on
+// and returns the screen.
+func (x *console) waitLeader(c *harness.Cluster, nodes []*harness.Node) string {
+	x.t.Helper()
+	var s string
+	harness.Eventually(x.t, 20*time.Second, "the leader in the header", func() (bool, string) {
+		lead := leader(x.t, c, nodes...)
+		s = x.screen()
+		head, _, _ := strings.Cut(s, "\n")
+		return strings.Contains(head, " leader "+lead.ID+" "), fmt.Sprintf("leader %s; header %q", lead.ID, head)
+	})
+	return s
 }
 
 // checkFits checks the pane is 80x24 and the screen uses no more.
