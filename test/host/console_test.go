@@ -266,6 +266,7 @@ func TestConsoleDrivenInTmux(t *testing.T) {
 		x.press("+")
 		s := x.waitScreen("refusal", "error: real server 10.3.1.20:443 of service tcp:10.0.0.2:443 weight 65536: out of range 0-65535")
 		checkFits(t, x, s)
+		t.Logf("refusal:\n%s", s)
 		if w := server(tls, "10.3.1.20:443").Weight; w != 65535 {
 			t.Errorf("weight after the refused +: %d", w)
 		}

@@ -103,7 +103,7 @@ func threeByFour(t testing.TB) *fakeSource {
 			lines = append(lines, fmt.Sprintf("-a %s %s -r 10.3.%d.%d:8080 %s -w %d", key[0], key[1], i, j, fwd, j))
 		}
 	}
-	f := &fakeSource{cfg: mustOps(t, fsm.NewConfig(), lines...), version: 13, at: time.Unix(1000, 0)}
+	f := &fakeSource{cfg: mustOps(t, fsm.NewConfig(), lines...), version: 13, at: time.Date(2026, 12, 2, 4, 59, 58, 0, time.UTC)}
 	f.verdicts = map[string]fsm.Verdict{fsm.VerdictKey("tcp:10.0.0.1:80", "10.3.0.2:8080"): {Health: fsm.HealthDown, Reason: "connection refused"}}
 	f.cluster = clusterOf("n1", map[string]*director.Report{"n1": {Version: 13, Fingerprint: "00000000deadbeef"}})
 	f.kernel = map[string]ipvsadm.Stats{"n1": {

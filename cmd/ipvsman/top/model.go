@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
+	"unicode"
 
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
@@ -173,7 +175,7 @@ func (m *Model) onSnapshot(msg snapMsg) tea.Cmd {
 		return nil // overtaken by a newer answer or a node switch
 	}
 	if msg.err != nil {
-		m.fetchErr = msg.err.Error()
+		m.fetchErr = printable(msg.err.Error())
 		return nil
 	}
 	m.shown, m.fetchErr = msg.seq, ""
@@ -219,7 +221,19 @@ func (m *Model) onActed(msg actedMsg) tea.Cmd {
 	return tea.Batch(m.fetch(), m.send())
 }
 
-func (m *Model) setStatus(isErr bool, s string) { m.status, m.isErr = s, isErr }
+func (m *Model) setStatus(isErr bool, s string) { m.status, m.isErr = printable(s), isErr }
+
+// printable drops control characters from text that came from elsewhere
+// (an error from the API), so that it cannot move the cursor or
+// restyle the terminal.
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, s)
+}
 
 // enqueue adds an action; actions go one at a time, in key order.
 func (m *Model) enqueue(in intent) tea.Cmd {

@@ -222,21 +222,26 @@ func TestRatesOnScreen(t *testing.T) {
 	for key, c := range f.kernel["n1"] {
 		k[key] = c
 	}
-	c := k["tcp:10.0.0.1:80/10.3.0.1:8080"]
-	c.Conns += 20
-	c.InBytes += 3000
-	c.OutBytes += 12000
-	k["tcp:10.0.0.1:80/10.3.0.1:8080"] = c
+	for _, key := range []string{"tcp:10.0.0.1:80/10.3.0.1:8080", "tcp:10.0.0.1:80"} { // the server and its service's totals
+		c := k[key]
+		c.Conns += 20
+		c.InBytes += 3000
+		c.OutBytes += 12000
+		k[key] = c
+	}
 	f.kernel["n1"] = k
 	f.at = f.at.Add(2 * time.Second)
 	drive(m, tickMsg{})
 	v := m.View()
-	if l := line(v, "10.3.0.1:8080"); !strings.HasSuffix(strings.TrimRight(l, " "), "10    7.5K") {
-		t.Errorf("rates: %q", l)
+	for _, key := range []string{"10.3.0.1:8080", "TCP  10.0.0.1:80"} {
+		if l := line(v, key); !strings.HasSuffix(strings.TrimRight(l, " "), "10    7.5K") {
+			t.Errorf("rates: %q", l)
+		}
 	}
 	if !strings.Contains(v, "10.3.0.1:8080 of tcp:10.0.0.1:80: kernel weight 1, in 1.5KB/s out 6.0KB/s") {
 		t.Errorf("detail line:\n%s", v)
 	}
+	t.Logf("with rates:\n%s", v)
 }
 
 func TestStaleAnswersAreDropped(t *testing.T) {
@@ -345,5 +350,11 @@ func TestRefreshFailureKeepsTheLastScreen(t *testing.T) {
 	drive(m, tickMsg{})
 	if strings.Contains(m.View(), "refresh failed") {
 		t.Errorf("the failure outlived a good refresh:\n%s", m.View())
+	}
+}
+
+func TestPrintable(t *testing.T) {
+	if got := printable("weight\x1b[2J 1\n2"); got != "weight [2J 1 2" {
+		t.Errorf("printable: %q", got)
 	}
 }

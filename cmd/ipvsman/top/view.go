@@ -153,7 +153,7 @@ func (m *Model) kernelLines() []string {
 	case m.node != m.snap.KernelNode:
 		s = fmt.Sprintf("kernel view of %s: waiting for the API", m.node)
 	case m.snap.KernelErr != "":
-		s = fmt.Sprintf("kernel view unavailable on %s: %s", m.node, m.snap.KernelErr)
+		s = fmt.Sprintf("kernel view unavailable on %s: %s", m.node, printable(m.snap.KernelErr))
 	default:
 		s = fmt.Sprintf("kernel view of %s: counters of %s", m.node, m.snap.At.Format("15:04:05"))
 		if m.rates == nil {
