@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -356,5 +357,28 @@ func TestRefreshFailureKeepsTheLastScreen(t *testing.T) {
 func TestPrintable(t *testing.T) {
 	if got := printable("weight\x1b[2J 1\n2"); got != "weight [2J 1 2" {
 		t.Errorf("printable: %q", got)
+	}
+}
+
+func TestPickerScrolls(t *testing.T) {
+	f := threeByFour(t)
+	var lines []string
+	for i := 0; i < 30; i++ {
+		lines = append(lines, fmt.Sprintf("-A -t 10.2.0.%d:80", i), fmt.Sprintf("-a -t 10.2.0.%d:80 -r 10.5.0.%d", i, i))
+	}
+	f.cfg = mustOps(t, f.cfg, lines...)
+	m := newTest(t, f)
+	press(m, "a")
+	for i := 0; i < 40; i++ {
+		press(m, "j")
+	}
+	v := m.View()
+	fits(t, v, 80, 24)
+	if l := line(v, ">"); !strings.Contains(l, "10.5.0.29:80") { // the last, by address
+		t.Errorf("picker's last candidate: %q\n%s", l, v)
+	}
+	press(m, "enter")
+	if ops := f.lastOps(); len(ops) != 1 || ops[0].Server.Key() != "10.5.0.29:80" || ops[0].ServiceKey.String() != web {
+		t.Errorf("assign sent %+v", ops)
 	}
 }
