@@ -151,7 +151,7 @@ func (m *Model) nextNode() tea.Cmd {
 	}
 	i := slices.Index(ids, m.node)
 	m.node = ids[(i+1)%len(ids)]
-	m.kernel, m.rates, m.kernelFor = nil, nil, ""
+	m.kernel, m.rates, m.kernelFor, m.base, m.baseFor = nil, nil, "", nil, ""
 	m.setStatus(false, "kernel view: "+m.node)
 	return m.fetch()
 }

@@ -47,9 +47,11 @@ type Model struct {
 	cfg       *fsm.Config // the snapshot's model plus this console's committed changes
 	version   uint64
 	desired   director.Table // what every kernel holds for cfg: the weight in effect
-	kernel    ipvsadm.Stats
-	kernelAt  time.Time
+	kernel    ipvsadm.Stats // the shown node's last counters
 	kernelFor string
+	base      ipvsadm.Stats // the counters the rates are measured from
+	baseAt    time.Time
+	baseFor   string
 	rates     map[string]Rate
 
 	rows   []row
@@ -183,11 +185,19 @@ func (m *Model) onSnapshot(msg snapMsg) tea.Cmd {
 	if m.node == "" {
 		m.node = s.KernelNode
 	}
-	m.rates = nil
-	if s.Kernel != nil && m.kernel != nil && m.kernelFor == s.KernelNode {
-		m.rates = Rates(m.kernel, s.Kernel, s.At.Sub(m.kernelAt))
+	m.kernel, m.kernelFor = s.Kernel, s.KernelNode
+	switch {
+	case s.Kernel == nil || m.base == nil || m.baseFor != s.KernelNode:
+		m.rates = nil
+		m.base, m.baseAt, m.baseFor = s.Kernel, s.At, s.KernelNode
+	case s.At.Sub(m.baseAt) >= m.interval/2:
+		m.rates = Rates(m.base, s.Kernel, s.At.Sub(m.baseAt))
+		m.base, m.baseAt = s.Kernel, s.At
+	default:
+		// The read an action asks for can come moments after the
+		// periodic one: rates over so short a window would be noise, so
+		// the last rates and their base stay.
 	}
-	m.kernel, m.kernelAt, m.kernelFor = s.Kernel, s.At, s.KernelNode
 	// A read that started before this console's last commit must not
 	// bring back the weight it just changed.
 	if s.Version >= m.version && s.Config != nil {

@@ -243,6 +243,18 @@ func TestRatesOnScreen(t *testing.T) {
 		t.Errorf("detail line:\n%s", v)
 	}
 	t.Logf("with rates:\n%s", v)
+	// A read moments later (the one an action asks for) keeps the rates.
+	k2 := ipvsadm.Stats{}
+	for key, c := range k {
+		c.Conns += 50
+		k2[key] = c
+	}
+	f.kernel["n1"] = k2
+	f.at = f.at.Add(100 * time.Millisecond)
+	drive(m, tickMsg{})
+	if l := line(m.View(), "10.3.0.1:8080"); !strings.HasSuffix(strings.TrimRight(l, " "), "10    7.5K") {
+		t.Errorf("rates after a read 100ms later: %q", l)
+	}
 }
 
 func TestStaleAnswersAreDropped(t *testing.T) {
