@@ -47,7 +47,7 @@ type Model struct {
 	cfg       *fsm.Config // the snapshot's model plus this console's committed changes
 	version   uint64
 	desired   director.Table // what every kernel holds for cfg: the weight in effect
-	kernel    ipvsadm.Stats // the shown node's last counters
+	kernel    ipvsadm.Stats  // the shown node's last counters
 	kernelFor string
 	base      ipvsadm.Stats // the counters the rates are measured from
 	baseAt    time.Time
