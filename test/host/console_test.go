@@ -19,7 +19,7 @@ import (
 )
 
 // console is `ipvsman top` running in a detached tmux session of its own
-// (a private server socket), driven as a person would: keys in, the pane
+// (a private tmux server, -S), driven as a person would: keys in, the pane
 // read back.
 type console struct {
 	t          *testing.T
@@ -31,12 +31,15 @@ func startConsole(t *testing.T, c *harness.Cluster, via *harness.Node) *console 
 	if _, err := exec.LookPath("tmux"); err != nil {
 		t.Fatalf("the console test drives ipvsman top in tmux: install it (apt-get install tmux): %v", err)
 	}
+	// A server of its own on a socket in the test's directory: private,
+	// and gone with the directory.
+	dir := t.TempDir()
 	b := make([]byte, 4)
 	rand.Read(b)
-	x := &console{t: t, sock: "ipvsman-top-" + hex.EncodeToString(b), name: "top"}
+	x := &console{t: t, sock: filepath.Join(dir, "tmux.sock"), name: "top-" + hex.EncodeToString(b)}
 	// The shell keeps the pane after the console ends, with its exit
 	// status and error output, so that a crash is on the screen too.
-	errFile := filepath.Join(t.TempDir(), "top.stderr")
+	errFile := filepath.Join(dir, "top.stderr")
 	cmd := fmt.Sprintf("%s --api %s --token-file %s top 2>%s; echo \"console exited: $?\"; cat %s; exec cat",
 		c.CLIBin, via.APIAddr, c.TokenFile, errFile, errFile)
 	t.Cleanup(func() { _, _ = x.tmux("kill-server") })
@@ -54,7 +57,7 @@ func (x *console) in(t *testing.T) *console {
 }
 
 func (x *console) tmux(args ...string) (string, error) {
-	out, err := exec.Command("tmux", append([]string{"-L", x.sock}, args...)...).CombinedOutput()
+	out, err := exec.Command("tmux", append([]string{"-S", x.sock}, args...)...).CombinedOutput()
 	return string(out), err
 }
 
