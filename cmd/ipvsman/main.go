@@ -150,7 +150,7 @@ and has subcommands for the cluster, the configuration history and topology file
 	pf.StringVar(&g.token, "token", g.token, "cluster token (env IPVSMAN_TOKEN)")
 	pf.StringVar(&g.tokenFile, "token-file", g.tokenFile, "file holding the cluster token (env IPVSMAN_TOKEN_FILE)")
 	pf.DurationVar(&g.timeout, "timeout", 60*time.Second, "how long to wait for the cluster")
-	root.AddCommand(clusterCmd(g), nodeCmd(g), serverCmd(g), checkCmd(g), healthCmd(g), historyCmd(g), rollbackCmd(g), applyCmd(g), exportCmd(g), importCmd(g), versionCmd(), genManCmd())
+	root.AddCommand(clusterCmd(g), nodeCmd(g), serverCmd(g), checkCmd(g), healthCmd(g), historyCmd(g), rollbackCmd(g), applyCmd(g), exportCmd(g), importCmd(g), topCmd(g), versionCmd(), genManCmd())
 	return root
 }
 
