@@ -82,15 +82,34 @@ func repoRoot() (string, error) {
 	}
 }
 
-// FreeAddr returns a loopback address with a port the kernel just had free.
+// handedOut holds the ports FreeAddr gave: a cluster's addresses are all
+// picked before any node binds, and the kernel may offer a just-closed port
+// again.
+var handedOut = struct {
+	sync.Mutex
+	ports map[string]bool
+}{ports: map[string]bool{}}
+
+// FreeAddr returns a loopback address with a port the kernel just had free
+// and this process has not handed out before.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		l.Close()
+		if !handedOut.ports[addr] {
+			handedOut.ports[addr] = true
+			return addr
+		}
 	}
-	defer l.Close()
-	return l.Addr().String()
+	t.Fatal("FreeAddr: no port the kernel offered was new in 100 tries")
+	return ""
 }
 
 // Eventually polls cond until it reports true or the deadline passes; the
