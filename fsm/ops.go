@@ -329,3 +329,29 @@ func NormalizeServer(svc *Service, r *RealServer) {
 		r.TunnelCsum = ""
 	}
 }
+
+// NameDeletedServers gives each delete-server op that names its real server
+// without a forwarding method the method of the server at exactly that
+// address and port, as ipvsadm -d finds a masquerading server on a port
+// other than the service's. Without it the op would be read as direct
+// routing, whose port is always the service's, and miss the server. The
+// leader calls it before the op enters the log, so every node applies the
+// same, complete op.
+func NameDeletedServers(c *Config, ops []Op) []Op {
+	out := slices.Clone(ops)
+	for i, op := range out {
+		if op.Kind != OpDeleteServer || op.Server == nil || op.Server.Forward != "" || op.Server.Port == 0 {
+			continue
+		}
+		svc, ok := c.Services[op.ServiceKey.String()]
+		if !ok {
+			continue
+		}
+		if r, ok := svc.Servers[netip.AddrPortFrom(op.Server.Address.Unmap(), op.Server.Port).String()]; ok {
+			rs := *op.Server
+			rs.Forward = r.Forward
+			out[i].Server = &rs
+		}
+	}
+	return out
+}

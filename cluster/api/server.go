@@ -364,7 +364,9 @@ func (s *Server) ops(ctx context.Context, body []byte, actor string) (any, error
 	if err != nil {
 		return nil, err
 	}
-	return s.commit(ctx, fsm.CmdOps, fsm.OpsPayload{Ops: req.Ops}, actor)
+	ops := req.Ops
+	s.Node.View(func(st *fsm.State, _ uint64) { ops = fsm.NameDeletedServers(st.Config, ops) })
+	return s.commit(ctx, fsm.CmdOps, fsm.OpsPayload{Ops: ops}, actor)
 }
 
 func (s *Server) apply(ctx context.Context, body []byte, actor string) (any, error) {
