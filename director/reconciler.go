@@ -54,6 +54,11 @@ type Reconciler struct {
 	Exclusive bool          // also delete services the model never had
 	Resync    time.Duration // full pass at least this often (hand edits, flushes)
 	Clock     func() time.Time
+	// Observe, when set, is handed every pass's report as it is recorded
+	// (the metrics' duration histogram and error counter, which must see
+	// every pass, not only the last one a scrape finds). It runs on the
+	// reconciler's goroutine: it must not block.
+	Observe func(Report)
 
 	mu      sync.Mutex
 	last    Report
@@ -193,6 +198,9 @@ func (r *Reconciler) finish(rep Report, cache Table, start time.Time, now func()
 		r.digests = nil
 	}
 	r.mu.Unlock()
+	if r.Observe != nil {
+		r.Observe(rep)
+	}
 	if rep.Ops > 0 || rep.Failed > 0 {
 		lvl := slog.LevelInfo
 		if rep.Failed > 0 {

@@ -42,6 +42,7 @@ type Server struct {
 	VIPs        func() vip.Stats                           // nil with --vips=off
 	Health      func() []health.Status                     // the leader's checks; nil: none run here
 	Throttle    func() (limit, ceiling int)                // the leader's bound on checks in flight; nil: none
+	Metrics     http.Handler                               // GET /metrics, served without the token (read-only, no secrets: docs/metrics.md); nil: --metrics=off
 	forwardHTTP *http.Client
 	once        sync.Once
 }
@@ -73,7 +74,15 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/cluster/join-via", s.joinVia)
 	mux.HandleFunc("POST /v1/node/drain", s.drain)
 	mux.HandleFunc("POST /v1/commands/{name}", s.command)
-	return s.auth(mux)
+	if s.Metrics == nil {
+		return s.auth(mux)
+	}
+	// Prometheus scrapes without credentials; every other route keeps
+	// the token.
+	open := http.NewServeMux()
+	open.Handle("GET /metrics", s.Metrics)
+	open.Handle("/", s.auth(mux))
+	return open
 }
 
 func (s *Server) auth(next http.Handler) http.Handler {

@@ -33,6 +33,7 @@ type options struct {
 	exclusive                                        bool
 	vips, debugAddr, syncIface                       string
 	gossipAddr, gossipProfile                        string
+	metrics                                          string
 	version                                          bool
 	resync                                           time.Duration
 	timing                                           cluster.Config
@@ -79,6 +80,7 @@ func main() {
 	f.DurationVar(&o.timing.ElectionTimeout, "election-timeout", 150*time.Millisecond, "Raft election timeout")
 	f.DurationVar(&o.timing.LeaderLeaseTimeout, "leader-lease-timeout", 75*time.Millisecond, "Raft leader lease; must be below the heartbeat timeout so an isolated leader steps down first")
 	f.DurationVar(&o.timing.CommitTimeout, "commit-timeout", 20*time.Millisecond, "Raft commit timeout")
+	f.StringVar(&o.metrics, "metrics", "on", "serve Prometheus metrics at GET /metrics on the API address, without the token (read-only; docs/metrics.md): on or off")
 	f.StringVar(&o.debugAddr, "debug-addr", "", "host:port serving Go's /debug/pprof profiles (unauthenticated: keep it on loopback); empty: off")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&o.logFormat, "log-format", "text", "text or json")
@@ -157,6 +159,10 @@ func run(o options) error {
 	default:
 		return fmt.Errorf("--vips %q: want on or off", o.vips)
 	}
+	pm, err := newMetrics(o, log)
+	if err != nil {
+		return err
+	}
 	if o.debugAddr != "" {
 		if err := serveDebug(o.debugAddr, log); err != nil {
 			return err
@@ -199,6 +205,7 @@ func run(o options) error {
 			}
 		}
 		hc.lead(leader)
+		pm.leadership(leader)
 		poke(syncWake)
 	}
 	fatal := make(chan error, 1)
@@ -225,7 +232,7 @@ func run(o options) error {
 		go followVIPs(ctx, node, vips)
 	}
 	if o.ipvs == "on" {
-		rec, kernel, err := startReconciler(ctx, node, o, log)
+		rec, kernel, err := startReconciler(ctx, node, o, pm.observeReconcile, log)
 		if err != nil {
 			node.Shutdown(context.Background())
 			ln.Close()
@@ -251,6 +258,7 @@ func run(o options) error {
 			return &r
 		}
 		srv.Conns = director.ReadConns
+		pm.ipvs(kernel, syncd)
 		srv.Kernel = func() (*fsm.Config, ipvsadm.Stats, error) {
 			t, st, err := kernel.ReadStats()
 			if err != nil {
@@ -265,6 +273,7 @@ func run(o options) error {
 			return cfg, st, nil
 		}
 	}
+	srv.Metrics = pm.handler(node, vips, hc.runner.Statuses)
 	httpSrv := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -352,12 +361,12 @@ func followVIPs(ctx context.Context, node *cluster.Node, m *vip.Manager) {
 
 // startReconciler makes this node's kernel table follow the replicated
 // state: on every change, on the resync timer, and after failures.
-func startReconciler(ctx context.Context, node *cluster.Node, o options, log *slog.Logger) (*director.Reconciler, *director.Netlink, error) {
+func startReconciler(ctx context.Context, node *cluster.Node, o options, observe func(director.Report), log *slog.Logger) (*director.Reconciler, *director.Netlink, error) {
 	k, err := director.NewNetlink()
 	if err != nil {
 		return nil, nil, fmt.Errorf("--ipvs=on: %w", err)
 	}
-	rec := &director.Reconciler{Kernel: k, Log: log, Exclusive: o.exclusive, Resync: o.resync}
+	rec := &director.Reconciler{Kernel: k, Log: log, Exclusive: o.exclusive, Resync: o.resync, Observe: observe}
 	changes := node.Subscribe()
 	go func() {
 		defer k.Close()
