@@ -2,12 +2,8 @@ package host
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,92 +13,6 @@ import (
 	"github.com/ipvsman/ipvsman/fsm"
 	"github.com/ipvsman/ipvsman/test/harness"
 )
-
-// console is `ipvsman top` running in a detached tmux session of its own
-// (a private tmux server, -S), driven as a person would: keys in, the pane
-// read back.
-type console struct {
-	t          *testing.T
-	sock, name string
-}
-
-func startConsole(t *testing.T, c *harness.Cluster, via *harness.Node) *console {
-	t.Helper()
-	if _, err := exec.LookPath("tmux"); err != nil {
-		t.Fatalf("the console test drives ipvsman top in tmux: install it (apt-get install tmux): %v", err)
-	}
-	// A server of its own on a socket in the test's directory: private,
-	// and gone with the directory.
-	dir := t.TempDir()
-	b := make([]byte, 4)
-	rand.Read(b)
-	x := &console{t: t, sock: filepath.Join(dir, "tmux.sock"), name: "top-" + hex.EncodeToString(b)}
-	// The shell keeps the pane after the console ends, with its exit
-	// status and error output, so that a crash is on the screen too.
-	errFile := filepath.Join(dir, "top.stderr")
-	cmd := fmt.Sprintf("%s --api %s --token-file %s top 2>%s; echo \"console exited: $?\"; cat %s; exec cat",
-		c.CLIBin, via.APIAddr, c.TokenFile, errFile, errFile)
-	t.Cleanup(func() { _, _ = x.tmux("kill-server") })
-	if out, err := x.tmux("new-session", "-d", "-x", "80", "-y", "24", "-s", x.name, cmd); err != nil {
-		t.Fatalf("tmux new-session: %v: %s", err, out)
-	}
-	return x
-}
-
-// in is x reporting to t (a subtest), so that a failure stops only t.
-func (x *console) in(t *testing.T) *console {
-	y := *x
-	y.t = t
-	return &y
-}
-
-func (x *console) tmux(args ...string) (string, error) {
-	out, err := exec.Command("tmux", append([]string{"-S", x.sock}, args...)...).CombinedOutput()
-	return string(out), err
-}
-
-// screen is the pane as it is now.
-func (x *console) screen() string {
-	out, err := x.tmux("capture-pane", "-p", "-t", x.name)
-	if err != nil {
-		x.t.Fatalf("tmux capture-pane: %v: %s", err, out)
-	}
-	return strings.TrimRight(out, "\n")
-}
-
-// press types keys one at a time: literal characters, or tmux key names
-// such as Enter.
-func (x *console) press(keys ...string) {
-	x.t.Helper()
-	for _, k := range keys {
-		args := []string{"send-keys", "-t", x.name}
-		if len(k) == 1 {
-			args = append(args, "-l", "--", k)
-		} else {
-			args = append(args, k)
-		}
-		if out, err := x.tmux(args...); err != nil {
-			x.t.Fatalf("tmux send-keys %q: %v: %s", k, err, out)
-		}
-	}
-}
-
-// waitScreen waits until every want is on the screen and returns it.
-func (x *console) waitScreen(what string, want ...string) string {
-	x.t.Helper()
-	var s string
-	harness.Eventually(x.t, 20*time.Second, what, func() (bool, string) {
-		s = x.screen()
-		flat := strings.Join(strings.Fields(s), " ") // a wrapped status line reads whole
-		for _, w := range want {
-			if !strings.Contains(s, w) && !strings.Contains(flat, strings.Join(strings.Fields(w), " ")) {
-				return false, fmt.Sprintf("no %q on the screen:\n%s", w, s)
-			}
-		}
-		return true, ""
-	})
-	return s
-}
 
 // serverLine is the table line of real server key (the first, if two
 // services have it), and whether the cursor is on it.
@@ -161,10 +71,10 @@ func TestConsoleDrivenInTmux(t *testing.T) {
 		return model(t, c, n3).Services[svc].Servers[key]
 	}
 
-	x := startConsole(t, c, n2)
-	s := x.waitScreen("the table", "TCP  10.0.0.1:80 wlc", "10.3.1.20:443", "node n2",
+	x := c.StartConsole(t, n2)
+	s := x.WaitScreen("the table", "TCP  10.0.0.1:80 wlc", "10.3.1.20:443", "node n2",
 		"kernel view unavailable on n2: node n2 runs with --ipvs=off")
-	s = x.waitLeader(c, all)
+	s = waitLeader(t, x, c, all)
 	if l, cur := serverLine(s, "10.3.0.10:8080"); !cur || !strings.Contains(l, "Masq       2 -       active") {
 		t.Fatalf("first server line %q (cursor %v):\n%s", l, cur, s)
 	}
@@ -172,9 +82,9 @@ func TestConsoleDrivenInTmux(t *testing.T) {
 	t.Logf("first screen:\n%s", s)
 
 	t.Run("+ and - change the weight cluster-wide", func(t *testing.T) {
-		x := x.in(t)
-		x.press("+")
-		s := x.waitScreen("weight 3", "ok: weight 2 -> 3: 10.3.0.10:8080 of tcp:10.0.0.1:80")
+		x := x.In(t)
+		x.Press("+")
+		s := x.WaitScreen("weight 3", "ok: weight 2 -> 3: 10.3.0.10:8080 of tcp:10.0.0.1:80")
 		if l, _ := serverLine(s, "10.3.0.10:8080"); !strings.Contains(l, "Masq       3") {
 			t.Errorf("screen after +: %q", l)
 		}
@@ -184,8 +94,8 @@ func TestConsoleDrivenInTmux(t *testing.T) {
 		if out := c.MustCLI(n1, "", "-S", "-n"); !strings.Contains(out, "-a -t 10.0.0.1:80 -r 10.3.0.10:8080 -m -w 3") {
 			t.Errorf("ipvsman -S -n after +:\n%s", out)
 		}
-		x.press("-")
-		s = x.waitScreen("weight 2", "ok: weight 3 -> 2")
+		x.Press("-")
+		s = x.WaitScreen("weight 2", "ok: weight 3 -> 2")
 		if l, _ := serverLine(s, "10.3.0.10:8080"); !strings.Contains(l, "Masq       2") {
 			t.Errorf("screen after -: %q", l)
 		}
@@ -195,9 +105,9 @@ func TestConsoleDrivenInTmux(t *testing.T) {
 	})
 
 	t.Run("s suspends, r resumes", func(t *testing.T) {
-		x := x.in(t)
-		x.press("s")
-		s := x.waitScreen("suspended", "ok: suspend: 10.3.0.10:8080")
+		x := x.In(t)
+		x.Press("s")
+		s := x.WaitScreen("suspended", "ok: suspend: 10.3.0.10:8080")
 		if l, _ := serverLine(s, "10.3.0.10:8080"); !strings.Contains(l, "suspended") {
 			t.Errorf("screen after s: %q", l)
 		}
@@ -208,8 +118,8 @@ func TestConsoleDrivenInTmux(t *testing.T) {
 		if out := c.MustCLI(n1, "", "-L", "-n"); !strings.Contains(out, "-> 10.3.0.10:8080               Masq    0") {
 			t.Errorf("ipvsman -L -n after s:\n%s", out)
 		}
-		x.press("r")
-		s = x.waitScreen("active", "ok: resume: 10.3.0.10:8080")
+		x.Press("r")
+		s = x.WaitScreen("active", "ok: resume: 10.3.0.10:8080")
 		if l, _ := serverLine(s, "10.3.0.10:8080"); !strings.Contains(l, "active") {
 			t.Errorf("screen after r: %q", l)
 		}
@@ -219,24 +129,24 @@ func TestConsoleDrivenInTmux(t *testing.T) {
 	})
 
 	t.Run("j moves; d asks, y removes", func(t *testing.T) {
-		x := x.in(t)
-		x.press("j")
+		x := x.In(t)
+		x.Press("j")
 		harness.Eventually(t, 10*time.Second, "cursor on 10.3.0.11", func() (bool, string) {
-			_, cur := serverLine(x.screen(), "10.3.0.11:8080")
-			return cur, x.screen()
+			_, cur := serverLine(x.Screen(), "10.3.0.11:8080")
+			return cur, x.Screen()
 		})
-		x.press("+")
-		x.waitScreen("weight 2 on .11", "ok: weight 1 -> 2: 10.3.0.11:8080")
+		x.Press("+")
+		x.WaitScreen("weight 2 on .11", "ok: weight 1 -> 2: 10.3.0.11:8080")
 		if a, b := server(web, "10.3.0.10:8080").Weight, server(web, "10.3.0.11:8080").Weight; a != 2 || b != 2 {
 			t.Errorf("weights after j +: .10 %d .11 %d, want 2 2", a, b)
 		}
-		x.press("d")
-		x.waitScreen("confirmation", "remove 10.3.0.11:8080 from tcp:10.0.0.1:80? (y/n)")
+		x.Press("d")
+		x.WaitScreen("confirmation", "remove 10.3.0.11:8080 from tcp:10.0.0.1:80? (y/n)")
 		if server(web, "10.3.0.11:8080") == nil {
 			t.Fatal("removed before y")
 		}
-		x.press("y")
-		s := x.waitScreen("removed", "ok: remove 10.3.0.11:8080 of tcp:10.0.0.1:80")
+		x.Press("y")
+		s := x.WaitScreen("removed", "ok: remove 10.3.0.11:8080 of tcp:10.0.0.1:80")
 		if l, _ := serverLine(s, "10.3.0.11:8080"); l != "" {
 			t.Errorf("still on screen: %q", l)
 		}
@@ -246,12 +156,12 @@ func TestConsoleDrivenInTmux(t *testing.T) {
 	})
 
 	t.Run("a assigns a real server of the topology", func(t *testing.T) {
-		x := x.in(t)
-		x.press("G", "a")
-		s := x.waitScreen("picker", "assign to tcp:10.0.0.2:443", "REAL SERVER", "10.3.0.10:8080", "10.3.0.12:8080")
+		x := x.In(t)
+		x.Press("G", "a")
+		s := x.WaitScreen("picker", "assign to tcp:10.0.0.2:443", "REAL SERVER", "10.3.0.10:8080", "10.3.0.12:8080")
 		checkFits(t, x, s)
-		x.press("j", "Enter")
-		x.waitScreen("assigned", "ok: add 10.3.0.12:8080 to tcp:10.0.0.2:443")
+		x.Press("j", "Enter")
+		x.WaitScreen("assigned", "ok: add 10.3.0.12:8080 to tcp:10.0.0.2:443")
 		rs := server(tls, "10.3.0.12:8080")
 		if rs == nil || rs.Forward != fsm.Masquerade || rs.Weight != 1 {
 			t.Fatalf("assigned server in the cluster's model: %+v", rs)
@@ -259,15 +169,15 @@ func TestConsoleDrivenInTmux(t *testing.T) {
 	})
 
 	t.Run("the API's refusal is shown verbatim", func(t *testing.T) {
-		x := x.in(t)
+		x := x.In(t)
 		c.MustCLI(n1, "", "-e", "-t", "10.0.0.2:443", "-r", "10.3.1.20", "-g", "-w", "65535")
-		x.press("G") // the last row: 10.3.1.20:443 sorts after 10.3.0.12:8080
+		x.Press("G") // the last row: 10.3.1.20:443 sorts after 10.3.0.12:8080
 		harness.Eventually(t, 10*time.Second, "cursor on 10.3.1.20 at 65535", func() (bool, string) {
-			l, cur := serverLine(x.screen(), "10.3.1.20:443")
-			return cur && strings.Contains(l, "65535"), x.screen()
+			l, cur := serverLine(x.Screen(), "10.3.1.20:443")
+			return cur && strings.Contains(l, "65535"), x.Screen()
 		})
-		x.press("+")
-		s := x.waitScreen("refusal", "error: real server 10.3.1.20:443 of service tcp:10.0.0.2:443 weight 65536: out of range 0-65535")
+		x.Press("+")
+		s := x.WaitScreen("refusal", "error: real server 10.3.1.20:443 of service tcp:10.0.0.2:443 weight 65536: out of range 0-65535")
 		checkFits(t, x, s)
 		t.Logf("refusal:\n%s", s)
 		if w := server(tls, "10.3.1.20:443").Weight; w != 65535 {
@@ -276,17 +186,17 @@ func TestConsoleDrivenInTmux(t *testing.T) {
 	})
 
 	t.Run("n switches the kernel view, c shows the cluster", func(t *testing.T) {
-		x := x.in(t)
-		x.press("n")
-		s := x.waitScreen("n3's view", "node n3", "kernel view unavailable on n3: node n3 runs with --ipvs=off")
+		x := x.In(t)
+		x.Press("n")
+		s := x.WaitScreen("n3's view", "node n3", "kernel view unavailable on n3: node n3 runs with --ipvs=off")
 		if l, _ := serverLine(s, "10.3.0.10:8080"); !strings.Contains(l, "active") {
 			t.Errorf("the model is still shown on n3's view: %q", l)
 		}
-		x.press("c")
-		x.waitScreen("cluster pane", "MEMBER", "KERNEL TABLE", "REACH")
+		x.Press("c")
+		x.WaitScreen("cluster pane", "MEMBER", "KERNEL TABLE", "REACH")
 		// Every member's line says what the member itself reports.
 		harness.Eventually(t, 20*time.Second, "member lines as the members report", func() (bool, string) {
-			s = x.screen()
+			s = x.Screen()
 			for _, n := range all {
 				st, err := status(c, n)
 				if err != nil {
@@ -302,25 +212,25 @@ func TestConsoleDrivenInTmux(t *testing.T) {
 			return true, ""
 		})
 		checkFits(t, x, s)
-		x.waitLeader(c, all)
+		waitLeader(t, x, c, all)
 		t.Logf("cluster pane on n3's view:\n%s", s)
 	})
 
 	t.Run("q quits", func(t *testing.T) {
-		x := x.in(t)
-		x.press("q")
-		x.waitScreen("exit", "console exited: 0")
+		x := x.In(t)
+		x.Press("q")
+		x.WaitScreen("exit", "console exited: 0")
 	})
 }
 
 // waitLeader waits until the header names the leader the nodes agree on
 // and returns the screen.
-func (x *console) waitLeader(c *harness.Cluster, nodes []*harness.Node) string {
-	x.t.Helper()
+func waitLeader(t *testing.T, x *harness.Console, c *harness.Cluster, nodes []*harness.Node) string {
+	t.Helper()
 	var s string
-	harness.Eventually(x.t, 20*time.Second, "the leader in the header", func() (bool, string) {
-		lead := leader(x.t, c, nodes...)
-		s = x.screen()
+	harness.Eventually(t, 20*time.Second, "the leader in the header", func() (bool, string) {
+		lead := leader(t, c, nodes...)
+		s = x.Screen()
 		head, _, _ := strings.Cut(s, "\n")
 		return strings.Contains(head, " leader "+lead.ID+" "), fmt.Sprintf("leader %s; header %q", lead.ID, head)
 	})
@@ -328,9 +238,9 @@ func (x *console) waitLeader(c *harness.Cluster, nodes []*harness.Node) string {
 }
 
 // checkFits checks the pane is 80x24 and the screen uses no more.
-func checkFits(t *testing.T, x *console, s string) {
+func checkFits(t *testing.T, x *harness.Console, s string) {
 	t.Helper()
-	if out, err := x.tmux("display-message", "-p", "-t", x.name, "#{pane_width}x#{pane_height}"); err != nil || strings.TrimSpace(out) != "80x24" {
+	if out, err := x.Tmux("display-message", "-p", "-t", x.Name(), "#{pane_width}x#{pane_height}"); err != nil || strings.TrimSpace(out) != "80x24" {
 		t.Errorf("pane size %q (%v), want 80x24", out, err)
 	}
 	lines := strings.Split(s, "\n")
