@@ -399,9 +399,11 @@ func consoleShowsKernelRates(t *testing.T, c *harness.Cluster, dir *harness.Node
 	harness.Eventually(t, 60*time.Second, "ipvsman top: conn/s and bytes/s of every real server", func() (bool, string) {
 		screen = x.Screen()
 		for _, rs := range []string{topo.RealServerAddr(1) + ":80", topo.NATServerAddr(1) + ":80", topo.RealServerAddr(2) + ":80", topo.NATServerAddr(2) + ":80"} {
+			// The table line (ADDR FWD WGT …), not the detail line of the
+			// server under the cursor ("ADDR of SERVICE: kernel weight …").
 			var f []string
 			for _, l := range strings.Split(screen, "\n") {
-				if g := strings.Fields(strings.TrimPrefix(l, ">")); len(g) > 4 && g[0] == rs {
+				if g := strings.Fields(strings.TrimPrefix(l, ">")); f == nil && len(g) > 4 && g[0] == rs && (g[1] == "Route" || g[1] == "Masq") {
 					f = g
 				}
 			}
