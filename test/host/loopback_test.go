@@ -178,7 +178,7 @@ func TestThreeNodeClusterOnLoopback(t *testing.T) {
 		sameListing(t, c, listing, all...)
 	})
 
-	t.Run("save, clear, restore round-trips", func(t *testing.T) {
+	t.Run("save, clear, restore and import round-trip", func(t *testing.T) {
 		saved := c.MustCLI(follower, "", "-S", "-n")
 		c.MustCLI(follower, "", "-C")
 		if l := sameListing(t, c, "", all...); strings.Contains(l, "TCP") {
@@ -188,6 +188,13 @@ func TestThreeNodeClusterOnLoopback(t *testing.T) {
 		sameListing(t, c, listing, all...)
 		if again := c.MustCLI(lead, "", "-S", "-n"); again != saved {
 			t.Fatalf("-S after -R differs:\n%s\nwant:\n%s", again, saved)
+		}
+		// The migration path: ipvsman import of -S output, after a clear.
+		c.MustCLI(follower, "", "-C")
+		out := c.MustCLI(follower, saved, "import", "--from", "ipvsadm", "--strict", "-")
+		sameListing(t, c, listing, all...)
+		if again := c.MustCLI(lead, "", "-S", "-n"); again != saved {
+			t.Fatalf("-S after import differs:\n%s\nwant:\n%s\nimport printed:\n%s", again, saved, out)
 		}
 	})
 
