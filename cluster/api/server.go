@@ -29,8 +29,12 @@ const MaxBody = 16 << 20
 
 // Server serves the API of one node.
 type Server struct {
-	Node        *cluster.Node
-	Token       string
+	Node  *cluster.Node
+	Token string
+	// ReadToken, when set, is a second token that may only read: every
+	// POST is refused to it (403, kind forbidden). Like Token it must be
+	// the same on every node, since followers forward with the caller's.
+	ReadToken   string
 	Self        fsm.Member // this node's addresses, for joins
 	IPVS        string     // the daemon's --ipvs mode, reported in status
 	Log         *slog.Logger
@@ -88,13 +92,25 @@ func (s *Server) Handler() http.Handler {
 func (s *Server) auth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(s.Token)) != 1 {
+		switch {
+		case ok && equalToken(got, s.Token):
+		case ok && s.ReadToken != "" && equalToken(got, s.ReadToken):
+			if r.Method != http.MethodGet && r.Method != http.MethodHead {
+				writeError(w, http.StatusForbidden, "forbidden", fmt.Sprintf("%s %s: the read-only token may not change anything; use the cluster (admin) token", r.Method, r.URL.Path))
+				return
+			}
+		default:
 			writeError(w, http.StatusUnauthorized, "unauthorized", "missing or wrong cluster token (--token / IPVSMAN_TOKEN)")
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, MaxBody)
 		next.ServeHTTP(w, r)
 	})
+}
+
+// equalToken compares in constant time; an empty want matches nothing.
+func equalToken(got, want string) bool {
+	return want != "" && subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

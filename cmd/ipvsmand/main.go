@@ -30,6 +30,7 @@ type options struct {
 	nodeID, dataDir, raftAddr, apiAddr, apiAdvertise string
 	bootstrap                                        bool
 	join, tokenFile, ipvs, logLevel, logFormat       string
+	readTokenFile                                    string
 	exclusive                                        bool
 	vips, debugAddr, syncIface                       string
 	gossipAddr, gossipProfile                        string
@@ -71,6 +72,7 @@ func main() {
 	f.DurationVar(&o.timing.RemoveDeadAfter, "remove-dead-after", 0, "remove a member gossip has seen dead this long, if at least 3 voters remain and most are alive; 0: never (dead members are only reported)")
 	f.BoolVar(&o.version, "version", false, "print the version and command protocol, and exit")
 	f.StringVar(&o.tokenFile, "token-file", "", "file holding the shared cluster token (required)")
+	f.StringVar(&o.readTokenFile, "read-token-file", "", "file holding a read-only API token (the same on every node): it may read everything and change nothing")
 	f.StringVar(&o.ipvs, "ipvs", "on", "program the kernel's IPVS table: on, or off (cluster only, for hosts without IPVS and tests)")
 	f.StringVar(&o.vips, "vips", "on", "hold the VIPs while leader and announce them: on, or off (several nodes sharing one network namespace, tests)")
 	f.BoolVar(&o.exclusive, "ipvs-exclusive", false, "own the whole IPVS table: also delete services the model never had")
@@ -106,19 +108,32 @@ func newLogger(level, format string) (*slog.Logger, error) {
 	return nil, fmt.Errorf("--log-format %q: want text or json", format)
 }
 
-func readToken(path string) (string, error) {
+func readToken(flag, path string) (string, error) {
 	if path == "" {
-		return "", errors.New("--token-file: missing (writes and joins need the shared cluster token)")
+		return "", fmt.Errorf("%s: missing (writes and joins need the shared cluster token)", flag)
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return "", fmt.Errorf("--token-file %q: %w", path, err)
+		return "", fmt.Errorf("%s %q: %w", flag, path, err)
 	}
 	t := strings.TrimSpace(string(b))
 	if len(t) < 16 {
-		return "", fmt.Errorf("--token-file %q: token has %d characters, want at least 16", path, len(t))
+		return "", fmt.Errorf("%s %q: token has %d characters, want at least 16", flag, path, len(t))
 	}
 	return t, nil
+}
+
+// readOnlyToken reads --read-token-file, if given; it must differ from the
+// cluster token, or the read-only role would be the admin's.
+func readOnlyToken(path, admin string) (string, error) {
+	if path == "" {
+		return "", nil
+	}
+	t, err := readToken("--read-token-file", path)
+	if err == nil && t == admin {
+		err = fmt.Errorf("--read-token-file %q: the same token as --token-file: a read-only token must differ from the cluster token", path)
+	}
+	return t, err
 }
 
 func run(o options) error {
@@ -168,7 +183,11 @@ func run(o options) error {
 			return err
 		}
 	}
-	token, err := readToken(o.tokenFile)
+	token, err := readToken("--token-file", o.tokenFile)
+	if err != nil {
+		return err
+	}
+	readOnly, err := readOnlyToken(o.readTokenFile, token)
 	if err != nil {
 		return err
 	}
@@ -223,7 +242,7 @@ func run(o options) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	self := fsm.Member{ID: o.nodeID, RaftAddr: o.raftAddr, APIAddr: advertise, GossipAddr: gossipAddr}
-	srv := &api.Server{Node: node, Token: token, Self: self, IPVS: o.ipvs, Log: log}
+	srv := &api.Server{Node: node, Token: token, ReadToken: readOnly, Self: self, IPVS: o.ipvs, Log: log}
 	hc.opened(node)
 	srv.Health, srv.Throttle = hc.runner.Statuses, hc.runner.Throttle
 	if vips != nil {

@@ -370,3 +370,40 @@ func TestIPVSOnNeedsAKernelWithIPVS(t *testing.T) {
 		t.Fatalf("ipvsmand --ipvs=on on a kernel without IPVS: err=%v out=%s", err, out)
 	}
 }
+
+// TestReadOnlyToken: a --read-token-file token reads through any node (a
+// follower forwards it to the leader) and is refused every write.
+func TestReadOnlyToken(t *testing.T) {
+	c := harness.NewCluster(t)
+	ro := filepath.Join(c.Dir, "read-token")
+	if err := os.WriteFile(ro, []byte("read-only-token-0123456789\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n1, n2 := c.Add("n1"), c.Add("n2")
+	n1.Start("--bootstrap", "--read-token-file", ro)
+	leader(t, c, n1)
+	n2.Start("--join", n1.APIAddr, "--read-token-file", ro)
+	c.Voters(t, n1, n1, n2)
+	c.MustCLI(n1, "", "-A", "-t", "10.0.0.1:80", "-s", "rr")
+	cli := func(args ...string) (string, error) {
+		out, err := exec.Command(c.CLIBin, append([]string{"--api", n2.APIAddr, "--token-file", ro}, args...)...).CombinedOutput()
+		return string(out), err
+	}
+	harness.Eventually(t, 10*time.Second, "reads with the read-only token through the follower", func() (bool, string) {
+		out, err := cli("-S", "-n")
+		if err != nil || out != "-A -t 10.0.0.1:80 -s rr\n" {
+			return false, fmt.Sprintf("-S -n: %v %q", err, out)
+		}
+		out, err = cli("health") // forwarded to the leader with the caller's token
+		return err == nil, fmt.Sprintf("health: %v %q", err, out)
+	})
+	for _, args := range [][]string{{"-A", "-t", "10.0.0.2:80"}, {"-D", "-t", "10.0.0.1:80"}, {"cluster", "transfer"}, {"server", "suspend", "-t", "10.0.0.1:80", "-r", "10.3.0.1"}} {
+		out, err := cli(args...)
+		if err == nil || !strings.Contains(out, "read-only token may not change anything") {
+			t.Errorf("ipvsman %v with the read-only token: err=%v out=%s", args, err, out)
+		}
+	}
+	if l := c.MustCLI(n1, "", "-S", "-n"); l != "-A -t 10.0.0.1:80 -s rr\n" {
+		t.Fatalf("refused writes changed the model: %q", l)
+	}
+}
