@@ -25,6 +25,11 @@ const (
 // leaderAPI is the API of a single bootstrapped node that leads.
 func leaderAPI(t *testing.T) (*httptest.Server, *cluster.Node) {
 	t.Helper()
+	return leaderAPIWith(t, Limits{})
+}
+
+func leaderAPIWith(t *testing.T, limits Limits) (*httptest.Server, *cluster.Node) {
+	t.Helper()
 	n, err := cluster.Open(cluster.Config{
 		NodeID: "a1", DataDir: t.TempDir(), RaftAddr: harness.FreeAddr(t), APIAddr: "127.0.0.1:1", Bootstrap: true,
 		Logger: slog.New(slog.DiscardHandler), Fatal: func(err error) { t.Errorf("fatal: %v", err) },
@@ -34,7 +39,7 @@ func leaderAPI(t *testing.T) (*httptest.Server, *cluster.Node) {
 	}
 	t.Cleanup(func() { n.Shutdown(context.Background()) })
 	harness.Eventually(t, 10*time.Second, "the single node leads", func() (bool, string) { return n.IsLeader(), "not leader" })
-	srv := httptest.NewServer((&Server{Node: n, Token: adminToken, ReadToken: readToken, IPVS: "off", Log: slog.New(slog.DiscardHandler)}).Handler())
+	srv := httptest.NewServer((&Server{Node: n, Token: adminToken, ReadToken: readToken, Limits: limits, IPVS: "off", Log: slog.New(slog.DiscardHandler)}).Handler())
 	t.Cleanup(srv.Close)
 	return srv, n
 }

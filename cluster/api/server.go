@@ -46,8 +46,10 @@ type Server struct {
 	VIPs        func() vip.Stats                           // nil with --vips=off
 	Health      func() []health.Status                     // the leader's checks; nil: none run here
 	Throttle    func() (limit, ceiling int)                // the leader's bound on checks in flight; nil: none
+	Limits      Limits                                     // per-client write rate, table size; zero: none
 	Metrics     http.Handler                               // GET /metrics, served without the token (read-only, no secrets: docs/metrics.md); nil: --metrics=off
 	forwardHTTP *http.Client
+	writes      *writeLimiter
 	once        sync.Once
 }
 
@@ -55,6 +57,7 @@ type Server struct {
 func (s *Server) Handler() http.Handler {
 	s.once.Do(func() {
 		s.forwardHTTP = &http.Client{Timeout: 30 * time.Second}
+		s.writes = newWriteLimiter(s.Limits, time.Now)
 		if s.WaitLeader == 0 {
 			s.WaitLeader = 10 * time.Second
 		}
@@ -101,6 +104,9 @@ func (s *Server) auth(next http.Handler) http.Handler {
 			}
 		default:
 			writeError(w, http.StatusUnauthorized, "unauthorized", "missing or wrong cluster token (--token / IPVSMAN_TOKEN)")
+			return
+		}
+		if !s.limitWrites(w, r) {
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, MaxBody)
@@ -390,7 +396,14 @@ func (s *Server) ops(ctx context.Context, body []byte, actor string) (any, error
 		return nil, err
 	}
 	ops := req.Ops
-	s.Node.View(func(st *fsm.State, _ uint64) { ops = fsm.NameDeletedServers(st.Config, ops) })
+	var next *fsm.Config
+	s.Node.View(func(st *fsm.State, _ uint64) {
+		ops = fsm.NameDeletedServers(st.Config, ops)
+		next, _ = fsm.ApplyOps(st.Config, ops) // an error is the commit's to report
+	})
+	if err := s.Limits.checkSize(next); err != nil {
+		return nil, &cluster.RejectedError{Reason: err.Error()}
+	}
 	return s.commit(ctx, fsm.CmdOps, fsm.OpsPayload{Ops: ops}, actor)
 }
 
@@ -398,6 +411,9 @@ func (s *Server) apply(ctx context.Context, body []byte, actor string) (any, err
 	req, err := decode[ApplyRequest](body)
 	if err != nil {
 		return nil, err
+	}
+	if err := s.Limits.checkSize(req.Config); err != nil {
+		return nil, &cluster.RejectedError{Reason: err.Error()}
 	}
 	return s.previewAndCommit(ctx, fsm.CmdReplaceConfig, fsm.ReplaceConfigPayload{Config: req.Config, Reason: req.Reason}, req.DryRun, actor)
 }

@@ -31,6 +31,7 @@ type options struct {
 	bootstrap                                        bool
 	join, tokenFile, ipvs, logLevel, logFormat       string
 	readTokenFile                                    string
+	limits                                           api.Limits
 	exclusive                                        bool
 	vips, debugAddr, syncIface                       string
 	gossipAddr, gossipProfile                        string
@@ -72,6 +73,10 @@ func main() {
 	f.DurationVar(&o.timing.RemoveDeadAfter, "remove-dead-after", 0, "remove a member gossip has seen dead this long, if at least 3 voters remain and most are alive; 0: never (dead members are only reported)")
 	f.BoolVar(&o.version, "version", false, "print the version and command protocol, and exit")
 	f.StringVar(&o.tokenFile, "token-file", "", "file holding the shared cluster token (required)")
+	f.Float64Var(&o.limits.WritesPerSecond, "max-writes-per-second", 50, "writes (POST) one client address may send this node per second, on average; 0: no limit")
+	f.IntVar(&o.limits.WriteBurst, "write-burst", 100, "writes one client may send at once before --max-writes-per-second applies")
+	f.IntVar(&o.limits.MaxServices, "max-services", 10000, "the most virtual services a write may leave in the configuration; 0: no limit")
+	f.IntVar(&o.limits.MaxRealServers, "max-real-servers", 100000, "the most real servers (all services together) a write may leave in the configuration; 0: no limit")
 	f.StringVar(&o.readTokenFile, "read-token-file", "", "file holding a read-only API token (the same on every node): it may read everything and change nothing")
 	f.StringVar(&o.ipvs, "ipvs", "on", "program the kernel's IPVS table: on, or off (cluster only, for hosts without IPVS and tests)")
 	f.StringVar(&o.vips, "vips", "on", "hold the VIPs while leader and announce them: on, or off (several nodes sharing one network namespace, tests)")
@@ -121,6 +126,19 @@ func readToken(flag, path string) (string, error) {
 		return "", fmt.Errorf("%s %q: token has %d characters, want at least 16", flag, path, len(t))
 	}
 	return t, nil
+}
+
+// checkLimits refuses negative limits, naming the flag.
+func checkLimits(l api.Limits) error {
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{{"--max-writes-per-second", l.WritesPerSecond}, {"--write-burst", float64(l.WriteBurst)}, {"--max-services", float64(l.MaxServices)}, {"--max-real-servers", float64(l.MaxRealServers)}} {
+		if f.v < 0 {
+			return fmt.Errorf("%s %g: want 0 (no limit) or more", f.name, f.v)
+		}
+	}
+	return nil
 }
 
 // readOnlyToken reads --read-token-file, if given; it must differ from the
@@ -191,6 +209,9 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
+	if err := checkLimits(o.limits); err != nil {
+		return err
+	}
 	if o.bootstrap && o.join != "" {
 		return errors.New("--bootstrap and --join: give one, not both")
 	}
@@ -242,7 +263,7 @@ func run(o options) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	self := fsm.Member{ID: o.nodeID, RaftAddr: o.raftAddr, APIAddr: advertise, GossipAddr: gossipAddr}
-	srv := &api.Server{Node: node, Token: token, ReadToken: readOnly, Self: self, IPVS: o.ipvs, Log: log}
+	srv := &api.Server{Node: node, Token: token, ReadToken: readOnly, Limits: o.limits, Self: self, IPVS: o.ipvs, Log: log}
 	hc.opened(node)
 	srv.Health, srv.Throttle = hc.runner.Statuses, hc.runner.Throttle
 	if vips != nil {
