@@ -248,9 +248,9 @@ func (f *formatter) server(b *bytes.Buffer, svcName string, k fsm.ServiceKey, pr
 	case modePersist:
 		fmt.Fprintf(b, "  -> %-28s %-9d %-11d %-10d %-10d\n", dname, r.Weight, c.PersistConns, c.ActiveConns, c.InactConns)
 	case modeTunInfo:
-		fmt.Fprintf(b, "  -> %-28s %-7s %-13s %-6d %-10d %-10d\n", dname, fwdName(r.Forward), tunInfo(r), r.Weight, c.ActiveConns, c.InactConns)
+		fmt.Fprintf(b, "  -> %-28s %-7s %-13s %-6d %-10d %-10d\n", dname, ForwardName(r.Forward), tunInfo(r), r.Weight, c.ActiveConns, c.InactConns)
 	default:
-		fmt.Fprintf(b, "  -> %-28s %-7s %-6d %-10d %-10d\n", dname, fwdName(r.Forward), r.Weight, c.ActiveConns, c.InactConns)
+		fmt.Fprintf(b, "  -> %-28s %-7s %-6d %-10d %-10d\n", dname, ForwardName(r.Forward), r.Weight, c.ActiveConns, c.InactConns)
 	}
 }
 
@@ -429,7 +429,9 @@ func protoName(p fsm.Protocol) string {
 	return "TCP"
 }
 
-func fwdName(f fsm.Forward) string {
+// ForwardName is ipvsadm -L's word for a forwarding method: Masq, Tunnel
+// or Route.
+func ForwardName(f fsm.Forward) string {
 	switch f {
 	case fsm.Masquerade:
 		return "Masq"

@@ -8,6 +8,7 @@ import (
 	"github.com/charmbracelet/x/ansi"
 
 	"github.com/ipvsman/ipvsman/fsm"
+	"github.com/ipvsman/ipvsman/fsm/ipvsadm"
 )
 
 // The screen, top to bottom: a header (node shown, leader, VIP owner,
@@ -219,7 +220,7 @@ func (m *Model) rowLine(r row, cur bool) string {
 		name += " " + rs.Name
 	}
 	act, inact, cps, bps = m.numbers(fsm.VerdictKey(r.service, r.server))
-	return m.columns(mark+name, fwdName(rs.Forward), fmt.Sprint(rs.Weight), m.health(svc, r.server, rs), string(rs.State), act, inact, cps, bps)
+	return m.columns(mark+name, ipvsadm.ForwardName(rs.Forward), fmt.Sprint(rs.Weight), m.health(svc, r.server, rs), string(rs.State), act, inact, cps, bps)
 }
 
 // numbers are a key's kernel counters and rates, "-" where unknown.
@@ -268,16 +269,6 @@ func bracket(k fsm.ServiceKey) string {
 	return k.Address.String()
 }
 
-func fwdName(f fsm.Forward) string {
-	switch f {
-	case fsm.Masquerade:
-		return "Masq"
-	case fsm.Tunnel:
-		return "Tunnel"
-	}
-	return "Route"
-}
-
 // health is the replicated verdict: up, down, unknown (checked, no verdict
 // yet) or "-" (not checked).
 func (m *Model) health(svc *fsm.Service, key string, rs *fsm.RealServer) string {
@@ -300,7 +291,7 @@ func (m *Model) pickerLines(h int) []string {
 			mark = "> "
 		}
 		rs := c.server
-		line := m.fit(fmt.Sprintf("%s%-22s %-6s %6d %s", mark, rs.Key(), fwdName(rs.Forward), rs.Weight, c.from))
+		line := m.fit(fmt.Sprintf("%s%-22s %-6s %6d %s", mark, rs.Key(), ipvsadm.ForwardName(rs.Forward), rs.Weight, c.from))
 		if i == m.pickCur {
 			line = m.st.cursor.Render(line)
 		}
