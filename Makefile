@@ -7,7 +7,7 @@ FUZZTIME ?= 10s
 UNIT     := ./fsm/... ./cluster/... ./director/... ./vip/... ./cmd/...
 
 .DEFAULT_GOAL := help
-.PHONY: help build test test-unit test-host e2e fuzz lint demo demo-loopback lab-selftest lab-shell bench bench-apply bench-failover bench-health bench-sync bench-upgrade package test-package clean
+.PHONY: help build test test-unit test-host faults e2e fuzz lint demo demo-loopback lab-selftest lab-shell bench bench-apply bench-failover bench-health bench-sync bench-upgrade package test-package clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -16,7 +16,7 @@ build: ## build bin/ipvsmand and bin/ipvsman (static, CGO_ENABLED=0)
 	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ipvsmand ./cmd/ipvsmand
 	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ipvsman ./cmd/ipvsman
 
-test: lint test-unit test-host test-package fuzz e2e ## all tests, as CI runs them (the three tiers and fuzzing)
+test: lint test-unit test-host faults test-package fuzz e2e ## all tests, as CI runs them (the three tiers and fuzzing)
 	@echo "make test: all tiers passed"
 
 test-unit: ## tier 1: pure code (fsm, parsers, cluster), race detector on; fast, no root
@@ -25,6 +25,10 @@ test-unit: ## tier 1: pure code (fsm, parsers, cluster), race detector on; fast,
 
 test-host: ## tier 2: real ipvsmand processes and the CLI on loopback (--ipvs=off); the lab topology on the host (root)
 	$(GO) test -race -count=1 -timeout 15m ./test/host/... ./test/lab/topo/... ./test/lab/labtool/... ./test/failover/...
+
+faults: ## fault injection in namespaces (root): leader isolated, split, flapping link, kill -9 loop, damaged data dir, disk full, clock step; ends with a table and writes_lost, vip_overlap_ms, scenarios
+	$(GO) test -c -o $(BIN)/faults.test ./test/faults/
+	cd test/faults && ../../$(BIN)/faults.test -test.v -test.count=1 -test.timeout 20m
 
 e2e: ## tier 3: every lab test, with real IPVS inside the lab VM (root; ends with "lab: N passed, N failed")
 	bash test/lab/e2e.sh

@@ -126,6 +126,9 @@ func Open(cfg Config) (*Node, error) {
 	if err := checkDrained(cfg.DataDir, cfg.Rejoin, cfg.Logger); err != nil {
 		return nil, err
 	}
+	if err := checkStore(cfg.DataDir); err != nil {
+		return nil, err
+	}
 	hl := NewHCLog(cfg.Logger, "raft", hclog.Warn)
 
 	store, err := raftboltdb.New(raftboltdb.Options{

@@ -1,0 +1,263 @@
+package faults
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netns"
+
+	"github.com/ipvsman/ipvsman/cluster/api"
+	"github.com/ipvsman/ipvsman/test/failover"
+	"github.com/ipvsman/ipvsman/test/harness"
+	"github.com/ipvsman/ipvsman/test/lab/topo"
+)
+
+// prefix keeps the suite's namespaces apart from the host tests' and the
+// lab's, so they can run on one host at once.
+const prefix = "flt-"
+
+// service is the virtual service every write adds a real server to.
+var service = topo.VIP + ":80"
+
+// rig is one scenario's world: the lab topology on the host (no IPVS),
+// an n-node cluster in the director namespaces holding the VIP, an
+// observer sampling who holds it, and a client that talks to each node's
+// API from the client namespace.
+type rig struct {
+	t     *testing.T
+	tp    *topo.Topology
+	c     *harness.Cluster
+	nodes []*harness.Node
+	obs   *failover.Observer
+	http  *http.Client
+	token string
+	start time.Time
+}
+
+// newRig builds the topology and an n-node cluster, applies a topology
+// with the VIP and one empty service, and waits until the leader alone
+// holds the VIP.
+func newRig(t *testing.T, n int, args ...string) *rig {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Fatal("the fault-injection suite needs root (network namespaces, mounts): run it as root (make faults)")
+	}
+	tp := topo.Build(t, topo.Options{Prefix: prefix, NoIPv6: true, Directors: n})
+	c, nodes := harness.DirectorsN(t, tp, n, "off", args...)
+	tok, err := os.ReadFile(c.TokenFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &rig{t: t, tp: tp, c: c, nodes: nodes, token: strings.TrimSpace(string(tok)), start: time.Now()}
+	r.http = clientIn(t, tp.NS(topo.Client))
+	var ids []string
+	for _, nd := range nodes {
+		ids = append(ids, nd.ID)
+	}
+	file := filepath.Join(t.TempDir(), "vip.topo")
+	if err := os.WriteFile(file, []byte("vip "+topo.VIP+"/32 eth0\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c.MustCLI(nodes[0], "", "apply", "-f", file)
+	c.MustCLI(nodes[0], "", "-A", "-t", service, "-s", "rr")
+	r.obs = failover.NewObserver(t, tp, topo.VIP+"/32", ids...)
+	r.waitVIPOnLeader()
+	return r
+}
+
+// clientIn returns an HTTP client whose connections are opened inside the
+// network namespace ns: a socket belongs to the namespace of the thread
+// that created it, so each dial runs on a thread switched there and back.
+func clientIn(t *testing.T, ns string) *http.Client {
+	t.Helper()
+	target, err := netns.GetFromName(ns)
+	if err != nil {
+		t.Fatalf("namespace %s: %v", ns, err)
+	}
+	t.Cleanup(func() { target.Close() })
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		home, err := netns.Get()
+		if err != nil {
+			return nil, err
+		}
+		defer home.Close()
+		if err := netns.Set(target); err != nil {
+			return nil, fmt.Errorf("enter %s: %w", ns, err)
+		}
+		conn, derr := (&net.Dialer{Timeout: 3 * time.Second}).DialContext(ctx, network, addr)
+		if err := netns.Set(home); err != nil {
+			// This thread must not run anything else: LockOSThread
+			// without Unlock makes the runtime retire it.
+			runtime.LockOSThread()
+			return nil, fmt.Errorf("leave %s: %w", ns, err)
+		}
+		return conn, derr
+	}
+	return &http.Client{Transport: &http.Transport{DialContext: dial, DisableKeepAlives: true}}
+}
+
+func (r *rig) client(n *harness.Node) *api.Client {
+	return &api.Client{Base: n.APIAddr, Token: r.token, Actor: "faults", HTTP: r.http}
+}
+
+// model reads node n's own copy of the state (a stale read: no leader is
+// asked), as the real servers of the service, sorted, and the version.
+func (r *rig) model(n *harness.Node) ([]string, uint64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+n.APIAddr+"/v1/config?stale=1", nil)
+	if err != nil {
+		return nil, 0, err
+	}
+	req.Header.Set("Authorization", "Bearer "+r.token)
+	resp, err := r.http.Do(req)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, 0, fmt.Errorf("%s: GET /v1/config: %s", n.ID, resp.Status)
+	}
+	var cfg api.ConfigResponse
+	if err := json.NewDecoder(resp.Body).Decode(&cfg); err != nil {
+		return nil, 0, fmt.Errorf("%s: %w", n.ID, err)
+	}
+	var servers []string
+	for _, s := range cfg.Config.Services {
+		for _, rs := range s.Servers {
+			servers = append(servers, rs.Key())
+		}
+	}
+	slices.Sort(servers)
+	return servers, cfg.Version, nil
+}
+
+// leader returns the node the running nodes agree leads.
+func (r *rig) leader() *harness.Node {
+	r.t.Helper()
+	return r.c.Leader(r.t, r.running()[0], r.running())
+}
+
+func (r *rig) running() []*harness.Node {
+	var out []*harness.Node
+	for _, n := range r.nodes {
+		if n.Running() {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func (r *rig) waitVIPOnLeader() {
+	r.t.Helper()
+	lead := r.leader()
+	if err := r.obs.WaitFor(func(h []string) bool { return slices.Equal(h, []string{lead.ID}) }, 20*time.Second); err != nil {
+		r.t.Fatalf("VIP not on the leader %s alone: %v", lead.ID, err)
+	}
+}
+
+// converge waits until every running node's own copy of the model is
+// the same version and holds every acknowledged write, and returns how
+// long that took from since; lost lists the acknowledged writes missing
+// from the leader's model when the nodes never agreed, or from the agreed
+// model.
+func (r *rig) converge(since time.Time, acked []string, within time.Duration) (took time.Duration, lost []string, err error) {
+	deadline := time.Now().Add(within)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	var last string
+	for ; ; <-tick.C {
+		var first []string
+		var version uint64
+		agree := true
+		for i, n := range r.running() {
+			got, v, err := r.model(n)
+			if err != nil {
+				agree, last = false, err.Error()
+				break
+			}
+			if i == 0 {
+				first, version = got, v
+			} else if v != version || !slices.Equal(got, first) {
+				agree, last = false, fmt.Sprintf("%s has version %d with %d real servers, %s version %d with %d", n.ID, v, len(got), r.running()[0].ID, version, len(first))
+			}
+		}
+		if agree {
+			if lost = missing(acked, first); len(lost) == 0 {
+				if last != "" {
+					r.t.Logf("before agreeing: %s", last)
+				}
+				return time.Since(since), nil, nil
+			}
+			last = fmt.Sprintf("all at version %d, %d acknowledged writes missing", version, len(lost))
+		}
+		if time.Now().After(deadline) {
+			if !agree {
+				lost = r.missingFromNewest(acked)
+			}
+			return time.Since(since), lost, fmt.Errorf("no agreement within %s: %s", within, last)
+		}
+	}
+}
+
+// missingFromNewest is missing against the highest version any running
+// node answers with: what was lost if the nodes never agree.
+func (r *rig) missingFromNewest(acked []string) []string {
+	var best []string
+	var top uint64
+	for _, n := range r.running() {
+		if got, v, err := r.model(n); err == nil && v >= top {
+			best, top = got, v
+		}
+	}
+	return missing(acked, best)
+}
+
+func missing(want, have []string) []string {
+	var out []string
+	for _, w := range want {
+		if _, ok := slices.BinarySearch(have, w); !ok {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+// finish checks the scenario's three promises and records its figures:
+// every acknowledged write is on every node, no two nodes held the VIP at
+// once, and the nodes agree. since is when the fault was healed.
+func (r *rig) finish(scenario string, w *writer, since time.Time) {
+	r.t.Helper()
+	w.Stop()
+	acked := w.Acked()
+	took, lost, err := r.converge(since, acked, 60*time.Second)
+	if err != nil {
+		r.t.Errorf("%s: %v", scenario, err)
+	}
+	if len(lost) > 0 {
+		r.t.Errorf("%s: %d acknowledged writes lost, e.g. %v", scenario, len(lost), lost[:min(len(lost), 5)])
+	}
+	if lead := r.leader(); r.obs.WaitFor(func(h []string) bool { return slices.Equal(h, []string{lead.ID}) }, 20*time.Second) != nil {
+		r.t.Errorf("%s: after healing the VIP is on %v, the leader is %s", scenario, r.obs.Current(), lead.ID)
+	}
+	total, worst := r.obs.OverlapBetween(r.start, time.Now())
+	if total > 0 {
+		r.t.Errorf("%s: two nodes held the VIP at once for %s (worst stretch %s)", scenario, total, worst)
+	}
+	st := w.Stats()
+	r.t.Logf("%s: %d writes acknowledged, %d refused (last: %s), %d unanswered (last: %s); lost %d; VIP overlap %s; converged %s after the heal",
+		scenario, len(acked), st.refused, st.lastNo, st.unknown, st.lastErr, len(lost), total, took.Round(time.Millisecond))
+	record(scenario, len(acked), len(lost), total, took, err == nil)
+}
