@@ -27,8 +27,9 @@ type Client struct {
 	// nil; a given HTTP client brings its own transport.
 	TLS  *tls.Config
 	HTTP *http.Client
-	// CAFile names the CA the caller verifies with, for error messages.
-	CAFile string
+	// CA names the CA the caller verifies with, for error messages:
+	// `--ca "ca.pem"`, `--tls-ca "ca.pem"`.
+	CA string
 }
 
 // Error is a non-2xx answer from a node.
@@ -66,10 +67,13 @@ func (c *Client) explain(err error) error {
 	default:
 		return err
 	}
-	if c.CAFile != "" {
-		return fmt.Errorf("%w (the server's certificate does not verify against --ca %q)", err, c.CAFile)
+	switch {
+	case c.CA != "":
+		return fmt.Errorf("%w (the server's certificate does not verify against %s)", err, c.CA)
+	case c.TLS == nil:
+		return fmt.Errorf("%w (the server's certificate does not verify against the system's roots: give the cluster CA with --ca or IPVSMAN_CA)", err)
 	}
-	return fmt.Errorf("%w (the server's certificate does not verify against the system's roots: give the cluster CA with --ca or IPVSMAN_CA)", err)
+	return err
 }
 
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {

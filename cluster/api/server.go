@@ -108,7 +108,7 @@ func (s *Server) Handler() http.Handler {
 func (s *Server) peer(base, actor string) *Client {
 	c := &Client{Base: base, Token: s.Token, Actor: actor, HTTP: s.peerHTTP}
 	if s.TLS != nil {
-		c.TLS = s.TLS.PeerClient()
+		c.TLS, c.CA = s.TLS.PeerClient(), "the cluster CA (--tls-ca)"
 	}
 	return c
 }

@@ -187,7 +187,7 @@ func TestClientOverTLS(t *testing.T) {
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(other.ca.Cert)
-	bad := &Client{Base: addr, Token: readToken, TLS: &tls.Config{RootCAs: pool}, CAFile: "/etc/other-ca.pem"}
+	bad := &Client{Base: addr, Token: readToken, TLS: &tls.Config{RootCAs: pool}, CA: `--ca "/etc/other-ca.pem"`}
 	_, err := bad.Status(ctx)
 	if err == nil || !strings.Contains(err.Error(), `does not verify against --ca "/etc/other-ca.pem"`) {
 		t.Errorf("status verified by another CA: %v", err)
