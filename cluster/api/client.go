@@ -70,7 +70,7 @@ func (c *Client) explain(err error) error {
 	switch {
 	case c.CA != "":
 		return fmt.Errorf("%w (the server's certificate does not verify against %s)", err, c.CA)
-	case c.TLS == nil:
+	case c.TLS == nil && c.HTTP == nil:
 		return fmt.Errorf("%w (the server's certificate does not verify against the system's roots: give the cluster CA with --ca or IPVSMAN_CA)", err)
 	}
 	return err

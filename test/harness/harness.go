@@ -7,6 +7,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -453,6 +455,24 @@ func (c *Cluster) BaseURL(n *Node) string {
 		return "https://" + n.APIAddr
 	}
 	return "http://" + n.APIAddr
+}
+
+// ClientTLS is what a test's own HTTP client needs to reach the nodes'
+// APIs (with BaseURL): the cluster CA as its roots. nil without TLS.
+func (c *Cluster) ClientTLS() *tls.Config {
+	ca := c.CAFile()
+	if ca == "" {
+		return nil
+	}
+	b, err := os.ReadFile(ca)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		c.t.Fatalf("%s: no certificate", ca)
+	}
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS13}
 }
 
 // Curl is a curl command line that fetches path from node's API: with the

@@ -54,6 +54,12 @@ func TestForeignCertificateNeverJoins(t *testing.T) {
 		t.Fatal(err)
 	}
 	applied, _ := v.applied(nodes[0].ID)
+	// Plain http to the API gets nothing.
+	args := c.Curl(nodes[0], "/v1/status", true, "-sS", "--max-time", "10", "-o", "/dev/null", "-w", "%{http_code}")
+	args[len(args)-1] = "http://" + nodes[0].APIAddr + "/v1/status"
+	if out, _ := tp.Exec(topo.Client, args[0], args[1:]...); out == "200" {
+		t.Errorf("plain http to d1's API answered 200")
+	}
 
 	// d4: the right token, the wrong CA.
 	x := nodes[3]
@@ -84,7 +90,7 @@ func TestForeignCertificateNeverJoins(t *testing.T) {
 	// d4's own view, read with its own CA: it applied nothing.
 	xc := *c
 	xc.TLSDir = other
-	args := xc.Curl(x, "/v1/status", true, "-sSf", "--max-time", "10")
+	args = xc.Curl(x, "/v1/status", true, "-sSf", "--max-time", "10")
 	raw := tp.MustExec(topo.Client, args[0], args[1:]...)
 	var st struct {
 		State   string `json:"state"`
