@@ -34,8 +34,8 @@ node certificate is never overwritten.
 Nodes accept each other by chain to this CA, so whoever holds ca-key.pem
 decides who may be a node: copy only ca.pem, NAME.pem and NAME-key.pem to
 node NAME, and keep ca-key.pem elsewhere.`,
-		Example: `  ipvsman tls init --dir /etc/ipvsman/tls --node d1=10.0.0.11 --node d2=10.0.0.12 --node d3=10.0.0.13
-  ipvsman tls init --dir /etc/ipvsman/tls --node d4=10.0.0.14     # later: reuses the CA`,
+		Example: `  ipvsman tls init --dir ./tls --node d1=10.0.0.11 --node d2=10.0.0.12 --node d3=10.0.0.13
+  ipvsman tls init --dir ./tls --node d4=10.0.0.14,fd00::14     # later: reuses the CA`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			return tlsInit(c.OutOrStdout(), dir, nodes, days, time.Now())

@@ -91,7 +91,7 @@ func main() {
 	f.DurationVar(&o.timing.CommitTimeout, "commit-timeout", 20*time.Millisecond, "Raft commit timeout")
 	f.StringVar(&o.metrics, "metrics", "on", "serve Prometheus metrics at GET /metrics on the API address, with the read-only or cluster token like any read (docs/metrics.md): on or off")
 	f.StringVar(&o.debugAddr, "debug-addr", "", "host:port serving Go's /debug/pprof profiles (unauthenticated: loopback only); empty: off")
-	f.StringVar(&o.tlsCert, "tls-cert", "", "this node's certificate (PEM), signed by --tls-ca for server and client use: Raft and the API run over TLS (required unless --raft-addr and --api-addr are loopback; `ipvsman tls init` makes one)")
+	f.StringVar(&o.tlsCert, "tls-cert", "", "this node's certificate (PEM), signed by --tls-ca for server and client use: Raft and the API run over TLS (required unless --raft-addr and --api-addr are loopback; ipvsman tls init makes one)")
 	f.StringVar(&o.tlsKey, "tls-key", "", "the private key (PEM) of --tls-cert")
 	f.StringVar(&o.tlsCA, "tls-ca", "", "the cluster CA (PEM): nodes must present a certificate it signed")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
