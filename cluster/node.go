@@ -1,7 +1,8 @@
 // Package cluster runs the Raft node that replicates the fsm model: the log
-// and stable store in raft-boltdb/v2, file snapshots, a TCP transport,
-// bootstrap, membership changes, leadership transfer and the write path
-// (validate, stamp, propose). It never touches the kernel.
+// and stable store in raft-boltdb/v2, file snapshots, a TCP or mutual-TLS
+// transport (tls.go), bootstrap, membership changes, leadership transfer
+// and the write path (validate, stamp, propose). It never touches the
+// kernel.
 package cluster
 
 import (
@@ -30,10 +31,14 @@ import (
 // LeaderLeaseTimeout < HeartbeatTimeout so that an isolated leader steps
 // down before any other node can be elected.
 type Config struct {
-	NodeID             string
-	DataDir            string
-	RaftAddr           string // host:port to listen on and advertise
-	APIAddr            string // advertised API address (host:port) for forwarding
+	NodeID   string
+	DataDir  string
+	RaftAddr string // host:port to listen on and advertise
+	APIAddr  string // advertised API address (host:port) for forwarding
+	// TLS, when set, runs Raft over mutual TLS with this material; nil is
+	// plain TCP (loopback clusters and tests only: ipvsmand refuses a
+	// non-loopback address without it).
+	TLS                *TLS
 	Bootstrap          bool
 	HeartbeatTimeout   time.Duration
 	ElectionTimeout    time.Duration
@@ -152,7 +157,7 @@ func Open(cfg Config) (*Node, error) {
 		store.Close()
 		return nil, fmt.Errorf("raft-addr %q: give an address the other nodes can reach, not a wildcard", cfg.RaftAddr)
 	}
-	transport, err := raft.NewTCPTransportWithLogger(cfg.RaftAddr, addr, 3, 5*time.Second, hl)
+	transport, err := newTransport(cfg, addr, hl)
 	if err != nil {
 		store.Close()
 		return nil, fmt.Errorf("raft-addr %q: %w", cfg.RaftAddr, err)
@@ -217,6 +222,19 @@ func Open(cfg Config) (*Node, error) {
 	n.wg.Add(1)
 	go n.watchLeadership()
 	return n, nil
+}
+
+// newTransport is Raft's TCP transport, or the same over mutual TLS when
+// cfg.TLS is set.
+func newTransport(cfg Config, addr *net.TCPAddr, hl hclog.Logger) (*raft.NetworkTransport, error) {
+	if cfg.TLS == nil {
+		return raft.NewTCPTransportWithLogger(cfg.RaftAddr, addr, 3, 5*time.Second, hl)
+	}
+	stream, err := newTLSStreamLayer(cfg.RaftAddr, addr, cfg.TLS, cfg.Logger)
+	if err != nil {
+		return nil, err
+	}
+	return raft.NewNetworkTransportWithLogger(stream, 3, 5*time.Second, hl), nil
 }
 
 // checkLease keeps the one-VIP-owner guarantee: an isolated leader steps

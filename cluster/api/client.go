@@ -3,7 +3,10 @@ package api
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,10 +19,17 @@ import (
 // Client talks to one node's API. Writes sent to a follower are forwarded
 // to the leader by that follower.
 type Client struct {
-	Base  string // "127.0.0.1:8000" or "http://127.0.0.1:8000"
+	Base  string // "127.0.0.1:8000", "http://127.0.0.1:8000" or "https://…"
 	Token string
 	Actor string // who is asking, recorded in the history
-	HTTP  *http.Client
+	// TLS, when set, makes a Base without a scheme https and verifies the
+	// server with it (a TLS cluster is all-TLS). It is used when HTTP is
+	// nil; a given HTTP client brings its own transport.
+	TLS  *tls.Config
+	HTTP *http.Client
+	// CA names the CA the caller verifies with, for error messages:
+	// `--ca "ca.pem"`, `--tls-ca "ca.pem"`.
+	CA string
 }
 
 // Error is a non-2xx answer from a node.
@@ -31,11 +41,39 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Msg }
 
-func baseURL(addr string) string {
+// baseURL is addr with its scheme: as given, or https when the caller
+// runs TLS and http otherwise.
+func baseURL(addr string, secure bool) string {
 	if strings.HasPrefix(addr, "http://") || strings.HasPrefix(addr, "https://") {
 		return strings.TrimRight(addr, "/")
 	}
+	if secure {
+		return "https://" + strings.TrimRight(addr, "/")
+	}
 	return "http://" + strings.TrimRight(addr, "/")
+}
+
+// URL is the client's base URL with its scheme.
+func (c *Client) URL() string { return baseURL(c.Base, c.TLS != nil) }
+
+// explain adds what to do to a certificate that did not verify.
+func (c *Client) explain(err error) error {
+	var unknown x509.UnknownAuthorityError
+	var invalid x509.CertificateInvalidError
+	var host x509.HostnameError
+	var verify *tls.CertificateVerificationError
+	switch {
+	case errors.As(err, &unknown) || errors.As(err, &invalid) || errors.As(err, &host) || errors.As(err, &verify):
+	default:
+		return err
+	}
+	switch {
+	case c.CA != "":
+		return fmt.Errorf("%w (the server's certificate does not verify against %s)", err, c.CA)
+	case c.TLS == nil && c.HTTP == nil:
+		return fmt.Errorf("%w (the server's certificate does not verify against the system's roots: give the cluster CA with --ca or IPVSMAN_CA)", err)
+	}
+	return err
 }
 
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
@@ -47,7 +85,8 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		}
 		body = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, baseURL(c.Base)+path, body)
+	url := c.URL()
+	req, err := http.NewRequestWithContext(ctx, method, url+path, body)
 	if err != nil {
 		return fmt.Errorf("api %q: %w", c.Base, err)
 	}
@@ -59,15 +98,21 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	hc := c.HTTP
 	if hc == nil {
 		hc = &http.Client{Timeout: 60 * time.Second}
+		if c.TLS != nil {
+			t := http.DefaultTransport.(*http.Transport).Clone()
+			t.TLSClientConfig = c.TLS
+			hc.Transport = t
+			defer t.CloseIdleConnections()
+		}
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("api %s: %w", baseURL(c.Base), err)
+		return fmt.Errorf("api %s: %w", url, c.explain(err))
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return fmt.Errorf("api %s: read answer: %w", baseURL(c.Base), err)
+		return fmt.Errorf("api %s: read answer: %w", url, err)
 	}
 	if resp.StatusCode/100 != 2 {
 		var e ErrorResponse
@@ -80,7 +125,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		return nil
 	}
 	if err := json.Unmarshal(b, out); err != nil {
-		return fmt.Errorf("api %s: decode answer: %w", baseURL(c.Base), err)
+		return fmt.Errorf("api %s: decode answer: %w", url, err)
 	}
 	return nil
 }

@@ -51,7 +51,7 @@ func (s *Server) leaveThroughLeader(ctx context.Context, id string) (string, err
 	for {
 		lid, api, err := s.Node.LeaderAPI()
 		if err == nil && lid != id {
-			c := &Client{Base: api, Token: s.Token, Actor: "ipvsmand@" + id + " (drain)"}
+			c := s.peer(api, "ipvsmand@"+id+" (drain)")
 			if err = c.Leave(ctx, id); err == nil {
 				return lid, nil
 			}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/subtle"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -34,21 +35,27 @@ type Server struct {
 	// ReadToken, when set, is a second token that may only read: every
 	// POST is refused to it (403, kind forbidden). Like Token it must be
 	// the same on every node, since followers forward with the caller's.
-	ReadToken   string
-	Self        fsm.Member // this node's addresses, for joins
-	IPVS        string     // the daemon's --ipvs mode, reported in status
-	Log         *slog.Logger
-	WaitLeader  time.Duration                              // how long a write waits for a leader to appear
-	Director    func() *director.Report                    // the last reconcile; nil with --ipvs=off
-	Sync        func() *director.SyncReport                // the sync threads; nil with --ipvs=off
-	Kernel      func() (*fsm.Config, ipvsadm.Stats, error) // this node's kernel table; nil with --ipvs=off
-	Conns       func() ([]director.Conn, error)            // this node's connection table; nil with --ipvs=off
-	VIPs        func() vip.Stats                           // nil with --vips=off
-	Health      func() []health.Status                     // the leader's checks; nil: none run here
-	Throttle    func() (limit, ceiling int)                // the leader's bound on checks in flight; nil: none
-	Limits      Limits                                     // per-client write rate, table size; zero: none
-	Metrics     http.Handler                               // GET /metrics, served without the token (read-only, no secrets: docs/metrics.md); nil: --metrics=off
+	ReadToken  string
+	Self       fsm.Member // this node's addresses, for joins
+	IPVS       string     // the daemon's --ipvs mode, reported in status
+	Log        *slog.Logger
+	WaitLeader time.Duration                              // how long a write waits for a leader to appear
+	Director   func() *director.Report                    // the last reconcile; nil with --ipvs=off
+	Sync       func() *director.SyncReport                // the sync threads; nil with --ipvs=off
+	Kernel     func() (*fsm.Config, ipvsadm.Stats, error) // this node's kernel table; nil with --ipvs=off
+	Conns      func() ([]director.Conn, error)            // this node's connection table; nil with --ipvs=off
+	VIPs       func() vip.Stats                           // nil with --vips=off
+	Health     func() []health.Status                     // the leader's checks; nil: none run here
+	Throttle   func() (limit, ceiling int)                // the leader's bound on checks in flight; nil: none
+	Limits     Limits                                     // per-client write rate, table size; zero: none
+	Metrics    http.Handler                               // GET /metrics, with either token like any read (docs/metrics.md); nil: --metrics=off
+	// TLS is this node's certificate and the cluster CA; nil: plain HTTP
+	// (loopback only). With it, calls to other nodes are https with this
+	// node's certificate, and joins and forwarded writes must come with a
+	// verified node certificate as well as the token.
+	TLS         *cluster.TLS
 	forwardHTTP *http.Client
+	peerHTTP    *http.Client
 	writes      *writeLimiter
 	once        sync.Once
 }
@@ -56,7 +63,14 @@ type Server struct {
 // Handler returns the routed, authenticated handler.
 func (s *Server) Handler() http.Handler {
 	s.once.Do(func() {
-		s.forwardHTTP = &http.Client{Timeout: 30 * time.Second}
+		var tr http.RoundTripper = http.DefaultTransport
+		if s.TLS != nil {
+			t := http.DefaultTransport.(*http.Transport).Clone()
+			t.TLSClientConfig = s.TLS.PeerClient()
+			tr = t
+		}
+		s.forwardHTTP = &http.Client{Timeout: 30 * time.Second, Transport: tr}
+		s.peerHTTP = &http.Client{Timeout: 60 * time.Second, Transport: tr}
 		s.writes = newWriteLimiter(s.Limits, time.Now)
 		if s.WaitLeader == 0 {
 			s.WaitLeader = 10 * time.Second
@@ -81,15 +95,37 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/cluster/join-via", s.joinVia)
 	mux.HandleFunc("POST /v1/node/drain", s.drain)
 	mux.HandleFunc("POST /v1/commands/{name}", s.command)
-	if s.Metrics == nil {
-		return s.auth(mux)
+	if s.Metrics != nil {
+		// Behind the token like every read: the metrics name services,
+		// addresses and members (docs/metrics.md for the scrape config).
+		mux.Handle("GET /metrics", s.Metrics)
 	}
-	// Prometheus scrapes without credentials; every other route keeps
-	// the token.
-	open := http.NewServeMux()
-	open.Handle("GET /metrics", s.Metrics)
-	open.Handle("/", s.auth(mux))
-	return open
+	return s.auth(mux)
+}
+
+// peer is a client for another node's API, with this node's token and,
+// in a TLS cluster, its certificate.
+func (s *Server) peer(base, actor string) *Client {
+	c := &Client{Base: base, Token: s.Token, Actor: actor, HTTP: s.peerHTTP}
+	if s.TLS != nil {
+		c.TLS, c.CA = s.TLS.PeerClient(), "the cluster CA (--tls-ca)"
+	}
+	return c
+}
+
+// needsNodeCert tells the requests only a node makes: a join (a new
+// member's Raft address goes into the configuration) and a write another
+// node forwarded (it carries an actor the leader records as given).
+// join-via is not one: the operator asks the joining node itself, which
+// then joins with its own certificate.
+func needsNodeCert(r *http.Request) bool {
+	return r.URL.Path == "/v1/cluster/join" || r.Header.Get(HeaderForwarded) != ""
+}
+
+// verifiedNode reports whether the client presented a certificate that
+// chains to the cluster CA (checked by the TLS handshake).
+func verifiedNode(cs *tls.ConnectionState) bool {
+	return cs != nil && len(cs.VerifiedChains) > 0
 }
 
 func (s *Server) auth(next http.Handler) http.Handler {
@@ -104,6 +140,10 @@ func (s *Server) auth(next http.Handler) http.Handler {
 			}
 		default:
 			writeError(w, http.StatusUnauthorized, "unauthorized", "missing or wrong cluster token (--token / IPVSMAN_TOKEN)")
+			return
+		}
+		if s.TLS != nil && needsNodeCert(r) && !verifiedNode(r.TLS) {
+			writeError(w, http.StatusForbidden, "forbidden", fmt.Sprintf("%s %s: joins and forwarded writes must come from a node: present a certificate signed by the cluster CA (--tls-cert); the token alone is not enough", r.Method, r.URL.Path))
 			return
 		}
 		if !s.limitWrites(w, r) {
@@ -172,8 +212,7 @@ func (s *Server) clusterStatus(w http.ResponseWriter, r *http.Request) {
 			defer wg.Done()
 			ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 			defer cancel()
-			c := &Client{Base: v.APIAddr, Token: s.Token}
-			ns, err := c.Status(ctx)
+			ns, err := s.peer(v.APIAddr, "").Status(ctx)
 			if err != nil {
 				v.Error = err.Error()
 				return
@@ -201,7 +240,7 @@ func (s *Server) consistent(r *http.Request) (stale string) {
 		if err != nil {
 			return 0, err
 		}
-		st, err := (&Client{Base: api, Token: s.Token}).Status(ctx)
+		st, err := s.peer(api, "").Status(ctx)
 		return st.CommitIndex, err
 	})
 	if err != nil {
@@ -347,7 +386,7 @@ func (s *Server) forward(ctx context.Context, w http.ResponseWriter, r *http.Req
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, r.Method, baseURL(api)+r.URL.RequestURI(), bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, r.Method, baseURL(api, s.TLS != nil)+r.URL.RequestURI(), bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
@@ -512,7 +551,7 @@ func (s *Server) joinVia(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "rejected", fmt.Sprintf("join: member API address: missing or malformed (%v)", err))
 		return
 	}
-	c := &Client{Base: req.Member, Token: s.Token, Actor: r.Header.Get(HeaderActor)}
+	c := s.peer(req.Member, r.Header.Get(HeaderActor))
 	if err := c.Join(r.Context(), s.Self); err != nil {
 		writeError(w, http.StatusBadGateway, "rejected", fmt.Sprintf("join through %s: %v", req.Member, err))
 		return

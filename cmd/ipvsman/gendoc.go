@@ -58,7 +58,7 @@ func genMan(root *cobra.Command, dir string) error {
 // ipvsadmManSections is markdown (go-md2man turns "# X" into .SH X).
 func ipvsadmManSections() string {
 	return "# IPVSADM COMMAND LANGUAGE\n" +
-		"When the first argument (after the global options **--api**, **--token**, **--token-file** and **--node**) " +
+		"When the first argument (after the global options **--api**, **--token**, **--token-file**, **--ca** and **--node**) " +
 		"starts with a dash, or there is none, ipvsman reads ipvsadm's command language and applies the command " +
 		"to the whole cluster through the replicated log. Without arguments it lists the table, as ipvsadm does. " +
 		"**-L** and **-S** show the cluster's model; with **--node NODE** they show that node's kernel table instead.\n\n" +
@@ -67,6 +67,7 @@ func ipvsadmManSections() string {
 		"**IPVSMAN_API**\n: API address of any node, as **--api** (default 127.0.0.1:7080).\n\n" +
 		"**IPVSMAN_TOKEN**\n: the cluster token, as **--token**.\n\n" +
 		"**IPVSMAN_TOKEN_FILE**\n: a file holding the cluster token, as **--token-file**.\n\n" +
+		"**IPVSMAN_CA**\n: the CA certificate to verify the API server with, as **--ca** (implies https).\n\n" +
 		"# FILES\n" +
 		"*/etc/ipvsman/token*\n: the cluster token the packaged daemon reads; give it with **--token-file /etc/ipvsman/token**.\n\n" +
 		"*/usr/share/doc/ipvsman/examples/*\n: topology files for **ipvsman apply -f** and a three-node setup.\n\n" +

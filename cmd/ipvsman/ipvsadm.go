@@ -235,7 +235,7 @@ func readServices(path string) map[string]string {
 
 const globalUsage = `
 Every change applies to the whole cluster, through the node at --api.
-Global flags: --api ADDRESS (IPVSMAN_API), --token TOKEN (IPVSMAN_TOKEN), --token-file FILE (IPVSMAN_TOKEN_FILE).
+Global flags: --api ADDRESS (IPVSMAN_API), --token TOKEN (IPVSMAN_TOKEN), --token-file FILE (IPVSMAN_TOKEN_FILE), --ca FILE (IPVSMAN_CA).
 -L/-S --node NAME: that node's own kernel table, with the kernel's connection counters.
 -L -c [--node NAME]: that node's (or the --api node's) connection table, synced entries included.
 Other commands: ipvsman cluster|server|check|health|history|rollback|apply|export|version --help

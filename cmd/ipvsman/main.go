@@ -4,6 +4,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"os"
@@ -21,6 +23,7 @@ import (
 // globals are the connection settings every command shares.
 type globals struct {
 	api, token, tokenFile string
+	ca                    string // --ca: verify the API server against this CA
 	node                  string // -L/-S: show this node's kernel table instead of the model
 	timeout               time.Duration
 }
@@ -48,7 +51,7 @@ func (g *globals) split(args []string) (ipvsadm bool, rest []string, err error) 
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		name, val, hasVal := strings.Cut(a, "=")
-		dst := map[string]*string{"--api": &g.api, "--token": &g.token, "--token-file": &g.tokenFile, "--node": &g.node}[name]
+		dst := map[string]*string{"--api": &g.api, "--token": &g.token, "--token-file": &g.tokenFile, "--ca": &g.ca, "--node": &g.node}[name]
 		if dst == nil {
 			rest = append(rest, a)
 			continue
@@ -99,7 +102,40 @@ func (g *globals) client() (*api.Client, error) {
 	if token == "" {
 		return nil, errors.New("no cluster token: give --token, --token-file, IPVSMAN_TOKEN or IPVSMAN_TOKEN_FILE")
 	}
-	return &api.Client{Base: base, Token: token, Actor: actor()}, nil
+	c := &api.Client{Base: base, Token: token, Actor: actor()}
+	if err := g.secure(c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// secure sets up https: with --ca (or IPVSMAN_CA) the server must have a
+// certificate of that CA; an https:// --api without it is verified
+// against the system's roots. Either way the addresses of other nodes
+// (ipvsman -L --node, top) are reached over https too.
+func (g *globals) secure(c *api.Client) error {
+	ca := g.ca
+	if ca == "" {
+		ca = os.Getenv("IPVSMAN_CA")
+	}
+	switch {
+	case ca != "":
+		if strings.HasPrefix(c.Base, "http://") {
+			return fmt.Errorf("--ca %q with --api %q: a CA is for https; write https:// or leave the scheme out", ca, c.Base)
+		}
+		b, err := os.ReadFile(ca)
+		if err != nil {
+			return fmt.Errorf("--ca %q: %w", ca, err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(b) {
+			return fmt.Errorf("--ca %q: no PEM certificate in it", ca)
+		}
+		c.TLS, c.CA = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS13}, fmt.Sprintf("--ca %q", ca)
+	case strings.HasPrefix(c.Base, "https://"):
+		c.TLS = &tls.Config{MinVersion: tls.VersionTLS13}
+	}
+	return nil
 }
 
 // withClient runs f with an API client and a context bounded by --timeout.
@@ -149,8 +185,9 @@ and has subcommands for the cluster, the configuration history and topology file
 	pf.StringVar(&g.api, "api", g.api, "API address of any node (env IPVSMAN_API; default 127.0.0.1:7080)")
 	pf.StringVar(&g.token, "token", g.token, "cluster token (env IPVSMAN_TOKEN)")
 	pf.StringVar(&g.tokenFile, "token-file", g.tokenFile, "file holding the cluster token (env IPVSMAN_TOKEN_FILE)")
+	pf.StringVar(&g.ca, "ca", g.ca, "CA certificate (PEM) to verify the API server with; implies https (env IPVSMAN_CA; an https:// --api without it uses the system's roots)")
 	pf.DurationVar(&g.timeout, "timeout", 60*time.Second, "how long to wait for the cluster")
-	root.AddCommand(clusterCmd(g), nodeCmd(g), serverCmd(g), checkCmd(g), healthCmd(g), historyCmd(g), rollbackCmd(g), applyCmd(g), exportCmd(g), importCmd(g), topCmd(g), versionCmd(), genManCmd())
+	root.AddCommand(clusterCmd(g), nodeCmd(g), serverCmd(g), checkCmd(g), healthCmd(g), historyCmd(g), rollbackCmd(g), applyCmd(g), exportCmd(g), importCmd(g), topCmd(g), tlsCmd(), versionCmd(), genManCmd())
 	return root
 }
 

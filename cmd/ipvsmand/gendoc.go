@@ -58,6 +58,7 @@ func daemonManSections() string {
 		"# FILES\n" +
 		"*/var/lib/ipvsman*\n: the default **--data-dir**: the Raft log, snapshots, node identity and the VIPs this node held.\n\n" +
 		"*/etc/ipvsman/token*\n: the shared cluster token the packaged unit passes with **--token-file**; the same on every node.\n\n" +
+		"*/etc/ipvsman/tls/*\n: where the examples keep the node's certificate, its key and the cluster CA for **--tls-cert**, **--tls-key** and **--tls-ca** (made with **ipvsman tls init**; required off loopback).\n\n" +
 		"*/etc/default/ipvsmand*\n: IPVSMAND_OPTS, the options the packaged systemd unit starts ipvsmand with.\n\n" +
 		"# EXIT STATUS\n" +
 		"0 after a signal, 1 on an error (bad option, missing token, no IPVS in the kernel), 4 when the shutdown hung.\n"

@@ -3,6 +3,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -36,6 +37,7 @@ type options struct {
 	vips, debugAddr, syncIface                       string
 	gossipAddr, gossipProfile                        string
 	metrics                                          string
+	tlsCert, tlsKey, tlsCA                           string
 	version                                          bool
 	resync                                           time.Duration
 	timing                                           cluster.Config
@@ -87,8 +89,11 @@ func main() {
 	f.DurationVar(&o.timing.ElectionTimeout, "election-timeout", 150*time.Millisecond, "Raft election timeout")
 	f.DurationVar(&o.timing.LeaderLeaseTimeout, "leader-lease-timeout", 75*time.Millisecond, "Raft leader lease; must be below the heartbeat timeout so an isolated leader steps down first")
 	f.DurationVar(&o.timing.CommitTimeout, "commit-timeout", 20*time.Millisecond, "Raft commit timeout")
-	f.StringVar(&o.metrics, "metrics", "on", "serve Prometheus metrics at GET /metrics on the API address, without the token (read-only; docs/metrics.md): on or off")
-	f.StringVar(&o.debugAddr, "debug-addr", "", "host:port serving Go's /debug/pprof profiles (unauthenticated: keep it on loopback); empty: off")
+	f.StringVar(&o.metrics, "metrics", "on", "serve Prometheus metrics at GET /metrics on the API address, with the read-only or cluster token like any read (docs/metrics.md): on or off")
+	f.StringVar(&o.debugAddr, "debug-addr", "", "host:port serving Go's /debug/pprof profiles (unauthenticated: loopback only); empty: off")
+	f.StringVar(&o.tlsCert, "tls-cert", "", "this node's certificate (PEM), signed by --tls-ca for server and client use: Raft and the API run over TLS (required unless --raft-addr and --api-addr are loopback; ipvsman tls init makes one)")
+	f.StringVar(&o.tlsKey, "tls-key", "", "the private key (PEM) of --tls-cert")
+	f.StringVar(&o.tlsCA, "tls-ca", "", "the cluster CA (PEM): nodes must present a certificate it signed")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&o.logFormat, "log-format", "text", "text or json")
 	registerGenMan(cmd)
@@ -192,6 +197,13 @@ func run(o options) error {
 	default:
 		return fmt.Errorf("--vips %q: want on or off", o.vips)
 	}
+	tlsMat, err := loadTLS(o.tlsCert, o.tlsKey, o.tlsCA)
+	if err != nil {
+		return err
+	}
+	if err := checkListeners(o.raftAddr, o.apiAddr, o.debugAddr, tlsMat != nil); err != nil {
+		return err
+	}
 	pm, err := newMetrics(o, log)
 	if err != nil {
 		return err
@@ -223,6 +235,9 @@ func run(o options) error {
 	if advertise == "" {
 		advertise = ln.Addr().String()
 	}
+	if tlsMat != nil {
+		ln = tls.NewListener(ln, tlsMat.APIServer())
+	}
 
 	gossipAddr, err := defaultGossipAddr(o.gossipAddr, o.raftAddr)
 	if err != nil {
@@ -231,6 +246,7 @@ func run(o options) error {
 	}
 	cfg := o.timing
 	cfg.NodeID, cfg.DataDir, cfg.RaftAddr, cfg.APIAddr, cfg.Bootstrap, cfg.Logger = o.nodeID, o.dataDir, o.raftAddr, advertise, o.bootstrap, log
+	cfg.TLS = tlsMat
 	cfg.Gossip = cluster.GossipConfig{Addr: gossipAddr, Key: cluster.GossipKey(token), Profile: o.gossipProfile}
 	cfg.Rejoin = o.join != ""
 	hc := newChecks(o.nodeID, log)
@@ -263,7 +279,7 @@ func run(o options) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	self := fsm.Member{ID: o.nodeID, RaftAddr: o.raftAddr, APIAddr: advertise, GossipAddr: gossipAddr}
-	srv := &api.Server{Node: node, Token: token, ReadToken: readOnly, Limits: o.limits, Self: self, IPVS: o.ipvs, Log: log}
+	srv := &api.Server{Node: node, Token: token, ReadToken: readOnly, Limits: o.limits, Self: self, IPVS: o.ipvs, Log: log, TLS: tlsMat}
 	hc.opened(node)
 	srv.Health, srv.Throttle = hc.runner.Statuses, hc.runner.Throttle
 	if vips != nil {
@@ -314,16 +330,21 @@ func run(o options) error {
 		}
 	}
 	srv.Metrics = pm.handler(node, vips, hc.runner.Statuses)
-	httpSrv := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	// The server's own log carries refused TLS handshakes (a client with
+	// a certificate of another CA, plain HTTP to an https port).
+	httpSrv := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.With("node", o.nodeID, "component", "api").Handler(), slog.LevelWarn)}
 	go func() {
 		if err := httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			fatal <- fmt.Errorf("api: %w", err)
 		}
 	}()
-	log.Info("ipvsmand started", "node", o.nodeID, "raft_addr", o.raftAddr, "api_addr", ln.Addr().String(), "ipvs", o.ipvs)
+	log.Info("ipvsmand started", "node", o.nodeID, "raft_addr", o.raftAddr, "api_addr", ln.Addr().String(), "ipvs", o.ipvs, "tls", tlsMat != nil)
 
 	if o.join != "" {
 		c := &api.Client{Base: o.join, Token: token, Actor: "ipvsmand@" + o.nodeID}
+		if tlsMat != nil {
+			c.TLS, c.CA = tlsMat.PeerClient(), fmt.Sprintf("--tls-ca %q", o.tlsCA)
+		}
 		go api.JoinLoop(ctx, c, self, log)
 	}
 

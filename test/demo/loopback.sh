@@ -30,6 +30,8 @@ wait_for() {
 		sleep 0.1
 	done
 }
+# Loopback only: plain TCP and HTTP are allowed there; off loopback
+# ipvsmand needs --tls-cert, --tls-key and --tls-ca (docs/security.md).
 ipvsman() { "$BIN/ipvsman" --token-file "$WORK/token" "$@"; }
 start() {
 	local id=$1; shift

@@ -32,7 +32,7 @@ func (c *Cluster) StartConsole(t testing.TB, via *Node, args ...string) *Console
 	b := make([]byte, 4)
 	rand.Read(b)
 	x := &Console{t: t, sock: filepath.Join(dir, "tmux.sock"), name: "top-" + hex.EncodeToString(b)}
-	bin, argv := inNetNS(c.CLINetNS, c.CLIBin, append([]string{"--api", via.APIAddr, "--token-file", c.TokenFile, "top"}, args...)...)
+	bin, argv := inNetNS(c.CLINetNS, c.CLIBin, append(append(c.CLIFlags(via), "top"), args...)...)
 	// The shell keeps the pane after the console ends, with its exit
 	// status and error output, so that a crash is on the screen too.
 	errFile := filepath.Join(dir, "top.stderr")

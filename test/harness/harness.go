@@ -7,6 +7,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -15,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -134,6 +137,12 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() (b
 }
 
 // Cluster is a set of ipvsmand processes sharing a token.
+//
+// A cluster runs TLS once any node of it has a non-loopback address (AddAt
+// in a namespace: ipvsmand refuses to run there without it) or UseTLS was
+// called: every node started from then on gets a certificate of the
+// cluster's CA, made with `ipvsman tls init` in TLSDir, and the CLI gets
+// --ca.
 type Cluster struct {
 	t         testing.TB
 	Dir       string
@@ -142,6 +151,9 @@ type Cluster struct {
 	TokenFile string
 	Nodes     map[string]*Node
 	CLINetNS  string // network namespace the CLI runs in ("" = this one)
+	// TLSDir holds the CA (ca.pem, ca-key.pem) and a NAME.pem and
+	// NAME-key.pem per node once the cluster runs TLS; "" before.
+	TLSDir string
 }
 
 // Node is one ipvsmand process and its fixed addresses.
@@ -159,10 +171,17 @@ type Node struct {
 	Args       []string // extra flags, kept across restarts
 	Env        []string // extra environment (NAME=value), kept across restarts
 	Daemon     string   // ipvsmand binary to run instead of the cluster's (a node upgraded in place); kept across restarts
-	cmd        *exec.Cmd
-	exited     chan struct{} // closed when the process has ended; exitErr is then set
-	exitErr    error
-	logFile    *os.File
+	// CertFile, KeyFile and CAFile are the node's --tls-* files: made on
+	// its first start in a TLS cluster, unless a test set them (a node
+	// with a certificate of another CA).
+	CertFile, KeyFile, CAFile string
+	// Plain starts the node without --tls-* flags even in a TLS cluster
+	// (a test of ipvsmand's refusal).
+	Plain   bool
+	cmd     *exec.Cmd
+	exited  chan struct{} // closed when the process has ended; exitErr is then set
+	exitErr error
+	logFile *os.File
 }
 
 // NewCluster prepares a directory and a token; nodes are added with Add.
@@ -196,6 +215,76 @@ func (c *Cluster) AddAt(id, raftAddr, apiAddr, netns string, args ...string) *No
 	return n
 }
 
+// UseTLS makes a loopback cluster run TLS like one in namespaces.
+func (c *Cluster) UseTLS() {
+	c.t.Helper()
+	c.initTLS()
+}
+
+// CAFile is the cluster CA's certificate, or "" when it runs without TLS.
+func (c *Cluster) CAFile() string {
+	if c.TLSDir == "" {
+		return ""
+	}
+	return filepath.Join(c.TLSDir, "ca.pem")
+}
+
+func (c *Cluster) initTLS() {
+	if c.TLSDir == "" {
+		c.TLSDir = filepath.Join(c.Dir, "tls")
+	}
+}
+
+// TLSInit runs `ipvsman tls init --dir dir --node NAME=IP...` (the CLI
+// binary, as an operator would), failing the test on an error.
+func (c *Cluster) TLSInit(dir string, nodes ...string) string {
+	c.t.Helper()
+	args := []string{"tls", "init", "--dir", dir}
+	for _, n := range nodes {
+		args = append(args, "--node", n)
+	}
+	out, err := exec.Command(c.CLIBin, args...).CombinedOutput()
+	if err != nil {
+		c.t.Fatalf("ipvsman %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// isLoopback reports whether addr's host is a loopback IP.
+func isLoopback(addr string) bool {
+	host, _, _ := net.SplitHostPort(addr)
+	ip := net.ParseIP(host)
+	return host == "localhost" || ip != nil && ip.IsLoopback()
+}
+
+// tlsArgs gives the node its --tls-* flags when the cluster runs TLS,
+// making its certificate (for its Raft and API addresses) the first time.
+func (n *Node) tlsArgs() []string {
+	c := n.c
+	if n.Plain || c.TLSDir == "" && isLoopback(n.RaftAddr) && isLoopback(n.APIAddr) {
+		return nil
+	}
+	c.initTLS()
+	if n.CertFile == "" {
+		cert, key := filepath.Join(c.TLSDir, n.ID+".pem"), filepath.Join(c.TLSDir, n.ID+"-key.pem")
+		if _, err := os.Stat(cert); err != nil {
+			var ips []string
+			for _, a := range []string{n.RaftAddr, n.APIAddr} {
+				host, _, _ := net.SplitHostPort(a)
+				if !slices.Contains(ips, host) {
+					ips = append(ips, host)
+				}
+			}
+			c.TLSInit(c.TLSDir, n.ID+"="+strings.Join(ips, ","))
+		}
+		n.CertFile, n.KeyFile = cert, key
+	}
+	if n.CAFile == "" {
+		n.CAFile = c.CAFile()
+	}
+	return []string{"--tls-cert", n.CertFile, "--tls-key", n.KeyFile, "--tls-ca", n.CAFile}
+}
+
 // inNetNS prefixes a command with `ip netns exec NS` when ns is set; ip
 // execs the command, so the PID is the command's own.
 func inNetNS(ns, bin string, args ...string) (string, []string) {
@@ -225,6 +314,7 @@ func (n *Node) Start(extra ...string) {
 		// interfaces.
 		args = append(args, "--vips=off")
 	}
+	args = append(args, n.tlsArgs()...)
 	args = append(append(args, n.Args...), extra...)
 	f, err := os.OpenFile(filepath.Join(n.c.Dir, n.ID+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
@@ -340,11 +430,70 @@ type Result struct {
 	Err            error // non-nil when the exit status was not 0
 }
 
+// CLIFlags are the flags that point ipvsman at node's API: --api,
+// --token-file and, in a TLS cluster, --ca.
+func (c *Cluster) CLIFlags(node *Node) []string {
+	f := []string{"--api", node.APIAddr, "--token-file", c.TokenFile}
+	if ca := c.CAFile(); ca != "" {
+		f = append(f, "--ca", ca)
+	}
+	return f
+}
+
+// Token is the cluster token.
+func (c *Cluster) Token() string {
+	b, err := os.ReadFile(c.TokenFile)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// BaseURL is node's API address with its scheme: https in a TLS cluster.
+func (c *Cluster) BaseURL(n *Node) string {
+	if c.TLSDir != "" {
+		return "https://" + n.APIAddr
+	}
+	return "http://" + n.APIAddr
+}
+
+// ClientTLS is what a test's own HTTP client needs to reach the nodes'
+// APIs (with BaseURL): the cluster CA as its roots. nil without TLS.
+func (c *Cluster) ClientTLS() *tls.Config {
+	ca := c.CAFile()
+	if ca == "" {
+		return nil
+	}
+	b, err := os.ReadFile(ca)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		c.t.Fatalf("%s: no certificate", ca)
+	}
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS13}
+}
+
+// Curl is a curl command line that fetches path from node's API: with the
+// cluster CA in a TLS cluster, and with the cluster token when token is
+// set. opts go before the URL.
+func (c *Cluster) Curl(n *Node, path string, token bool, opts ...string) []string {
+	args := append([]string{"curl"}, opts...)
+	if ca := c.CAFile(); ca != "" {
+		args = append(args, "--cacert", ca)
+	}
+	if token {
+		args = append(args, "-H", "Authorization: Bearer "+c.Token())
+	}
+	return append(args, c.BaseURL(n)+path)
+}
+
 // CLI runs ipvsman against node's API with the cluster token.
 func (c *Cluster) CLI(node *Node, stdin string, args ...string) Result {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	full := append([]string{"--api", node.APIAddr, "--token-file", c.TokenFile}, args...)
+	full := append(c.CLIFlags(node), args...)
 	bin, full := inNetNS(c.CLINetNS, c.CLIBin, full...)
 	cmd := exec.CommandContext(ctx, bin, full...)
 	var out, errb bytes.Buffer

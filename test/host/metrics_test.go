@@ -17,10 +17,11 @@ import (
 // scrape is one node's GET /metrics, parsed; nil when it failed.
 type scrape map[string]*dto.MetricFamily
 
-// scrapeNode fetches node's /metrics from the client namespace, without
-// the cluster token (Prometheus has none).
+// scrapeNode fetches node's /metrics from the client namespace, over
+// https with the cluster token, as Prometheus would (docs/metrics.md).
 func scrapeNode(l *vipLab, n *harness.Node) (scrape, error) {
-	out, err := l.tp.Exec(topo.Client, "curl", "-sSf", "--max-time", "10", "http://"+n.APIAddr+"/metrics")
+	args := l.c.Curl(n, "/metrics", true, "-sSf", "--max-time", "10")
+	out, err := l.tp.Exec(topo.Client, args[0], args[1:]...)
 	if err != nil {
 		return nil, fmt.Errorf("%s /metrics: %w: %s", n.ID, err, out)
 	}
@@ -90,12 +91,12 @@ func metricsView(l *vipLab, leader *harness.Node, nodes []*harness.Node) (map[st
 	return all, strings.Join(bad, "; ")
 }
 
-// TestMetricsOfAThreeNodeCluster scrapes /metrics (no token) of three
+// TestMetricsOfAThreeNodeCluster scrapes /metrics (with the token) of three
 // --ipvs=off directors holding real VIPs in network namespaces: one leader
 // by Raft state and by ipvsman_leader, the VIPs held on it alone, no IPVS
 // series; a leadership transfer raises the failover counter on the new
-// leader and moves ipvsman_vip_held with the addresses. --metrics=off takes
-// the route away (the token is then asked for, as for any other path).
+// leader and moves ipvsman_vip_held with the addresses. Without the token
+// /metrics answers 401; --metrics=off takes the route away (404).
 func TestMetricsOfAThreeNodeCluster(t *testing.T) {
 	l := newVIPLab(t)
 	c, nodes := l.c, l.nodes
@@ -162,23 +163,25 @@ func TestMetricsOfAThreeNodeCluster(t *testing.T) {
 		t.Errorf("%s: ipvsman_leader_lost_total %v after the transfer, was %v", lead.ID, lostOld, lost[lead.ID])
 	}
 
-	// /metrics needs no token; everything else still does.
-	code := func(n *harness.Node, path string) string {
-		return l.tp.MustExec(topo.Client, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10", "http://"+n.APIAddr+path)
+	// /metrics needs a token like everything else.
+	code := func(n *harness.Node, path string, token bool) string {
+		args := l.c.Curl(n, path, token, "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10")
+		return l.tp.MustExec(topo.Client, args[0], args[1:]...)
 	}
-	if got := code(next, "/v1/status"); got != "401" {
-		t.Errorf("GET /v1/status without the token: %s, want 401", got)
+	for _, path := range []string{"/v1/status", "/metrics"} {
+		if got := code(next, path, false); got != "401" {
+			t.Errorf("GET %s without the token: %s, want 401", path, got)
+		}
 	}
-	// --metrics=off: the route is gone (the token is asked for, as for any
-	// unknown path).
+	// --metrics=off: the route is gone.
 	if err := lead.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	lead.Start("--metrics=off")
-	if got := code(lead, "/metrics"); got != "401" {
-		t.Errorf("GET /metrics with --metrics=off: %s, want 401", got)
+	if got := code(lead, "/metrics", true); got != "404" {
+		t.Errorf("GET /metrics with --metrics=off: %s, want 404", got)
 	}
-	if got := code(next, "/metrics"); got != "200" {
+	if got := code(next, "/metrics", true); got != "200" {
 		t.Errorf("GET /metrics on %s: %s, want 200", next.ID, got)
 	}
 }

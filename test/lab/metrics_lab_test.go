@@ -28,11 +28,12 @@ var counterNames = [5]string{"connections", "incoming_packets", "outgoing_packet
 // promScrape is one GET /metrics, parsed.
 type promScrape map[string]*dto.MetricFamily
 
-// scrapeMetrics fetches node's /metrics from the client namespace, with no
-// token: Prometheus has none.
-func scrapeMetrics(t *testing.T, tp *topo.Topology, node *harness.Node) promScrape {
+// scrapeMetrics fetches node's /metrics from the client namespace, with
+// the cluster token and CA, as Prometheus would (docs/metrics.md).
+func scrapeMetrics(t *testing.T, c *harness.Cluster, tp *topo.Topology, node *harness.Node) promScrape {
 	t.Helper()
-	out := tp.MustExec(topo.Client, "curl", "-sSf", "--max-time", "20", "http://"+node.APIAddr+"/metrics")
+	args := c.Curl(node, "/metrics", true, "-sSf", "--max-time", "20")
+	out := tp.MustExec(topo.Client, args[0], args[1:]...)
 	p := expfmt.NewTextParser(model.UTF8Validation)
 	mfs, err := p.TextToMetricFamilies(strings.NewReader(out))
 	if err != nil {
@@ -153,18 +154,20 @@ func (s promScrape) nodeTotals(t *testing.T) kernelCounters {
 // refreshScript is one refresh, run in the director's namespace by one
 // shell (each process started under emulation costs a fraction of a
 // second): scrape, ipvsadm, the totals, scrape.
+// $1 is the API's base URL, $2 the cut line, $3 the token, $4 the CA
+// (empty without TLS).
 const refreshScript = `set -e
-curl -sSf --max-time 20 "http://$1/metrics"; echo "$2"
+curl -sSf --max-time 20 -H "Authorization: Bearer $3" ${4:+--cacert "$4"} "$1/metrics"; echo "$2"
 ipvsadm -L -n --stats --exact; echo "$2"
 cat /proc/net/ip_vs_stats; echo "$2"
-curl -sSf --max-time 20 "http://$1/metrics"`
+curl -sSf --max-time 20 -H "Authorization: Bearer $3" ${4:+--cacert "$4"} "$1/metrics"`
 
 const refreshCut = "--8<-- refresh --8<--"
 
 // refresh runs one refresh on node (its API address, its kernel).
-func refresh(t *testing.T, tp *topo.Topology, node *harness.Node) (promScrape, map[string]kernelCounters, kernelCounters, promScrape) {
+func refresh(t *testing.T, c *harness.Cluster, tp *topo.Topology, node *harness.Node) (promScrape, map[string]kernelCounters, kernelCounters, promScrape) {
 	t.Helper()
-	out := tp.MustExec(node.ID, "sh", "-c", refreshScript, "refresh", node.APIAddr, refreshCut)
+	out := tp.MustExec(node.ID, "sh", "-c", refreshScript, "refresh", c.BaseURL(node), refreshCut, c.Token(), c.CAFile())
 	parts := strings.Split(out, refreshCut+"\n")
 	if len(parts) != 4 {
 		t.Fatalf("refresh on %s: %d parts, want 4:\n%s", node.ID, len(parts), out)
@@ -266,7 +269,7 @@ func TestMetricsMatchTheKernel(t *testing.T) {
 		// Counters rise: wait until both services have new connections
 		// since the last round (the first: any at all).
 		harness.Eventually(t, 60*time.Second, fmt.Sprintf("round %d: new connections on both services", round), func() (bool, string) {
-			s := scrapeMetrics(t, tp, dir)
+			s := scrapeMetrics(t, c, tp, dir)
 			for _, svc := range []string{svcDR, svcNAT} {
 				now := s.counters(t, "service", map[string]string{"service": svc})
 				var before kernelCounters
@@ -280,7 +283,7 @@ func TestMetricsMatchTheKernel(t *testing.T) {
 			return true, ""
 		})
 		start := time.Now()
-		s1, kernel, proc, s2 := refresh(t, tp, dir)
+		s1, kernel, proc, s2 := refresh(t, c, tp, dir)
 		took := time.Since(start)
 		same := 0 // counters equal in both scrapes: the kernel's own refresh had not ticked
 		for _, k := range keys {
@@ -349,7 +352,7 @@ func TestMetricsMatchTheKernel(t *testing.T) {
 		leader = nil
 		var why []string
 		for _, n := range nodes {
-			s := scrapeMetrics(t, tp, n)
+			s := scrapeMetrics(t, c, tp, n)
 			scrapes[n.ID] = s
 			l, _ := s.value("ipvsman_leader", nil)
 			m, _ := s.value("ipvsman_sync_daemon_running", map[string]string{"role": "master"})

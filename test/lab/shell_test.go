@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 
 	"github.com/ipvsman/ipvsman/test/lab/topo"
@@ -32,8 +33,8 @@ Try:
   ipvsman cluster status
 Exit the shell to tear the lab down.
 `, tp.NS(""), topo.Gateway, topo.VIP, lead.ID)
-	wrapper := fmt.Sprintf("#!/bin/sh\nexec ip netns exec %s %s --api %s --token-file %s \"$@\"\n",
-		tp.NS(topo.Client), c.CLIBin, nodes[0].APIAddr, c.TokenFile)
+	wrapper := fmt.Sprintf("#!/bin/sh\nexec ip netns exec %s %s %s \"$@\"\n",
+		tp.NS(topo.Client), c.CLIBin, strings.Join(c.CLIFlags(nodes[0]), " "))
 	dir := t.TempDir()
 	if err := os.WriteFile(dir+"/ipvsman", []byte(wrapper), 0o755); err != nil {
 		t.Fatal(err)

@@ -128,10 +128,11 @@ out=$($cmdline 2>&1) || rc=$?
 ok "ExecStart + IPVSMAND_OPTS: ipvsmand starts, exits 0 ${took}s after SIGTERM (limit ${stop}s); without the token: ${out##*$'\n'}"
 
 # /etc/default/ipvsmand is a shell fragment with the options off; every
-# option it and examples/README.md show exists.
+# option it and examples/README.md show exists (but ipvsman's own: --node
+# and --dir of `ipvsman tls init`, --dry-run).
 (set -u; . "$root/etc/default/ipvsmand"; [ -z "$IPVSMAND_OPTS" ]) || fail "/etc/default/ipvsmand: IPVSMAND_OPTS not empty"
 help=$("$root/usr/sbin/ipvsmand" --help)
-for opt in $(grep -ho -- '--[a-z][a-z-]*' "$root/etc/default/ipvsmand" examples/README.md | grep -v -- '--now\|--dry-run\|--node$\|-f$' | sort -u); do
+for opt in $(grep -ho -- '--[a-z][a-z-]*' "$root/etc/default/ipvsmand" examples/README.md | grep -v -- '--now\|--dry-run\|--node$\|--dir$\|-f$' | sort -u); do
 	grep -q -- "$opt[ =]" <<<"$help" || grep -q -- "$opt\$" <<<"$help" || fail "option $opt (in /etc/default/ipvsmand or examples/README.md) is not in ipvsmand --help"
 done
 ok "/etc/default/ipvsmand: IPVSMAND_OPTS empty; every option shown exists"

@@ -1,0 +1,61 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/ipvsman/ipvsman/cluster"
+)
+
+// loadTLS reads --tls-cert, --tls-key and --tls-ca: all three, or none
+// (nil: plain TCP and HTTP, allowed on loopback only; see checkListeners).
+func loadTLS(certFile, keyFile, caFile string) (*cluster.TLS, error) {
+	given := 0
+	for _, f := range []string{certFile, keyFile, caFile} {
+		if f != "" {
+			given++
+		}
+	}
+	switch given {
+	case 0:
+		return nil, nil
+	case 3:
+		return cluster.LoadTLS(certFile, keyFile, caFile, time.Now())
+	}
+	return nil, fmt.Errorf("--tls-cert %q, --tls-key %q, --tls-ca %q: give all three or none (`ipvsman tls init` makes them)", certFile, keyFile, caFile)
+}
+
+// isLoopback reports whether a listen address is on loopback only. A
+// wildcard (":7080", "0.0.0.0:7080") or a host name other than localhost
+// is not.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// checkListeners keeps the promise that nothing listens unauthenticated
+// on a non-loopback address: Raft and the API need TLS there (the API's
+// token would otherwise cross the network in clear, and Raft has no other
+// authentication), and the profiling server, which has none at all, stays
+// on loopback. Gossip is encrypted with a key derived from the token.
+func checkListeners(raftAddr, apiAddr, debugAddr string, tlsOn bool) error {
+	if !tlsOn {
+		for _, f := range []struct{ flag, addr string }{{"--raft-addr", raftAddr}, {"--api-addr", apiAddr}} {
+			if !isLoopback(f.addr) {
+				return fmt.Errorf("%s %q is not a loopback address: give --tls-cert, --tls-key and --tls-ca (`ipvsman tls init` makes them), so that nothing listens unauthenticated on the network", f.flag, f.addr)
+			}
+		}
+	}
+	if debugAddr != "" && !isLoopback(debugAddr) {
+		return fmt.Errorf("--debug-addr %q: the profiling server has no authentication: give a loopback address (127.0.0.1:PORT) and reach it through ssh", debugAddr)
+	}
+	return nil
+}

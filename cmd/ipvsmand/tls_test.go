@@ -1,0 +1,46 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestNothingListensUnauthenticatedOffLoopback(t *testing.T) {
+	for _, tc := range []struct {
+		raft, api, debug string
+		tls              bool
+		want             string // "" = allowed
+	}{
+		{"127.0.0.1:7000", "127.0.0.1:7080", "", false, ""},
+		{"[::1]:7000", "localhost:7080", "127.0.0.1:6060", false, ""},
+		{"10.0.0.1:7000", "127.0.0.1:7080", "", false, `--raft-addr "10.0.0.1:7000" is not a loopback address: give --tls-cert, --tls-key and --tls-ca`},
+		{"127.0.0.1:7000", ":7080", "", false, `--api-addr ":7080" is not a loopback address`},
+		{"127.0.0.1:7000", "0.0.0.0:7080", "", false, `--api-addr "0.0.0.0:7080" is not a loopback address`},
+		{"127.0.0.1:7000", "director1:7080", "", false, `--api-addr "director1:7080" is not a loopback address`},
+		{"10.0.0.1:7000", "10.0.0.1:7080", "", true, ""},
+		{"10.0.0.1:7000", "10.0.0.1:7080", "10.0.0.1:6060", true, `--debug-addr "10.0.0.1:6060": the profiling server has no authentication`},
+		{"127.0.0.1:7000", "127.0.0.1:7080", ":6060", false, `--debug-addr ":6060"`},
+	} {
+		err := checkListeners(tc.raft, tc.api, tc.debug, tc.tls)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%+v: refused: %v", tc, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%+v: got %v, want %q", tc, err, tc.want)
+		}
+	}
+}
+
+func TestTLSFlagsAllOrNone(t *testing.T) {
+	if m, err := loadTLS("", "", ""); m != nil || err != nil {
+		t.Errorf("none: %v %v", m, err)
+	}
+	_, err := loadTLS("n.pem", "", "ca.pem")
+	if err == nil || !strings.Contains(err.Error(), "give all three or none") {
+		t.Errorf("two of three: %v", err)
+	}
+	_, err = loadTLS("/nonexistent/n.pem", "/nonexistent/n-key.pem", "/nonexistent/ca.pem")
+	if err == nil || !strings.Contains(err.Error(), `--tls-ca "/nonexistent/ca.pem"`) {
+		t.Errorf("missing files: %v", err)
+	}
+}
