@@ -4,6 +4,7 @@ BIN      := bin
 VERSION  ?= 0.8.0+$(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -X github.com/ipvsman/ipvsman/cluster.Version=$(VERSION)
 FUZZTIME ?= 10s
+RUNS     ?= 1
 UNIT     := ./fsm/... ./cluster/... ./director/... ./vip/... ./cmd/...
 
 .DEFAULT_GOAL := help
@@ -28,7 +29,7 @@ test-host: ## tier 2: real ipvsmand processes and the CLI on loopback (--ipvs=of
 
 faults: ## fault injection in namespaces (root): leader isolated, split, flapping link, kill -9 loop, damaged data dir, disk full, clock step; ends with a table and writes_lost, vip_overlap_ms, scenarios
 	$(GO) test -c -o $(BIN)/faults.test ./test/faults/
-	cd test/faults && ../../$(BIN)/faults.test -test.v -test.count=1 -test.timeout 20m
+	cd test/faults && FAULTS_RUNS=$(RUNS) ../../$(BIN)/faults.test -test.v -test.count=1 -test.timeout $$((10 + 5 * $(RUNS)))m
 
 e2e: ## tier 3: every lab test, with real IPVS inside the lab VM (root; ends with "lab: N passed, N failed")
 	bash test/lab/e2e.sh

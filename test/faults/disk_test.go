@@ -19,7 +19,7 @@ import (
 // wiped and started with --join, it copies the state and agrees again.
 func TestDamagedDataDir(t *testing.T) {
 	r := newRig(t, 3)
-	for _, d := range []struct {
+	damages := []struct {
 		kind   string
 		damage func(path string) error
 	}{
@@ -41,7 +41,9 @@ func TestDamagedDataDir(t *testing.T) {
 			_, err = f.WriteAt(junk, 8192)
 			return err
 		}},
-	} {
+	}
+	for i := 0; i < len(damages)*runs(); i++ {
+		d := damages[i%len(damages)]
 		r.start = time.Now()
 		w := r.startWriter()
 		r.progress(w, 10, "before the damage")
@@ -125,22 +127,25 @@ func TestDiskFull(t *testing.T) {
 // test shows nothing else depends on the wall clock's continuity.
 func TestClockStepped(t *testing.T) {
 	r := newRig(t, 3)
-	r.start = time.Now()
-	w := r.startWriter()
-	r.progress(w, 10, "before the step")
 	step := 10 * time.Minute
-	stepClock(t, step)
-	restored := false
+	stepped := false
 	t.Cleanup(func() {
-		if !restored {
+		if stepped {
 			stepClock(t, -step)
 		}
 	})
-	r.progress(w, 20, "after stepping the clock forward")
-	stepClock(t, -step)
-	restored = true
-	r.progress(w, 20, "after stepping it back")
-	r.finish("clock stepped", w, time.Now())
+	for range runs() {
+		r.start = time.Now()
+		w := r.startWriter()
+		r.progress(w, 10, "before the step")
+		stepClock(t, step)
+		stepped = true
+		r.progress(w, 20, "after stepping the clock forward")
+		stepClock(t, -step)
+		stepped = false
+		r.progress(w, 20, "after stepping it back")
+		r.finish("clock stepped", w, time.Now())
+	}
 }
 
 // stepClock moves CLOCK_REALTIME by d at once, as a wrong NTP server or

@@ -2,7 +2,9 @@ package faults
 
 import (
 	"fmt"
+	"os"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -10,18 +12,27 @@ import (
 	"github.com/ipvsman/ipvsman/test/lab/topo"
 )
 
+// runs is how many times each scenario runs: FAULTS_RUNS, default 1
+// (make faults RUNS=N).
+func runs() int {
+	if n, err := strconv.Atoi(os.Getenv("FAULTS_RUNS")); err == nil && n > 0 {
+		return n
+	}
+	return 1
+}
+
 // hold lets a fault last: a schedule, not a wait for a condition.
 func hold(d time.Duration) { <-time.After(d) }
 
 // progress waits until the cluster acknowledged more writes after a fault
 // than before it: the majority serves while the fault lasts.
-func (r *rig) progress(w *writer, more int, what string) {
+func (r *rig) progress(w *Writer, more int, what string) {
 	r.t.Helper()
 	base := w.Count()
 	harness.Eventually(r.t, 30*time.Second, fmt.Sprintf("%d more writes acknowledged %s", more, what), func() (bool, string) {
 		n := w.Count()
 		st := w.Stats()
-		return n >= base+more, fmt.Sprintf("%d acknowledged since; last refusal %q, last unanswered %q", n-base, st.lastNo, st.lastErr)
+		return n >= base+more, fmt.Sprintf("%d acknowledged since; last refusal %q, last unanswered %q", n-base, st.LastNo, st.LastErr)
 	})
 }
 
@@ -31,7 +42,8 @@ func (r *rig) progress(w *writer, more int, what string) {
 // acknowledging writes; after the heal every node agrees.
 func TestLeaderIsolated(t *testing.T) {
 	r := newRig(t, 3)
-	for _, kind := range []string{"silent", "link cut"} {
+	for i := 0; i < 2*runs(); i++ {
+		kind := []string{"silent", "link cut"}[i%2]
 		r.start = time.Now()
 		w := r.startWriter()
 		r.progress(w, 10, "before the cut")
@@ -58,19 +70,21 @@ func TestLeaderIsolated(t *testing.T) {
 // the client reaches all five and writes through each.
 func TestSymmetricSplit(t *testing.T) {
 	r := newRig(t, 5)
-	r.start = time.Now()
-	w := r.startWriter()
-	r.progress(w, 10, "before the split")
-	lead := r.leader()
-	minority := []*harness.Node{lead, others(r.nodes, lead)[0]}
-	majority := others(r.nodes, minority...)
-	r.split(minority, majority, "add")
-	next := r.c.Leader(t, majority[0], majority)
-	r.progress(w, 10, "by "+next.ID+" in the majority")
-	// The minority gets election rounds of its own to misbehave in.
-	hold(2 * time.Second)
-	r.split(minority, majority, "del")
-	r.finish("symmetric split", w, time.Now())
+	for range runs() {
+		r.start = time.Now()
+		w := r.startWriter()
+		r.progress(w, 10, "before the split")
+		lead := r.leader()
+		minority := []*harness.Node{lead, others(r.nodes, lead)[0]}
+		majority := others(r.nodes, minority...)
+		r.split(minority, majority, "add")
+		next := r.c.Leader(t, majority[0], majority)
+		r.progress(w, 10, "by "+next.ID+" in the majority")
+		// The minority gets election rounds of its own to misbehave in.
+		hold(2 * time.Second)
+		r.split(minority, majority, "del")
+		r.finish("symmetric split", w, time.Now())
+	}
 }
 
 // split adds (or deletes) blackhole routes, in each node of a, to each
@@ -99,18 +113,20 @@ func host(n *harness.Node) string {
 // election rounds and longer than others.
 func TestFlappingLink(t *testing.T) {
 	r := newRig(t, 3)
-	r.start = time.Now()
-	w := r.startWriter()
-	r.progress(w, 10, "before the flapping")
-	for i, down := range []time.Duration{300, 800, 150, 1200, 500, 2000} {
-		lead := r.leader()
-		r.tp.CutLink(lead.ID)
-		hold(down * time.Millisecond)
-		r.tp.RestoreLink(lead.ID)
-		r.t.Logf("flap %d: %s down for %d ms", i+1, lead.ID, down)
-		hold(time.Second)
+	for range runs() {
+		r.start = time.Now()
+		w := r.startWriter()
+		r.progress(w, 10, "before the flapping")
+		for i, down := range []time.Duration{300, 800, 150, 1200, 500, 2000} {
+			lead := r.leader()
+			r.tp.CutLink(lead.ID)
+			hold(down * time.Millisecond)
+			r.tp.RestoreLink(lead.ID)
+			r.t.Logf("flap %d: %s down for %d ms", i+1, lead.ID, down)
+			hold(time.Second)
+		}
+		r.finish("flapping link", w, time.Now())
 	}
-	r.finish("flapping link", w, time.Now())
 }
 
 // TestKillNineLoop kills a node with SIGKILL five times while writes
@@ -119,23 +135,25 @@ func TestFlappingLink(t *testing.T) {
 // machine would answer nothing: the observer does not count it meanwhile.
 func TestKillNineLoop(t *testing.T) {
 	r := newRig(t, 3)
-	r.start = time.Now()
-	w := r.startWriter()
-	r.progress(w, 10, "before the first kill")
-	for i := 0; i < 5; i++ {
-		lead := r.leader()
-		victim := lead
-		if i%2 == 1 {
-			victim = others(r.nodes, lead)[(i/2)%2]
+	for range runs() {
+		r.start = time.Now()
+		w := r.startWriter()
+		r.progress(w, 10, "before the first kill")
+		for i := 0; i < 5; i++ {
+			lead := r.leader()
+			victim := lead
+			if i%2 == 1 {
+				victim = others(r.nodes, lead)[(i/2)%2]
+			}
+			victim.Kill()
+			r.obs.Crashed(victim.ID)
+			r.progress(w, 5, "with "+victim.ID+" killed")
+			victim.Start()
+			r.obs.Revived(victim.ID)
+			r.t.Logf("kill %d: %s (leader: %v)", i+1, victim.ID, victim == lead)
 		}
-		victim.Kill()
-		r.obs.Crashed(victim.ID)
-		r.progress(w, 5, "with "+victim.ID+" killed")
-		victim.Start()
-		r.obs.Revived(victim.ID)
-		r.t.Logf("kill %d: %s (leader: %v)", i+1, victim.ID, victim == lead)
+		r.finish("kill -9 loop", w, time.Now())
 	}
-	r.finish("kill -9 loop", w, time.Now())
 }
 
 // others is nodes without the given ones.

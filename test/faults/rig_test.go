@@ -4,17 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/vishvananda/netns"
 
 	"github.com/ipvsman/ipvsman/cluster/api"
 	"github.com/ipvsman/ipvsman/test/failover"
@@ -59,7 +55,7 @@ func newRig(t *testing.T, n int, args ...string) *rig {
 		t.Fatal(err)
 	}
 	r := &rig{t: t, tp: tp, c: c, nodes: nodes, token: strings.TrimSpace(string(tok)), start: time.Now()}
-	r.http = clientIn(t, tp.NS(topo.Client))
+	r.http = ClientIn(t, tp.NS(topo.Client), c.ClientTLS())
 	var ids []string
 	for _, nd := range nodes {
 		ids = append(ids, nd.ID)
@@ -75,41 +71,13 @@ func newRig(t *testing.T, n int, args ...string) *rig {
 	return r
 }
 
-// clientIn returns an HTTP client whose connections are opened inside the
-// network namespace ns: a socket belongs to the namespace of the thread
-// that created it, so each dial runs on a thread switched there and back.
-func clientIn(t *testing.T, ns string) *http.Client {
-	t.Helper()
-	target, err := netns.GetFromName(ns)
-	if err != nil {
-		t.Fatalf("namespace %s: %v", ns, err)
+// startWriter writes through every node of the rig.
+func (r *rig) startWriter() *Writer {
+	var bases []string
+	for _, n := range r.nodes {
+		bases = append(bases, r.c.BaseURL(n))
 	}
-	t.Cleanup(func() { target.Close() })
-	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		home, err := netns.Get()
-		if err != nil {
-			return nil, err
-		}
-		defer home.Close()
-		if err := netns.Set(target); err != nil {
-			return nil, fmt.Errorf("enter %s: %w", ns, err)
-		}
-		conn, derr := (&net.Dialer{Timeout: 3 * time.Second}).DialContext(ctx, network, addr)
-		if err := netns.Set(home); err != nil {
-			// This thread must not run anything else: LockOSThread
-			// without Unlock makes the runtime retire it.
-			runtime.LockOSThread()
-			return nil, fmt.Errorf("leave %s: %w", ns, err)
-		}
-		return conn, derr
-	}
-	return &http.Client{Transport: &http.Transport{DialContext: dial, DisableKeepAlives: true}}
-}
-
-func (r *rig) client(n *harness.Node) *api.Client {
-	return &api.Client{Base: n.APIAddr, Token: r.token, Actor: "faults", HTTP: r.http}
+	return StartWriter(bases, r.token, r.http, service, 80*time.Millisecond)
 }
 
 // model reads node n's own copy of the state (a stale read: no leader is
@@ -117,7 +85,7 @@ func (r *rig) client(n *harness.Node) *api.Client {
 func (r *rig) model(n *harness.Node) ([]string, uint64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+n.APIAddr+"/v1/config?stale=1", nil)
+	req, err := http.NewRequestWithContext(ctx, "GET", r.c.BaseURL(n)+"/v1/config?stale=1", nil)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -195,7 +163,7 @@ func (r *rig) converge(since time.Time, acked []string, within time.Duration) (t
 			}
 		}
 		if agree {
-			if lost = missing(acked, first); len(lost) == 0 {
+			if lost = Missing(acked, first); len(lost) == 0 {
 				if last != "" {
 					r.t.Logf("before agreeing: %s", last)
 				}
@@ -222,23 +190,13 @@ func (r *rig) missingFromNewest(acked []string) []string {
 			best, top = got, v
 		}
 	}
-	return missing(acked, best)
-}
-
-func missing(want, have []string) []string {
-	var out []string
-	for _, w := range want {
-		if _, ok := slices.BinarySearch(have, w); !ok {
-			out = append(out, w)
-		}
-	}
-	return out
+	return Missing(acked, best)
 }
 
 // finish checks the scenario's three promises and records its figures:
 // every acknowledged write is on every node, no two nodes held the VIP at
 // once, and the nodes agree. since is when the fault was healed.
-func (r *rig) finish(scenario string, w *writer, since time.Time) {
+func (r *rig) finish(scenario string, w *Writer, since time.Time) {
 	r.t.Helper()
 	w.Stop()
 	acked := w.Acked()
@@ -258,6 +216,6 @@ func (r *rig) finish(scenario string, w *writer, since time.Time) {
 	}
 	st := w.Stats()
 	r.t.Logf("%s: %d writes acknowledged, %d refused (last: %s), %d unanswered (last: %s); lost %d; VIP overlap %s; converged %s after the heal",
-		scenario, len(acked), st.refused, st.lastNo, st.unknown, st.lastErr, len(lost), total, took.Round(time.Millisecond))
+		scenario, len(acked), st.Refused, st.LastNo, st.Unknown, st.LastErr, len(lost), total, took.Round(time.Millisecond))
 	record(scenario, len(acked), len(lost), total, took, err == nil)
 }
