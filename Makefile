@@ -3,7 +3,7 @@ GO       ?= go
 BIN      := bin
 VERSION  ?= 0.8.0+$(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -X github.com/ipvsman/ipvsman/cluster.Version=$(VERSION)
-FUZZTIME ?= 10s
+FUZZTIME ?= 5s
 RUNS     ?= 1
 UNIT     := ./fsm/... ./cluster/... ./director/... ./vip/... ./cmd/...
 
@@ -65,7 +65,7 @@ bench-upgrade: ## lab VM: rolling upgrade of the three directors to the next rel
 
 bench: bench-apply bench-failover bench-health bench-sync bench-upgrade ## every benchmark
 
-fuzz: ## run every fuzz target for FUZZTIME each (default 10s)
+fuzz: ## run every fuzz target for FUZZTIME each (default 5s)
 	@FUZZTIME=$(FUZZTIME) GO=$(GO) sh test/fuzz.sh
 
 lint: ## gofmt and go vet

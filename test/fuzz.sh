@@ -10,7 +10,7 @@
 # flake, not a finding. A written input, a panic or any other failure fails.
 set -eu
 GO=${GO:-go}
-FUZZTIME=${FUZZTIME:-10s}
+FUZZTIME=${FUZZTIME:-5s}
 log=/tmp/fuzz.$$
 trap 'rm -f "$log"' EXIT
 

@@ -28,14 +28,22 @@ func serverLine(screen, key string) (string, bool) {
 // model reads the replicated model through via's API.
 func model(t *testing.T, c *harness.Cluster, via *harness.Node) *fsm.Config {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
 	b, _ := os.ReadFile(c.TokenFile)
-	r, err := (&api.Client{Base: via.APIAddr, Token: strings.TrimSpace(string(b))}).Config(ctx)
-	if err != nil {
-		t.Fatalf("read the model through %s: %v", via.ID, err)
-	}
-	return r.Config
+	var cfg *fsm.Config
+	// A read the node could not make consistent (no answer from the
+	// leader in time) is served stale, and may lack the latest write:
+	// only a consistent one counts.
+	harness.Eventually(t, 10*time.Second, "a consistent read through "+via.ID, func() (bool, string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		r, err := (&api.Client{Base: via.APIAddr, Token: strings.TrimSpace(string(b))}).Config(ctx)
+		if err != nil {
+			return false, err.Error()
+		}
+		cfg = r.Config
+		return r.Stale == "", "stale: " + r.Stale
+	})
+	return cfg
 }
 
 func TestConsoleDrivenInTmux(t *testing.T) {
