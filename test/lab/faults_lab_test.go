@@ -48,26 +48,26 @@ func TestKernelTablesUnderFaults(t *testing.T) {
 			return w.Count() >= base+more, fmt.Sprintf("%d since; last refusal %q, last unanswered %q", w.Count()-base, st.LastNo, st.LastErr)
 		})
 	}
-	progress(5, "before the faults")
+	progress(3, "before the faults")
 
 	lead := leaderOf(t, c, nodes)
 	lead.Kill()
 	obs.Crashed(lead.ID)
 	rest := without(nodes, lead)
 	c.Leader(t, rest[0], rest)
-	progress(5, "with the leader "+lead.ID+" killed")
+	progress(3, "with the leader "+lead.ID+" killed")
 	lead.Start()
 	obs.Revived(lead.ID)
 
 	lead = leaderOf(t, c, nodes)
 	follower := without(nodes, lead)[0]
 	tp.MustExec(follower.ID, "ipvsadm", "-C")
-	progress(5, "after flushing "+follower.ID+"'s table")
+	progress(3, "after flushing "+follower.ID+"'s table")
 
 	tp.SilentCut(lead.ID)
 	rest = without(nodes, lead)
 	c.Leader(t, rest[0], rest)
-	progress(5, "with "+lead.ID+" cut off")
+	progress(3, "with "+lead.ID+" cut off")
 	tp.SilentRestore(lead.ID)
 	heal := time.Now()
 	w.Stop()
