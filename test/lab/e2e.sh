@@ -10,7 +10,7 @@ WORK=${LAB_WORK:-$REPO/.lab/e2e}
 lab_build "$WORK" lab lab.test
 
 status=0
-# The whole lab tier takes about 22 minutes under emulation; qemu is killed
+# The whole lab tier takes about 20 minutes under emulation; qemu is killed
 # after 30 (LAB_TIMEOUT overrides).
 export LAB_TIMEOUT=${LAB_TIMEOUT:-1800}
 "$REPO/test/lab/vm/run.sh" "$WORK" -- ./lab.test -test.v -test.timeout 28m "$@" | tee "$WORK/output.txt" || status=$?
