@@ -198,7 +198,12 @@ func TestTLSClusterReplicatesAndShutsOutAForeignCertificate(t *testing.T) {
 		t.Fatalf("add x: %v", err)
 	}
 	want = addService(t, n1, 81)
-	time.Sleep(3 * time.Second) // long enough for many heartbeats and retries
+	// Proof of absence needs the leader to have tried: several of its
+	// connections refused, each a chance to replicate to x.
+	harness.Eventually(t, 20*time.Second, "three of the leader's connections refused by x", func() (bool, string) {
+		n := strings.Count(xlog.String(), "raft: refused a connection")
+		return n >= 3, fmt.Sprintf("%d refused", n)
+	})
 	if v, idx := version(x), x.raft.AppliedIndex(); v != 0 || idx != 0 {
 		t.Errorf("the node with a foreign certificate applied the leader's log: version %d, applied index %d", v, idx)
 	}

@@ -44,9 +44,7 @@ func TestDamagedDataDir(t *testing.T) {
 	}
 	for i := 0; i < len(damages)*runs(); i++ {
 		d := damages[i%len(damages)]
-		r.start = time.Now()
-		w := r.startWriter()
-		r.progress(w, 10, "before the damage")
+		w := r.begin("the damage")
 		lead := r.leader()
 		victim := others(r.nodes, lead)[0]
 		victim.Kill()
@@ -135,9 +133,7 @@ func TestClockStepped(t *testing.T) {
 		}
 	})
 	for range runs() {
-		r.start = time.Now()
-		w := r.startWriter()
-		r.progress(w, 10, "before the step")
+		w := r.begin("the step")
 		stepClock(t, step)
 		stepped = true
 		r.progress(w, 20, "after stepping the clock forward")

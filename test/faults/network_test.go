@@ -44,9 +44,7 @@ func TestLeaderIsolated(t *testing.T) {
 	r := newRig(t, 3)
 	for i := 0; i < 2*runs(); i++ {
 		kind := []string{"silent", "link cut"}[i%2]
-		r.start = time.Now()
-		w := r.startWriter()
-		r.progress(w, 10, "before the cut")
+		w := r.begin("the cut")
 		lead := r.leader()
 		if kind == "silent" {
 			r.tp.SilentCut(lead.ID)
@@ -71,9 +69,7 @@ func TestLeaderIsolated(t *testing.T) {
 func TestSymmetricSplit(t *testing.T) {
 	r := newRig(t, 5)
 	for range runs() {
-		r.start = time.Now()
-		w := r.startWriter()
-		r.progress(w, 10, "before the split")
+		w := r.begin("the split")
 		lead := r.leader()
 		minority := []*harness.Node{lead, others(r.nodes, lead)[0]}
 		majority := others(r.nodes, minority...)
@@ -114,9 +110,7 @@ func host(n *harness.Node) string {
 func TestFlappingLink(t *testing.T) {
 	r := newRig(t, 3)
 	for range runs() {
-		r.start = time.Now()
-		w := r.startWriter()
-		r.progress(w, 10, "before the flapping")
+		w := r.begin("the flapping")
 		for i, down := range []time.Duration{300, 800, 150, 1200, 500, 2000} {
 			lead := r.leader()
 			r.tp.CutLink(lead.ID)
@@ -136,9 +130,7 @@ func TestFlappingLink(t *testing.T) {
 func TestKillNineLoop(t *testing.T) {
 	r := newRig(t, 3)
 	for range runs() {
-		r.start = time.Now()
-		w := r.startWriter()
-		r.progress(w, 10, "before the first kill")
+		w := r.begin("the first kill")
 		for i := 0; i < 5; i++ {
 			lead := r.leader()
 			victim := lead

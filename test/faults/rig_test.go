@@ -71,6 +71,17 @@ func newRig(t *testing.T, n int, args ...string) *rig {
 	return r
 }
 
+// begin starts a run of a scenario: the observer's window opens, the
+// writers start, and the cluster acknowledges writes before the fault
+// (what: "the cut", say).
+func (r *rig) begin(what string) *Writer {
+	r.t.Helper()
+	r.start = time.Now()
+	w := r.startWriter()
+	r.progress(w, 10, "before "+what)
+	return w
+}
+
 // startWriter writes through every node of the rig.
 func (r *rig) startWriter() *Writer {
 	var bases []string
