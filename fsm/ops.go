@@ -47,20 +47,48 @@ type Op struct {
 // changed. ipvsadm's semantics: -E and -e replace every attribute the
 // command can set, keeping what ipvsadm cannot express (names, state, the
 // sorry server, health checks).
+//
+// It costs O(n + k) for k ops on services of n real servers in all: each
+// service an op changes is cloned once per call, not once per op (see
+// batch).
 func ApplyOps(c *Config, ops []Op) (*Config, error) {
-	n := c.Clone()
+	b := batch{c: c.Clone(), owned: map[*Service]bool{}}
 	for i, op := range ops {
-		if err := applyOp(n, op); err != nil {
+		if err := b.apply(op); err != nil {
 			if len(ops) > 1 {
 				return nil, fmt.Errorf("command %d of %d: %w", i+1, len(ops), err)
 			}
 			return nil, err
 		}
 	}
-	return n, nil
+	return b.c, nil
 }
 
-func applyOp(c *Config, op Op) error {
+// batch is the copy that one ApplyOps call changes, copy-on-write: its
+// Services map is its own, but a service in it is shared with the caller's
+// config, and never changed, until an op changes it. That op changes a clone
+// instead and records it in owned; later ops of the call change the clone in
+// place. Nothing ever changes a *RealServer in place, owned or not: an op
+// replaces the pointer.
+type batch struct {
+	c     *Config
+	owned map[*Service]bool // made by this call, so reachable from no committed config
+}
+
+// writable returns service key (svc, as found in b.c), cloned unless this
+// call made it, so that it can be changed.
+func (b *batch) writable(key string, svc *Service) *Service {
+	if b.owned[svc] {
+		return svc
+	}
+	n := svc.Clone()
+	b.owned[n] = true
+	b.c.Services[key] = n
+	return n
+}
+
+func (b *batch) apply(op Op) error {
+	c := b.c
 	switch op.Kind {
 	case OpClear:
 		c.Services = map[string]*Service{}
@@ -90,41 +118,7 @@ func applyOp(c *Config, op Op) error {
 		c.Timeouts = &t
 		return nil
 	case OpAddService, OpEditService:
-		if op.Service == nil {
-			return fmt.Errorf("%s: service: missing", op.Kind)
-		}
-		svc := op.Service.Clone()
-		if svc.Check != nil {
-			svc.Check = cloneCheck(svc.Check) // Clone shares it; the config must not share op's memory
-		}
-		NormalizeService(svc)
-		if err := ValidateService(svc); err != nil {
-			return err
-		}
-		key := svc.Key.String()
-		old, exists := c.Services[key]
-		if op.Kind == OpAddService {
-			if exists {
-				return fmt.Errorf("service %s: already exists", key)
-			}
-			svc.Servers = map[string]*RealServer{}
-		} else {
-			if !exists {
-				return fmt.Errorf("service %s: no such service", key)
-			}
-			if svc.Name == "" {
-				svc.Name = old.Name
-			}
-			if svc.Sorry == nil && svc.OnFailure == "" {
-				svc.Sorry, svc.OnFailure = old.Clone().Sorry, old.OnFailure
-			}
-			if svc.Check == nil {
-				svc.Check = old.Check // never mutated: set-check replaces the pointer
-			}
-			svc.Servers = old.Clone().Servers
-		}
-		c.Services[key] = svc
-		return checkSorry(svc)
+		return b.applyService(op)
 	}
 
 	op.ServiceKey.Address = op.ServiceKey.Address.Unmap()
@@ -138,7 +132,7 @@ func applyOp(c *Config, op Op) error {
 		delete(c.Services, key)
 		return nil
 	case OpSetCheck, OpClearCheck:
-		return applyCheck(c, key, old, op)
+		return b.applyCheck(key, old, op)
 	case OpAddServer, OpEditServer, OpDeleteServer, OpSetState:
 	default:
 		return fmt.Errorf("op kind %q: unknown", op.Kind)
@@ -146,6 +140,8 @@ func applyOp(c *Config, op Op) error {
 	if op.Server == nil {
 		return fmt.Errorf("%s on service %s: server: missing", op.Kind, key)
 	}
+	// Everything is looked up and checked in old; only the change itself
+	// goes to the writable service (the same attributes and servers).
 	rs := *op.Server
 	NormalizeServer(old, &rs)
 	if rs.Check != nil && (op.Kind == OpAddServer || op.Kind == OpEditServer) {
@@ -156,35 +152,34 @@ func applyOp(c *Config, op Op) error {
 			return err
 		}
 	}
-	svc := old.Clone()
 	rkey := rs.Key()
-	prev, exists := svc.Servers[rkey]
+	prev, exists := old.Servers[rkey]
 	switch op.Kind {
 	case OpSetState:
 		// Named by address and port only: the other attributes stay.
 		var err error
-		if rkey, prev, err = namedServer(svc, op.Server); err != nil {
+		if rkey, prev, err = namedServer(old, op.Server); err != nil {
 			return err
 		}
 		next := *prev
 		next.State = op.Server.State
-		if err := ValidateServer(svc, &next); err != nil {
+		if err := ValidateServer(old, &next); err != nil {
 			return err
 		}
-		svc.Servers[rkey] = &next
+		b.writable(key, old).Servers[rkey] = &next
 	case OpDeleteServer:
 		if !exists {
 			return fmt.Errorf("real server %s of service %s: no such real server", rkey, key)
 		}
-		delete(svc.Servers, rkey)
+		delete(b.writable(key, old).Servers, rkey)
 	case OpAddServer:
 		if exists {
 			return fmt.Errorf("real server %s of service %s: already exists", rkey, key)
 		}
-		if err := ValidateServer(svc, &rs); err != nil {
+		if err := ValidateServer(old, &rs); err != nil {
 			return err
 		}
-		svc.Servers[rkey] = &rs
+		b.writable(key, old).Servers[rkey] = &rs
 	case OpEditServer:
 		if !exists {
 			return fmt.Errorf("real server %s of service %s: no such real server", rkey, key)
@@ -198,19 +193,68 @@ func applyOp(c *Config, op Op) error {
 		if rs.Check == nil {
 			rs.Check = prev.Check
 		}
-		if err := ValidateServer(svc, &rs); err != nil {
+		if err := ValidateServer(old, &rs); err != nil {
 			return err
 		}
-		svc.Servers[rkey] = &rs
+		b.writable(key, old).Servers[rkey] = &rs
 	}
-	c.Services[key] = svc
+	return checkSorry(c.Services[key]) // a map lookup, not a walk of the servers
+}
+
+// applyService adds or edits (replaces the attributes of) a service. An
+// edited service keeps its real servers: the map moves to the new service
+// when this call made the old one, and is copied, once, when not.
+func (b *batch) applyService(op Op) error {
+	if op.Service == nil {
+		return fmt.Errorf("%s: service: missing", op.Kind)
+	}
+	svc := op.Service.Clone()
+	if svc.Check != nil {
+		svc.Check = cloneCheck(svc.Check) // Clone shares it; the config must not share op's memory
+	}
+	NormalizeService(svc)
+	if err := ValidateService(svc); err != nil {
+		return err
+	}
+	key := svc.Key.String()
+	old, exists := b.c.Services[key]
+	if op.Kind == OpAddService {
+		if exists {
+			return fmt.Errorf("service %s: already exists", key)
+		}
+		svc.Servers = map[string]*RealServer{}
+	} else {
+		if !exists {
+			return fmt.Errorf("service %s: no such service", key)
+		}
+		if svc.Name == "" {
+			svc.Name = old.Name
+		}
+		if svc.Sorry == nil && svc.OnFailure == "" {
+			if old.Sorry != nil {
+				r := *old.Sorry
+				svc.Sorry = &r
+			}
+			svc.OnFailure = old.OnFailure
+		}
+		if svc.Check == nil {
+			svc.Check = old.Check // never mutated: set-check replaces the pointer
+		}
+		if b.owned[old] {
+			svc.Servers = old.Servers // old leaves the config here; nothing else holds it
+		} else {
+			svc.Servers = old.Clone().Servers
+		}
+	}
+	b.owned[svc] = true
+	b.c.Services[key] = svc
 	return checkSorry(svc)
 }
 
 // applyCheck sets or clears the check of service key (old), or of one of its
 // real servers when op.Server is given. A new check is validated before
 // anything changes; it is copied, so the config shares no memory with op.
-func applyCheck(c *Config, key string, old *Service, op Op) error {
+func (b *batch) applyCheck(key string, old *Service, op Op) error {
 	var check *HealthCheck
 	if op.Kind == OpSetCheck {
 		if op.Check == nil {
@@ -218,24 +262,22 @@ func applyCheck(c *Config, key string, old *Service, op Op) error {
 		}
 		check = cloneCheck(op.Check)
 	}
-	svc := old.Clone()
 	if op.Server == nil {
 		if check != nil {
-			if err := ValidateHealthCheck(fmt.Sprintf("service %s check", svc.Key), check); err != nil {
+			if err := ValidateHealthCheck(fmt.Sprintf("service %s check", old.Key), check); err != nil {
 				return err
 			}
-		} else if svc.Check == nil {
+		} else if old.Check == nil {
 			return fmt.Errorf("service %s: has no check to clear", key)
 		}
-		svc.Check = check
-		c.Services[key] = svc
+		b.writable(key, old).Check = check
 		return nil
 	}
-	rkey, prev, err := namedServer(svc, op.Server)
+	rkey, prev, err := namedServer(old, op.Server)
 	if err != nil {
 		return err
 	}
-	where := fmt.Sprintf("real server %s of service %s", rkey, svc.Key)
+	where := fmt.Sprintf("real server %s of service %s", rkey, old.Key)
 	if check != nil {
 		if err := ValidateHealthCheck(where+" check", check); err != nil {
 			return err
@@ -245,8 +287,7 @@ func applyCheck(c *Config, key string, old *Service, op Op) error {
 	}
 	next := *prev
 	next.Check = check
-	svc.Servers[rkey] = &next
-	c.Services[key] = svc
+	b.writable(key, old).Servers[rkey] = &next
 	return nil
 }
 
