@@ -17,21 +17,21 @@ import (
 // duration that is not whole milliseconds, a port above 65535) and what
 // would silently mean the default (an explicit 0) are refused here.
 type yamlCheck struct {
-	Type     string `yaml:"type"`
-	Interval string `yaml:"interval,omitempty"`
-	Timeout  string `yaml:"timeout,omitempty"`
-	Rise     *int   `yaml:"rise,omitempty"`
-	Fall     *int   `yaml:"fall,omitempty"`
-	Address  string `yaml:"address,omitempty"`
-	Port     *int   `yaml:"port,omitempty"`
+	Type     string   `yaml:"type"`
+	Interval string   `yaml:"interval,omitempty"`
+	Timeout  string   `yaml:"timeout,omitempty"`
+	Rise     *yamlInt `yaml:"rise,omitempty"`
+	Fall     *yamlInt `yaml:"fall,omitempty"`
+	Address  string   `yaml:"address,omitempty"`
+	Port     *yamlInt `yaml:"port,omitempty"`
 	// http, https
-	Method   string `yaml:"method,omitempty"`
-	Path     string `yaml:"path,omitempty"`
-	Host     string `yaml:"host,omitempty"`
-	SNI      string `yaml:"sni,omitempty"`
-	Status   []int  `yaml:"status,omitempty,flow"`
-	Body     string `yaml:"body,omitempty"`
-	Insecure bool   `yaml:"insecure,omitempty"`
+	Method   string    `yaml:"method,omitempty"`
+	Path     string    `yaml:"path,omitempty"`
+	Host     string    `yaml:"host,omitempty"`
+	SNI      string    `yaml:"sni,omitempty"`
+	Status   []yamlInt `yaml:"status,omitempty,flow"`
+	Body     string    `yaml:"body,omitempty"`
+	Insecure bool      `yaml:"insecure,omitempty"`
 	// dns
 	Query  string `yaml:"query,omitempty"`
 	QType  string `yaml:"qtype,omitempty"`
@@ -55,30 +55,38 @@ var checkKeys = map[string]string{
 }
 
 // buildCheck converts and validates a check; what names it in errors as
-// fsm does ("service tcp:10.0.0.1:80 check"). It also returns the key to
-// blame, for the error's line.
-func buildCheck(y *yamlCheck, what string) (*fsm.HealthCheck, string, error) {
+// fsm does ("service tcp:10.0.0.1:80 check"). It returns each problem with
+// the key to blame, for the error's line.
+func buildCheck(y *yamlCheck, what string) (*fsm.HealthCheck, []fieldError) {
 	c := &fsm.HealthCheck{
 		Type: y.Type, Method: y.Method, Path: y.Path, Host: y.Host, SNI: y.SNI, Body: y.Body, Insecure: y.Insecure,
 		Query: y.Query, QType: y.QType, Proto: y.Proto, RCode: y.RCode, Answer: y.Answer,
 		Send: y.Send, Expect: y.Expect,
 	}
+	var errs []fieldError
+	bad := func(field string, err error) { errs = append(errs, fieldError{field, err}) }
 	if len(y.Status) > 0 {
-		c.Status = y.Status
+		c.Status = make([]int, len(y.Status))
+		for i, s := range y.Status {
+			var err error
+			if c.Status[i], err = toInt("status", s); err != nil {
+				bad("status", err)
+			}
+		}
 	}
 	if len(y.Command) > 0 {
 		c.Command = y.Command
 	}
 	var err error
 	if c.IntervalMS, err = durationMS("interval", y.Interval, fsm.DefaultCheckIntervalMS); err != nil {
-		return nil, "interval", err
+		bad("interval", err)
 	}
 	if c.TimeoutMS, err = durationMS("timeout", y.Timeout, fsm.DefaultCheckTimeoutMS); err != nil {
-		return nil, "timeout", err
+		bad("timeout", err)
 	}
 	for _, f := range []struct {
 		key string
-		v   *int
+		v   *yamlInt
 		dst *int
 		def int
 	}{{"rise", y.Rise, &c.Rise, fsm.DefaultCheckRise}, {"fall", y.Fall, &c.Fall, fsm.DefaultCheckFall}} {
@@ -86,33 +94,41 @@ func buildCheck(y *yamlCheck, what string) (*fsm.HealthCheck, string, error) {
 			continue
 		}
 		if *f.v == 0 {
-			return nil, f.key, fmt.Errorf("%s 0: want 1 or more (leave it out for the default %d)", f.key, f.def)
+			bad(f.key, fmt.Errorf("%s 0: want 1 or more (leave it out for the default %d)", f.key, f.def))
+			continue
 		}
-		*f.dst = *f.v
+		if *f.dst, err = toInt(f.key, *f.v); err != nil {
+			bad(f.key, err)
+		}
 	}
 	if y.Address != "" {
 		// Not unmapped, unlike a server's address: the model keeps what it
 		// was given, and an export must read back the same.
 		a, err := netip.ParseAddr(y.Address)
-		if err != nil {
-			return nil, "address", fmt.Errorf("address %q: not an IP address", y.Address)
+		switch {
+		case err != nil:
+			bad("address", fmt.Errorf("address %q: not an IP address", y.Address))
+		case a.Zone() != "":
+			bad("address", fmt.Errorf("address %q: zones are not allowed", y.Address))
+		default:
+			c.Address = a
 		}
-		if a.Zone() != "" {
-			return nil, "address", fmt.Errorf("address %q: zones are not allowed", y.Address)
-		}
-		c.Address = a
 	}
 	if y.Port != nil {
 		if *y.Port < 1 || *y.Port > math.MaxUint16 {
-			return nil, "port", fmt.Errorf("port %d: want 1-65535 (leave it out for the real server's port)", *y.Port)
+			bad("port", fmt.Errorf("port %d: want 1-65535 (leave it out for the real server's port)", *y.Port))
+		} else {
+			c.Port = uint16(*y.Port)
 		}
-		c.Port = uint16(*y.Port)
+	}
+	if len(errs) > 0 {
+		return nil, errs
 	}
 	if err := fsm.ValidateHealthCheck(what, c); err != nil {
 		field, _, _ := strings.Cut(strings.TrimPrefix(err.Error(), what+" "), " ")
-		return nil, checkKeys[field], err
+		return nil, []fieldError{{checkKeys[field], err}}
 	}
-	return c, "", nil
+	return c, nil
 }
 
 // durationMS reads a Go duration as whole milliseconds. Zero is refused:
@@ -145,9 +161,12 @@ func marshalCheck(c *fsm.HealthCheck) *yamlCheck {
 		return nil
 	}
 	y := &yamlCheck{
-		Type: c.Type, Method: c.Method, Path: c.Path, Host: c.Host, SNI: c.SNI, Status: c.Status, Body: c.Body,
+		Type: c.Type, Method: c.Method, Path: c.Path, Host: c.Host, SNI: c.SNI, Body: c.Body,
 		Insecure: c.Insecure, Query: c.Query, QType: c.QType, Proto: c.Proto, RCode: c.RCode, Answer: c.Answer,
 		Send: c.Send, Expect: c.Expect, Command: c.Command,
+	}
+	for _, s := range c.Status {
+		y.Status = append(y.Status, yamlInt(s))
 	}
 	if c.IntervalMS != 0 {
 		y.Interval = msString(c.IntervalMS)
@@ -156,19 +175,16 @@ func marshalCheck(c *fsm.HealthCheck) *yamlCheck {
 		y.Timeout = msString(c.TimeoutMS)
 	}
 	if c.Rise != 0 {
-		r := c.Rise
-		y.Rise = &r
+		y.Rise = intPtr(c.Rise)
 	}
 	if c.Fall != 0 {
-		f := c.Fall
-		y.Fall = &f
+		y.Fall = intPtr(c.Fall)
 	}
 	if c.Address.IsValid() {
 		y.Address = c.Address.String()
 	}
 	if c.Port != 0 {
-		p := int(c.Port)
-		y.Port = &p
+		y.Port = intPtr(c.Port)
 	}
 	return y
 }

@@ -64,6 +64,8 @@ func FuzzParseYAML(f *testing.F) {
 		"a: &x [*x]\n",
 		"services:\n  - &s {protocol: tcp, address: 10.0.0.1, port: 80}\n  - *s\n",
 		"services:\n  - {protocol: tcp, address: 10.0.0.1, port: 80, colour: 1}\n---\n",
+		"services:\n- {protocol: tcp, address: 10.0.0.1, port: 80.5, weight: 1e3, servers: [{address: 10.1.0.x, weight: 0.5}, {address: 10.1.0.2, port: -1}]}\n" +
+			"timeouts: {tcp: -1, udp: 99999999999999999999}\nsync: {id: 256, ttl: \"1\"}\n",
 	} {
 		f.Add([]byte(s))
 	}

@@ -126,12 +126,12 @@ func parseLines(data []byte) (*fsm.Config, error) {
 		if f := strings.Fields(line); f[0] == "vip" {
 			v, err := parseVIPLine(f)
 			if err != nil {
-				errs.addf("line %d: %w", n, err)
+				errs.addf(n, "%w", err)
 				continue
 			}
 			key := v.Prefix.String()
 			if prev, dup := vipLine[key]; dup {
-				errs.addf("line %d: vip %s: defined twice (also on line %d)", n, key, prev)
+				errs.addf(n, "vip %s: defined twice (also on line %d)", key, prev)
 				continue
 			}
 			vipLine[key] = n
@@ -140,12 +140,12 @@ func parseLines(data []byte) (*fsm.Config, error) {
 		}
 		svc, err := parseServiceLine(line, &budget)
 		if err != nil {
-			errs.addf("line %d: %w", n, err)
+			errs.addf(n, "%w", err)
 			continue
 		}
 		key := svc.Key.String()
 		if prev, dup := svcLine[key]; dup {
-			errs.addf("line %d: service %s: defined twice (also on line %d)", n, key, prev)
+			errs.addf(n, "service %s: defined twice (also on line %d)", key, prev)
 			continue
 		}
 		svcLine[key] = n

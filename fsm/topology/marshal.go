@@ -24,9 +24,12 @@ func MarshalYAML(cfg *fsm.Config) ([]byte, error) {
 	if cfg == nil {
 		return nil, errors.New("marshal topology: no config")
 	}
-	f := yamlFile{Version: schemaVersion, Timeouts: cfg.Timeouts}
+	f := yamlFile{Version: schemaVersion}
+	if t := cfg.Timeouts; t != nil {
+		f.Timeouts = &yamlTimeouts{TCP: yamlInt(t.TCP), TCPFin: yamlInt(t.TCPFin), UDP: yamlInt(t.UDP)}
+	}
 	if s := cfg.Sync; s != nil {
-		f.Sync = &yamlSync{Off: s.Off, ID: int(s.ID), Port: int(s.Port), TTL: int(s.TTL), MaxLen: int(s.MaxLen)}
+		f.Sync = &yamlSync{Off: s.Off, ID: yamlInt(s.ID), Port: yamlInt(s.Port), TTL: yamlInt(s.TTL), MaxLen: yamlInt(s.MaxLen)}
 		if s.Group.IsValid() {
 			f.Sync.Group = s.Group.String()
 		}
@@ -96,14 +99,12 @@ func marshalService(svc *fsm.Service) (yamlService, error) {
 	}
 	k := svc.Key
 	if k.Protocol == fsm.FWMark {
-		mark := int64(k.Mark)
-		ys.Protocol, ys.FWMark, ys.IPv6 = string(k.Protocol), &mark, k.IPv6
+		ys.Protocol, ys.FWMark, ys.IPv6 = string(k.Protocol), intPtr(k.Mark), k.IPv6
 	} else {
-		port := int(k.Port)
-		ys.Protocol, ys.Address, ys.Port = string(k.Protocol), k.Address.String(), &port
+		ys.Protocol, ys.Address, ys.Port = string(k.Protocol), k.Address.String(), intPtr(k.Port)
 	}
 	if p := svc.Persistence; p != nil {
-		ys.Persistence = &yamlPersistence{Timeout: int64(p.Timeout), Netmask: p.Netmask}
+		ys.Persistence = &yamlPersistence{Timeout: yamlInt(p.Timeout), Netmask: p.Netmask}
 	}
 	ys.Check = marshalCheck(svc.Check)
 	servers := make([]*fsm.RealServer, 0, len(svc.Servers))
@@ -121,30 +122,27 @@ func marshalService(svc *fsm.Service) (yamlService, error) {
 		ys.Forward = string(fwd)
 	}
 	if weight != fsm.DefaultWeight {
-		ys.Weight = &weight
+		ys.Weight = intPtr(weight)
 	}
 	for _, r := range servers {
 		s := yamlServer{Name: r.Name, Address: r.Address.String()}
 		// A fwmark service has no port of its own: a server's port 0 means
 		// "the packet's port", so only a set port is written.
 		if (k.Protocol == fsm.FWMark && r.Port != 0) || (k.Protocol != fsm.FWMark && r.Port != k.Port) {
-			s.Port = int(r.Port)
+			s.Port = yamlInt(r.Port)
 		}
 		if r.Forward != fwd {
 			s.Forward = string(r.Forward)
 		}
-		s.TunnelType, s.TunnelPort, s.TunnelCsum = string(r.TunnelType), int(r.TunnelPort), string(r.TunnelCsum)
+		s.TunnelType, s.TunnelPort, s.TunnelCsum = string(r.TunnelType), yamlInt(r.TunnelPort), string(r.TunnelCsum)
 		if r.Weight != weight {
-			w := r.Weight
-			s.Weight = &w
+			s.Weight = intPtr(r.Weight)
 		}
 		if r.Upper != 0 {
-			u := int64(r.Upper)
-			s.Upper = &u
+			s.Upper = intPtr(r.Upper)
 		}
 		if r.Lower != 0 {
-			l := int64(r.Lower)
-			s.Lower = &l
+			s.Lower = intPtr(r.Lower)
 		}
 		if r.State != fsm.Active {
 			s.State = string(r.State)
@@ -158,12 +156,11 @@ func marshalService(svc *fsm.Service) (yamlService, error) {
 			return ys, fmt.Errorf("service %s: sorry server %s: %w", k, r.Key(), errSorryCheck)
 		}
 		s := yamlServer{Name: r.Name, Address: r.Address.String(), Forward: string(r.Forward),
-			TunnelType: string(r.TunnelType), TunnelPort: int(r.TunnelPort), TunnelCsum: string(r.TunnelCsum)}
+			TunnelType: string(r.TunnelType), TunnelPort: yamlInt(r.TunnelPort), TunnelCsum: string(r.TunnelCsum)}
 		if r.Port != k.Port {
-			s.Port = int(r.Port)
+			s.Port = yamlInt(r.Port)
 		}
-		w := r.Weight
-		s.Weight = &w
+		s.Weight = intPtr(r.Weight)
 		ys.SorryServer = &s
 	}
 	return ys, nil

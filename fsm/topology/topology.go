@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/ipvsman/ipvsman/fsm"
@@ -54,29 +55,54 @@ func (e *fileError) Error() string {
 func (e *fileError) Unwrap() error { return e.err }
 
 // errList collects every problem of a file, so that one dry run shows them
-// all instead of one per edit-and-retry cycle.
+// all instead of one per edit-and-retry cycle. Problems are reported in line
+// order, whatever order they were found in (the YAML form checks the
+// timeouts before the services above them, decoding before meaning), and
+// it keeps only the first maxErrors of them by line, so that a hostile file
+// cannot make it hold a huge list.
 type errList struct {
-	errs []error
+	errs []lineError // sorted by line; equal lines in the order found
 	more int
 }
 
-func (l *errList) add(err error) {
-	if len(l.errs) < maxErrors {
-		l.errs = append(l.errs, err)
-	} else {
+// lineError is a problem and the line it names, for sorting: the text
+// already says "line N: ...".
+type lineError struct {
+	line int
+	err  error
+}
+
+func (l *errList) add(line int, err error) {
+	i := len(l.errs)
+	for i > 0 && l.errs[i-1].line > line {
+		i--
+	}
+	if i == maxErrors {
+		l.more++
+		return
+	}
+	l.errs = slices.Insert(l.errs, i, lineError{line, err})
+	if len(l.errs) > maxErrors {
+		l.errs = l.errs[:maxErrors]
 		l.more++
 	}
 }
 
-func (l *errList) addf(format string, args ...any) { l.add(fmt.Errorf(format, args...)) }
+// addf adds a problem of line, the text prefixed with "line N: ".
+func (l *errList) addf(line int, format string, args ...any) {
+	l.add(line, fmt.Errorf("line %d: "+format, append([]any{line}, args...)...))
+}
 
 func (l *errList) err() error {
 	if len(l.errs) == 0 {
 		return nil
 	}
-	errs := l.errs
+	errs := make([]error, 0, len(l.errs)+1)
+	for _, e := range l.errs {
+		errs = append(errs, e.err)
+	}
 	if l.more > 0 {
-		errs = append(errs[:len(errs):len(errs)], fmt.Errorf("and %d more problems", l.more))
+		errs = append(errs, fmt.Errorf("and %d more problems", l.more))
 	}
 	return errors.Join(errs...)
 }

@@ -23,24 +23,31 @@ import (
 // from "not given" (port 0, weight 0, a server's threshold 0 overriding the
 // service's).
 type yamlFile struct {
-	Version  int           `yaml:"version,omitempty"`
+	Version  yamlInt       `yaml:"version,omitempty"`
 	VIPs     []yamlVIP     `yaml:"vips,omitempty"`
 	Services []yamlService `yaml:"services,omitempty"`
 	// Kernel connection timeouts in seconds, as ipvsadm --set; 0 or absent
 	// leaves one to the kernel.
-	Timeouts *fsm.Timeouts `yaml:"timeouts,omitempty,flow"`
+	Timeouts *yamlTimeouts `yaml:"timeouts,omitempty,flow"`
 	// Connection sync between the directors; absent: on, sync ID 1,
 	// 224.0.0.81:8848.
 	Sync *yamlSync `yaml:"sync,omitempty"`
 }
 
+// yamlTimeouts is fsm.Timeouts with integers that refuse fractions.
+type yamlTimeouts struct {
+	TCP    yamlInt `yaml:"tcp,omitempty"`
+	TCPFin yamlInt `yaml:"tcp_fin,omitempty"`
+	UDP    yamlInt `yaml:"udp,omitempty"`
+}
+
 type yamlSync struct {
-	Off    bool   `yaml:"off,omitempty"`
-	ID     int    `yaml:"id,omitempty"`
-	Group  string `yaml:"group,omitempty"`
-	Port   int    `yaml:"port,omitempty"`
-	TTL    int    `yaml:"ttl,omitempty"`
-	MaxLen int    `yaml:"max_len,omitempty"`
+	Off    bool    `yaml:"off,omitempty"`
+	ID     yamlInt `yaml:"id,omitempty"`
+	Group  string  `yaml:"group,omitempty"`
+	Port   yamlInt `yaml:"port,omitempty"`
+	TTL    yamlInt `yaml:"ttl,omitempty"`
+	MaxLen yamlInt `yaml:"max_len,omitempty"`
 }
 
 type yamlVIP struct {
@@ -54,8 +61,8 @@ type yamlService struct {
 	Name        string           `yaml:"name,omitempty"`
 	Protocol    string           `yaml:"protocol"`
 	Address     string           `yaml:"address,omitempty"`
-	Port        *int             `yaml:"port,omitempty"`
-	FWMark      *int64           `yaml:"fwmark,omitempty"`
+	Port        *yamlInt         `yaml:"port,omitempty"`
+	FWMark      *yamlInt         `yaml:"fwmark,omitempty"`
 	IPv6        bool             `yaml:"ipv6,omitempty"`
 	Scheduler   string           `yaml:"scheduler,omitempty"`
 	Flags       []string         `yaml:"flags,omitempty,flow"`
@@ -63,9 +70,9 @@ type yamlService struct {
 	OnePacket   bool             `yaml:"one_packet,omitempty"`
 	// Defaults for the servers below.
 	Forward string       `yaml:"forward,omitempty"`
-	Weight  *int         `yaml:"weight,omitempty"`
-	Upper   int64        `yaml:"upper_threshold,omitempty"`
-	Lower   int64        `yaml:"lower_threshold,omitempty"`
+	Weight  *yamlInt     `yaml:"weight,omitempty"`
+	Upper   yamlInt      `yaml:"upper_threshold,omitempty"`
+	Lower   yamlInt      `yaml:"lower_threshold,omitempty"`
 	Check   *yamlCheck   `yaml:"check,omitempty"` // of its servers; a server's own replaces it
 	Servers []yamlServer `yaml:"servers,omitempty"`
 	// What the line form cannot say: quiescent (default) or remove, and the
@@ -75,24 +82,24 @@ type yamlService struct {
 }
 
 type yamlPersistence struct {
-	Timeout int64  `yaml:"timeout,omitempty"`
-	Netmask string `yaml:"netmask,omitempty"`
+	Timeout yamlInt `yaml:"timeout,omitempty"`
+	Netmask string  `yaml:"netmask,omitempty"`
 }
 
 type yamlServer struct {
-	Name    string `yaml:"name,omitempty"`
-	Address string `yaml:"address"`
-	Port    int    `yaml:"port,omitempty"`
-	Forward string `yaml:"forward,omitempty"`
+	Name    string  `yaml:"name,omitempty"`
+	Address string  `yaml:"address"`
+	Port    yamlInt `yaml:"port,omitempty"`
+	Forward string  `yaml:"forward,omitempty"`
 	// Tunnel encapsulation, forward: tunnel only; server-level only, since a
 	// service default would also land on its non-tunnel servers.
-	TunnelType string `yaml:"tunnel_type,omitempty"`
-	TunnelPort int    `yaml:"tunnel_port,omitempty"`
-	TunnelCsum string `yaml:"tunnel_csum,omitempty"`
-	Weight     *int   `yaml:"weight,omitempty"`
-	Upper      *int64 `yaml:"upper_threshold,omitempty"`
-	Lower      *int64 `yaml:"lower_threshold,omitempty"`
-	State      string `yaml:"state,omitempty"`
+	TunnelType string   `yaml:"tunnel_type,omitempty"`
+	TunnelPort yamlInt  `yaml:"tunnel_port,omitempty"`
+	TunnelCsum string   `yaml:"tunnel_csum,omitempty"`
+	Weight     *yamlInt `yaml:"weight,omitempty"`
+	Upper      *yamlInt `yaml:"upper_threshold,omitempty"`
+	Lower      *yamlInt `yaml:"lower_threshold,omitempty"`
+	State      string   `yaml:"state,omitempty"`
 	// Replaces the service's check for this server.
 	Check *yamlCheck `yaml:"check,omitempty"`
 }
@@ -120,12 +127,12 @@ func parseYAML(data []byte) (*fsm.Config, error) {
 		if errors.Is(err, io.EOF) {
 			return finish(fsm.NewConfig(), &errList{})
 		}
-		return nil, yamlError(&root, err)
+		return nil, yamlError(err)
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
 		if err != nil {
-			return nil, yamlError(&root, err)
+			return nil, yamlError(err)
 		}
 		if len(extra.Content) > 0 && extra.Content[0].ShortTag() != "!!null" {
 			return nil, fmt.Errorf("line %d: a topology is one YAML document, found a second", extra.Line)
@@ -134,11 +141,19 @@ func parseYAML(data []byte) (*fsm.Config, error) {
 	var f yamlFile
 	strict := yaml.NewDecoder(bytes.NewReader(data))
 	strict.KnownFields(true)
-	if err := strict.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
-		return nil, yamlError(&root, err)
-	}
 	b := yamlBuilder{root: &root, cfg: fsm.NewConfig()}
-	b.build(&f)
+	if err := strict.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			return nil, yamlError(err)
+		}
+		// The decoder went on past each bad value: the rest of the file
+		// is still checked, so that one run reports every problem.
+		b.decodeErrors(te)
+	}
+	if !b.blind {
+		b.build(&f)
+	}
 	return finish(b.cfg, &b.errs)
 }
 
@@ -146,19 +161,35 @@ type yamlBuilder struct {
 	root *yaml.Node
 	cfg  *fsm.Config
 	errs errList
+	// From decodeErrors: the items whose values did not all decode (by
+	// path, as ypath.String writes it), where checks would only echo the
+	// decoding error, and whether nothing can be checked at all.
+	suspects map[string]bool
+	blind    bool
 }
 
 // fail reports err at item at; the line is field's when the file has it.
+// A suspect item's problems are dropped: a decoding error already stands
+// for them.
 func (b *yamlBuilder) fail(at ypath, field, item string, err error) {
+	if b.suspect(at) {
+		return
+	}
 	if item != "" {
 		err = fmt.Errorf("%s: %w", item, err)
 	}
 	line := lineOf(b.root, at.with(field))
 	if len(at) == 0 {
-		b.errs.addf("line %d: %w", line, err)
+		b.errs.addf(line, "%w", err)
 		return
 	}
-	b.errs.addf("line %d: %s: %w", line, at, err)
+	b.errs.addf(line, "%s: %w", at, err)
+}
+
+// fieldError is a problem and the key to blame for its line.
+type fieldError struct {
+	field string
+	err   error
 }
 
 func (b *yamlBuilder) build(f *yamlFile) {
@@ -168,6 +199,9 @@ func (b *yamlBuilder) build(f *yamlFile) {
 	vipAt := map[string]ypath{}
 	for i, yv := range f.VIPs {
 		at := ypath{"vips", i}
+		if b.suspect(at) {
+			continue
+		}
 		if yv.Address == "" {
 			b.fail(at, "address", "", errors.New("address: missing"))
 			continue
@@ -194,17 +228,14 @@ func (b *yamlBuilder) build(f *yamlFile) {
 		b.cfg.VIPs[key] = v
 	}
 	if f.Timeouts != nil {
-		if err := fsm.ValidateTimeouts(f.Timeouts); err != nil {
-			b.fail(nil, "timeouts", "", err)
-		} else {
-			t := *f.Timeouts
-			b.cfg.Timeouts = &t
-		}
+		b.timeouts(f.Timeouts)
 	}
 	if f.Sync != nil {
-		if s, field, err := f.Sync.compile(); err != nil {
-			b.fail(ypath{"sync"}, field, "", err)
-		} else {
+		s, errs := f.Sync.compile()
+		for _, e := range errs {
+			b.fail(ypath{"sync"}, e.field, "", e.err)
+		}
+		if len(errs) == 0 {
 			b.cfg.Sync = &s
 		}
 	}
@@ -214,21 +245,57 @@ func (b *yamlBuilder) build(f *yamlFile) {
 	}
 }
 
+// timeouts range-checks each before fsm sees them as uint32s, so that -1
+// is an error and not 4294967295 seconds.
+func (b *yamlBuilder) timeouts(yt *yamlTimeouts) {
+	at := ypath{"timeouts"}
+	var t fsm.Timeouts
+	ok := true
+	for _, f := range []struct {
+		key string
+		v   yamlInt
+		dst *uint32
+	}{{"tcp", yt.TCP, &t.TCP}, {"tcp_fin", yt.TCPFin, &t.TCPFin}, {"udp", yt.UDP, &t.UDP}} {
+		if f.v < 0 || f.v > fsm.MaxTimeout {
+			b.fail(at, f.key, "", fmt.Errorf("timeout %s %d: want 0-%d seconds (0 leaves it to the kernel)", f.key, f.v, fsm.MaxTimeout))
+			ok = false
+			continue
+		}
+		*f.dst = uint32(f.v)
+	}
+	if !ok {
+		return
+	}
+	if err := fsm.ValidateTimeouts(&t); err != nil {
+		b.fail(at, "", "", err)
+		return
+	}
+	b.cfg.Timeouts = &t
+}
+
+// service checks one service and its servers. When its key (protocol,
+// address, port or mark) is wrong, what needs the key (the model's checks
+// of the service, of each server against it, the health checks) is left
+// for the next run, but each value of the service and its servers is still
+// checked on its own.
 func (b *yamlBuilder) service(at ypath, ys *yamlService, seen map[string]ypath) {
+	if b.suspect(at) {
+		return
+	}
 	item := ""
 	if ys.Name != "" {
 		item = fmt.Sprintf("service %q", ys.Name)
 	}
 	key, field, err := yamlServiceKey(ys)
-	if err != nil {
+	keyOK := err == nil
+	if !keyOK {
 		b.fail(at, field, item, err)
-		return
 	}
 	svc := &fsm.Service{
 		Key: key, Name: ys.Name, Scheduler: ys.Scheduler,
 		Flags: slices.Clone(ys.Flags), OnePacket: ys.OnePacket, OnFailure: ys.OnFailure,
 	}
-	ok := true
+	ok := keyOK
 	if p := ys.Persistence; p != nil {
 		if p.Timeout < 0 || p.Timeout > math.MaxUint32 {
 			b.fail(at.with("persistence"), "timeout", item, fmt.Errorf("persistence timeout %d: want a number of seconds, 1 or more, or omit it for %d", p.Timeout, fsm.DefaultPersistence))
@@ -236,9 +303,11 @@ func (b *yamlBuilder) service(at ypath, ys *yamlService, seen map[string]ypath) 
 		}
 		svc.Persistence = &fsm.Persistence{Timeout: uint32(p.Timeout), Netmask: p.Netmask}
 	}
-	if err := checkService(svc); err != nil {
-		b.fail(at, "", item, err)
-		ok = false
+	if keyOK {
+		if err := checkService(svc); err != nil {
+			b.fail(at, "", item, err)
+			ok = false
+		}
 	}
 	def := fsm.RealServer{Forward: fsm.DirectRoute, Weight: fsm.DefaultWeight}
 	if ys.Forward != "" {
@@ -247,10 +316,12 @@ func (b *yamlBuilder) service(at ypath, ys *yamlService, seen map[string]ypath) 
 			ok = false
 		}
 	}
-	if ys.Weight != nil {
-		if def.Weight = *ys.Weight; def.Weight < 0 || def.Weight > fsm.MaxWeight {
-			b.fail(at, "weight", item, fmt.Errorf("weight %d: want 0-%d", def.Weight, fsm.MaxWeight))
+	if w := ys.Weight; w != nil {
+		if *w < 0 || *w > fsm.MaxWeight {
+			b.fail(at, "weight", item, fmt.Errorf("weight %d: want 0-%d", *w, fsm.MaxWeight))
 			ok = false
+		} else {
+			def.Weight = int(*w)
 		}
 	}
 	var u32err error
@@ -262,10 +333,10 @@ func (b *yamlBuilder) service(at ypath, ys *yamlService, seen map[string]ypath) 
 		b.fail(at, "lower_threshold", item, u32err)
 		ok = false
 	}
-	if ys.Check != nil {
-		c, field, err := buildCheck(ys.Check, fmt.Sprintf("service %s check", svc.Key))
-		if err != nil {
-			b.fail(at.with("check"), field, item, err)
+	if ys.Check != nil && keyOK {
+		c, errs := buildCheck(ys.Check, fmt.Sprintf("service %s check", svc.Key))
+		for _, e := range errs {
+			b.fail(at.with("check"), e.field, item, e.err)
 			ok = false
 		}
 		svc.Check = c
@@ -274,27 +345,38 @@ func (b *yamlBuilder) service(at ypath, ys *yamlService, seen map[string]ypath) 
 	serverAt := map[string]ypath{}
 	for j := range ys.Servers {
 		sat := at.with("servers", j)
-		r, field, err := buildServer(&ys.Servers[j], def)
-		if err == nil {
-			if err = checkServer(svc, r); err != nil {
-				field = ""
-			}
-		}
-		sitem := ""
-		if ys.Servers[j].Name != "" {
-			sitem = fmt.Sprintf("real server %q", ys.Servers[j].Name)
-		}
-		if err != nil {
-			b.fail(sat, field, sitem, err)
+		ysrv := &ys.Servers[j]
+		if b.suspect(sat) {
 			ok = false
 			continue
 		}
-		if yc := ys.Servers[j].Check; yc != nil {
-			if r.Check, field, err = buildCheck(yc, fmt.Sprintf("real server %s of service %s check", r.Key(), svc.Key)); err != nil {
-				b.fail(sat.with("check"), field, sitem, err)
+		sitem := ""
+		if ysrv.Name != "" {
+			sitem = fmt.Sprintf("real server %q", ysrv.Name)
+		}
+		r, errs := buildServer(ysrv, def)
+		if len(errs) == 0 && keyOK {
+			if err := checkServer(svc, r); err != nil {
+				errs = append(errs, fieldError{"", err})
+			}
+		}
+		for _, e := range errs {
+			b.fail(sat, e.field, sitem, e.err)
+		}
+		if len(errs) > 0 || !keyOK {
+			ok = false
+			continue
+		}
+		if yc := ysrv.Check; yc != nil {
+			c, errs := buildCheck(yc, fmt.Sprintf("real server %s of service %s check", r.Key(), svc.Key))
+			for _, e := range errs {
+				b.fail(sat.with("check"), e.field, sitem, e.err)
+			}
+			if len(errs) > 0 {
 				ok = false
 				continue
 			}
+			r.Check = c
 		}
 		rkey := r.Key()
 		if prev, dup := serverAt[rkey]; dup {
@@ -306,24 +388,30 @@ func (b *yamlBuilder) service(at ypath, ys *yamlService, seen map[string]ypath) 
 		svc.Servers[rkey] = r
 	}
 	if ys.SorryServer != nil {
-		r, field, err := buildServer(ys.SorryServer, def)
-		if err == nil {
-			if err = checkServer(svc, r); err != nil {
-				field = ""
+		r, errs := buildServer(ys.SorryServer, def)
+		if len(errs) == 0 && keyOK {
+			field, err := "", checkServer(svc, r)
+			if err == nil && svc.Servers[r.Key()] != nil {
+				err = fmt.Errorf("%s: also a real server of the service", r.Key())
+			}
+			if err == nil && ys.SorryServer.Check != nil {
+				field, err = "check", errSorryCheck
+			}
+			if err != nil {
+				errs = append(errs, fieldError{field, err})
 			}
 		}
-		if err == nil && svc.Servers[r.Key()] != nil {
-			err = fmt.Errorf("%s: also a real server of the service", r.Key())
+		for _, e := range errs {
+			b.fail(at.with("sorry_server"), e.field, "sorry server", e.err)
 		}
-		if err == nil && ys.SorryServer.Check != nil {
-			field, err = "check", errSorryCheck
-		}
-		if err != nil {
-			b.fail(at.with("sorry_server"), field, "sorry server", err)
+		if len(errs) > 0 {
 			ok = false
 		} else {
 			svc.Sorry = r
 		}
+	}
+	if !keyOK {
+		return
 	}
 	skey := key.String()
 	if prev, dup := seen[skey]; dup {
@@ -379,50 +467,59 @@ func yamlServiceKey(ys *yamlService) (fsm.ServiceKey, string, error) {
 	return fsm.ServiceKey{}, "protocol", fmt.Errorf("protocol %q: want tcp, udp or fwmark", proto)
 }
 
-// buildServer builds a real server on the service's defaults; it also
-// returns the field to blame.
-func buildServer(s *yamlServer, def fsm.RealServer) (*fsm.RealServer, string, error) {
+// buildServer builds a real server on the service's defaults, or returns
+// each problem of its values with the key to blame. What depends on the
+// service (checkServer) is the caller's.
+func buildServer(s *yamlServer, def fsm.RealServer) (*fsm.RealServer, []fieldError) {
 	r := def
 	r.Name, r.State = s.Name, fsm.ServerState(s.State)
-	if s.Address == "" {
-		return nil, "", errors.New("address: missing")
-	}
+	var errs []fieldError
+	bad := func(field string, err error) { errs = append(errs, fieldError{field, err}) }
 	var err error
-	if r.Address, err = parseAddr(s.Address); err != nil {
-		return nil, "address", err
+	if s.Address == "" {
+		bad("", errors.New("address: missing"))
+	} else if r.Address, err = parseAddr(s.Address); err != nil {
+		bad("address", err)
 	}
 	if s.Port < 0 || s.Port > math.MaxUint16 {
-		return nil, "port", fmt.Errorf("port %d: want 0-65535", s.Port)
+		bad("port", fmt.Errorf("port %d: want 0-65535", s.Port))
 	}
 	r.Port = uint16(s.Port)
 	if s.Forward != "" {
 		if r.Forward, err = parseForward(s.Forward); err != nil {
-			return nil, "forward", err
+			bad("forward", err)
 		}
 	}
 	// Values are checked by fsm.ValidateServer, with the forwarding method.
 	r.TunnelType, r.TunnelCsum = fsm.TunnelType(s.TunnelType), fsm.TunnelCsum(s.TunnelCsum)
 	if s.TunnelPort < 0 || s.TunnelPort > math.MaxUint16 {
-		return nil, "tunnel_port", fmt.Errorf("tunnel_port %d: want 1-65535", s.TunnelPort)
+		bad("tunnel_port", fmt.Errorf("tunnel_port %d: want 1-65535", s.TunnelPort))
 	}
 	r.TunnelPort = uint16(s.TunnelPort)
 	if s.Weight != nil {
-		r.Weight = *s.Weight
+		// The range is fsm.ValidateServer's; this only keeps a 32-bit int
+		// from wrapping around on the way there.
+		if r.Weight, err = toInt("weight", *s.Weight); err != nil {
+			bad("weight", err)
+		}
 	}
 	if s.Upper != nil {
 		if r.Upper, err = threshold("upper_threshold", *s.Upper); err != nil {
-			return nil, "upper_threshold", err
+			bad("upper_threshold", err)
 		}
 	}
 	if s.Lower != nil {
 		if r.Lower, err = threshold("lower_threshold", *s.Lower); err != nil {
-			return nil, "lower_threshold", err
+			bad("lower_threshold", err)
 		}
 	}
 	if s.State == "" {
 		r.State = fsm.Active
 	}
-	return &r, "", nil
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return &r, nil
 }
 
 func parseForward(s string) (fsm.Forward, error) {
@@ -433,38 +530,43 @@ func parseForward(s string) (fsm.Forward, error) {
 	return "", fmt.Errorf("forward %q: want droute, tunnel or masq", s)
 }
 
-func threshold(field string, v int64) (uint32, error) {
+func threshold(field string, v yamlInt) (uint32, error) {
 	if v < 0 || v > math.MaxUint32 {
 		return 0, fmt.Errorf("%s %d: want 0-4294967295 connections (0 = none)", field, v)
 	}
 	return uint32(v), nil
 }
 
-// compile checks the sync block: the settings, or the field at fault.
-func (y *yamlSync) compile() (fsm.Sync, string, error) {
+// compile checks the sync block: the settings, or each problem with the
+// field at fault.
+func (y *yamlSync) compile() (fsm.Sync, []fieldError) {
 	s := fsm.Sync{Off: y.Off}
+	var errs []fieldError
 	for _, f := range []struct {
 		name     string
-		v, limit int
+		v, limit yamlInt
 	}{{"id", y.ID, 255}, {"port", y.Port, 65535}, {"ttl", y.TTL, 255}, {"max_len", y.MaxLen, 65535}} {
 		if f.v < 0 || f.v > f.limit {
-			return s, f.name, fmt.Errorf("sync %s %d: want 1-%d, or omit it for the default", f.name, f.v, f.limit)
+			errs = append(errs, fieldError{f.name, fmt.Errorf("sync %s %d: want 1-%d, or omit it for the default", f.name, f.v, f.limit)})
 		}
+	}
+	if y.Group != "" {
+		if g, err := netip.ParseAddr(y.Group); err != nil {
+			errs = append(errs, fieldError{"group", fmt.Errorf("sync group %q: not an address", y.Group)})
+		} else {
+			s.Group = g
+		}
+	}
+	if len(errs) > 0 {
+		return s, errs
 	}
 	s.ID, s.Port, s.TTL, s.MaxLen = uint8(y.ID), uint16(y.Port), uint8(y.TTL), uint16(y.MaxLen)
-	if y.Group != "" {
-		g, err := netip.ParseAddr(y.Group)
-		if err != nil {
-			return s, "group", fmt.Errorf("sync group %q: not an address", y.Group)
-		}
-		s.Group = g
-	}
 	if err := fsm.ValidateSync(&s); err != nil {
 		field := "group"
 		if s.MaxLen != 0 && s.MaxLen < fsm.MinSyncMaxLen {
 			field = "max_len"
 		}
-		return s, field, err
+		return s, []fieldError{{field, err}}
 	}
-	return s, "", nil
+	return s, nil
 }
