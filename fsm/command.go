@@ -44,10 +44,17 @@ func (t CommandType) Known() bool { _, ok := commandNames[t]; return ok }
 // its command types are never gated.
 const BaseCommandProtocol = 1
 
+// RequestProtocol is the protocol that carries the client's request ID in a
+// command (Command.Request) and remembers it in the state, so that a retry
+// is answered with the first outcome instead of applying twice. A build of
+// protocol 1 would ignore the field and apply a retry again, so the leader
+// stamps the ID only while every member speaks at least this protocol.
+const RequestProtocol = 2
+
 // CommandProtocol is the newest command protocol this build speaks. A command
 // type introduced by protocol N is proposed only while every member
 // gossips a protocol of at least N (the rolling-upgrade gate).
-var CommandProtocol = BaseCommandProtocol
+var CommandProtocol = RequestProtocol
 
 // extension is a command type added after the base protocol: the protocol
 // that introduced it, whether an older build may skip it, and its planner.
@@ -92,12 +99,16 @@ func CommandByName(name string) (CommandType, bool) {
 }
 
 // Command is one log entry. Time and Actor are stamped by the leader before
-// the entry is proposed, so that Apply never reads a clock.
+// the entry is proposed, so that Apply never reads a clock. Request is the
+// client's ID for the write (empty for the cluster's own commands): a
+// command whose ID the state remembers is answered with the remembered
+// result and changes nothing.
 type Command struct {
 	Type      CommandType     `json:"-"`
 	Ignorable bool            `json:"-"`
 	Time      int64           `json:"time"` // unix nanoseconds
 	Actor     string          `json:"actor"`
+	Request   string          `json:"request,omitempty"`
 	Payload   json.RawMessage `json:"payload"`
 }
 

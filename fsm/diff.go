@@ -174,3 +174,100 @@ func describeCheck(c *HealthCheck) string {
 	}
 	return string(j)
 }
+
+// Tally counts what a change from a to b adds, removes and changes, the
+// real servers of added and removed services included: the line an
+// operator reads before a whole-topology write removes what it does.
+type Tally struct {
+	ServicesAdded   int `json:"services_added"`
+	ServicesRemoved int `json:"services_removed"`
+	ServicesChanged int `json:"services_changed"`
+	ServersAdded    int `json:"real_servers_added"`
+	ServersRemoved  int `json:"real_servers_removed"`
+	ServersChanged  int `json:"real_servers_changed"`
+	VIPsAdded       int `json:"vips_added"`
+	VIPsRemoved     int `json:"vips_removed"`
+}
+
+// Count tallies the change from a to b.
+func Count(a, b *Config) Tally {
+	var t Tally
+	for k, sa := range a.Services {
+		sb, ok := b.Services[k]
+		if !ok {
+			t.ServicesRemoved++
+			t.ServersRemoved += len(sa.Servers)
+			continue
+		}
+		if sa == sb {
+			continue
+		}
+		if describeService(sa) != describeService(sb) {
+			t.ServicesChanged++
+		}
+		for rk, ra := range sa.Servers {
+			rb, ok := sb.Servers[rk]
+			switch {
+			case !ok:
+				t.ServersRemoved++
+			case !reflect.DeepEqual(*ra, *rb):
+				t.ServersChanged++
+			}
+		}
+		for rk := range sb.Servers {
+			if _, ok := sa.Servers[rk]; !ok {
+				t.ServersAdded++
+			}
+		}
+	}
+	for k, sb := range b.Services {
+		if _, ok := a.Services[k]; !ok {
+			t.ServicesAdded++
+			t.ServersAdded += len(sb.Servers)
+		}
+	}
+	for k := range a.VIPs {
+		if _, ok := b.VIPs[k]; !ok {
+			t.VIPsRemoved++
+		}
+	}
+	for k := range b.VIPs {
+		if _, ok := a.VIPs[k]; !ok {
+			t.VIPsAdded++
+		}
+	}
+	return t
+}
+
+// String is "removes 2 services, 14 real servers; adds 1 service, 3 real
+// servers; changes 1 real server", or "no changes to services or VIPs".
+func (t Tally) String() string {
+	var parts []string
+	part := func(verb string, items ...string) {
+		var nonzero []string
+		for _, it := range items {
+			if it != "" {
+				nonzero = append(nonzero, it)
+			}
+		}
+		if len(nonzero) > 0 {
+			parts = append(parts, verb+" "+strings.Join(nonzero, ", "))
+		}
+	}
+	n := func(v int, one, many string) string {
+		switch v {
+		case 0:
+			return ""
+		case 1:
+			return "1 " + one
+		}
+		return fmt.Sprintf("%d %s", v, many)
+	}
+	part("removes", n(t.ServicesRemoved, "service", "services"), n(t.ServersRemoved, "real server", "real servers"), n(t.VIPsRemoved, "VIP", "VIPs"))
+	part("adds", n(t.ServicesAdded, "service", "services"), n(t.ServersAdded, "real server", "real servers"), n(t.VIPsAdded, "VIP", "VIPs"))
+	part("changes", n(t.ServicesChanged, "service", "services"), n(t.ServersChanged, "real server", "real servers"))
+	if len(parts) == 0 {
+		return "no changes to services or VIPs"
+	}
+	return strings.Join(parts, "; ")
+}

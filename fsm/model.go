@@ -342,6 +342,7 @@ type HistoryEntry struct {
 	Version uint64  `json:"version"`
 	Time    int64   `json:"time"` // unix nanoseconds
 	Actor   string  `json:"actor"`
+	Request string  `json:"request,omitempty"` // the client's request ID, when it gave one
 	Summary string  `json:"summary"`
 	Config  *Config `json:"config"`
 }

@@ -8,7 +8,7 @@ import (
 )
 
 // The next release, simulated for the rolling-upgrade test (build tag
-// next): protocol 2 adds one harmless command, a cluster note. Type 99 is
+// next): protocol 3 adds one harmless command, a cluster note. Type 99 is
 // reserved for this simulation and never used by a real command.
 const CmdNote CommandType = 99
 
@@ -21,7 +21,7 @@ type NotePayload struct {
 const MaxNote = 200
 
 func init() {
-	register(CmdNote, "note", 2, true, func(s *State, cmd Command) (change, error) {
+	register(CmdNote, "note", RequestProtocol+1, true, func(s *State, cmd Command) (change, error) {
 		p, err := decodePayload[NotePayload](cmd)
 		if err != nil {
 			return change{}, err

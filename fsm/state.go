@@ -26,6 +26,12 @@ type State struct {
 	// set (the "note" of the simulated next release, tag next). Every
 	// build keeps them in snapshots, so none loses what a newer one wrote.
 	Annotations map[string]string `json:"annotations,omitempty"`
+	// Requests remembers the outcome of the latest client requests by ID
+	// (at most RequestLimit, in RequestOrder, oldest first), so that a
+	// retry of a committed write gets its first outcome instead of a
+	// second application: the client sessions of the Raft dissertation.
+	Requests     map[string]Result `json:"requests,omitempty"`
+	RequestOrder []string          `json:"request_order,omitempty"`
 }
 
 // NewState is the state before the first log entry.
@@ -39,6 +45,10 @@ type Result struct {
 	Changed bool   `json:"changed"`           // a new configuration version was made
 	Summary string `json:"summary,omitempty"` // what changed, one line per change
 	Err     string `json:"error,omitempty"`   // the command was rejected; nothing changed
+	Request string `json:"request,omitempty"` // the client's request ID
+	// Duplicate: this answer is the remembered outcome of an earlier
+	// command with the same request ID; nothing was applied again.
+	Duplicate bool `json:"duplicate,omitempty"`
 }
 
 // change is a planned transition; commit makes it real.
@@ -55,9 +65,21 @@ type change struct {
 
 // Check reports whether cmd would apply cleanly to s, without changing s.
 // The leader calls it before proposing, so that every logged command applies.
+// A command whose request ID is remembered passes: it would apply as a
+// duplicate.
 func (s *State) Check(cmd Command) error {
-	_, err := s.plan(cmd)
+	_, err := s.Plan(cmd)
 	return err
+}
+
+// Plan returns the configuration cmd would leave (nil when it leaves the
+// configuration as it is), or why it cannot apply, without changing s.
+func (s *State) Plan(cmd Command) (*Config, error) {
+	if _, dup := s.Requested(cmd.Request); dup {
+		return nil, nil
+	}
+	ch, err := s.plan(cmd)
+	return ch.config, err
 }
 
 // Preview returns the configuration diff cmd would make, without changing s.
@@ -72,17 +94,30 @@ func (s *State) Preview(cmd Command) ([]string, error) {
 // Apply applies one command. It either applies it whole or changes nothing
 // and reports why in Result.Err. An unknown, non-ignorable type returns
 // *UnknownCommandError: the caller must stop the node.
+//
+// A command whose request ID is remembered changes nothing and returns the
+// remembered result; any other command with an ID is remembered with its
+// result, a rejection included, so that a retry gets the same answer.
 func (s *State) Apply(cmd Command) (Result, error) {
+	if r, dup := s.Requested(cmd.Request); dup {
+		return r, nil
+	}
 	ch, err := s.plan(cmd)
 	var unknown *UnknownCommandError
 	if errors.As(err, &unknown) {
 		return Result{Version: s.Version, Err: err.Error()}, err
 	}
 	if err != nil {
-		return Result{Version: s.Version, Err: err.Error()}, nil
+		r := Result{Version: s.Version, Err: err.Error()}
+		s.remember(cmd.Request, r)
+		r.Request = cmd.Request
+		return r, nil
 	}
 	s.commit(cmd, ch)
-	return Result{Version: s.Version, Changed: ch.config != nil, Summary: strings.Join(ch.summary, "\n")}, nil
+	r := Result{Version: s.Version, Changed: ch.config != nil, Summary: strings.Join(ch.summary, "\n")}
+	s.remember(cmd.Request, r)
+	r.Request = cmd.Request
+	return r, nil
 }
 
 func (s *State) plan(cmd Command) (change, error) {
@@ -219,7 +254,7 @@ func (s *State) commit(cmd Command, ch change) {
 		s.Version++
 		s.Config = ch.config
 		s.History = append(s.History, HistoryEntry{
-			Version: s.Version, Time: cmd.Time, Actor: cmd.Actor,
+			Version: s.Version, Time: cmd.Time, Actor: cmd.Actor, Request: cmd.Request,
 			Summary: strings.Join(ch.summary, "\n"), Config: ch.config,
 		})
 		if n := len(s.History) - HistoryLimit; n > 0 {
@@ -311,6 +346,9 @@ func UnmarshalState(b []byte) (*State, error) {
 	}
 	if s.Members == nil {
 		s.Members = map[string]Member{}
+	}
+	if s.Requests == nil {
+		s.Requests = map[string]Result{}
 	}
 	return s, nil
 }
