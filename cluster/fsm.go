@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -26,10 +27,23 @@ type machine struct {
 	subMu   sync.Mutex
 	subs    []chan struct{}
 	applyCh chan struct{} // closed and replaced after every apply: a broadcast
+
+	// Bytes of log applied since the last snapshot. Raft snapshots after a
+	// count of entries, but one entry can hold a whole table: past
+	// snapshotBytes the machine asks for a snapshot (on snapshotDue), so a
+	// restart replays a bounded amount whatever the entries were.
+	sinceSnapshot atomic.Int64
+	snapshotBytes int64
+	snapshotDue   chan struct{}
 }
 
-func newMachine(log *slog.Logger, fatal func(error)) *machine {
-	return &machine{state: fsm.NewState(), log: log, fatal: fatal, applyCh: make(chan struct{})}
+// DefaultSnapshotBytes is how many bytes of log entries may accumulate
+// before the node takes a snapshot of its own accord.
+const DefaultSnapshotBytes = 16 << 20
+
+func newMachine(log *slog.Logger, fatal func(error), snapshotBytes int64) *machine {
+	return &machine{state: fsm.NewState(), log: log, fatal: fatal, applyCh: make(chan struct{}),
+		snapshotBytes: snapshotBytes, snapshotDue: make(chan struct{}, 1)}
 }
 
 // waitApplied blocks until applied() reaches index. Raft's own applied
@@ -76,7 +90,13 @@ func (m *machine) Apply(l *raft.Log) any {
 		m.fatal(fmt.Errorf("log index %d: %w", l.Index, err))
 	}
 	if res.Changed {
-		m.log.Info("configuration changed", "version", res.Version, "index", l.Index, "actor", cmd.Actor, "command", cmd.Type.String())
+		m.log.Info("configuration changed", "version", res.Version, "index", l.Index, "actor", cmd.Actor, "command", cmd.Type.String(), "request", cmd.Request)
+	}
+	if m.snapshotBytes > 0 && m.sinceSnapshot.Add(int64(len(l.Data))) >= m.snapshotBytes {
+		select {
+		case m.snapshotDue <- struct{}{}:
+		default:
+		}
 	}
 	m.notify()
 	return applyResponse{Result: res, Index: l.Index}
@@ -85,6 +105,7 @@ func (m *machine) Apply(l *raft.Log) any {
 func (m *machine) Snapshot() (raft.FSMSnapshot, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
+	m.sinceSnapshot.Store(0)
 	b, err := m.state.Marshal()
 	if err != nil {
 		return nil, err

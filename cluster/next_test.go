@@ -5,6 +5,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -15,17 +16,18 @@ import (
 	"github.com/ipvsman/ipvsman/test/harness"
 )
 
-// The rolling-upgrade gate: a command of protocol 2 enters the log only
+// The rolling-upgrade gate: a command of a newer protocol enters the log only
 // while every member of the configuration is known to speak it. A member
 // gossip has never seen counts as too old.
 func TestGateRefusesANewCommandWhileAMemberMayBeOld(t *testing.T) {
 	n := openLeader(t, func(err error) { t.Error(err) })
 	ctx := context.Background()
-	if got := fsm.CmdNote.Since(); got != 2 || !fsm.CmdNote.Ignorable() {
-		t.Fatalf("note: since %d, ignorable %v; want 2, true", got, fsm.CmdNote.Ignorable())
+	want := fsm.RequestProtocol + 1
+	if got := fsm.CmdNote.Since(); got != want || !fsm.CmdNote.Ignorable() {
+		t.Fatalf("note: since %d, ignorable %v; want %d, true", got, fsm.CmdNote.Ignorable(), want)
 	}
 	if _, err := n.Propose(ctx, fsm.CmdNote, fsm.NotePayload{Text: "alone"}, "test"); err != nil {
-		t.Fatalf("single member at protocol 2: %v", err)
+		t.Fatalf("single member at protocol %d: %v", want, err)
 	}
 	// A member nobody has gossiped with: its version is unknown.
 	if err := n.raft.AddNonvoter("old", raft.ServerAddress(harness.FreeAddr(t)), 0, 5*time.Second).Error(); err != nil {
@@ -33,7 +35,7 @@ func TestGateRefusesANewCommandWhileAMemberMayBeOld(t *testing.T) {
 	}
 	_, err := n.Propose(ctx, fsm.CmdNote, fsm.NotePayload{Text: "mixed"}, "test")
 	var rej *RejectedError
-	if !errors.As(err, &rej) || !strings.Contains(err.Error(), "needs protocol 2 on every member") || !strings.Contains(err.Error(), "old (version unknown") {
+	if !errors.As(err, &rej) || !strings.Contains(err.Error(), fmt.Sprintf("needs protocol %d on every member", want)) || !strings.Contains(err.Error(), "old (version unknown") {
 		t.Fatalf("with an unknown member: err = %v, want a rejection naming it", err)
 	}
 	if p, low := n.MinProtocol(); p != 0 || len(low) != 1 || low[0].ID != "old" {

@@ -63,6 +63,10 @@ type Config struct {
 	// Rejoin lets a drained node start again: its old log is moved aside
 	// and it joins as a new member.
 	Rejoin bool
+	// SnapshotBytes: take a snapshot once this many bytes of log entries
+	// have been applied since the last one (DefaultSnapshotBytes when 0;
+	// negative: only Raft's count of entries).
+	SnapshotBytes int64
 }
 
 // DefaultTiming fills zero timings with the tuned defaults.
@@ -108,8 +112,12 @@ type Node struct {
 	draining atomic.Bool // leaving: never take leadership's duties again
 
 	writeMu sync.Mutex // serializes Check+Apply so that validation sees the state the command applies to
-	done    chan struct{}
-	wg      sync.WaitGroup
+	// readyTerm is the term whose barrier has completed on this leader: from
+	// then on its state holds every entry of earlier terms.
+	readyTerm atomic.Uint64
+	inFlight  <-chan struct{} // closed when a write whose caller gave up is resolved; under writeMu
+	done      chan struct{}
+	wg        sync.WaitGroup
 }
 
 // Open starts the node: it opens (or creates) the data directory, starts
@@ -184,7 +192,11 @@ func Open(cfg Config) (*Node, error) {
 	}
 
 	n := &Node{cfg: cfg, log: cfg.Logger, store: store, transport: transport, notifyCh: notifyCh, done: make(chan struct{})}
-	n.machine = newMachine(cfg.Logger, cfg.Fatal)
+	snapBytes := cfg.SnapshotBytes
+	if snapBytes == 0 {
+		snapBytes = DefaultSnapshotBytes
+	}
+	n.machine = newMachine(cfg.Logger, cfg.Fatal, snapBytes)
 
 	existing, err := raft.HasExistingState(store, store, snaps)
 	if err != nil {
@@ -219,9 +231,29 @@ func Open(cfg Config) (*Node, error) {
 		}
 		n.log.Info("bootstrapped a new cluster", "node", cfg.NodeID, "raft_addr", cfg.RaftAddr)
 	}
-	n.wg.Add(1)
+	n.wg.Add(2)
 	go n.watchLeadership()
+	go n.snapshotLoop()
 	return n, nil
+}
+
+// snapshotLoop takes the snapshots the machine asks for when large entries
+// have accumulated (see machine.snapshotDue).
+func (n *Node) snapshotLoop() {
+	defer n.wg.Done()
+	for {
+		select {
+		case <-n.done:
+			return
+		case <-n.machine.snapshotDue:
+		}
+		start := time.Now()
+		if err := n.raft.Snapshot().Error(); err != nil {
+			n.log.Warn("snapshot after large entries failed", "node", n.cfg.NodeID, "err", err)
+			continue
+		}
+		n.log.Info("snapshot taken after large entries", "node", n.cfg.NodeID, "took", time.Since(start).String())
+	}
 }
 
 // newTransport is Raft's TCP transport, or the same over mutual TLS when
@@ -279,6 +311,11 @@ func checkNodeID(dir, id string) error {
 // watchLeadership tells cfg.Leadership and the log of every leadership
 // change and, on gaining it, waits for the log to be applied (Barrier)
 // before acting on the state.
+//
+// Raft's notifications can queue up while a barrier runs (a long replay):
+// each wake-up takes every queued one and acts once on what is true now,
+// so the gains and losses of terms that are already over are coalesced
+// instead of moving the VIPs once each.
 func (n *Node) watchLeadership() {
 	defer n.wg.Done()
 	var stopPilot chan struct{}
@@ -289,46 +326,87 @@ func (n *Node) watchLeadership() {
 		}
 	}
 	defer endPilot()
+	var toldTerm uint64 // the term this node was told it leads; 0: not leading
 	for {
 		select {
 		case <-n.done:
 			return
-		case leader := <-n.notifyCh:
-			if !leader {
-				endPilot()
-				start := time.Now()
-				n.tell(false, "leadership lost")
-				n.log.Info("leadership lost", "node", n.cfg.NodeID, "term", n.raft.Stats()["term"], "handled", time.Since(start).String())
-				continue
-			}
-			start := time.Now()
-			if err := n.raft.Barrier(n.cfg.ApplyTimeout).Error(); err != nil {
-				n.log.Warn("leadership gained but barrier failed", "node", n.cfg.NodeID, "err", err)
-				continue
-			}
-			// Leadership may have gone while the barrier ran; the loss is
-			// then the next notification, but acting now would be wrong.
-			if !n.IsLeader() {
-				continue
-			}
-			barrier := time.Since(start)
-			if n.draining.Load() {
-				// A draining node must not take the VIPs: hand over at once.
-				n.log.Info("leadership gained while draining; handing it over", "node", n.cfg.NodeID)
-				go func() {
-					if _, err := n.Transfer(""); err != nil {
-						n.log.Warn("hand-over while draining failed", "node", n.cfg.NodeID, "err", err)
-					}
-				}()
-				continue
-			}
-			n.tell(true, "leadership gained")
-			n.log.Info("leadership gained", "node", n.cfg.NodeID, "term", n.raft.Stats()["term"], "barrier", barrier.String(), "handled", time.Since(start).String())
-			n.recordSelf()
-			endPilot()
-			stopPilot = make(chan struct{})
-			go n.runPilot(stopPilot)
+		case <-n.notifyCh:
 		}
+		n.drainNotify()
+		term := n.raft.CurrentTerm()
+		leader := n.IsLeader()
+		if toldTerm != 0 && (!leader || term != toldTerm) {
+			endPilot()
+			start := time.Now()
+			n.tell(false, "leadership lost")
+			n.log.Info("leadership lost", "node", n.cfg.NodeID, "term", toldTerm, "now_term", term, "handled", time.Since(start).String())
+			toldTerm = 0
+		}
+		if !leader || toldTerm != 0 {
+			continue
+		}
+		start := time.Now()
+		if !n.barrier() {
+			continue
+		}
+		barrier := time.Since(start)
+		n.readyTerm.Store(term)
+		if n.draining.Load() {
+			// A draining node must not take the VIPs: hand over at once.
+			n.log.Info("leadership gained while draining; handing it over", "node", n.cfg.NodeID)
+			n.wg.Add(1)
+			go func() {
+				defer n.wg.Done()
+				if _, err := n.Transfer(""); err != nil {
+					n.log.Warn("hand-over while draining failed", "node", n.cfg.NodeID, "err", err)
+				}
+			}()
+			continue
+		}
+		toldTerm = term
+		n.tell(true, "leadership gained")
+		n.log.Info("leadership gained", "node", n.cfg.NodeID, "term", term, "barrier", barrier.String(), "handled", time.Since(start).String())
+		n.recordSelf()
+		endPilot()
+		stopPilot = make(chan struct{})
+		go n.runPilot(stopPilot)
+	}
+}
+
+// drainNotify empties the queue of Raft's leadership notifications; the
+// caller then reads the current state instead.
+func (n *Node) drainNotify() {
+	for {
+		select {
+		case <-n.notifyCh:
+		default:
+			return
+		}
+	}
+}
+
+// barrier waits until this leader has applied its whole log, retrying while
+// it still leads in the same term: a leader replaying a long log must not
+// give up its duties because one barrier timed out. It reports false when
+// leadership (or the term) is gone, or the node stops; the next
+// notification then says what is true.
+func (n *Node) barrier() bool {
+	term := n.raft.CurrentTerm()
+	for attempt := 1; ; attempt++ {
+		err := n.raft.Barrier(n.cfg.ApplyTimeout).Error()
+		if !n.IsLeader() || n.raft.CurrentTerm() != term {
+			return false
+		}
+		if err == nil {
+			return true
+		}
+		select {
+		case <-n.done:
+			return false
+		default:
+		}
+		n.log.Warn("leadership gained but the barrier has not completed; waiting again", "node", n.cfg.NodeID, "term", term, "attempt", attempt, "err", err)
 	}
 }
 
@@ -359,49 +437,6 @@ func (n *Node) recordSelf() {
 	if _, err := n.Propose(ctx, fsm.CmdSetMember, fsm.SetMemberPayload{Member: me}, "ipvsmand@"+me.ID); err != nil {
 		n.log.Warn("could not record own addresses", "node", me.ID, "err", err)
 	}
-}
-
-// Propose validates a command against the current state, stamps it with the
-// leader's clock and the actor, commits it and returns the applied result.
-func (n *Node) Propose(ctx context.Context, typ fsm.CommandType, payload any, actor string) (fsm.Result, error) {
-	n.writeMu.Lock()
-	defer n.writeMu.Unlock()
-	if n.raft.State() != raft.Leader {
-		return fsm.Result{}, ErrNotLeader
-	}
-	if err := n.Gate(typ); err != nil {
-		return fsm.Result{}, err
-	}
-	cmd, err := fsm.NewCommand(typ, n.cfg.Clock().UnixNano(), actor, payload)
-	if err != nil {
-		return fsm.Result{}, err
-	}
-	cmd.Ignorable = typ.Ignorable()
-	var checkErr error
-	n.machine.view(func(s *fsm.State, _ uint64) { checkErr = s.Check(cmd) })
-	if checkErr != nil {
-		return fsm.Result{}, &RejectedError{Reason: checkErr.Error()}
-	}
-	b, err := cmd.Encode()
-	if err != nil {
-		return fsm.Result{}, err
-	}
-	timeout := n.cfg.ApplyTimeout
-	if dl, ok := ctx.Deadline(); ok {
-		timeout = time.Until(dl)
-	}
-	f := n.raft.Apply(b, timeout)
-	if err := f.Error(); err != nil {
-		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
-			return fsm.Result{}, fmt.Errorf("%w: %w", ErrNotLeader, err)
-		}
-		return fsm.Result{}, fmt.Errorf("commit %s: %w", typ, err)
-	}
-	resp, _ := f.Response().(applyResponse)
-	if resp.Result.Err != "" {
-		return resp.Result, &RejectedError{Reason: resp.Result.Err}
-	}
-	return resp.Result, nil
 }
 
 // Preview reports the configuration diff a command would make now.

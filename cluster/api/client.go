@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -30,7 +31,20 @@ type Client struct {
 	// CA names the CA the caller verifies with, for error messages:
 	// `--ca "ca.pem"`, `--tls-ca "ca.pem"`.
 	CA string
+	// RequestID, when set, names each write (tests and scripts that match
+	// writes with the history); nil makes a random ID per write.
+	RequestID func() string
 }
+
+// OutcomeUnknownError is a write whose outcome the client could not learn
+// before its deadline: it may have been committed. `ipvsman history`
+// shows the request ID of every committed write.
+type OutcomeUnknownError struct {
+	Request string
+	Msg     string
+}
+
+func (e *OutcomeUnknownError) Error() string { return e.Msg }
 
 // Error is a non-2xx answer from a node.
 type Error struct {
@@ -77,27 +91,20 @@ func (c *Client) explain(err error) error {
 }
 
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
-	var body io.Reader
+	var body []byte
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
 			return fmt.Errorf("encode request: %w", err)
 		}
-		body = bytes.NewReader(b)
-	}
-	url := c.URL()
-	req, err := http.NewRequestWithContext(ctx, method, url+path, body)
-	if err != nil {
-		return fmt.Errorf("api %q: %w", c.Base, err)
-	}
-	req.Header.Set("Authorization", "Bearer "+c.Token)
-	req.Header.Set("Content-Type", "application/json")
-	if c.Actor != "" {
-		req.Header.Set(HeaderActor, c.Actor)
+		body = b
 	}
 	hc := c.HTTP
 	if hc == nil {
-		hc = &http.Client{Timeout: 60 * time.Second}
+		hc = &http.Client{}
+		if _, ok := ctx.Deadline(); !ok {
+			hc.Timeout = 60 * time.Second
+		}
 		if c.TLS != nil {
 			t := http.DefaultTransport.(*http.Transport).Clone()
 			t.TLSClientConfig = c.TLS
@@ -105,11 +112,90 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 			defer t.CloseIdleConnections()
 		}
 	}
+	if method != http.MethodPost {
+		resp, err := c.send(ctx, hc, method, path, body, "")
+		if err != nil {
+			return err
+		}
+		return c.answer(resp, method, path, out)
+	}
+	return c.write(ctx, hc, path, body, out)
+}
+
+// write sends a write with one request ID, again after a broken
+// connection, until it has an answer or ctx ends. A write that may have
+// reached a node and got no answer is reported as *OutcomeUnknownError,
+// never as a failure.
+func (c *Client) write(ctx context.Context, hc *http.Client, path string, body []byte, out any) error {
+	id := NewRequestID()
+	if c.RequestID != nil {
+		id = c.RequestID()
+	}
+	var maybeSent error
+	backoff := 50 * time.Millisecond
+	for {
+		resp, err := c.send(ctx, hc, http.MethodPost, path, body, id)
+		if err == nil {
+			err = c.answer(resp, http.MethodPost, path, out)
+			var e *Error
+			if errors.As(err, &e) && e.Kind == KindOutcomeUnknown {
+				return &OutcomeUnknownError{Request: id, Msg: e.Msg}
+			}
+			return err
+		}
+		if !notSent(err) {
+			maybeSent = err
+		}
+		select {
+		case <-ctx.Done():
+			if maybeSent != nil {
+				return &OutcomeUnknownError{Request: id, Msg: fmt.Sprintf("outcome unknown (request %s): see ipvsman history (%v)", id, maybeSent)}
+			}
+			return err
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+// clientMargin is what a client keeps of its deadline to read the answer:
+// the node is asked to answer this much before the client gives up.
+func clientMargin(left time.Duration) time.Duration {
+	return min(left/10, time.Second)
+}
+
+func (c *Client) send(ctx context.Context, hc *http.Client, method, path string, body []byte, request string) (*http.Response, error) {
+	url := c.URL()
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url+path, rd)
+	if err != nil {
+		return nil, fmt.Errorf("api %q: %w", c.Base, err)
+	}
+	req.Header.Set("Authorization", "Bearer "+c.Token)
+	req.Header.Set("Content-Type", "application/json")
+	if c.Actor != "" {
+		req.Header.Set(HeaderActor, c.Actor)
+	}
+	if request != "" {
+		req.Header.Set(HeaderRequest, request)
+		if dl, ok := ctx.Deadline(); ok {
+			left := time.Until(dl)
+			req.Header.Set(HeaderTimeout, strconv.FormatInt(max((left-clientMargin(left)).Milliseconds(), 1), 10))
+		}
+	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("api %s: %w", url, c.explain(err))
+		return nil, fmt.Errorf("api %s: %w", url, c.explain(err))
 	}
+	return resp, nil
+}
+
+func (c *Client) answer(resp *http.Response, method, path string, out any) error {
 	defer resp.Body.Close()
+	url := c.URL()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
 		return fmt.Errorf("api %s: read answer: %w", url, err)
@@ -148,16 +234,29 @@ func (c *Client) Config(ctx context.Context) (ConfigResponse, error) {
 	return r, c.do(ctx, "GET", "/v1/config", nil, &r)
 }
 
-// Ops commits ipvsadm commands atomically.
+// Ops commits ipvsadm commands atomically. They are the operator's
+// explicit commands, so they may leave no service (ipvsadm -C).
 func (c *Client) Ops(ctx context.Context, ops []fsm.Op) (WriteResponse, error) {
-	var r WriteResponse
-	return r, c.do(ctx, "POST", "/v1/ops", OpsRequest{Ops: ops}, &r)
+	return c.OpsRequest(ctx, OpsRequest{Ops: ops, AllowEmpty: true})
 }
 
-// Apply replaces the topology (or only shows the diff when dryRun).
+// OpsRequest commits req's ops atomically; without req.AllowEmpty a result
+// with no services (where there were some) is refused.
+func (c *Client) OpsRequest(ctx context.Context, req OpsRequest) (WriteResponse, error) {
+	var r WriteResponse
+	return r, c.do(ctx, "POST", "/v1/ops", req, &r)
+}
+
+// Apply replaces the topology (or only shows the diff when dryRun). A
+// topology with no services is refused where there are some.
 func (c *Client) Apply(ctx context.Context, cfg *fsm.Config, reason string, dryRun bool) (ApplyResponse, error) {
+	return c.ApplyRequest(ctx, ApplyRequest{Config: cfg, Reason: reason, DryRun: dryRun})
+}
+
+// ApplyRequest replaces the topology as req says.
+func (c *Client) ApplyRequest(ctx context.Context, req ApplyRequest) (ApplyResponse, error) {
 	var r ApplyResponse
-	return r, c.do(ctx, "POST", "/v1/config", ApplyRequest{Config: cfg, Reason: reason, DryRun: dryRun}, &r)
+	return r, c.do(ctx, "POST", "/v1/config", req, &r)
 }
 
 // Rollback makes a new version equal to an old one.

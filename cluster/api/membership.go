@@ -97,11 +97,11 @@ func (s *Server) command(w http.ResponseWriter, r *http.Request) {
 		writeFailure(w, err)
 		return
 	}
-	s.write(func(ctx context.Context, body []byte, actor string) (any, error) {
-		if !json.Valid(body) {
+	s.write(func(ctx context.Context, req writeReq) (any, error) {
+		if !json.Valid(req.body) {
 			return nil, &cluster.RejectedError{Reason: fmt.Sprintf("%s: request body: not JSON", name)}
 		}
-		return s.commit(ctx, typ, json.RawMessage(body), actor)
+		return s.commit(ctx, typ, json.RawMessage(req.body), req)
 	})(w, r)
 }
 

@@ -6,7 +6,6 @@ import (
 	"crypto/subtle"
 	"crypto/tls"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -39,7 +38,8 @@ type Server struct {
 	Self       fsm.Member // this node's addresses, for joins
 	IPVS       string     // the daemon's --ipvs mode, reported in status
 	Log        *slog.Logger
-	WaitLeader time.Duration                              // how long a write waits for a leader to appear
+	WaitLeader time.Duration                              // how long a write that names no deadline waits (DefaultWriteWait)
+	MaxWait    time.Duration                              // the longest deadline a client may ask for (DefaultMaxWriteWait)
 	Director   func() *director.Report                    // the last reconcile; nil with --ipvs=off
 	Sync       func() *director.SyncReport                // the sync threads; nil with --ipvs=off
 	Kernel     func() (*fsm.Config, ipvsadm.Stats, error) // this node's kernel table; nil with --ipvs=off
@@ -69,11 +69,15 @@ func (s *Server) Handler() http.Handler {
 			t.TLSClientConfig = s.TLS.PeerClient()
 			tr = t
 		}
-		s.forwardHTTP = &http.Client{Timeout: 30 * time.Second, Transport: tr}
+		// A forwarded write is bounded by its request's deadline.
+		s.forwardHTTP = &http.Client{Transport: tr}
 		s.peerHTTP = &http.Client{Timeout: 60 * time.Second, Transport: tr}
 		s.writes = newWriteLimiter(s.Limits, time.Now)
 		if s.WaitLeader == 0 {
-			s.WaitLeader = 10 * time.Second
+			s.WaitLeader = DefaultWriteWait
+		}
+		if s.MaxWait == 0 {
+			s.MaxWait = DefaultMaxWriteWait
 		}
 	})
 	mux := http.NewServeMux()
@@ -293,7 +297,7 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request) {
 	var items []HistoryItem
 	s.Node.View(func(st *fsm.State, _ uint64) {
 		for _, h := range st.History {
-			items = append(items, HistoryItem{Version: h.Version, Time: h.Time, Actor: h.Actor, Summary: h.Summary})
+			items = append(items, HistoryItem{Version: h.Version, Time: h.Time, Actor: h.Actor, Request: h.Request, Summary: h.Summary})
 		}
 	})
 	if items == nil {
@@ -323,94 +327,6 @@ func (s *Server) historyEntry(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, entry)
 }
 
-// leaderFunc runs a write on the leader and returns the response body.
-type leaderFunc func(ctx context.Context, body []byte, actor string) (any, error)
-
-// write wraps a leader-only handler: it runs it here when this node leads,
-// and otherwise forwards the request to the leader, waiting up to
-// WaitLeader for one to be elected.
-func (s *Server) write(h leaderFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(r.Body)
-		if err != nil {
-			writeError(w, http.StatusRequestEntityTooLarge, "rejected", fmt.Sprintf("request body: %v", err))
-			return
-		}
-		actor := r.Header.Get(HeaderActor)
-		if actor == "" {
-			actor = "api@" + r.RemoteAddr
-		}
-		ctx, cancel := context.WithTimeout(r.Context(), s.WaitLeader)
-		defer cancel()
-		backoff := 25 * time.Millisecond
-		for {
-			var resp any
-			if s.Node.IsLeader() {
-				resp, err = h(ctx, body, actor)
-				if err == nil {
-					writeJSON(w, http.StatusOK, resp)
-					return
-				}
-			} else if r.Header.Get(HeaderForwarded) != "" {
-				// Never forward twice: the sender retries with the new leader.
-				writeError(w, http.StatusServiceUnavailable, "no-leader", "this node is no longer the leader")
-				return
-			} else if err = s.forward(ctx, w, r, body, actor); err == nil {
-				return
-			}
-			var rej *cluster.RejectedError
-			switch {
-			case errors.As(err, &rej):
-				writeError(w, http.StatusBadRequest, "rejected", rej.Reason)
-				return
-			case errors.Is(err, cluster.ErrNotLeader) || errors.Is(err, cluster.ErrNoLeader):
-			default:
-				writeError(w, http.StatusInternalServerError, "internal", err.Error())
-				return
-			}
-			select {
-			case <-ctx.Done():
-				writeError(w, http.StatusServiceUnavailable, "no-leader", fmt.Sprintf("no leader accepted the request within %s: %v", s.WaitLeader, err))
-				return
-			case <-time.After(backoff):
-			}
-			backoff = min(backoff*2, 500*time.Millisecond)
-		}
-	}
-}
-
-// forward passes the request to the leader. A 503 from it (it lost the
-// leadership meanwhile) becomes ErrNotLeader so that the caller retries.
-func (s *Server) forward(ctx context.Context, w http.ResponseWriter, r *http.Request, body []byte, actor string) error {
-	_, api, err := s.Node.LeaderAPI()
-	if err != nil {
-		return err
-	}
-	req, err := http.NewRequestWithContext(ctx, r.Method, baseURL(api, s.TLS != nil)+r.URL.RequestURI(), bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", r.Header.Get("Authorization"))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(HeaderActor, actor)
-	req.Header.Set(HeaderForwarded, s.Node.ID())
-	resp, err := s.forwardHTTP.Do(req)
-	if err != nil {
-		return fmt.Errorf("%w: forward to leader at %s: %w", cluster.ErrNoLeader, api, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusServiceUnavailable {
-		return fmt.Errorf("%w: leader at %s answered 503", cluster.ErrNotLeader, api)
-	}
-	w.Header().Set("Content-Type", resp.Header.Get("Content-Type"))
-	w.WriteHeader(resp.StatusCode)
-	_, err = io.Copy(w, resp.Body)
-	if err != nil {
-		s.Log.Warn("forward copy failed", "err", err)
-	}
-	return nil
-}
-
 func decode[T any](body []byte) (T, error) {
 	var v T
 	dec := json.NewDecoder(bytes.NewReader(body))
@@ -421,75 +337,12 @@ func decode[T any](body []byte) (T, error) {
 	return v, nil
 }
 
-func (s *Server) commit(ctx context.Context, typ fsm.CommandType, payload any, actor string) (any, error) {
-	res, err := s.Node.Propose(ctx, typ, payload, actor)
+func (s *Server) join(ctx context.Context, req writeReq) (any, error) {
+	m, err := decode[fsm.Member](req.body)
 	if err != nil {
 		return nil, err
 	}
-	return WriteResponse{Result: res, Leader: s.Node.ID()}, nil
-}
-
-func (s *Server) ops(ctx context.Context, body []byte, actor string) (any, error) {
-	req, err := decode[OpsRequest](body)
-	if err != nil {
-		return nil, err
-	}
-	ops := req.Ops
-	var next *fsm.Config
-	s.Node.View(func(st *fsm.State, _ uint64) {
-		ops = fsm.NameDeletedServers(st.Config, ops)
-		next, _ = fsm.ApplyOps(st.Config, ops) // an error is the commit's to report
-	})
-	if err := s.Limits.checkSize(next); err != nil {
-		return nil, &cluster.RejectedError{Reason: err.Error()}
-	}
-	return s.commit(ctx, fsm.CmdOps, fsm.OpsPayload{Ops: ops}, actor)
-}
-
-func (s *Server) apply(ctx context.Context, body []byte, actor string) (any, error) {
-	req, err := decode[ApplyRequest](body)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.Limits.checkSize(req.Config); err != nil {
-		return nil, &cluster.RejectedError{Reason: err.Error()}
-	}
-	return s.previewAndCommit(ctx, fsm.CmdReplaceConfig, fsm.ReplaceConfigPayload{Config: req.Config, Reason: req.Reason}, req.DryRun, actor)
-}
-
-func (s *Server) rollback(ctx context.Context, body []byte, actor string) (any, error) {
-	req, err := decode[RollbackRequest](body)
-	if err != nil {
-		return nil, err
-	}
-	return s.previewAndCommit(ctx, fsm.CmdRollback, fsm.RollbackPayload{Version: req.Version}, req.DryRun, actor)
-}
-
-// previewAndCommit answers with the diff a whole-topology command makes,
-// and commits it unless this is a dry run.
-func (s *Server) previewAndCommit(ctx context.Context, typ fsm.CommandType, payload any, dryRun bool, actor string) (any, error) {
-	diff, err := s.Node.Preview(typ, payload)
-	if err != nil || dryRun {
-		return ApplyResponse{Diff: diff, DryRun: true}, err
-	}
-	res, err := s.Node.Propose(ctx, typ, payload, actor)
-	return ApplyResponse{Diff: diff, Result: res}, err
-}
-
-func (s *Server) zero(ctx context.Context, body []byte, actor string) (any, error) {
-	req, err := decode[ZeroRequest](body)
-	if err != nil {
-		return nil, err
-	}
-	return s.commit(ctx, fsm.CmdZeroCounters, fsm.ZeroCountersPayload{Service: req.Service}, actor)
-}
-
-func (s *Server) join(ctx context.Context, body []byte, actor string) (any, error) {
-	m, err := decode[fsm.Member](body)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.Node.AddMember(ctx, m, actor); err != nil {
+	if err := s.Node.AddMember(ctx, m, req.actor); err != nil {
 		return nil, err
 	}
 	return WriteResponse{Leader: s.Node.ID()}, nil
@@ -497,8 +350,8 @@ func (s *Server) join(ctx context.Context, body []byte, actor string) (any, erro
 
 // leave removes a node; when the leader itself is asked to leave, it hands
 // leadership over first and the request is retried on the new leader.
-func (s *Server) leave(ctx context.Context, body []byte, actor string) (any, error) {
-	req, err := decode[NodeRequest](body)
+func (s *Server) leave(ctx context.Context, w writeReq) (any, error) {
+	req, err := decode[NodeRequest](w.body)
 	if err != nil {
 		return nil, err
 	}
@@ -511,7 +364,7 @@ func (s *Server) leave(ctx context.Context, body []byte, actor string) (any, err
 		}
 		return nil, cluster.ErrNotLeader
 	}
-	if err := s.Node.RemoveMember(ctx, req.ID, actor); err != nil {
+	if err := s.Node.RemoveMember(ctx, req.ID, w.actor); err != nil {
 		return nil, err
 	}
 	return WriteResponse{Leader: s.Node.ID()}, nil
@@ -519,7 +372,7 @@ func (s *Server) leave(ctx context.Context, body []byte, actor string) (any, err
 
 // health is the leader's view of every check (followers forward): the
 // last result and latency live only where the checks run.
-func (s *Server) health(context.Context, []byte, string) (any, error) {
+func (s *Server) health(context.Context, writeReq) (any, error) {
 	out := HealthResponse{Checks: []health.Status{}}
 	if s.Health != nil {
 		out.Checks = s.Health()
@@ -530,8 +383,8 @@ func (s *Server) health(context.Context, []byte, string) (any, error) {
 	return out, nil
 }
 
-func (s *Server) transfer(_ context.Context, body []byte, _ string) (any, error) {
-	req, err := decode[NodeRequest](body)
+func (s *Server) transfer(_ context.Context, w writeReq) (any, error) {
+	req, err := decode[NodeRequest](w.body)
 	if err != nil {
 		return nil, err
 	}

@@ -38,12 +38,24 @@ type HealthResponse struct {
 const (
 	HeaderActor     = "X-Ipvsman-Actor"     // who asked: user@host
 	HeaderForwarded = "X-Ipvsman-Forwarded" // set on a request a follower passed to the leader
+	// HeaderRequest is the client's ID for a write; every retry of the
+	// write carries the same one, so the cluster applies it at most once.
+	HeaderRequest = "X-Ipvsman-Request"
+	// HeaderTimeout is how long, in milliseconds, the client waits for a
+	// write's answer; the node answers within it (capped by its
+	// --max-write-wait).
+	HeaderTimeout = "X-Ipvsman-Timeout"
 )
+
+// KindOutcomeUnknown is the error kind of a write that was handed to Raft
+// but whose outcome could not be learned before the deadline: it may have
+// been committed. `ipvsman history` shows its request ID if it was.
+const KindOutcomeUnknown = "outcome-unknown"
 
 // ErrorResponse is the body of every non-2xx answer.
 type ErrorResponse struct {
 	Error string `json:"error"`
-	Kind  string `json:"kind"` // rejected, unauthorized, no-leader, internal
+	Kind  string `json:"kind"` // rejected, unauthorized, forbidden, rate-limited, no-leader (not committed), outcome-unknown, internal
 }
 
 // ConfigResponse is GET /v1/config.
@@ -65,6 +77,9 @@ type WriteResponse struct {
 // OpsRequest is POST /v1/ops: ipvsadm commands, applied atomically.
 type OpsRequest struct {
 	Ops []fsm.Op `json:"ops"`
+	// AllowEmpty lets the ops leave no service where there were some
+	// (ipvsadm -C, --allow-empty); without it such a write is refused.
+	AllowEmpty bool `json:"allow_empty,omitempty"`
 }
 
 // ApplyRequest is POST /v1/config: replace the whole topology.
@@ -72,6 +87,9 @@ type ApplyRequest struct {
 	Config *fsm.Config `json:"config"`
 	Reason string      `json:"reason,omitempty"`
 	DryRun bool        `json:"dry_run,omitempty"`
+	// AllowEmpty lets a topology with no services replace one that has
+	// some; without it such a write is refused.
+	AllowEmpty bool `json:"allow_empty,omitempty"`
 }
 
 // ApplyResponse lists what changed (or would change, for a dry run).
@@ -79,6 +97,9 @@ type ApplyResponse struct {
 	Diff   []string   `json:"diff"`
 	DryRun bool       `json:"dry_run"`
 	Result fsm.Result `json:"result"`
+	// Counts tallies what the write adds, removes and changes (nil: no
+	// change, or a retry answered with its first outcome).
+	Counts *fsm.Tally `json:"counts,omitempty"`
 }
 
 // RollbackRequest is POST /v1/rollback.
@@ -92,6 +113,7 @@ type HistoryItem struct {
 	Version uint64 `json:"version"`
 	Time    int64  `json:"time"`
 	Actor   string `json:"actor"`
+	Request string `json:"request,omitempty"` // the request ID of the write that made it
 	Summary string `json:"summary"`
 }
 

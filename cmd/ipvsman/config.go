@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -45,15 +46,19 @@ func historyCmd(g *globals) *cobra.Command {
 					return json.NewEncoder(os.Stdout).Encode(items)
 				}
 				tw := tabwriter.NewWriter(os.Stdout, 0, 8, 2, ' ', 0)
-				fmt.Fprintln(tw, "VERSION\tTIME\tACTOR\tCHANGE")
+				fmt.Fprintln(tw, "VERSION\tTIME\tACTOR\tREQUEST\tCHANGE")
 				for _, h := range items {
 					lines := strings.Split(h.Summary, "\n")
 					when := time.Unix(0, h.Time).UTC().Format(time.RFC3339)
+					req := h.Request
+					if req == "" {
+						req = "-"
+					}
 					for i, l := range lines {
 						if i == 0 {
-							fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", h.Version, when, h.Actor, l)
+							fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", h.Version, when, h.Actor, req, l)
 						} else {
-							fmt.Fprintf(tw, "\t\t\t%s\n", l)
+							fmt.Fprintf(tw, "\t\t\t\t%s\n", l)
 						}
 					}
 				}
@@ -65,17 +70,26 @@ func historyCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-func printDiff(diff []string, dryRun bool, version uint64, changed bool) {
-	for _, l := range diff {
-		fmt.Println(l)
+func printDiff(r api.ApplyResponse) { fprintDiff(os.Stdout, r) }
+
+// fprintDiff prints a whole-topology write's diff, the counts of what it
+// removes and adds, and its outcome.
+func fprintDiff(w io.Writer, r api.ApplyResponse) {
+	for _, l := range r.Diff {
+		fmt.Fprintln(w, l)
+	}
+	if r.Counts != nil {
+		fmt.Fprintln(w, "summary: "+r.Counts.String())
 	}
 	switch {
-	case len(diff) == 0:
-		fmt.Println("no changes")
-	case dryRun:
-		fmt.Printf("dry run: %d changes, nothing committed\n", len(diff))
-	case changed:
-		fmt.Printf("committed as version %d\n", version)
+	case r.Result.Duplicate:
+		fmt.Fprintf(w, "already committed by an earlier try of request %s (version %d)\n", r.Result.Request, r.Result.Version)
+	case len(r.Diff) == 0:
+		fmt.Fprintln(w, "no changes")
+	case r.DryRun:
+		fmt.Fprintf(w, "dry run: %d changes, nothing committed\n", len(r.Diff))
+	case r.Result.Changed:
+		fmt.Fprintf(w, "committed as version %d\n", r.Result.Version)
 	}
 }
 
@@ -95,7 +109,7 @@ func rollbackCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				printDiff(r.Diff, r.DryRun, r.Result.Version, r.Result.Changed)
+				printDiff(r)
 				return nil
 			})
 		},
@@ -124,11 +138,11 @@ func applyCmd(g *globals) *cobra.Command {
 				return fmt.Errorf("%s: %w", file, err)
 			}
 			return g.withClient(func(ctx context.Context, c *api.Client) error {
-				r, err := c.Apply(ctx, cfg, "apply "+filepath.Base(file), dryRun)
+				r, err := c.ApplyRequest(ctx, api.ApplyRequest{Config: cfg, Reason: "apply " + filepath.Base(file), DryRun: dryRun, AllowEmpty: g.allowEmpty})
 				if err != nil {
 					return err
 				}
-				printDiff(r.Diff, r.DryRun, r.Result.Version, r.Result.Changed)
+				printDiff(r)
 				return nil
 			})
 		},

@@ -53,6 +53,9 @@ prints the converted topology instead and needs no cluster.`,
 			for _, it := range res.Unmapped {
 				fmt.Fprintln(stderr, "# not imported: "+it.String())
 			}
+			if len(res.Config.Services) == 0 && len(res.Config.VIPs) == 0 {
+				return fmt.Errorf("%s: nothing converted (%d items not imported, listed above): nothing applied", file, len(res.Unmapped))
+			}
 			if strict && len(res.Unmapped) > 0 {
 				return fmt.Errorf("--strict: %d items of %s not imported (listed above); nothing applied", len(res.Unmapped), file)
 			}
@@ -72,11 +75,11 @@ prints the converted topology instead and needs no cluster.`,
 				reason = "import " + filepath.Base(file)
 			}
 			return g.withClient(func(ctx context.Context, cl *api.Client) error {
-				r, err := cl.Apply(ctx, res.Config, reason, false)
+				r, err := cl.ApplyRequest(ctx, api.ApplyRequest{Config: res.Config, Reason: reason, AllowEmpty: g.allowEmpty})
 				if err != nil {
 					return err
 				}
-				fprintDiff(out, r.Diff, r.Result.Version, r.Result.Changed)
+				fprintDiff(out, r)
 				return nil
 			})
 		},
@@ -123,17 +126,4 @@ func runImport(stdin io.Reader, file, from string) (*migrate.Result, error) {
 		return nil, fmt.Errorf("%s: %w", file, err)
 	}
 	return res, nil
-}
-
-// fprintDiff is printDiff (apply, rollback) on a given writer.
-func fprintDiff(w io.Writer, diff []string, version uint64, changed bool) {
-	for _, l := range diff {
-		fmt.Fprintln(w, l)
-	}
-	switch {
-	case len(diff) == 0:
-		fmt.Fprintln(w, "no changes")
-	case changed:
-		fmt.Fprintf(w, "committed as version %d\n", version)
-	}
 }

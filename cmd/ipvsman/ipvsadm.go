@@ -54,7 +54,7 @@ func runIpvsadm(g *globals, args []string) error {
 		if len(ops) == 0 {
 			return nil
 		}
-		_, err = c.Ops(ctx, ops)
+		_, err = c.OpsRequest(ctx, api.OpsRequest{Ops: ops, AllowEmpty: g.allowEmpty})
 		return err
 	case ipvsadm.ActionZero:
 		svc := ""

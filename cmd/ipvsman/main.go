@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"os/user"
+	"strconv"
 	"strings"
 	"time"
 
@@ -26,7 +27,13 @@ type globals struct {
 	ca                    string // --ca: verify the API server against this CA
 	node                  string // -L/-S: show this node's kernel table instead of the model
 	timeout               time.Duration
+	allowEmpty            bool // a write may leave no service (-R, apply, import)
 }
+
+// exitUnknown is the exit status of a write whose outcome is unknown: it
+// may have been committed (see ipvsman history), unlike a failure (1),
+// after which nothing changed.
+const exitUnknown = 3
 
 func main() {
 	g := &globals{}
@@ -40,18 +47,32 @@ func main() {
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "ipvsman:", err)
+		var unknown *api.OutcomeUnknownError
+		if errors.As(err, &unknown) {
+			os.Exit(exitUnknown)
+		}
 		os.Exit(1)
 	}
 }
 
 // split tells ipvsadm's language ("-A -t …", "-L -n", or nothing, which
-// ipvsadm lists) from ipvsman's subcommands. In ipvsadm mode it takes the
-// global flags out, wherever they stand, since ipvsadm's parser owns the rest.
+// ipvsadm lists) from ipvsman's subcommands. It takes the global flags
+// out, wherever they stand, so that they decide nothing about the mode
+// ("ipvsman --timeout 5s cluster status" is a subcommand); in ipvsadm mode
+// they are set here, since ipvsadm's parser owns the rest, and in
+// subcommand mode cobra parses them again from the whole line.
 func (g *globals) split(args []string) (ipvsadm bool, rest []string, err error) {
+	var timeout string
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		name, val, hasVal := strings.Cut(a, "=")
-		dst := map[string]*string{"--api": &g.api, "--token": &g.token, "--token-file": &g.tokenFile, "--ca": &g.ca, "--node": &g.node}[name]
+		if name == "--allow-empty" {
+			if g.allowEmpty, err = parseBool(name, val, hasVal); err != nil {
+				return false, nil, err
+			}
+			continue
+		}
+		dst := map[string]*string{"--api": &g.api, "--token": &g.token, "--token-file": &g.tokenFile, "--ca": &g.ca, "--node": &g.node, "--timeout": &timeout}[name]
 		if dst == nil {
 			rest = append(rest, a)
 			continue
@@ -65,6 +86,13 @@ func (g *globals) split(args []string) (ipvsadm bool, rest []string, err error) 
 		}
 		*dst = val
 	}
+	if timeout != "" {
+		d, err := time.ParseDuration(timeout)
+		if err != nil || d <= 0 {
+			return false, nil, fmt.Errorf("--timeout %q: want a positive duration such as 30s or 2m", timeout)
+		}
+		g.timeout = d
+	}
 	if len(rest) == 0 {
 		return true, rest, nil
 	}
@@ -73,6 +101,18 @@ func (g *globals) split(args []string) (ipvsadm bool, rest []string, err error) 
 		return false, nil, nil
 	}
 	return strings.HasPrefix(first, "-"), rest, nil
+}
+
+// parseBool reads a boolean flag given as --name or --name=VALUE.
+func parseBool(name, val string, hasVal bool) (bool, error) {
+	if !hasVal {
+		return true, nil
+	}
+	b, err := strconv.ParseBool(val)
+	if err != nil {
+		return false, fmt.Errorf("%s=%q: want true or false", name, val)
+	}
+	return b, nil
 }
 
 // client builds the API client from flags, then the environment.
@@ -186,7 +226,8 @@ and has subcommands for the cluster, the configuration history and topology file
 	pf.StringVar(&g.token, "token", g.token, "cluster token (env IPVSMAN_TOKEN)")
 	pf.StringVar(&g.tokenFile, "token-file", g.tokenFile, "file holding the cluster token (env IPVSMAN_TOKEN_FILE)")
 	pf.StringVar(&g.ca, "ca", g.ca, "CA certificate (PEM) to verify the API server with; implies https (env IPVSMAN_CA; an https:// --api without it uses the system's roots)")
-	pf.DurationVar(&g.timeout, "timeout", 60*time.Second, "how long to wait for the cluster")
+	pf.DurationVar(&g.timeout, "timeout", 60*time.Second, "how long to wait for the cluster; a write not answered by then is reported as failed (exit 1) or, if it may have been committed, as outcome unknown (exit 3)")
+	pf.BoolVar(&g.allowEmpty, "allow-empty", g.allowEmpty, "let -R, apply or import leave no service where there are some")
 	root.AddCommand(clusterCmd(g), nodeCmd(g), serverCmd(g), checkCmd(g), healthCmd(g), historyCmd(g), rollbackCmd(g), applyCmd(g), exportCmd(g), importCmd(g), topCmd(g), tlsCmd(), versionCmd(), genManCmd())
 	return root
 }

@@ -13,12 +13,12 @@ import (
 )
 
 // The simulated next release (build tag next) adds `cluster note`, a
-// command of protocol 2, for the rolling-upgrade test.
+// command of the next protocol (3), for the rolling-upgrade test.
 func init() {
 	clusterExtras = append(clusterExtras, func(g *globals) *cobra.Command {
 		return &cobra.Command{
 			Use:   "note TEXT",
-			Short: "Set the cluster's note, shown by cluster status (\"\" clears it; protocol 2)",
+			Short: "Set the cluster's note, shown by cluster status (\"\" clears it; protocol 3)",
 			Args:  cobra.ExactArgs(1),
 			RunE: func(_ *cobra.Command, args []string) error {
 				return g.withClient(func(ctx context.Context, c *api.Client) error {

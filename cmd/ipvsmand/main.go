@@ -39,7 +39,7 @@ type options struct {
 	metrics                                          string
 	tlsCert, tlsKey, tlsCA                           string
 	version                                          bool
-	resync                                           time.Duration
+	resync, maxWriteWait                             time.Duration
 	timing                                           cluster.Config
 }
 
@@ -79,6 +79,7 @@ func main() {
 	f.IntVar(&o.limits.WriteBurst, "write-burst", 100, "writes one client may send at once before --max-writes-per-second applies")
 	f.IntVar(&o.limits.MaxServices, "max-services", 10000, "the most virtual services a write may leave in the configuration; 0: no limit")
 	f.IntVar(&o.limits.MaxRealServers, "max-real-servers", 100000, "the most real servers (all services together) a write may leave in the configuration; 0: no limit")
+	f.DurationVar(&o.maxWriteWait, "max-write-wait", api.DefaultMaxWriteWait, "the longest a write may wait for the cluster: a client's --timeout is honoured up to this (a client that names none gets "+api.DefaultWriteWait.String()+")")
 	f.StringVar(&o.readTokenFile, "read-token-file", "", "file holding a read-only API token (the same on every node): it may read everything and change nothing")
 	f.StringVar(&o.ipvs, "ipvs", "on", "program the kernel's IPVS table: on, or off (cluster only, for hosts without IPVS and tests)")
 	f.StringVar(&o.vips, "vips", "on", "hold the VIPs while leader and announce them: on, or off (several nodes sharing one network namespace, tests)")
@@ -221,6 +222,9 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
+	if o.maxWriteWait <= 0 {
+		return fmt.Errorf("--max-write-wait %s: want a positive duration", o.maxWriteWait)
+	}
 	if err := checkLimits(o.limits); err != nil {
 		return err
 	}
@@ -279,7 +283,7 @@ func run(o options) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	self := fsm.Member{ID: o.nodeID, RaftAddr: o.raftAddr, APIAddr: advertise, GossipAddr: gossipAddr}
-	srv := &api.Server{Node: node, Token: token, ReadToken: readOnly, Limits: o.limits, Self: self, IPVS: o.ipvs, Log: log, TLS: tlsMat}
+	srv := &api.Server{Node: node, Token: token, ReadToken: readOnly, Limits: o.limits, Self: self, IPVS: o.ipvs, Log: log, TLS: tlsMat, MaxWait: o.maxWriteWait}
 	hc.opened(node)
 	srv.Health, srv.Throttle = hc.runner.Statuses, hc.runner.Throttle
 	if vips != nil {

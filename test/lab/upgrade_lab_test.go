@@ -22,7 +22,7 @@ import (
 // release; a client keeps making short HTTP requests through the VIP (a new
 // connection each, no retry) and holds long-lived echo connections through
 // it. The directors are replaced one by one with the next release (the
-// `-tags next` build: protocol 2 and a new command, `ipvsman cluster
+// `-tags next` build: one protocol higher and a new command, `ipvsman cluster
 // note`, behind the version gate) as the README says: followers first, then
 // a transfer to an upgraded node, then the old leader. Before the last node
 // is upgraded the new command must be refused, by an old node (which does
@@ -62,8 +62,8 @@ func TestRollingUpgrade(t *testing.T) {
 	t.Setenv("IPVSMAN_BIN_DIR", filepath.Dir(oldD)) // what harness.Directors runs
 	r := &upgradeRun{t: t, tp: tp, labtool: labtool, from: identify(t, oldD, oldC), to: identify(t, newD, newC), began: time.Now()}
 	t.Logf("from ipvsmand %s (protocol %d) to %s (protocol %d)", r.from.version, r.from.protocol, r.to.version, r.to.protocol)
-	if r.from.version == r.to.version || r.to.protocol != 2 || r.from.protocol != 1 {
-		t.Fatalf("the two builds must be protocol 1 and 2 of different versions: %+v, %+v", r.from, r.to)
+	if r.from.version == r.to.version || r.to.protocol != r.from.protocol+1 {
+		t.Fatalf("the two builds must be of different versions, the next one protocol higher: %+v, %+v", r.from, r.to)
 	}
 
 	r.c, r.nodes = labCluster(t, tp)
@@ -179,14 +179,14 @@ func TestRollingUpgrade(t *testing.T) {
 		r.step(fmt.Sprintf("cluster note refused (%d of %d upgraded)", len(nodes)-len(below), len(nodes)), func() {
 			r.refused(stillOld, fmt.Sprintf(`node %s runs ipvsmand %s (protocol %d), which does not know "cluster note": upgrade every node first`,
 				stillOld.ID, r.from.version, r.from.protocol))
-			r.refused(next, append([]string{"needs protocol 2 on every member"}, below...)...)
+			r.refused(next, append([]string{fmt.Sprintf("needs protocol %d on every member", r.to.protocol)}, below...)...)
 			if v, out, err := clusterView(r.next, next); err != nil || v.MinProtocol != r.from.protocol {
 				t.Errorf("cluster protocol %d with %v still at %s, want %d: %v\n%s", v.MinProtocol, below, r.from.version, r.from.protocol, err, out)
 			}
 		})
 	}
 	target := leaderOf(t, c, nodes)
-	harness.Eventually(t, 60*time.Second, "cluster protocol 2", paced(time.Second, func() (bool, string) {
+	harness.Eventually(t, 60*time.Second, fmt.Sprintf("cluster protocol %d", r.to.protocol), paced(time.Second, func() (bool, string) {
 		v, out, err := clusterView(r.next, target)
 		return err == nil && v.MinProtocol == r.to.protocol, fmt.Sprint(err) + "\n" + out
 	}))
@@ -196,12 +196,12 @@ func TestRollingUpgrade(t *testing.T) {
 			t.Fatalf("ipvsman cluster note %s via %s, every node upgraded: %v\nstdout: %s\nstderr: %s", upgradeNote, nodes[2].ID, res.Err, res.Stdout, res.Stderr)
 		}
 	})
-	r.step("note and protocol 2 on every node", func() {
+	r.step(fmt.Sprintf("note and protocol %d on every node", r.to.protocol), func() {
 		for _, n := range nodes {
-			harness.Eventually(t, 60*time.Second, "note and cluster protocol 2 via "+n.ID, paced(time.Second, func() (bool, string) {
+			harness.Eventually(t, 60*time.Second, fmt.Sprintf("note and cluster protocol %d via %s", r.to.protocol, n.ID), paced(time.Second, func() (bool, string) {
 				res := r.next.CLI(n, "", "cluster", "status")
 				out := "\n" + res.Stdout
-				return res.Err == nil && strings.Contains(out, "\nnote: "+upgradeNote+"\n") && strings.Contains(out, "\ncluster protocol: 2\n"),
+				return res.Err == nil && strings.Contains(out, "\nnote: "+upgradeNote+"\n") && strings.Contains(out, fmt.Sprintf("\ncluster protocol: %d\n", r.to.protocol)),
 					fmt.Sprintf("%v\n%s%s", res.Err, res.Stdout, res.Stderr)
 			}))
 		}

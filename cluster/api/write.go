@@ -1,0 +1,311 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/ipvsman/ipvsman/cluster"
+	"github.com/ipvsman/ipvsman/fsm"
+)
+
+// Defaults of how long a write may wait for the cluster.
+const (
+	// DefaultWriteWait is the wait of a request that names no deadline.
+	DefaultWriteWait = 10 * time.Second
+	// DefaultMaxWriteWait caps the deadline a client asks for.
+	DefaultMaxWriteWait = 5 * time.Minute
+)
+
+// writeReq is a write as the leader's handler sees it.
+type writeReq struct {
+	body    []byte
+	actor   string
+	request string // the client's request ID
+}
+
+// leaderFunc runs a write on the leader and returns the response body.
+type leaderFunc func(ctx context.Context, req writeReq) (any, error)
+
+// NewRequestID makes a request ID for a write whose client gave none.
+func NewRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// writeWait is how long this request may wait: the client's deadline
+// (HeaderTimeout, in milliseconds), capped by MaxWait; WaitLeader when it
+// names none.
+func (s *Server) writeWait(r *http.Request) (time.Duration, error) {
+	h := r.Header.Get(HeaderTimeout)
+	if h == "" {
+		return s.WaitLeader, nil
+	}
+	ms, err := strconv.ParseInt(h, 10, 64)
+	if err != nil || ms <= 0 {
+		return 0, fmt.Errorf("header %s: %q: want a positive number of milliseconds", HeaderTimeout, h)
+	}
+	return min(time.Duration(ms)*time.Millisecond, s.MaxWait), nil
+}
+
+// write wraps a leader-only handler: it runs it here when this node leads,
+// and otherwise forwards the request to the leader, until one answers for
+// certain or the request's deadline passes.
+//
+// Every attempt carries the same request ID, so a retry after an attempt
+// whose outcome is unknown (leadership lost after proposing, a forward cut
+// off) is answered with the first outcome by a caught-up leader, or applied
+// once. If the deadline passes with such an attempt unsettled, the answer
+// says the outcome is unknown (503, kind outcome-unknown), never that the
+// write failed.
+func (s *Server) write(h leaderFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			writeError(w, http.StatusRequestEntityTooLarge, "rejected", fmt.Sprintf("request body: %v", err))
+			return
+		}
+		req := writeReq{body: body, actor: r.Header.Get(HeaderActor), request: r.Header.Get(HeaderRequest)}
+		if req.actor == "" {
+			req.actor = "api@" + r.RemoteAddr
+		}
+		if req.request == "" {
+			req.request = NewRequestID()
+		} else if err := fsm.ValidateRequestID(req.request); err != nil {
+			writeError(w, http.StatusBadRequest, "rejected", fmt.Sprintf("header %s: %v", HeaderRequest, err))
+			return
+		}
+		wait, err := s.writeWait(r)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "rejected", err.Error())
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), wait)
+		defer cancel()
+		var unsettled error // an attempt whose outcome is not known yet
+		backoff := 25 * time.Millisecond
+		for {
+			var resp any
+			if s.Node.IsLeader() {
+				resp, err = h(ctx, req)
+				if err == nil {
+					writeJSON(w, http.StatusOK, resp)
+					return
+				}
+			} else if r.Header.Get(HeaderForwarded) != "" {
+				// Never forward twice: the sender retries with the new leader.
+				writeError(w, http.StatusServiceUnavailable, "no-leader", "not committed: this node is no longer the leader")
+				return
+			} else if err = s.forward(ctx, w, r, req); err == nil {
+				return
+			}
+			var rej *cluster.RejectedError
+			var unknown *cluster.OutcomeUnknownError
+			switch {
+			case errors.As(err, &rej):
+				writeError(w, http.StatusBadRequest, "rejected", rej.Reason)
+				return
+			case errors.As(err, &unknown):
+				unsettled = err
+			case errors.Is(err, cluster.ErrNotLeader) || errors.Is(err, cluster.ErrNoLeader):
+			case unsettled != nil:
+				writeUnknown(w, req.request, fmt.Errorf("%w (then: %v)", unsettled, err))
+				return
+			default:
+				writeError(w, http.StatusInternalServerError, "internal", err.Error())
+				return
+			}
+			select {
+			case <-ctx.Done():
+				if unsettled != nil {
+					writeUnknown(w, req.request, unsettled)
+					return
+				}
+				writeError(w, http.StatusServiceUnavailable, "no-leader", fmt.Sprintf("not committed: no leader accepted the request within %s: %v", wait, err))
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(backoff*2, 500*time.Millisecond)
+		}
+	}
+}
+
+// writeUnknown answers a write whose outcome could not be settled in time.
+func writeUnknown(w http.ResponseWriter, request string, cause error) {
+	writeError(w, http.StatusServiceUnavailable, KindOutcomeUnknown, fmt.Sprintf("outcome unknown (request %s): see ipvsman history (%v)", request, cause))
+}
+
+// forward passes the request to the leader with the request's own ID and
+// what is left of its deadline. A 503 from it becomes ErrNotLeader (it was
+// not committed) or an unknown outcome, so that the caller retries; a
+// connection that broke after the request may have been sent is an
+// unknown outcome too.
+func (s *Server) forward(ctx context.Context, w http.ResponseWriter, r *http.Request, req writeReq) error {
+	_, api, err := s.Node.LeaderAPI()
+	if err != nil {
+		return err
+	}
+	hr, err := http.NewRequestWithContext(ctx, r.Method, baseURL(api, s.TLS != nil)+r.URL.RequestURI(), bytes.NewReader(req.body))
+	if err != nil {
+		return err
+	}
+	hr.Header.Set("Authorization", r.Header.Get("Authorization"))
+	hr.Header.Set("Content-Type", "application/json")
+	hr.Header.Set(HeaderActor, req.actor)
+	hr.Header.Set(HeaderRequest, req.request)
+	hr.Header.Set(HeaderForwarded, s.Node.ID())
+	if dl, ok := ctx.Deadline(); ok {
+		hr.Header.Set(HeaderTimeout, strconv.FormatInt(max(time.Until(dl).Milliseconds()-answerMargin.Milliseconds(), 1), 10))
+	}
+	resp, err := s.forwardHTTP.Do(hr)
+	if err != nil {
+		if notSent(err) {
+			return fmt.Errorf("%w: forward to leader at %s: %w", cluster.ErrNoLeader, api, err)
+		}
+		return &cluster.OutcomeUnknownError{Request: req.request, Cause: fmt.Errorf("forward to leader at %s: %w", api, err)}
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return &cluster.OutcomeUnknownError{Request: req.request, Cause: fmt.Errorf("forward to leader at %s: read answer: %w", api, err)}
+	}
+	if resp.StatusCode == http.StatusServiceUnavailable {
+		var e ErrorResponse
+		_ = json.Unmarshal(b, &e)
+		if e.Kind == KindOutcomeUnknown {
+			return &cluster.OutcomeUnknownError{Request: req.request, Cause: fmt.Errorf("leader at %s: %s", api, e.Error)}
+		}
+		return fmt.Errorf("%w: leader at %s answered 503: %s", cluster.ErrNotLeader, api, e.Error)
+	}
+	w.Header().Set("Content-Type", resp.Header.Get("Content-Type"))
+	w.WriteHeader(resp.StatusCode)
+	if _, err := w.Write(b); err != nil {
+		s.Log.Warn("forward copy failed", "err", err)
+	}
+	return nil
+}
+
+// answerMargin is taken off a deadline passed on, so that the node that
+// passes a request on has time to answer its own client.
+const answerMargin = 250 * time.Millisecond
+
+// notSent reports whether a request failed before any of it could reach the
+// server: the connection was never made.
+func notSent(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+func (s *Server) commit(ctx context.Context, typ fsm.CommandType, payload any, req writeReq) (any, error) {
+	res, err := s.Node.ProposeWrite(ctx, cluster.Write{Type: typ, Payload: payload, Actor: req.actor, Request: req.request})
+	if err != nil {
+		return nil, err
+	}
+	return WriteResponse{Result: res, Leader: s.Node.ID()}, nil
+}
+
+func (s *Server) ops(ctx context.Context, req writeReq) (any, error) {
+	body, err := decode[OpsRequest](req.body)
+	if err != nil {
+		return nil, err
+	}
+	var ops []fsm.Op
+	var have int
+	s.Node.View(func(st *fsm.State, _ uint64) {
+		ops = fsm.NameDeletedServers(st.Config, body.Ops)
+		have = len(st.Config.Services)
+	})
+	res, err := s.Node.ProposeWrite(ctx, cluster.Write{
+		Type: fsm.CmdOps, Payload: fsm.OpsPayload{Ops: ops}, Actor: req.actor, Request: req.request,
+		Admit: func(next *fsm.Config) error {
+			if err := s.Limits.checkSize(next); err != nil {
+				return err
+			}
+			if !body.AllowEmpty {
+				return checkEmpty(have, next)
+			}
+			return nil
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return WriteResponse{Result: res, Leader: s.Node.ID()}, nil
+}
+
+// checkEmpty refuses a write that would leave no service where there are
+// some, unless the client said so (--allow-empty): an empty file or an
+// import that converted nothing must not wipe the table.
+func checkEmpty(have int, next *fsm.Config) error {
+	if next != nil && len(next.Services) == 0 && have > 0 {
+		return fmt.Errorf("the result has no services: this write would remove all %d services; give --allow-empty if that is what you want", have)
+	}
+	return nil
+}
+
+func (s *Server) apply(ctx context.Context, req writeReq) (any, error) {
+	body, err := decode[ApplyRequest](req.body)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Limits.checkSize(body.Config); err != nil {
+		return nil, &cluster.RejectedError{Reason: err.Error()}
+	}
+	var have int
+	s.Node.View(func(st *fsm.State, _ uint64) { have = len(st.Config.Services) })
+	if !body.AllowEmpty && body.Config != nil {
+		if err := checkEmpty(have, body.Config); err != nil {
+			return nil, &cluster.RejectedError{Reason: err.Error()}
+		}
+	}
+	return s.previewAndCommit(ctx, fsm.CmdReplaceConfig, fsm.ReplaceConfigPayload{Config: body.Config, Reason: body.Reason}, body.DryRun, req)
+}
+
+func (s *Server) rollback(ctx context.Context, req writeReq) (any, error) {
+	body, err := decode[RollbackRequest](req.body)
+	if err != nil {
+		return nil, err
+	}
+	return s.previewAndCommit(ctx, fsm.CmdRollback, fsm.RollbackPayload{Version: body.Version}, body.DryRun, req)
+}
+
+// previewAndCommit answers with the diff a whole-topology command makes,
+// and the counts of what it adds and removes, computed against the state
+// it commits onto, and commits it unless this is a dry run.
+func (s *Server) previewAndCommit(ctx context.Context, typ fsm.CommandType, payload any, dryRun bool, req writeReq) (any, error) {
+	var out ApplyResponse
+	res, err := s.Node.ProposeWrite(ctx, cluster.Write{
+		Type: typ, Payload: payload, Actor: req.actor, Request: req.request, DryRun: dryRun,
+		Inspect: func(cur, next *fsm.Config) {
+			out.Diff = []string{}
+			if next != nil {
+				out.Diff = fsm.DiffConfig(cur, next)
+				t := fsm.Count(cur, next)
+				out.Counts = &t
+			}
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	out.Result, out.DryRun = res, dryRun
+	return out, nil
+}
+
+func (s *Server) zero(ctx context.Context, req writeReq) (any, error) {
+	body, err := decode[ZeroRequest](req.body)
+	if err != nil {
+		return nil, err
+	}
+	return s.commit(ctx, fsm.CmdZeroCounters, fsm.ZeroCountersPayload{Service: body.Service}, req)
+}
