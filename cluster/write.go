@@ -34,7 +34,11 @@ func (e *OutcomeUnknownError) Unwrap() error { return e.Cause }
 type Write struct {
 	Type    fsm.CommandType
 	Payload any
-	Actor   string
+	// Complete, when set, gives the payload from the configuration it will
+	// apply to (the leader fills in what an op leaves implicit, so that
+	// the logged op is whole); it replaces Payload.
+	Complete func(c *fsm.Config) any
+	Actor    string
 	// Request is the client's request ID ("" for the cluster's own
 	// commands). A request the state remembers is answered with its first
 	// outcome and not proposed again.
@@ -78,23 +82,29 @@ func (n *Node) ProposeWrite(ctx context.Context, w Write) (fsm.Result, error) {
 			return fsm.Result{}, &RejectedError{Reason: err.Error()}
 		}
 	}
-	cmd, err := fsm.NewCommand(w.Type, n.cfg.Clock().UnixNano(), w.Actor, w.Payload)
-	if err != nil {
-		return fsm.Result{}, err
-	}
-	cmd.Ignorable = w.Type.Ignorable()
-	if have, _ := n.MinProtocol(); have >= fsm.RequestProtocol {
-		cmd.Request = w.Request
+	stamp := w.Request
+	if have, _ := n.MinProtocol(); have < fsm.RequestProtocol {
+		stamp = ""
 	}
 	var (
+		cmd     fsm.Command
+		err     error
 		dup     fsm.Result
 		seen    bool
 		planErr error
 	)
 	n.machine.view(func(s *fsm.State, _ uint64) {
-		if dup, seen = s.Requested(cmd.Request); seen {
+		if dup, seen = s.Requested(stamp); seen {
 			return
 		}
+		payload := w.Payload
+		if w.Complete != nil {
+			payload = w.Complete(s.Config)
+		}
+		if cmd, err = fsm.NewCommand(w.Type, n.cfg.Clock().UnixNano(), w.Actor, payload); err != nil {
+			return
+		}
+		cmd.Ignorable, cmd.Request = w.Type.Ignorable(), stamp
 		var next *fsm.Config
 		if next, planErr = s.Plan(cmd); planErr == nil && w.Admit != nil && next != nil {
 			planErr = w.Admit(next)
@@ -105,6 +115,9 @@ func (n *Node) ProposeWrite(ctx context.Context, w Write) (fsm.Result, error) {
 	})
 	if seen {
 		return dup, resultError(dup)
+	}
+	if err != nil {
+		return fsm.Result{}, err
 	}
 	if planErr != nil {
 		return fsm.Result{}, &RejectedError{Reason: planErr.Error()}

@@ -396,3 +396,29 @@ func NameDeletedServers(c *Config, ops []Op) []Op {
 	}
 	return out
 }
+
+// KeepEditedStates gives each edit-server op that names no state the state
+// the real server has, as ipvsadm -e keeps it: apply would otherwise read
+// the missing state as active and resume a suspended or draining server.
+// Like NameDeletedServers, the leader calls it before the op enters the
+// log, so the logged op is complete and every build applies it alike.
+func KeepEditedStates(c *Config, ops []Op) []Op {
+	out := slices.Clone(ops)
+	for i, op := range out {
+		if op.Kind != OpEditServer || op.Server == nil || op.Server.State != "" {
+			continue
+		}
+		svc, ok := c.Services[op.ServiceKey.String()]
+		if !ok {
+			continue
+		}
+		rs := *op.Server
+		NormalizeServer(svc, &rs)
+		if r, ok := svc.Servers[rs.Key()]; ok {
+			named := *op.Server
+			named.State = r.State
+			out[i].Server = &named
+		}
+	}
+	return out
+}

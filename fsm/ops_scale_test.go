@@ -350,3 +350,31 @@ func TestApplyOpsRandomAsOneByOne(t *testing.T) {
 		c = got // the next call starts from what this one made
 	}
 }
+
+// ipvsadm -e changes what ipvsadm can express and keeps the operator's
+// state: editing a suspended server's weight once resumed it.
+func TestEditServerKeepsItsState(t *testing.T) {
+	key := ServiceKey{Protocol: TCP, Address: netip.MustParseAddr("10.0.0.1"), Port: 80}
+	srv := func(w int, st ServerState) *RealServer {
+		return &RealServer{Address: netip.MustParseAddr("10.3.0.1"), Weight: w, State: st}
+	}
+	c, err := ApplyOps(NewConfig(), []Op{
+		{Kind: OpAddService, Service: &Service{Key: key, Scheduler: "wlc"}},
+		{Kind: OpAddServer, ServiceKey: key, Server: srv(1, "")},
+		{Kind: OpSetState, ServiceKey: key, Server: srv(0, Suspended)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	edit := []Op{{Kind: OpEditServer, ServiceKey: key, Server: srv(5, "")}}
+	if c, err = ApplyOps(c, KeepEditedStates(c, edit)); err != nil {
+		t.Fatal(err)
+	}
+	if edit[0].Server.State != "" {
+		t.Fatal("KeepEditedStates changed its input")
+	}
+	got := c.Services[key.String()].Servers["10.3.0.1:80"]
+	if got.Weight != 5 || got.State != Suspended {
+		t.Fatalf("after -e -w 5 of a suspended server: weight %d state %s, want 5 suspended", got.Weight, got.State)
+	}
+}

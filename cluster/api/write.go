@@ -219,14 +219,13 @@ func (s *Server) ops(ctx context.Context, req writeReq) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	var ops []fsm.Op
 	var have int
-	s.Node.View(func(st *fsm.State, _ uint64) {
-		ops = fsm.NameDeletedServers(st.Config, body.Ops)
-		have = len(st.Config.Services)
-	})
 	res, err := s.Node.ProposeWrite(ctx, cluster.Write{
-		Type: fsm.CmdOps, Payload: fsm.OpsPayload{Ops: ops}, Actor: req.actor, Request: req.request,
+		Type: fsm.CmdOps, Actor: req.actor, Request: req.request,
+		Complete: func(c *fsm.Config) any {
+			have = len(c.Services)
+			return fsm.OpsPayload{Ops: fsm.KeepEditedStates(c, fsm.NameDeletedServers(c, body.Ops))}
+		},
 		Admit: func(next *fsm.Config) error {
 			if err := s.Limits.checkSize(next); err != nil {
 				return err
@@ -261,14 +260,11 @@ func (s *Server) apply(ctx context.Context, req writeReq) (any, error) {
 	if err := s.Limits.checkSize(body.Config); err != nil {
 		return nil, &cluster.RejectedError{Reason: err.Error()}
 	}
-	var have int
-	s.Node.View(func(st *fsm.State, _ uint64) { have = len(st.Config.Services) })
-	if !body.AllowEmpty && body.Config != nil {
-		if err := checkEmpty(have, body.Config); err != nil {
-			return nil, &cluster.RejectedError{Reason: err.Error()}
-		}
+	var admit func(cur, next *fsm.Config) error
+	if !body.AllowEmpty {
+		admit = func(cur, next *fsm.Config) error { return checkEmpty(len(cur.Services), next) }
 	}
-	return s.previewAndCommit(ctx, fsm.CmdReplaceConfig, fsm.ReplaceConfigPayload{Config: body.Config, Reason: body.Reason}, body.DryRun, req)
+	return s.previewAndCommit(ctx, fsm.CmdReplaceConfig, fsm.ReplaceConfigPayload{Config: body.Config, Reason: body.Reason}, body.DryRun, admit, req)
 }
 
 func (s *Server) rollback(ctx context.Context, req writeReq) (any, error) {
@@ -276,16 +272,18 @@ func (s *Server) rollback(ctx context.Context, req writeReq) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.previewAndCommit(ctx, fsm.CmdRollback, fsm.RollbackPayload{Version: body.Version}, body.DryRun, req)
+	return s.previewAndCommit(ctx, fsm.CmdRollback, fsm.RollbackPayload{Version: body.Version}, body.DryRun, nil, req)
 }
 
 // previewAndCommit answers with the diff a whole-topology command makes,
 // and the counts of what it adds and removes, computed against the state
 // it commits onto, and commits it unless this is a dry run.
-func (s *Server) previewAndCommit(ctx context.Context, typ fsm.CommandType, payload any, dryRun bool, req writeReq) (any, error) {
+func (s *Server) previewAndCommit(ctx context.Context, typ fsm.CommandType, payload any, dryRun bool, admit func(cur, next *fsm.Config) error, req writeReq) (any, error) {
 	var out ApplyResponse
-	res, err := s.Node.ProposeWrite(ctx, cluster.Write{
+	var cur *fsm.Config
+	w := cluster.Write{
 		Type: typ, Payload: payload, Actor: req.actor, Request: req.request, DryRun: dryRun,
+		Complete: func(c *fsm.Config) any { cur = c; return payload },
 		Inspect: func(cur, next *fsm.Config) {
 			out.Diff = []string{}
 			if next != nil {
@@ -294,7 +292,11 @@ func (s *Server) previewAndCommit(ctx context.Context, typ fsm.CommandType, payl
 				out.Counts = &t
 			}
 		},
-	})
+	}
+	if admit != nil {
+		w.Admit = func(next *fsm.Config) error { return admit(cur, next) }
+	}
+	res, err := s.Node.ProposeWrite(ctx, w)
 	if err != nil {
 		return nil, err
 	}
