@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -20,6 +21,11 @@ type machine struct {
 	mu      sync.RWMutex
 	state   *fsm.State
 	applied uint64 // raft index of the last entry applied
+	gen     uint64 // counts every change of state: a plan made at one gen fits only it
+	// prepared is the leader's plan of the entry it proposed last (see
+	// prepare); Apply commits it instead of planning the entry again.
+	prepared *preparedEntry
+	reused   uint64 // entries applied from the leader's plan (for tests)
 
 	log   *slog.Logger
 	fatal func(error) // an entry this build must not skip: stop the node
@@ -83,7 +89,15 @@ func (m *machine) Apply(l *raft.Log) any {
 		return applyResponse{Result: fsm.Result{Err: err.Error()}, Index: l.Index}
 	}
 	m.mu.Lock()
-	res, err := m.state.Apply(cmd)
+	var res fsm.Result
+	if p := m.prepared; p != nil && p.gen == m.gen && bytes.Equal(p.data, l.Data) {
+		res = m.state.ApplyPrepared(cmd, p.plan)
+		m.reused++
+	} else {
+		res, err = m.state.Apply(cmd)
+	}
+	m.prepared = nil
+	m.gen++
 	m.applied = l.Index
 	m.mu.Unlock()
 	if err != nil {
@@ -125,9 +139,37 @@ func (m *machine) Restore(rc io.ReadCloser) error {
 	}
 	m.mu.Lock()
 	m.state = s
+	m.prepared = nil
+	m.gen++
 	m.mu.Unlock()
 	m.notify()
 	return nil
+}
+
+// preparedEntry is a plan of entry data made at state generation gen.
+type preparedEntry struct {
+	data []byte
+	gen  uint64
+	plan fsm.Prepared
+}
+
+// viewGen is view that also returns the state's generation, for keep.
+func (m *machine) viewGen(f func(s *fsm.State)) uint64 {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	f(m.state)
+	return m.gen
+}
+
+// keep offers the plan of data, made at generation gen, to Apply: if the
+// entry is the next one applied and nothing changed the state meanwhile,
+// Apply commits the plan instead of planning again.
+func (m *machine) keep(data []byte, gen uint64, p fsm.Prepared) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.gen == gen {
+		m.prepared = &preparedEntry{data: data, gen: gen, plan: p}
+	}
 }
 
 // view runs f with the state read-locked; f must not keep references to the

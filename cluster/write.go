@@ -92,8 +92,9 @@ func (n *Node) ProposeWrite(ctx context.Context, w Write) (fsm.Result, error) {
 		dup     fsm.Result
 		seen    bool
 		planErr error
+		plan    fsm.Prepared
 	)
-	n.machine.view(func(s *fsm.State, _ uint64) {
+	gen := n.machine.viewGen(func(s *fsm.State) {
 		if dup, seen = s.Requested(stamp); seen {
 			return
 		}
@@ -105,8 +106,9 @@ func (n *Node) ProposeWrite(ctx context.Context, w Write) (fsm.Result, error) {
 			return
 		}
 		cmd.Ignorable, cmd.Request = w.Type.Ignorable(), stamp
-		var next *fsm.Config
-		if next, planErr = s.Plan(cmd); planErr == nil && w.Admit != nil && next != nil {
+		plan, planErr = s.Prepare(cmd)
+		next := plan.Config()
+		if planErr == nil && w.Admit != nil && next != nil {
 			planErr = w.Admit(next)
 		}
 		if planErr == nil && w.Inspect != nil {
@@ -133,6 +135,7 @@ func (n *Node) ProposeWrite(ctx context.Context, w Write) (fsm.Result, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		enqueue = max(time.Until(dl), time.Millisecond)
 	}
+	n.machine.keep(b, gen, plan)
 	f := n.raft.Apply(b, enqueue)
 	if err := n.awaitFuture(ctx, f); err != nil {
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrEnqueueTimeout) {

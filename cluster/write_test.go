@@ -124,3 +124,23 @@ func TestLeadershipLostAfterProposingIsAnUnknownOutcome(t *testing.T) {
 		t.Fatalf("write when the quorum is gone: %v, want an unknown outcome", fmt.Sprint(err))
 	}
 }
+
+// The leader plans a write once: the plan it validated is the one Apply
+// commits, unless something changed the state in between.
+func TestLeaderAppliesThePlanItValidated(t *testing.T) {
+	n := openLeader(t, func(err error) { t.Errorf("fatal: %v", err) })
+	reused := func() (r uint64) {
+		n.machine.mu.RLock()
+		defer n.machine.mu.RUnlock()
+		return n.machine.reused
+	}
+	before := reused()
+	svc := &fsm.Service{Key: fsm.ServiceKey{Protocol: fsm.TCP, Address: netip.MustParseAddr("10.0.0.1"), Port: 80}, Scheduler: "rr"}
+	res, err := n.ProposeWrite(context.Background(), Write{Type: fsm.CmdOps, Payload: fsm.OpsPayload{Ops: []fsm.Op{{Kind: fsm.OpAddService, Service: svc}}}, Actor: "test", Request: "plan-1"})
+	if err != nil || !res.Changed {
+		t.Fatalf("write: %+v %v", res, err)
+	}
+	if got := reused() - before; got != 1 {
+		t.Fatalf("%d entries applied from the leader's plan, want 1", got)
+	}
+}

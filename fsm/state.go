@@ -75,11 +75,44 @@ func (s *State) Check(cmd Command) error {
 // Plan returns the configuration cmd would leave (nil when it leaves the
 // configuration as it is), or why it cannot apply, without changing s.
 func (s *State) Plan(cmd Command) (*Config, error) {
+	p, err := s.Prepare(cmd)
+	return p.Config(), err
+}
+
+// Prepared is a command planned against one state. ApplyPrepared commits
+// it to that same state without planning again, so that the leader, which
+// validates a command before proposing it, plans it once like every other
+// node.
+type Prepared struct {
+	ch  change
+	dup bool
+}
+
+// Config is the configuration the prepared command leaves (nil: unchanged).
+func (p Prepared) Config() *Config { return p.ch.config }
+
+// Prepare plans cmd against s without changing s. A command whose request
+// ID is remembered prepares as a duplicate.
+func (s *State) Prepare(cmd Command) (Prepared, error) {
 	if _, dup := s.Requested(cmd.Request); dup {
-		return nil, nil
+		return Prepared{dup: true}, nil
 	}
 	ch, err := s.plan(cmd)
-	return ch.config, err
+	return Prepared{ch: ch}, err
+}
+
+// ApplyPrepared is Apply of cmd with its plan p, which Prepare made from
+// this very state (same command, nothing applied since): the caller
+// guarantees it, since only then is the result Apply's.
+func (s *State) ApplyPrepared(cmd Command, p Prepared) Result {
+	if r, dup := s.Requested(cmd.Request); dup || p.dup {
+		return r
+	}
+	s.commit(cmd, p.ch)
+	r := Result{Version: s.Version, Changed: p.ch.config != nil, Summary: strings.Join(p.ch.summary, "\n")}
+	s.remember(cmd.Request, r)
+	r.Request = cmd.Request
+	return r
 }
 
 // Preview returns the configuration diff cmd would make, without changing s.

@@ -34,3 +34,46 @@ func TestCountTalliesRemovedServicesWithTheirServers(t *testing.T) {
 		t.Errorf("no change: %q", s)
 	}
 }
+
+// ApplyPrepared of a plan made by Prepare on the same state is Apply.
+func TestApplyPreparedIsApply(t *testing.T) {
+	key := ServiceKey{Protocol: TCP, Address: netip.MustParseAddr("10.0.0.1"), Port: 80}
+	cmds := []Command{
+		mustCommand(t, CmdOps, OpsPayload{Ops: []Op{{Kind: OpAddService, Service: &Service{Key: key, Scheduler: "rr"}}}}, "r1"),
+		mustCommand(t, CmdOps, OpsPayload{Ops: []Op{{Kind: OpAddServer, ServiceKey: key, Server: &RealServer{Address: netip.MustParseAddr("10.3.0.1"), Weight: 2}}}}, "r2"),
+		mustCommand(t, CmdOps, OpsPayload{Ops: []Op{{Kind: OpAddService, Service: &Service{Key: key, Scheduler: "rr"}}}}, "r3"), // refused: exists
+		mustCommand(t, CmdOps, OpsPayload{Ops: []Op{{Kind: OpAddService, Service: &Service{Key: key, Scheduler: "rr"}}}}, "r1"), // a retry
+	}
+	a, b := NewState(), NewState()
+	for i, c := range cmds {
+		want, err := a.Apply(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, perr := b.Prepare(c)
+		var got Result
+		if perr != nil {
+			got, _ = b.Apply(c) // a refused plan is applied as Apply does
+		} else {
+			got = b.ApplyPrepared(c, p)
+		}
+		if got != want {
+			t.Fatalf("command %d: ApplyPrepared %+v, Apply %+v", i, got, want)
+		}
+	}
+	ja, _ := a.Marshal()
+	jb, _ := b.Marshal()
+	if string(ja) != string(jb) {
+		t.Fatalf("states differ:\n%s\n%s", ja, jb)
+	}
+}
+
+func mustCommand(t *testing.T, typ CommandType, payload any, request string) Command {
+	t.Helper()
+	c, err := NewCommand(typ, 1, "test", payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Request = request
+	return c
+}
