@@ -57,7 +57,8 @@ func main() {
 
 // split tells ipvsadm's language ("-A -t …", "-L -n", or nothing, which
 // ipvsadm lists) from ipvsman's subcommands. It takes the global flags
-// out, wherever they stand, so that they decide nothing about the mode
+// out, wherever they stand (--timeout only with a duration after it: a
+// bare --timeout is ipvsadm's, which lists the timeouts), so that they decide nothing about the mode
 // ("ipvsman --timeout 5s cluster status" is a subcommand); in ipvsadm mode
 // they are set here, since ipvsadm's parser owns the rest, and in
 // subcommand mode cobra parses them again from the whole line.
@@ -70,6 +71,11 @@ func (g *globals) split(args []string) (ipvsadm bool, rest []string, err error) 
 			if g.allowEmpty, err = parseBool(name, val, hasVal); err != nil {
 				return false, nil, err
 			}
+			continue
+		}
+		if name == "--timeout" && !hasVal && (i+1 >= len(args) || !isDuration(args[i+1])) {
+			// ipvsadm's own -L --timeout, which lists the timeouts.
+			rest = append(rest, a)
 			continue
 		}
 		dst := map[string]*string{"--api": &g.api, "--token": &g.token, "--token-file": &g.tokenFile, "--ca": &g.ca, "--node": &g.node, "--timeout": &timeout}[name]
@@ -101,6 +107,13 @@ func (g *globals) split(args []string) (ipvsadm bool, rest []string, err error) 
 		return false, nil, nil
 	}
 	return strings.HasPrefix(first, "-"), rest, nil
+}
+
+// isDuration tells the global --timeout's value ("5s") from ipvsadm's
+// next argument after its -L --timeout ("-n").
+func isDuration(s string) bool {
+	_, err := time.ParseDuration(s)
+	return err == nil
 }
 
 // parseBool reads a boolean flag given as --name or --name=VALUE.

@@ -23,6 +23,8 @@ func TestTimeoutAnywhereOnTheLine(t *testing.T) {
 		{[]string{"--timeout=5s", "-L", "-n"}, true, []string{"-L", "-n"}},
 		{[]string{"-R", "--allow-empty", "--timeout", "5s"}, true, []string{"-R"}},
 		{[]string{"--timeout", "5s", "cluster", "status"}, false, []string{"cluster", "status"}},
+		{[]string{"-L", "--timeout", "-n", "--timeout", "5s"}, true, []string{"-L", "--timeout", "-n"}},
+		{[]string{"--timeout", "5s", "-L", "--timeout"}, true, []string{"-L", "--timeout"}},
 	} {
 		g := &globals{}
 		ipvsadm, rest, err := g.split(c.args)
@@ -33,7 +35,7 @@ func TestTimeoutAnywhereOnTheLine(t *testing.T) {
 			t.Errorf("%q: ipvsadm %v rest %q timeout %s, want %v %q 5s", c.args, ipvsadm, rest, g.timeout, c.ipvsadm, c.rest)
 		}
 	}
-	if _, _, err := (&globals{}).split([]string{"-L", "--timeout", "soon"}); err == nil || !strings.Contains(err.Error(), `--timeout "soon"`) {
+	if _, _, err := (&globals{}).split([]string{"-L", "--timeout=soon"}); err == nil || !strings.Contains(err.Error(), `--timeout "soon"`) {
 		t.Errorf("a bad duration: %v, want an error naming the flag and the value", err)
 	}
 	// The subcommand sees it through cobra.
