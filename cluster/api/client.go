@@ -70,6 +70,20 @@ func baseURL(addr string, secure bool) string {
 // URL is the client's base URL with its scheme.
 func (c *Client) URL() string { return baseURL(c.Base, c.TLS != nil) }
 
+// refusedHandshake reports a TLS handshake that failed on a certificate:
+// the request was never sent, and a retry would fail the same way.
+func refusedHandshake(err error) bool {
+	var unknown x509.UnknownAuthorityError
+	var invalid x509.CertificateInvalidError
+	var host x509.HostnameError
+	var verify *tls.CertificateVerificationError
+	var alert tls.AlertError
+	// A server's alert ("remote error: tls: certificate required") has no
+	// exported type outside QUIC.
+	return errors.As(err, &unknown) || errors.As(err, &invalid) || errors.As(err, &host) || errors.As(err, &verify) || errors.As(err, &alert) ||
+		strings.Contains(err.Error(), "remote error: tls:")
+}
+
 // explain adds what to do to a certificate that did not verify.
 func (c *Client) explain(err error) error {
 	var unknown x509.UnknownAuthorityError
@@ -143,15 +157,23 @@ func (c *Client) write(ctx context.Context, hc *http.Client, path string, body [
 			}
 			return err
 		}
-		if !notSent(err) {
+		if !notSent(err) && !refusedHandshake(err) {
 			maybeSent = err
 		}
-		select {
-		case <-ctx.Done():
+		unsettled := func() error {
 			if maybeSent != nil {
 				return &OutcomeUnknownError{Request: id, Msg: fmt.Sprintf("outcome unknown (request %s): see ipvsman history (%v)", id, maybeSent)}
 			}
 			return err
+		}
+		// A certificate that does not verify will not verify on a retry;
+		// and a caller with no deadline retries itself (JoinLoop).
+		if _, ok := ctx.Deadline(); !ok || refusedHandshake(err) {
+			return unsettled()
+		}
+		select {
+		case <-ctx.Done():
+			return unsettled()
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, time.Second)
