@@ -534,7 +534,14 @@ func (n *Node) Transfer(id string) (string, error) {
 		if err == nil {
 			break
 		}
-		if !n.IsLeader() || time.Now().After(deadline) {
+		if !n.IsLeader() {
+			// Raft gives up on a target that has not won within one
+			// election timeout, but the target may win just after: the
+			// answer says where leadership went, not that Raft timed out.
+			n.log.Info("leadership transfer reported an error, but this node no longer leads; waiting for the new leader", "to", id, "attempt", attempt, "err", err)
+			break
+		}
+		if time.Now().After(deadline) {
 			return "", fmt.Errorf("leadership transfer (attempt %d): %w", attempt, err)
 		}
 		n.log.Warn("leadership transfer failed; retrying", "to", id, "attempt", attempt, "err", err)
