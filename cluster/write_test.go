@@ -134,6 +134,12 @@ func TestLeaderAppliesThePlanItValidated(t *testing.T) {
 		defer n.machine.mu.RUnlock()
 		return n.machine.reused
 	}
+	// The leader's own record of its addresses is proposed once it leads.
+	harness.Eventually(t, 10*time.Second, "the leader records itself", func() (bool, string) {
+		var ok bool
+		n.View(func(s *fsm.State, _ uint64) { _, ok = s.Members[n.ID()] })
+		return ok, "not recorded"
+	})
 	before := reused()
 	svc := &fsm.Service{Key: fsm.ServiceKey{Protocol: fsm.TCP, Address: netip.MustParseAddr("10.0.0.1"), Port: 80}, Scheduler: "rr"}
 	res, err := n.ProposeWrite(context.Background(), Write{Type: fsm.CmdOps, Payload: fsm.OpsPayload{Ops: []fsm.Op{{Kind: fsm.OpAddService, Service: svc}}}, Actor: "test", Request: "plan-1"})
