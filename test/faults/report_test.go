@@ -70,4 +70,5 @@ func table(out io.Writer) {
 	}
 	w.Flush()
 	fmt.Fprintf(out, "writes_lost: %d\nvip_overlap_ms: %d\nscenarios: %d\n", lost, overlap.Milliseconds(), len(order))
+	truthTotals(out)
 }
