@@ -204,7 +204,16 @@ func Open(cfg Config) (*Node, error) {
 		store.Close()
 		return nil, fmt.Errorf("inspect raft state: %w", err)
 	}
-	r, err := raft.NewRaft(rc, n.machine, store, store, snaps, transport)
+	// Replication reads recent entries back from the log store; the cache
+	// spares decoding a large entry from bolt again for every follower and
+	// every retry.
+	logs, err := raft.NewLogCache(logCacheEntries, store)
+	if err != nil {
+		transport.Close()
+		store.Close()
+		return nil, fmt.Errorf("log cache: %w", err)
+	}
+	r, err := raft.NewRaft(rc, n.machine, logs, store, snaps, transport)
 	if err != nil {
 		transport.Close()
 		store.Close()
@@ -255,6 +264,10 @@ func (n *Node) snapshotLoop() {
 		n.log.Info("snapshot taken after large entries", "node", n.cfg.NodeID, "took", time.Since(start).String())
 	}
 }
+
+// logCacheEntries is how many of the latest log entries stay decoded in
+// memory for replication.
+const logCacheEntries = 64
 
 // newTransport is Raft's TCP transport, or the same over mutual TLS when
 // cfg.TLS is set.

@@ -82,8 +82,11 @@ func (n *Node) ProposeWrite(ctx context.Context, w Write) (fsm.Result, error) {
 			return fsm.Result{}, &RejectedError{Reason: err.Error()}
 		}
 	}
+	// Request IDs and compressed entries only once every member reads them.
+	have, _ := n.MinProtocol()
+	stampable := have >= fsm.RequestProtocol
 	stamp := w.Request
-	if have, _ := n.MinProtocol(); have < fsm.RequestProtocol {
+	if !stampable {
 		stamp = ""
 	}
 	var (
@@ -130,6 +133,11 @@ func (n *Node) ProposeWrite(ctx context.Context, w Write) (fsm.Result, error) {
 	b, err := cmd.Encode()
 	if err != nil {
 		return fsm.Result{}, err
+	}
+	if stampable && len(b) > fsm.CompressAbove {
+		if b, err = fsm.Compress(b); err != nil {
+			return fsm.Result{}, err
+		}
 	}
 	enqueue := n.cfg.ApplyTimeout
 	if dl, ok := ctx.Deadline(); ok {

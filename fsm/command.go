@@ -1,7 +1,10 @@
 package fsm
 
 import (
+	"bytes"
+	"compress/gzip"
 	"encoding/json"
+	"io"
 	"errors"
 	"fmt"
 )
@@ -18,6 +21,10 @@ const (
 	CmdSetMember     CommandType = 5 // a node's addresses (bootstrap, join)
 	CmdRemoveMember  CommandType = 6 // a node left
 	CmdZeroCounters  CommandType = 7 // ipvsadm -Z, cluster-wide
+	// CmdCompressed wraps another entry, gzipped (protocol 2): Decode
+	// unwraps it, so Apply never sees this type. Not ignorable: a build
+	// that cannot read it must stop rather than skip a command.
+	CmdCompressed CommandType = 8
 
 	// IgnoreIfUnknown marks a command that an older node may skip safely.
 	// Any other unknown type stops the node: skipping it would diverge.
@@ -27,7 +34,7 @@ const (
 var commandNames = map[CommandType]string{
 	CmdOps: "ops", CmdReplaceConfig: "replace-config", CmdRollback: "rollback",
 	CmdSetVerdicts: "set-verdicts", CmdSetMember: "set-member", CmdRemoveMember: "remove-member",
-	CmdZeroCounters: "zero-counters",
+	CmdZeroCounters: "zero-counters", CmdCompressed: "compressed",
 }
 
 func (t CommandType) String() string {
@@ -155,26 +162,80 @@ func NewCommand(t CommandType, time int64, actor string, payload any) (Command, 
 }
 
 // Encode gives the log entry bytes: type byte (with the ignore flag) + JSON.
+// The envelope is written around the payload, which is JSON already, so
+// that a large payload is neither scanned nor copied twice (encoding/json
+// would re-compact a RawMessage).
 func (c Command) Encode() ([]byte, error) {
-	body, err := json.Marshal(c)
+	head, err := json.Marshal(struct {
+		Time    int64  `json:"time"`
+		Actor   string `json:"actor"`
+		Request string `json:"request,omitempty"`
+	}{c.Time, c.Actor, c.Request})
 	if err != nil {
 		return nil, fmt.Errorf("encode %s command: %w", c.Type, err)
+	}
+	payload := []byte(c.Payload)
+	if len(payload) == 0 {
+		payload = []byte("null")
 	}
 	b := byte(c.Type)
 	if c.Ignorable {
 		b |= IgnoreIfUnknown
 	}
-	return append([]byte{b}, body...), nil
+	const key = `,"payload":`
+	out := make([]byte, 0, 1+len(head)+len(key)+len(payload))
+	out = append(out, b)
+	out = append(out, head[:len(head)-1]...)
+	out = append(out, key...)
+	out = append(out, payload...)
+	return append(out, '}'), nil
 }
 
 // ErrEmptyCommand is returned for a zero-length log entry.
 var ErrEmptyCommand = errors.New("command: empty log entry")
 
+// CompressAbove is the entry size from which the leader compresses an
+// entry (CmdCompressed) when every member speaks RequestProtocol: a table
+// of 100,000 real servers is a 17 MB entry of repetitive JSON, which every
+// node would otherwise store, send and decode at full size.
+const CompressAbove = 64 << 10
+
+// maxEntry bounds what a compressed entry may expand to.
+const maxEntry = 512 << 20
+
+// Compress wraps an encoded entry as a CmdCompressed entry.
+func Compress(entry []byte) ([]byte, error) {
+	var buf bytes.Buffer
+	buf.WriteByte(byte(CmdCompressed))
+	zw, err := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := zw.Write(entry); err != nil {
+		return nil, fmt.Errorf("compress entry: %w", err)
+	}
+	if err := zw.Close(); err != nil {
+		return nil, fmt.Errorf("compress entry: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
 // Decode parses a log entry. An unknown type decodes without error (its
-// payload is kept raw) so that Apply can decide to skip or stop.
+// payload is kept raw) so that Apply can decide to skip or stop. A
+// compressed entry decodes as the command it wraps.
 func Decode(b []byte) (Command, error) {
 	if len(b) == 0 {
 		return Command{}, ErrEmptyCommand
+	}
+	if CommandType(b[0]&^IgnoreIfUnknown) == CmdCompressed {
+		inner, err := decompress(b[1:])
+		if err != nil {
+			return Command{}, err
+		}
+		if len(inner) > 0 && CommandType(inner[0]&^IgnoreIfUnknown) == CmdCompressed {
+			return Command{}, fmt.Errorf("decode compressed entry: it wraps another compressed entry")
+		}
+		return Decode(inner)
 	}
 	var c Command
 	if err := json.Unmarshal(b[1:], &c); err != nil {
@@ -183,6 +244,21 @@ func Decode(b []byte) (Command, error) {
 	c.Type = CommandType(b[0] &^ IgnoreIfUnknown)
 	c.Ignorable = b[0]&IgnoreIfUnknown != 0
 	return c, nil
+}
+
+func decompress(b []byte) ([]byte, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(b))
+	if err != nil {
+		return nil, fmt.Errorf("decode compressed entry: %w", err)
+	}
+	out, err := io.ReadAll(io.LimitReader(zr, maxEntry+1))
+	if err != nil {
+		return nil, fmt.Errorf("decode compressed entry: %w", err)
+	}
+	if len(out) > maxEntry {
+		return nil, fmt.Errorf("decode compressed entry: expands past %d bytes", maxEntry)
+	}
+	return out, nil
 }
 
 // UnknownCommandError means the log holds a command this build cannot apply

@@ -1,6 +1,8 @@
 package fsm
 
 import (
+	"bytes"
+	"encoding/json"
 	"net/netip"
 	"testing"
 )
@@ -76,4 +78,33 @@ func mustCommand(t *testing.T, typ CommandType, payload any, request string) Com
 	}
 	c.Request = request
 	return c
+}
+
+// Encode writes the envelope around the payload; the bytes are those of
+// encoding/json, and they decode to the same command.
+func TestEncodeIsJSON(t *testing.T) {
+	c := mustCommand(t, CmdOps, OpsPayload{Ops: []Op{{Kind: OpClear}}}, "e-1")
+	c.Actor = `a "quoted" <actor>`
+	got, err := c.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := append([]byte{byte(CmdOps)}, body...); !bytes.Equal(got, want) {
+		t.Fatalf("Encode:\n%s\nencoding/json:\n%s", got[1:], want[1:])
+	}
+	back, err := Decode(got)
+	if err != nil || back.Request != "e-1" || back.Actor != c.Actor || string(back.Payload) != string(c.Payload) {
+		t.Fatalf("Decode: %+v %v", back, err)
+	}
+	z, err := Compress(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back2, err := Decode(z); err != nil || string(back2.Payload) != string(c.Payload) || back2.Type != CmdOps {
+		t.Fatalf("Decode of the compressed entry: %+v %v", back2, err)
+	}
 }

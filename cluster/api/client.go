@@ -166,9 +166,11 @@ func (c *Client) write(ctx context.Context, hc *http.Client, path string, body [
 			}
 			return err
 		}
-		// A certificate that does not verify will not verify on a retry;
-		// and a caller with no deadline retries itself (JoinLoop).
-		if _, ok := ctx.Deadline(); !ok || refusedHandshake(err) {
+		// A certificate that does not verify will not verify on a retry; a
+		// caller with no deadline retries itself (JoinLoop); and a request
+		// that never left needs no settling: the caller hears at once
+		// that the node is not there.
+		if _, ok := ctx.Deadline(); !ok || refusedHandshake(err) || maybeSent == nil {
 			return unsettled()
 		}
 		select {

@@ -25,7 +25,7 @@ import (
 )
 
 // MaxBody bounds every request body.
-const MaxBody = 16 << 20
+const MaxBody = 64 << 20
 
 // Server serves the API of one node.
 type Server struct {

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ipvsman/ipvsman/cluster"
@@ -70,7 +71,7 @@ func (s *Server) writeWait(r *http.Request) (time.Duration, error) {
 // write failed.
 func (s *Server) write(h leaderFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(r.Body)
+		body, err := readBody(r)
 		if err != nil {
 			writeError(w, http.StatusRequestEntityTooLarge, "rejected", fmt.Sprintf("request body: %v", err))
 			return
@@ -138,6 +139,33 @@ func (s *Server) write(h leaderFunc) http.HandlerFunc {
 			backoff = min(backoff*2, 500*time.Millisecond)
 		}
 	}
+}
+
+// readBody reads a request's body into one buffer of its announced size:
+// a table of 100,000 real servers is 17 MB, which io.ReadAll would grow to
+// by doubling and copying.
+func readBody(r *http.Request) ([]byte, error) {
+	if r.ContentLength <= 0 || r.ContentLength > MaxBody {
+		return io.ReadAll(r.Body)
+	}
+	buf := make([]byte, r.ContentLength)
+	if _, err := io.ReadFull(r.Body, buf); err != nil {
+		return nil, err
+	}
+	return buf, nil
+}
+
+// briefResult keeps the first lines of a result's summary for the answer:
+// the full diff of a large write (a line per real server) is the history's,
+// not every answer's.
+func briefResult(r fsm.Result) fsm.Result {
+	const keep = 200
+	lines := strings.SplitN(r.Summary, "\n", keep+1)
+	if len(lines) > keep {
+		rest := strings.Count(lines[keep], "\n") + 1
+		r.Summary = strings.Join(lines[:keep], "\n") + fmt.Sprintf("\n… and %d more changes: ipvsman history %d", rest, r.Version)
+	}
+	return r
 }
 
 // writeUnknown answers a write whose outcome could not be settled in time.
@@ -211,7 +239,7 @@ func (s *Server) commit(ctx context.Context, typ fsm.CommandType, payload any, r
 	if err != nil {
 		return nil, err
 	}
-	return WriteResponse{Result: res, Leader: s.Node.ID()}, nil
+	return WriteResponse{Result: briefResult(res), Leader: s.Node.ID()}, nil
 }
 
 func (s *Server) ops(ctx context.Context, req writeReq) (any, error) {
@@ -239,7 +267,7 @@ func (s *Server) ops(ctx context.Context, req writeReq) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return WriteResponse{Result: res, Leader: s.Node.ID()}, nil
+	return WriteResponse{Result: briefResult(res), Leader: s.Node.ID()}, nil
 }
 
 // checkEmpty refuses a write that would leave no service where there are
@@ -300,7 +328,7 @@ func (s *Server) previewAndCommit(ctx context.Context, typ fsm.CommandType, payl
 	if err != nil {
 		return nil, err
 	}
-	out.Result, out.DryRun = res, dryRun
+	out.Result, out.DryRun = briefResult(res), dryRun
 	return out, nil
 }
 
