@@ -8,7 +8,7 @@ RUNS     ?= 1
 UNIT     := ./fsm/... ./cluster/... ./director/... ./vip/... ./cmd/...
 
 .DEFAULT_GOAL := help
-.PHONY: help build test test-unit test-host faults e2e fuzz lint demo demo-loopback lab-selftest lab-shell bench bench-apply bench-failover bench-health bench-sync bench-upgrade package test-package clean
+.PHONY: help build test test-unit test-host faults e2e fuzz lint demo demo-loopback lab-selftest lab-shell bench bench-apply bench-failover bench-health bench-sync bench-upgrade bench-writes package test-package clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -63,7 +63,11 @@ bench-upgrade: ## lab VM: rolling upgrade of the three directors to the next rel
 	@LAB_WORK=$(CURDIR)/.lab/bench-upgrade bash test/lab/e2e.sh -test.run TestRollingUpgrade; s=$$?; \
 		grep -h '^upgrade_' $(CURDIR)/.lab/bench-upgrade/output.txt 2>/dev/null; exit $$s
 
-bench: bench-apply bench-failover bench-health bench-sync bench-upgrade ## every benchmark
+bench-writes: build ## loopback: ipvsman -R of 1k, 10k, 100k real servers and 10k services x 10, a follower restart; write_scaling_100x, restart_to_serving_s, leader_changes
+	$(GO) test -c -tags benchwrites -o $(BIN)/benchwrites.test ./test/benchwrites/
+	IPVSMAN_BIN_DIR=$(CURDIR)/$(BIN) $(BIN)/benchwrites.test -test.run '^TestBenchWrites$$' -test.count=1 -test.timeout 90m
+
+bench: bench-apply bench-failover bench-health bench-sync bench-upgrade bench-writes ## every benchmark
 
 fuzz: ## run every fuzz target for FUZZTIME each (default 5s)
 	@FUZZTIME=$(FUZZTIME) GO=$(GO) sh test/fuzz.sh

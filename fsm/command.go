@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
-	"io"
 	"errors"
 	"fmt"
+	"io"
 )
 
 // CommandType is the first byte of every log entry. Values are never
