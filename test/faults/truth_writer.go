@@ -58,8 +58,7 @@ type TruthWriter struct {
 	token   string
 	http    *http.Client
 	service string // the service the small writes go to, "10.0.0.10:80"
-	stop    chan struct{}
-	wg      sync.WaitGroup
+	loops
 	// bulkSent has a value when a bulk write was sent, one kept at most.
 	bulkSent chan struct{}
 
@@ -75,7 +74,7 @@ type TruthWriter struct {
 // StartTruthWriter starts the workload of run number run (it names the
 // addresses and request IDs apart from other runs').
 func StartTruthWriter(run int, bases, names []string, token string, hc *http.Client, service string) *TruthWriter {
-	w := &TruthWriter{run: run, bases: bases, names: names, token: token, service: service, stop: make(chan struct{}), last: map[Outcome]string{}, downUntil: map[string]time.Time{}, inFlight: map[WriteKind]int{}, bulkSent: make(chan struct{}, 1)}
+	w := &TruthWriter{run: run, bases: bases, names: names, token: token, service: service, loops: newLoops(), last: map[Outcome]string{}, downUntil: map[string]time.Time{}, inFlight: map[WriteKind]int{}, bulkSent: make(chan struct{}, 1)}
 	next := hc.Transport
 	if next == nil {
 		next = http.DefaultTransport
@@ -309,16 +308,6 @@ func classify(err error) (o Outcome, rateLimited bool) {
 		return NotCommitted, false
 	}
 	return Unknown, false
-}
-
-// Stop ends the writes and waits for those in flight.
-func (w *TruthWriter) Stop() {
-	select {
-	case <-w.stop:
-	default:
-		close(w.stop)
-	}
-	w.wg.Wait()
 }
 
 // Records are the writes so far, writer by writer, each in the order sent.

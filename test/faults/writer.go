@@ -26,8 +26,7 @@ type Writer struct {
 	http    *http.Client
 	service string
 	every   time.Duration
-	stop    chan struct{}
-	wg      sync.WaitGroup
+	loops
 
 	mu      sync.Mutex
 	next    int
@@ -52,7 +51,7 @@ const writers = 3
 // goroutine sends a write every so often (80 ms keeps the three below the
 // API's default limit of 50 writes a second from one client address).
 func StartWriter(bases []string, token string, hc *http.Client, service string, every time.Duration) *Writer {
-	w := &Writer{bases: bases, token: token, http: hc, service: service, every: every, stop: make(chan struct{})}
+	w := &Writer{bases: bases, token: token, http: hc, service: service, every: every, loops: newLoops()}
 	for g := 0; g < writers; g++ {
 		w.wg.Add(1)
 		go w.loop(g)
@@ -104,14 +103,24 @@ func (w *Writer) one(base string) {
 	}
 }
 
-// Stop ends the writes and waits for those in flight.
-func (w *Writer) Stop() {
+// loops are a writer's goroutines: Stop ends them and waits for the
+// writes in flight.
+type loops struct {
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+func newLoops() loops { return loops{stop: make(chan struct{})} }
+
+// Stop ends the writes and waits for those in flight; it may be called
+// more than once.
+func (l *loops) Stop() {
 	select {
-	case <-w.stop:
+	case <-l.stop:
 	default:
-		close(w.stop)
+		close(l.stop)
 	}
-	w.wg.Wait()
+	l.wg.Wait()
 }
 
 // Acked returns the acknowledged writes, sorted.
