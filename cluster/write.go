@@ -84,57 +84,21 @@ func (n *Node) ProposeWrite(ctx context.Context, w Write) (fsm.Result, error) {
 	}
 	// Request IDs and compressed entries only once every member reads them.
 	have, _ := n.MinProtocol()
-	stampable := have >= fsm.RequestProtocol
-	stamp := w.Request
-	if !stampable {
-		stamp = ""
-	}
-	var (
-		cmd     fsm.Command
-		err     error
-		dup     fsm.Result
-		seen    bool
-		planErr error
-		plan    fsm.Prepared
-	)
-	gen := n.machine.viewGen(func(s *fsm.State) {
-		if dup, seen = s.Requested(stamp); seen {
-			return
-		}
-		payload := w.Payload
-		if w.Complete != nil {
-			payload = w.Complete(s.Config)
-		}
-		if cmd, err = fsm.NewCommand(w.Type, n.cfg.Clock().UnixNano(), w.Actor, payload); err != nil {
-			return
-		}
-		cmd.Ignorable, cmd.Request = w.Type.Ignorable(), stamp
-		plan, planErr = s.Prepare(cmd)
-		next := plan.Config()
-		if planErr == nil && w.Admit != nil && next != nil {
-			planErr = w.Admit(next)
-		}
-		if planErr == nil && w.Inspect != nil {
-			w.Inspect(s.Config, next)
-		}
-	})
-	if seen {
-		return dup, resultError(dup)
-	}
-	if err != nil {
+	modern := have >= fsm.RequestProtocol
+	p, err := n.prepare(w, modern)
+	switch {
+	case err != nil:
 		return fsm.Result{}, err
-	}
-	if planErr != nil {
-		return fsm.Result{}, &RejectedError{Reason: planErr.Error()}
-	}
-	if w.DryRun {
+	case p.seen:
+		return p.dup, resultError(p.dup)
+	case w.DryRun:
 		return fsm.Result{}, nil
 	}
-	b, err := cmd.Encode()
+	b, err := p.cmd.Encode()
 	if err != nil {
 		return fsm.Result{}, err
 	}
-	if stampable && len(b) > fsm.CompressAbove {
+	if modern && len(b) > fsm.CompressAbove {
 		if b, err = fsm.Compress(b); err != nil {
 			return fsm.Result{}, err
 		}
@@ -143,7 +107,7 @@ func (n *Node) ProposeWrite(ctx context.Context, w Write) (fsm.Result, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		enqueue = max(time.Until(dl), time.Millisecond)
 	}
-	n.machine.keep(b, gen, plan)
+	n.machine.keep(b, p.gen, p.plan)
 	f := n.raft.Apply(b, enqueue)
 	if err := n.awaitFuture(ctx, f); err != nil {
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrEnqueueTimeout) {
@@ -154,6 +118,56 @@ func (n *Node) ProposeWrite(ctx context.Context, w Write) (fsm.Result, error) {
 	}
 	resp, _ := f.Response().(applyResponse)
 	return resp.Result, resultError(resp.Result)
+}
+
+// prepared is a write made into a command and planned against the state.
+type prepared struct {
+	cmd  fsm.Command
+	plan fsm.Prepared
+	gen  uint64     // the state's generation the plan fits
+	dup  fsm.Result // the remembered outcome, when seen
+	seen bool
+}
+
+// prepare makes w a command (its request ID stamped when stamp) and plans
+// it against the current state under the read lock: the remembered outcome
+// of its request, or the plan, which Admit and Inspect see. A refusal is a
+// *RejectedError.
+func (n *Node) prepare(w Write, stamp bool) (prepared, error) {
+	var p prepared
+	var err, planErr error
+	request := ""
+	if stamp {
+		request = w.Request
+	}
+	p.gen = n.machine.viewGen(func(s *fsm.State) {
+		if p.dup, p.seen = s.Requested(request); p.seen {
+			return
+		}
+		payload := w.Payload
+		if w.Complete != nil {
+			payload = w.Complete(s.Config)
+		}
+		if p.cmd, err = fsm.NewCommand(w.Type, n.cfg.Clock().UnixNano(), w.Actor, payload); err != nil {
+			return
+		}
+		p.cmd.Ignorable, p.cmd.Request = w.Type.Ignorable(), request
+		p.plan, planErr = s.Prepare(p.cmd)
+		next := p.plan.Config()
+		if planErr == nil && w.Admit != nil && next != nil {
+			planErr = w.Admit(next)
+		}
+		if planErr == nil && w.Inspect != nil {
+			w.Inspect(s.Config, next)
+		}
+	})
+	switch {
+	case err != nil:
+		return p, err
+	case planErr != nil:
+		return p, &RejectedError{Reason: planErr.Error()}
+	}
+	return p, nil
 }
 
 // resultError is the rejection an applied result carries, if any.
