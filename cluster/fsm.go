@@ -45,7 +45,7 @@ type machine struct {
 
 // DefaultSnapshotBytes is how many bytes of log entries may accumulate
 // before the node takes a snapshot of its own accord.
-const DefaultSnapshotBytes = 16 << 20
+const DefaultSnapshotBytes = 64 << 20
 
 func newMachine(log *slog.Logger, fatal func(error), snapshotBytes int64) *machine {
 	return &machine{state: fsm.NewState(), log: log, fatal: fatal, applyCh: make(chan struct{}),
@@ -106,7 +106,8 @@ func (m *machine) Apply(l *raft.Log) any {
 	if res.Changed {
 		m.log.Info("configuration changed", "version", res.Version, "index", l.Index, "actor", cmd.Actor, "command", cmd.Type.String(), "request", cmd.Request)
 	}
-	if m.snapshotBytes > 0 && m.sinceSnapshot.Add(int64(len(l.Data))) >= m.snapshotBytes {
+	// Counted decoded: a compressed entry costs its full size to replay.
+	if m.snapshotBytes > 0 && m.sinceSnapshot.Add(int64(len(cmd.Payload))) >= m.snapshotBytes {
 		select {
 		case m.snapshotDue <- struct{}{}:
 		default:

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -149,4 +151,32 @@ func TestLeaderAppliesThePlanItValidated(t *testing.T) {
 	if got := reused() - before; got != 1 {
 		t.Fatalf("%d entries applied from the leader's plan, want 1", got)
 	}
+}
+
+// Large entries bring a snapshot whatever their count, so that a restart
+// replays a bounded amount of log.
+func TestLargeEntriesBringASnapshot(t *testing.T) {
+	dir := t.TempDir()
+	n, err := Open(Config{
+		NodeID: "s1", DataDir: dir, RaftAddr: harness.FreeAddr(t), APIAddr: "127.0.0.1:1", Bootstrap: true,
+		Logger: slog.New(slog.DiscardHandler), Fatal: func(err error) { t.Errorf("fatal: %v", err) },
+		SnapshotBytes: 64 << 10,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Shutdown(context.Background()) })
+	harness.Eventually(t, 10*time.Second, "s1 leads", func() (bool, string) { return n.IsLeader(), "not leader" })
+	key := fsm.ServiceKey{Protocol: fsm.TCP, Address: netip.MustParseAddr("10.0.0.1"), Port: 80}
+	ops := []fsm.Op{{Kind: fsm.OpAddService, Service: &fsm.Service{Key: key, Scheduler: "rr"}}}
+	for j := range 1000 {
+		ops = append(ops, fsm.Op{Kind: fsm.OpAddServer, ServiceKey: key, Server: &fsm.RealServer{Address: netip.AddrFrom4([4]byte{10, 3, byte(j / 250), byte(j % 250)}), Weight: 1}})
+	}
+	if _, err := n.Propose(context.Background(), fsm.CmdOps, fsm.OpsPayload{Ops: ops}, "test"); err != nil {
+		t.Fatal(err)
+	}
+	harness.Eventually(t, 10*time.Second, "a snapshot after one entry of over 64 KiB", func() (bool, string) {
+		list, err := os.ReadDir(filepath.Join(dir, "snapshots"))
+		return err == nil && len(list) > 0, fmt.Sprintf("%d snapshots (%v)", len(list), err)
+	})
 }
