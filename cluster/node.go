@@ -213,7 +213,7 @@ func Open(cfg Config) (*Node, error) {
 		store.Close()
 		return nil, fmt.Errorf("log cache: %w", err)
 	}
-	r, err := raft.NewRaft(rc, n.machine, logs, store, snaps, transport)
+	r, err := raft.NewRaft(rc, n.machine, logs, store, snaps, unpipelined{transport})
 	if err != nil {
 		transport.Close()
 		store.Close()
@@ -263,6 +263,20 @@ func (n *Node) snapshotLoop() {
 		}
 		n.log.Info("snapshot taken after large entries", "node", n.cfg.NodeID, "took", time.Since(start).String())
 	}
+}
+
+// unpipelined is Raft's network transport without pipelined replication.
+// hashicorp/raft's pipeline can deadlock after a follower refuses an
+// append (the send loop parks on a full in-flight queue while the decoder
+// waits to hand over a response), which leaves replication to that peer
+// stuck and Raft's shutdown waiting on it for good (seen here as a
+// SIGTERM that hung until the watchdog, and reported by others:
+// grafana/pyroscope#5518). Writes here are committed one at a time, so
+// pipelining gains nothing.
+type unpipelined struct{ *raft.NetworkTransport }
+
+func (unpipelined) AppendEntriesPipeline(raft.ServerID, raft.ServerAddress) (raft.AppendPipeline, error) {
+	return nil, raft.ErrPipelineReplicationNotSupported
 }
 
 // logCacheEntries is how many of the latest log entries stay decoded in
