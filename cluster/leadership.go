@@ -1,0 +1,118 @@
+package cluster
+
+import "time"
+
+// watchLeadership tells cfg.Leadership and the log of every leadership
+// change and, on gaining it, waits for the log to be applied (Barrier)
+// before acting on the state.
+//
+// Raft's notifications can queue up while a barrier runs (a long replay):
+// each wake-up takes every queued one and acts once on what is true now,
+// so the gains and losses of terms that are already over are coalesced
+// instead of moving the VIPs once each.
+func (n *Node) watchLeadership() {
+	defer n.wg.Done()
+	var stopPilot chan struct{}
+	endPilot := func() {
+		if stopPilot != nil {
+			close(stopPilot)
+			stopPilot = nil
+		}
+	}
+	defer endPilot()
+	var toldTerm uint64 // the term this node was told it leads; 0: not leading
+	for {
+		select {
+		case <-n.done:
+			return
+		case <-n.notifyCh:
+		}
+		n.drainNotify()
+		term := n.raft.CurrentTerm()
+		leader := n.IsLeader()
+		if toldTerm != 0 && (!leader || term != toldTerm) {
+			endPilot()
+			start := time.Now()
+			n.tell(false, "leadership lost")
+			n.log.Info("leadership lost", "node", n.cfg.NodeID, "term", toldTerm, "now_term", term, "handled", time.Since(start).String())
+			toldTerm = 0
+		}
+		if !leader || toldTerm != 0 {
+			continue
+		}
+		start := time.Now()
+		if !n.barrier() {
+			continue
+		}
+		barrier := time.Since(start)
+		n.readyTerm.Store(term)
+		if n.draining.Load() {
+			// A draining node must not take the VIPs: hand over at once.
+			n.log.Info("leadership gained while draining; handing it over", "node", n.cfg.NodeID)
+			n.wg.Add(1)
+			go func() {
+				defer n.wg.Done()
+				if _, err := n.Transfer(""); err != nil {
+					n.log.Warn("hand-over while draining failed", "node", n.cfg.NodeID, "err", err)
+				}
+			}()
+			continue
+		}
+		toldTerm = term
+		n.tell(true, "leadership gained")
+		n.log.Info("leadership gained", "node", n.cfg.NodeID, "term", term, "barrier", barrier.String(), "handled", time.Since(start).String())
+		n.recordSelf()
+		endPilot()
+		stopPilot = make(chan struct{})
+		go n.runPilot(stopPilot)
+	}
+}
+
+// drainNotify empties the queue of Raft's leadership notifications; the
+// caller then reads the current state instead.
+func (n *Node) drainNotify() {
+	for {
+		select {
+		case <-n.notifyCh:
+		default:
+			return
+		}
+	}
+}
+
+// barrier waits until this leader has applied its whole log, retrying while
+// it still leads in the same term: a leader replaying a long log must not
+// give up its duties because one barrier timed out. It reports false when
+// leadership (or the term) is gone, or the node stops; the next
+// notification then says what is true.
+func (n *Node) barrier() bool {
+	term := n.raft.CurrentTerm()
+	for attempt := 1; ; attempt++ {
+		err := n.raft.Barrier(n.cfg.ApplyTimeout).Error()
+		if !n.IsLeader() || n.raft.CurrentTerm() != term {
+			return false
+		}
+		if err == nil {
+			return true
+		}
+		select {
+		case <-n.done:
+			return false
+		default:
+		}
+		n.log.Warn("leadership gained but the barrier has not completed; waiting again", "node", n.cfg.NodeID, "term", term, "attempt", attempt, "err", err)
+	}
+}
+
+// tell passes a leadership change to Config.Leadership, one at a time.
+func (n *Node) tell(leader bool, reason string) {
+	if n.cfg.Leadership == nil {
+		return
+	}
+	n.tellMu.Lock()
+	defer n.tellMu.Unlock()
+	if leader && n.draining.Load() {
+		return
+	}
+	n.cfg.Leadership(leader, reason)
+}
