@@ -5,6 +5,7 @@ import (
 	"io"
 	"log"
 	"log/slog"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 )
@@ -16,12 +17,13 @@ type slogAdapter struct {
 	name  string
 	level hclog.Level
 	args  []any
+	sum   *summary
 }
 
 // NewHCLog adapts l for hashicorp libraries; level filters their chatter
 // (raft logs at DEBUG by default).
 func NewHCLog(l *slog.Logger, name string, level hclog.Level) hclog.Logger {
-	return &slogAdapter{l: l.With("component", name), name: name, level: level}
+	return &slogAdapter{l: l.With("component", name), name: name, level: level, sum: newSummary(time.Now)}
 }
 
 func toSlog(level hclog.Level) slog.Level {
@@ -40,6 +42,15 @@ func toSlog(level hclog.Level) slog.Level {
 func (a *slogAdapter) Log(level hclog.Level, msg string, args ...any) {
 	if level < a.level {
 		return
+	}
+	if level >= hclog.Warn {
+		ok, repeated := a.sum.admit(args)
+		if !ok {
+			return
+		}
+		if repeated > 0 {
+			args = append(args[:len(args):len(args)], "repeated", repeated, "window", summaryWindow.String())
+		}
 	}
 	a.l.Log(context.Background(), toSlog(level), msg, args...)
 }
