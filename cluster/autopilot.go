@@ -152,17 +152,24 @@ func (n *Node) runPilot(stop <-chan struct{}) {
 	p := &pilot{PromoteAfter: n.cfg.PromoteAfter, DeadAfter: n.cfg.DeadAfter, RemoveDeadAfter: n.cfg.RemoveDeadAfter}
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
+	var kept string
 	for {
 		select {
 		case <-stop:
 			return
 		case <-n.done:
 			return
+		case <-n.readyChanged:
+			if n.IsLeader() {
+				n.handOverIfUnready(&kept)
+			}
+			continue
 		case <-tick.C:
 		}
 		if !n.IsLeader() {
 			continue
 		}
+		n.handOverIfUnready(&kept)
 		act, notes := p.plan(time.Now(), n.pilotView(), n.raft.CommitIndex())
 		for _, note := range notes {
 			n.log.Warn("dead member", "report", note)

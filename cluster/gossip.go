@@ -42,6 +42,9 @@ type Meta struct {
 	// Boot is random per process: a message from a process that said it
 	// was leaving is told from a restarted node by it.
 	Boot string `json:"boot"`
+	// Unready says why the node cannot serve the VIPs ("": it can, and
+	// what a build that predates readiness says).
+	Unready string `json:"unready,omitempty"`
 }
 
 // GossipMember is one node as gossip last saw it.
@@ -135,6 +138,19 @@ func (g *gossip) setApplied(applied uint64) {
 	g.mu.Lock()
 	changed := g.self.Applied != applied
 	g.self.Applied = applied
+	g.mu.Unlock()
+	if changed {
+		if err := g.ml.UpdateNode(time.Second); err != nil {
+			g.log.Debug("gossip meta update", "err", err)
+		}
+	}
+}
+
+// setUnready gossips why this node cannot serve ("": it can).
+func (g *gossip) setUnready(reason string) {
+	g.mu.Lock()
+	changed := g.self.Unready != reason
+	g.self.Unready = reason
 	g.mu.Unlock()
 	if changed {
 		if err := g.ml.UpdateNode(time.Second); err != nil {

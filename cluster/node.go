@@ -118,6 +118,9 @@ type Node struct {
 	inFlight  <-chan struct{} // closed when a write whose caller gave up is resolved; under writeMu
 	done      chan struct{}
 	wg        sync.WaitGroup
+
+	readiness    atomic.Pointer[Readiness]
+	readyChanged chan struct{} // SetReadiness wakes the leader's loop
 }
 
 // Open starts the node: it opens (or creates) the data directory, starts
@@ -191,7 +194,7 @@ func Open(cfg Config) (*Node, error) {
 		return nil, err
 	}
 
-	n := &Node{cfg: cfg, log: cfg.Logger, store: store, transport: transport, notifyCh: notifyCh, done: make(chan struct{})}
+	n := &Node{cfg: cfg, log: cfg.Logger, store: store, transport: transport, notifyCh: notifyCh, done: make(chan struct{}), readyChanged: make(chan struct{}, 1)}
 	snapBytes := cfg.SnapshotBytes
 	if snapBytes == 0 {
 		snapBytes = DefaultSnapshotBytes
