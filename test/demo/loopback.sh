@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# make demo (milestone 1): a three-node ipvsman cluster on loopback with
-# --ipvs=off. It shows the replicated model, not the kernel: the lab demo
-# with real IPVS replaces it in milestone 2.
+# make demo-loopback: a three-node ipvsman cluster on loopback with
+# --ipvs=off. It shows the replicated model, not the kernel: `make demo`
+# runs the lab VM with real IPVS.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BIN=$PWD/bin

@@ -18,7 +18,7 @@ import (
 // Helpers of the membership tests: the members table as the CLI prints
 // it, waits, the VIP observer's holders, and the daemons' log lines.
 
-// The membership tests (issue 8) run clusters of up to five directors in
+// The membership tests run clusters of up to five directors in
 // the lab's topology on the host (namespaces on a bridge, --ipvs=off, real
 // VIPs), under their own prefix so that they can run beside the others.
 const mbPrefix = "mb-"
@@ -58,9 +58,9 @@ type member struct {
 	GossipAddr    string          `json:"gossip_addr"`
 }
 
-// memberFields are the keys every member has. The contract (notes/issue8)
-// named two of them gossip_since and last_contact_ms; the core's are
-// gossip_since_ms (the state's age) and last_contact (a duration string).
+// memberFields are the keys every member has. Scripts read them by
+// these names: gossip_since_ms is the state's age, last_contact a
+// duration string.
 var memberFields = []string{"id", "suffrage", "leader", "version", "protocol", "gossip", "gossip_since_ms", "last_contact", "raft_addr", "gossip_addr"}
 
 // view is what these tests read of `ipvsman cluster status --json`.

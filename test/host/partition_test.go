@@ -13,7 +13,8 @@ import (
 )
 
 // partitionHold is how long a partition lasts: many election rounds of
-// the minority (300 ms timeouts), each a chance to grab the VIP wrongly.
+// the minority (each one election timeout long, cluster.DefaultTiming),
+// each a chance to grab the VIP wrongly.
 const partitionHold = 3 * time.Second
 
 // TestPartitionedLeaderDropsTheVIPFirst isolates the leader in both ways a

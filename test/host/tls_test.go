@@ -12,7 +12,7 @@ import (
 	"github.com/ipvsman/ipvsman/test/lab/topo"
 )
 
-// TestForeignCertificateNeverJoins is issue 10's acceptance: three
+// TestForeignCertificateNeverJoins: three
 // directors in namespaces run TLS (the harness gives every node on a
 // non-loopback address a certificate of the cluster's CA) and replicate,
 // writes forwarded by a follower included. A fourth with the right token

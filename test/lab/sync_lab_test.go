@@ -15,7 +15,7 @@ import (
 	"github.com/ipvsman/ipvsman/test/lab/topo"
 )
 
-// Connection sync (issue 7): 50 long-lived client connections echo a line
+// Connection sync: 50 long-lived client connections echo a line
 // every 100 ms through the VIP; the leader is killed (kill -9, link cut);
 // the connections that keep echoing through the new leader are counted.
 // With sync they must all survive; the control run, sync off in the model,
@@ -166,7 +166,8 @@ func (r *syncRun) failover(port int, sync bool, how string) echoResult {
 				t.Fatalf("the connections not synced to %s within 15 s:\n%s\nthe leader %s's table:\n%s\nthe clients: %+v", n.ID, out, lead.ID, lout, res)
 			}
 		}
-		// Acceptance 4: the synced entries, as ipvsman shows a follower's.
+		// The synced entries, as ipvsman shows a follower's: an operator must
+		// be able to see that a backup holds the connections before a failover.
 		out := r.c.MustCLI(rest[0], "", "-L", "-c", "--node", rest[0].ID)
 		if got := countEstablished(out, port); got < syncConns {
 			t.Errorf("ipvsman -L -c --node %s: %d of %d connections ESTABLISHED:\n%s", rest[0].ID, got, syncConns, out)
@@ -230,8 +231,9 @@ func firstLines(s string, n int) string {
 	return strings.Join(lines[:min(n, len(lines))], "\n")
 }
 
-// TestConnectionsSurviveFailover is acceptance 1-4 of issue 7; `make
-// bench-sync` runs it alone.
+// TestConnectionsSurviveFailover proves that established connections
+// survive a leader crash with connection sync and are cut without it;
+// `make bench-sync` runs it alone.
 func TestConnectionsSurviveFailover(t *testing.T) {
 	requireKernelIPVS(t)
 	results := map[string]int{}

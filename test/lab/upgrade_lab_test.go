@@ -18,7 +18,7 @@ import (
 	"github.com/ipvsman/ipvsman/test/lab/topo"
 )
 
-// Rolling upgrade (issue 8, acceptance 2): three directors run the current
+// Rolling upgrade: three directors run the current
 // release; a client keeps making short HTTP requests through the VIP (a new
 // connection each, no retry) and holds long-lived echo connections through
 // it. The directors are replaced one by one with the next release (the
@@ -44,8 +44,8 @@ const (
 	upgradeNote    = "rolling-upgrade-done"
 )
 
-// TestRollingUpgrade is acceptance 2 of issue 8; `make bench-upgrade` runs
-// it alone.
+// TestRollingUpgrade upgrades every director, one at a time, under
+// traffic; `make bench-upgrade` runs it alone.
 func TestRollingUpgrade(t *testing.T) {
 	requireKernelIPVS(t)
 	tp := topo.Build(t, topo.Options{})
