@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -77,6 +78,12 @@ type gossip struct {
 	ml  *memberlist.Memberlist
 	log *slog.Logger
 
+	// dials bounds every connection memberlist dials: a join waiting on
+	// a dead peer's TCP timeout (10 s on a LAN) ends when gossip stops,
+	// so the node's shutdown need not wait it out.
+	dials     context.Context
+	stopDials context.CancelFunc
+
 	mu      sync.Mutex
 	self    Meta
 	members map[string]*GossipMember
@@ -109,6 +116,7 @@ func startGossip(id string, cfg GossipConfig, self Meta, lg *slog.Logger) (*goss
 	rand.Read(boot)
 	self.Boot = hex.EncodeToString(boot)
 	g := &gossip{id: id, log: lg, self: self, members: map[string]*GossipMember{}, said: map[string]string{}, clock: time.Now}
+	g.dials, g.stopDials = context.WithCancel(context.Background())
 	mc.Name = id
 	mc.BindAddr, mc.BindPort = host, port
 	mc.AdvertiseAddr, mc.AdvertisePort = host, port
@@ -116,8 +124,16 @@ func startGossip(id string, cfg GossipConfig, self Meta, lg *slog.Logger) (*goss
 	mc.Delegate = (*gossipDelegate)(g)
 	mc.Events = (*gossipEvents)(g)
 	mc.Logger = log.New(&memberlistLog{log: lg}, "", 0)
+	nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{BindAddrs: []string{host}, BindPort: port, Logger: mc.Logger})
+	if err != nil {
+		g.stopDials()
+		return nil, fmt.Errorf("gossip on %s: %w", cfg.Addr, err)
+	}
+	mc.Transport = &cancelDials{NetTransport: nt, ctx: g.dials}
 	ml, err := memberlist.Create(mc)
 	if err != nil {
+		nt.Shutdown()
+		g.stopDials()
 		return nil, fmt.Errorf("gossip on %s: %w", cfg.Addr, err)
 	}
 	g.ml = ml
@@ -188,6 +204,7 @@ func (g *gossip) leave(timeout time.Duration) {
 }
 
 func (g *gossip) shutdown() {
+	g.stopDials() // a join waiting on a dead peer gives up now
 	if err := g.ml.Shutdown(); err != nil {
 		g.log.Warn("gossip shutdown", "err", err)
 	}
@@ -281,4 +298,37 @@ func (w *memberlistLog) Write(p []byte) (int, error) {
 	}
 	w.log.Log(nil, level, line, "component", "memberlist")
 	return len(p), nil
+}
+
+// cancelDials is memberlist's TCP and UDP transport whose dials and
+// streams end when ctx does (gossip stopping), not only at their timeout.
+type cancelDials struct {
+	*memberlist.NetTransport
+	ctx context.Context
+}
+
+func (t *cancelDials) DialTimeout(addr string, timeout time.Duration) (net.Conn, error) {
+	return t.DialAddressTimeout(memberlist.Address{Addr: addr}, timeout)
+}
+
+// DialAddressTimeout dials a; the connection is closed when ctx ends, so
+// that an exchange with a peer that stopped answering ends too.
+func (t *cancelDials) DialAddressTimeout(a memberlist.Address, timeout time.Duration) (net.Conn, error) {
+	d := net.Dialer{Timeout: timeout}
+	c, err := d.DialContext(t.ctx, "tcp", a.Addr)
+	if err != nil {
+		return nil, err
+	}
+	return &ownedConn{Conn: c, stop: context.AfterFunc(t.ctx, func() { c.Close() })}, nil
+}
+
+// ownedConn is a connection closed early when gossip stops.
+type ownedConn struct {
+	net.Conn
+	stop func() bool
+}
+
+func (c *ownedConn) Close() error {
+	c.stop()
+	return c.Conn.Close()
 }

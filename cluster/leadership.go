@@ -48,6 +48,8 @@ func (n *Node) watchLeadership() {
 		n.readyTerm.Store(term)
 		if n.draining.Load() {
 			// A draining node must not take the VIPs: hand over at once.
+			// The hand-over is the node's (its wait group): Transfer
+			// gives up when the node stops, and stop waits for it.
 			n.log.Info("leadership gained while draining; handing it over", "node", n.cfg.NodeID)
 			n.wg.Add(1)
 			go func() {
@@ -64,7 +66,11 @@ func (n *Node) watchLeadership() {
 		n.recordSelf()
 		endPilot()
 		stopPilot = make(chan struct{})
-		go n.runPilot(stopPilot)
+		n.wg.Add(1)
+		go func(stop <-chan struct{}) {
+			defer n.wg.Done()
+			n.runPilot(stop)
+		}(stopPilot)
 	}
 }
 

@@ -227,7 +227,9 @@ func (n *Node) gossipLoop() {
 		default:
 			return // the last attempt is still waiting for dead peers
 		}
+		n.wg.Add(1)
 		go func() {
+			defer n.wg.Done()
 			defer func() { <-joining }()
 			if k, err := n.gossip.join(addrs); k > 0 {
 				n.log.Info("gossip joined", "node", n.cfg.NodeID, "contacted", k, "of", addrs)
@@ -327,10 +329,8 @@ func (n *Node) FinishDrain() error {
 	if err := os.WriteFile(marker, []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o600); err != nil {
 		return fmt.Errorf("drain: %w", err)
 	}
-	select {
-	case <-n.done:
+	if n.stopping() {
 		return nil
-	default:
 	}
 	err := n.stop()
 	n.log.Info("node drained: out of the Raft configuration and gossip; stop this daemon", "node", n.cfg.NodeID)

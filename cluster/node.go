@@ -90,6 +90,9 @@ var (
 	ErrNotLeader = errors.New("this node is not the leader")
 	// ErrNoLeader means no leader is known right now; retry.
 	ErrNoLeader = errors.New("no leader elected")
+	// ErrStopped means the node stopped (Shutdown or FinishDrain) while
+	// the call waited.
+	ErrStopped = errors.New("node stopped")
 )
 
 // RejectedError is a write that failed validation: nothing was committed.
@@ -116,8 +119,10 @@ type Node struct {
 	// then on its state holds every entry of earlier terms.
 	readyTerm atomic.Uint64
 	inFlight  <-chan struct{} // closed when a write whose caller gave up is resolved; under writeMu
-	done      chan struct{}
-	wg        sync.WaitGroup
+	done      chan struct{}   // closed when the node stops
+	wg        sync.WaitGroup  // every goroutine the node started
+	stopOnce  sync.Once       // a Shutdown racing a FinishDrain stops once; both wait for it
+	stopErr   error
 
 	readiness    atomic.Pointer[Readiness]
 	readyChanged chan struct{} // SetReadiness wakes the leader's loop
@@ -449,6 +454,9 @@ func (n *Node) Transfer(id string) (string, error) {
 		if err == nil {
 			break
 		}
+		if n.stopping() {
+			return "", fmt.Errorf("leadership transfer: %w", ErrStopped)
+		}
 		if !n.IsLeader() {
 			// Raft gives up on a target that has not won within one
 			// election timeout, but the target may win just after: the
@@ -473,22 +481,40 @@ func (n *Node) Transfer(id string) (string, error) {
 		if time.Now().After(deadline) {
 			return "", fmt.Errorf("leadership transfer: no new leader within %s", 10*n.cfg.ElectionTimeout)
 		}
-		time.Sleep(10 * time.Millisecond)
+		select {
+		case <-n.done:
+			return "", fmt.Errorf("leadership transfer: %w", ErrStopped)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// stopping reports whether the node is stopping or stopped.
+func (n *Node) stopping() bool {
+	select {
+	case <-n.done:
+		return true
+	default:
+		return false
 	}
 }
 
 // Shutdown hands leadership over when this node leads and others can take
 // it, then stops Raft and closes the stores.
 func (n *Node) Shutdown(ctx context.Context) error {
-	select {
-	case <-n.done:
+	if n.stopping() {
 		return nil
-	default:
 	}
 	if n.IsLeader() && n.voters() > 1 {
 		f := n.raft.LeadershipTransfer()
 		errc := make(chan error, 1)
-		go func() { errc <- f.Error() }()
+		// Raft answers the future within an election timeout, or when
+		// it shuts down: stop's wait covers this goroutine too.
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			errc <- f.Error()
+		}()
 		select {
 		case err := <-errc:
 			if err != nil {
@@ -504,8 +530,16 @@ func (n *Node) Shutdown(ctx context.Context) error {
 }
 
 // stop ends the node for good: it leaves gossip, stops Raft and its
-// watchers, and closes the transport and the stores.
+// watchers, and closes the transport and the stores. It returns only once
+// every goroutine the node started has exited (the leadership watcher, the
+// leader's pilot, a draining node's hand-over, the snapshot and gossip
+// loops and the gossip joins they started).
 func (n *Node) stop() error {
+	n.stopOnce.Do(func() { n.stopErr = n.stopNow() })
+	return n.stopErr
+}
+
+func (n *Node) stopNow() error {
 	close(n.done)
 	if n.gossip != nil {
 		n.gossip.leave(time.Second)

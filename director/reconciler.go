@@ -64,6 +64,8 @@ type Reconciler struct {
 	last    Report
 	cache   Table             // what the last successful pass left in the kernel; nil = unknown
 	digests map[string]uint64 // per-service fingerprint digests of cache
+
+	run owner // the loop Start began
 }
 
 // Last is the most recent report.
@@ -212,8 +214,21 @@ func (r *Reconciler) finish(rep Report, cache Table, start time.Time, now func()
 	return rep
 }
 
+// Start runs Run on a goroutine the Reconciler owns, until ctx ends or
+// Stop is called (a loop an earlier Start began is stopped first).
+func (r *Reconciler) Start(ctx context.Context, changes <-chan struct{}, target func() Target) {
+	r.run.start(ctx, func(ctx context.Context) { r.Run(ctx, changes, target) })
+}
+
+// Stop ends the loop Start began and returns once it has exited: a pass
+// in progress has finished, and no kernel call is made after it returns,
+// so the caller may close the Kernel then.
+func (r *Reconciler) Stop() { r.run.stop() }
+
 // Run reconciles on every state change (coalesced), on the resync timer,
-// and after failures with a growing backoff, until ctx ends.
+// and after failures with a growing backoff, until ctx ends. It starts no
+// goroutine and returns once its last pass has finished; Start and Stop
+// run it for a caller that wants it owned.
 func (r *Reconciler) Run(ctx context.Context, changes <-chan struct{}, target func() Target) {
 	resync := r.Resync
 	if resync <= 0 {

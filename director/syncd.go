@@ -169,6 +169,8 @@ type SyncDaemons struct {
 	mu   sync.Mutex
 	last SyncReport
 	why  string // the last Why logged
+
+	run owner // the loop Start began
 }
 
 // Last is the report of the last pass.
@@ -178,9 +180,22 @@ func (s *SyncDaemons) Last() SyncReport {
 	return s.last
 }
 
+// Start runs Run on a goroutine the SyncDaemons owns, until ctx ends or
+// Stop is called (a loop an earlier Start began is stopped first).
+func (s *SyncDaemons) Start(ctx context.Context, wake <-chan struct{}, target func() SyncTarget) {
+	s.run.start(ctx, func(ctx context.Context) { s.Run(ctx, wake, target) })
+}
+
+// Stop ends the loop Start began and returns once it has exited: the
+// master thread has been stopped (see Run) and no kernel call is made
+// after it returns, so the caller may close the SyncKernel then.
+func (s *SyncDaemons) Stop() { s.run.stop() }
+
 // Run follows the target until ctx ends; wake signals that it may have
 // changed (a model change, a leadership change). On the way out it stops
-// the master, so that a stopped node does not go on sending.
+// the master, so that a stopped node does not go on sending; it returns
+// once that is done. It starts no goroutine; Start and Stop run it for a
+// caller that wants it owned.
 func (s *SyncDaemons) Run(ctx context.Context, wake <-chan struct{}, target func() SyncTarget) {
 	every := s.Every
 	if every <= 0 {

@@ -63,7 +63,16 @@ type Stats struct {
 
 // Manager holds the VIPs while told this node leads and drops them the
 // moment it is told otherwise. Its methods are safe for concurrent use;
-// each returns once the interfaces are changed.
+// each change (Start, Lead, Follow, Close, Update) returns once the
+// interfaces are changed.
+//
+// Two locks, so that no reader waits on I/O. Changes are made by one
+// caller at a time under opMu, which is held across netlink, the state
+// file's fsync and ARP; only the changers take it. What callers tell the
+// manager (leader or not, closed, the VIPs wanted) and what it reports
+// (Stats) sit under mu, which is never held across I/O: telling takes mu
+// only, so the last call told is what every change in progress works
+// towards, and Stats never waits for a change.
 type Manager struct {
 	Node      string
 	Addrs     Addrs
@@ -80,21 +89,54 @@ type Manager struct {
 	// RetryEvery paces retries of failed address changes (default 1 s).
 	RetryEvery time.Duration
 
+	// The changer's: under opMu.
+	opMu    sync.Mutex
+	stale   []Addr // left by an earlier process, not yet removed
+	held    map[Addr]*holding
+	failing bool
+	lastTry time.Time
+	synced  uint64 // the told generation the last change worked towards
+
+	// Told and reported: under mu, never held across I/O.
 	mu        sync.Mutex
-	stale     []Addr // left by an earlier process, not yet removed
+	told      uint64 // generation: bumped by every call that changes what is wanted
+	why       string // the reason the last call gave
 	leader    bool
 	closed    bool
 	want      []Addr
 	wantKnown bool
-	held      map[Addr]*holding
-	failing   bool
-	lastTry   time.Time
+	heldNow   []string // the addresses held, sorted, as of the last change
 	stats     Stats
+	quit      chan struct{} // closed by Close: Run returns
+	runs      sync.WaitGroup
 }
 
 type holding struct {
 	since time.Time
 	next  int // index into Schedule of the next announcement
+}
+
+// intent is what the manager was last told, and when (its generation).
+type intent struct {
+	gen    uint64
+	leader bool // and not closed: the VIPs are to be held
+	want   []Addr
+	why    string
+}
+
+func (m *Manager) intent() intent {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return intent{gen: m.told, leader: m.leader && !m.closed, want: m.want, why: m.why}
+}
+
+// tell records what a caller says, and why, under mu only.
+func (m *Manager) tell(why string, f func()) {
+	m.mu.Lock()
+	f()
+	m.told++
+	m.why = why
+	m.mu.Unlock()
 }
 
 func (m *Manager) schedule() []time.Duration {
@@ -110,8 +152,8 @@ func (m *Manager) rec() record { return record{path: m.StateFile} }
 // on start-up the node is not leader, whatever it was before a crash. What
 // cannot be removed now is reported and retried by Tick.
 func (m *Manager) Start() error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.opMu.Lock()
+	defer m.opMu.Unlock()
 	stale, err := m.rec().load()
 	if err != nil {
 		m.fail("read", Addr{}, "start-up", err)
@@ -120,7 +162,7 @@ func (m *Manager) Start() error {
 	m.stale = stale
 	m.sync("start-up: left by an earlier process")
 	if len(m.stale) > 0 {
-		return fmt.Errorf("vip: start-up: %d address(es) not removed yet: %s", len(m.stale), m.stats.LastError)
+		return fmt.Errorf("vip: start-up: %d address(es) not removed yet: %s", len(m.stale), m.Stats().LastError)
 	}
 	return nil
 }
@@ -128,26 +170,38 @@ func (m *Manager) Start() error {
 // Lead adds the VIPs: call it once this node is leader and has applied
 // the log (Barrier).
 func (m *Manager) Lead(reason string) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.leader = true
-	m.sync(reason)
+	m.tell(reason, func() { m.leader = true })
+	m.change()
 }
 
-// Follow drops the VIPs: call it first when leadership is lost.
+// Follow drops the VIPs: call it first when leadership is lost. A Lead
+// still adding addresses stops at the next one and the VIPs are dropped.
 func (m *Manager) Follow(reason string) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.leader = false
-	m.sync(reason)
+	m.tell(reason, func() { m.leader = false })
+	m.change()
 }
 
-// Close drops the VIPs for good (shutdown): later calls add nothing.
+// Close drops the VIPs for good (shutdown): later calls add nothing. It
+// stops Run and returns once the VIPs are dropped and every Run has
+// returned.
 func (m *Manager) Close(reason string) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.closed = true
-	m.sync(reason)
+	m.tell(reason, func() {
+		if !m.closed {
+			m.closed = true
+			m.quitCh()
+			close(m.quit)
+		}
+	})
+	m.change()
+	m.runs.Wait()
+}
+
+// quitCh is the channel Close closes; under mu.
+func (m *Manager) quitCh() chan struct{} {
+	if m.quit == nil {
+		m.quit = make(chan struct{})
+	}
+	return m.quit
 }
 
 // Update sets the VIPs of the replicated model. A leader adds and removes
@@ -156,18 +210,29 @@ func (m *Manager) Close(reason string) {
 func (m *Manager) Update(vips map[string]fsm.VIP) {
 	want := Want(m.Node, vips)
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	if m.wantKnown && slices.Equal(want, m.want) {
+		m.mu.Unlock()
 		return
 	}
 	m.want, m.wantKnown = want, true
-	m.sync("configuration changed")
+	m.told++
+	m.why = "configuration changed"
+	m.mu.Unlock()
+	m.change()
+}
+
+// change makes the interfaces follow what the manager was told, one
+// changer at a time.
+func (m *Manager) change() {
+	m.opMu.Lock()
+	defer m.opMu.Unlock()
+	m.sync("")
 }
 
 // dropStrays removes VIP addresses this node holds without being leader:
 // put there by hand, or left by a process whose state file was lost.
-func (m *Manager) dropStrays(reason string) {
-	for _, a := range m.want {
+func (m *Manager) dropStrays(want []Addr, reason string) {
+	for _, a := range want {
 		has, err := m.Addrs.Has(a.Interface, a.Prefix)
 		if err != nil {
 			m.fail("check", a, reason, err)
@@ -181,21 +246,34 @@ func (m *Manager) dropStrays(reason string) {
 			m.fail("remove", a, reason, err)
 			continue
 		}
-		m.stats.Removes++
 		m.changed("removed", a, reason+": held without being leader", start)
 	}
 }
 
 // Tick sends the announcements that are due, drops the VIPs if IsLeader
 // says this node no longer leads, and retries failed changes. Run calls it.
+//
+// It never waits for a change in progress: it tells the manager that this
+// node no longer leads (mu only), and if another caller is changing the
+// interfaces, that change acts on it, and the announcements due go out
+// on the next tick.
 func (m *Manager) Tick(now time.Time) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if len(m.held) > 0 && m.leader && m.IsLeader != nil && !m.IsLeader() {
-		m.leader = false
-		m.sync("raft state is no longer leader")
+	if m.IsLeader != nil {
+		m.mu.Lock()
+		holding := m.leader && len(m.heldNow) > 0
+		m.mu.Unlock()
+		if holding && !m.IsLeader() {
+			m.tell("raft state is no longer leader", func() { m.leader = false })
+		}
 	}
-	if m.failing && now.Sub(m.lastTry) >= m.retryEvery() {
+	if !m.opMu.TryLock() {
+		return
+	}
+	defer m.opMu.Unlock()
+	switch {
+	case m.intent().gen != m.synced:
+		m.sync("") // told while another change ran, which gave way
+	case m.failing && now.Sub(m.lastTry) >= m.retryEvery():
 		m.sync("retry")
 	}
 	sched := m.schedule()
@@ -220,13 +298,25 @@ func (m *Manager) retryEvery() time.Duration {
 	return time.Second
 }
 
-// Run calls Tick every interval until done is closed.
+// Run calls Tick every interval until done is closed or Close is called;
+// Close returns only once Run has.
 func (m *Manager) Run(done <-chan struct{}, interval time.Duration) {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return
+	}
+	m.runs.Add(1)
+	quit := m.quitCh()
+	m.mu.Unlock()
+	defer m.runs.Done()
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-done:
+			return
+		case <-quit:
 			return
 		case now := <-t.C:
 			m.Tick(now)
@@ -234,30 +324,60 @@ func (m *Manager) Run(done <-chan struct{}, interval time.Duration) {
 	}
 }
 
-// Stats returns the counters and the addresses held now.
+// Stats returns the counters and the addresses held now. It never waits
+// for a change in progress: it reports the state after the last step.
 func (m *Manager) Stats() Stats {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	s := m.stats
-	s.Held = []string{}
-	for _, a := range slices.SortedFunc(maps.Keys(m.held), compareAddr) {
-		s.Held = append(s.Held, a.String())
-	}
+	s.Held = append([]string{}, m.heldNow...)
 	return s
 }
 
-// sync makes the interfaces hold want (leader) or nothing (otherwise).
-// Removals come first: an address moving between interfaces must never be
-// on two at once.
+// publishHeld updates what Stats reports as held; after every change to
+// m.held.
+func (m *Manager) publishHeld() {
+	now := make([]string, 0, len(m.held))
+	for _, a := range slices.SortedFunc(maps.Keys(m.held), compareAddr) {
+		now = append(now, a.String())
+	}
+	m.mu.Lock()
+	m.heldNow = now
+	m.mu.Unlock()
+}
+
+// sync makes the interfaces hold what the manager was last told: the
+// wanted VIPs (leader) or nothing (otherwise). When it is told something
+// else meanwhile it starts again on that, until what it did is what it
+// was last told. A pass on something newly told logs its caller's reason;
+// a pass on nothing new (start-up, a retry), the reason given. Under opMu.
 func (m *Manager) sync(reason string) {
+	for {
+		in := m.intent()
+		why := reason
+		if in.gen != m.synced || why == "" {
+			why = in.why
+		}
+		m.syncTo(in, why)
+		m.synced = in.gen
+		if m.intent().gen == in.gen {
+			return
+		}
+	}
+}
+
+// syncTo makes one pass towards in. Removals come first: an address
+// moving between interfaces must never be on two at once. Adds stop as
+// soon as the manager is told something newer.
+func (m *Manager) syncTo(in intent, reason string) {
 	if m.held == nil {
 		m.held = map[Addr]*holding{}
 	}
 	m.lastTry = time.Now()
 	m.failing = false
 	var want []Addr
-	if m.leader && !m.closed {
-		want = m.want
+	if in.leader {
+		want = in.want
 	}
 	var left []Addr
 	for _, a := range m.stale {
@@ -267,7 +387,6 @@ func (m *Manager) sync(reason string) {
 			left = append(left, a)
 			continue
 		}
-		m.stats.Removes++
 		m.changed("removed", a, reason, start)
 	}
 	m.stale = left
@@ -281,19 +400,22 @@ func (m *Manager) sync(reason string) {
 			continue
 		}
 		delete(m.held, a)
-		m.stats.Removes++
+		m.publishHeld()
 		m.changed("removed", a, reason, start)
 	}
 	if err := m.rec().store(append(slices.Collect(maps.Keys(m.held)), m.stale...)); err != nil {
 		m.fail("record", Addr{}, reason, err)
 	}
-	if !m.leader || m.closed {
-		m.dropStrays(reason)
+	if !in.leader {
+		m.dropStrays(in.want, reason)
 		return
 	}
 	for _, a := range want {
 		if _, ok := m.held[a]; ok {
 			continue
+		}
+		if m.intent().gen != in.gen {
+			return // told something newer: sync starts again on it
 		}
 		// Recorded before it exists, so a crash in between still leaves
 		// it to the next start-up's cleanup.
@@ -307,12 +429,15 @@ func (m *Manager) sync(reason string) {
 			continue
 		}
 		m.held[a] = &holding{since: start}
-		m.stats.Adds++
+		m.publishHeld()
 		m.changed("added", a, reason, start)
 	}
 	// The first round goes out now, not at the next tick.
 	sched := m.schedule()
 	for _, a := range want {
+		if m.intent().gen != in.gen {
+			return
+		}
 		if h, ok := m.held[a]; ok && h.next == 0 && len(sched) > 0 && sched[0] == 0 {
 			h.next = 1
 			m.announce(a)
@@ -321,25 +446,41 @@ func (m *Manager) sync(reason string) {
 }
 
 func (m *Manager) announce(a Addr) {
-	if err := m.Announcer.Announce(a.Interface, a.Prefix.Addr()); err != nil {
+	err := m.Announcer.Announce(a.Interface, a.Prefix.Addr())
+	m.mu.Lock()
+	if err != nil {
 		m.stats.AnnounceErrors++
 		m.stats.LastError = err.Error()
-		m.log().Warn("vip announcement failed", "vip", a.Prefix.String(), "interface", a.Interface, "err", err)
-		return
+	} else {
+		m.stats.Announcements++
 	}
-	m.stats.Announcements++
+	m.mu.Unlock()
+	if err != nil {
+		m.log().Warn("vip announcement failed", "vip", a.Prefix.String(), "interface", a.Interface, "err", err)
+	}
 }
 
+// changed counts and reports an address added or removed.
 func (m *Manager) changed(what string, a Addr, reason string, start time.Time) {
 	took := time.Since(start)
+	m.mu.Lock()
+	if what == "added" {
+		m.stats.Adds++
+	} else {
+		m.stats.Removes++
+	}
 	m.stats.LastChange = fmt.Sprintf("%s %s: %s (%s)", what, a, reason, took.Round(time.Microsecond))
+	m.mu.Unlock()
 	m.log().Info("vip "+what, "node", m.Node, "vip", a.Prefix.String(), "interface", a.Interface, "reason", reason, "took", took.String())
 }
 
+// fail counts and reports a failed change; under opMu.
 func (m *Manager) fail(op string, a Addr, reason string, err error) {
 	m.failing = true
+	m.mu.Lock()
 	m.stats.Errors++
 	m.stats.LastError = err.Error()
+	m.mu.Unlock()
 	m.log().Error("vip change failed; will retry", "node", m.Node, "op", op, "vip", a.Prefix.String(), "interface", a.Interface, "reason", reason, "err", err)
 }
 

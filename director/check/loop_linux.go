@@ -96,7 +96,9 @@ type task struct {
 	lastTimedOut bool          // the last check timed out; false before the first
 }
 
-// NewLoop starts a loop; Close stops it.
+// NewLoop starts a loop and its one goroutine. Whoever calls it owns the
+// loop: stop every user first (the health Runner's Stop), then Close,
+// which returns once that goroutine has exited.
 func NewLoop() (*Loop, error) {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
@@ -161,8 +163,10 @@ func (l *Loop) Throttle() (limit, ceiling int) {
 	return int(l.bound.Load()), maxLoopConns
 }
 
-// Close stops the loop and closes its sockets; no result is delivered
-// after it returns.
+// Close stops the loop and closes its sockets, and returns once the
+// loop's goroutine has exited: a result being delivered when Close is
+// called has been delivered, and none is after it returns. Later calls
+// return at once.
 func (l *Loop) Close() {
 	l.mu.Lock()
 	if l.closed {

@@ -213,3 +213,36 @@ func TestLoopClose(t *testing.T) {
 		t.Fatalf("%d results from checks that could not finish", n)
 	}
 }
+
+// Close returns only once the loop's goroutine has exited: a result it is
+// delivering when Close is called has been delivered by then.
+func TestLoopCloseAwaitsItsGoroutine(t *testing.T) {
+	l, err := NewLoop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := listenTCP(t) // the kernel completes the handshake: the check passes
+	entered, release := make(chan struct{}), make(chan struct{})
+	var calls, finished atomic.Int64
+	l.Add(tcpChecker{}, addrPort(t, ln.Addr()), time.Hour, time.Second, 0, func(Result) {
+		if calls.Add(1) == 1 {
+			close(entered)
+			<-release
+		}
+		finished.Add(1)
+	})
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no result from the loop")
+	}
+	closed := make(chan int64)
+	go func() {
+		l.Close()
+		closed <- finished.Load()
+	}()
+	close(release)
+	if n := <-closed; n != 1 {
+		t.Fatalf("Close returned while the loop was still delivering a result (%d finished)", n)
+	}
+}

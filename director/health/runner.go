@@ -64,12 +64,22 @@ type Runner struct {
 	// Go runtime's.
 	SchedP90 func() time.Duration
 
+	// runMu is held by the one Run in progress: a Run waits for the
+	// previous one (and every check goroutine it started) to exit, so a
+	// run being stopped never touches the jobs of the next.
+	runMu sync.Mutex
+	// owner: the run Start began (cancel, and closed when it exited).
+	ownMu     sync.Mutex
+	ownCancel context.CancelFunc
+	ownDone   chan struct{}
+
 	mu          sync.Mutex
 	loopLimited bool        // the loop's bound was below its most at the last tick
 	config      *fsm.Config // the config the jobs were made from
 	jobs        map[string]*job
 	pending     map[string]fsm.VerdictChange
 	limit       *limiter
+	checks      *sync.WaitGroup // the check goroutines of the run in progress
 }
 
 type job struct {
@@ -83,10 +93,57 @@ type job struct {
 	cancel               context.CancelFunc
 }
 
+// Start runs the checks on a goroutine the Runner owns (leadership
+// gained): Run, after stopping and awaiting the run an earlier Start
+// began. Stop ends it.
+func (r *Runner) Start(changes <-chan struct{}, view func() *fsm.State) {
+	r.ownMu.Lock()
+	defer r.ownMu.Unlock()
+	r.stopOwned()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	r.ownCancel, r.ownDone = cancel, done
+	go func() {
+		defer close(done)
+		r.Run(ctx, changes, view)
+	}()
+}
+
+// Stop ends the run Start began (leadership lost, shutdown) and returns
+// once it and every check goroutine it started have exited: no probe runs
+// and no verdict is proposed after it returns. Without a run it returns
+// at once.
+func (r *Runner) Stop() {
+	r.ownMu.Lock()
+	defer r.ownMu.Unlock()
+	r.stopOwned()
+}
+
+func (r *Runner) stopOwned() {
+	if r.ownCancel == nil {
+		return
+	}
+	r.ownCancel()
+	<-r.ownDone
+	r.ownCancel, r.ownDone = nil, nil
+}
+
 // Run checks until ctx ends (leadership lost). view returns the current
-// state; changes signals that it changed.
+// state; changes signals that it changed. It begins once an earlier Run
+// has returned, and returns once every check goroutine it started has
+// exited (the loop's checks are stopped; a result the loop still
+// delivers is ignored). A caller that runs it on a goroutine owns that
+// goroutine; Start and Stop do it for the caller.
 func (r *Runner) Run(ctx context.Context, changes <-chan struct{}, view func() *fsm.State) {
+	r.runMu.Lock()
+	defer r.runMu.Unlock()
+	if ctx.Err() != nil {
+		return // stopped before the previous run let it begin
+	}
+	var checks sync.WaitGroup
+	defer checks.Wait()
 	r.mu.Lock()
+	r.checks = &checks
 	r.config = nil
 	r.jobs = map[string]*job{}
 	r.pending = map[string]fsm.VerdictChange{}
@@ -267,7 +324,12 @@ func (r *Runner) sync(ctx context.Context, st *fsm.State) {
 		jctx, cancel := context.WithCancel(ctx)
 		w.cancel = cancel
 		r.jobs[k] = w
-		go r.loop(jctx, w, r.limit)
+		checks, lim := r.checks, r.limit
+		checks.Add(1)
+		go func() {
+			defer checks.Done()
+			r.loop(jctx, w, lim)
+		}()
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -385,4 +386,85 @@ func TestRunnerHandsChecksToTheLoop(t *testing.T) {
 	if len(stopped) != 3 {
 		t.Fatalf("%d of the loop's 3 checks stopped", len(stopped))
 	}
+}
+
+// Stop returns only once every check goroutine has exited: a probe that
+// is running when Stop is called has returned, and none starts after.
+func TestStopAwaitsEveryCheck(t *testing.T) {
+	w := newWorld(t, 20, fsm.HealthCheck{Type: "tcp", IntervalMS: 1, TimeoutMS: 1000, Rise: 1, Fall: 1})
+	var running, started atomic.Int64
+	r := &Runner{
+		Build: func(fsm.HealthCheck) (Probe, error) {
+			return func(ctx context.Context, target netip.AddrPort) Outcome {
+				running.Add(1)
+				defer running.Add(-1)
+				started.Add(1)
+				<-ctx.Done() // until the run is stopped
+				return Outcome{}
+			}, nil
+		},
+		Commit: w.commit, Tick: 10 * time.Millisecond, Log: slog.New(slog.DiscardHandler),
+	}
+	r.Start(w.changes, w.view)
+	eventually(t, "every probe running", func() bool { return running.Load() == 20 })
+	r.Stop()
+	if n := running.Load(); n != 0 {
+		t.Fatalf("%d probes still running after Stop returned", n)
+	}
+	n := started.Load()
+	r.Stop() // twice is harmless
+	if m := started.Load(); m != n {
+		t.Fatalf("%d probes started after Stop returned", m-n)
+	}
+}
+
+// A run started while the previous one is still on its way out (the
+// daemon cancels one and starts the next on a quick loss and gain) begins
+// only once the previous one has exited, so the old run's clean-up never
+// stops the new run's checks.
+func TestRunWaitsForThePreviousRun(t *testing.T) {
+	w := newWorld(t, 1, fsm.HealthCheck{Type: "tcp", IntervalMS: 5, TimeoutMS: 50, Rise: 1, Fall: 1})
+	r := &Runner{
+		Build:  func(fsm.HealthCheck) (Probe, error) { return w.probe, nil },
+		Commit: w.commit, Tick: 10 * time.Millisecond, Log: slog.New(slog.DiscardHandler),
+	}
+	// The first run is held inside view (a slow state read) while it is
+	// cancelled and the second begins.
+	inView, release := make(chan struct{}), make(chan struct{})
+	var held atomic.Bool
+	slowView := func() *fsm.State {
+		if held.CompareAndSwap(false, true) {
+			close(inView)
+			<-release
+		}
+		return w.view()
+	}
+	ctx1, cancel1 := context.WithCancel(context.Background())
+	done1 := make(chan struct{})
+	go func() { r.Run(ctx1, w.changes, slowView); close(done1) }()
+	<-inView
+	cancel1()
+	viewed2 := make(chan struct{})
+	var once sync.Once
+	r.Start(w.changes, func() *fsm.State {
+		once.Do(func() { close(viewed2) })
+		return w.view()
+	})
+	t.Cleanup(r.Stop)
+	// Had the second run begun, it would read the state at once; give it
+	// the chance to, then let the first run finish its way out.
+	select {
+	case <-viewed2:
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(release)
+	<-done1
+	var before uint64
+	eventually(t, "the second run checks", func() bool {
+		st := r.Statuses()
+		if len(st) == 1 && before == 0 {
+			before = st[0].Checks
+		}
+		return len(st) == 1 && st[0].Checks > before+3
+	})
 }
