@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ipvsman/ipvsman/cluster"
+	"github.com/ipvsman/ipvsman/cluster/release"
 	"github.com/ipvsman/ipvsman/fsm"
 )
 
@@ -90,7 +91,7 @@ func (s *Server) command(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	typ, ok := fsm.CommandByName(name)
 	if !ok || typ.Since() <= fsm.BaseCommandProtocol {
-		writeError(w, http.StatusNotFound, "unknown-command", fmt.Sprintf("node %s runs ipvsmand %s (protocol %d), which does not know command %q", s.Node.ID(), cluster.Version, fsm.CommandProtocol, name))
+		writeError(w, http.StatusNotFound, "unknown-command", fmt.Sprintf("node %s runs ipvsmand %s (protocol %d), which does not know command %q", s.Node.ID(), release.Version, fsm.CommandProtocol, name))
 		return
 	}
 	if err := s.Node.Gate(typ); err != nil {

@@ -11,8 +11,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ipvsman/ipvsman/cluster"
 	"github.com/ipvsman/ipvsman/cluster/api"
+	"github.com/ipvsman/ipvsman/cluster/release"
 	"github.com/ipvsman/ipvsman/director"
 	"github.com/ipvsman/ipvsman/fsm"
 	"github.com/ipvsman/ipvsman/fsm/ipvsadm"
@@ -33,7 +33,7 @@ func runIpvsadm(g *globals, args []string) error {
 		fmt.Print(ipvsadm.Usage("ipvsman") + globalUsage)
 		return nil
 	case ipvsadm.ActionVersion:
-		fmt.Printf("ipvsman %s (ipvsadm command language, applied cluster-wide)\n", cluster.Version)
+		fmt.Printf("ipvsman %s (ipvsadm command language, applied cluster-wide)\n", release.Version)
 		return nil
 	}
 	c, err := g.client()

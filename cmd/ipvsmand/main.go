@@ -21,6 +21,7 @@ import (
 
 	"github.com/ipvsman/ipvsman/cluster"
 	"github.com/ipvsman/ipvsman/cluster/api"
+	"github.com/ipvsman/ipvsman/cluster/release"
 	"github.com/ipvsman/ipvsman/director"
 	"github.com/ipvsman/ipvsman/fsm"
 	"github.com/ipvsman/ipvsman/fsm/ipvsadm"
@@ -53,7 +54,7 @@ func main() {
 		Args:          cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
 			if o.version {
-				fmt.Printf("ipvsmand %s (protocol %d)\n", cluster.Version, fsm.CommandProtocol)
+				fmt.Printf("ipvsmand %s (protocol %d)\n", release.Version, fsm.CommandProtocol)
 				return nil
 			}
 			return run(o)

@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/ipvsman/ipvsman/cluster"
+	"github.com/ipvsman/ipvsman/cluster/release"
 	"github.com/ipvsman/ipvsman/director"
 	"github.com/ipvsman/ipvsman/director/health"
 	"github.com/ipvsman/ipvsman/director/metrics"
@@ -41,7 +42,7 @@ func newMetrics(o options, log *slog.Logger) (*promMetrics, error) {
 	}
 	p := &promMetrics{}
 	src := metrics.Sources{
-		Node: o.nodeID, Version: cluster.Version, Log: log,
+		Node: o.nodeID, Version: release.Version, Log: log,
 		Status: func() cluster.Status { return p.node.Status() },
 		Model:  func(f func(*fsm.State, uint64)) { p.node.View(f) },
 		Health: func() []health.Status { return p.checks() },
