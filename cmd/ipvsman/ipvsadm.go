@@ -13,7 +13,7 @@ import (
 
 	"github.com/ipvsman/ipvsman/cluster/api"
 	"github.com/ipvsman/ipvsman/cluster/release"
-	"github.com/ipvsman/ipvsman/director"
+	"github.com/ipvsman/ipvsman/director/table"
 	"github.com/ipvsman/ipvsman/fsm"
 	"github.com/ipvsman/ipvsman/fsm/ipvsadm"
 )
@@ -88,7 +88,7 @@ func runIpvsadm(g *globals, args []string) error {
 				// unhealthy servers at weight 0 (or gone), the sorry server
 				// when nothing is usable. -S keeps the configured table, so
 				// that -S | -R restores it.
-				cfg = director.Desired(&fsm.State{Config: resp.Config, Verdicts: resp.Verdicts}).Config()
+				cfg = table.Desired(&fsm.State{Config: resp.Config, Verdicts: resp.Verdicts}).Config()
 				cfg.Timeouts = resp.Config.Timeouts
 			}
 		}
@@ -170,7 +170,7 @@ func listConns(ctx context.Context, c *api.Client, node string) error {
 		return err
 	}
 	w := bufio.NewWriter(os.Stdout)
-	if err := director.FormatConns(w, r.Conns); err != nil {
+	if err := table.FormatConns(w, r.Conns); err != nil {
 		return err
 	}
 	return w.Flush()
