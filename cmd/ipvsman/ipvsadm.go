@@ -169,8 +169,12 @@ func listConns(ctx context.Context, c *api.Client, node string) error {
 	if err != nil {
 		return err
 	}
+	conns := make([]table.Conn, len(r.Conns))
+	for i, c := range r.Conns {
+		conns[i] = table.Conn(c)
+	}
 	w := bufio.NewWriter(os.Stdout)
-	if err := table.FormatConns(w, r.Conns); err != nil {
+	if err := table.FormatConns(w, conns); err != nil {
 		return err
 	}
 	return w.Flush()

@@ -22,6 +22,7 @@ import (
 	"github.com/ipvsman/ipvsman/cluster"
 	"github.com/ipvsman/ipvsman/cluster/api"
 	"github.com/ipvsman/ipvsman/cluster/release"
+	"github.com/ipvsman/ipvsman/cmd/ipvsmand/internal/server"
 	"github.com/ipvsman/ipvsman/director"
 	"github.com/ipvsman/ipvsman/fsm"
 	"github.com/ipvsman/ipvsman/fsm/ipvsadm"
@@ -33,7 +34,7 @@ type options struct {
 	bootstrap                                        bool
 	join, tokenFile, ipvs, logLevel, logFormat       string
 	readTokenFile                                    string
-	limits                                           api.Limits
+	limits                                           server.Limits
 	exclusive                                        bool
 	vips, debugAddr, syncIface                       string
 	gossipAddr, gossipProfile                        string
@@ -136,7 +137,7 @@ func readToken(flag, path string) (string, error) {
 }
 
 // checkLimits refuses negative limits, naming the flag.
-func checkLimits(l api.Limits) error {
+func checkLimits(l server.Limits) error {
 	for _, f := range []struct {
 		name string
 		v    float64
@@ -284,7 +285,7 @@ func run(o options) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	self := fsm.Member{ID: o.nodeID, RaftAddr: o.raftAddr, APIAddr: advertise, GossipAddr: gossipAddr}
-	srv := &api.Server{Node: node, Token: token, ReadToken: readOnly, Limits: o.limits, Self: self, IPVS: o.ipvs, Log: log, TLS: tlsMat, MaxWait: o.maxWriteWait}
+	srv := &server.Server{Node: node, Token: token, ReadToken: readOnly, Limits: o.limits, Self: self, IPVS: o.ipvs, Log: log, TLS: tlsMat, MaxWait: o.maxWriteWait}
 	hc.opened(node)
 	srv.Health, srv.Throttle = hc.runner.Statuses, hc.runner.Throttle
 	if vips != nil {

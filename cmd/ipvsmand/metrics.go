@@ -7,9 +7,9 @@ import (
 
 	"github.com/ipvsman/ipvsman/cluster"
 	"github.com/ipvsman/ipvsman/cluster/release"
+	"github.com/ipvsman/ipvsman/cmd/ipvsmand/internal/metrics"
 	"github.com/ipvsman/ipvsman/director"
 	"github.com/ipvsman/ipvsman/director/health"
-	"github.com/ipvsman/ipvsman/director/metrics"
 	"github.com/ipvsman/ipvsman/fsm"
 	"github.com/ipvsman/ipvsman/fsm/ipvsadm"
 	"github.com/ipvsman/ipvsman/vip"
