@@ -1,6 +1,9 @@
 package director
 
-import "github.com/ipvsman/ipvsman/fsm"
+import (
+	"github.com/ipvsman/ipvsman/fsm"
+	"github.com/ipvsman/ipvsman/fsm/ipvsadm"
+)
 
 // What the daemon composes from the replicated state and the kernel for
 // the reconciler, the sync threads and the API: pure, so that tests reach
@@ -36,4 +39,25 @@ func CountConns(r SyncReport, conns []Conn) SyncReport {
 		}
 	}
 	return r
+}
+
+// StatsKernel is what KernelView reads: a kernel table with its counters,
+// and the connection timeouts (Netlink).
+type StatsKernel interface {
+	ReadStats() (Table, ipvsadm.Stats, error)
+	Timeouts() (fsm.Timeouts, error)
+}
+
+// KernelView reads a node's kernel table, counters and timeouts: the
+// API's GET /v1/kernel, printed like the model.
+func KernelView(k StatsKernel) (*fsm.Config, ipvsadm.Stats, error) {
+	t, st, err := k.ReadStats()
+	if err != nil {
+		return nil, nil, err
+	}
+	to, err := k.Timeouts()
+	if err != nil {
+		return nil, nil, err
+	}
+	return KernelConfig(t, to), st, nil
 }

@@ -1,11 +1,13 @@
 package director
 
 import (
+	"errors"
 	"net/netip"
 	"reflect"
 	"testing"
 
 	"github.com/ipvsman/ipvsman/fsm"
+	"github.com/ipvsman/ipvsman/fsm/ipvsadm"
 )
 
 func TestTargetOf(t *testing.T) {
@@ -53,5 +55,31 @@ func TestCountConns(t *testing.T) {
 	}
 	if r := CountConns(SyncReport{}, nil); r.Conns != 0 || r.Synced != 0 {
 		t.Errorf("no connections: got %+v", r)
+	}
+}
+
+// statsKernel answers KernelView from fixed values.
+type statsKernel struct {
+	t        Table
+	st       ipvsadm.Stats
+	to       fsm.Timeouts
+	readErr  error
+	timesErr error
+}
+
+func (k statsKernel) ReadStats() (Table, ipvsadm.Stats, error) { return k.t, k.st, k.readErr }
+func (k statsKernel) Timeouts() (fsm.Timeouts, error)          { return k.to, k.timesErr }
+
+func TestKernelView(t *testing.T) {
+	st := sample(t)
+	k := statsKernel{t: Desired(st), st: ipvsadm.Stats{}, to: fsm.Timeouts{TCP: 900}}
+	c, stats, err := KernelView(k)
+	if err != nil || stats == nil || c.Timeouts == nil || c.Timeouts.TCP != 900 || len(c.Services) != len(st.Config.Services) {
+		t.Fatalf("got %v, %v, %v", c, stats, err)
+	}
+	for _, bad := range []statsKernel{{readErr: errors.New("dump")}, {timesErr: errors.New("timeouts")}} {
+		if _, _, err := KernelView(bad); err == nil {
+			t.Errorf("%+v: no error", bad)
+		}
 	}
 }
