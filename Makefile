@@ -2,7 +2,7 @@
 GO       ?= go
 BIN      := bin
 VERSION  ?= 0.8.0+$(shell git describe --always --dirty 2>/dev/null || echo dev)
-LDFLAGS  := -X github.com/ipvsman/ipvsman/cluster.Version=$(VERSION)
+LDFLAGS  := -X github.com/ipvsman/ipvsman/cluster/release.Version=$(VERSION)
 FUZZTIME ?= 5s
 RUNS     ?= 1
 UNIT     := ./fsm/... ./cluster/... ./director/... ./vip/... ./cmd/...

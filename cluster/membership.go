@@ -14,12 +14,9 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/ipvsman/ipvsman/cluster/release"
 	"github.com/ipvsman/ipvsman/fsm"
 )
-
-// Version is this build's release, gossiped to the other members and shown
-// in status. Set at link time with -ldflags "-X ...cluster.Version=...".
-var Version = "0.8.0"
 
 // AddMember adds a node and records its addresses (leader only). With
 // gossip a new node enters as a non-voter and the leader promotes it once
@@ -155,7 +152,7 @@ func (n *Node) MinProtocol() (int, []ProtocolGap) {
 	var all []ProtocolGap
 	for _, s := range n.servers() {
 		id := string(s.ID)
-		g := ProtocolGap{ID: id, Version: Version, Protocol: fsm.CommandProtocol}
+		g := ProtocolGap{ID: id, Version: release.Version, Protocol: fsm.CommandProtocol}
 		if id != n.cfg.NodeID {
 			m := known[id]
 			g.Version, g.Protocol = m.Version, m.Protocol

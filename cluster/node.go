@@ -23,6 +23,7 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"go.etcd.io/bbolt"
 
+	"github.com/ipvsman/ipvsman/cluster/release"
 	"github.com/ipvsman/ipvsman/fsm"
 )
 
@@ -229,7 +230,7 @@ func Open(cfg Config) (*Node, error) {
 	}
 	n.raft = r
 	if cfg.Gossip.Addr != "" {
-		g, err := startGossip(cfg.NodeID, cfg.Gossip, Meta{RaftAddr: cfg.RaftAddr, APIAddr: cfg.APIAddr, Version: Version, Protocol: fsm.CommandProtocol}, cfg.Logger)
+		g, err := startGossip(cfg.NodeID, cfg.Gossip, Meta{RaftAddr: cfg.RaftAddr, APIAddr: cfg.APIAddr, Version: release.Version, Protocol: fsm.CommandProtocol}, cfg.Logger)
 		if err != nil {
 			r.Shutdown().Error()
 			transport.Close()

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ipvsman/ipvsman/cluster/release"
 	"github.com/ipvsman/ipvsman/fsm"
 )
 
@@ -62,7 +63,7 @@ func (n *Node) Status() Status {
 	}
 	var members map[string]fsm.Member
 	s.AppliedIndex = n.raft.AppliedIndex()
-	s.Version, s.Protocol, s.LastContact, s.Draining = Version, fsm.CommandProtocol, st["last_contact"], n.Draining()
+	s.Version, s.Protocol, s.LastContact, s.Draining = release.Version, fsm.CommandProtocol, st["last_contact"], n.Draining()
 	s.MinProtocol, _ = n.MinProtocol()
 	n.machine.view(func(fs *fsm.State, _ uint64) {
 		s.ConfigVersion = fs.Version
@@ -90,7 +91,7 @@ func (n *Node) Status() Status {
 			ss.GossipState, ss.GossipForMS = m.State, now.Sub(m.Since).Milliseconds()
 		}
 		if ss.ID == n.cfg.NodeID {
-			ss.Version, ss.Protocol = Version, fsm.CommandProtocol
+			ss.Version, ss.Protocol = release.Version, fsm.CommandProtocol
 			if n.gossip != nil {
 				ss.GossipState = GossipAlive
 			}

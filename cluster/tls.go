@@ -2,187 +2,28 @@ package cluster
 
 import (
 	"crypto/tls"
-	"crypto/x509"
-	"encoding/pem"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/ipvsman/ipvsman/cluster/pki"
 )
 
-// TLS is a node's key material: its certificate and key, and the cluster's
-// private CA. A TLS cluster is all-TLS: Raft, and every API call between
-// nodes, is mutual TLS with these.
-//
-// Nodes verify each other by chain to the cluster CA, not by host name:
-// Raft addresses are IP:port pairs that change when a node moves, and
-// anything the cluster's private CA signed with ServerAuth and ClientAuth
-// is a member by construction. Whoever holds the CA key decides who may be
-// a node; keep it off the directors (`ipvsman tls init` writes it next to
-// the node certificates only for convenience).
-type TLS struct {
-	Cert tls.Certificate
-	CA   *x509.CertPool
-	Leaf *x509.Certificate
+// TLS is a node's key material (see pki.TLS): Raft's transport runs on it.
+type TLS = pki.TLS
+
+// LoadTLS is pki.LoadTLS, for the callers that already hold a cluster.
+func LoadTLS(certFile, keyFile, caFile string, now time.Time) (*TLS, error) {
+	return pki.LoadTLS(certFile, keyFile, caFile, now)
 }
 
 // HandshakeTimeout bounds a TLS handshake on the Raft port, so that a peer
 // that connects and says nothing cannot hold a Raft goroutine for ever.
 const HandshakeTimeout = 10 * time.Second
-
-// LoadTLS reads the node's certificate (--tls-cert), key (--tls-key) and
-// the cluster CA (--tls-ca), and checks that they go together: the key
-// matches the certificate, the CA signed it for both server and client use,
-// and it is valid now. Every error names the flag and the file.
-func LoadTLS(certFile, keyFile, caFile string, now time.Time) (*TLS, error) {
-	caPEM, err := os.ReadFile(caFile)
-	if err != nil {
-		return nil, fmt.Errorf("--tls-ca %q: %w", caFile, err)
-	}
-	cas, err := parseCerts(caPEM)
-	if err != nil {
-		return nil, fmt.Errorf("--tls-ca %q: %w", caFile, err)
-	}
-	pool := x509.NewCertPool()
-	for _, c := range cas {
-		pool.AddCert(c)
-	}
-	certPEM, err := os.ReadFile(certFile)
-	if err != nil {
-		return nil, fmt.Errorf("--tls-cert %q: %w", certFile, err)
-	}
-	chain, err := parseCerts(certPEM)
-	if err != nil {
-		return nil, fmt.Errorf("--tls-cert %q: %w", certFile, err)
-	}
-	keyPEM, err := os.ReadFile(keyFile)
-	if err != nil {
-		return nil, fmt.Errorf("--tls-key %q: %w", keyFile, err)
-	}
-	if !hasPrivateKey(keyPEM) {
-		return nil, fmt.Errorf("--tls-key %q: no PEM private key block", keyFile)
-	}
-	pair, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		return nil, fmt.Errorf("--tls-key %q does not go with --tls-cert %q: %w", keyFile, certFile, err)
-	}
-	leaf := chain[0]
-	switch {
-	case now.After(leaf.NotAfter):
-		return nil, fmt.Errorf("--tls-cert %q: expired on %s", certFile, leaf.NotAfter.UTC().Format(time.RFC3339))
-	case now.Before(leaf.NotBefore):
-		return nil, fmt.Errorf("--tls-cert %q: not valid before %s (check the clock)", certFile, leaf.NotBefore.UTC().Format(time.RFC3339))
-	}
-	inter := x509.NewCertPool()
-	for _, c := range chain[1:] {
-		inter.AddCert(c)
-	}
-	for _, usage := range []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth} {
-		_, err := leaf.Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{usage}})
-		if err != nil {
-			return nil, fmt.Errorf("--tls-cert %q is not a node certificate of --tls-ca %q (a node needs one signed by the cluster CA for server and client use): %w", certFile, caFile, err)
-		}
-	}
-	pair.Leaf = leaf
-	return &TLS{Cert: pair, CA: pool, Leaf: leaf}, nil
-}
-
-func parseCerts(b []byte) ([]*x509.Certificate, error) {
-	var out []*x509.Certificate
-	for {
-		var blk *pem.Block
-		blk, b = pem.Decode(b)
-		if blk == nil {
-			break
-		}
-		if blk.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(blk.Bytes)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	if len(out) == 0 {
-		return nil, errors.New("no PEM CERTIFICATE block")
-	}
-	return out, nil
-}
-
-func hasPrivateKey(b []byte) bool {
-	for {
-		var blk *pem.Block
-		blk, b = pem.Decode(b)
-		if blk == nil {
-			return false
-		}
-		switch blk.Type {
-		case "PRIVATE KEY", "EC PRIVATE KEY", "RSA PRIVATE KEY":
-			return true
-		}
-	}
-}
-
-// verifyChain checks a peer's certificate against the cluster CA for
-// usage, without a host name (see TLS).
-func (t *TLS) verifyChain(usage x509.ExtKeyUsage) func(tls.ConnectionState) error {
-	return func(cs tls.ConnectionState) error {
-		if len(cs.PeerCertificates) == 0 {
-			return errors.New("peer presented no certificate")
-		}
-		inter := x509.NewCertPool()
-		for _, c := range cs.PeerCertificates[1:] {
-			inter.AddCert(c)
-		}
-		_, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{Roots: t.CA, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{usage}})
-		if err != nil {
-			return fmt.Errorf("peer certificate %q is not from the cluster CA: %w", cs.PeerCertificates[0].Subject.CommonName, err)
-		}
-		return nil
-	}
-}
-
-// PeerServer is the server side of the Raft port: a client certificate
-// from the cluster CA is required.
-func (t *TLS) PeerServer() *tls.Config {
-	return &tls.Config{
-		MinVersion:   tls.VersionTLS13,
-		Certificates: []tls.Certificate{t.Cert},
-		ClientAuth:   tls.RequireAndVerifyClientCert,
-		ClientCAs:    t.CA,
-	}
-}
-
-// APIServer is the server side of the API: operators authenticate with a
-// token and need no certificate; nodes present theirs, and the API asks
-// for it on joins and forwarded writes (see api.Server).
-func (t *TLS) APIServer() *tls.Config {
-	return &tls.Config{
-		MinVersion:   tls.VersionTLS13,
-		Certificates: []tls.Certificate{t.Cert},
-		ClientAuth:   tls.VerifyClientCertIfGiven,
-		ClientCAs:    t.CA,
-	}
-}
-
-// PeerClient is the client side of a node-to-node connection (Raft and the
-// API): it presents this node's certificate and accepts a server whose
-// chain leads to the cluster CA, whatever address it was reached at.
-func (t *TLS) PeerClient() *tls.Config {
-	return &tls.Config{
-		MinVersion:   tls.VersionTLS13,
-		Certificates: []tls.Certificate{t.Cert},
-		// The chain is checked by VerifyConnection instead of by name.
-		InsecureSkipVerify: true,
-		VerifyConnection:   t.verifyChain(x509.ExtKeyUsageServerAuth),
-	}
-}
 
 // tlsStreamLayer is Raft's transport over mutual TLS, built like raft's
 // TCPStreamLayer: a TCP listener and an address to advertise.

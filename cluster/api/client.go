@@ -3,12 +3,15 @@ package api
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -55,9 +58,9 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Msg }
 
-// baseURL is addr with its scheme: as given, or https when the caller
+// BaseURL is addr with its scheme: as given, or https when the caller
 // runs TLS and http otherwise.
-func baseURL(addr string, secure bool) string {
+func BaseURL(addr string, secure bool) string {
 	if strings.HasPrefix(addr, "http://") || strings.HasPrefix(addr, "https://") {
 		return strings.TrimRight(addr, "/")
 	}
@@ -68,7 +71,7 @@ func baseURL(addr string, secure bool) string {
 }
 
 // URL is the client's base URL with its scheme.
-func (c *Client) URL() string { return baseURL(c.Base, c.TLS != nil) }
+func (c *Client) URL() string { return BaseURL(c.Base, c.TLS != nil) }
 
 // refusedHandshake reports a TLS handshake that failed on a certificate:
 // the request was never sent, and a retry would fail the same way.
@@ -157,7 +160,7 @@ func (c *Client) write(ctx context.Context, hc *http.Client, path string, body [
 			}
 			return err
 		}
-		if !notSent(err) && !refusedHandshake(err) {
+		if !NotSent(err) && !refusedHandshake(err) {
 			maybeSent = err
 		}
 		unsettled := func() error {
@@ -359,4 +362,18 @@ func (c *Client) Command(ctx context.Context, name string, payload any) (WriteRe
 	var r WriteResponse
 	err := c.do(ctx, "POST", "/v1/commands/"+name, payload, &r)
 	return r, err
+}
+
+// NewRequestID makes a request ID for a write whose client gave none.
+func NewRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// NotSent reports whether a request failed before any of it could reach the
+// server: the connection was never made.
+func NotSent(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
 }

@@ -1,32 +1,32 @@
-// Package api is the one door into a node: HTTP + JSON for the CLI, the
-// console, joins and scripts. The server lives beside the client so that
-// both sides of every request are written and tested together.
+// Package api is the one door into a node, as its callers see it: the
+// HTTP + JSON wire types and the client for the CLI, the console, joins and
+// scripts. It imports only the model (fsm), so that its callers link none
+// of the node's modules; the server is the daemon's
+// (cmd/ipvsmand/internal/server), and its tests drive this client.
 package api
 
 import (
-	"github.com/ipvsman/ipvsman/cluster"
-	"github.com/ipvsman/ipvsman/director"
-	"github.com/ipvsman/ipvsman/director/health"
+	"time"
+
 	"github.com/ipvsman/ipvsman/fsm"
 	"github.com/ipvsman/ipvsman/fsm/ipvsadm"
-	"github.com/ipvsman/ipvsman/vip"
 )
 
 // NodeStatus is GET /v1/status: the node's Raft view and, with --ipvs=on,
 // its last reconcile of the kernel table.
 type NodeStatus struct {
-	cluster.Status
-	Director *director.Report `json:"director,omitempty"`
+	Status
+	Director *Report `json:"director,omitempty"`
 	// Sync is this node's connection sync threads; nil with --ipvs=off.
-	Sync *director.SyncReport `json:"sync,omitempty"`
+	Sync *SyncReport `json:"sync,omitempty"`
 	// VIPs is what this node holds and its announcement counters; nil with
 	// --vips=off.
-	VIPs *vip.Stats `json:"vips,omitempty"`
+	VIPs *VIPStats `json:"vips,omitempty"`
 }
 
 // HealthResponse is GET /v1/health: every check the leader runs.
 type HealthResponse struct {
-	Checks []health.Status `json:"checks"`
+	Checks []CheckStatus `json:"checks"`
 	// InFlightLimit below InFlightMax: the leader holds checks back (its
 	// goroutines short of CPU, or its loop's checks of answering servers
 	// timing out), so their intervals stretch.
@@ -45,6 +45,14 @@ const (
 	// write's answer; the node answers within it (capped by its
 	// --max-write-wait).
 	HeaderTimeout = "X-Ipvsman-Timeout"
+)
+
+// Defaults of how long a write may wait for the cluster.
+const (
+	// DefaultWriteWait is the wait of a request that names no deadline.
+	DefaultWriteWait = 10 * time.Second
+	// DefaultMaxWriteWait caps the deadline a client asks for.
+	DefaultMaxWriteWait = 5 * time.Minute
 )
 
 // KindOutcomeUnknown is the error kind of a write that was handed to Raft
@@ -155,12 +163,34 @@ type ClusterStatus struct {
 // ConnsResponse is GET /v1/kernel/connections: one node's own connection
 // table, the synced entries included.
 type ConnsResponse struct {
-	Node  string          `json:"node"`
-	Conns []director.Conn `json:"connections"`
+	Node  string `json:"node"`
+	Conns []Conn `json:"connections"`
 }
 
 type KernelResponse struct {
 	Node   string        `json:"node"`
 	Config *fsm.Config   `json:"config"`
 	Stats  ipvsadm.Stats `json:"stats"`
+}
+
+// DrainResponse answers POST /v1/node/drain.
+type DrainResponse struct {
+	Node   string `json:"node"`
+	Leader string `json:"leader"` // the leader that removed it
+}
+
+// MemberView is one member in GET /v1/cluster/status: the answering
+// node's Raft configuration and gossip, with the member's own Raft last
+// contact.
+type MemberView struct {
+	ID            string `json:"id"`
+	Suffrage      string `json:"suffrage"` // voter, nonvoter, none (gossip only)
+	Leader        bool   `json:"leader"`
+	Version       string `json:"version"`
+	Protocol      int    `json:"protocol"`
+	Gossip        string `json:"gossip"`
+	GossipSinceMS int64  `json:"gossip_since_ms"`
+	LastContact   string `json:"last_contact"` // from the member itself; "" when unreachable
+	RaftAddr      string `json:"raft_addr"`
+	GossipAddr    string `json:"gossip_addr"`
 }

@@ -5,12 +5,10 @@ import (
 	"testing"
 
 	"github.com/ipvsman/ipvsman/cluster/api"
-	"github.com/ipvsman/ipvsman/director"
-	"github.com/ipvsman/ipvsman/vip"
 )
 
 func nodeAt(id string, version uint64, fp string, failed int) api.NodeView {
-	return api.NodeView{ID: id, Status: &api.NodeStatus{Director: &director.Report{Version: version, Fingerprint: fp, Failed: failed}}}
+	return api.NodeView{ID: id, Status: &api.NodeStatus{Director: &api.Report{Version: version, Fingerprint: fp, Failed: failed}}}
 }
 
 func TestFingerprintAlarm(t *testing.T) {
@@ -29,7 +27,7 @@ func TestFingerprintAlarm(t *testing.T) {
 }
 
 func holding(id string, held ...string) api.NodeView {
-	return api.NodeView{ID: id, Status: &api.NodeStatus{VIPs: &vip.Stats{Held: held}}}
+	return api.NodeView{ID: id, Status: &api.NodeStatus{VIPs: &api.VIPStats{Held: held}}}
 }
 
 func TestVIPColumnAndAlarm(t *testing.T) {

@@ -7,7 +7,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/cobra/doc"
 
-	"github.com/ipvsman/ipvsman/cluster"
+	"github.com/ipvsman/ipvsman/cluster/release"
 	"github.com/ipvsman/ipvsman/fsm/ipvsadm"
 )
 
@@ -46,7 +46,7 @@ func genMan(root *cobra.Command, dir string) error {
 	root.DisableAutoGenTag = true // its HISTORY line is a build date, nothing more
 	header := &doc.GenManHeader{
 		Section: manSection,
-		Source:  "ipvsman " + cluster.Version,
+		Source:  "ipvsman " + release.Version,
 		Manual:  "ipvsman manual",
 	}
 	if err := doc.GenManTree(root, header, dir); err != nil {

@@ -12,7 +12,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ipvsman/ipvsman/cluster/api"
-	"github.com/ipvsman/ipvsman/director/health"
 )
 
 // healthCmd shows the leader's checks: the replicated verdict with the
@@ -48,7 +47,7 @@ func healthCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-func printHealth(w io.Writer, checks []health.Status, now time.Time) error {
+func printHealth(w io.Writer, checks []api.CheckStatus, now time.Time) error {
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "SERVICE\tREAL SERVER\tCHECK\tTARGET\tHEALTH\tLAST\tLATENCY\tCHECKS\tAGE")
 	for _, s := range checks {

@@ -5,14 +5,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ipvsman/ipvsman/director/health"
+	"github.com/ipvsman/ipvsman/cluster/api"
 	"github.com/ipvsman/ipvsman/fsm"
 )
 
 func TestPrintHealth(t *testing.T) {
 	now := time.Unix(1000, 0)
 	var b strings.Builder
-	err := printHealth(&b, []health.Status{
+	err := printHealth(&b, []api.CheckStatus{
 		{Service: "tcp:10.0.0.10:80", Server: "10.0.0.21:80", Type: "http", Target: "10.0.0.21:80", Health: fsm.HealthDown,
 			Detail: "HTTP 503", Latency: 1500 * time.Microsecond, At: now.Add(-2 * time.Second), Checks: 7},
 		{Service: "tcp:10.0.0.10:80", Server: "10.0.0.22:80", Type: "http", Target: "10.0.0.22:8080", Health: fsm.HealthUnknown},
@@ -47,7 +47,7 @@ FWM  7 IPv6 rr
   -> [fd00::21]:80                Route   1      0          0         
 `
 	at := time.Unix(1, 0)
-	got := annotateHealth(list, []health.Status{
+	got := annotateHealth(list, []api.CheckStatus{
 		{Service: "tcp:10.0.0.10:80", Server: "10.0.0.22:80", Health: fsm.HealthDown, Detail: "connection refused", Latency: 2 * time.Millisecond, At: at},
 		{Service: "tcp:10.0.0.10:80", Server: "10.0.0.21:80", Health: fsm.HealthUp, OK: true, Latency: 1500 * time.Microsecond, At: at},
 		{Service: "fwmark6:7", Server: "[fd00::21]:80", Health: fsm.HealthUnknown},

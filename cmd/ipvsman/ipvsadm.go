@@ -11,9 +11,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ipvsman/ipvsman/cluster"
 	"github.com/ipvsman/ipvsman/cluster/api"
-	"github.com/ipvsman/ipvsman/director"
+	"github.com/ipvsman/ipvsman/cluster/release"
+	"github.com/ipvsman/ipvsman/director/table"
 	"github.com/ipvsman/ipvsman/fsm"
 	"github.com/ipvsman/ipvsman/fsm/ipvsadm"
 )
@@ -33,7 +33,7 @@ func runIpvsadm(g *globals, args []string) error {
 		fmt.Print(ipvsadm.Usage("ipvsman") + globalUsage)
 		return nil
 	case ipvsadm.ActionVersion:
-		fmt.Printf("ipvsman %s (ipvsadm command language, applied cluster-wide)\n", cluster.Version)
+		fmt.Printf("ipvsman %s (ipvsadm command language, applied cluster-wide)\n", release.Version)
 		return nil
 	}
 	c, err := g.client()
@@ -88,7 +88,7 @@ func runIpvsadm(g *globals, args []string) error {
 				// unhealthy servers at weight 0 (or gone), the sorry server
 				// when nothing is usable. -S keeps the configured table, so
 				// that -S | -R restores it.
-				cfg = director.Desired(&fsm.State{Config: resp.Config, Verdicts: resp.Verdicts}).Config()
+				cfg = table.Desired(&fsm.State{Config: resp.Config, Verdicts: resp.Verdicts}).Config()
 				cfg.Timeouts = resp.Config.Timeouts
 			}
 		}
@@ -169,8 +169,12 @@ func listConns(ctx context.Context, c *api.Client, node string) error {
 	if err != nil {
 		return err
 	}
+	conns := make([]table.Conn, len(r.Conns))
+	for i, c := range r.Conns {
+		conns[i] = table.Conn(c)
+	}
 	w := bufio.NewWriter(os.Stdout)
-	if err := director.FormatConns(w, r.Conns); err != nil {
+	if err := table.FormatConns(w, conns); err != nil {
 		return err
 	}
 	return w.Flush()

@@ -6,7 +6,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/ipvsman/ipvsman/director/health"
+	"github.com/ipvsman/ipvsman/cluster/api"
 )
 
 // healthFlag is ipvsman's own addition to -L: each real server's line gets
@@ -25,8 +25,8 @@ func takeHealthFlag(args []string) ([]string, bool) {
 
 // annotateHealth appends health columns to the real-server lines of a
 // numeric -L listing.
-func annotateHealth(list string, checks []health.Status) string {
-	by := map[string]health.Status{}
+func annotateHealth(list string, checks []api.CheckStatus) string {
+	by := map[string]api.CheckStatus{}
 	for _, c := range checks {
 		by[c.Service+"/"+c.Server] = c
 	}
@@ -56,7 +56,7 @@ func annotateHealth(list string, checks []health.Status) string {
 	return out.String()
 }
 
-func describeStatus(c health.Status) string {
+func describeStatus(c api.CheckStatus) string {
 	if c.At.IsZero() {
 		return string(c.Health) + "  -  -"
 	}

@@ -16,8 +16,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/ipvsman/ipvsman/cluster"
 	"github.com/ipvsman/ipvsman/cluster/api"
+	"github.com/ipvsman/ipvsman/cluster/release"
 	"github.com/ipvsman/ipvsman/fsm"
 )
 
@@ -251,7 +251,7 @@ func versionCmd() *cobra.Command {
 		Short: "Print the version and the command protocol this build speaks",
 		Args:  cobra.NoArgs,
 		Run: func(c *cobra.Command, _ []string) {
-			fmt.Fprintf(c.OutOrStdout(), "ipvsman %s (protocol %d)\n", cluster.Version, fsm.CommandProtocol)
+			fmt.Fprintf(c.OutOrStdout(), "ipvsman %s (protocol %d)\n", release.Version, fsm.CommandProtocol)
 		},
 	}
 }

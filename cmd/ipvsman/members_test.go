@@ -9,7 +9,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ipvsman/ipvsman/cluster"
 	"github.com/ipvsman/ipvsman/cluster/api"
 )
 
@@ -48,7 +47,7 @@ func TestMembersTable(t *testing.T) {
 func TestNewCommandRefusedByAnOldNode(t *testing.T) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, _ *http.Request) {
-		json.NewEncoder(w).Encode(api.NodeStatus{Status: cluster.Status{ID: "d2", Version: "0.8.0", Protocol: 1}})
+		json.NewEncoder(w).Encode(api.NodeStatus{Status: api.Status{ID: "d2", Version: "0.8.0", Protocol: 1}})
 	})
 	want := `cluster note: node d2 runs ipvsmand 0.8.0 (protocol 1), which does not know "cluster note": upgrade every node first`
 	// A release without the endpoint, and one whose endpoint does not know

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ipvsman/ipvsman/cluster"
+	"github.com/ipvsman/ipvsman/cluster/pki"
 )
 
 func TestTLSInitMakesACAAndNodeCertificates(t *testing.T) {
@@ -32,7 +32,7 @@ func TestTLSInitMakesACAAndNodeCertificates(t *testing.T) {
 		}
 	}
 	// Each node certificate loads as ipvsmand would load it.
-	m, err := cluster.LoadTLS(filepath.Join(dir, "d2.pem"), filepath.Join(dir, "d2-key.pem"), filepath.Join(dir, "ca.pem"), now)
+	m, err := pki.LoadTLS(filepath.Join(dir, "d2.pem"), filepath.Join(dir, "d2-key.pem"), filepath.Join(dir, "ca.pem"), now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +66,7 @@ func TestTLSInitMakesACAAndNodeCertificates(t *testing.T) {
 	if !strings.Contains(out.String(), "using the CA in") {
 		t.Errorf("second run: %s", out.String())
 	}
-	if _, err := cluster.LoadTLS(filepath.Join(dir, "d3.pem"), filepath.Join(dir, "d3-key.pem"), filepath.Join(dir, "ca.pem"), now); err != nil {
+	if _, err := pki.LoadTLS(filepath.Join(dir, "d3.pem"), filepath.Join(dir, "d3-key.pem"), filepath.Join(dir, "ca.pem"), now); err != nil {
 		t.Errorf("d3 not signed by the first run's CA: %v", err)
 	}
 	before, _ := os.ReadFile(filepath.Join(dir, "d1.pem"))

@@ -7,7 +7,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/cobra/doc"
 
-	"github.com/ipvsman/ipvsman/cluster"
+	"github.com/ipvsman/ipvsman/cluster/release"
 )
 
 // registerGenMan adds the hidden --gen-man DIR flag, which writes
@@ -43,7 +43,7 @@ func genMan(cmd *cobra.Command, dir string) error {
 	if f := cmd.Flags().Lookup("node-id"); f != nil {
 		f.DefValue = "the host name"
 	}
-	header := &doc.GenManHeader{Section: "8", Source: "ipvsman " + cluster.Version, Manual: "ipvsman manual"}
+	header := &doc.GenManHeader{Section: "8", Source: "ipvsman " + release.Version, Manual: "ipvsman manual"}
 	if err := doc.GenManTree(cmd, header, dir); err != nil {
 		return fmt.Errorf("--gen-man: %w", err)
 	}

@@ -19,6 +19,7 @@ import (
 // checks runs the health-check runner while this node leads.
 type checks struct {
 	runner *health.Runner
+	loop   *check.Loop                  // nil: every check on its own goroutine
 	node   atomic.Pointer[cluster.Node] // set once Open returns
 	id     string
 
@@ -36,6 +37,7 @@ func newChecks(id string, log *slog.Logger) *checks {
 		log.Warn("health checks: no event loop; every check on its own goroutine", "err", err)
 		return c
 	}
+	c.loop = loop
 	c.runner.LoopThrottle = loop.Throttle
 	c.runner.Schedule = func(spec fsm.HealthCheck, t netip.AddrPort, first time.Duration, done func(health.Outcome)) (func(), bool) {
 		ck, err := check.New(spec)
@@ -110,4 +112,13 @@ func (c *checks) lead(leader bool) {
 		})
 		return &st
 	})
+}
+
+// close stops the runner and the check loop (shutdown).
+func (c *checks) close() {
+	c.lead(false)
+	// stop: await the runner's Run returning once it can be awaited.
+	if c.loop != nil {
+		c.loop.Close()
+	}
 }

@@ -3,17 +3,14 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -21,9 +18,9 @@ import (
 
 	"github.com/ipvsman/ipvsman/cluster"
 	"github.com/ipvsman/ipvsman/cluster/api"
-	"github.com/ipvsman/ipvsman/director"
+	"github.com/ipvsman/ipvsman/cluster/release"
+	"github.com/ipvsman/ipvsman/cmd/ipvsmand/internal/server"
 	"github.com/ipvsman/ipvsman/fsm"
-	"github.com/ipvsman/ipvsman/fsm/ipvsadm"
 	"github.com/ipvsman/ipvsman/vip"
 )
 
@@ -32,7 +29,7 @@ type options struct {
 	bootstrap                                        bool
 	join, tokenFile, ipvs, logLevel, logFormat       string
 	readTokenFile                                    string
-	limits                                           api.Limits
+	limits                                           server.Limits
 	exclusive                                        bool
 	vips, debugAddr, syncIface                       string
 	gossipAddr, gossipProfile                        string
@@ -53,7 +50,7 @@ func main() {
 		Args:          cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
 			if o.version {
-				fmt.Printf("ipvsmand %s (protocol %d)\n", cluster.Version, fsm.CommandProtocol)
+				fmt.Printf("ipvsmand %s (protocol %d)\n", release.Version, fsm.CommandProtocol)
 				return nil
 			}
 			return run(o)
@@ -135,7 +132,7 @@ func readToken(flag, path string) (string, error) {
 }
 
 // checkLimits refuses negative limits, naming the flag.
-func checkLimits(l api.Limits) error {
+func checkLimits(l server.Limits) error {
 	for _, f := range []struct {
 		name string
 		v    float64
@@ -166,212 +163,13 @@ func run(o options) error {
 		return err
 	}
 	slog.SetDefault(log)
-	switch o.ipvs {
-	case "off":
-		log.Info("ipvs programming off: running the cluster only", "node", o.nodeID)
-	case "on":
-		if err := director.CheckKernel(); err != nil {
-			return fmt.Errorf("--ipvs=on: %w; load the ip_vs module (modprobe ip_vs) or run with --ipvs=off", err)
-		}
-		log.Info("ipvs present in the kernel", "node", o.nodeID)
-	default:
-		return fmt.Errorf("--ipvs %q: want on or off", o.ipvs)
-	}
-	if err := fsm.ValidateNodeID(o.nodeID); err != nil {
-		return fmt.Errorf("--node-id: %w", err)
-	}
-	// Before anything else: addresses a crashed predecessor left would
-	// answer for a VIP this node does not own.
-	var vips *vip.Manager
-	wire := &vip.Wire{}
-	defer wire.Close()
-	switch o.vips {
-	case "on":
-		if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
-			return fmt.Errorf("--data-dir %q: %w", o.dataDir, err)
-		}
-		vips = &vip.Manager{Node: o.nodeID, Addrs: vip.Netlink{}, Announcer: wire, StateFile: filepath.Join(o.dataDir, "vips.json"), Log: log}
-		if err := vips.Start(); err != nil {
-			log.Error("vip start-up cleanup incomplete; retrying", "node", o.nodeID, "err", err)
-		}
-	case "off":
-	default:
-		return fmt.Errorf("--vips %q: want on or off", o.vips)
-	}
-	tlsMat, err := loadTLS(o.tlsCert, o.tlsKey, o.tlsCA)
+	d, err := newDaemon(o, log)
 	if err != nil {
-		return err
-	}
-	if err := checkListeners(o.raftAddr, o.apiAddr, o.debugAddr, tlsMat != nil); err != nil {
-		return err
-	}
-	pm, err := newMetrics(o, log)
-	if err != nil {
-		return err
-	}
-	if o.debugAddr != "" {
-		if err := serveDebug(o.debugAddr, log); err != nil {
-			return err
-		}
-	}
-	token, err := readToken("--token-file", o.tokenFile)
-	if err != nil {
-		return err
-	}
-	readOnly, err := readOnlyToken(o.readTokenFile, token)
-	if err != nil {
-		return err
-	}
-	if o.maxWriteWait <= 0 {
-		return fmt.Errorf("--max-write-wait %s: want a positive duration", o.maxWriteWait)
-	}
-	if err := checkLimits(o.limits); err != nil {
-		return err
-	}
-	if o.bootstrap && o.join != "" {
-		return errors.New("--bootstrap and --join: give one, not both")
-	}
-	ln, err := net.Listen("tcp", o.apiAddr)
-	if err != nil {
-		return fmt.Errorf("--api-addr %q: %w", o.apiAddr, err)
-	}
-	advertise := o.apiAdvertise
-	if advertise == "" {
-		advertise = ln.Addr().String()
-	}
-	if tlsMat != nil {
-		ln = tls.NewListener(ln, tlsMat.APIServer())
-	}
-
-	gossipAddr, err := defaultGossipAddr(o.gossipAddr, o.raftAddr)
-	if err != nil {
-		ln.Close()
-		return err
-	}
-	cfg := o.timing
-	cfg.NodeID, cfg.DataDir, cfg.RaftAddr, cfg.APIAddr, cfg.Bootstrap, cfg.Logger = o.nodeID, o.dataDir, o.raftAddr, advertise, o.bootstrap, log
-	cfg.TLS = tlsMat
-	cfg.Gossip = cluster.GossipConfig{Addr: gossipAddr, Key: cluster.GossipKey(token), Profile: o.gossipProfile}
-	cfg.Rejoin = o.join != ""
-	hc := newChecks(o.nodeID, log)
-	syncWake := make(chan struct{}, 1)
-	cfg.Leadership = func(leader bool, reason string) {
-		// VIPs first: on a loss nothing may come before dropping them.
-		if vips != nil {
-			if leader {
-				vips.Lead(reason)
-			} else {
-				vips.Follow(reason)
-			}
-		}
-		hc.lead(leader)
-		pm.leadership(leader)
-		poke(syncWake)
-	}
-	fatal := make(chan error, 1)
-	cfg.Fatal = func(err error) {
-		select {
-		case fatal <- err:
-		default:
-		}
-	}
-	node, err := cluster.Open(cfg)
-	if err != nil {
-		ln.Close()
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	self := fsm.Member{ID: o.nodeID, RaftAddr: o.raftAddr, APIAddr: advertise, GossipAddr: gossipAddr}
-	srv := &api.Server{Node: node, Token: token, ReadToken: readOnly, Limits: o.limits, Self: self, IPVS: o.ipvs, Log: log, TLS: tlsMat, MaxWait: o.maxWriteWait}
-	hc.opened(node)
-	srv.Health, srv.Throttle = hc.runner.Statuses, hc.runner.Throttle
-	if vips != nil {
-		vips.IsLeader = func() bool { return node.IsLeader() && !node.Draining() }
-		srv.VIPs = vips.Stats
-		go followVIPs(ctx, node, vips)
-	}
-	if o.ipvs == "on" {
-		rec, kernel, err := startReconciler(ctx, node, o, pm.observeReconcile, log)
-		if err != nil {
-			node.Shutdown(context.Background())
-			ln.Close()
-			return err
-		}
-		srv.Director = func() *director.Report { r := rec.Last(); return &r }
-		syncd, err := startSync(ctx, node, o, syncWake, log)
-		if err != nil {
-			node.Shutdown(context.Background())
-			ln.Close()
-			return err
-		}
-		srv.Sync = func() *director.SyncReport {
-			r := syncd.Last()
-			if conns, err := director.ReadConns(); err == nil {
-				for _, c := range conns {
-					r.Conns++
-					if c.Synced {
-						r.Synced++
-					}
-				}
-			}
-			return &r
-		}
-		srv.Conns = director.ReadConns
-		pm.ipvs(kernel, syncd)
-		srv.Kernel = func() (*fsm.Config, ipvsadm.Stats, error) {
-			t, st, err := kernel.ReadStats()
-			if err != nil {
-				return nil, nil, err
-			}
-			to, err := kernel.Timeouts()
-			if err != nil {
-				return nil, nil, err
-			}
-			cfg := t.Config()
-			cfg.Timeouts = &to
-			return cfg, st, nil
-		}
-	}
-	srv.Metrics = pm.handler(node, vips, hc.runner.Statuses)
-	// The server's own log carries refused TLS handshakes (a client with
-	// a certificate of another CA, plain HTTP to an https port).
-	httpSrv := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.With("node", o.nodeID, "component", "api").Handler(), slog.LevelWarn)}
-	go func() {
-		if err := httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			fatal <- fmt.Errorf("api: %w", err)
-		}
-	}()
-	log.Info("ipvsmand started", "node", o.nodeID, "raft_addr", o.raftAddr, "api_addr", ln.Addr().String(), "ipvs", o.ipvs, "tls", tlsMat != nil)
-
-	if o.join != "" {
-		c := &api.Client{Base: o.join, Token: token, Actor: "ipvsmand@" + o.nodeID}
-		if tlsMat != nil {
-			c.TLS, c.CA = tlsMat.PeerClient(), fmt.Sprintf("--tls-ca %q", o.tlsCA)
-		}
-		go api.JoinLoop(ctx, c, self, log)
-	}
-
-	var runErr error
-	select {
-	case <-ctx.Done():
-		log.Info("shutting down", "node", o.nodeID, "reason", "signal")
-	case runErr = <-fatal:
-		log.Error("stopping", "node", o.nodeID, "err", runErr)
-	}
-	defer shutdownWatchdog(log, 25*time.Second)()
-	if vips != nil {
-		vips.Close("shutdown")
-	}
-	hc.lead(false)
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := node.Shutdown(sctx); err != nil {
-		log.Warn("raft shutdown", "err", err)
-	}
-	_ = httpSrv.Shutdown(sctx)
-	log.Info("stopped", "node", o.nodeID)
-	return runErr
+	return d.run(ctx)
 }
 
 // shutdownWatchdog bounds the shutdown: a step that hangs would keep a
@@ -408,10 +206,12 @@ func defaultGossipAddr(addr, raftAddr string) (string, error) {
 const vipTick = 10 * time.Millisecond
 
 // followVIPs keeps the VIP manager's copy of the model's VIPs current and
-// runs its ticker.
+// runs its ticker, until ctx ends.
 func followVIPs(ctx context.Context, node *cluster.Node, m *vip.Manager) {
 	changes := node.Subscribe()
-	go m.Run(ctx.Done(), vipTick)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { m.Run(ctx.Done(), vipTick) })
 	for {
 		var v map[string]fsm.VIP
 		node.View(func(s *fsm.State, _ uint64) { v = s.Config.VIPs })
@@ -422,26 +222,4 @@ func followVIPs(ctx context.Context, node *cluster.Node, m *vip.Manager) {
 		case <-changes:
 		}
 	}
-}
-
-// startReconciler makes this node's kernel table follow the replicated
-// state: on every change, on the resync timer, and after failures.
-func startReconciler(ctx context.Context, node *cluster.Node, o options, observe func(director.Report), log *slog.Logger) (*director.Reconciler, *director.Netlink, error) {
-	k, err := director.NewNetlink()
-	if err != nil {
-		return nil, nil, fmt.Errorf("--ipvs=on: %w", err)
-	}
-	rec := &director.Reconciler{Kernel: k, Log: log, Exclusive: o.exclusive, Resync: o.resync, Observe: observe}
-	changes := node.Subscribe()
-	go func() {
-		defer k.Close()
-		rec.Run(ctx, changes, func() director.Target {
-			var t director.Target
-			node.View(func(s *fsm.State, applied uint64) {
-				t = director.Target{Table: director.Desired(s), Timeouts: s.Config.Timeouts, Managed: director.Managed(s), Version: s.Version, Index: applied}
-			})
-			return t
-		})
-	}()
-	return rec, k, nil
 }

@@ -11,7 +11,7 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
 
-	"github.com/ipvsman/ipvsman/director"
+	"github.com/ipvsman/ipvsman/director/table"
 	"github.com/ipvsman/ipvsman/fsm"
 	"github.com/ipvsman/ipvsman/fsm/ipvsadm"
 )
@@ -46,8 +46,8 @@ type Model struct {
 	haveSnap  bool
 	cfg       *fsm.Config // the snapshot's model plus this console's committed changes
 	version   uint64
-	desired   director.Table // what every kernel holds for cfg: the weight in effect
-	kernel    ipvsadm.Stats  // the shown node's last counters
+	desired   table.Table   // what every kernel holds for cfg: the weight in effect
+	kernel    ipvsadm.Stats // the shown node's last counters
 	kernelFor string
 	base      ipvsadm.Stats // the counters the rates are measured from
 	baseAt    time.Time
@@ -286,7 +286,7 @@ func (m *Model) rebuild() {
 	if m.cursor < len(m.rows) {
 		sel = m.rows[m.cursor]
 	}
-	m.desired = director.Desired(&fsm.State{Config: m.cfg, Verdicts: m.snap.Verdicts})
+	m.desired = table.Desired(&fsm.State{Config: m.cfg, Verdicts: m.snap.Verdicts})
 	m.rows = m.rows[:0]
 	for _, sk := range m.cfg.SortedServiceKeys() {
 		m.rows = append(m.rows, row{service: sk})

@@ -11,7 +11,7 @@ import (
 	"github.com/charmbracelet/x/ansi"
 	"github.com/muesli/termenv"
 
-	"github.com/ipvsman/ipvsman/director"
+	"github.com/ipvsman/ipvsman/cluster/api"
 	"github.com/ipvsman/ipvsman/fsm"
 )
 
@@ -148,7 +148,7 @@ func TestClusterPane(t *testing.T) {
 
 func TestFingerprintsDisagree(t *testing.T) {
 	f := threeByFour(t)
-	f.cluster = clusterOf("n2", map[string]*director.Report{
+	f.cluster = clusterOf("n2", map[string]*api.Report{
 		"n1": {Version: 13, Fingerprint: "00000000deadbeef"},
 		"n2": {Version: 13, Fingerprint: "00000000feedface"},
 		"n3": {Version: 12, Fingerprint: "0000000000000001"},

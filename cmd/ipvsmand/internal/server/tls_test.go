@@ -1,4 +1,4 @@
-package api
+package server
 
 import (
 	"bytes"
@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ipvsman/ipvsman/cluster"
+	"github.com/ipvsman/ipvsman/cluster/api"
 	"github.com/ipvsman/ipvsman/cluster/pki"
 	"github.com/ipvsman/ipvsman/test/harness"
 )
@@ -131,7 +132,7 @@ func TestJoinsAndForwardedWritesNeedANodeCertificate(t *testing.T) {
 		hdr              []string
 	}{
 		{"join", "/v1/cluster/join", `{"id":"x"}`, nil},
-		{"forwarded write", "/v1/ops", ops, []string{HeaderForwarded, "a2"}},
+		{"forwarded write", "/v1/ops", ops, []string{api.HeaderForwarded, "a2"}},
 	} {
 		for who, cfg := range map[string]*tls.Config{"no client certificate": operator, "certificate of another CA": foreign} {
 			code, body, err := callTLS(t, srv, cfg, "POST", tc.path, adminToken, tc.body, tc.hdr...)
@@ -178,7 +179,7 @@ func TestClientOverTLS(t *testing.T) {
 	addr := srv.Listener.Addr().String()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	good := &Client{Base: addr, Token: readToken, TLS: &tls.Config{RootCAs: ca.load("a3").CA}}
+	good := &api.Client{Base: addr, Token: readToken, TLS: &tls.Config{RootCAs: ca.load("a3").CA}}
 	if good.URL() != "https://"+addr {
 		t.Errorf("URL with TLS: %s", good.URL())
 	}
@@ -187,19 +188,19 @@ func TestClientOverTLS(t *testing.T) {
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(other.ca.Cert)
-	bad := &Client{Base: addr, Token: readToken, TLS: &tls.Config{RootCAs: pool}, CA: `--ca "/etc/other-ca.pem"`}
+	bad := &api.Client{Base: addr, Token: readToken, TLS: &tls.Config{RootCAs: pool}, CA: `--ca "/etc/other-ca.pem"`}
 	_, err := bad.Status(ctx)
 	if err == nil || !strings.Contains(err.Error(), `does not verify against --ca "/etc/other-ca.pem"`) {
 		t.Errorf("status verified by another CA: %v", err)
 	}
-	plain := &Client{Base: addr, Token: readToken}
-	var apiErr *Error
+	plain := &api.Client{Base: addr, Token: readToken}
+	var apiErr *api.Error
 	if _, err := plain.Status(ctx); err == nil || errors.As(err, &apiErr) && apiErr.Status == 200 {
 		t.Errorf("plain http to a TLS API: %v", err)
 	}
 	// A node's peer client reaches another node by IP, verified by chain.
 	host, port, _ := net.SplitHostPort(addr)
-	peer := &Client{Base: net.JoinHostPort(host, port), Token: readToken, TLS: ca.load("a2").PeerClient()}
+	peer := &api.Client{Base: net.JoinHostPort(host, port), Token: readToken, TLS: ca.load("a2").PeerClient()}
 	if _, err := peer.Status(ctx); err != nil {
 		t.Errorf("peer client: %v", err)
 	}

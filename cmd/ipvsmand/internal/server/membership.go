@@ -1,4 +1,4 @@
-package api
+package server
 
 import (
 	"context"
@@ -9,14 +9,10 @@ import (
 	"time"
 
 	"github.com/ipvsman/ipvsman/cluster"
+	"github.com/ipvsman/ipvsman/cluster/api"
+	"github.com/ipvsman/ipvsman/cluster/release"
 	"github.com/ipvsman/ipvsman/fsm"
 )
-
-// DrainResponse answers POST /v1/node/drain.
-type DrainResponse struct {
-	Node   string `json:"node"`
-	Leader string `json:"leader"` // the leader that removed it
-}
 
 // drain takes this node out of the cluster for good: no more VIPs,
 // leadership handed over, removed from the Raft configuration by the
@@ -41,7 +37,7 @@ func (s *Server) drain(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "internal", fmt.Sprintf("drain %s: removed from the cluster, but stopping Raft: %v", id, err))
 		return
 	}
-	writeJSON(w, http.StatusOK, DrainResponse{Node: id, Leader: leader})
+	writeJSON(w, http.StatusOK, api.DrainResponse{Node: id, Leader: leader})
 }
 
 // leaveThroughLeader asks the current leader to remove id, retrying while
@@ -49,13 +45,13 @@ func (s *Server) drain(w http.ResponseWriter, r *http.Request) {
 func (s *Server) leaveThroughLeader(ctx context.Context, id string) (string, error) {
 	backoff := 50 * time.Millisecond
 	for {
-		lid, api, err := s.Node.LeaderAPI()
+		lid, leaderAPI, err := s.Node.LeaderAPI()
 		if err == nil && lid != id {
-			c := s.peer(api, "ipvsmand@"+id+" (drain)")
+			c := s.peer(leaderAPI, "ipvsmand@"+id+" (drain)")
 			if err = c.Leave(ctx, id); err == nil {
 				return lid, nil
 			}
-			var e *Error
+			var e *api.Error
 			if errors.As(err, &e) && e.Kind == "rejected" {
 				return "", err
 			}
@@ -90,7 +86,7 @@ func (s *Server) command(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	typ, ok := fsm.CommandByName(name)
 	if !ok || typ.Since() <= fsm.BaseCommandProtocol {
-		writeError(w, http.StatusNotFound, "unknown-command", fmt.Sprintf("node %s runs ipvsmand %s (protocol %d), which does not know command %q", s.Node.ID(), cluster.Version, fsm.CommandProtocol, name))
+		writeError(w, http.StatusNotFound, "unknown-command", fmt.Sprintf("node %s runs ipvsmand %s (protocol %d), which does not know command %q", s.Node.ID(), release.Version, fsm.CommandProtocol, name))
 		return
 	}
 	if err := s.Node.Gate(typ); err != nil {
@@ -105,35 +101,19 @@ func (s *Server) command(w http.ResponseWriter, r *http.Request) {
 	})(w, r)
 }
 
-// MemberView is one member in GET /v1/cluster/status: the answering
-// node's Raft configuration and gossip, with the member's own Raft last
-// contact.
-type MemberView struct {
-	ID            string `json:"id"`
-	Suffrage      string `json:"suffrage"` // voter, nonvoter, none (gossip only)
-	Leader        bool   `json:"leader"`
-	Version       string `json:"version"`
-	Protocol      int    `json:"protocol"`
-	Gossip        string `json:"gossip"`
-	GossipSinceMS int64  `json:"gossip_since_ms"`
-	LastContact   string `json:"last_contact"` // from the member itself; "" when unreachable
-	RaftAddr      string `json:"raft_addr"`
-	GossipAddr    string `json:"gossip_addr"`
-}
-
 // members joins the answering node's view of the configuration and of
 // gossip with each member's own last contact.
-func members(via NodeStatus, nodes []NodeView) []MemberView {
+func members(via api.NodeStatus, nodes []api.NodeView) []api.MemberView {
 	contact := map[string]string{}
 	for _, n := range nodes {
 		if n.Status != nil {
 			contact[n.ID] = n.Status.LastContact
 		}
 	}
-	var out []MemberView
-	for _, list := range [][]cluster.ServerStatus{via.Servers, via.Gossip} {
+	var out []api.MemberView
+	for _, list := range [][]api.ServerStatus{via.Servers, via.Gossip} {
 		for _, s := range list {
-			out = append(out, MemberView{
+			out = append(out, api.MemberView{
 				ID: s.ID, Suffrage: s.Suffrage, Leader: s.Leader, Version: s.Version, Protocol: s.Protocol,
 				Gossip: s.GossipState, GossipSinceMS: s.GossipForMS, LastContact: contact[s.ID],
 				RaftAddr: s.RaftAddr, GossipAddr: s.GossipAddr,

@@ -1,4 +1,4 @@
-package api
+package server
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ipvsman/ipvsman/cluster"
+	"github.com/ipvsman/ipvsman/cluster/api"
 	"github.com/ipvsman/ipvsman/fsm"
 	"github.com/ipvsman/ipvsman/test/harness"
 )
@@ -49,7 +50,7 @@ const addService80 = `{"ops":[{"kind":"add-service","service":{"key":{"protocol"
 // so the operator was told a committed add had failed.
 func TestRetryOfACommittedWriteGetsItsFirstOutcome(t *testing.T) {
 	srv, n := leaderAPI(t)
-	hdr := map[string]string{HeaderRequest: "retry-1"}
+	hdr := map[string]string{api.HeaderRequest: "retry-1"}
 	code, first := postWith(t, srv.URL, "/v1/ops", addService80, hdr)
 	if code != http.StatusOK {
 		t.Fatalf("first try: %d %s", code, first)
@@ -58,7 +59,7 @@ func TestRetryOfACommittedWriteGetsItsFirstOutcome(t *testing.T) {
 	if code != http.StatusOK {
 		t.Fatalf("retry with the same request ID: %d %s, want 200 with the first outcome", code, again)
 	}
-	var a, b WriteResponse
+	var a, b api.WriteResponse
 	if err := json.Unmarshal([]byte(first), &a); err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +81,7 @@ func TestRetryOfACommittedWriteGetsItsFirstOutcome(t *testing.T) {
 		t.Fatalf("history %v with requests %q, want one version made by request retry-1", versions, requests)
 	}
 	// Another request ID is another write: refused, as it should be.
-	if code, body := postWith(t, srv.URL, "/v1/ops", addService80, map[string]string{HeaderRequest: "retry-2"}); code != http.StatusBadRequest || !strings.Contains(body, "already exists") {
+	if code, body := postWith(t, srv.URL, "/v1/ops", addService80, map[string]string{api.HeaderRequest: "retry-2"}); code != http.StatusBadRequest || !strings.Contains(body, "already exists") {
 		t.Fatalf("a new request adding the same service: %d %s, want 400 already exists", code, body)
 	}
 }
@@ -200,7 +201,7 @@ func TestForwardedWriteIsNeverReportedFailedWhenItMayCommit(t *testing.T) {
 	}
 
 	// The client waits 10 s: the follower waits for the busy leader too.
-	code, body := postWith(t, follower, "/v1/ops", addService80, map[string]string{HeaderRequest: "slow-1", HeaderTimeout: "10000"})
+	code, body := postWith(t, follower, "/v1/ops", addService80, map[string]string{api.HeaderRequest: "slow-1", api.HeaderTimeout: "10000"})
 	if code != http.StatusOK || !committed("slow-1") {
 		t.Fatalf("write through the follower with a 10 s deadline: %d %s (committed: %v), want 200", code, body, committed("slow-1"))
 	}
@@ -208,9 +209,9 @@ func TestForwardedWriteIsNeverReportedFailedWhenItMayCommit(t *testing.T) {
 	// The client waits less than the leader takes: the answer may not say
 	// the write failed, since the leader goes on and commits it.
 	code, body = postWith(t, follower, "/v1/ops", `{"ops":[{"kind":"add-service","service":{"key":{"protocol":"tcp","address":"10.0.0.1","port":81},"scheduler":"rr"}}]}`,
-		map[string]string{HeaderRequest: "slow-2", HeaderTimeout: "300"})
-	if code != http.StatusServiceUnavailable || !strings.Contains(body, `"kind":"`+KindOutcomeUnknown+`"`) || !strings.Contains(body, "request slow-2") {
-		t.Fatalf("write through the follower past its deadline: %d %s, want 503 %s naming the request", code, body, KindOutcomeUnknown)
+		map[string]string{api.HeaderRequest: "slow-2", api.HeaderTimeout: "300"})
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, `"kind":"`+api.KindOutcomeUnknown+`"`) || !strings.Contains(body, "request slow-2") {
+		t.Fatalf("write through the follower past its deadline: %d %s, want 503 %s naming the request", code, body, api.KindOutcomeUnknown)
 	}
 	harness.Eventually(t, 10*time.Second, "the unknown write commits on the leader", func() (bool, string) {
 		return committed("slow-2"), "not in history"

@@ -1,4 +1,4 @@
-package api
+package server
 
 import (
 	"fmt"
@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ipvsman/ipvsman/cluster/api"
 	"github.com/ipvsman/ipvsman/fsm"
 )
 
@@ -112,7 +113,7 @@ func (s *Server) limitWrites(w http.ResponseWriter, r *http.Request) bool {
 	if err != nil {
 		client = r.RemoteAddr
 	}
-	if r.Header.Get(HeaderForwarded) != "" && s.isMember(client) {
+	if r.Header.Get(api.HeaderForwarded) != "" && s.isMember(client) {
 		return true
 	}
 	ok, wait := s.writes.allow(client)

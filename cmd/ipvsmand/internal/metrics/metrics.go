@@ -51,6 +51,54 @@ type Sources struct {
 	VIPs func() vip.Stats
 	// Sync is the sync threads' last pass (director.SyncDaemons.Last).
 	Sync func() director.SyncReport
+	// Failovers counts leadership changes; the daemon makes it before the
+	// Raft node opens (NewFailovers). nil: New makes its own.
+	Failovers *Failovers
+}
+
+// Failovers counts this node's leadership changes. It exists apart from
+// the registry so that the daemon can make it before the Raft node opens,
+// and its leadership hook counts the first election, while the registry is
+// made once every source exists. A nil *Failovers counts nothing
+// (--metrics=off).
+type Failovers struct {
+	gained, lost prometheus.Counter
+
+	mu      sync.Mutex
+	leading bool
+}
+
+// NewFailovers makes the counters; New registers them.
+func NewFailovers() *Failovers {
+	return &Failovers{
+		gained: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ipvsman_leader_gained_total",
+			Help: "Times this node became the Raft leader (and, with --vips=on, took the VIPs): failovers and transfers to it, the first election included.",
+		}),
+		lost: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ipvsman_leader_lost_total",
+			Help: "Times this node stopped being the Raft leader (and dropped the VIPs).",
+		}),
+	}
+}
+
+// Leadership records a leadership change as the daemon's hook reports it;
+// repeated calls with the same value count once.
+func (f *Failovers) Leadership(leader bool) {
+	if f == nil {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if leader == f.leading {
+		return
+	}
+	f.leading = leader
+	if leader {
+		f.gained.Inc()
+	} else {
+		f.lost.Inc()
+	}
 }
 
 // Metrics is one node's registry: the scrape-time collector over Sources,
@@ -63,11 +111,11 @@ type Metrics struct {
 	reconcileOps      prometheus.Counter
 	reconcileErrors   prometheus.Counter
 	reconcilePasses   *prometheus.CounterVec
-	leaderGained      prometheus.Counter
+	failovers         *Failovers
+	leaderGained      prometheus.Counter // failovers' own
 	leaderLost        prometheus.Counter
 
 	mu        sync.Mutex
-	leading   bool
 	lastPass  director.Report
 	havePass  bool
 	scrapeErr error // the last kernel read's error (logged when it changes)
@@ -80,15 +128,11 @@ var ReconcileBuckets = prometheus.ExponentialBuckets(0.0001, 4, 10)
 // New builds the registry. The reconcile series exist only when the node
 // programs IPVS (Kernel set).
 func New(src Sources) *Metrics {
-	m := &Metrics{src: src, reg: prometheus.NewRegistry()}
-	m.leaderGained = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "ipvsman_leader_gained_total",
-		Help: "Times this node became the Raft leader (and, with --vips=on, took the VIPs): failovers and transfers to it, the first election included.",
-	})
-	m.leaderLost = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "ipvsman_leader_lost_total",
-		Help: "Times this node stopped being the Raft leader (and dropped the VIPs).",
-	})
+	m := &Metrics{src: src, reg: prometheus.NewRegistry(), failovers: src.Failovers}
+	if m.failovers == nil {
+		m.failovers = NewFailovers()
+	}
+	m.leaderGained, m.leaderLost = m.failovers.gained, m.failovers.lost
 	m.reg.MustRegister(m.leaderGained, m.leaderLost,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -147,18 +191,5 @@ func (m *Metrics) ObserveReconcile(r director.Report) {
 	m.mu.Unlock()
 }
 
-// Leadership records a leadership change as the daemon's hook reports it;
-// repeated calls with the same value count once.
-func (m *Metrics) Leadership(leader bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if leader == m.leading {
-		return
-	}
-	m.leading = leader
-	if leader {
-		m.leaderGained.Inc()
-	} else {
-		m.leaderLost.Inc()
-	}
-}
+// Leadership records a leadership change (Failovers.Leadership).
+func (m *Metrics) Leadership(leader bool) { m.failovers.Leadership(leader) }

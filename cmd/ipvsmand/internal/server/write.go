@@ -1,30 +1,20 @@
-package api
+package server
 
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/ipvsman/ipvsman/cluster"
+	"github.com/ipvsman/ipvsman/cluster/api"
 	"github.com/ipvsman/ipvsman/fsm"
-)
-
-// Defaults of how long a write may wait for the cluster.
-const (
-	// DefaultWriteWait is the wait of a request that names no deadline.
-	DefaultWriteWait = 10 * time.Second
-	// DefaultMaxWriteWait caps the deadline a client asks for.
-	DefaultMaxWriteWait = 5 * time.Minute
 )
 
 // writeReq is a write as the leader's handler sees it.
@@ -37,24 +27,17 @@ type writeReq struct {
 // leaderFunc runs a write on the leader and returns the response body.
 type leaderFunc func(ctx context.Context, req writeReq) (any, error)
 
-// NewRequestID makes a request ID for a write whose client gave none.
-func NewRequestID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
-
 // writeWait is how long this request may wait: the client's deadline
-// (HeaderTimeout, in milliseconds), capped by MaxWait; WaitLeader when it
+// (api.HeaderTimeout, in milliseconds), capped by MaxWait; WaitLeader when it
 // names none.
 func (s *Server) writeWait(r *http.Request) (time.Duration, error) {
-	h := r.Header.Get(HeaderTimeout)
+	h := r.Header.Get(api.HeaderTimeout)
 	if h == "" {
 		return s.WaitLeader, nil
 	}
 	ms, err := strconv.ParseInt(h, 10, 64)
 	if err != nil || ms <= 0 {
-		return 0, fmt.Errorf("header %s: %q: want a positive number of milliseconds", HeaderTimeout, h)
+		return 0, fmt.Errorf("header %s: %q: want a positive number of milliseconds", api.HeaderTimeout, h)
 	}
 	return min(time.Duration(ms)*time.Millisecond, s.MaxWait), nil
 }
@@ -76,14 +59,14 @@ func (s *Server) write(h leaderFunc) http.HandlerFunc {
 			writeError(w, http.StatusRequestEntityTooLarge, "rejected", fmt.Sprintf("request body: %v", err))
 			return
 		}
-		req := writeReq{body: body, actor: r.Header.Get(HeaderActor), request: r.Header.Get(HeaderRequest)}
+		req := writeReq{body: body, actor: r.Header.Get(api.HeaderActor), request: r.Header.Get(api.HeaderRequest)}
 		if req.actor == "" {
 			req.actor = "api@" + r.RemoteAddr
 		}
 		if req.request == "" {
-			req.request = NewRequestID()
+			req.request = api.NewRequestID()
 		} else if err := fsm.ValidateRequestID(req.request); err != nil {
-			writeError(w, http.StatusBadRequest, "rejected", fmt.Sprintf("header %s: %v", HeaderRequest, err))
+			writeError(w, http.StatusBadRequest, "rejected", fmt.Sprintf("header %s: %v", api.HeaderRequest, err))
 			return
 		}
 		wait, err := s.writeWait(r)
@@ -103,7 +86,7 @@ func (s *Server) write(h leaderFunc) http.HandlerFunc {
 					writeJSON(w, http.StatusOK, resp)
 					return
 				}
-			} else if r.Header.Get(HeaderForwarded) != "" {
+			} else if r.Header.Get(api.HeaderForwarded) != "" {
 				// Never forward twice: the sender retries with the new leader.
 				writeError(w, http.StatusServiceUnavailable, "no-leader", "not committed: this node is no longer the leader")
 				return
@@ -170,7 +153,7 @@ func briefResult(r fsm.Result) fsm.Result {
 
 // writeUnknown answers a write whose outcome could not be settled in time.
 func writeUnknown(w http.ResponseWriter, request string, cause error) {
-	writeError(w, http.StatusServiceUnavailable, KindOutcomeUnknown, fmt.Sprintf("outcome unknown (request %s): see ipvsman history (%v)", request, cause))
+	writeError(w, http.StatusServiceUnavailable, api.KindOutcomeUnknown, fmt.Sprintf("outcome unknown (request %s): see ipvsman history (%v)", request, cause))
 }
 
 // forward passes the request to the leader with the request's own ID and
@@ -179,41 +162,41 @@ func writeUnknown(w http.ResponseWriter, request string, cause error) {
 // connection that broke after the request may have been sent is an
 // unknown outcome too.
 func (s *Server) forward(ctx context.Context, w http.ResponseWriter, r *http.Request, req writeReq) error {
-	_, api, err := s.Node.LeaderAPI()
+	_, leaderAPI, err := s.Node.LeaderAPI()
 	if err != nil {
 		return err
 	}
-	hr, err := http.NewRequestWithContext(ctx, r.Method, baseURL(api, s.TLS != nil)+r.URL.RequestURI(), bytes.NewReader(req.body))
+	hr, err := http.NewRequestWithContext(ctx, r.Method, api.BaseURL(leaderAPI, s.TLS != nil)+r.URL.RequestURI(), bytes.NewReader(req.body))
 	if err != nil {
 		return err
 	}
 	hr.Header.Set("Authorization", r.Header.Get("Authorization"))
 	hr.Header.Set("Content-Type", "application/json")
-	hr.Header.Set(HeaderActor, req.actor)
-	hr.Header.Set(HeaderRequest, req.request)
-	hr.Header.Set(HeaderForwarded, s.Node.ID())
+	hr.Header.Set(api.HeaderActor, req.actor)
+	hr.Header.Set(api.HeaderRequest, req.request)
+	hr.Header.Set(api.HeaderForwarded, s.Node.ID())
 	if dl, ok := ctx.Deadline(); ok {
-		hr.Header.Set(HeaderTimeout, strconv.FormatInt(max(time.Until(dl).Milliseconds()-answerMargin.Milliseconds(), 1), 10))
+		hr.Header.Set(api.HeaderTimeout, strconv.FormatInt(max(time.Until(dl).Milliseconds()-answerMargin.Milliseconds(), 1), 10))
 	}
 	resp, err := s.forwardHTTP.Do(hr)
 	if err != nil {
-		if notSent(err) {
-			return fmt.Errorf("%w: forward to leader at %s: %w", cluster.ErrNoLeader, api, err)
+		if api.NotSent(err) {
+			return fmt.Errorf("%w: forward to leader at %s: %w", cluster.ErrNoLeader, leaderAPI, err)
 		}
-		return &cluster.OutcomeUnknownError{Request: req.request, Cause: fmt.Errorf("forward to leader at %s: %w", api, err)}
+		return &cluster.OutcomeUnknownError{Request: req.request, Cause: fmt.Errorf("forward to leader at %s: %w", leaderAPI, err)}
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return &cluster.OutcomeUnknownError{Request: req.request, Cause: fmt.Errorf("forward to leader at %s: read answer: %w", api, err)}
+		return &cluster.OutcomeUnknownError{Request: req.request, Cause: fmt.Errorf("forward to leader at %s: read answer: %w", leaderAPI, err)}
 	}
 	if resp.StatusCode == http.StatusServiceUnavailable {
-		var e ErrorResponse
+		var e api.ErrorResponse
 		_ = json.Unmarshal(b, &e)
-		if e.Kind == KindOutcomeUnknown {
-			return &cluster.OutcomeUnknownError{Request: req.request, Cause: fmt.Errorf("leader at %s: %s", api, e.Error)}
+		if e.Kind == api.KindOutcomeUnknown {
+			return &cluster.OutcomeUnknownError{Request: req.request, Cause: fmt.Errorf("leader at %s: %s", leaderAPI, e.Error)}
 		}
-		return fmt.Errorf("%w: leader at %s answered 503: %s", cluster.ErrNotLeader, api, e.Error)
+		return fmt.Errorf("%w: leader at %s answered 503: %s", cluster.ErrNotLeader, leaderAPI, e.Error)
 	}
 	w.Header().Set("Content-Type", resp.Header.Get("Content-Type"))
 	w.WriteHeader(resp.StatusCode)
@@ -227,23 +210,16 @@ func (s *Server) forward(ctx context.Context, w http.ResponseWriter, r *http.Req
 // passes a request on has time to answer its own client.
 const answerMargin = 250 * time.Millisecond
 
-// notSent reports whether a request failed before any of it could reach the
-// server: the connection was never made.
-func notSent(err error) bool {
-	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial"
-}
-
 func (s *Server) commit(ctx context.Context, typ fsm.CommandType, payload any, req writeReq) (any, error) {
 	res, err := s.Node.ProposeWrite(ctx, cluster.Write{Type: typ, Payload: payload, Actor: req.actor, Request: req.request})
 	if err != nil {
 		return nil, err
 	}
-	return WriteResponse{Result: briefResult(res), Leader: s.Node.ID()}, nil
+	return api.WriteResponse{Result: briefResult(res), Leader: s.Node.ID()}, nil
 }
 
 func (s *Server) ops(ctx context.Context, req writeReq) (any, error) {
-	body, err := decode[OpsRequest](req.body)
+	body, err := decode[api.OpsRequest](req.body)
 	if err != nil {
 		return nil, err
 	}
@@ -267,7 +243,7 @@ func (s *Server) ops(ctx context.Context, req writeReq) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return WriteResponse{Result: briefResult(res), Leader: s.Node.ID()}, nil
+	return api.WriteResponse{Result: briefResult(res), Leader: s.Node.ID()}, nil
 }
 
 // checkEmpty refuses a write that would leave no service where there are
@@ -281,7 +257,7 @@ func checkEmpty(have int, next *fsm.Config) error {
 }
 
 func (s *Server) apply(ctx context.Context, req writeReq) (any, error) {
-	body, err := decode[ApplyRequest](req.body)
+	body, err := decode[api.ApplyRequest](req.body)
 	if err != nil {
 		return nil, err
 	}
@@ -296,7 +272,7 @@ func (s *Server) apply(ctx context.Context, req writeReq) (any, error) {
 }
 
 func (s *Server) rollback(ctx context.Context, req writeReq) (any, error) {
-	body, err := decode[RollbackRequest](req.body)
+	body, err := decode[api.RollbackRequest](req.body)
 	if err != nil {
 		return nil, err
 	}
@@ -307,7 +283,7 @@ func (s *Server) rollback(ctx context.Context, req writeReq) (any, error) {
 // and the counts of what it adds and removes, computed against the state
 // it commits onto, and commits it unless this is a dry run.
 func (s *Server) previewAndCommit(ctx context.Context, typ fsm.CommandType, payload any, dryRun bool, admit func(cur, next *fsm.Config) error, req writeReq) (any, error) {
-	var out ApplyResponse
+	var out api.ApplyResponse
 	var cur *fsm.Config
 	w := cluster.Write{
 		Type: typ, Payload: payload, Actor: req.actor, Request: req.request, DryRun: dryRun,
@@ -333,7 +309,7 @@ func (s *Server) previewAndCommit(ctx context.Context, typ fsm.CommandType, payl
 }
 
 func (s *Server) zero(ctx context.Context, req writeReq) (any, error) {
-	body, err := decode[ZeroRequest](req.body)
+	body, err := decode[api.ZeroRequest](req.body)
 	if err != nil {
 		return nil, err
 	}

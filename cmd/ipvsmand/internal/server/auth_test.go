@@ -1,4 +1,4 @@
-package api
+package server
 
 import (
 	"bytes"
@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ipvsman/ipvsman/cluster"
+	"github.com/ipvsman/ipvsman/cluster/api"
 	"github.com/ipvsman/ipvsman/fsm"
 	"github.com/ipvsman/ipvsman/test/harness"
 )
@@ -121,12 +122,12 @@ func TestRolesRefuseWrites(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	op := fsm.Op{Kind: fsm.OpAddService, Service: &fsm.Service{Key: fsm.ServiceKey{Protocol: fsm.TCP, Address: netip.MustParseAddr("10.0.0.1"), Port: 80}, Scheduler: "rr"}}
-	_, err := (&Client{Base: srv.Listener.Addr().String(), Token: readToken}).Ops(ctx, []fsm.Op{op})
-	var apiErr *Error
+	_, err := (&api.Client{Base: srv.Listener.Addr().String(), Token: readToken}).Ops(ctx, []fsm.Op{op})
+	var apiErr *api.Error
 	if !errors.As(err, &apiErr) || apiErr.Status != http.StatusForbidden || apiErr.Kind != "forbidden" {
 		t.Fatalf("client with the read-only token: %v", err)
 	}
-	if _, err := (&Client{Base: srv.Listener.Addr().String(), Token: adminToken}).Ops(ctx, []fsm.Op{op}); err != nil {
+	if _, err := (&api.Client{Base: srv.Listener.Addr().String(), Token: adminToken}).Ops(ctx, []fsm.Op{op}); err != nil {
 		t.Fatalf("client with the admin token: %v", err)
 	}
 	if v := version(); v != before+1 {

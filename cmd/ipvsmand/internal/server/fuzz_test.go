@@ -1,9 +1,10 @@
-package api
+package server
 
 import (
 	"bytes"
 	"testing"
 
+	"github.com/ipvsman/ipvsman/cluster/api"
 	"github.com/ipvsman/ipvsman/fsm"
 )
 
@@ -20,10 +21,10 @@ func FuzzRequestBodies(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body string) {
 		b := []byte(body)
 		for _, d := range []func([]byte) error{
-			func(b []byte) error { _, err := decode[JoinViaRequest](b); return err },
-			func(b []byte) error { _, err := decode[NodeRequest](b); return err },
-			func(b []byte) error { _, err := decode[ZeroRequest](b); return err },
-			func(b []byte) error { _, err := decode[RollbackRequest](b); return err },
+			func(b []byte) error { _, err := decode[api.JoinViaRequest](b); return err },
+			func(b []byte) error { _, err := decode[api.NodeRequest](b); return err },
+			func(b []byte) error { _, err := decode[api.ZeroRequest](b); return err },
+			func(b []byte) error { _, err := decode[api.RollbackRequest](b); return err },
 		} {
 			_ = d(b)
 		}
@@ -40,11 +41,11 @@ func FuzzRequestBodies(f *testing.F) {
 				}
 			}
 		}
-		if req, err := decode[OpsRequest](b); err == nil {
+		if req, err := decode[api.OpsRequest](b); err == nil {
 			ops := fsm.NameDeletedServers(s.Config, req.Ops)
 			admit(fsm.CmdOps, fsm.OpsPayload{Ops: ops})
 		}
-		if req, err := decode[ApplyRequest](b); err == nil {
+		if req, err := decode[api.ApplyRequest](b); err == nil {
 			admit(fsm.CmdReplaceConfig, fsm.ReplaceConfigPayload{Config: req.Config, Reason: req.Reason})
 		}
 	})

@@ -1,4 +1,4 @@
-package director
+package table
 
 import (
 	"bytes"
@@ -204,24 +204,24 @@ func TestReadConnsFrom(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The sync file is missing: fall back to ip_vs_conn.
-	got, err := readConnsFrom(sync, conn)
+	got, err := ReadConnsFrom(sync, conn)
 	if err != nil || len(got) != 12 || got[0].Synced {
 		t.Fatalf("fallback: %d conns, %v", len(got), err)
 	}
 	if err := os.WriteFile(sync, []byte(connSyncFile), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if got, err = readConnsFrom(sync, conn); err != nil || len(got) != 4 || !got[1].Synced {
+	if got, err = ReadConnsFrom(sync, conn); err != nil || len(got) != 4 || !got[1].Synced {
 		t.Fatalf("sync file first: %d conns, %v", len(got), err)
 	}
 	if err := os.WriteFile(sync, []byte("garbage\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err = readConnsFrom(sync, conn); err == nil || !strings.Contains(err.Error(), sync+`: line 1 "garbage"`) {
+	if _, err = ReadConnsFrom(sync, conn); err == nil || !strings.Contains(err.Error(), sync+`: line 1 "garbage"`) {
 		t.Errorf("bad sync file: error %v, want one naming %s and line 1", err, sync)
 	}
 	missing := filepath.Join(dir, "none")
-	if _, err = readConnsFrom(missing, missing+"2"); !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), missing+"2") {
+	if _, err = ReadConnsFrom(missing, missing+"2"); !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), missing+"2") {
 		t.Errorf("no file: error %v, want fs.ErrNotExist naming %s", err, missing+"2")
 	}
 }

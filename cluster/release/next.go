@@ -1,6 +1,6 @@
 //go:build next
 
-package cluster
+package release
 
 // The simulated next release (build tag next) reports its own version,
 // whatever was set at link time.

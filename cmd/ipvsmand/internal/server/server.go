@@ -1,4 +1,8 @@
-package api
+// Package server serves one node's API, whose wire types and client are
+// cluster/api's. It sits with the daemon's wiring, the one place that knows
+// the cluster, the director and the VIPs together, so that the API's
+// callers link none of them.
+package server
 
 import (
 	"bytes"
@@ -17,6 +21,7 @@ import (
 	"time"
 
 	"github.com/ipvsman/ipvsman/cluster"
+	"github.com/ipvsman/ipvsman/cluster/api"
 	"github.com/ipvsman/ipvsman/director"
 	"github.com/ipvsman/ipvsman/director/health"
 	"github.com/ipvsman/ipvsman/fsm"
@@ -38,8 +43,8 @@ type Server struct {
 	Self       fsm.Member // this node's addresses, for joins
 	IPVS       string     // the daemon's --ipvs mode, reported in status
 	Log        *slog.Logger
-	WaitLeader time.Duration                              // how long a write that names no deadline waits (DefaultWriteWait)
-	MaxWait    time.Duration                              // the longest deadline a client may ask for (DefaultMaxWriteWait)
+	WaitLeader time.Duration                              // how long a write that names no deadline waits (api.DefaultWriteWait)
+	MaxWait    time.Duration                              // the longest deadline a client may ask for (api.DefaultMaxWriteWait)
 	Director   func() *director.Report                    // the last reconcile; nil with --ipvs=off
 	Sync       func() *director.SyncReport                // the sync threads; nil with --ipvs=off
 	Kernel     func() (*fsm.Config, ipvsadm.Stats, error) // this node's kernel table; nil with --ipvs=off
@@ -74,10 +79,10 @@ func (s *Server) Handler() http.Handler {
 		s.peerHTTP = &http.Client{Timeout: 60 * time.Second, Transport: tr}
 		s.writes = newWriteLimiter(s.Limits, time.Now)
 		if s.WaitLeader == 0 {
-			s.WaitLeader = DefaultWriteWait
+			s.WaitLeader = api.DefaultWriteWait
 		}
 		if s.MaxWait == 0 {
-			s.MaxWait = DefaultMaxWriteWait
+			s.MaxWait = api.DefaultMaxWriteWait
 		}
 	})
 	mux := http.NewServeMux()
@@ -109,8 +114,8 @@ func (s *Server) Handler() http.Handler {
 
 // peer is a client for another node's API, with this node's token and,
 // in a TLS cluster, its certificate.
-func (s *Server) peer(base, actor string) *Client {
-	c := &Client{Base: base, Token: s.Token, Actor: actor, HTTP: s.peerHTTP}
+func (s *Server) peer(base, actor string) *api.Client {
+	c := &api.Client{Base: base, Token: s.Token, Actor: actor, HTTP: s.peerHTTP}
 	if s.TLS != nil {
 		c.TLS, c.CA = s.TLS.PeerClient(), "the cluster CA (--tls-ca)"
 	}
@@ -123,7 +128,7 @@ func (s *Server) peer(base, actor string) *Client {
 // join-via is not one: the operator asks the joining node itself, which
 // then joins with its own certificate.
 func needsNodeCert(r *http.Request) bool {
-	return r.URL.Path == "/v1/cluster/join" || r.Header.Get(HeaderForwarded) != ""
+	return r.URL.Path == "/v1/cluster/join" || r.Header.Get(api.HeaderForwarded) != ""
 }
 
 // verifiedNode reports whether the client presented a certificate that
@@ -170,21 +175,20 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 }
 
 func writeError(w http.ResponseWriter, code int, kind, msg string) {
-	writeJSON(w, code, ErrorResponse{Error: msg, Kind: kind})
+	writeJSON(w, code, api.ErrorResponse{Error: msg, Kind: kind})
 }
 
-func (s *Server) nodeStatus() NodeStatus {
-	st := NodeStatus{Status: s.Node.Status()}
+func (s *Server) nodeStatus() api.NodeStatus {
+	st := api.NodeStatus{Status: wireStatus(s.Node.Status())}
 	st.IPVS = s.IPVS
 	if s.Director != nil {
-		st.Director = s.Director()
+		st.Director = wireReport(s.Director())
 	}
 	if s.Sync != nil {
-		st.Sync = s.Sync()
+		st.Sync = wireSync(s.Sync())
 	}
 	if s.VIPs != nil {
-		v := s.VIPs()
-		st.VIPs = &v
+		st.VIPs = wireVIPs(s.VIPs())
 	}
 	return st
 }
@@ -198,10 +202,10 @@ func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
 func (s *Server) clusterStatus(w http.ResponseWriter, r *http.Request) {
 	s.consistent(r) // so the member list includes every recorded API address
 	st := s.nodeStatus()
-	out := ClusterStatus{Via: st.ID, Nodes: make([]NodeView, len(st.Servers))}
+	out := api.ClusterStatus{Via: st.ID, Nodes: make([]api.NodeView, len(st.Servers))}
 	var wg sync.WaitGroup
 	for i, srv := range st.Servers {
-		out.Nodes[i] = NodeView{ID: srv.ID, APIAddr: srv.APIAddr}
+		out.Nodes[i] = api.NodeView{ID: srv.ID, APIAddr: srv.APIAddr}
 		if srv.ID == st.ID {
 			me := st
 			out.Nodes[i].Reachable, out.Nodes[i].Status = true, &me
@@ -212,7 +216,7 @@ func (s *Server) clusterStatus(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		wg.Add(1)
-		go func(v *NodeView) {
+		go func(v *api.NodeView) {
 			defer wg.Done()
 			ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 			defer cancel()
@@ -240,11 +244,11 @@ func (s *Server) consistent(r *http.Request) (stale string) {
 	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 	defer cancel()
 	err := s.Node.ConsistentRead(ctx, func(ctx context.Context) (uint64, error) {
-		_, api, err := s.Node.LeaderAPI()
+		_, leaderAPI, err := s.Node.LeaderAPI()
 		if err != nil {
 			return 0, err
 		}
-		st, err := s.peer(api, "").Status(ctx)
+		st, err := s.peer(leaderAPI, "").Status(ctx)
 		return st.CommitIndex, err
 	})
 	if err != nil {
@@ -254,11 +258,11 @@ func (s *Server) consistent(r *http.Request) (stale string) {
 }
 
 func (s *Server) config(w http.ResponseWriter, r *http.Request) {
-	var resp ConfigResponse
+	var resp api.ConfigResponse
 	resp.Stale = s.consistent(r)
 	stale := resp.Stale
 	s.Node.View(func(st *fsm.State, applied uint64) {
-		resp = ConfigResponse{Version: st.Version, Config: st.Config, Verdicts: make(map[string]fsm.Verdict, len(st.Verdicts)), Node: s.Node.ID(), Applied: applied, Stale: stale}
+		resp = api.ConfigResponse{Version: st.Version, Config: st.Config, Verdicts: make(map[string]fsm.Verdict, len(st.Verdicts)), Node: s.Node.ID(), Applied: applied, Stale: stale}
 		for k, v := range st.Verdicts {
 			resp.Verdicts[k] = v
 		}
@@ -276,7 +280,7 @@ func (s *Server) kernel(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, http.StatusInternalServerError, "internal", fmt.Sprintf("node %s: read the kernel table: %v", s.Node.ID(), err))
 		return
 	}
-	writeJSON(w, http.StatusOK, KernelResponse{Node: s.Node.ID(), Config: cfg, Stats: st})
+	writeJSON(w, http.StatusOK, api.KernelResponse{Node: s.Node.ID(), Config: cfg, Stats: st})
 }
 
 func (s *Server) connections(w http.ResponseWriter, _ *http.Request) {
@@ -289,19 +293,19 @@ func (s *Server) connections(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, http.StatusInternalServerError, "internal", fmt.Sprintf("node %s: read the connection table: %v", s.Node.ID(), err))
 		return
 	}
-	writeJSON(w, http.StatusOK, ConnsResponse{Node: s.Node.ID(), Conns: conns})
+	writeJSON(w, http.StatusOK, api.ConnsResponse{Node: s.Node.ID(), Conns: wireConns(conns)})
 }
 
 func (s *Server) history(w http.ResponseWriter, r *http.Request) {
 	s.consistent(r)
-	var items []HistoryItem
+	var items []api.HistoryItem
 	s.Node.View(func(st *fsm.State, _ uint64) {
 		for _, h := range st.History {
-			items = append(items, HistoryItem{Version: h.Version, Time: h.Time, Actor: h.Actor, Request: h.Request, Summary: h.Summary})
+			items = append(items, api.HistoryItem{Version: h.Version, Time: h.Time, Actor: h.Actor, Request: h.Request, Summary: h.Summary})
 		}
 	})
 	if items == nil {
-		items = []HistoryItem{}
+		items = []api.HistoryItem{}
 	}
 	writeJSON(w, http.StatusOK, items)
 }
@@ -345,13 +349,13 @@ func (s *Server) join(ctx context.Context, req writeReq) (any, error) {
 	if err := s.Node.AddMember(ctx, m, req.actor); err != nil {
 		return nil, err
 	}
-	return WriteResponse{Leader: s.Node.ID()}, nil
+	return api.WriteResponse{Leader: s.Node.ID()}, nil
 }
 
 // leave removes a node; when the leader itself is asked to leave, it hands
 // leadership over first and the request is retried on the new leader.
 func (s *Server) leave(ctx context.Context, w writeReq) (any, error) {
-	req, err := decode[NodeRequest](w.body)
+	req, err := decode[api.NodeRequest](w.body)
 	if err != nil {
 		return nil, err
 	}
@@ -367,15 +371,15 @@ func (s *Server) leave(ctx context.Context, w writeReq) (any, error) {
 	if err := s.Node.RemoveMember(ctx, req.ID, w.actor); err != nil {
 		return nil, err
 	}
-	return WriteResponse{Leader: s.Node.ID()}, nil
+	return api.WriteResponse{Leader: s.Node.ID()}, nil
 }
 
 // health is the leader's view of every check (followers forward): the
 // last result and latency live only where the checks run.
 func (s *Server) health(context.Context, writeReq) (any, error) {
-	out := HealthResponse{Checks: []health.Status{}}
+	out := api.HealthResponse{Checks: []api.CheckStatus{}}
 	if s.Health != nil {
-		out.Checks = s.Health()
+		out.Checks = wireChecks(s.Health())
 	}
 	if s.Throttle != nil {
 		out.InFlightLimit, out.InFlightMax = s.Throttle()
@@ -384,7 +388,7 @@ func (s *Server) health(context.Context, writeReq) (any, error) {
 }
 
 func (s *Server) transfer(_ context.Context, w writeReq) (any, error) {
-	req, err := decode[NodeRequest](w.body)
+	req, err := decode[api.NodeRequest](w.body)
 	if err != nil {
 		return nil, err
 	}
@@ -392,23 +396,23 @@ func (s *Server) transfer(_ context.Context, w writeReq) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return WriteResponse{Leader: to}, nil
+	return api.WriteResponse{Leader: to}, nil
 }
 
 // joinVia makes this node ask a member to add it. It runs on the joining
 // node, which alone knows its own addresses.
 func (s *Server) joinVia(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
-	req, err := decode[JoinViaRequest](body)
+	req, err := decode[api.JoinViaRequest](body)
 	if err != nil || req.Member == "" {
 		writeError(w, http.StatusBadRequest, "rejected", fmt.Sprintf("join: member API address: missing or malformed (%v)", err))
 		return
 	}
-	c := s.peer(req.Member, r.Header.Get(HeaderActor))
+	c := s.peer(req.Member, r.Header.Get(api.HeaderActor))
 	if err := c.Join(r.Context(), s.Self); err != nil {
 		writeError(w, http.StatusBadGateway, "rejected", fmt.Sprintf("join through %s: %v", req.Member, err))
 		return
 	}
 	s.Log.Info("joined the cluster", "node", s.Self.ID, "via", req.Member)
-	writeJSON(w, http.StatusOK, WriteResponse{})
+	writeJSON(w, http.StatusOK, api.WriteResponse{})
 }

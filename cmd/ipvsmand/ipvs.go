@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/ipvsman/ipvsman/director"
+	"github.com/ipvsman/ipvsman/director/ipvsnl"
+	"github.com/ipvsman/ipvsman/fsm"
+)
+
+// ipvs is the kernel side of --ipvs=on: the table's netlink handle and
+// the reconciler, and the sync threads with theirs.
+type ipvs struct {
+	kernel *director.Netlink
+	rec    *director.Reconciler // made by startIPVS, once the metrics exist
+	syncd  *director.SyncDaemons
+	iface  string // the sync threads' interface; "": connection sync off
+}
+
+// openIPVS opens the kernel handles (--ipvs=on).
+func (d *daemon) openIPVS() error {
+	if d.o.ipvs != "on" {
+		return nil
+	}
+	k, err := director.NewNetlink()
+	if err != nil {
+		return fmt.Errorf("--ipvs=on: %w", err)
+	}
+	d.stack.push("IPVS netlink", func(context.Context) { k.Close() })
+	iface, err := syncInterface(d.o.syncIface, d.o.raftAddr)
+	if err != nil {
+		// Without it the node still directs traffic; its connections just do
+		// not survive a failover. Said loudly, not fatal.
+		d.log.Error("connection sync off on this node", "err", err)
+	}
+	sk, err := ipvsnl.Dial()
+	if err != nil {
+		return fmt.Errorf("connection sync: %w", err)
+	}
+	d.stack.push("sync netlink", func(context.Context) { sk.Close() })
+	d.ipvs = &ipvs{kernel: k, iface: iface, syncd: &director.SyncDaemons{Kernel: sk, Log: d.log, SysctlDir: director.SyncSysctlDir}}
+	return nil
+}
+
+// startIPVS makes the kernel table and the sync threads follow the
+// replicated state: on every change, on their timers, after failures, and
+// (the sync threads) on every leadership change.
+func (d *daemon) startIPVS() {
+	p, node := d.ipvs, d.node
+	p.rec = &director.Reconciler{Kernel: p.kernel, Log: d.log, Exclusive: d.o.exclusive, Resync: d.o.resync}
+	if d.metrics != nil {
+		p.rec.Observe = d.metrics.ObserveReconcile
+	}
+	changes := node.Subscribe()
+	// stop: the reconciler's Run returns once its context ends.
+	d.stop.reconciler = d.stack.push("reconciler", start(func(ctx context.Context) {
+		p.rec.Run(ctx, changes, func() director.Target {
+			var t director.Target
+			node.View(func(s *fsm.State, applied uint64) { t = director.TargetOf(s, applied) })
+			return t
+		})
+	}))
+	syncChanges := node.Subscribe()
+	// stop: the sync threads' Run stops the master and returns once its
+	// context ends.
+	d.stop.sync = d.stack.push("sync threads", start(func(ctx context.Context) {
+		var wg sync.WaitGroup
+		wg.Go(func() { forward(ctx, syncChanges, d.syncWake) })
+		p.syncd.Run(ctx, d.syncWake, func() director.SyncTarget {
+			var t director.SyncTarget
+			leader := node.IsLeader()
+			node.View(func(st *fsm.State, _ uint64) { t = director.SyncTargetOf(st.Config, leader, p.iface) })
+			return t
+		})
+		wg.Wait()
+	}))
+}
+
+// forward pokes wake on every change until ctx ends.
+func forward(ctx context.Context, changes <-chan struct{}, wake chan struct{}) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-changes:
+			poke(wake)
+		}
+	}
+}
+
+func poke(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}

@@ -1,0 +1,280 @@
+// Package table is the IPVS table as the kernel holds it, computed from the
+// model (Desired) and rendered back into it (Config), and the kernel's
+// connection table as /proc prints it. Pure: it imports only the model, so
+// the CLI and the console use it without linking netlink.
+package table
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/ipvsman/ipvsman/fsm"
+)
+
+// Kernel service flags (linux/ip_vs.h). moby/ipvs does not name them.
+const (
+	FlagPersistent = 0x1
+	FlagHashed     = 0x2 // set by the kernel on every service; never ours to set
+	FlagOnePacket  = 0x4
+	FlagSched1     = 0x8  // sh-fallback, mh-fallback
+	FlagSched2     = 0x10 // sh-port, mh-port
+	FlagSched3     = 0x20
+)
+
+// Service is one virtual service as the kernel holds it.
+type Service struct {
+	Key       fsm.ServiceKey
+	Scheduler string
+	Flags     uint32 // kernel flags without FlagHashed
+	Timeout   uint32 // persistence, seconds
+	Netmask   uint32 // IPv4: mask as a number; IPv6: prefix length
+	Dests     map[string]Dest
+}
+
+// Dest is one real server as the kernel holds it.
+type Dest struct {
+	Address    netip.Addr
+	Port       uint16
+	Forward    fsm.Forward
+	Weight     int
+	Upper      uint32
+	Lower      uint32
+	TunnelType fsm.TunnelType // "" = ipip
+	TunnelPort uint16
+	TunnelCsum fsm.TunnelCsum // "" = nocsum
+}
+
+// Key is the destination's address:port.
+func (d Dest) Key() string { return netip.AddrPortFrom(d.Address, d.Port).String() }
+
+// Table is a kernel IPVS table, keyed by fsm.ServiceKey.String().
+type Table map[string]Service
+
+// Desired computes the table every node must hold for a state. Pure: the
+// same state gives the same table on every node.
+//
+// A real server the operator suspended, or whose health verdict is down,
+// stays in the table with weight 0 (quiescent: the kernel sends it no new
+// connections but lets established ones finish), or is left out when its
+// service says on_failure: remove. A draining server is always quiescent.
+// The service's sorry server is in the table only while no real server is
+// usable (active and not down).
+func Desired(st *fsm.State) Table {
+	t := Table{}
+	for key, svc := range st.Config.Services {
+		ks := Service{Key: svc.Key, Scheduler: svc.Scheduler, Flags: serviceFlags(svc), Netmask: netmask(svc), Dests: map[string]Dest{}}
+		if p := svc.Persistence; p != nil {
+			ks.Timeout = p.Timeout
+		}
+		usable := 0
+		for rk, rs := range svc.Servers {
+			w := rs.Weight
+			v := st.Verdicts[fsm.VerdictKey(key, rk)]
+			down := v.Health == fsm.HealthDown
+			if v.Weight != nil {
+				// An exec check that prints "weight N" (keepalived's
+				// misc_dynamic) sets the weight of a usable server.
+				w = *v.Weight
+			}
+			switch {
+			case rs.State == fsm.Active && !down:
+				usable++
+			case rs.State == fsm.Draining:
+				w = 0 // always quiescent: draining means let its connections finish
+			case svc.OnFailure == fsm.OnFailureRemove:
+				continue
+			default:
+				w = 0
+			}
+			d := dest(rs)
+			d.Weight = w
+			ks.Dests[d.Key()] = d
+		}
+		if usable == 0 && svc.Sorry != nil {
+			d := dest(svc.Sorry)
+			ks.Dests[d.Key()] = d
+		}
+		t[key] = ks
+	}
+	return t
+}
+
+func dest(r *fsm.RealServer) Dest {
+	return Dest{Address: r.Address, Port: r.Port, Forward: r.Forward, Weight: r.Weight, Upper: r.Upper, Lower: r.Lower,
+		TunnelType: r.TunnelType, TunnelPort: r.TunnelPort, TunnelCsum: r.TunnelCsum}
+}
+
+func serviceFlags(s *fsm.Service) uint32 {
+	var f uint32
+	if s.Persistence != nil {
+		f |= FlagPersistent
+	}
+	if s.OnePacket {
+		f |= FlagOnePacket
+	}
+	for _, fl := range s.Flags {
+		switch fl {
+		case "sh-fallback", "mh-fallback", "flag-1":
+			f |= FlagSched1
+		case "sh-port", "mh-port", "flag-2":
+			f |= FlagSched2
+		case "flag-3":
+			f |= FlagSched3
+		}
+	}
+	return f
+}
+
+// netmask is the kernel's form: IPv4 a 32-bit mask, IPv6 a prefix length;
+// "host" when the model leaves it empty.
+func netmask(s *fsm.Service) uint32 {
+	v6 := s.Key.Family() == "inet6"
+	mask := ""
+	if s.Persistence != nil {
+		mask = s.Persistence.Netmask
+	}
+	if v6 {
+		if n, err := strconv.Atoi(mask); err == nil {
+			return uint32(n)
+		}
+		return 128
+	}
+	if a, err := netip.ParseAddr(mask); err == nil && a.Is4() {
+		b := a.As4()
+		return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+	}
+	return 0xFFFFFFFF
+}
+
+// SameService reports whether two services need no update (dests aside).
+func SameService(a, b Service) bool {
+	return a.Scheduler == b.Scheduler && a.Flags == b.Flags && a.Timeout == b.Timeout && a.Netmask == b.Netmask
+}
+
+// Canonical renders the table one line per service and destination, in
+// sorted order: readable, and what the fingerprint digests.
+func (t Table) Canonical() string {
+	var b strings.Builder
+	for _, k := range sortedKeys(t) {
+		canonicalService(&b, k, t[k])
+	}
+	return b.String()
+}
+
+func canonicalService(b *strings.Builder, k string, s Service) {
+	fmt.Fprintf(b, "%s %s flags=%#x timeout=%d netmask=%#x\n", k, s.Scheduler, s.Flags, s.Timeout, s.Netmask)
+	for _, d := range sortedKeys(s.Dests) {
+		x := s.Dests[d]
+		fmt.Fprintf(b, "  %s %s w=%d x=%d y=%d", d, x.Forward, x.Weight, x.Upper, x.Lower)
+		if x.TunnelType != "" {
+			fmt.Fprintf(b, " tun=%s:%d:%s", x.TunnelType, x.TunnelPort, x.TunnelCsum)
+		}
+		b.WriteByte('\n')
+	}
+}
+
+// ServiceDigest is one service's share of the fingerprint.
+func ServiceDigest(k string, s Service) uint64 {
+	var b strings.Builder
+	canonicalService(&b, k, s)
+	sum := sha256.Sum256([]byte(b.String()))
+	return binary.BigEndian.Uint64(sum[:8])
+}
+
+// Fingerprint is a short, order-independent digest of the table: the sum
+// of its services' digests, so that equal tables give equal fingerprints on
+// every node and a pass can update it for just the services it changed.
+func (t Table) Fingerprint() string {
+	var sum uint64
+	for k, s := range t {
+		sum += ServiceDigest(k, s)
+	}
+	return FormatFingerprint(sum, len(t))
+}
+
+// FormatFingerprint renders a sum of service digests over services as
+// the fingerprint.
+func FormatFingerprint(sum uint64, services int) string {
+	return fmt.Sprintf("%016x", sum+uint64(services))
+}
+
+// Managed lists every service key the model holds now or held in any
+// version of its history. The reconciler deletes only those when they leave
+// the model; a service that was never ours (added by hand, another tool) is
+// left alone unless the table is exclusively ours.
+func Managed(st *fsm.State) map[string]bool {
+	m := map[string]bool{}
+	for k := range st.Config.Services {
+		m[k] = true
+	}
+	for _, h := range st.History {
+		for k := range h.Config.Services {
+			m[k] = true
+		}
+	}
+	return m
+}
+
+// Config renders a kernel table as a model config, so that the kernel view
+// of a node prints with the same ipvsadm formatter as the model.
+func (t Table) Config() *fsm.Config {
+	c := fsm.NewConfig()
+	for k, s := range t {
+		svc := &fsm.Service{Key: s.Key, Scheduler: s.Scheduler, OnePacket: s.Flags&FlagOnePacket != 0, Servers: map[string]*fsm.RealServer{}}
+		if s.Flags&FlagPersistent != 0 {
+			svc.Persistence = &fsm.Persistence{Timeout: s.Timeout, Netmask: maskString(s)}
+		}
+		names := [2]string{"sh", "mh"}
+		for i, bit := range []uint32{FlagSched1, FlagSched2} {
+			if s.Flags&bit == 0 {
+				continue
+			}
+			prefix, suffix := "flag", []string{"-1", "-2"}[i]
+			for _, n := range names {
+				if s.Scheduler == n {
+					prefix, suffix = n, []string{"-fallback", "-port"}[i]
+				}
+			}
+			svc.Flags = append(svc.Flags, prefix+suffix)
+		}
+		if s.Flags&FlagSched3 != 0 {
+			svc.Flags = append(svc.Flags, "flag-3")
+		}
+		for dk, d := range s.Dests {
+			svc.Servers[dk] = &fsm.RealServer{Address: d.Address, Port: d.Port, Forward: d.Forward, Weight: d.Weight, Upper: d.Upper, Lower: d.Lower, State: fsm.Active,
+				TunnelType: d.TunnelType, TunnelPort: d.TunnelPort, TunnelCsum: d.TunnelCsum}
+		}
+		c.Services[k] = svc
+	}
+	return c
+}
+
+// maskString is the model's netmask text for a kernel netmask; "" = host.
+func maskString(s Service) string {
+	if s.Key.Family() == "inet6" {
+		if s.Netmask == 128 {
+			return ""
+		}
+		return strconv.Itoa(int(s.Netmask))
+	}
+	if s.Netmask == 0xFFFFFFFF {
+		return ""
+	}
+	m := s.Netmask
+	return netip.AddrFrom4([4]byte{byte(m >> 24), byte(m >> 16), byte(m >> 8), byte(m)}).String()
+}
+
+// sortedKeys is m's keys in order.
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
