@@ -22,19 +22,17 @@ func (k *kaMapper) vsKeyword(v *kaVS, n *node) {
 
 // kaVSKeywords are the statements of a virtual_server block.
 var kaVSKeywords = kaKeywords[*kaVS]{
-	"lvs_sched":   kaVSScheduler,
-	"lb_algo":     kaVSScheduler,
-	"flag-1":      kaVSFlag,
-	"flag-2":      kaVSFlag,
-	"flag-3":      kaVSFlag,
-	"sh-port":     kaVSFlag,
-	"sh-fallback": kaVSFlag,
-	"mh-port":     kaVSFlag,
-	"mh-fallback": kaVSFlag,
-	"ops":         func(_ *kaMapper, v *kaVS, _ *node) { v.svc.OnePacket = true },
-	"hashed": func(k *kaMapper, _ *kaVS, n *node) {
-		k.b.item(n.file, n.line, n.key(), "", "the kernel ignores this flag")
-	},
+	"lvs_sched":               kaVSScheduler,
+	"lb_algo":                 kaVSScheduler,
+	"flag-1":                  kaVSFlag,
+	"flag-2":                  kaVSFlag,
+	"flag-3":                  kaVSFlag,
+	"sh-port":                 kaVSFlag,
+	"sh-fallback":             kaVSFlag,
+	"mh-port":                 kaVSFlag,
+	"mh-fallback":             kaVSFlag,
+	"ops":                     func(_ *kaMapper, v *kaVS, _ *node) { v.svc.OnePacket = true },
+	"hashed":                  kaVSHashed,
 	"lvs_method":              kaVSMethod,
 	"lb_kind":                 kaVSMethod,
 	"persistence_timeout":     kaVSPersistence,
@@ -73,6 +71,11 @@ func kaVSScheduler(k *kaMapper, v *kaVS, n *node) {
 func kaVSFlag(_ *kaMapper, v *kaVS, n *node) {
 	v.svc.Flags = append(v.svc.Flags, n.key())
 	v.flagAt = append(v.flagAt, n)
+}
+
+// kaVSHashed is listed without a value, as it takes none.
+func kaVSHashed(k *kaMapper, _ *kaVS, n *node) {
+	k.b.item(n.file, n.line, n.key(), "", "the kernel ignores this flag")
 }
 
 func kaVSMethod(k *kaMapper, v *kaVS, n *node) { k.method(n, &v.fwd, &v.tun) }
