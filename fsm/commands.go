@@ -1,9 +1,6 @@
 package fsm
 
-import (
-	"fmt"
-	"sort"
-)
+import "fmt"
 
 // commandSpec is everything this build knows about one command type. The
 // type number and name are part of the log's meaning: an entry is never
@@ -61,26 +58,6 @@ func newCommandTable(groups ...[]commandSpec) commandTable {
 		}
 	}
 	return t
-}
-
-// specs lists the table by type number, for tests and listings that must
-// not depend on map order.
-func (t commandTable) specs() []commandSpec {
-	out := make([]commandSpec, 0, len(t.byType))
-	for _, c := range t.byType {
-		out = append(out, c)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].typ < out[j].typ })
-	return out
-}
-
-// newest is the highest protocol among the table's types.
-func (t commandTable) newest() int {
-	n := BaseCommandProtocol
-	for _, c := range t.byType {
-		n = max(n, c.since)
-	}
-	return n
 }
 
 // baseCommands are the types of protocols 1 and 2. Protocol 2 added no
