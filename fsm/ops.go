@@ -108,8 +108,9 @@ func (b *batch) apply(op Op) error {
 	if h, ok := opHandlers[op.Kind]; ok {
 		return h(b, op)
 	}
-	// A missing service is reported before an unknown kind, as it always
-	// was: the error is part of what a rejected command records.
+	// A missing service is reported before an unknown kind: the error is
+	// recorded in a rejected command's result, so every build must give
+	// the same one.
 	if _, _, err := b.service(op); err != nil {
 		return err
 	}
