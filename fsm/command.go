@@ -31,22 +31,6 @@ const (
 	IgnoreIfUnknown byte = 0x80
 )
 
-var commandNames = map[CommandType]string{
-	CmdOps: "ops", CmdReplaceConfig: "replace-config", CmdRollback: "rollback",
-	CmdSetVerdicts: "set-verdicts", CmdSetMember: "set-member", CmdRemoveMember: "remove-member",
-	CmdZeroCounters: "zero-counters", CmdCompressed: "compressed",
-}
-
-func (t CommandType) String() string {
-	if n, ok := commandNames[t]; ok {
-		return n
-	}
-	return fmt.Sprintf("unknown(%d)", uint8(t))
-}
-
-// Known reports whether this build can apply commands of type t.
-func (t CommandType) Known() bool { _, ok := commandNames[t]; return ok }
-
 // BaseCommandProtocol is the protocol every build that may share a log speaks:
 // its command types are never gated.
 const BaseCommandProtocol = 1
@@ -57,53 +41,6 @@ const BaseCommandProtocol = 1
 // protocol 1 would ignore the field and apply a retry again, so the leader
 // stamps the ID only while every member speaks at least this protocol.
 const RequestProtocol = 2
-
-// CommandProtocol is the newest command protocol this build speaks. A command
-// type introduced by protocol N is proposed only while every member
-// gossips a protocol of at least N (the rolling-upgrade gate).
-var CommandProtocol = RequestProtocol
-
-// extension is a command type added after the base protocol: the protocol
-// that introduced it, whether an older build may skip it, and its planner.
-type extension struct {
-	since     int
-	ignorable bool
-	plan      func(s *State, cmd Command) (change, error)
-}
-
-var extensions = map[CommandType]extension{}
-
-// register adds a command type of a later protocol to this build.
-func register(t CommandType, name string, since int, ignorable bool, plan func(*State, Command) (change, error)) {
-	if _, dup := commandNames[t]; dup {
-		panic(fmt.Sprintf("fsm: command type %d registered twice", t))
-	}
-	commandNames[t] = name
-	extensions[t] = extension{since: since, ignorable: ignorable, plan: plan}
-	CommandProtocol = max(CommandProtocol, since)
-}
-
-// Since is the protocol that introduced t.
-func (t CommandType) Since() int {
-	if e, ok := extensions[t]; ok {
-		return e.since
-	}
-	return BaseCommandProtocol
-}
-
-// Ignorable reports whether an older build may skip t (the log entry then
-// carries IgnoreIfUnknown).
-func (t CommandType) Ignorable() bool { return extensions[t].ignorable }
-
-// CommandByName finds a command type this build knows by its name.
-func CommandByName(name string) (CommandType, bool) {
-	for t, n := range commandNames {
-		if n == name {
-			return t, true
-		}
-	}
-	return 0, false
-}
 
 // Command is one log entry. Time and Actor are stamped by the leader before
 // the entry is proposed, so that Apply never reads a clock. Request is the

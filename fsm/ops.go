@@ -87,118 +87,189 @@ func (b *batch) writable(key string, svc *Service) *Service {
 	return n
 }
 
-func (b *batch) apply(op Op) error {
-	c := b.c
-	switch op.Kind {
-	case OpClear:
-		c.Services = map[string]*Service{}
-		return nil
-	case OpSetSync:
-		return applySetSync(c, op)
-	case OpSetTimeouts:
-		if op.Timeouts == nil {
-			return fmt.Errorf("%s: timeouts: missing", op.Kind)
-		}
-		if err := ValidateTimeouts(op.Timeouts); err != nil {
-			return err
-		}
-		t := Timeouts{}
-		if c.Timeouts != nil {
-			t = *c.Timeouts
-		}
-		// As ipvsadm --set: a zero keeps the value already set.
-		for _, f := range []struct {
-			dst *uint32
-			v   uint32
-		}{{&t.TCP, op.Timeouts.TCP}, {&t.TCPFin, op.Timeouts.TCPFin}, {&t.UDP, op.Timeouts.UDP}} {
-			if f.v != 0 {
-				*f.dst = f.v
-			}
-		}
-		c.Timeouts = &t
-		return nil
-	case OpAddService, OpEditService:
-		return b.applyService(op)
-	}
+// opHandlers applies each op kind to a batch. A map lookup per op keeps
+// ApplyOps linear in the number of ops.
+var opHandlers = map[OpKind]func(b *batch, op Op) error{
+	OpClear:         (*batch).clear,
+	OpSetSync:       func(b *batch, op Op) error { return applySetSync(b.c, op) },
+	OpSetTimeouts:   (*batch).setTimeouts,
+	OpAddService:    (*batch).applyService,
+	OpEditService:   (*batch).applyService,
+	OpDeleteService: onService((*batch).deleteService),
+	OpSetCheck:      onService((*batch).applyCheck),
+	OpClearCheck:    onService((*batch).applyCheck),
+	OpAddServer:     onServer((*batch).addServer),
+	OpEditServer:    onServer((*batch).editServer),
+	OpDeleteServer:  onServer((*batch).deleteServer),
+	OpSetState:      onServer((*batch).setState),
+}
 
-	op.ServiceKey.Address = op.ServiceKey.Address.Unmap()
-	key := op.ServiceKey.String()
-	old, ok := c.Services[key]
+func (b *batch) apply(op Op) error {
+	if h, ok := opHandlers[op.Kind]; ok {
+		return h(b, op)
+	}
+	// A missing service is reported before an unknown kind: the error is
+	// recorded in a rejected command's result, so every build must give
+	// the same one.
+	if _, _, err := b.service(op); err != nil {
+		return err
+	}
+	return fmt.Errorf("op kind %q: unknown", op.Kind)
+}
+
+// service finds the service op names.
+func (b *batch) service(op Op) (string, *Service, error) {
+	k := op.ServiceKey
+	k.Address = k.Address.Unmap()
+	key := k.String()
+	old, ok := b.c.Services[key]
 	if !ok {
-		return fmt.Errorf("service %s: no such service", key)
+		return "", nil, fmt.Errorf("service %s: no such service", key)
 	}
-	switch op.Kind {
-	case OpDeleteService:
-		delete(c.Services, key)
-		return nil
-	case OpSetCheck, OpClearCheck:
-		return b.applyCheck(key, old, op)
-	case OpAddServer, OpEditServer, OpDeleteServer, OpSetState:
-	default:
-		return fmt.Errorf("op kind %q: unknown", op.Kind)
-	}
-	if op.Server == nil {
-		return fmt.Errorf("%s on service %s: server: missing", op.Kind, key)
-	}
-	// Everything is looked up and checked in old; only the change itself
-	// goes to the writable service (the same attributes and servers).
-	rs := *op.Server
-	NormalizeServer(old, &rs)
-	if rs.Check != nil && (op.Kind == OpAddServer || op.Kind == OpEditServer) {
-		// Checked here as well as by ValidateServer, which does not reach
-		// the check of a server that is not tunnelled.
-		rs.Check = cloneCheck(rs.Check)
-		if err := ValidateHealthCheck(fmt.Sprintf("real server %s of service %s check", rs.Key(), old.Key), rs.Check); err != nil {
+	return key, old, nil
+}
+
+// onService makes a handler of one that acts on the existing service the
+// op names (key, and the service as found in b.c).
+func onService(h func(b *batch, key string, old *Service, op Op) error) func(*batch, Op) error {
+	return func(b *batch, op Op) error {
+		key, old, err := b.service(op)
+		if err != nil {
 			return err
 		}
+		return h(b, key, old, op)
+	}
+}
+
+// onServer makes a handler of one that acts on a real server of the
+// service: rs is op's server normalized against the service. Everything is
+// looked up and checked in old; only the change itself goes to the
+// writable service. The sorry server is checked after the change: a map
+// lookup, not a walk of the servers.
+func onServer(h func(b *batch, key string, old *Service, op Op, rs RealServer) error) func(*batch, Op) error {
+	return onService(func(b *batch, key string, old *Service, op Op) error {
+		if op.Server == nil {
+			return fmt.Errorf("%s on service %s: server: missing", op.Kind, key)
+		}
+		rs := *op.Server
+		NormalizeServer(old, &rs)
+		if err := h(b, key, old, op, rs); err != nil {
+			return err
+		}
+		return checkSorry(b.c.Services[key])
+	})
+}
+
+func (b *batch) clear(Op) error {
+	b.c.Services = map[string]*Service{}
+	return nil
+}
+
+func (b *batch) setTimeouts(op Op) error {
+	if op.Timeouts == nil {
+		return fmt.Errorf("%s: timeouts: missing", op.Kind)
+	}
+	if err := ValidateTimeouts(op.Timeouts); err != nil {
+		return err
+	}
+	t := Timeouts{}
+	if b.c.Timeouts != nil {
+		t = *b.c.Timeouts
+	}
+	// As ipvsadm --set: a zero keeps the value already set.
+	for _, f := range []struct {
+		dst *uint32
+		v   uint32
+	}{{&t.TCP, op.Timeouts.TCP}, {&t.TCPFin, op.Timeouts.TCPFin}, {&t.UDP, op.Timeouts.UDP}} {
+		if f.v != 0 {
+			*f.dst = f.v
+		}
+	}
+	b.c.Timeouts = &t
+	return nil
+}
+
+func (b *batch) deleteService(key string, _ *Service, _ Op) error {
+	delete(b.c.Services, key)
+	return nil
+}
+
+// serverCheck copies and validates the check an added or edited server
+// brings. ValidateServer checks it too, but does not reach the check of a
+// server that is not tunnelled.
+func serverCheck(old *Service, rs *RealServer) error {
+	if rs.Check == nil {
+		return nil
+	}
+	rs.Check = cloneCheck(rs.Check)
+	return ValidateHealthCheck(fmt.Sprintf("real server %s of service %s check", rs.Key(), old.Key), rs.Check)
+}
+
+func (b *batch) addServer(key string, old *Service, _ Op, rs RealServer) error {
+	if err := serverCheck(old, &rs); err != nil {
+		return err
+	}
+	rkey := rs.Key()
+	if _, exists := old.Servers[rkey]; exists {
+		return fmt.Errorf("real server %s of service %s: already exists", rkey, key)
+	}
+	if err := ValidateServer(old, &rs); err != nil {
+		return err
+	}
+	b.writable(key, old).Servers[rkey] = &rs
+	return nil
+}
+
+// editServer replaces what ipvsadm -e can set and keeps what it cannot
+// express: the name, the state and the server's own check.
+func (b *batch) editServer(key string, old *Service, _ Op, rs RealServer) error {
+	if err := serverCheck(old, &rs); err != nil {
+		return err
 	}
 	rkey := rs.Key()
 	prev, exists := old.Servers[rkey]
-	switch op.Kind {
-	case OpSetState:
-		// Named by address and port only: the other attributes stay.
-		var err error
-		if rkey, prev, err = namedServer(old, op.Server); err != nil {
-			return err
-		}
-		next := *prev
-		next.State = op.Server.State
-		if err := ValidateServer(old, &next); err != nil {
-			return err
-		}
-		b.writable(key, old).Servers[rkey] = &next
-	case OpDeleteServer:
-		if !exists {
-			return fmt.Errorf("real server %s of service %s: no such real server", rkey, key)
-		}
-		delete(b.writable(key, old).Servers, rkey)
-	case OpAddServer:
-		if exists {
-			return fmt.Errorf("real server %s of service %s: already exists", rkey, key)
-		}
-		if err := ValidateServer(old, &rs); err != nil {
-			return err
-		}
-		b.writable(key, old).Servers[rkey] = &rs
-	case OpEditServer:
-		if !exists {
-			return fmt.Errorf("real server %s of service %s: no such real server", rkey, key)
-		}
-		if rs.Name == "" {
-			rs.Name = prev.Name
-		}
-		if rs.State == "" {
-			rs.State = prev.State
-		}
-		if rs.Check == nil {
-			rs.Check = prev.Check
-		}
-		if err := ValidateServer(old, &rs); err != nil {
-			return err
-		}
-		b.writable(key, old).Servers[rkey] = &rs
+	if !exists {
+		return fmt.Errorf("real server %s of service %s: no such real server", rkey, key)
 	}
-	return checkSorry(c.Services[key]) // a map lookup, not a walk of the servers
+	if rs.Name == "" {
+		rs.Name = prev.Name
+	}
+	if rs.State == "" {
+		rs.State = prev.State
+	}
+	if rs.Check == nil {
+		rs.Check = prev.Check
+	}
+	if err := ValidateServer(old, &rs); err != nil {
+		return err
+	}
+	b.writable(key, old).Servers[rkey] = &rs
+	return nil
+}
+
+func (b *batch) deleteServer(key string, old *Service, _ Op, rs RealServer) error {
+	rkey := rs.Key()
+	if _, exists := old.Servers[rkey]; !exists {
+		return fmt.Errorf("real server %s of service %s: no such real server", rkey, key)
+	}
+	delete(b.writable(key, old).Servers, rkey)
+	return nil
+}
+
+// setState names its server by address and port only, so that the other
+// attributes stay as they are.
+func (b *batch) setState(key string, old *Service, op Op, _ RealServer) error {
+	rkey, prev, err := namedServer(old, op.Server)
+	if err != nil {
+		return err
+	}
+	next := *prev
+	next.State = op.Server.State
+	if err := ValidateServer(old, &next); err != nil {
+		return err
+	}
+	b.writable(key, old).Servers[rkey] = &next
+	return nil
 }
 
 // applyService adds or edits (replaces the attributes of) a service. An

@@ -153,90 +153,61 @@ func (s *State) Apply(cmd Command) (Result, error) {
 	return r, nil
 }
 
-func (s *State) plan(cmd Command) (change, error) {
-	if !cmd.Type.Known() {
-		if cmd.Ignorable {
-			return change{skipped: true}, nil
-		}
-		return change{}, &UnknownCommandError{Type: cmd.Type}
+func (s *State) planOps(_ Command, p OpsPayload) (change, error) {
+	if len(p.Ops) == 0 {
+		return change{}, fmt.Errorf("ops: empty list")
 	}
-	switch cmd.Type {
-	case CmdOps:
-		p, err := decodePayload[OpsPayload](cmd)
-		if err != nil {
-			return change{}, err
-		}
-		if len(p.Ops) == 0 {
-			return change{}, fmt.Errorf("ops: empty list")
-		}
-		next, err := ApplyOps(s.Config, p.Ops)
-		if err != nil {
-			return change{}, err
-		}
-		return s.configChange(next, ""), nil
-	case CmdReplaceConfig:
-		p, err := decodePayload[ReplaceConfigPayload](cmd)
-		if err != nil {
-			return change{}, err
-		}
-		if p.Config == nil {
-			return change{}, fmt.Errorf("replace-config: config: missing")
-		}
-		next := p.Config
-		if next.Services == nil {
-			next.Services = map[string]*Service{}
-		}
-		if next.VIPs == nil {
-			next.VIPs = map[string]VIP{}
-		}
-		if err := ValidateConfig(next); err != nil {
-			return change{}, err
-		}
-		return s.configChange(next, p.Reason), nil
-	case CmdRollback:
-		p, err := decodePayload[RollbackPayload](cmd)
-		if err != nil {
-			return change{}, err
-		}
-		h := s.entry(p.Version)
-		if h == nil {
-			return change{}, fmt.Errorf("rollback version %d: not in history (have %s)", p.Version, s.historyRange())
-		}
-		return s.configChange(h.Config, fmt.Sprintf("rollback to version %d", p.Version)), nil
-	case CmdSetVerdicts:
-		return s.planVerdicts(cmd)
-	case CmdSetMember:
-		p, err := decodePayload[SetMemberPayload](cmd)
-		if err != nil {
-			return change{}, err
-		}
-		if p.Member.ID == "" || p.Member.RaftAddr == "" || p.Member.APIAddr == "" {
-			return change{}, fmt.Errorf("member %q: id, raft_addr and api_addr are required", p.Member.ID)
-		}
-		return change{member: &p.Member}, nil
-	case CmdRemoveMember:
-		p, err := decodePayload[RemoveMemberPayload](cmd)
-		if err != nil {
-			return change{}, err
-		}
-		if _, ok := s.Members[p.ID]; !ok {
-			return change{}, fmt.Errorf("member %q: not a member", p.ID)
-		}
-		return change{removeID: p.ID}, nil
-	case CmdZeroCounters:
-		p, err := decodePayload[ZeroCountersPayload](cmd)
-		if err != nil {
-			return change{}, err
-		}
-		if _, ok := s.Config.Services[p.Service]; p.Service != "" && !ok {
-			return change{}, fmt.Errorf("service %s: no such service", p.Service)
-		}
-		return change{zero: &p}, nil
+	next, err := ApplyOps(s.Config, p.Ops)
+	if err != nil {
+		return change{}, err
 	}
-	if e, ok := extensions[cmd.Type]; ok {
-		return e.plan(s, cmd)
+	return s.configChange(next, ""), nil
+}
+
+func (s *State) planReplaceConfig(_ Command, p ReplaceConfigPayload) (change, error) {
+	if p.Config == nil {
+		return change{}, fmt.Errorf("replace-config: config: missing")
 	}
-	return change{}, fmt.Errorf("command type %s: no handler", cmd.Type)
+	next := p.Config
+	if next.Services == nil {
+		next.Services = map[string]*Service{}
+	}
+	if next.VIPs == nil {
+		next.VIPs = map[string]VIP{}
+	}
+	if err := ValidateConfig(next); err != nil {
+		return change{}, err
+	}
+	return s.configChange(next, p.Reason), nil
+}
+
+func (s *State) planRollback(_ Command, p RollbackPayload) (change, error) {
+	h := s.entry(p.Version)
+	if h == nil {
+		return change{}, fmt.Errorf("rollback version %d: not in history (have %s)", p.Version, s.historyRange())
+	}
+	return s.configChange(h.Config, fmt.Sprintf("rollback to version %d", p.Version)), nil
+}
+
+func (s *State) planSetMember(_ Command, p SetMemberPayload) (change, error) {
+	if p.Member.ID == "" || p.Member.RaftAddr == "" || p.Member.APIAddr == "" {
+		return change{}, fmt.Errorf("member %q: id, raft_addr and api_addr are required", p.Member.ID)
+	}
+	return change{member: &p.Member}, nil
+}
+
+func (s *State) planRemoveMember(_ Command, p RemoveMemberPayload) (change, error) {
+	if _, ok := s.Members[p.ID]; !ok {
+		return change{}, fmt.Errorf("member %q: not a member", p.ID)
+	}
+	return change{removeID: p.ID}, nil
+}
+
+func (s *State) planZeroCounters(_ Command, p ZeroCountersPayload) (change, error) {
+	if _, ok := s.Config.Services[p.Service]; p.Service != "" && !ok {
+		return change{}, fmt.Errorf("service %s: no such service", p.Service)
+	}
+	return change{zero: &p}, nil
 }
 
 // configChange plans a new version unless next equals the current config.
@@ -251,11 +222,9 @@ func (s *State) configChange(next *Config, reason string) change {
 	return change{config: next, summary: diff}
 }
 
-func (s *State) planVerdicts(cmd Command) (change, error) {
-	p, err := decodePayload[SetVerdictsPayload](cmd)
-	if err != nil {
-		return change{}, err
-	}
+// planVerdicts stamps each verdict with the command's time, not the
+// clock's, so that every node records the same Since.
+func (s *State) planVerdicts(cmd Command, p SetVerdictsPayload) (change, error) {
 	ch := change{verdicts: map[string]Verdict{}}
 	for _, v := range p.Verdicts {
 		svc, ok := s.Config.Services[v.Service]

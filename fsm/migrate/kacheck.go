@@ -23,16 +23,54 @@ var kaCheckTypes = map[string]struct {
 	"MISC_CHECK": {"exec", 0},
 }
 
+// kaCheck is a checker block being read.
+type kaCheck struct {
+	hc          *fsm.HealthCheck
+	miscTimeout *float64 // nil: keepalived's default, the delay_loop
+	urls        int
+}
+
 // check builds a real server's check from its first checker. keepalived
 // marks a server down after retry+1 consecutive failures and up again
 // after one success: fall = retry+1, rise = 1. Every check runs every
 // delay_loop seconds.
 func (k *kaMapper) check(v *kaVS, s *kaServer, rs *fsm.RealServer, key fsm.ServiceKey) *fsm.HealthCheck {
-	if len(s.checks) == 0 {
+	chosen := k.firstChecker(s.checks)
+	if chosen == nil {
 		return nil
 	}
+	def := kaCheckTypes[chosen.key()]
+	c := &kaCheck{hc: &fsm.HealthCheck{Type: def.typ, Rise: 1}}
+	t := v.timing.with(s.timing)
+	for _, n := range chosen.children {
+		if k.timing(n, &t) {
+			continue
+		}
+		kaCheckKeywords.read(k, c, n, "unknown "+chosen.key()+" keyword: ignored")
+	}
+	k.checkTimes(chosen, c, t)
+	retry := def.retry
+	if t.retry != nil {
+		retry = *t.retry
+	}
+	c.hc.Fall = retry + 1
+	if c.hc.Fall > 100 {
+		k.b.item(chosen.file, chosen.line, "retry", strconv.Itoa(retry), "ipvsman counts at most 100 failures: imported as fall 100")
+		c.hc.Fall = 100
+	}
+	kaCheckDefaults(c.hc, t)
+	if err := fsm.ValidateHealthCheck("check", c.hc); err != nil {
+		k.b.item(chosen.file, chosen.line, chosen.key(), "", "check refused ("+strings.TrimPrefix(err.Error(), "check ")+"): the real server is not checked")
+		return nil
+	}
+	return c.hc
+}
+
+// firstChecker is the checker ipvsman runs: the first it has an
+// equivalent for. The others are listed.
+func (k *kaMapper) firstChecker(checks []*node) *node {
 	var chosen *node
-	for _, c := range s.checks {
+	for _, c := range checks {
 		if _, ok := kaCheckTypes[c.key()]; !ok {
 			k.b.item(c.file, c.line, c.key(), "", "ipvsman has no equivalent checker")
 			continue
@@ -43,73 +81,13 @@ func (k *kaMapper) check(v *kaVS, s *kaServer, rs *fsm.RealServer, key fsm.Servi
 		}
 		chosen = c
 	}
-	if chosen == nil {
-		return nil
-	}
-	def := kaCheckTypes[chosen.key()]
-	hc := &fsm.HealthCheck{Type: def.typ, Rise: 1}
-	t := v.timing.with(s.timing)
-	var miscTimeout *float64
-	urls := 0
-	for _, c := range chosen.children {
-		if k.timing(c, &t) {
-			continue
-		}
-		switch key := c.key(); key {
-		case "connect_ip":
-			if a, err := netip.ParseAddr(c.value()); err == nil && a.Zone() == "" {
-				hc.Address = a.Unmap()
-			} else {
-				k.bad(c, "want a numeric IP address")
-			}
-		case "connect_port":
-			if p, ok := k.uint(c, 1, 65535); ok {
-				hc.Port = uint16(p)
-			}
-		case "bindto", "bind_port", "bind_if", "fwmark":
-			k.bad(c, "ipvsman checks from the director's own address, unmarked")
-		case "url":
-			urls++
-			if urls > 1 {
-				k.bad(c, "ipvsman's http check requests one path; the first url is used")
-				continue
-			}
-			k.url(c, hc)
-		case "http_protocol", "fast_recovery", "tls_compliant":
-			k.bad(c, "ipvsman's http check has no such option")
-		case "enable_sni":
-			hc.SNI = "\x00" // filled from the virtual host below
-		case "sni_name":
-			if sn, ok := k.one(c); ok {
-				hc.SNI = sn
-			}
-		case "type":
-			if q, ok := k.one(c); ok {
-				hc.QType = strings.ToUpper(q)
-			}
-		case "name":
-			if q, ok := k.one(c); ok {
-				hc.Query = q
-			}
-		case "misc_path":
-			argv, err := splitCommand2(c.args())
-			if err != nil {
-				k.bad(c, err.Error())
-				continue
-			}
-			hc.Command = argv
-		case "misc_timeout":
-			if sec, ok := k.seconds(c); ok {
-				miscTimeout = &sec
-			}
-		case "misc_dynamic":
-			k.bad(c, `ipvsman's exec check takes a weight from a last output line "weight N", not from the exit status: wrap the script (exit 2-255 -> print "weight $((status-2))", exit 0)`)
-		case "user":
-			k.bad(c, "ipvsman runs exec checks as the daemon's user")
-		default:
-			k.b.item(c.file, c.line, key, c.value(), "unknown "+chosen.key()+" keyword: ignored")
-		}
-	}
+	return chosen
+}
+
+// checkTimes sets the interval and the timeout. ipvsman needs a timeout
+// no longer than the interval, where keepalived allows any.
+func (k *kaMapper) checkTimes(chosen *node, c *kaCheck, t kaTiming) {
+	hc := c.hc
 	interval := kaDelayLoop
 	if t.delayLoop != nil {
 		interval = *t.delayLoop
@@ -121,8 +99,8 @@ func (k *kaMapper) check(v *kaVS, s *kaServer, rs *fsm.RealServer, key fsm.Servi
 	case hc.Type == "exec":
 		// keepalived: misc_timeout, else the virtual server's delay_loop
 		timeout, what = interval, "misc_timeout"
-		if miscTimeout != nil {
-			timeout, dflt = *miscTimeout, ""
+		if c.miscTimeout != nil {
+			timeout, dflt = *c.miscTimeout, ""
 		}
 	case t.connTimeout != nil:
 		timeout, dflt = *t.connTimeout, ""
@@ -133,15 +111,11 @@ func (k *kaMapper) check(v *kaVS, s *kaServer, rs *fsm.RealServer, key fsm.Servi
 			fmt.Sprintf("ipvsman needs a check timeout no longer than the interval (delay_loop %gs): imported as %gs", interval, float64(hc.IntervalMS)/1000))
 		hc.TimeoutMS = hc.IntervalMS
 	}
-	retry := def.retry
-	if t.retry != nil {
-		retry = *t.retry
-	}
-	hc.Fall = retry + 1
-	if hc.Fall > 100 {
-		k.b.item(chosen.file, chosen.line, "retry", strconv.Itoa(retry), "ipvsman counts at most 100 failures: imported as fall 100")
-		hc.Fall = 100
-	}
+}
+
+// kaCheckDefaults fills in what keepalived's checkers take from the
+// virtual host or their own defaults.
+func kaCheckDefaults(hc *fsm.HealthCheck, t kaTiming) {
 	switch hc.Type {
 	case "http", "https":
 		if hc.Host == "" && t.vhost != nil {
@@ -161,42 +135,80 @@ func (k *kaMapper) check(v *kaVS, s *kaServer, rs *fsm.RealServer, key fsm.Servi
 			hc.Query = kaDNSName
 		}
 	}
-	if err := fsm.ValidateHealthCheck("check", hc); err != nil {
-		k.b.item(chosen.file, chosen.line, chosen.key(), "", "check refused ("+strings.TrimPrefix(err.Error(), "check ")+"): the real server is not checked")
-		return nil
-	}
-	return hc
 }
 
-// url reads HTTP_GET's url block.
-func (k *kaMapper) url(n *node, hc *fsm.HealthCheck) {
-	for _, c := range n.children {
-		switch c.key() {
-		case "path":
-			if p, ok := k.one(c); ok {
-				hc.Path = p
-			}
-		case "status_code":
-			codes, err := statusCodes(c.args())
-			if err != nil {
-				k.bad(c, err.Error())
-				continue
-			}
-			hc.Status = codes
-		case "digest":
-			k.bad(c, "ipvsman's http check does not compare an MD5 digest of the body; use a body regular expression")
-		case "virtualhost":
-			if h, ok := k.one(c); ok {
-				hc.Host = h
-			}
-		case "regex":
-			if re, ok := k.one(c); ok {
-				hc.Body = re
-			}
-		default:
-			k.bad(c, "ipvsman's http check has no such option")
-		}
+// kaCheckKeywords are the statements of a checker block, one table for
+// every checker type: a keyword is read the same wherever it appears.
+var kaCheckKeywords = kaKeywords[*kaCheck]{
+	"connect_ip":    kaCheckConnectIP,
+	"connect_port":  kaUint(1, 65535, func(c *kaCheck, p uint64) { c.hc.Port = uint16(p) }),
+	"bindto":        kaNot[*kaCheck](kaCheckFrom),
+	"bind_port":     kaNot[*kaCheck](kaCheckFrom),
+	"bind_if":       kaNot[*kaCheck](kaCheckFrom),
+	"fwmark":        kaNot[*kaCheck](kaCheckFrom),
+	"url":           kaCheckURL,
+	"http_protocol": kaNot[*kaCheck](kaNoHTTPOption),
+	"fast_recovery": kaNot[*kaCheck](kaNoHTTPOption),
+	"tls_compliant": kaNot[*kaCheck](kaNoHTTPOption),
+	"enable_sni":    func(_ *kaMapper, c *kaCheck, _ *node) { c.hc.SNI = "\x00" }, // filled from the virtual host
+	"sni_name":      kaOne(func(c *kaCheck, s string) { c.hc.SNI = s }),
+	"type":          kaOne(func(c *kaCheck, s string) { c.hc.QType = strings.ToUpper(s) }),
+	"name":          kaOne(func(c *kaCheck, s string) { c.hc.Query = s }),
+	"misc_path":     kaCheckMiscPath,
+	"misc_timeout":  kaSeconds(func(c *kaCheck, sec float64) { c.miscTimeout = &sec }),
+	"misc_dynamic":  kaNot[*kaCheck](`ipvsman's exec check takes a weight from a last output line "weight N", not from the exit status: wrap the script (exit 2-255 -> print "weight $((status-2))", exit 0)`),
+	"user":          kaNot[*kaCheck]("ipvsman runs exec checks as the daemon's user"),
+}
+
+const (
+	kaCheckFrom    = "ipvsman checks from the director's own address, unmarked"
+	kaNoHTTPOption = "ipvsman's http check has no such option"
+)
+
+func kaCheckConnectIP(k *kaMapper, c *kaCheck, n *node) {
+	if a, err := netip.ParseAddr(n.value()); err == nil && a.Zone() == "" {
+		c.hc.Address = a.Unmap()
+	} else {
+		k.bad(n, "want a numeric IP address")
 	}
+}
+
+// kaCheckURL reads the first url block: ipvsman's http check requests one
+// path.
+func kaCheckURL(k *kaMapper, c *kaCheck, n *node) {
+	c.urls++
+	if c.urls > 1 {
+		k.bad(n, "ipvsman's http check requests one path; the first url is used")
+		return
+	}
+	for _, u := range n.children {
+		kaURLKeywords.read(k, c.hc, u, kaNoHTTPOption)
+	}
+}
+
+func kaCheckMiscPath(k *kaMapper, c *kaCheck, n *node) {
+	argv, err := splitCommand2(n.args())
+	if err != nil {
+		k.bad(n, err.Error())
+		return
+	}
+	c.hc.Command = argv
+}
+
+// kaURLKeywords are the statements of HTTP_GET's url block.
+var kaURLKeywords = kaKeywords[*fsm.HealthCheck]{
+	"path": kaOne(func(hc *fsm.HealthCheck, p string) { hc.Path = p }),
+	"status_code": func(k *kaMapper, hc *fsm.HealthCheck, n *node) {
+		codes, err := statusCodes(n.args())
+		if err != nil {
+			k.bad(n, err.Error())
+			return
+		}
+		hc.Status = codes
+	},
+	"digest":      kaNot[*fsm.HealthCheck]("ipvsman's http check does not compare an MD5 digest of the body; use a body regular expression"),
+	"virtualhost": kaOne(func(hc *fsm.HealthCheck, h string) { hc.Host = h }),
+	"regex":       kaOne(func(hc *fsm.HealthCheck, re string) { hc.Body = re }),
 }
 
 // statusCodes reads "200 204 300-302".

@@ -17,92 +17,127 @@ func (k *kaMapper) vsKeyword(v *kaVS, n *node) {
 	if k.timing(n, &v.timing) {
 		return
 	}
-	switch key := n.key(); key {
-	case "lvs_sched", "lb_algo":
-		if s, ok := k.one(n); ok {
-			if !slices.Contains(fsm.Schedulers, s) {
-				k.bad(n, fmt.Sprintf("unknown scheduler (want one of %s): the service uses keepalived's default %s", strings.Join(fsm.Schedulers, ", "), kaScheduler))
-				return
-			}
-			v.svc.Scheduler = s
-		}
-	case "flag-1", "flag-2", "flag-3", "sh-port", "sh-fallback", "mh-port", "mh-fallback":
-		v.svc.Flags = append(v.svc.Flags, key)
-		v.flagAt = append(v.flagAt, n)
-	case "ops":
-		v.svc.OnePacket = true
-	case "hashed":
-		k.b.item(n.file, n.line, key, "", "the kernel ignores this flag")
-	case "lvs_method", "lb_kind":
-		k.method(n, &v.fwd, &v.tun)
-	case "persistence_timeout":
-		t := uint64(kaPersistence)
-		if len(n.args()) > 0 {
-			var ok bool
-			if t, ok = k.uint(n, 1, fsm.MaxPersistence); !ok {
-				return
-			}
-		}
-		v.svc.Persistence = &fsm.Persistence{Timeout: uint32(t), Netmask: maskOf(v.svc.Persistence)}
-	case "persistence_granularity":
-		if s, ok := k.one(n); ok {
-			if v.svc.Persistence == nil {
-				v.svc.Persistence = &fsm.Persistence{Timeout: kaPersistence} // as keepalived's pgr_handler
-			}
-			v.svc.Persistence.Netmask = s
-		}
-	case "persistence_engine":
-		k.bad(n, "ipvsman has no persistence engines (sip)")
-	case "protocol":
-		if s, ok := k.one(n); ok {
-			switch strings.ToUpper(s) {
-			case "TCP", "UDP", "SCTP":
-				v.proto = s
-			default:
-				k.bad(n, "want TCP, UDP or SCTP")
-			}
-		}
-	case "ip_family":
-		if s, ok := k.one(n); ok && (s == "inet" || s == "inet6") {
-			v.family = s
-		} else if ok {
-			k.bad(n, "want inet or inet6")
-		}
-	case "snmp_name":
-		k.name(n, &v.svc.Name)
-	case "weight":
-		if w, ok := k.uint(n, 0, fsm.MaxWeight); ok {
-			v.weight = int(w)
-		}
-	case "quorum", "hysteresis", "quorum_up", "quorum_down":
-		k.b.item(n.file, n.line, key, n.value(), quorumReason)
-	case "omega":
-		k.bad(n, "ipvsman runs no quorum or notify scripts on shutdown")
-	case "ha_suspend":
-		k.bad(n, "ipvsman checks real servers whether or not this node holds the VIP")
-	case "sorry_server":
-		rs, ok := k.serverAddr(n)
-		if ok {
-			rs.Forward = ""
-			v.sorry = &kaServer{rs: rs, at: origin{n.file, n.line, key, n.value()}}
-		}
-	case "sorry_server_lvs_method":
-		if v.sorry == nil {
-			k.bad(n, "no sorry_server before it")
+	kaVSKeywords.read(k, v, n, "unknown virtual_server keyword: ignored")
+}
+
+// kaVSKeywords are the statements of a virtual_server block.
+var kaVSKeywords = kaKeywords[*kaVS]{
+	"lvs_sched":               kaVSScheduler,
+	"lb_algo":                 kaVSScheduler,
+	"flag-1":                  kaVSFlag,
+	"flag-2":                  kaVSFlag,
+	"flag-3":                  kaVSFlag,
+	"sh-port":                 kaVSFlag,
+	"sh-fallback":             kaVSFlag,
+	"mh-port":                 kaVSFlag,
+	"mh-fallback":             kaVSFlag,
+	"ops":                     func(_ *kaMapper, v *kaVS, _ *node) { v.svc.OnePacket = true },
+	"hashed":                  kaVSHashed,
+	"lvs_method":              kaVSMethod,
+	"lb_kind":                 kaVSMethod,
+	"persistence_timeout":     kaVSPersistence,
+	"persistence_granularity": kaOne(kaVSGranularity),
+	"persistence_engine":      kaNot[*kaVS]("ipvsman has no persistence engines (sip)"),
+	"protocol":                kaVSProtocol,
+	"ip_family":               kaVSFamily,
+	"snmp_name":               func(k *kaMapper, v *kaVS, n *node) { k.name(n, &v.svc.Name) },
+	"weight":                  kaUint(0, fsm.MaxWeight, func(v *kaVS, w uint64) { v.weight = int(w) }),
+	"quorum":                  kaNot[*kaVS](quorumReason),
+	"hysteresis":              kaNot[*kaVS](quorumReason),
+	"quorum_up":               kaNot[*kaVS](quorumReason),
+	"quorum_down":             kaNot[*kaVS](quorumReason),
+	"omega":                   kaNot[*kaVS]("ipvsman runs no quorum or notify scripts on shutdown"),
+	"ha_suspend":              kaNot[*kaVS]("ipvsman checks real servers whether or not this node holds the VIP"),
+	"sorry_server":            kaVSSorry,
+	"sorry_server_lvs_method": kaVSSorryMethod,
+	"sorry_server_inhibit":    kaNot[*kaVS]("ipvsman does not check the sorry server; it is in the table only while no real server is usable"),
+	"real_server":             func(k *kaMapper, v *kaVS, n *node) { k.realServer(v, n) },
+}
+
+func kaVSScheduler(k *kaMapper, v *kaVS, n *node) {
+	s, ok := k.one(n)
+	if !ok {
+		return
+	}
+	if !slices.Contains(fsm.Schedulers, s) {
+		k.bad(n, fmt.Sprintf("unknown scheduler (want one of %s): the service uses keepalived's default %s", strings.Join(fsm.Schedulers, ", "), kaScheduler))
+		return
+	}
+	v.svc.Scheduler = s
+}
+
+// kaVSFlag keeps where each flag was set: whether it suits the scheduler
+// is known only after the whole block.
+func kaVSFlag(_ *kaMapper, v *kaVS, n *node) {
+	v.svc.Flags = append(v.svc.Flags, n.key())
+	v.flagAt = append(v.flagAt, n)
+}
+
+// kaVSHashed is listed without a value, as it takes none.
+func kaVSHashed(k *kaMapper, _ *kaVS, n *node) {
+	k.b.item(n.file, n.line, n.key(), "", "the kernel ignores this flag")
+}
+
+func kaVSMethod(k *kaMapper, v *kaVS, n *node) { k.method(n, &v.fwd, &v.tun) }
+
+// kaVSPersistence takes an optional timeout: without one, keepalived's
+// default.
+func kaVSPersistence(k *kaMapper, v *kaVS, n *node) {
+	t := uint64(kaPersistence)
+	if len(n.args()) > 0 {
+		var ok bool
+		if t, ok = k.uint(n, 1, fsm.MaxPersistence); !ok {
 			return
 		}
-		var tun fsm.RealServer
-		var f fsm.Forward
-		if k.method(n, &f, &tun) {
-			v.sorry.rs.Forward, v.sorry.fwdSet = f, true
-			copyTunnel(v.sorry.rs, &tun)
-		}
-	case "sorry_server_inhibit":
-		k.bad(n, "ipvsman does not check the sorry server; it is in the table only while no real server is usable")
-	case "real_server":
-		k.realServer(v, n)
+	}
+	v.svc.Persistence = &fsm.Persistence{Timeout: uint32(t), Netmask: maskOf(v.svc.Persistence)}
+}
+
+func kaVSGranularity(v *kaVS, s string) {
+	if v.svc.Persistence == nil {
+		v.svc.Persistence = &fsm.Persistence{Timeout: kaPersistence} // as keepalived's pgr_handler
+	}
+	v.svc.Persistence.Netmask = s
+}
+
+func kaVSProtocol(k *kaMapper, v *kaVS, n *node) {
+	s, ok := k.one(n)
+	if !ok {
+		return
+	}
+	switch strings.ToUpper(s) {
+	case "TCP", "UDP", "SCTP":
+		v.proto = s
 	default:
-		k.b.item(n.file, n.line, key, n.value(), "unknown virtual_server keyword: ignored")
+		k.bad(n, "want TCP, UDP or SCTP")
+	}
+}
+
+func kaVSFamily(k *kaMapper, v *kaVS, n *node) {
+	if s, ok := k.one(n); ok && (s == "inet" || s == "inet6") {
+		v.family = s
+	} else if ok {
+		k.bad(n, "want inet or inet6")
+	}
+}
+
+func kaVSSorry(k *kaMapper, v *kaVS, n *node) {
+	if rs, ok := k.serverAddr(n); ok {
+		rs.Forward = ""
+		v.sorry = &kaServer{rs: rs, at: origin{n.file, n.line, n.key(), n.value()}}
+	}
+}
+
+func kaVSSorryMethod(k *kaMapper, v *kaVS, n *node) {
+	if v.sorry == nil {
+		k.bad(n, "no sorry_server before it")
+		return
+	}
+	var tun fsm.RealServer
+	var f fsm.Forward
+	if k.method(n, &f, &tun) {
+		v.sorry.rs.Forward, v.sorry.fwdSet = f, true
+		copyTunnel(v.sorry.rs, &tun)
 	}
 }
 
@@ -241,46 +276,59 @@ func (k *kaMapper) realServer(v *kaVS, n *node) {
 		return
 	}
 	s := &kaServer{rs: rs, at: origin{n.file, n.line, n.key(), n.value()}}
-	weightSet := false
 	for _, c := range n.children {
 		if k.timing(c, &s.timing) {
 			continue
 		}
-		switch key := c.key(); key {
-		case "weight":
-			w, err := strconv.ParseInt(c.value(), 10, 64)
-			if err != nil || w < 0 || w > fsm.MaxWeight {
-				k.bad(c, fmt.Sprintf("weight out of range 0-%d: the real server keeps weight %d", fsm.MaxWeight, rs.Weight))
-				continue
-			}
-			rs.Weight, weightSet = int(w), true
-		case "lvs_method", "lb_kind":
-			var tun fsm.RealServer
-			if k.method(c, &rs.Forward, &tun) {
-				copyTunnel(rs, &tun)
-				s.fwdSet = true
-			}
-		case "uthreshold":
-			if u, ok := k.uint(c, 0, 1<<32-1); ok {
-				rs.Upper = uint32(u)
-			}
-		case "lthreshold":
-			if l, ok := k.uint(c, 0, 1<<32-1); ok {
-				rs.Lower = uint32(l)
-			}
-		case "snmp_name":
-			k.name(c, &rs.Name)
-		case "notify_up", "notify_down":
-			k.bad(c, "ipvsman runs no notify scripts; watch `ipvsman health` or the metrics")
-		case "HTTP_GET", "SSL_GET", "TCP_CHECK", "DNS_CHECK", "MISC_CHECK", "PING_CHECK", "SMTP_CHECK", "UDP_CHECK", "BFD_CHECK", "FILE_CHECK":
-			s.checks = append(s.checks, c)
-		default:
-			k.b.item(c.file, c.line, key, c.value(), "unknown real_server keyword: ignored")
-		}
+		kaRSKeywords.read(k, s, c, "unknown real_server keyword: ignored")
 	}
-	s.weightSet = weightSet
 	v.servers = append(v.servers, s) // the virtual server's defaults are filled in after its whole block
 }
+
+// kaRSKeywords are the statements of a real_server block. Its checkers
+// are kept as they are: they are read per service, once the virtual
+// server's timing is known.
+var kaRSKeywords = kaKeywords[*kaServer]{
+	"weight":      kaRSWeight,
+	"lvs_method":  kaRSMethod,
+	"lb_kind":     kaRSMethod,
+	"uthreshold":  kaUint(0, 1<<32-1, func(s *kaServer, u uint64) { s.rs.Upper = uint32(u) }),
+	"lthreshold":  kaUint(0, 1<<32-1, func(s *kaServer, l uint64) { s.rs.Lower = uint32(l) }),
+	"snmp_name":   func(k *kaMapper, s *kaServer, n *node) { k.name(n, &s.rs.Name) },
+	"notify_up":   kaNot[*kaServer]("ipvsman runs no notify scripts; watch `ipvsman health` or the metrics"),
+	"notify_down": kaNot[*kaServer]("ipvsman runs no notify scripts; watch `ipvsman health` or the metrics"),
+	"HTTP_GET":    kaRSChecker,
+	"SSL_GET":     kaRSChecker,
+	"TCP_CHECK":   kaRSChecker,
+	"DNS_CHECK":   kaRSChecker,
+	"MISC_CHECK":  kaRSChecker,
+	"PING_CHECK":  kaRSChecker,
+	"SMTP_CHECK":  kaRSChecker,
+	"UDP_CHECK":   kaRSChecker,
+	"BFD_CHECK":   kaRSChecker,
+	"FILE_CHECK":  kaRSChecker,
+}
+
+// kaRSWeight parses the weight itself rather than with k.uint: its note
+// says which weight the real server keeps.
+func kaRSWeight(k *kaMapper, s *kaServer, n *node) {
+	w, err := strconv.ParseInt(n.value(), 10, 64)
+	if err != nil || w < 0 || w > fsm.MaxWeight {
+		k.bad(n, fmt.Sprintf("weight out of range 0-%d: the real server keeps weight %d", fsm.MaxWeight, s.rs.Weight))
+		return
+	}
+	s.rs.Weight, s.weightSet = int(w), true
+}
+
+func kaRSMethod(k *kaMapper, s *kaServer, n *node) {
+	var tun fsm.RealServer
+	if k.method(n, &s.rs.Forward, &tun) {
+		copyTunnel(s.rs, &tun)
+		s.fwdSet = true
+	}
+}
+
+func kaRSChecker(_ *kaMapper, s *kaServer, n *node) { s.checks = append(s.checks, n) }
 
 // groupKeys expands a virtual_server_group: each address, range, prefix
 // and fwmark becomes a service of its own (ipvsman has no groups).

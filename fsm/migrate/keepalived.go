@@ -120,51 +120,6 @@ func (t kaTiming) with(o kaTiming) kaTiming {
 	return t
 }
 
-// timing reads a timing keyword into t; false if n is not one.
-func (k *kaMapper) timing(n *node, t *kaTiming) bool {
-	switch n.key() {
-	case "delay_loop":
-		if v, ok := k.seconds(n); ok {
-			t.delayLoop = &v
-		}
-	case "connect_timeout":
-		if v, ok := k.seconds(n); ok {
-			t.connTimeout = &v
-		}
-	case "retry", "nb_get_retry":
-		if v, ok := k.uint(n, 0, 1<<31); ok {
-			i := int(v)
-			t.retry = &i
-		}
-	case "virtualhost":
-		if s, ok := k.one(n); ok {
-			t.vhost = &s
-		}
-	case "inhibit_on_failure":
-		v := true
-		if len(n.args()) > 0 {
-			b, ok := parseBool(n.args()[0])
-			if !ok {
-				k.bad(n, "want on|off|true|false|yes|no")
-				return true
-			}
-			v = b
-		}
-		t.inhibit = &v
-	case "delay_before_retry":
-		k.b.item(n.file, n.line, n.key(), n.value(), "ipvsman retries a failed check at the check interval, with no separate retry delay")
-	case "warmup":
-		k.b.item(n.file, n.line, n.key(), n.value(), "ipvsman starts checks without a random warmup delay")
-	case "alpha":
-		k.b.item(n.file, n.line, n.key(), n.value(), "ipvsman has no alpha mode; a real server's health is unknown until its first check")
-	case "smtp_alert", "log_all_failures":
-		k.b.item(n.file, n.line, n.key(), n.value(), "ipvsman sends no mail; watch `ipvsman health` or the metrics")
-	default:
-		return false
-	}
-	return true
-}
-
 func parseBool(s string) (bool, bool) {
 	switch strings.ToLower(s) {
 	case "on", "true", "yes":

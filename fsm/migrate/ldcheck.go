@@ -15,77 +15,93 @@ var ldPortService = map[uint16]string{21: "ftp", 25: "smtp", 53: "dns", 80: "htt
 	389: "ldap", 443: "https", 587: "submission", 993: "imaps", 995: "pops", 1521: "oracle", 1812: "radius",
 	3128: "http_proxy", 3306: "mysql", 5060: "sip", 5432: "pgsql"}
 
+// ldCheck is the check of one virtual section being built.
+type ldCheck struct {
+	v       *ldVirtual
+	key     fsm.ServiceKey
+	ct      ldVal  // checktype as written, or its default
+	service string // service= or the default for the virtual port
+	svcLine int
+	hc      *fsm.HealthCheck
+	off     bool
+}
+
+// ldCheckTypes build the check of each checktype ldirectord has; false:
+// the service is not checked.
+var ldCheckTypes = map[string]func(l *ldMapper, c *ldCheck) bool{
+	"on":            func(*ldMapper, *ldCheck) bool { return false },
+	"off":           func(_ *ldMapper, c *ldCheck) bool { c.off = true; return false },
+	"connect":       func(_ *ldMapper, c *ldCheck) bool { c.connect(); return true },
+	"ping":          func(_ *ldMapper, c *ldCheck) bool { c.hc.Type = "icmp"; return true },
+	"external":      ldExternal,
+	"external-perl": ldExternal,
+	"negotiate":     ldNegotiate,
+}
+
+// connect is ldirectord's connect check: it pings a UDP service.
+func (c *ldCheck) connect() {
+	c.hc.Type = "tcp"
+	if c.key.Protocol == fsm.UDP {
+		c.hc.Type = "icmp"
+	}
+}
+
+func ldExternal(l *ldMapper, c *ldCheck) bool {
+	cmd := "/bin/true"
+	if x, ok := c.v.kv["checkcommand"]; ok {
+		cmd = x.v
+	}
+	c.hc.Type, c.hc.Command = "exec", strings.Fields(cmd)
+	l.item(c.ct.line, "checktype", c.ct.v, fmt.Sprintf("imported as an exec check of %q: ipvsman passes the target in $IPVSMAN_CHECK_ADDR and $IPVSMAN_CHECK_PORT, not as the four arguments ldirectord gives; adapt the script", cmd))
+	return true
+}
+
+// ldNegotiate maps the services ipvsman has a check for; any other is
+// checked by connecting.
+func ldNegotiate(l *ldMapper, c *ldCheck) bool {
+	hc := c.hc
+	switch c.service {
+	case "none":
+		return false
+	case "http", "https":
+		hc.Type = c.service
+		hc.Path = "/"
+		if c.service == "https" {
+			hc.Insecure = true // ldirectord does not verify the certificate
+		}
+		if x, ok := c.v.kv["httpmethod"]; ok {
+			hc.Method = strings.ToUpper(x.v)
+		}
+		if x, ok := c.v.kv["virtualhost"]; ok {
+			hc.Host = x.v
+		}
+	case "dns":
+		hc.Type = "dns"
+	default:
+		c.connect()
+		l.item(c.svcLine, "service", c.service, "ipvsman has no "+c.service+" negotiate check: imported as a "+hc.Type+" check (the request and receive strings are not used)")
+	}
+	return true
+}
+
 // check builds the service's check from checktype and service. off reports
 // checktype=off, under which ldirectord activates no real server.
 func (l *ldMapper) check(v *ldVirtual, key fsm.ServiceKey) (*fsm.HealthCheck, bool) {
-	ct := ldVal{v: "negotiate", line: v.at.line}
-	if x, ok := v.kv["checktype"]; ok {
-		ct = x
-	}
-	service := "none"
-	if key.Protocol != fsm.FWMark {
-		if s, ok := ldPortService[key.Port]; ok {
-			service = s
-		}
-	}
-	svcLine := v.at.line
-	if x, ok := v.kv["service"]; ok {
-		service, svcLine = x.v, x.line
-	}
-	hc := &fsm.HealthCheck{Rise: 1}
-	typ := ct.v
+	c := newLdCheck(v, key)
+	typ := c.ct.v
 	if _, err := strconv.Atoi(typ); err == nil {
-		l.item(ct.line, "checktype", ct.v, "ipvsman does not alternate connect and negotiate checks: imported as the negotiate check")
+		l.item(c.ct.line, "checktype", c.ct.v, "ipvsman does not alternate connect and negotiate checks: imported as the negotiate check")
 		typ = "negotiate"
 	}
-	connect := func() {
-		hc.Type = "tcp"
-		if key.Protocol == fsm.UDP {
-			hc.Type = "icmp" // ldirectord pings for a UDP service's connect check
-		}
-	}
-	switch typ {
-	case "on":
-		return nil, false
-	case "off":
-		return nil, true
-	case "connect":
-		connect()
-	case "ping":
-		hc.Type = "icmp"
-	case "external", "external-perl":
-		cmd := "/bin/true"
-		if x, ok := v.kv["checkcommand"]; ok {
-			cmd = x.v
-		}
-		hc.Type, hc.Command = "exec", strings.Fields(cmd)
-		l.item(ct.line, "checktype", ct.v, fmt.Sprintf("imported as an exec check of %q: ipvsman passes the target in $IPVSMAN_CHECK_ADDR and $IPVSMAN_CHECK_PORT, not as the four arguments ldirectord gives; adapt the script", cmd))
-	case "negotiate":
-		switch service {
-		case "none":
-			return nil, false
-		case "http", "https":
-			hc.Type = service
-			hc.Path = "/"
-			if service == "https" {
-				hc.Insecure = true // ldirectord does not verify the certificate
-			}
-			if x, ok := v.kv["httpmethod"]; ok {
-				hc.Method = strings.ToUpper(x.v)
-			}
-			if x, ok := v.kv["virtualhost"]; ok {
-				hc.Host = x.v
-			}
-		case "dns":
-			hc.Type = "dns"
-		default:
-			connect()
-			l.item(svcLine, "service", service, "ipvsman has no "+service+" negotiate check: imported as a "+hc.Type+" check (the request and receive strings are not used)")
-		}
-	default:
-		l.item(ct.line, "checktype", ct.v, "unknown checktype: the service is not checked")
+	build, ok := ldCheckTypes[typ]
+	if !ok {
+		l.item(c.ct.line, "checktype", c.ct.v, "unknown checktype: the service is not checked")
 		return nil, false
 	}
+	if !build(l, c) {
+		return nil, c.off
+	}
+	hc := c.hc
 	req, recv := "/", ""
 	if x, ok := v.kv["request"]; ok {
 		req = x.v
@@ -105,10 +121,28 @@ func (l *ldMapper) check(v *ldVirtual, key fsm.ServiceKey) (*fsm.HealthCheck, bo
 		}
 	}
 	if err := fsm.ValidateHealthCheck("check", hc); err != nil {
-		l.item(ct.line, "checktype", ct.v, "check not imported ("+strings.TrimPrefix(err.Error(), "check ")+"): the service is not checked")
+		l.item(c.ct.line, "checktype", c.ct.v, "check not imported ("+strings.TrimPrefix(err.Error(), "check ")+"): the service is not checked")
 		return nil, false
 	}
 	return hc, false
+}
+
+// newLdCheck reads checktype and service, with ldirectord's defaults:
+// negotiate, and the service its port usually carries.
+func newLdCheck(v *ldVirtual, key fsm.ServiceKey) *ldCheck {
+	c := &ldCheck{v: v, key: key, ct: ldVal{v: "negotiate", line: v.at.line}, service: "none", svcLine: v.at.line, hc: &fsm.HealthCheck{Rise: 1}}
+	if x, ok := v.kv["checktype"]; ok {
+		c.ct = x
+	}
+	if key.Protocol != fsm.FWMark {
+		if s, ok := ldPortService[key.Port]; ok {
+			c.service = s
+		}
+	}
+	if x, ok := v.kv["service"]; ok {
+		c.service, c.svcLine = x.v, x.line
+	}
+	return c
 }
 
 // requestReceive puts ldirectord's request and receive strings into an
@@ -168,37 +202,9 @@ func reverseName(a netip.Addr) string {
 // failurecount. ldirectord takes a server down after failurecount
 // failures and back up after one success.
 func (l *ldMapper) timing(v *ldVirtual, hc *fsm.HealthCheck, typ string) {
-	secs := func(key string) (uint64, *ldVal) {
-		x, ok := l.get(v, key)
-		if !ok {
-			return 0, nil
-		}
-		n, err := strconv.ParseUint(x.v, 10, 32)
-		if err != nil || n == 0 {
-			l.item(x.line, key, x.v, "want a whole number of seconds, 1 or more")
-			return 0, nil
-		}
-		return n, &x
-	}
-	interval := uint64(ldCheckInterval)
-	if x, ok := l.global["checkinterval"]; ok {
-		if n, err := strconv.ParseUint(x.v, 10, 32); err == nil && n > 0 {
-			interval = n
-		} else {
-			l.item(x.line, "checkinterval", x.v, "want a whole number of seconds, 1 or more")
-		}
-	}
-	if x, ok := v.kv["checkinterval"]; ok {
-		if f, ok := l.global["fork"]; ok && f.v == "yes" {
-			if n, err := strconv.ParseUint(x.v, 10, 32); err == nil && n > 0 {
-				interval = n
-			}
-		} else {
-			l.item(x.line, "checkinterval", x.v, "ldirectord ignores a section's checkinterval unless fork = yes")
-		}
-	}
-	nt, nx := secs("negotiatetimeout")
-	ct, cx := secs("checktimeout")
+	interval := l.interval(v)
+	nt, nx := l.seconds(v, "negotiatetimeout")
+	ct, cx := l.seconds(v, "checktimeout")
 	timeout, from := uint64(ldCheckTimeout), cx
 	switch {
 	case typ == "negotiate":
@@ -228,10 +234,48 @@ func (l *ldMapper) timing(v *ldVirtual, hc *fsm.HealthCheck, typ string) {
 		hc.TimeoutMS = hc.IntervalMS
 	}
 	hc.Fall = ldFailureCount
-	if f, x := secs("failurecount"); x != nil {
+	if f, x := l.seconds(v, "failurecount"); x != nil {
 		hc.Fall = int(min(f, 100))
 		if f > 100 {
 			l.item(x.line, "failurecount", x.v, "ipvsman counts at most 100 failures: imported as 100")
 		}
 	}
+}
+
+// seconds reads a whole number of 1 or more of the section's, else the
+// global, key; nil when the key is absent or refused.
+func (l *ldMapper) seconds(v *ldVirtual, key string) (uint64, *ldVal) {
+	x, ok := l.get(v, key)
+	if !ok {
+		return 0, nil
+	}
+	n, err := strconv.ParseUint(x.v, 10, 32)
+	if err != nil || n == 0 {
+		l.item(x.line, key, x.v, "want a whole number of seconds, 1 or more")
+		return 0, nil
+	}
+	return n, &x
+}
+
+// interval is checkinterval: the global one, and a section's own only
+// under fork = yes, as ldirectord reads it.
+func (l *ldMapper) interval(v *ldVirtual) uint64 {
+	interval := uint64(ldCheckInterval)
+	if x, ok := l.global["checkinterval"]; ok {
+		if n, err := strconv.ParseUint(x.v, 10, 32); err == nil && n > 0 {
+			interval = n
+		} else {
+			l.item(x.line, "checkinterval", x.v, "want a whole number of seconds, 1 or more")
+		}
+	}
+	if x, ok := v.kv["checkinterval"]; ok {
+		if f, ok := l.global["fork"]; ok && f.v == "yes" {
+			if n, err := strconv.ParseUint(x.v, 10, 32); err == nil && n > 0 {
+				interval = n
+			}
+		} else {
+			l.item(x.line, "checkinterval", x.v, "ldirectord ignores a section's checkinterval unless fork = yes")
+		}
+	}
+	return interval
 }

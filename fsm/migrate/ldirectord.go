@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -111,17 +112,12 @@ func FromLdirectord(name string, data []byte) (*Result, error) {
 			global[k] = ldVal{v, n}
 		}
 	}
+	l := &ldMapper{b: b, name: name, global: global}
 	for k, v := range global {
-		switch {
-		case k == "checktimeout" || k == "negotiatetimeout" || k == "checkinterval" || k == "failurecount" ||
-			k == "quiescent" || k == "fallback" || k == "fallback6":
-		case ldNotImported[k] != "":
-			b.item(name, v.line, k, v.v, ""+ldNotImported[k])
-		default:
-			b.item(name, v.line, k, v.v, "unknown global keyword: ignored")
+		if !slices.Contains(ldGlobalsRead, k) {
+			l.notImported(k, v, "global")
 		}
 	}
-	l := &ldMapper{b: b, name: name, global: global}
 	for _, v := range virtuals {
 		l.virtual(v)
 	}
@@ -150,6 +146,100 @@ func (l *ldMapper) get(v *ldVirtual, key string) (ldVal, bool) {
 
 func (l *ldMapper) item(line int, key, val, why string) { l.b.item(l.name, line, key, val, why) }
 
+// notImported lists a key the import has no use for, with why when the
+// key is one ldirectord knows.
+func (l *ldMapper) notImported(k string, x ldVal, where string) {
+	if why := ldNotImported[k]; why != "" {
+		l.item(x.line, k, x.v, why)
+		return
+	}
+	l.item(x.line, k, x.v, "unknown "+where+" keyword: ignored")
+}
+
+// ldGlobalsRead are the global keys that the sections read (get).
+var ldGlobalsRead = []string{"checktimeout", "negotiatetimeout", "checkinterval", "failurecount", "quiescent", "fallback", "fallback6"}
+
+// ldSection is a virtual section being mapped to svc.
+type ldSection struct {
+	v   *ldVirtual
+	key fsm.ServiceKey // as virtual= gives it
+	svc *fsm.Service
+}
+
+// ldKeyword maps one key = value of a virtual section.
+type ldKeyword func(l *ldMapper, s *ldSection, k string, x ldVal)
+
+// ldVirtualKeywords are the keys of a virtual section. Those that the
+// check, the timing, the servers and the fallback read where they are
+// built are in it too, doing nothing here, so that only a key nothing
+// reads is listed as unknown.
+var ldVirtualKeywords = map[string]ldKeyword{
+	"scheduler":        ldSectionScheduler,
+	"persistent":       ldSectionPersistent,
+	"netmask":          ldSectionNetmask,
+	"protocol":         ldSectionProtocol,
+	"ops":              func(_ *ldMapper, s *ldSection, _ string, x ldVal) { s.svc.OnePacket = x.v == "yes" },
+	"real":             ldReadElsewhere,
+	"real6":            ldReadElsewhere,
+	"request":          ldReadElsewhere,
+	"receive":          ldReadElsewhere,
+	"checktype":        ldReadElsewhere,
+	"checkcommand":     ldReadElsewhere,
+	"checktimeout":     ldReadElsewhere,
+	"negotiatetimeout": ldReadElsewhere,
+	"failurecount":     ldReadElsewhere,
+	"checkinterval":    ldReadElsewhere,
+	"checkport":        ldReadElsewhere,
+	"service":          ldReadElsewhere,
+	"httpmethod":       ldReadElsewhere,
+	"virtualhost":      ldReadElsewhere,
+	"quiescent":        ldReadElsewhere,
+	"fallback":         ldReadElsewhere,
+	"fallback6":        ldReadElsewhere,
+}
+
+func ldReadElsewhere(*ldMapper, *ldSection, string, ldVal) {}
+
+func ldSectionScheduler(l *ldMapper, s *ldSection, k string, x ldVal) {
+	if !slicesContains(fsm.Schedulers, x.v) {
+		l.item(x.line, k, x.v, fmt.Sprintf("unknown scheduler: the service uses ldirectord's default %s", ldScheduler))
+		return
+	}
+	s.svc.Scheduler = x.v
+}
+
+func ldSectionPersistent(l *ldMapper, s *ldSection, k string, x ldVal) {
+	t, err := strconv.ParseUint(x.v, 10, 32)
+	if err != nil || t > fsm.MaxPersistence {
+		l.item(x.line, k, x.v, "want seconds")
+		return
+	}
+	if t > 0 {
+		s.svc.Persistence = &fsm.Persistence{Timeout: uint32(t), Netmask: svcMask(s.svc)}
+	}
+}
+
+func ldSectionNetmask(l *ldMapper, s *ldSection, k string, x ldVal) {
+	if _, ok := s.v.kv["persistent"]; !ok {
+		l.item(x.line, k, x.v, "a netmask only matters with persistent=")
+		return
+	}
+	if s.svc.Persistence == nil {
+		s.svc.Persistence = &fsm.Persistence{}
+	}
+	s.svc.Persistence.Netmask = x.v
+}
+
+func ldSectionProtocol(l *ldMapper, s *ldSection, k string, x ldVal) {
+	switch {
+	case x.v == "fwm" && s.key.Protocol == fsm.FWMark:
+	case (x.v == "tcp" || x.v == "udp") && s.key.Protocol != fsm.FWMark:
+		s.svc.Key.Protocol = fsm.Protocol(x.v)
+	default:
+		l.item(x.line, k, x.v, "want tcp or udp for an address, fwm for a firewall mark")
+	}
+}
+
 func (l *ldMapper) virtual(v *ldVirtual) {
 	key, err := ldServiceKey(v)
 	if err != nil {
@@ -157,53 +247,12 @@ func (l *ldMapper) virtual(v *ldVirtual) {
 		return
 	}
 	svc := &fsm.Service{Key: key, Scheduler: ldScheduler, Servers: map[string]*fsm.RealServer{}}
-	origins := map[string]origin{}
+	s := &ldSection{v: v, key: key, svc: svc}
 	for k, x := range v.kv {
-		switch k {
-		case "scheduler":
-			if !slicesContains(fsm.Schedulers, x.v) {
-				l.item(x.line, k, x.v, fmt.Sprintf("unknown scheduler: the service uses ldirectord's default %s", ldScheduler))
-				continue
-			}
-			svc.Scheduler = x.v
-		case "persistent":
-			t, err := strconv.ParseUint(x.v, 10, 32)
-			if err != nil || t > fsm.MaxPersistence {
-				l.item(x.line, k, x.v, "want seconds")
-				continue
-			}
-			if t > 0 {
-				svc.Persistence = &fsm.Persistence{Timeout: uint32(t), Netmask: svcMask(svc)}
-			}
-		case "netmask":
-			if _, ok := v.kv["persistent"]; !ok {
-				l.item(x.line, k, x.v, "a netmask only matters with persistent=")
-				continue
-			}
-			if svc.Persistence == nil {
-				svc.Persistence = &fsm.Persistence{}
-			}
-			svc.Persistence.Netmask = x.v
-		case "protocol":
-			switch {
-			case x.v == "fwm" && key.Protocol == fsm.FWMark:
-			case (x.v == "tcp" || x.v == "udp") && key.Protocol != fsm.FWMark:
-				svc.Key.Protocol = fsm.Protocol(x.v)
-			default:
-				l.item(x.line, k, x.v, "want tcp or udp for an address, fwm for a firewall mark")
-			}
-		case "ops":
-			svc.OnePacket = x.v == "yes"
-		case "real", "real6":
-		case "request", "receive", "checktype", "checkcommand", "checktimeout", "negotiatetimeout", "failurecount",
-			"checkinterval", "checkport", "service", "httpmethod", "virtualhost", "quiescent", "fallback", "fallback6":
-			// read below
-		default:
-			if why := ldNotImported[k]; why != "" {
-				l.item(x.line, k, x.v, why)
-			} else {
-				l.item(x.line, k, x.v, "unknown virtual keyword: ignored")
-			}
+		if h, ok := ldVirtualKeywords[k]; ok {
+			h(l, s, k, x)
+		} else {
+			l.notImported(k, x, "virtual")
 		}
 	}
 	svc.OnFailure = fsm.OnFailureRemove
@@ -215,6 +264,16 @@ func (l *ldMapper) virtual(v *ldVirtual) {
 		svc.OnFailure = ""
 	}
 	check, off := l.check(v, svc.Key)
+	origins := l.servers(v, svc, check, off)
+	svc.Check = check
+	sorryAt := l.fallback(v, svc)
+	l.b.addService(svc, v.at, origins, sorryAt)
+}
+
+// servers adds the section's real servers to svc, and returns where each
+// was read.
+func (l *ldMapper) servers(v *ldVirtual, svc *fsm.Service, check *fsm.HealthCheck, off bool) map[string]origin {
+	origins := map[string]origin{}
 	for _, r := range v.reals {
 		for _, rs := range l.reals(v, r, svc.Key, check) {
 			if off {
@@ -228,21 +287,27 @@ func (l *ldMapper) virtual(v *ldVirtual) {
 			origins[rs.Key()] = origin{l.name, r.line, "real", r.v}
 		}
 	}
-	svc.Check = check
-	var sorryAt *origin
+	return origins
+}
+
+// fallback makes the section's (else the global) fallback the sorry
+// server, and returns where it was read (nil: none).
+func (l *ldMapper) fallback(v *ldVirtual, svc *fsm.Service) *origin {
 	fb := "fallback"
 	if v.v6 {
 		fb = "fallback6"
 	}
-	if x, ok := l.get(v, fb); ok {
-		if rs, err := ldServer(x.v, v.v6, true); err != nil {
-			l.item(x.line, fb, x.v, "fallback not imported: "+err.Error())
-		} else {
-			svc.Sorry = rs
-			sorryAt = &origin{l.name, x.line, fb, x.v}
-		}
+	x, ok := l.get(v, fb)
+	if !ok {
+		return nil
 	}
-	l.b.addService(svc, v.at, origins, sorryAt)
+	rs, err := ldServer(x.v, v.v6, true)
+	if err != nil {
+		l.item(x.line, fb, x.v, "fallback not imported: "+err.Error())
+		return nil
+	}
+	svc.Sorry = rs
+	return &origin{l.name, x.line, fb, x.v}
 }
 
 func svcMask(s *fsm.Service) string {
