@@ -25,7 +25,6 @@ type checks struct {
 
 	mu      sync.Mutex
 	leading bool
-	cancel  context.CancelFunc
 	changes <-chan struct{}
 }
 
@@ -87,23 +86,19 @@ func (c *checks) opened(n *cluster.Node) {
 	c.lead(leading)
 }
 
-// lead starts or stops the runner. A loss stops it at once; a gain starts
-// it from the committed verdicts (the caller has passed the Barrier).
+// lead starts or stops the runner. A loss stops it at once and waits
+// until no probe runs and no verdict can be proposed; a gain starts it
+// from the committed verdicts (the caller has passed the Barrier).
 func (c *checks) lead(leader bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.leading = leader
-	if c.cancel != nil {
-		c.cancel()
-		c.cancel = nil
-	}
 	n := c.node.Load()
 	if !leader || n == nil {
+		c.runner.Stop()
 		return
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	c.cancel = cancel
-	go c.runner.Run(ctx, c.changes, func() *fsm.State {
+	c.runner.Start(c.changes, func() *fsm.State {
 		// Configs are immutable once committed; the verdict map is
 		// updated in place by Apply, so the runner gets a copy.
 		var st fsm.State
@@ -117,7 +112,6 @@ func (c *checks) lead(leader bool) {
 // close stops the runner and the check loop (shutdown).
 func (c *checks) close() {
 	c.lead(false)
-	// stop: await the runner's Run returning once it can be awaited.
 	if c.loop != nil {
 		c.loop.Close()
 	}

@@ -54,7 +54,7 @@ func (d *daemon) startIPVS() {
 		p.rec.Observe = d.metrics.ObserveReconcile
 	}
 	changes := node.Subscribe()
-	// stop: the reconciler's Run returns once its context ends.
+	// Its closer cancels Run and waits for it: a pass under way finishes.
 	d.stop.reconciler = d.stack.push("reconciler", start(func(ctx context.Context) {
 		p.rec.Run(ctx, changes, func() director.Target {
 			var t director.Target
@@ -63,8 +63,8 @@ func (d *daemon) startIPVS() {
 		})
 	}))
 	syncChanges := node.Subscribe()
-	// stop: the sync threads' Run stops the master and returns once its
-	// context ends.
+	// Its closer cancels Run, which stops the sync master before it
+	// returns, and waits for it.
 	d.stop.sync = d.stack.push("sync threads", start(func(ctx context.Context) {
 		var wg sync.WaitGroup
 		wg.Go(func() { forward(ctx, syncChanges, d.syncWake) })
