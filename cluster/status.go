@@ -50,6 +50,10 @@ type ServerStatus struct {
 	GossipState string `json:"gossip"`        // alive, suspect, dead, left, unknown
 	GossipForMS int64  `json:"gossip_for_ms"` // how long it has been in that state
 	Applied     uint64 `json:"gossip_applied,omitempty"`
+	// Ready is whether the member can serve the VIPs: "yes", "no" (with
+	// Unready saying why), or "" when gossip has not told.
+	Ready   string `json:"ready,omitempty"`
+	Unready string `json:"unready,omitempty"`
 }
 
 // Status reports this node's role, indexes and the members it knows.
@@ -89,9 +93,14 @@ func (n *Node) Status() Status {
 		if m, ok := gossiped[ss.ID]; ok {
 			ss.GossipAddr, ss.Version, ss.Protocol, ss.Applied = m.Addr, m.Version, m.Protocol, m.Applied
 			ss.GossipState, ss.GossipForMS = m.State, now.Sub(m.Since).Milliseconds()
+			if m.State == GossipAlive {
+				ss.Ready, ss.Unready = readyWord(m.Unready == "", m.Unready)
+			}
 		}
 		if ss.ID == n.cfg.NodeID {
 			ss.Version, ss.Protocol = release.Version, fsm.CommandProtocol
+			r := n.Readiness()
+			ss.Ready, ss.Unready = readyWord(r.Ready, r.Reason)
 			if n.gossip != nil {
 				ss.GossipState = GossipAlive
 			}
@@ -119,4 +128,12 @@ func (n *Node) Status() Status {
 	}
 	slices.SortFunc(s.Gossip, func(a, b ServerStatus) int { return strings.Compare(a.ID, b.ID) })
 	return s
+}
+
+// readyWord is readiness as status says it.
+func readyWord(ready bool, reason string) (string, string) {
+	if ready {
+		return "yes", ""
+	}
+	return "no", reason
 }

@@ -88,6 +88,9 @@ type Manager struct {
 	IsLeader func() bool
 	// RetryEvery paces retries of failed address changes (default 1 s).
 	RetryEvery time.Duration
+	// OnChange, when set, is told of every address added or removed, after
+	// the change; it must not block (the daemon's notify hooks queue).
+	OnChange func(added bool, a Addr, reason string)
 
 	// The changer's: under opMu.
 	opMu    sync.Mutex
@@ -472,6 +475,9 @@ func (m *Manager) changed(what string, a Addr, reason string, start time.Time) {
 	m.stats.LastChange = fmt.Sprintf("%s %s: %s (%s)", what, a, reason, took.Round(time.Microsecond))
 	m.mu.Unlock()
 	m.log().Info("vip "+what, "node", m.Node, "vip", a.Prefix.String(), "interface", a.Interface, "reason", reason, "took", took.String())
+	if m.OnChange != nil {
+		m.OnChange(what == "added", a, reason)
+	}
 }
 
 // fail counts and reports a failed change; under opMu.

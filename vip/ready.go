@@ -54,6 +54,7 @@ type streak struct {
 	ok        bool // the current verdict
 	good, bad int  // successes or failures in a row
 	last      string
+	why       string // while down: the reason, fixed when it went down
 }
 
 func (t *Tracker) defaults() {
@@ -200,7 +201,7 @@ func (t *Tracker) probe(ctx context.Context) []string {
 	sort.Strings(keys)
 	for _, k := range keys {
 		if s := t.counts[k]; !s.ok {
-			out = append(out, fmt.Sprintf("%s: %s (%d failures in a row)", k, s.last, s.bad))
+			out = append(out, k+": "+s.why)
 		}
 	}
 	return out
@@ -229,6 +230,9 @@ func (t *Tracker) count(key string, err error) {
 	s.last = err.Error()
 	if s.ok && s.bad >= t.Fall {
 		s.ok = false
+		// Fixed while it stays down: a reason that changed with every
+		// probe would be a new readiness, gossiped, every step.
+		s.why = fmt.Sprintf("%s (%d failures in a row)", s.last, s.bad)
 		t.Log.Warn("tracked check down", "check", key, "failures", s.bad, "err", s.last)
 	}
 }

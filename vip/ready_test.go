@@ -112,11 +112,18 @@ func TestTrackerRiseFallAndCarrier(t *testing.T) {
 	if got := changes[len(changes)-1]; got != `unready: track script "check-upstream": exit status 1 (3 failures in a row)` {
 		t.Fatalf("failing script: %q", got)
 	}
+	// While it stays down, the reason stays as it was: no new readiness
+	// (and no gossip) with every failed probe.
+	n = len(changes)
+	step(4)
+	if len(changes) != n {
+		t.Fatalf("readiness changed while nothing did: %q", changes[n:])
+	}
 	// Every reason is given, links first.
 	w.carrier["eth1"] = false
 	tr.Extra = func() (bool, string) { return false, "kernel table: 2 operations failing" }
 	step(1)
-	want := `unready: link eth1: no carrier; track script "check-upstream": exit status 1 (4 failures in a row); kernel table: 2 operations failing`
+	want := `unready: link eth1: no carrier; track script "check-upstream": exit status 1 (3 failures in a row); kernel table: 2 operations failing`
 	if got := changes[len(changes)-1]; got != want {
 		t.Fatalf("several causes:\n%q\nwant\n%q", got, want)
 	}

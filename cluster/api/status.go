@@ -53,6 +53,10 @@ type ServerStatus struct {
 	GossipState string `json:"gossip"`        // alive, suspect, dead, left, unknown
 	GossipForMS int64  `json:"gossip_for_ms"` // how long it has been in that state
 	Applied     uint64 `json:"gossip_applied,omitempty"`
+	// Ready is whether the member can serve the VIPs: "yes", "no" (with
+	// Unready saying why), or "" when gossip has not told.
+	Ready   string `json:"ready,omitempty"`
+	Unready string `json:"unready,omitempty"`
 }
 
 // Report is the node's last reconcile of its kernel table

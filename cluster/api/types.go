@@ -193,4 +193,8 @@ type MemberView struct {
 	LastContact   string `json:"last_contact"` // from the member itself; "" when unreachable
 	RaftAddr      string `json:"raft_addr"`
 	GossipAddr    string `json:"gossip_addr"`
+	// Ready is whether it can serve the VIPs: yes, no (Unready says why)
+	// or unknown (gossip has not told).
+	Ready   string `json:"ready"`
+	Unready string `json:"unready,omitempty"`
 }

@@ -19,10 +19,10 @@ import (
 // lowercase so that they never read as the first table's roles.
 func printMembers(w io.Writer, st api.ClusterStatus) error {
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "MEMBER\tSUFFRAGE\tVERSION\tPROTOCOL\tGOSSIP\tLAST CONTACT\tRAFT ADDRESS\tGOSSIP ADDRESS")
+	fmt.Fprintln(tw, "MEMBER\tSUFFRAGE\tVERSION\tPROTOCOL\tGOSSIP\tLAST CONTACT\tRAFT ADDRESS\tGOSSIP ADDRESS\tREADY")
 	for _, m := range st.Members {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.ID, m.Suffrage, dash(m.Version), protocolColumn(m.Protocol),
-			gossipColumn(m), contactColumn(m), dash(m.RaftAddr), dash(m.GossipAddr))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.ID, m.Suffrage, dash(m.Version), protocolColumn(m.Protocol),
+			gossipColumn(m), contactColumn(m), dash(m.RaftAddr), dash(m.GossipAddr), readyColumn(m))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -132,4 +132,16 @@ func refusedByOldNode(ctx context.Context, c *api.Client, what string, err error
 		version = "older than 0.8.0"
 	}
 	return fmt.Errorf("%s: node %s runs ipvsmand %s (protocol %d), which does not know %q: upgrade every node first", what, st.ID, version, max(st.Protocol, 1), what)
+}
+
+// readyColumn is the last column, so that the reason may hold spaces:
+// "yes", "no: link eth0: no carrier", or "-" when gossip has not told.
+func readyColumn(m api.MemberView) string {
+	switch m.Ready {
+	case "yes":
+		return "yes"
+	case "no":
+		return "no: " + m.Unready
+	}
+	return "-"
 }

@@ -14,8 +14,8 @@ import (
 
 func TestMembersTable(t *testing.T) {
 	st := api.ClusterStatus{MinProtocol: 1, Note: "maintenance at 14:00", Members: []api.MemberView{
-		{ID: "d1", Suffrage: "voter", Leader: true, Version: "0.8.0", Protocol: 1, Gossip: "alive", RaftAddr: "10.0.0.11:7000", GossipAddr: "10.0.0.11:7946"},
-		{ID: "d2", Suffrage: "nonvoter", Version: "0.9.0", Protocol: 2, Gossip: "alive", LastContact: "3.2104ms"},
+		{ID: "d1", Suffrage: "voter", Leader: true, Version: "0.8.0", Protocol: 1, Gossip: "alive", RaftAddr: "10.0.0.11:7000", GossipAddr: "10.0.0.11:7946", Ready: "yes"},
+		{ID: "d2", Suffrage: "nonvoter", Version: "0.9.0", Protocol: 2, Gossip: "alive", LastContact: "3.2104ms", Ready: "no", Unready: "link eth0: no carrier"},
 		{ID: "d3", Suffrage: "voter", Version: "0.8.0", Protocol: 1, Gossip: "dead", GossipSinceMS: 6240},
 		{ID: "d4", Suffrage: "voter", Gossip: "unknown", LastContact: "250µs"},
 	}}
@@ -25,11 +25,11 @@ func TestMembersTable(t *testing.T) {
 	}
 	out := b.String()
 	for _, want := range []string{
-		"MEMBER  SUFFRAGE  VERSION  PROTOCOL  GOSSIP     LAST CONTACT  RAFT ADDRESS    GOSSIP ADDRESS\n",
-		"d1      voter     0.8.0    1         alive      leader        10.0.0.11:7000  10.0.0.11:7946\n",
-		"d2      nonvoter  0.9.0    2         alive      3ms ago       -               -\n",
-		"d3      voter     0.8.0    1         dead 6.2s  -             -               -\n",
-		"d4      voter     -        -         unknown    <1ms ago      -               -\n",
+		"MEMBER  SUFFRAGE  VERSION  PROTOCOL  GOSSIP     LAST CONTACT  RAFT ADDRESS    GOSSIP ADDRESS  READY\n",
+		"d1      voter     0.8.0    1         alive      leader        10.0.0.11:7000  10.0.0.11:7946  yes\n",
+		"d2      nonvoter  0.9.0    2         alive      3ms ago       -               -               no: link eth0: no carrier\n",
+		"d3      voter     0.8.0    1         dead 6.2s  -             -               -               -\n",
+		"d4      voter     -        -         unknown    <1ms ago      -               -               -\n",
 		"cluster protocol: 1\nnote: maintenance at 14:00\n",
 	} {
 		if !strings.Contains(out, want) {

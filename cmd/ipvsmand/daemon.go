@@ -15,6 +15,7 @@ import (
 	"github.com/ipvsman/ipvsman/cluster"
 	"github.com/ipvsman/ipvsman/cluster/api"
 	"github.com/ipvsman/ipvsman/cmd/ipvsmand/internal/metrics"
+	"github.com/ipvsman/ipvsman/cmd/ipvsmand/internal/notify"
 	"github.com/ipvsman/ipvsman/director"
 	"github.com/ipvsman/ipvsman/fsm"
 	"github.com/ipvsman/ipvsman/vip"
@@ -44,12 +45,15 @@ type daemon struct {
 	node      *cluster.Node
 	metrics   *metrics.Metrics // nil: --metrics=off
 	api       *http.Server
+
+	hooks        *notify.Notifier // nil: no hook configured
+	verdictHooks bool             // a hook wants real servers' up and down
 }
 
 // stops are the closers shutdown runs first, in its order; nil: the part
 // is off.
 type stops struct {
-	vips, join, checks, node, api, reconciler, sync, follow *closer
+	vips, join, checks, node, api, reconciler, sync, follow, track, verdicts, hooks *closer
 }
 
 // newDaemon builds and starts every part, or none: an error unwinds what
@@ -58,7 +62,8 @@ func newDaemon(o options, log *slog.Logger) (*daemon, error) {
 	d := &daemon{o: o, log: log, fatal: make(chan error, 1), syncWake: make(chan struct{}, 1)}
 	for _, step := range []func() error{
 		d.checkModes,
-		d.openVIPs, // before anything else: see openVIPs
+		d.startHooks, // before the VIPs: their start-up cleanup is an event too
+		d.openVIPs,   // before anything else: see openVIPs
 		d.loadSettings,
 		d.listenAPI,
 		d.openIPVS,
@@ -109,6 +114,9 @@ func (d *daemon) shutdown() {
 		d.stop.reconciler,
 		d.stop.sync, // stops the sync master
 		d.stop.follow,
+		d.stop.track,
+		d.stop.verdicts,
+		d.stop.hooks, // last: the hooks of the VIPs dropped and of leadership lost run
 	} {
 		c.close(ctx)
 	}
@@ -153,7 +161,7 @@ func (d *daemon) openVIPs() error {
 		if err := os.MkdirAll(d.o.dataDir, 0o700); err != nil {
 			return fmt.Errorf("--data-dir %q: %w", d.o.dataDir, err)
 		}
-		d.vips = &vip.Manager{Node: d.o.nodeID, Addrs: vip.Netlink{}, Announcer: d.wire, StateFile: filepath.Join(d.o.dataDir, "vips.json"), Log: d.log}
+		d.vips = &vip.Manager{Node: d.o.nodeID, Addrs: vip.Netlink{}, Announcer: d.wire, StateFile: filepath.Join(d.o.dataDir, "vips.json"), Log: d.log, OnChange: d.vipChanged}
 		if err := d.vips.Start(); err != nil {
 			d.log.Error("vip start-up cleanup incomplete; retrying", "node", d.o.nodeID, "err", err)
 		}
@@ -194,6 +202,9 @@ func (d *daemon) loadSettings() error {
 		return fmt.Errorf("--max-write-wait %s: want a positive duration", o.maxWriteWait)
 	}
 	if err := checkLimits(o.limits); err != nil {
+		return err
+	}
+	if err := checkTrack(o.track); err != nil {
 		return err
 	}
 	if o.bootstrap && o.join != "" {
@@ -254,13 +265,21 @@ func (d *daemon) openNode() error {
 
 // leadership is the Raft node's hook.
 func (d *daemon) leadership(leader bool, reason string) {
-	// VIPs first: on a loss nothing may come before dropping them.
+	// VIPs first: on a loss nothing may come before dropping them. The
+	// hooks hear of leadership before the VIPs' adds and after their
+	// removals, as keepalived's notify_master and notify_backup do.
+	if leader {
+		d.hooks.Notify(notify.Event{Kind: notify.Leader, Reason: reason})
+	}
 	if d.vips != nil {
 		if leader {
 			d.vips.Lead(reason)
 		} else {
 			d.vips.Follow(reason)
 		}
+	}
+	if !leader {
+		d.hooks.Notify(notify.Event{Kind: notify.Backup, Reason: reason})
 	}
 	d.checks.lead(leader)
 	d.failovers.Leadership(leader)
@@ -278,6 +297,17 @@ func (d *daemon) startParts() error {
 	if d.ipvs != nil {
 		d.startIPVS()
 	}
+	d.startReadiness()
+	if d.verdictHooks {
+		d.stop.verdicts = d.stack.push("verdict hooks", start(d.watchVerdicts))
+	}
+	return nil
+}
+
+// startHooks starts the notify hooks (checked and built before anything
+// that reports to them).
+func (d *daemon) startHooks() error {
+	d.newNotifier()
 	return nil
 }
 

@@ -38,6 +38,8 @@ type options struct {
 	version                                          bool
 	resync, maxWriteWait                             time.Duration
 	timing                                           cluster.Config
+	track                                            trackOptions
+	notify                                           notifyOptions
 }
 
 func main() {
@@ -92,6 +94,8 @@ func main() {
 	f.StringVar(&o.tlsCert, "tls-cert", "", "this node's certificate (PEM), signed by --tls-ca for server and client use: Raft and the API run over TLS (required unless --raft-addr and --api-addr are loopback; ipvsman tls init makes one)")
 	f.StringVar(&o.tlsKey, "tls-key", "", "the private key (PEM) of --tls-cert")
 	f.StringVar(&o.tlsCA, "tls-ca", "", "the cluster CA (PEM): nodes must present a certificate it signed")
+	registerTrack(f, &o.track)
+	registerNotify(f, &o.notify)
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&o.logFormat, "log-format", "text", "text or json")
 	registerGenMan(cmd)

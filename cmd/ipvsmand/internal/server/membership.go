@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -116,7 +117,7 @@ func members(via api.NodeStatus, nodes []api.NodeView) []api.MemberView {
 			out = append(out, api.MemberView{
 				ID: s.ID, Suffrage: s.Suffrage, Leader: s.Leader, Version: s.Version, Protocol: s.Protocol,
 				Gossip: s.GossipState, GossipSinceMS: s.GossipForMS, LastContact: contact[s.ID],
-				RaftAddr: s.RaftAddr, GossipAddr: s.GossipAddr,
+				RaftAddr: s.RaftAddr, GossipAddr: s.GossipAddr, Ready: cmp.Or(s.Ready, "unknown"), Unready: s.Unready,
 			})
 		}
 	}
