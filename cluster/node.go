@@ -70,20 +70,32 @@ type Config struct {
 	SnapshotBytes int64
 }
 
-// DefaultTiming fills zero timings with the tuned defaults.
+// The timing defaults, written here only: DefaultTiming and the daemon's
+// flags read them. docs/timing.md has the measurements they come from.
+const (
+	DefaultHeartbeatTimeout   = 150 * time.Millisecond
+	DefaultElectionTimeout    = 150 * time.Millisecond
+	DefaultLeaderLeaseTimeout = 75 * time.Millisecond
+	DefaultCommitTimeout      = 20 * time.Millisecond
+	DefaultApplyTimeout       = 10 * time.Second
+	DefaultPromoteAfter       = 3 * time.Second
+	DefaultDeadAfter          = 30 * time.Second
+)
+
+// DefaultTiming fills zero timings with the defaults.
 func (c *Config) DefaultTiming() {
 	def := func(d *time.Duration, v time.Duration) {
 		if *d == 0 {
 			*d = v
 		}
 	}
-	def(&c.HeartbeatTimeout, 150*time.Millisecond)
-	def(&c.ElectionTimeout, 150*time.Millisecond)
-	def(&c.LeaderLeaseTimeout, 75*time.Millisecond)
-	def(&c.CommitTimeout, 20*time.Millisecond)
-	def(&c.ApplyTimeout, 10*time.Second)
-	def(&c.PromoteAfter, 3*time.Second)
-	def(&c.DeadAfter, 30*time.Second)
+	def(&c.HeartbeatTimeout, DefaultHeartbeatTimeout)
+	def(&c.ElectionTimeout, DefaultElectionTimeout)
+	def(&c.LeaderLeaseTimeout, DefaultLeaderLeaseTimeout)
+	def(&c.CommitTimeout, DefaultCommitTimeout)
+	def(&c.ApplyTimeout, DefaultApplyTimeout)
+	def(&c.PromoteAfter, DefaultPromoteAfter)
+	def(&c.DeadAfter, DefaultDeadAfter)
 }
 
 var (

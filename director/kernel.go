@@ -1,6 +1,3 @@
-// Package director turns the replicated model into the kernel's IPVS table.
-// This file holds the start-up check of the kernel; the reconciler arrives
-// with milestone 3 (see docs/architecture.md).
 package director
 
 import (

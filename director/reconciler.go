@@ -11,8 +11,8 @@ import (
 )
 
 // Kernel is the reconciler's only door to IPVS: read the table, apply one
-// operation. Moby implements it against the kernel; tests use a recording
-// fake.
+// operation. Netlink implements it over director/ipvsnl; tests use a
+// recording fake.
 type Kernel interface {
 	Read() (Table, error)
 	Apply(Op) error
