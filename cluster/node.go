@@ -1,8 +1,13 @@
 // Package cluster runs the Raft node that replicates the fsm model: the log
 // and stable store in raft-boltdb/v2, file snapshots, a TCP or mutual-TLS
-// transport (tls.go), bootstrap, membership changes, leadership transfer
-// and the write path (validate, stamp, propose). It never touches the
-// kernel.
+// transport (tls.go), bootstrap, membership (gossip, joins, promotions,
+// drain), leadership transfer and the write path (validate, stamp,
+// propose).
+//
+// It never touches the kernel and imports nothing of director or vip: it
+// tells whether this node leads through Config.Leadership and hears whether
+// the node can serve through SetReadiness, both wired by the daemon, so that
+// Raft is tested without netlink and the kernel side without Raft.
 package cluster
 
 import (

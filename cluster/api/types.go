@@ -1,8 +1,11 @@
 // Package api is the one door into a node, as its callers see it: the
 // HTTP + JSON wire types and the client for the CLI, the console, joins and
-// scripts. It imports only the model (fsm), so that its callers link none
-// of the node's modules; the server is the daemon's
-// (cmd/ipvsmand/internal/server), and its tests drive this client.
+// scripts. The server is the daemon's (cmd/ipvsmand/internal/server), and
+// its tests drive this client.
+//
+// It is the wire alone: it imports only the model's packages (fsm,
+// fsm/ipvsadm) and links no server-side module (Raft, its stores, gossip,
+// netlink), so that the CLI built on it carries none of them.
 package api
 
 import (

@@ -1,8 +1,14 @@
-// Package pki makes the small private CA and the node certificates a
-// cluster's TLS needs (`ipvsman tls init`, and the tests). It uses only the
-// standard library: an ECDSA P-256 CA, and node certificates valid for both
-// ends of a connection (ServerAuth and ClientAuth), since every node is the
-// server of some connections and the client of others.
+// Package pki is a cluster's TLS key material: it makes the small private
+// CA and the node certificates (`ipvsman tls init`, and the tests), loads
+// and checks a node's files (LoadTLS), and gives the TLS configurations of
+// the Raft port, the API and calls between nodes. It uses only the standard
+// library: an ECDSA P-256 CA, and node certificates valid for both ends of
+// a connection (ServerAuth and ClientAuth), since every node is the server
+// of some connections and the client of others.
+//
+// It never listens or dials and imports nothing of the module: the cluster
+// and the daemon's API server open their own connections with its
+// configurations, and the CLI links it for `tls init` without linking Raft.
 package pki
 
 import (

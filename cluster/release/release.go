@@ -1,5 +1,6 @@
 // Package release names this build: a leaf that the CLI, the daemon and
-// the cluster all read without linking one another.
+// the cluster all read without linking one another. It holds the name and
+// nothing else, and imports nothing.
 package release
 
 // Version is this build's release, reported in status and gossip and
