@@ -1,5 +1,14 @@
 // Command ipvsman is the operator's CLI: ipvsadm's command language applied
-// cluster-wide, plus cluster, history and topology commands.
+// cluster-wide, plus cluster, node, server, check, health, history,
+// topology (apply, export, import) and TLS commands, and the live console
+// (package top). It parses arguments and files, sends requests and prints
+// the answers.
+//
+// It decides nothing: every change goes through the API (cluster/api) to
+// the leader, which validates it again against the whole log. It imports
+// only cluster/api, cluster/pki, cluster/release, director/table and the
+// fsm packages, and never links a server-side module (Raft, its stores,
+// gossip, netlink, ARP): test/arch fails if it does.
 package main
 
 import (

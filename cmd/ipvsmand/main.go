@@ -1,4 +1,16 @@
 // Command ipvsmand is the ipvsman daemon: one director node of the cluster.
+//
+// It is wiring and life cycle: it checks the flags, builds the node's parts
+// (the VIP manager, the Raft node, the reconciler and sync threads, the
+// health runner, readiness, the API, metrics and hooks) in the order each
+// needs the others, routes leadership and state changes between them, and
+// stops them in one order, the VIPs first. With its internal server and
+// metrics it is the only code that imports cluster, director and vip
+// together.
+//
+// It makes none of their decisions: who leads is the cluster's, what the
+// kernel holds the director's, which addresses are up the VIP manager's,
+// what the model accepts fsm's.
 package main
 
 import (

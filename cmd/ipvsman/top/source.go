@@ -3,6 +3,10 @@
 // CLI sends, through the same API, so the console can do nothing the CLI
 // could not. All I/O sits behind Source; the model itself is pure and is
 // unit-tested with a fake source.
+//
+// It never reaches a node but through Source (the API client in the
+// binary) and imports only cluster/api, director/table and the fsm
+// packages, so the console links nothing of Raft, gossip or netlink.
 package top
 
 import (

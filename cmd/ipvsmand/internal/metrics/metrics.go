@@ -1,11 +1,16 @@
 // Package metrics is ipvsman's Prometheus exposition: one node's kernel
 // IPVS counters, health verdicts and checks, Raft state, VIPs, reconcile
-// passes and sync threads (docs/metrics.md lists every series).
+// passes and sync threads (docs/metrics.md lists every series). Besides
+// cmd/ipvsmand and its server, it is the only place that knows every part.
 //
 // Nothing is cached: each scrape asks the injected sources, so a counter is
 // the kernel's value at the moment of the scrape. Where node_exporter's ipvs
 // collector has a series, the same name and labels are used, so that its
 // dashboards and alerts work unchanged; everything else is ipvsman_….
+//
+// It only reads: it holds no handle of its own (the one file it opens is
+// /proc/net/ip_vs_stats) and never writes the model, the kernel or the
+// VIPs, so a scrape cannot change what it measures.
 package metrics
 
 import (

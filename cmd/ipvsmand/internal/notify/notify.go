@@ -7,6 +7,8 @@
 // Hooks never hold the daemon up: events queue (bounded) for one worker that
 // runs the commands one at a time, in the order the events happened, each
 // under a timeout. A full queue drops the event and says so in the log.
+// A hook's failure is logged and never acted on. It imports only fsm: the
+// daemon hands it the events.
 package notify
 
 import (

@@ -1,7 +1,15 @@
 // Package server serves one node's API, whose wire types and client are
-// cluster/api's. It sits with the daemon's wiring, the one place that knows
-// the cluster, the director and the VIPs together, so that the API's
+// cluster/api's: the routes, the tokens and their roles, the node
+// certificates joins and forwarded writes need, the limits, and writes run
+// on the leader or forwarded to it with their request ID. It sits with the
+// daemon's wiring: with cmd/ipvsmand and its metrics, the only place that
+// knows the cluster, the director and the VIPs together, so that the API's
 // callers link none of them.
+//
+// It never changes anything itself: every change is a call on cluster.Node
+// (whose write path validates against the caught-up state before the log),
+// and the kernel table, the sync threads, the checks and the VIPs it only
+// reads, through functions the daemon injects.
 package server
 
 import (
