@@ -1,7 +1,8 @@
 // Package check holds the health checkers: each judges one real server
 // (or the address and port its check overrides, see Target) once per call
-// and reports a Result. Scheduling, rise/fall counting and verdicts are
-// the caller's (package director/health); a checker only checks.
+// and reports a Result. A checker only checks: it never schedules, counts
+// rises and falls, or commits a verdict (director/health does, on the
+// leader), and it imports only fsm.
 //
 // The built-in types, one file each:
 //

@@ -7,6 +7,12 @@
 // committed verdicts, so a failover changes nothing by itself: a server
 // that was down stays down until it has passed rise checks on the new
 // leader, one that was up stays up until it has failed fall checks.
+//
+// It never decides that this node leads, and never reaches Raft or a
+// checker itself: its owner starts the Runner when leadership is gained and
+// stops it when it is lost, and hands it Build, Schedule and Commit
+// (director/check and the cluster's write path, in the daemon). It imports
+// only fsm.
 package health
 
 import "github.com/ipvsman/ipvsman/fsm"

@@ -13,6 +13,10 @@
 //
 // The pure encoding and decoding (encode.go, decode.go) is separate from the socket
 // (conn.go), so that it is tested on hosts without IPVS.
+//
+// It knows nothing of the model and imports nothing of the module: it says
+// what the kernel holds and sends what it is told; what to change is the
+// reconciler's (package director). It never loads the ip_vs module.
 package ipvsnl
 
 import (

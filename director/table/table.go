@@ -1,7 +1,11 @@
 // Package table is the IPVS table as the kernel holds it, computed from the
 // model (Desired) and rendered back into it (Config), and the kernel's
-// connection table as /proc prints it. Pure: it imports only the model, so
-// the CLI and the console use it without linking netlink.
+// connection table as /proc prints it.
+//
+// It is pure but for ReadConnsFrom, which reads that /proc file. It imports
+// only fsm, never opens netlink and never writes the kernel (reading the
+// table is package director's, writing it the Reconciler's), so the CLI and
+// the console use it without linking netlink.
 package table
 
 import (

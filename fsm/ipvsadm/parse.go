@@ -4,7 +4,9 @@
 // scripts and habits built on ipvsadm keep working against the cluster.
 //
 // The package is pure: no network, no clock, no goroutines. Port names are
-// the one lookup it does, through the replaceable LookupPort.
+// the one lookup it does, through the replaceable LookupPort. It imports
+// only fsm and knows nothing of the kernel or the cluster: a node's kernel
+// table is printed from what its caller read and handed over.
 package ipvsadm
 
 import (

@@ -1,7 +1,9 @@
 // Package migrate turns the configuration of other IPVS managers (ipvsadm
 // -S output, keepalived.conf, ldirectord.cf) into ipvsman's model. It is
 // pure: it reads only the bytes it is given and, for keepalived's include,
-// the files of an fs.FS the caller hands it; no network, no clock.
+// the files of an fs.FS the caller hands it; no network, no clock. It
+// imports only fsm and fsm/ipvsadm and commits nothing: `ipvsman import`
+// sends the config it returns like any topology.
 //
 // Nothing is dropped silently. Whatever cannot be carried over exactly (a
 // keyword ipvsman has no equivalent for, a value the model refuses, a

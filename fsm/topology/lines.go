@@ -1,8 +1,12 @@
 // Package topology compiles an ipvsman topology file into an *fsm.Config.
-// It is pure: no network, no clock. Two forms give the same config: the
-// one-line form of the 2007 ipvsman GUI (this file) and a structured YAML
-// form (yaml.go). Every returned config has passed fsm.ValidateConfig, and
-// any problem anywhere in a file means no config at all.
+// Two forms give the same config: the one-line form of the 2007 ipvsman GUI
+// (this file) and a structured YAML form (yaml.go). Every returned config
+// has passed fsm.ValidateConfig, and any problem anywhere in a file means
+// no config at all.
+//
+// It is pure: no network, no clock, and it reads no file itself (Parse is
+// handed the name and the bytes). It imports only fsm and commits nothing:
+// the CLI sends what it returns.
 //
 // # The one-line form
 //
