@@ -92,7 +92,7 @@ func (ca *CA) KeyPEM() ([]byte, error) {
 
 // Node signs a certificate for node name, valid for the given IPs plus
 // loopback, with name and "localhost" as DNS names. Nodes verify each other
-// by chain to the CA, not by these names (see cluster.TLS); the names let
+// by chain to the CA, not by these names (see TLS); the names let
 // an operator's client verify the host it typed.
 func (ca *CA) Node(name string, ips []net.IP, now time.Time, days int) (*Pair, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
