@@ -172,7 +172,12 @@ func (n *Node) MinProtocol() (int, []ProtocolGap) {
 // Gate refuses a command type that some member's version could not apply.
 // Commands of the base protocol are never gated: every build knows them.
 func (n *Node) Gate(typ fsm.CommandType) error {
-	need := typ.Since()
+	return n.gate(typ.Since(), fmt.Sprintf("command %q", typ.String()))
+}
+
+// gate refuses what needs protocol need (what names it) while a member
+// speaks less.
+func (n *Node) gate(need int, what string) error {
 	if need <= fsm.BaseCommandProtocol {
 		return nil
 	}
@@ -194,7 +199,7 @@ func (n *Node) Gate(typ fsm.CommandType) error {
 			below = append(below, fmt.Sprintf("%s (%s, protocol %d)", id, m.Version, m.Protocol))
 		}
 	}
-	return &RejectedError{Reason: fmt.Sprintf("command %q needs protocol %d on every member; below it: %s: upgrade them first", typ.String(), need, strings.Join(below, ", "))}
+	return &RejectedError{Reason: fmt.Sprintf("%s needs protocol %d on every member; below it: %s: upgrade them first", what, need, strings.Join(below, ", "))}
 }
 
 func (n *Node) gossipMember(id string) (GossipMember, bool) {

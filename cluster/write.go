@@ -91,7 +91,15 @@ func (n *Node) ProposeWrite(ctx context.Context, w Write) (fsm.Result, error) {
 		return fsm.Result{}, err
 	case p.seen:
 		return p.dup, resultError(p.dup)
-	case w.DryRun:
+	}
+	// A configuration some member could not apply alike is refused
+	// before it is proposed, as a command type would be.
+	if next := p.plan.Config(); next != nil {
+		if err := n.gate(next.Needs()); err != nil {
+			return fsm.Result{}, err
+		}
+	}
+	if w.DryRun {
 		return fsm.Result{}, nil
 	}
 	b, err := p.cmd.Encode()

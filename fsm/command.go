@@ -42,6 +42,13 @@ const BaseCommandProtocol = 1
 // stamps the ID only while every member speaks at least this protocol.
 const RequestProtocol = 2
 
+// AlphaProtocol is the protocol that knows a health check's Alpha: a real
+// server whose check has it counts as down until its first check passes.
+// A build that predates it would count the server as up and program
+// another kernel table, so a configuration with Alpha is refused until
+// every member speaks it (Config.Needs).
+const AlphaProtocol = RequestProtocol + 1
+
 // Command is one log entry. Time and Actor are stamped by the leader before
 // the entry is proposed, so that Apply never reads a clock. Request is the
 // client's ID for the write (empty for the cluster's own commands): a

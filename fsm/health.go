@@ -43,6 +43,36 @@ type HealthCheck struct {
 	Expect string `json:"expect,omitempty"` // regular expression the reply must match
 	// exec: argv; the target is in $IPVSMAN_CHECK_ADDR / $IPVSMAN_CHECK_PORT
 	Command []string `json:"command,omitempty"`
+	// Alpha (keepalived's alpha): a real server without a verdict counts
+	// as down, not up, until its first check passes, so that a server
+	// added before its service is ready gets no traffic. Needs
+	// AlphaProtocol on every member.
+	Alpha bool `json:"alpha,omitempty"`
+}
+
+// Alpha reports whether a real server without a verdict counts as down:
+// its own check, else its service's, has Alpha.
+func Alpha(svc *Service, rs *RealServer) bool {
+	if rs.Check != nil {
+		return rs.Check.Alpha
+	}
+	return svc.Check != nil && svc.Check.Alpha
+}
+
+// Needs is the command protocol every member must speak to apply a state
+// with this configuration alike: AlphaProtocol once any check has Alpha.
+func (c *Config) Needs() (int, string) {
+	for _, svc := range c.Services {
+		if svc.Check != nil && svc.Check.Alpha {
+			return AlphaProtocol, "service " + svc.Key.String() + " check alpha"
+		}
+		for _, rs := range svc.Servers {
+			if rs.Check != nil && rs.Check.Alpha {
+				return AlphaProtocol, "real server " + rs.Key() + " of service " + svc.Key.String() + " check alpha"
+			}
+		}
+	}
+	return BaseCommandProtocol, ""
 }
 
 // CheckTypes are the checkers ipvsman has.

@@ -8,12 +8,12 @@ import (
 )
 
 // The next release, simulated for the rolling-upgrade test (build tag
-// next): protocol 3 adds one harmless command, a cluster note. Type 99 is
+// next): one protocol higher, it adds one harmless command, a cluster note. Type 99 is
 // reserved for this simulation and never used by a real command.
 const CmdNote CommandType = 99
 
 // NoteProtocol is the protocol that introduced CmdNote.
-const NoteProtocol = RequestProtocol + 1
+const NoteProtocol = AlphaProtocol + 1
 
 // CommandProtocol is the newest command protocol this build speaks. A command
 // type introduced by protocol N is proposed only while every member

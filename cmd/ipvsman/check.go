@@ -177,6 +177,7 @@ type checkFlags struct {
 	insecure                      bool
 	query, qtype, proto, rcode    string
 	answer, send, expect, command string
+	alpha                         bool
 }
 
 func (f *checkFlags) register(fs *pflag.FlagSet) {
@@ -201,6 +202,7 @@ func (f *checkFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.answer, "answer", "", "dns: a value the answer section must contain")
 	fs.StringVar(&f.send, "send", "", "udp: payload to send (required)")
 	fs.StringVar(&f.expect, "expect", "", "udp: regular expression the reply must match")
+	fs.BoolVar(&f.alpha, "alpha", false, "a real server without a verdict is down until its first check passes (keepalived's alpha); needs every member on protocol 3")
 	fs.StringVar(&f.command, "command", "", `exec: "PROGRAM ARG ...", split on spaces; the target is in $IPVSMAN_CHECK_ADDR and $IPVSMAN_CHECK_PORT`)
 }
 
@@ -230,7 +232,7 @@ func (f *checkFlags) check(fs *pflag.FlagSet) (*fsm.HealthCheck, error) {
 		Type: f.typ, Rise: f.rise, Fall: f.fall, Port: f.port,
 		Method: f.method, Path: f.path, Host: f.host, SNI: f.sni, Status: f.status, Body: f.body, Insecure: f.insecure,
 		Query: f.query, QType: f.qtype, Proto: f.proto, RCode: f.rcode, Answer: f.answer,
-		Send: f.send, Expect: f.expect, Command: strings.Fields(f.command),
+		Send: f.send, Expect: f.expect, Command: strings.Fields(f.command), Alpha: f.alpha,
 	}
 	if c.IntervalMS, err = flagMS(fs, "interval", f.interval); err != nil {
 		return nil, err

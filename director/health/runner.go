@@ -312,6 +312,7 @@ func (r *Runner) sync(ctx context.Context, st *fsm.State) {
 		if w.tracker.Health == "" {
 			w.tracker.Health = fsm.HealthUnknown
 		}
+		w.tracker.Alpha = w.spec.Alpha
 		w.status = Status{Service: w.service, Server: w.server, Type: w.spec.Type, Target: w.target.String(), Health: w.tracker.Health}
 		if r.Schedule != nil {
 			first := phase(w.key, time.Duration(w.spec.IntervalMS)*time.Millisecond)

@@ -21,8 +21,12 @@ import "github.com/ipvsman/ipvsman/fsm"
 type Tracker struct {
 	Rise, Fall int
 	// Health is the current verdict; unknown counts as up (a server
-	// without a verdict is usable, as in the kernel table).
+	// without a verdict is usable, as in the kernel table), or as down
+	// with Alpha.
 	Health fsm.Health
+	// Alpha: an unknown server is down until its first check passes, and
+	// its first result, either way, is its verdict.
+	Alpha  bool
 	streak int // consecutive results that contradict Health
 }
 
@@ -34,6 +38,13 @@ func NewTracker(rise, fall int, committed fsm.Health) *Tracker {
 // Observe feeds one check result and reports whether the verdict flipped
 // (Health then holds the new one).
 func (t *Tracker) Observe(ok bool) bool {
+	if t.Alpha && t.Health == fsm.HealthUnknown {
+		t.Health = fsm.HealthDown
+		if ok {
+			t.Health = fsm.HealthUp
+		}
+		return true
+	}
 	up := t.Health != fsm.HealthDown
 	if ok == up {
 		t.streak = 0

@@ -37,3 +37,24 @@ func TestRiseAndFall(t *testing.T) {
 		}
 	}
 }
+
+// Alpha: an unknown server counts as down until its first check passes,
+// and its first result is its verdict, either way; after that, rise and
+// fall as usual.
+func TestAlpha(t *testing.T) {
+	for _, c := range []struct {
+		from    fsm.Health
+		in, out string
+	}{
+		{fsm.HealthUnknown, "+---", "u..d"}, // up at the first success, then fall 3
+		{fsm.HealthUnknown, "-++", "d.u"},   // down at the first failure, then rise 2
+		{fsm.HealthUp, "---", "..d"},        // a committed verdict: alpha changes nothing
+		{fsm.HealthDown, "+", "."},
+	} {
+		tr := NewTracker(2, 3, c.from)
+		tr.Alpha = true
+		if got := feed(t, tr, c.in); got != c.out {
+			t.Errorf("alpha, from %s, %s: got %s, want %s", c.from, c.in, got, c.out)
+		}
+	}
+}

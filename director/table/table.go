@@ -79,7 +79,9 @@ func Desired(st *fsm.State) Table {
 		for rk, rs := range svc.Servers {
 			w := rs.Weight
 			v := st.Verdicts[fsm.VerdictKey(key, rk)]
-			down := v.Health == fsm.HealthDown
+			// Without a verdict a server is usable, unless its check has
+			// Alpha: then it waits for its first passed check.
+			down := v.Health == fsm.HealthDown || (v.Health != fsm.HealthUp && fsm.Alpha(svc, rs))
 			if v.Weight != nil {
 				// An exec check that prints "weight N" (keepalived's
 				// misc_dynamic) sets the weight of a usable server.

@@ -59,6 +59,7 @@ func (k *kaMapper) check(v *kaVS, s *kaServer, rs *fsm.RealServer, key fsm.Servi
 		c.hc.Fall = 100
 	}
 	kaCheckDefaults(c.hc, t)
+	c.hc.Alpha = t.alpha != nil && *t.alpha
 	if err := fsm.ValidateHealthCheck("check", c.hc); err != nil {
 		k.b.item(chosen.file, chosen.line, chosen.key(), "", "check refused ("+strings.TrimPrefix(err.Error(), "check ")+"): the real server is not checked")
 		return nil

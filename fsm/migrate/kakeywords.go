@@ -54,26 +54,16 @@ func kaSeconds[T any](set func(dst T, v float64)) kaKeyword[T] {
 // kaTimingKeywords are the checker settings every level may give (see
 // kaTiming); the notes are for settings ipvsman's checker has no use for.
 var kaTimingKeywords = kaKeywords[*kaTiming]{
-	"delay_loop":      kaSeconds(func(t *kaTiming, v float64) { t.delayLoop = &v }),
-	"connect_timeout": kaSeconds(func(t *kaTiming, v float64) { t.connTimeout = &v }),
-	"retry":           kaRetry,
-	"nb_get_retry":    kaRetry,
-	"virtualhost":     kaOne(func(t *kaTiming, s string) { t.vhost = &s }),
-	"inhibit_on_failure": func(k *kaMapper, t *kaTiming, n *node) {
-		v := true
-		if len(n.args()) > 0 {
-			b, ok := parseBool(n.args()[0])
-			if !ok {
-				k.bad(n, "want on|off|true|false|yes|no")
-				return
-			}
-			v = b
-		}
-		t.inhibit = &v
-	},
+	"delay_loop":         kaSeconds(func(t *kaTiming, v float64) { t.delayLoop = &v }),
+	"connect_timeout":    kaSeconds(func(t *kaTiming, v float64) { t.connTimeout = &v }),
+	"retry":              kaRetry,
+	"nb_get_retry":       kaRetry,
+	"virtualhost":        kaOne(func(t *kaTiming, s string) { t.vhost = &s }),
+	"inhibit_on_failure": kaFlag(func(t *kaTiming, v bool) { t.inhibit = &v }),
+	// alpha: a new real server starts down until its first check passes.
+	"alpha":              kaFlag(func(t *kaTiming, v bool) { t.alpha = &v }),
 	"delay_before_retry": kaNot[*kaTiming]("ipvsman retries a failed check at the check interval, with no separate retry delay"),
 	"warmup":             kaNot[*kaTiming]("ipvsman starts checks without a random warmup delay"),
-	"alpha":              kaNot[*kaTiming]("ipvsman has no alpha mode; a real server's health is unknown until its first check"),
 	"smtp_alert":         kaNot[*kaTiming](kaNoMail),
 	"log_all_failures":   kaNot[*kaTiming](kaNoMail),
 }
@@ -84,6 +74,23 @@ var kaRetry = kaUint(0, 1<<31, func(t *kaTiming, v uint64) {
 	i := int(v)
 	t.retry = &i
 })
+
+// kaFlag reads a keyword that is on by itself or takes on|off (true,
+// yes, ...), as keepalived's inhibit_on_failure and alpha do.
+func kaFlag(set func(*kaTiming, bool)) func(*kaMapper, *kaTiming, *node) {
+	return func(k *kaMapper, t *kaTiming, n *node) {
+		v := true
+		if len(n.args()) > 0 {
+			b, ok := parseBool(n.args()[0])
+			if !ok {
+				k.bad(n, "want on|off|true|false|yes|no")
+				return
+			}
+			v = b
+		}
+		set(t, v)
+	}
+}
 
 // timing reads a timing keyword into t; false if n is not one.
 func (k *kaMapper) timing(n *node, t *kaTiming) bool {

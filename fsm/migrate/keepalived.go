@@ -99,6 +99,7 @@ type kaTiming struct {
 	retry       *int
 	vhost       *string
 	inhibit     *bool
+	alpha       *bool
 }
 
 func (t kaTiming) with(o kaTiming) kaTiming {
@@ -116,6 +117,9 @@ func (t kaTiming) with(o kaTiming) kaTiming {
 	}
 	if o.inhibit != nil {
 		t.inhibit = o.inhibit
+	}
+	if o.alpha != nil {
+		t.alpha = o.alpha
 	}
 	return t
 }

@@ -43,6 +43,8 @@ type yamlCheck struct {
 	Expect string `yaml:"expect,omitempty"`
 	// exec
 	Command []string `yaml:"command,omitempty,flow"`
+	// every type: a server without a verdict is down until its first check passes
+	Alpha bool `yaml:"alpha,omitempty"`
 }
 
 // checkKeys maps the fields fsm.ValidateHealthCheck names to the file's
@@ -59,7 +61,7 @@ var checkKeys = map[string]string{
 // the key to blame, for the error's line.
 func buildCheck(y *yamlCheck, what string) (*fsm.HealthCheck, []fieldError) {
 	c := &fsm.HealthCheck{
-		Type: y.Type, Method: y.Method, Path: y.Path, Host: y.Host, SNI: y.SNI, Body: y.Body, Insecure: y.Insecure,
+		Type: y.Type, Method: y.Method, Path: y.Path, Host: y.Host, SNI: y.SNI, Body: y.Body, Insecure: y.Insecure, Alpha: y.Alpha,
 		Query: y.Query, QType: y.QType, Proto: y.Proto, RCode: y.RCode, Answer: y.Answer,
 		Send: y.Send, Expect: y.Expect,
 	}
@@ -163,7 +165,7 @@ func marshalCheck(c *fsm.HealthCheck) *yamlCheck {
 	y := &yamlCheck{
 		Type: c.Type, Method: c.Method, Path: c.Path, Host: c.Host, SNI: c.SNI, Body: c.Body,
 		Insecure: c.Insecure, Query: c.Query, QType: c.QType, Proto: c.Proto, RCode: c.RCode, Answer: c.Answer,
-		Send: c.Send, Expect: c.Expect, Command: c.Command,
+		Send: c.Send, Expect: c.Expect, Command: c.Command, Alpha: c.Alpha,
 	}
 	for _, s := range c.Status {
 		y.Status = append(y.Status, yamlInt(s))

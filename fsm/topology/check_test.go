@@ -44,7 +44,7 @@ services:
       - {address: 10.5.0.53}
       - {address: 10.5.0.54, check: {type: udp, send: ping, expect: ^pong, timeout: 100ms}}
       - {address: 10.5.0.55, check: {type: exec, command: [/usr/lib/check_dns, --server, "with space"], interval: 1m}}
-      - {address: 10.5.0.56, check: {type: icmp}}
+      - {address: 10.5.0.56, check: {type: icmp, alpha: true}}
 `
 
 func TestYAMLChecks(t *testing.T) {
@@ -72,7 +72,7 @@ func TestYAMLChecks(t *testing.T) {
 	for k, w := range map[string]fsm.HealthCheck{
 		"10.5.0.54:53": {Type: "udp", Send: "ping", Expect: "^pong", TimeoutMS: 100},
 		"10.5.0.55:53": {Type: "exec", Command: []string{"/usr/lib/check_dns", "--server", "with space"}, IntervalMS: 60000},
-		"10.5.0.56:53": {Type: "icmp"},
+		"10.5.0.56:53": {Type: "icmp", Alpha: true},
 	} {
 		if c := dns.Servers[k].Check; c == nil || !reflect.DeepEqual(*c, w) {
 			t.Errorf("%s check = %+v, want %+v", k, c, w)

@@ -89,7 +89,7 @@ var (
 		"yamlPersistence": "persistence key (want timeout, netmask)",
 		"yamlTimeouts":    "timeouts key (want tcp, tcp_fin, udp)",
 		"yamlCheck": "check key (want type, interval, timeout, rise, fall, address, port, method, path, host, sni, " +
-			"status, body, insecure, query, qtype, proto, rcode, answer, send, expect, command)",
+			"status, body, insecure, query, qtype, proto, rcode, answer, send, expect, command, alpha)",
 	}
 	typeNames = strings.NewReplacer(
 		"[]topology.yamlVIP", "a list of vips",
