@@ -118,16 +118,29 @@ func (t *TLS) Current() *tls.Certificate {
 // On an error nothing changes. changed is false when the files hold the
 // certificate in use.
 func (t *TLS) Reload(certFile, keyFile string, now time.Time) (changed bool, err error) {
-	pair, err := loadPair(certFile, keyFile, t.CAFile, t.CA, now)
+	pair, err := t.LoadPair(certFile, keyFile, now)
 	if err != nil {
 		return false, err
 	}
+	return t.Use(pair), nil
+}
+
+// LoadPair is the first half of Reload: it reads and checks a pair
+// without using it.
+func (t *TLS) LoadPair(certFile, keyFile string, now time.Time) (*tls.Certificate, error) {
+	return loadPair(certFile, keyFile, t.CAFile, t.CA, now)
+}
+
+// Use is the second half of Reload: pair, from LoadPair, serves new
+// handshakes from now on. It reports whether it differs from the pair in
+// use.
+func (t *TLS) Use(pair *tls.Certificate) (changed bool) {
 	old := t.Current()
 	if len(old.Certificate) > 0 && string(old.Certificate[0]) == string(pair.Certificate[0]) {
-		return false, nil
+		return false
 	}
 	t.cur.Store(pair)
-	return true, nil
+	return true
 }
 
 func parseCerts(b []byte) ([]*x509.Certificate, error) {
