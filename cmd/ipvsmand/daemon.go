@@ -44,6 +44,7 @@ type daemon struct {
 	node      *cluster.Node
 	metrics   *metrics.Metrics // nil: --metrics=off
 	api       *http.Server
+	reload    reloadState // what SIGHUP changes (reload.go)
 }
 
 // stops are the closers shutdown runs first, in its order; nil: the part
