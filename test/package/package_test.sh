@@ -78,7 +78,7 @@ sed "s|=/usr/sbin/ipvsmand|=$root/usr/sbin/ipvsmand|" "$unit" >"$work/ipvsmand.s
 if ! out=$(MANPATH="$root/usr/share/man" systemd-analyze verify "$work/ipvsmand.service" 2>&1) || [ -n "$out" ]; then
 	fail "systemd-analyze verify ipvsmand.service: $out"
 fi
-for want in 'ExecStart=/usr/sbin/ipvsmand ' 'EnvironmentFile=-/etc/default/ipvsmand' 'Restart=on-failure' \
+for want in 'ExecStart=/usr/sbin/ipvsmand ' 'ExecReload=/bin/kill -HUP $MAINPID' 'EnvironmentFile=-/etc/default/ipvsmand' 'Restart=on-failure' \
 	'StateDirectory=ipvsman' 'AssertPathExists=/etc/ipvsman/token' 'CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW'; do
 	grep -qF "$want" "$unit" || fail "ipvsmand.service has no $want"
 done
