@@ -173,7 +173,7 @@ func readOnlyToken(path, admin string) (string, error) {
 
 // run starts the daemon with the command line's flags over the --config
 // file's, and serves until SIGTERM or SIGINT; SIGHUP reloads (reload.go).
-func run(o options, cmdline map[string]string) error {
+func run(o options, cmdline map[string][]string) error {
 	// First: from here on SIGHUP reloads (once the daemon is up), never
 	// kills.
 	hup := make(chan os.Signal, 1)

@@ -30,12 +30,12 @@ type reloadState struct {
 	mu      sync.Mutex // one reload at a time
 	tokens  *server.Tokens
 	level   *slog.LevelVar
-	cmdline map[string]string // the command line's flags: they win over the file
-	values  map[string]string // every flag's value in force
+	cmdline map[string][]string // the command line's flags: they win over the file
+	values  map[string]string   // every flag's value in force
 }
 
 // start arms reloads once the daemon is up.
-func (r *reloadState) start(cmdline, values map[string]string, level *slog.LevelVar) {
+func (r *reloadState) start(cmdline map[string][]string, values map[string]string, level *slog.LevelVar) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.cmdline, r.values, r.level = cmdline, values, level

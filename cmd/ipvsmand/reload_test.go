@@ -30,7 +30,7 @@ func TestSettingChanges(t *testing.T) {
 func TestCommandLineWinsOverTheConfigFile(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "ipvsmand.conf")
 	writeFile(t, file, "log-level = debug\n--data-dir=/srv/ipvsman\nipvs-exclusive\nresync 5s\n")
-	o, values, err := loadOptions(map[string]string{"data-dir": "/var/lib/x", "config": file}, file)
+	o, values, err := loadOptions(map[string][]string{"data-dir": {"/var/lib/x"}, "config": {file}}, file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +78,7 @@ func TestReloadIsAllOrNothing(t *testing.T) {
 	token, conf := filepath.Join(dir, "token"), filepath.Join(dir, "ipvsmand.conf")
 	writeFile(t, token, "token-A-0123456789\n")
 	writeFile(t, conf, "log-level = info\n")
-	cmdline := map[string]string{"config": conf, "token-file": token, "tls-cert": cert, "tls-key": key, "tls-ca": caFile}
+	cmdline := map[string][]string{"config": {conf}, "token-file": {token}, "tls-cert": {cert}, "tls-key": {key}, "tls-ca": {caFile}}
 	o, values, err := loadOptions(cmdline, conf)
 	if err != nil {
 		t.Fatal(err)
