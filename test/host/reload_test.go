@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/hex"
 	"encoding/pem"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -169,22 +170,37 @@ func wireFingerprint(t *testing.T, tp *topo.Topology, c *harness.Cluster, n *har
 	}
 	done := make(chan result, 1)
 	go func() {
-		// The socket is made in the client's namespace: this thread
-		// enters it and, as it cannot be trusted back, dies with the
-		// goroutine (no UnlockOSThread).
+		// The socket is made in the client's namespace: this thread enters
+		// it and comes back. It must not die in it: a thread that exits
+		// takes with it the processes it started with Pdeathsig (topo.Start
+		// does), so a thread that cannot come back stays locked, parked.
 		runtime.LockOSThread()
+		home, err := netns.Get()
+		if err != nil {
+			runtime.UnlockOSThread()
+			done <- result{err: err}
+			return
+		}
+		defer home.Close()
 		ns, err := netns.GetFromName(tp.NS(topo.Client))
 		if err != nil {
+			runtime.UnlockOSThread()
 			done <- result{err: err}
 			return
 		}
 		defer ns.Close()
 		if err := netns.Set(ns); err != nil {
+			runtime.UnlockOSThread()
 			done <- result{err: err}
 			return
 		}
 		d := &net.Dialer{Timeout: 10 * time.Second}
 		conn, err := tls.DialWithDialer(d, "tcp", n.APIAddr, c.ClientTLS())
+		if back := netns.Set(home); back != nil {
+			done <- result{err: fmt.Errorf("back to the test's namespace: %w", back)}
+			select {} // keep the thread alive, locked, out of the way
+		}
+		runtime.UnlockOSThread()
 		if err != nil {
 			done <- result{err: err}
 			return
