@@ -83,7 +83,7 @@ func (d *daemon) reloadOn(ctx context.Context, hup <-chan os.Signal) {
 func (d *daemon) reloadNow(now time.Time) {
 	changed, restart, err := d.reloadSettings(now)
 	if len(restart) > 0 {
-		d.log.Warn("config file: changed settings need a restart; ignored until then", "node", d.o.nodeID, "settings", restart)
+		d.log.Warn("config file: a changed setting needs a restart; ignored until then", "node", d.o.nodeID, "settings", restart)
 	}
 	if err != nil {
 		d.log.Error("reload refused: nothing changed, the settings in force stay", "node", d.o.nodeID, "err", err)
