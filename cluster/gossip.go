@@ -74,9 +74,10 @@ func GossipKey(token string) []byte {
 // gossip wraps memberlist: it keeps the last known state of every member
 // (memberlist itself forgets dead ones) and serves this node's meta.
 type gossip struct {
-	id  string
-	ml  *memberlist.Memberlist
-	log *slog.Logger
+	id   string
+	ml   *memberlist.Memberlist
+	keys *memberlist.Keyring // see gossipkey.go
+	log  *slog.Logger
 
 	// dials bounds every connection memberlist dials: a join waiting on
 	// a dead peer's TCP timeout (10 s on a LAN) ends when gossip stops,
@@ -136,7 +137,7 @@ func startGossip(id string, cfg GossipConfig, self Meta, lg *slog.Logger) (*goss
 		g.stopDials()
 		return nil, fmt.Errorf("gossip on %s: %w", cfg.Addr, err)
 	}
-	g.ml = ml
+	g.ml, g.keys = ml, mc.Keyring // Create made the keyring from SecretKey
 	return g, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync/atomic"
 	"time"
 )
 
@@ -20,10 +21,17 @@ import (
 // is a member by construction. Whoever holds the CA key decides who may be
 // a node; keep it off the directors (`ipvsman tls init` writes it next to
 // the node certificates only for convenience).
+//
+// The certificate and key may be replaced while the node runs (Reload, on
+// SIGHUP): every tls.Config built here presents the current pair to each
+// new handshake. The CA stays the one read at start.
 type TLS struct {
-	Cert tls.Certificate
+	Cert tls.Certificate // as loaded at start; Current is the one in use
 	CA   *x509.CertPool
 	Leaf *x509.Certificate
+	// CAFile names the CA's file in errors about later material.
+	CAFile string
+	cur    atomic.Pointer[tls.Certificate]
 }
 
 // LoadTLS reads the node's certificate (--tls-cert), key (--tls-key) and
@@ -43,6 +51,18 @@ func LoadTLS(certFile, keyFile, caFile string, now time.Time) (*TLS, error) {
 	for _, c := range cas {
 		pool.AddCert(c)
 	}
+	pair, err := loadPair(certFile, keyFile, caFile, pool, now)
+	if err != nil {
+		return nil, err
+	}
+	t := &TLS{Cert: *pair, CA: pool, Leaf: pair.Leaf, CAFile: caFile}
+	t.cur.Store(pair)
+	return t, nil
+}
+
+// loadPair reads a node certificate and its key and checks them against
+// the CA pool as LoadTLS does.
+func loadPair(certFile, keyFile, caFile string, pool *x509.CertPool, now time.Time) (*tls.Certificate, error) {
 	certPEM, err := os.ReadFile(certFile)
 	if err != nil {
 		return nil, fmt.Errorf("--tls-cert %q: %w", certFile, err)
@@ -80,7 +100,47 @@ func LoadTLS(certFile, keyFile, caFile string, now time.Time) (*TLS, error) {
 		}
 	}
 	pair.Leaf = leaf
-	return &TLS{Cert: pair, CA: pool, Leaf: leaf}, nil
+	return &pair, nil
+}
+
+// Current is the certificate new handshakes present.
+func (t *TLS) Current() *tls.Certificate {
+	if c := t.cur.Load(); c != nil {
+		return c
+	}
+	return &t.Cert // a TLS built by hand, not by LoadTLS
+}
+
+// Reload reads the certificate and key again and checks them exactly as
+// LoadTLS does, against the CA held since start (its file is not read
+// again: a new CA needs a restart). Only material that passes replaces the
+// current pair, for new handshakes; connections already up keep theirs.
+// On an error nothing changes. changed is false when the files hold the
+// certificate in use.
+func (t *TLS) Reload(certFile, keyFile string, now time.Time) (changed bool, err error) {
+	pair, err := t.LoadPair(certFile, keyFile, now)
+	if err != nil {
+		return false, err
+	}
+	return t.Use(pair), nil
+}
+
+// LoadPair is the first half of Reload: it reads and checks a pair
+// without using it.
+func (t *TLS) LoadPair(certFile, keyFile string, now time.Time) (*tls.Certificate, error) {
+	return loadPair(certFile, keyFile, t.CAFile, t.CA, now)
+}
+
+// Use is the second half of Reload: pair, from LoadPair, serves new
+// handshakes from now on. It reports whether it differs from the pair in
+// use.
+func (t *TLS) Use(pair *tls.Certificate) (changed bool) {
+	old := t.Current()
+	if len(old.Certificate) > 0 && string(old.Certificate[0]) == string(pair.Certificate[0]) {
+		return false
+	}
+	t.cur.Store(pair)
+	return true
 }
 
 func parseCerts(b []byte) ([]*x509.Certificate, error) {
@@ -143,10 +203,10 @@ func (t *TLS) verifyChain(usage x509.ExtKeyUsage) func(tls.ConnectionState) erro
 // from the cluster CA is required.
 func (t *TLS) PeerServer() *tls.Config {
 	return &tls.Config{
-		MinVersion:   tls.VersionTLS13,
-		Certificates: []tls.Certificate{t.Cert},
-		ClientAuth:   tls.RequireAndVerifyClientCert,
-		ClientCAs:    t.CA,
+		MinVersion:     tls.VersionTLS13,
+		GetCertificate: t.getCertificate,
+		ClientAuth:     tls.RequireAndVerifyClientCert,
+		ClientCAs:      t.CA,
 	}
 }
 
@@ -155,10 +215,10 @@ func (t *TLS) PeerServer() *tls.Config {
 // for it on joins and forwarded writes (see the daemon's API server).
 func (t *TLS) APIServer() *tls.Config {
 	return &tls.Config{
-		MinVersion:   tls.VersionTLS13,
-		Certificates: []tls.Certificate{t.Cert},
-		ClientAuth:   tls.VerifyClientCertIfGiven,
-		ClientCAs:    t.CA,
+		MinVersion:     tls.VersionTLS13,
+		GetCertificate: t.getCertificate,
+		ClientAuth:     tls.VerifyClientCertIfGiven,
+		ClientCAs:      t.CA,
 	}
 }
 
@@ -167,10 +227,26 @@ func (t *TLS) APIServer() *tls.Config {
 // chain leads to the cluster CA, whatever address it was reached at.
 func (t *TLS) PeerClient() *tls.Config {
 	return &tls.Config{
-		MinVersion:   tls.VersionTLS13,
-		Certificates: []tls.Certificate{t.Cert},
+		MinVersion:           tls.VersionTLS13,
+		GetClientCertificate: t.getClientCertificate,
 		// The chain is checked by VerifyConnection instead of by name.
 		InsecureSkipVerify: true,
 		VerifyConnection:   t.verifyChain(x509.ExtKeyUsageServerAuth),
 	}
+}
+
+// getCertificate and getClientCertificate present the current pair, so
+// that a reloaded certificate serves every new handshake.
+func (t *TLS) getCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	return t.Current(), nil
+}
+
+// A server that names CAs this certificate is not from gets none, as Go's
+// client does with a fixed Certificates list.
+func (t *TLS) getClientCertificate(cri *tls.CertificateRequestInfo) (*tls.Certificate, error) {
+	c := t.Current()
+	if cri.SupportsCertificate(c) != nil {
+		return &tls.Certificate{}, nil
+	}
+	return c, nil
 }

@@ -17,8 +17,9 @@ import (
 // serveAPI serves the API on its listener, over every part that is on.
 func (d *daemon) serveAPI() error {
 	o := d.o
+	d.reload.tokens = server.NewTokens(d.token, d.readOnly)
 	srv := &server.Server{
-		Node: d.node, Token: d.token, ReadToken: d.readOnly, Limits: o.limits, Self: d.self, IPVS: o.ipvs, Log: d.log, TLS: d.tls, MaxWait: o.maxWriteWait,
+		Node: d.node, Tokens: d.reload.tokens, Limits: o.limits, Self: d.self, IPVS: o.ipvs, Log: d.log, TLS: d.tls, MaxWait: o.maxWriteWait,
 		Health: d.checks.runner.Statuses, Throttle: d.checks.runner.Throttle,
 	}
 	if d.vips != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -44,5 +45,37 @@ ipvs-exclusive
 	}
 	if _, err := configArgs(filepath.Join(dir, "missing")); err == nil || !strings.Contains(err.Error(), "--config") {
 		t.Errorf("a missing file: %v", err)
+	}
+}
+
+// TestExampleConfigNamesRealFlags: every setting examples/ipvsmand.conf
+// shows, commented out, is a flag of the daemon and parses, and the file
+// as shipped (all commented) sets nothing.
+func TestExampleConfigNamesRealFlags(t *testing.T) {
+	const example = "../../examples/ipvsmand.conf"
+	b, err := os.ReadFile(example)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, values, err := loadOptions(nil, example); err != nil {
+		t.Fatal(err)
+	} else if _, defaults, _ := loadOptions(nil, ""); !maps.Equal(values, defaults) {
+		t.Error("the example as shipped changes settings")
+	}
+	var lines []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if s, ok := strings.CutPrefix(l, "#"); ok && s != "" && !strings.HasPrefix(s, " ") {
+			lines = append(lines, s)
+		}
+	}
+	if len(lines) < 5 {
+		t.Fatalf("only %d settings shown", len(lines))
+	}
+	file := filepath.Join(t.TempDir(), "uncommented.conf")
+	if err := os.WriteFile(file, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := loadOptions(nil, file); err != nil {
+		t.Errorf("the settings the example shows: %v", err)
 	}
 }

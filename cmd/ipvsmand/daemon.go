@@ -45,6 +45,7 @@ type daemon struct {
 	node      *cluster.Node
 	metrics   *metrics.Metrics // nil: --metrics=off
 	api       *http.Server
+	reload    reloadState // what SIGHUP changes (reload.go)
 
 	hooks        *notify.Notifier // nil: no hook configured
 	verdictHooks bool             // a hook wants real servers' up and down

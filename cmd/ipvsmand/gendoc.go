@@ -55,11 +55,20 @@ func daemonManSections() string {
 	return "# SIGNALS\n" +
 		"**SIGTERM**, **SIGINT**\n: stop: drop the VIPs first, stop the health checks, leave Raft and the API " +
 		"(10 s for those), and exit 0. A shutdown that takes more than 25 s logs every goroutine's stack and exits 4.\n\n" +
+		"**SIGHUP**\n: reload, never exit (**systemctl reload**): read the **--token-file** and **--read-token-file** files, " +
+		"the **--tls-cert** and **--tls-key** files (checked as at start, against the CA read at start: a new CA needs a restart) " +
+		"and the **--config** file (its **log-level** applies; flags on the command line still win) again. Everything is checked " +
+		"before anything changes: bad new material changes nothing and is logged as an error naming the flag and the file. " +
+		"A changed setting of the config file that needs a restart (addresses, node id, data dir, ...) is logged and ignored. " +
+		"One line says what changed (**reloaded**, with **changed**) or **reloaded: nothing changed**. A new certificate serves " +
+		"new connections; a changed cluster token is accepted beside the previous one, which the node keeps sending to the " +
+		"others, until a reload finds the token unchanged (a rotation is two reloads of every node: see docs/security.md).\n\n" +
 		"# FILES\n" +
 		"*/var/lib/ipvsman*\n: the default **--data-dir**: the Raft log, snapshots, node identity and the VIPs this node held.\n\n" +
 		"*/etc/ipvsman/token*\n: the shared cluster token the packaged unit passes with **--token-file**; the same on every node.\n\n" +
 		"*/etc/ipvsman/tls/*\n: where the examples keep the node's certificate, its key and the cluster CA for **--tls-cert**, **--tls-key** and **--tls-ca** (made with **ipvsman tls init**; required off loopback).\n\n" +
 		"*/etc/default/ipvsmand*\n: IPVSMAND_OPTS, the options the packaged systemd unit starts ipvsmand with.\n\n" +
+		"*/etc/ipvsman/ipvsmand.conf*\n: where the examples keep a **--config** file (none by default; */usr/share/doc/ipvsman/examples/ipvsmand.conf* is one).\n\n" +
 		"# EXIT STATUS\n" +
 		"0 after a signal, 1 on an error (bad option, missing token, no IPVS in the kernel), 4 when the shutdown hung.\n"
 }

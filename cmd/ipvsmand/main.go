@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/ipvsman/ipvsman/cluster"
 	"github.com/ipvsman/ipvsman/cluster/api"
@@ -47,6 +48,7 @@ type options struct {
 	gossipAddr, gossipProfile                        string
 	metrics                                          string
 	tlsCert, tlsKey, tlsCA                           string
+	config                                           string // cmdline.go, reload.go
 	version                                          bool
 	resync, maxWriteWait                             time.Duration
 	timing                                           cluster.Config
@@ -62,15 +64,25 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Args:          cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
+		RunE: func(c *cobra.Command, _ []string) error {
 			if o.version {
 				fmt.Printf("ipvsmand %s (protocol %d)\n", release.Version, fsm.CommandProtocol)
 				return nil
 			}
-			return run(o)
+			return run(o, commandLine(c.Flags()))
 		},
 	}
-	f := cmd.Flags()
+	defineFlags(cmd.Flags(), &o)
+	registerGenMan(cmd)
+	if err := cmd.Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "ipvsmand:", err)
+		os.Exit(1)
+	}
+}
+
+// defineFlags defines the daemon's flags on f, into o: on the command
+// line's set, and on the sets a --config file is read into (cmdline.go).
+func defineFlags(f *pflag.FlagSet, o *options) {
 	host, _ := os.Hostname()
 	f.StringVar(&o.nodeID, "node-id", host, "stable, unique name of this node")
 	f.StringVar(&o.dataDir, "data-dir", "/var/lib/ipvsman", "directory for the Raft log, snapshots and node identity")
@@ -110,19 +122,12 @@ func main() {
 	registerNotify(f, &o.notify)
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&o.logFormat, "log-format", "text", "text or json")
-	registerGenMan(cmd)
-	if err := cmd.Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "ipvsmand:", err)
-		os.Exit(1)
-	}
+	f.StringVar(&o.config, "config", "", "file of flags, one per line (--log-level=debug or log-level = debug; # comments); flags on the command line win over it. SIGHUP reads it again: see SIGNALS")
 }
 
-func newLogger(level, format string) (*slog.Logger, error) {
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
-	}
-	opts := &slog.HandlerOptions{Level: lv}
+// newLogger logs at level, which a reload may change.
+func newLogger(level *slog.LevelVar, format string) (*slog.Logger, error) {
+	opts := &slog.HandlerOptions{Level: level}
 	switch format {
 	case "text":
 		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
@@ -130,6 +135,15 @@ func newLogger(level, format string) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
 	}
 	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}
+
+// parseLevel reads --log-level.
+func parseLevel(level string) (slog.Level, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return 0, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	return lv, nil
 }
 
 func readToken(flag, path string) (string, error) {
@@ -173,8 +187,25 @@ func readOnlyToken(path, admin string) (string, error) {
 	return t, err
 }
 
-func run(o options) error {
-	log, err := newLogger(o.logLevel, o.logFormat)
+// run starts the daemon with the command line's flags over the --config
+// file's, and serves until SIGTERM or SIGINT; SIGHUP reloads (reload.go).
+func run(o options, cmdline map[string][]string) error {
+	// First: from here on SIGHUP reloads (once the daemon is up), never
+	// kills.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	o, values, err := loadOptions(cmdline, o.config)
+	if err != nil {
+		return err
+	}
+	level := new(slog.LevelVar)
+	lv, err := parseLevel(o.logLevel)
+	if err != nil {
+		return err
+	}
+	level.Set(lv)
+	log, err := newLogger(level, o.logFormat)
 	if err != nil {
 		return err
 	}
@@ -183,8 +214,14 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
+	d.reload.start(cmdline, values, level)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	reloads, stopReloads := context.WithCancel(ctx)
+	defer stopReloads()
+	wg.Go(func() { d.reloadOn(reloads, hup) })
 	return d.run(ctx)
 }
 

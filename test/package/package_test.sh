@@ -78,7 +78,7 @@ sed "s|=/usr/sbin/ipvsmand|=$root/usr/sbin/ipvsmand|" "$unit" >"$work/ipvsmand.s
 if ! out=$(MANPATH="$root/usr/share/man" systemd-analyze verify "$work/ipvsmand.service" 2>&1) || [ -n "$out" ]; then
 	fail "systemd-analyze verify ipvsmand.service: $out"
 fi
-for want in 'ExecStart=/usr/sbin/ipvsmand ' 'EnvironmentFile=-/etc/default/ipvsmand' 'Restart=on-failure' \
+for want in 'ExecStart=/usr/sbin/ipvsmand ' 'ExecReload=/bin/kill -HUP $MAINPID' 'EnvironmentFile=-/etc/default/ipvsmand' 'Restart=on-failure' \
 	'StateDirectory=ipvsman' 'AssertPathExists=/etc/ipvsman/token' 'CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW'; do
 	grep -qF "$want" "$unit" || fail "ipvsmand.service has no $want"
 done
@@ -107,6 +107,16 @@ until grep -q 'ipvsmand started' "$work/daemon.log"; do
 	[ "$SECONDS" -lt "$deadline" ] || fail "ipvsmand: no \"ipvsmand started\" within 30 s: $(cat "$work/daemon.log")"
 	sleep 0.1
 done
+# ExecReload: SIGHUP reloads and never stops the daemon.
+reload=$(sed -n 's/^ExecReload=//p' "$unit")
+${reload//\$MAINPID/$pid}
+deadline=$((SECONDS + 30))
+until grep -q 'msg="reloaded' "$work/daemon.log"; do
+	kill -0 "$pid" 2>/dev/null || fail "ipvsmand exited on $reload: $(cat "$work/daemon.log")"
+	[ "$SECONDS" -lt "$deadline" ] || fail "ipvsmand: no \"reloaded\" log line within 30 s of $reload: $(cat "$work/daemon.log")"
+	sleep 0.1
+done
+kill -0 "$pid" 2>/dev/null || fail "ipvsmand exited after $reload"
 kill -TERM "$pid"
 t0=$SECONDS
 deadline=$((SECONDS + stop))
@@ -125,7 +135,7 @@ rc=0
 out=$($cmdline 2>&1) || rc=$?
 [ "$rc" = 1 ] && grep -q -- "--token-file \"$work/token\": open" <<<"$out" ||
 	fail "ipvsmand without its token: status $rc, \"$out\"; want 1 and an error naming --token-file"
-ok "ExecStart + IPVSMAND_OPTS: ipvsmand starts, exits 0 ${took}s after SIGTERM (limit ${stop}s); without the token: ${out##*$'\n'}"
+ok "ExecStart + IPVSMAND_OPTS: ipvsmand starts, reloads on ExecReload, exits 0 ${took}s after SIGTERM (limit ${stop}s); without the token: ${out##*$'\n'}"
 
 # /etc/default/ipvsmand is a shell fragment with the options off; every
 # option it and examples/README.md show exists (but ipvsman's own: --node

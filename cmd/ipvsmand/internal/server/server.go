@@ -46,7 +46,8 @@ type Server struct {
 	Token string
 	// ReadToken, when set, is a second token that may only read: every
 	// POST is refused to it (403, kind forbidden). Like Token it must be
-	// the same on every node, since followers forward with the caller's.
+	// the same on every node: a follower forwards a request with its own
+	// token of the caller's role.
 	ReadToken  string
 	Self       fsm.Member // this node's addresses, for joins
 	IPVS       string     // the daemon's --ipvs mode, reported in status
@@ -66,7 +67,10 @@ type Server struct {
 	// (loopback only). With it, calls to other nodes are https with this
 	// node's certificate, and joins and forwarded writes must come with a
 	// verified node certificate as well as the token.
-	TLS         *cluster.TLS
+	TLS *cluster.TLS
+	// Tokens, when set, holds the tokens instead of Token and ReadToken,
+	// so that a reload can rotate them (tokens.go).
+	Tokens      *Tokens
 	forwardHTTP *http.Client
 	peerHTTP    *http.Client
 	writes      *writeLimiter
@@ -91,6 +95,9 @@ func (s *Server) Handler() http.Handler {
 		}
 		if s.MaxWait == 0 {
 			s.MaxWait = api.DefaultMaxWriteWait
+		}
+		if s.Tokens == nil {
+			s.Tokens = NewTokens(s.Token, s.ReadToken)
 		}
 	})
 	mux := http.NewServeMux()
@@ -123,7 +130,7 @@ func (s *Server) Handler() http.Handler {
 // peer is a client for another node's API, with this node's token and,
 // in a TLS cluster, its certificate.
 func (s *Server) peer(base, actor string) *api.Client {
-	c := &api.Client{Base: base, Token: s.Token, Actor: actor, HTTP: s.peerHTTP}
+	c := &api.Client{Base: base, Token: s.Tokens.Send(), Actor: actor, HTTP: s.peerHTTP}
 	if s.TLS != nil {
 		c.TLS, c.CA = s.TLS.PeerClient(), "the cluster CA (--tls-ca)"
 	}
@@ -148,9 +155,10 @@ func verifiedNode(cs *tls.ConnectionState) bool {
 func (s *Server) auth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		admin, read := s.Tokens.role(got)
 		switch {
-		case ok && equalToken(got, s.Token):
-		case ok && s.ReadToken != "" && equalToken(got, s.ReadToken):
+		case ok && admin:
+		case ok && read:
 			if r.Method != http.MethodGet && r.Method != http.MethodHead {
 				writeError(w, http.StatusForbidden, "forbidden", fmt.Sprintf("%s %s: the read-only token may not change anything; use the cluster (admin) token", r.Method, r.URL.Path))
 				return

@@ -76,8 +76,11 @@ func tlsLeaderAPI(t *testing.T, m *cluster.TLS) *httptest.Server {
 	metrics := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ipvsman_up 1\n")) })
 	s := &Server{Node: n, Token: adminToken, ReadToken: readToken, IPVS: "off", Log: slog.New(slog.DiscardHandler), TLS: m, Metrics: metrics}
 	srv := httptest.NewUnstartedServer(s.Handler())
-	srv.TLS = m.APIServer()
-	srv.StartTLS()
+	// As the daemon serves it: httptest's StartTLS would put its own
+	// certificate in Certificates, which wins over GetCertificate.
+	srv.Listener = tls.NewListener(srv.Listener, m.APIServer())
+	srv.Start()
+	srv.URL = "https://" + srv.Listener.Addr().String()
 	t.Cleanup(srv.Close)
 	return srv
 }

@@ -170,7 +170,10 @@ func (s *Server) forward(ctx context.Context, w http.ResponseWriter, r *http.Req
 	if err != nil {
 		return err
 	}
-	hr.Header.Set("Authorization", r.Header.Get("Authorization"))
+	// The caller's role, with this node's own token for it: during a
+	// rotation, the one a leader not yet reloaded still accepts.
+	got, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	hr.Header.Set("Authorization", "Bearer "+s.Tokens.forwardAs(got))
 	hr.Header.Set("Content-Type", "application/json")
 	hr.Header.Set(api.HeaderActor, req.actor)
 	hr.Header.Set(api.HeaderRequest, req.request)
