@@ -41,6 +41,7 @@ type options struct {
 	version                                          bool
 	resync, maxWriteWait                             time.Duration
 	timing                                           cluster.Config
+	realtime                                         realtime
 }
 
 func main() {
@@ -90,6 +91,7 @@ func main() {
 	f.DurationVar(&o.timing.ElectionTimeout, "election-timeout", 150*time.Millisecond, "Raft election timeout")
 	f.DurationVar(&o.timing.LeaderLeaseTimeout, "leader-lease-timeout", 75*time.Millisecond, "Raft leader lease; must be below the heartbeat timeout so an isolated leader steps down first")
 	f.DurationVar(&o.timing.CommitTimeout, "commit-timeout", 20*time.Millisecond, "Raft commit timeout")
+	o.realtime.register(f)
 	f.StringVar(&o.metrics, "metrics", "on", "serve Prometheus metrics at GET /metrics on the API address, with the read-only or cluster token like any read (docs/metrics.md): on or off")
 	f.StringVar(&o.debugAddr, "debug-addr", "", "host:port serving Go's /debug/pprof profiles (unauthenticated: loopback only); empty: off")
 	f.StringVar(&o.tlsCert, "tls-cert", "", "this node's certificate (PEM), signed by --tls-ca for server and client use: Raft and the API run over TLS (required unless --raft-addr and --api-addr are loopback; ipvsman tls init makes one)")
@@ -166,6 +168,7 @@ func run(o options) error {
 		return err
 	}
 	slog.SetDefault(log)
+	o.realtime.apply(log)
 	switch o.ipvs {
 	case "off":
 		log.Info("ipvs programming off: running the cluster only", "node", o.nodeID)
