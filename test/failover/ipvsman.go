@@ -251,7 +251,22 @@ func (m *Ipvsman) LeaderChanges(since map[string]int) int {
 		if off := since[id]; off <= len(log) {
 			log = log[off:]
 		}
-		total += strings.Count(log, LeadershipGained)
+		total += CountLeadershipGained(log)
 	}
 	return total
+}
+
+// SaveLogs copies every daemon's log to dir/NODE.log (dir is created), for
+// a look after the run: the cluster's own directory is the test's and is
+// removed with it.
+func (m *Ipvsman) SaveLogs(t testing.TB, dir string) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Logf("LOGDIR: %v", err)
+		return
+	}
+	for id, n := range m.Nodes {
+		if err := os.WriteFile(filepath.Join(dir, id+".log"), []byte(n.Log()), 0o644); err != nil {
+			t.Logf("LOGDIR: %v", err)
+		}
+	}
 }
