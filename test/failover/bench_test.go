@@ -331,6 +331,7 @@ func (r *report) print(w io.Writer) {
 	if stressRes != nil {
 		line("stress_leader_changes", int64(stressRes.LeaderChanges))
 		line("stress_failed_requests", int64(stressRes.Failed))
+		line("stress_vip_overlap_ms", MS(stressRes.VIPOverlap))
 	}
 }
 

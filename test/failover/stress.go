@@ -99,14 +99,15 @@ type StressResult struct {
 	LongestOutage        time.Duration
 	Writes, WritesFailed int // large writes (each a -C and a -R) done and failed
 	WriteP50, WriteMax   time.Duration
-	Restarts             int // followers stopped and started again
+	Restarts             int           // followers stopped and started again
+	VIPOverlap, VIPWorst time.Duration // two nodes holding the VIP at once: total, longest stretch
 	LoadAvg              string
 }
 
 func (s StressResult) String() string {
-	return fmt.Sprintf("ipvsman stress %s (%d busy loops, -C/-R of %d real servers back to back, %d follower restarts): %d leader changes, %d of %d requests failed (longest outage %dms), %d writes ok (p50 %dms, max %dms), %d failed; load average at the end %s",
+	return fmt.Sprintf("ipvsman stress %s (%d busy loops, -C/-R of %d real servers back to back, %d follower restarts): %d leader changes, %d of %d requests failed (longest outage %dms), %d writes ok (p50 %dms, max %dms), %d failed; VIP overlap %dms (worst stretch %dms); load average at the end %s",
 		s.Dur.Round(time.Second), s.Busy, s.Servers, s.Restarts, s.LeaderChanges, s.Failed, s.Requests, MS(s.LongestOutage),
-		s.Writes, MS(s.WriteP50), MS(s.WriteMax), s.WritesFailed, s.LoadAvg)
+		s.Writes, MS(s.WriteP50), MS(s.WriteMax), s.WritesFailed, MS(s.VIPOverlap), MS(s.VIPWorst), s.LoadAvg)
 }
 
 // Stress runs the stress series' window on a running cluster: busy loops
@@ -211,6 +212,7 @@ func (m *Ipvsman) Stress(t testing.TB, r *Rig, dur time.Duration, busy, servers 
 	res.LeaderChanges = m.LeaderChanges(logs)
 	res.Requests, res.Failed = r.Poll.Count(from, to)
 	res.LongestOutage = LongestOutage(r.Poll.Results(from, to))
+	res.VIPOverlap, res.VIPWorst = r.Obs.OverlapBetween(from, to)
 	res.WriteP50, res.WriteMax = Percentile(took, 50), Percentile(took, 100)
 	res.LoadAvg = loadAverage()
 	return res
