@@ -89,6 +89,11 @@ func (b *BusyLoops) Stop() {
 	})
 }
 
+// ClientPriority is the SCHED_RR priority of the poller during the stress
+// run: above the daemons' --realtime-priority (the packaged unit's 10), so
+// the client is never the one starved.
+const ClientPriority = 20
+
 // StressResult is what the stress series measured in its window.
 type StressResult struct {
 	Dur                  time.Duration
@@ -122,6 +127,17 @@ func (m *Ipvsman) Stress(t testing.TB, r *Rig, dur time.Duration, busy, servers 
 	t.Helper()
 	res := StressResult{Busy: busy, Servers: servers}
 	input := StressInput(servers)
+	// The client stands for machines elsewhere, which the load here
+	// would not slow: for the window it runs above everything else, so
+	// that a failed request is the service's, not a starved poller's.
+	if err := r.Poll.Priority(ClientPriority); err != nil {
+		t.Fatalf("stress: client priority: %v", err)
+	}
+	defer func() {
+		if err := r.Poll.Priority(0); err != nil {
+			t.Errorf("stress: client priority back to normal: %v", err)
+		}
+	}()
 	logs := m.LogSizes()
 	from := time.Now()
 	loops := StartBusyLoops(t, busy)
