@@ -184,10 +184,15 @@ func (p *Poller) Stop() error {
 
 // Priority sets every thread of labtool to SCHED_RR at prio, or back to
 // SCHED_OTHER for 0 (`chrt -a -p`; threads it starts later inherit it).
-func (p *Poller) Priority(prio int) error {
-	args := []string{"-a", "-o", "-p", "0", strconv.Itoa(p.proc.Pid())}
+func (p *Poller) Priority(prio int) error { return SetPriority(p.proc.Pid(), prio) }
+
+// SetPriority sets every thread of process pid to SCHED_RR at prio, or
+// back to SCHED_OTHER for 0 (`chrt -a -p`; threads it starts later
+// inherit it).
+func SetPriority(pid, prio int) error {
+	args := []string{"-a", "-o", "-p", "0", strconv.Itoa(pid)}
 	if prio > 0 {
-		args = []string{"-a", "-r", "-p", strconv.Itoa(prio), strconv.Itoa(p.proc.Pid())}
+		args = []string{"-a", "-r", "-p", strconv.Itoa(prio), strconv.Itoa(pid)}
 	}
 	if out, err := exec.Command("chrt", args...).CombinedOutput(); err != nil {
 		return fmt.Errorf("chrt %s: %v: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))

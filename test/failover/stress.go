@@ -89,9 +89,9 @@ func (b *BusyLoops) Stop() {
 	})
 }
 
-// ClientPriority is the SCHED_RR priority of the poller during the stress
-// run: above the daemons' --realtime-priority (the packaged unit's 10), so
-// the client is never the one starved.
+// ClientPriority is the SCHED_RR priority of the poller and the web
+// servers during the stress run: above the daemons' --realtime-priority
+// (the packaged unit's 10), so neither is the one starved.
 const ClientPriority = 20
 
 // StressResult is what the stress series measured in its window.
@@ -127,15 +127,25 @@ func (m *Ipvsman) Stress(t testing.TB, r *Rig, dur time.Duration, busy, servers 
 	t.Helper()
 	res := StressResult{Busy: busy, Servers: servers}
 	input := StressInput(servers)
-	// The client stands for machines elsewhere, which the load here
-	// would not slow: for the window it runs above everything else, so
-	// that a failed request is the service's, not a starved poller's.
-	if err := r.Poll.Priority(ClientPriority); err != nil {
-		t.Fatalf("stress: client priority: %v", err)
+	// The client and the directors' web servers stand for machines
+	// elsewhere (clients, and the real servers IPVS would forward to),
+	// which the load here would not slow: for the window they run above
+	// everything else, so that a failed request is the VIP's fault, not a
+	// starved poller's or web server's.
+	pids := []int{r.Poll.proc.Pid()}
+	for _, p := range r.Lab.Servers {
+		pids = append(pids, p.Pid())
+	}
+	for _, pid := range pids {
+		if err := SetPriority(pid, ClientPriority); err != nil {
+			t.Fatalf("stress: client and server priority: %v", err)
+		}
 	}
 	defer func() {
-		if err := r.Poll.Priority(0); err != nil {
-			t.Errorf("stress: client priority back to normal: %v", err)
+		for _, pid := range pids {
+			if err := SetPriority(pid, 0); err != nil {
+				t.Errorf("stress: priority back to normal: %v", err)
+			}
 		}
 	}()
 	logs := m.LogSizes()
