@@ -12,6 +12,7 @@
 #   ONLY=        keepalived or ipvsman to run one half
 #   TIMEOUT=90m  go test -timeout
 #   DAEMON_ARGS= extra ipvsmand flags, e.g. to compare Raft timings
+#   DAEMON_ENV=  extra environment for every ipvsmand, e.g. GOGC=400
 #   LOGDIR=      copy the daemons' logs there at the end
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -39,5 +40,5 @@ if [ "${ONLY:-}" != keepalived ]; then
 	export IPVSMAN_BIN_DIR=$bin
 fi
 
-export CYCLES=${CYCLES:-20} IDLE=${IDLE:-10m} STRESS=${STRESS:-10m} STRESS_SERVERS=${STRESS_SERVERS:-5000} ONLY=${ONLY:-} DAEMON_ARGS=${DAEMON_ARGS:-} LOGDIR=${LOGDIR:-}
+export CYCLES=${CYCLES:-20} IDLE=${IDLE:-10m} STRESS=${STRESS:-10m} STRESS_SERVERS=${STRESS_SERVERS:-5000} ONLY=${ONLY:-} DAEMON_ARGS=${DAEMON_ARGS:-} DAEMON_ENV=${DAEMON_ENV:-} LOGDIR=${LOGDIR:-}
 $GO test -count=1 -tags failoverbench -run TestFailoverBench -v -timeout "${TIMEOUT:-90m}" ./test/failover/

@@ -67,7 +67,7 @@ func keepalivedSeries(t *testing.T, labtool string, advert time.Duration, cycles
 func ipvsmanSeries(t *testing.T, labtool string, cycles int, idle, stress time.Duration, servers int, rep *report) {
 	lab := NewLab(t, labtool, Prefix)
 	r := NewRig(t, lab)
-	m := StartIpvsman(t, lab, strings.Fields(os.Getenv("DAEMON_ARGS"))...)
+	m := StartIpvsmanEnv(t, lab, strings.Fields(os.Getenv("DAEMON_ENV")), strings.Fields(os.Getenv("DAEMON_ARGS"))...)
 	if dir := os.Getenv("LOGDIR"); dir != "" {
 		t.Cleanup(func() { m.SaveLogs(t, dir) })
 	}
@@ -242,7 +242,7 @@ func (r *report) summary(name string) (Summary, bool) {
 // milliseconds) that scripts read. A series that was not measured has no
 // lines.
 func (r *report) print(w io.Writer) {
-	fmt.Fprintf(w, "\n==== failover benchmark: CYCLES=%d IDLE=%s STRESS=%s ONLY=%q DAEMON_ARGS=%q ====\n", r.cycles, r.idle, r.stress, r.only, os.Getenv("DAEMON_ARGS"))
+	fmt.Fprintf(w, "\n==== failover benchmark: CYCLES=%d IDLE=%s STRESS=%s ONLY=%q DAEMON_ARGS=%q DAEMON_ENV=%q ====\n", r.cycles, r.idle, r.stress, r.only, os.Getenv("DAEMON_ARGS"), os.Getenv("DAEMON_ENV"))
 	fmt.Fprintln(w, "time from the fault (crash instant, or just before the transfer call) to the end of the")
 	fmt.Fprintln(w, "client's first successful answer to a request started after it; nearest-rank percentiles")
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)

@@ -41,12 +41,20 @@ type Ipvsman struct {
 // to every ipvsmand (e.g. Raft timings). The daemons log JSON.
 func StartIpvsman(t testing.TB, lab *Lab, extra ...string) *Ipvsman {
 	t.Helper()
+	return StartIpvsmanEnv(t, lab, nil, extra...)
+}
+
+// StartIpvsmanEnv is StartIpvsman with extra environment (NAME=value) for
+// every ipvsmand, e.g. GOGC or GOMAXPROCS.
+func StartIpvsmanEnv(t testing.TB, lab *Lab, env []string, extra ...string) *Ipvsman {
+	t.Helper()
 	c := harness.NewCluster(t)
 	c.CLINetNS = lab.Topo.NS(topo.Client)
 	m := &Ipvsman{lab: lab, C: c, Nodes: map[string]*harness.Node{}, crashed: map[string]bool{}}
 	for i, d := range lab.Directors {
 		addr := topo.DirectorAddr(i + 1)
 		m.Nodes[d] = c.AddAt(d, addr+":"+RaftPort, addr+":"+APIPort, lab.Topo.NS(d), extra...)
+		m.Nodes[d].Env = env
 	}
 	first := lab.Directors[0]
 	m.Nodes[first].Start("--bootstrap")
