@@ -54,6 +54,7 @@ type options struct {
 	timing                                           cluster.Config
 	track                                            trackOptions
 	notify                                           notifyOptions
+	realtime                                         realtime
 }
 
 func main() {
@@ -113,6 +114,7 @@ func defineFlags(f *pflag.FlagSet, o *options) {
 	f.DurationVar(&o.timing.ElectionTimeout, "election-timeout", cluster.DefaultElectionTimeout, "Raft election timeout: how long a candidate waits for votes before it tries again")
 	f.DurationVar(&o.timing.LeaderLeaseTimeout, "leader-lease-timeout", cluster.DefaultLeaderLeaseTimeout, "Raft leader lease: a leader that has not heard from a quorum this long steps down and drops its VIPs; at most half the heartbeat timeout, so an isolated leader lets go before another node can be elected")
 	f.DurationVar(&o.timing.CommitTimeout, "commit-timeout", cluster.DefaultCommitTimeout, "Raft commit timeout")
+	o.realtime.register(f)
 	f.StringVar(&o.metrics, "metrics", "on", "serve Prometheus metrics at GET /metrics on the API address, with the read-only or cluster token like any read (docs/metrics.md): on or off")
 	f.StringVar(&o.debugAddr, "debug-addr", "", "host:port serving Go's /debug/pprof profiles (unauthenticated: loopback only); empty: off")
 	f.StringVar(&o.tlsCert, "tls-cert", "", "this node's certificate (PEM), signed by --tls-ca for server and client use: Raft and the API run over TLS (required unless --raft-addr and --api-addr are loopback; ipvsman tls init makes one)")
@@ -210,6 +212,7 @@ func run(o options, cmdline map[string][]string) error {
 		return err
 	}
 	slog.SetDefault(log)
+	o.realtime.apply(log)
 	d, err := newDaemon(o, log)
 	if err != nil {
 		return err

@@ -6,9 +6,14 @@
 # Knobs (environment):
 #   CYCLES=20    faults per series
 #   IDLE=10m     ipvsman idle run without faults (Go duration; 0 skips it)
+#   STRESS=10m   ipvsman under load: busy loops on every CPU, large writes
+#                back to back, follower restarts (Go duration; 0 skips it)
+#   STRESS_SERVERS=5000  real servers in each of the stress run's writes
 #   ONLY=        keepalived or ipvsman to run one half
-#   TIMEOUT=60m  go test -timeout
+#   TIMEOUT=90m  go test -timeout
 #   DAEMON_ARGS= extra ipvsmand flags, e.g. to compare Raft timings
+#   DAEMON_ENV=  extra environment for every ipvsmand, e.g. GOGC=400
+#   LOGDIR=      copy the daemons' logs there at the end
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 GO=${GO:-go}
@@ -35,5 +40,5 @@ if [ "${ONLY:-}" != keepalived ]; then
 	export IPVSMAN_BIN_DIR=$bin
 fi
 
-export CYCLES=${CYCLES:-20} IDLE=${IDLE:-10m} ONLY=${ONLY:-} DAEMON_ARGS=${DAEMON_ARGS:-}
-$GO test -count=1 -tags failoverbench -run TestFailoverBench -v -timeout "${TIMEOUT:-60m}" ./test/failover/
+export CYCLES=${CYCLES:-20} IDLE=${IDLE:-10m} STRESS=${STRESS:-10m} STRESS_SERVERS=${STRESS_SERVERS:-5000} ONLY=${ONLY:-} DAEMON_ARGS=${DAEMON_ARGS:-} DAEMON_ENV=${DAEMON_ENV:-} LOGDIR=${LOGDIR:-}
+$GO test -count=1 -tags failoverbench -run TestFailoverBench -v -timeout "${TIMEOUT:-90m}" ./test/failover/

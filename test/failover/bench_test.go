@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,12 +26,14 @@ import (
 func TestFailoverBench(t *testing.T) {
 	cycles := envInt(t, "CYCLES", 20)
 	idle := envDuration(t, "IDLE", 10*time.Minute)
+	stress := envDuration(t, "STRESS", 10*time.Minute)
+	servers := envInt(t, "STRESS_SERVERS", StressServers)
 	only := os.Getenv("ONLY")
 	if only != "" && only != "keepalived" && only != "ipvsman" {
 		t.Fatalf("ONLY=%q: want keepalived, ipvsman or nothing", only)
 	}
 	labtool := topo.BuildLabtool(t)
-	rep := &report{cycles: cycles, idle: idle, only: only}
+	rep := &report{cycles: cycles, idle: idle, stress: stress, only: only}
 	defer rep.print(os.Stdout)
 
 	if only != "ipvsman" {
@@ -42,7 +45,7 @@ func TestFailoverBench(t *testing.T) {
 		})
 	}
 	if only != "keepalived" {
-		t.Run("ipvsman", func(t *testing.T) { ipvsmanSeries(t, labtool, cycles, idle, rep) })
+		t.Run("ipvsman", func(t *testing.T) { ipvsmanSeries(t, labtool, cycles, idle, stress, servers, rep) })
 	}
 }
 
@@ -61,10 +64,13 @@ func keepalivedSeries(t *testing.T, labtool string, advert time.Duration, cycles
 	}
 }
 
-func ipvsmanSeries(t *testing.T, labtool string, cycles int, idle time.Duration, rep *report) {
+func ipvsmanSeries(t *testing.T, labtool string, cycles int, idle, stress time.Duration, servers int, rep *report) {
 	lab := NewLab(t, labtool, Prefix)
 	r := NewRig(t, lab)
-	m := StartIpvsman(t, lab, strings.Fields(os.Getenv("DAEMON_ARGS"))...)
+	m := StartIpvsmanEnv(t, lab, strings.Fields(os.Getenv("DAEMON_ENV")), strings.Fields(os.Getenv("DAEMON_ARGS"))...)
+	if dir := os.Getenv("LOGDIR"); dir != "" {
+		t.Cleanup(func() { m.SaveLogs(t, dir) })
+	}
 	m.ApplyVIP(t)
 	ready := m.ReadyWith(r.Obs)
 	d := WithReady(m, ready)
@@ -89,9 +95,22 @@ func ipvsmanSeries(t *testing.T, labtool string, cycles int, idle time.Duration,
 	}
 	rep.setOverlap(r.Obs.OverlapBetween(start, time.Now()))
 
-	if idle <= 0 {
-		return
+	if idle > 0 {
+		idleSeries(t, r, m, ready, idle, rep)
 	}
+	if stress > 0 {
+		if _, err := r.Stable(ready); err != nil {
+			t.Fatalf("before the stress run: %v", err)
+		}
+		t.Logf("stress for %s: %d busy loops, large writes of %d real servers, follower restarts every %s", stress, runtime.NumCPU(), servers, RestartEvery(stress))
+		res := m.Stress(t, r, stress, runtime.NumCPU(), servers)
+		t.Log(res)
+		rep.setStress(res)
+	}
+}
+
+// idleSeries is the idle run: no fault at all for idle.
+func idleSeries(t *testing.T, r *Rig, m *Ipvsman, ready func() error, idle time.Duration, rep *report) {
 	if _, err := r.Stable(ready); err != nil {
 		t.Fatalf("before the idle run: %v", err)
 	}
@@ -103,7 +122,7 @@ func ipvsmanSeries(t *testing.T, labtool string, cycles int, idle time.Duration,
 	to := time.Now()
 	total, failed := r.Poll.Count(from, to)
 	moves := 0
-	for _, d := range lab.Directors {
+	for _, d := range r.Lab.Directors {
 		for _, iv := range r.Obs.Intervals(d) {
 			if iv.From.After(from) && iv.From.Before(to) {
 				moves++
@@ -166,15 +185,16 @@ type idleResult struct {
 }
 
 type report struct {
-	cycles int
-	idle   time.Duration
-	only   string
+	cycles       int
+	idle, stress time.Duration
+	only         string
 
 	mu             sync.Mutex
 	byName         map[string]*series
 	overlap, worst time.Duration // the ipvsman cycles'
 	overlapSet     bool
 	idleRes        *idleResult
+	stressRes      *StressResult
 }
 
 func (r *report) series(name string) *series {
@@ -201,6 +221,12 @@ func (r *report) setIdle(res idleResult) {
 	r.idleRes = &res
 }
 
+func (r *report) setStress(res StressResult) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.stressRes = &res
+}
+
 func (r *report) summary(name string) (Summary, bool) {
 	r.mu.Lock()
 	s := r.byName[name]
@@ -216,7 +242,7 @@ func (r *report) summary(name string) (Summary, bool) {
 // milliseconds) that scripts read. A series that was not measured has no
 // lines.
 func (r *report) print(w io.Writer) {
-	fmt.Fprintf(w, "\n==== failover benchmark: CYCLES=%d IDLE=%s ONLY=%q ====\n", r.cycles, r.idle, r.only)
+	fmt.Fprintf(w, "\n==== failover benchmark: CYCLES=%d IDLE=%s STRESS=%s ONLY=%q DAEMON_ARGS=%q DAEMON_ENV=%q ====\n", r.cycles, r.idle, r.stress, r.only, os.Getenv("DAEMON_ARGS"), os.Getenv("DAEMON_ENV"))
 	fmt.Fprintln(w, "time from the fault (crash instant, or just before the transfer call) to the end of the")
 	fmt.Fprintln(w, "client's first successful answer to a request started after it; nearest-rank percentiles")
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
@@ -247,7 +273,7 @@ func (r *report) print(w io.Writer) {
 	kd, okD := r.summary(keepalivedDefault)
 	kf, okF := r.summary(keepalivedFast)
 	r.mu.Lock()
-	overlap, worst, overlapSet, idleRes := r.overlap, r.worst, r.overlapSet, r.idleRes
+	overlap, worst, overlapSet, idleRes, stressRes := r.overlap, r.worst, r.overlapSet, r.idleRes, r.stressRes
 	r.mu.Unlock()
 	if overlapSet {
 		fmt.Fprintf(w, "ipvsman VIP overlap across all its cycles (Observer, %s sampling): total %s, worst stretch %s\n", SampleEvery, fmtMS(overlap), fmtMS(worst))
@@ -255,6 +281,9 @@ func (r *report) print(w io.Writer) {
 	if idleRes != nil {
 		fmt.Fprintf(w, "ipvsman idle %s: %d leader changes (\"leadership gained\" log lines), %d VIP moves, %d of %d requests failed\n",
 			idleRes.dur.Round(time.Second), idleRes.leaderChanges, idleRes.vipMoves, idleRes.failed, idleRes.requests)
+	}
+	if stressRes != nil {
+		fmt.Fprintln(w, stressRes)
 	}
 
 	var ratios []string
@@ -298,6 +327,11 @@ func (r *report) print(w io.Writer) {
 	if idleRes != nil {
 		line("idle_leader_changes", int64(idleRes.leaderChanges))
 		line("idle_failed_requests", int64(idleRes.failed))
+	}
+	if stressRes != nil {
+		line("stress_leader_changes", int64(stressRes.LeaderChanges))
+		line("stress_failed_requests", int64(stressRes.Failed))
+		line("stress_vip_overlap_ms", MS(stressRes.VIPOverlap))
 	}
 }
 

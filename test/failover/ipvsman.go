@@ -41,12 +41,20 @@ type Ipvsman struct {
 // to every ipvsmand (e.g. Raft timings). The daemons log JSON.
 func StartIpvsman(t testing.TB, lab *Lab, extra ...string) *Ipvsman {
 	t.Helper()
+	return StartIpvsmanEnv(t, lab, nil, extra...)
+}
+
+// StartIpvsmanEnv is StartIpvsman with extra environment (NAME=value) for
+// every ipvsmand, e.g. GOGC or GOMAXPROCS.
+func StartIpvsmanEnv(t testing.TB, lab *Lab, env []string, extra ...string) *Ipvsman {
+	t.Helper()
 	c := harness.NewCluster(t)
 	c.CLINetNS = lab.Topo.NS(topo.Client)
 	m := &Ipvsman{lab: lab, C: c, Nodes: map[string]*harness.Node{}, crashed: map[string]bool{}}
 	for i, d := range lab.Directors {
 		addr := topo.DirectorAddr(i + 1)
 		m.Nodes[d] = c.AddAt(d, addr+":"+RaftPort, addr+":"+APIPort, lab.Topo.NS(d), extra...)
+		m.Nodes[d].Env = env
 	}
 	first := lab.Directors[0]
 	m.Nodes[first].Start("--bootstrap")
@@ -251,7 +259,22 @@ func (m *Ipvsman) LeaderChanges(since map[string]int) int {
 		if off := since[id]; off <= len(log) {
 			log = log[off:]
 		}
-		total += strings.Count(log, LeadershipGained)
+		total += CountLeadershipGained(log)
 	}
 	return total
+}
+
+// SaveLogs copies every daemon's log to dir/NODE.log (dir is created), for
+// a look after the run: the cluster's own directory is the test's and is
+// removed with it.
+func (m *Ipvsman) SaveLogs(t testing.TB, dir string) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Logf("LOGDIR: %v", err)
+		return
+	}
+	for id, n := range m.Nodes {
+		if err := os.WriteFile(filepath.Join(dir, id+".log"), []byte(n.Log()), 0o644); err != nil {
+			t.Logf("LOGDIR: %v", err)
+		}
+	}
 }

@@ -28,6 +28,8 @@ type Lab struct {
 	Topo      *topo.Topology
 	Labtool   string
 	Directors []string // "d1", "d2", "d3"
+	// Servers are the directors' web servers, in director order.
+	Servers []*topo.Proc
 }
 
 // NewLab builds the topology with the given prefix (Prefix if "") and no
@@ -59,6 +61,7 @@ func NewLabWith(t testing.TB, labtool string, opts topo.Options) *Lab {
 			t.Fatalf("server in %s: %v", l.Directors[i], err)
 		}
 	}
+	l.Servers = procs
 	return l
 }
 

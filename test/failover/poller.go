@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -177,6 +180,24 @@ func (p *Poller) Stop() error {
 		<-p.done
 	}
 	return err
+}
+
+// Priority sets every thread of labtool to SCHED_RR at prio, or back to
+// SCHED_OTHER for 0 (`chrt -a -p`; threads it starts later inherit it).
+func (p *Poller) Priority(prio int) error { return SetPriority(p.proc.Pid(), prio) }
+
+// SetPriority sets every thread of process pid to SCHED_RR at prio, or
+// back to SCHED_OTHER for 0 (`chrt -a -p`; threads it starts later
+// inherit it).
+func SetPriority(pid, prio int) error {
+	args := []string{"-a", "-o", "-p", "0", strconv.Itoa(pid)}
+	if prio > 0 {
+		args = []string{"-a", "-r", "-p", strconv.Itoa(prio), strconv.Itoa(pid)}
+	}
+	if out, err := exec.Command("chrt", args...).CombinedOutput(); err != nil {
+		return fmt.Errorf("chrt %s: %v: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
+	}
+	return nil
 }
 
 // from returns the index of the first result that can have started at or

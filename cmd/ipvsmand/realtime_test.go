@@ -1,0 +1,157 @@
+package main
+
+import (
+	"bytes"
+	"log/slog"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// policies returns every thread's scheduling policy.
+func policies(t *testing.T) map[int]int {
+	t.Helper()
+	tids, err := tasks()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[int]int{}
+	for _, tid := range tids {
+		p, err := scheduler(tid)
+		if err == unix.ESRCH {
+			continue
+		}
+		if err != nil {
+			t.Fatalf("sched_getscheduler(%d): %v", tid, err)
+		}
+		out[tid] = p
+	}
+	return out
+}
+
+// lockedThreads parks n goroutines, each on an OS thread of its own (so
+// the runtime has to start threads), until the returned func is called.
+func lockedThreads(n int) (release func()) {
+	var started, done sync.WaitGroup
+	stop := make(chan struct{})
+	for range n {
+		started.Add(1)
+		done.Add(1)
+		go func() {
+			defer done.Done()
+			runtime.LockOSThread() // the thread ends with the goroutine: a fresh one each time
+			started.Done()
+			<-stop
+		}()
+	}
+	started.Wait()
+	return func() { close(stop); done.Wait() }
+}
+
+func TestSetRealtimeEveryThread(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (SCHED_RR)")
+	}
+	release := lockedThreads(4)
+	defer release()
+	if len(policies(t)) < 5 {
+		t.Fatalf("want several threads to set, have %v", policies(t))
+	}
+	t.Cleanup(func() {
+		// The other tests of this binary run with ordinary scheduling.
+		for tid := range policies(t) {
+			_ = setScheduler(tid, schedOther, 0)
+		}
+	})
+	n, err := setRealtime(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if before := policies(t); n < len(before) {
+		t.Errorf("set %d threads, the process has %d", n, len(before))
+	}
+	for tid, p := range policies(t) {
+		if p != unix.SCHED_RR {
+			t.Errorf("thread %d: policy %d after setRealtime, want SCHED_RR (%d)", tid, p, unix.SCHED_RR)
+		}
+	}
+	// Threads the runtime starts afterwards inherit the policy from the
+	// thread that clones them.
+	release2 := lockedThreads(4)
+	defer release2()
+	for tid, p := range policies(t) {
+		if p != unix.SCHED_RR {
+			t.Errorf("thread %d started after setRealtime: policy %d, want SCHED_RR (%d)", tid, p, unix.SCHED_RR)
+		}
+	}
+}
+
+// TestRealtimeCheckPlanted plants the fault the test above must catch: one
+// thread left at SCHED_OTHER is seen.
+func TestRealtimeCheckPlanted(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (SCHED_RR)")
+	}
+	t.Cleanup(func() {
+		for tid := range policies(t) {
+			_ = setScheduler(tid, schedOther, 0)
+		}
+	})
+	if _, err := setRealtime(1); err != nil {
+		t.Fatal(err)
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	self := unix.Gettid()
+	if err := setScheduler(self, schedOther, 0); err != nil {
+		t.Fatal(err)
+	}
+	var other []int
+	for tid, p := range policies(t) {
+		if p != unix.SCHED_RR {
+			other = append(other, tid)
+		}
+	}
+	if !slices.Equal(other, []int{self}) {
+		t.Fatalf("threads not SCHED_RR: %v, want exactly the planted %d", other, self)
+	}
+}
+
+func TestSetRealtimeRefusesBadPriority(t *testing.T) {
+	for _, p := range []int{-1, 100} {
+		if n, err := setRealtime(p); err == nil || n != 0 {
+			t.Errorf("setRealtime(%d) = %d, %v; want an error and nothing set", p, n, err)
+		}
+	}
+}
+
+func TestParseTIDs(t *testing.T) {
+	got, err := parseTIDs([]string{"12", "3", "40"})
+	if err != nil || !slices.Equal(got, []int{3, 12, 40}) {
+		t.Fatalf("parseTIDs = %v, %v", got, err)
+	}
+	for _, bad := range [][]string{{"3", "self"}, {"0"}, {"-4"}} {
+		if _, err := parseTIDs(bad); err == nil {
+			t.Errorf("parseTIDs(%q): no error", bad)
+		}
+	}
+}
+
+// A refused setting is a warning in the log, and the daemon goes on.
+func TestRealtimeFailureIsAWarning(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, nil))
+	realtime{priority: 100}.apply(log)
+	if out := buf.String(); !strings.Contains(out, "level=WARN") || !strings.Contains(out, "real-time scheduling not set") {
+		t.Fatalf("log: %q", out)
+	}
+}
+
+// schedOther is SCHED_OTHER, Linux's ordinary policy (x/sys/unix has no
+// name for it).
+const schedOther = 0
