@@ -152,22 +152,27 @@ func (g *gossip) join(addrs []string) (int, error) {
 // setApplied refreshes the applied index this node gossips. Each change is
 // a broadcast, so it is rate limited by the caller.
 func (g *gossip) setApplied(applied uint64) {
-	g.mu.Lock()
-	changed := g.self.Applied != applied
-	g.self.Applied = applied
-	g.mu.Unlock()
-	if changed {
-		if err := g.ml.UpdateNode(time.Second); err != nil {
-			g.log.Debug("gossip meta update", "err", err)
-		}
-	}
+	g.update(func(m *Meta) bool {
+		changed := m.Applied != applied
+		m.Applied = applied
+		return changed
+	})
 }
 
 // setUnready gossips why this node cannot serve ("": it can).
 func (g *gossip) setUnready(reason string) {
+	g.update(func(m *Meta) bool {
+		changed := m.Unready != reason
+		m.Unready = reason
+		return changed
+	})
+}
+
+// update changes this node's meta and, if change says it changed,
+// broadcasts it.
+func (g *gossip) update(change func(*Meta) bool) {
 	g.mu.Lock()
-	changed := g.self.Unready != reason
-	g.self.Unready = reason
+	changed := change(&g.self)
 	g.mu.Unlock()
 	if changed {
 		if err := g.ml.UpdateNode(time.Second); err != nil {

@@ -96,11 +96,3 @@ func Plan(desired, actual Table, managed map[string]bool, exclusive bool) []Op {
 	return ops
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}

@@ -12,6 +12,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -166,7 +167,7 @@ func SameService(a, b Service) bool {
 // sorted order: readable, and what the fingerprint digests.
 func (t Table) Canonical() string {
 	var b strings.Builder
-	for _, k := range sortedKeys(t) {
+	for _, k := range slices.Sorted(maps.Keys(t)) {
 		canonicalService(&b, k, t[k])
 	}
 	return b.String()
@@ -174,7 +175,7 @@ func (t Table) Canonical() string {
 
 func canonicalService(b *strings.Builder, k string, s Service) {
 	fmt.Fprintf(b, "%s %s flags=%#x timeout=%d netmask=%#x\n", k, s.Scheduler, s.Flags, s.Timeout, s.Netmask)
-	for _, d := range sortedKeys(s.Dests) {
+	for _, d := range slices.Sorted(maps.Keys(s.Dests)) {
 		x := s.Dests[d]
 		fmt.Fprintf(b, "  %s %s w=%d x=%d y=%d", d, x.Forward, x.Weight, x.Upper, x.Lower)
 		if x.TunnelType != "" {
@@ -273,14 +274,4 @@ func maskString(s Service) string {
 	}
 	m := s.Netmask
 	return netip.AddrFrom4([4]byte{byte(m >> 24), byte(m >> 16), byte(m >> 8), byte(m)}).String()
-}
-
-// sortedKeys is m's keys in order.
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
