@@ -95,4 +95,3 @@ func Plan(desired, actual Table, managed map[string]bool, exclusive bool) []Op {
 	}
 	return ops
 }
-
