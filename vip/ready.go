@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // Tracker decides whether this node can serve the VIPs, keepalived's
@@ -268,11 +269,25 @@ func runScript(ctx context.Context, script string) error {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = time.Second
-	if err := cmd.Run(); err != nil {
+	if err := runOrdinary(cmd); err != nil {
 		if ctx.Err() != nil {
 			return fmt.Errorf("timed out")
 		}
 		return err
 	}
 	return nil
+}
+
+// runOrdinary runs cmd with ordinary scheduling: a daemon running
+// real-time (--realtime-priority) would hand SCHED_RR down to it, and a
+// command that spins would then hold a CPU at real-time priority until its
+// timeout. The policy is put back as soon as the process exists.
+func runOrdinary(cmd *exec.Cmd) error {
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	if a, err := unix.SchedGetAttr(cmd.Process.Pid, 0); err == nil && a.Policy != unix.SCHED_NORMAL {
+		_ = unix.SchedSetAttr(cmd.Process.Pid, &unix.SchedAttr{Policy: unix.SCHED_NORMAL}, 0)
+	}
+	return cmd.Wait()
 }

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/ipvsman/ipvsman/fsm"
 )
 
@@ -73,7 +75,7 @@ func (e *execChecker) Check(ctx context.Context, target netip.AddrPort) Result {
 	cmd.WaitDelay = execWaitDelay
 	stdout, stderr := &tail{max: execTail}, &tail{max: execErrTail}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
-	err := cmd.Run()
+	err := runOrdinary(cmd)
 	res := Result{Latency: time.Since(start), Weight: stdout.weight()}
 	var ee *exec.ExitError
 	switch {
@@ -155,4 +157,18 @@ func lastLine(b []byte) string {
 		b = b[i+1:]
 	}
 	return strings.TrimSpace(string(b))
+}
+
+// runOrdinary runs cmd with ordinary scheduling: a daemon running
+// real-time (--realtime-priority) would hand SCHED_RR down to it, and a
+// command that spins would then hold a CPU at real-time priority until its
+// timeout. The policy is put back as soon as the process exists.
+func runOrdinary(cmd *exec.Cmd) error {
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	if a, err := unix.SchedGetAttr(cmd.Process.Pid, 0); err == nil && a.Policy != unix.SCHED_NORMAL {
+		_ = unix.SchedSetAttr(cmd.Process.Pid, &unix.SchedAttr{Policy: unix.SCHED_NORMAL}, 0)
+	}
+	return cmd.Wait()
 }

@@ -23,6 +23,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Kind is what happened.
@@ -167,7 +169,7 @@ func (n *Notifier) run(command string, j job) {
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	start := time.Now()
-	err := cmd.Run()
+	err := runOrdinary(cmd)
 	took := time.Since(start).Round(time.Millisecond)
 	switch {
 	case err == nil:
@@ -215,4 +217,18 @@ func Env(node string, ev Event, seq uint64, at time.Time) []string {
 		add("IPVSMAN_TERM", fmt.Sprint(ev.Term))
 	}
 	return env
+}
+
+// runOrdinary runs cmd with ordinary scheduling: a daemon running
+// real-time (--realtime-priority) would hand SCHED_RR down to it, and a
+// command that spins would then hold a CPU at real-time priority until its
+// timeout. The policy is put back as soon as the process exists.
+func runOrdinary(cmd *exec.Cmd) error {
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	if a, err := unix.SchedGetAttr(cmd.Process.Pid, 0); err == nil && a.Policy != unix.SCHED_NORMAL {
+		_ = unix.SchedSetAttr(cmd.Process.Pid, &unix.SchedAttr{Policy: unix.SCHED_NORMAL}, 0)
+	}
+	return cmd.Wait()
 }
