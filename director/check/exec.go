@@ -75,7 +75,7 @@ func (e *execChecker) Check(ctx context.Context, target netip.AddrPort) Result {
 	cmd.WaitDelay = execWaitDelay
 	stdout, stderr := &tail{max: execTail}, &tail{max: execErrTail}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
-	err := runOrdinary(cmd)
+	err := RunOrdinary(cmd)
 	res := Result{Latency: time.Since(start), Weight: stdout.weight()}
 	var ee *exec.ExitError
 	switch {
@@ -159,11 +159,11 @@ func lastLine(b []byte) string {
 	return strings.TrimSpace(string(b))
 }
 
-// runOrdinary runs cmd with ordinary scheduling: a daemon running
+// RunOrdinary runs cmd with ordinary scheduling: a daemon running
 // real-time (--realtime-priority) would hand SCHED_RR down to it, and a
 // command that spins would then hold a CPU at real-time priority until its
 // timeout. The policy is put back as soon as the process exists.
-func runOrdinary(cmd *exec.Cmd) error {
+func RunOrdinary(cmd *exec.Cmd) error {
 	if err := cmd.Start(); err != nil {
 		return err
 	}

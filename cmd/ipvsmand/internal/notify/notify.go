@@ -24,7 +24,7 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/ipvsman/ipvsman/director/check"
 )
 
 // Kind is what happened.
@@ -169,7 +169,7 @@ func (n *Notifier) run(command string, j job) {
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	start := time.Now()
-	err := runOrdinary(cmd)
+	err := check.RunOrdinary(cmd) // ordinary scheduling under a real-time daemon
 	took := time.Since(start).Round(time.Millisecond)
 	switch {
 	case err == nil:
@@ -217,18 +217,4 @@ func Env(node string, ev Event, seq uint64, at time.Time) []string {
 		add("IPVSMAN_TERM", fmt.Sprint(ev.Term))
 	}
 	return env
-}
-
-// runOrdinary runs cmd with ordinary scheduling: a daemon running
-// real-time (--realtime-priority) would hand SCHED_RR down to it, and a
-// command that spins would then hold a CPU at real-time priority until its
-// timeout. The policy is put back as soon as the process exists.
-func runOrdinary(cmd *exec.Cmd) error {
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	if a, err := unix.SchedGetAttr(cmd.Process.Pid, 0); err == nil && a.Policy != unix.SCHED_NORMAL {
-		_ = unix.SchedSetAttr(cmd.Process.Pid, &unix.SchedAttr{Policy: unix.SCHED_NORMAL}, 0)
-	}
-	return cmd.Wait()
 }
