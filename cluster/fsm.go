@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -41,7 +42,14 @@ type machine struct {
 	sinceSnapshot atomic.Int64
 	snapshotBytes int64
 	snapshotDue   chan struct{}
+
+	// bulk runs work that takes a CPU for long (Config.Bulk).
+	bulk func(func())
 }
+
+// bulkBytes is the entry size from which applying it is bulk work: health
+// verdicts and single edits stay below it and keep their priority.
+const bulkBytes = 32 << 10
 
 // DefaultSnapshotBytes is how many bytes of log entries may accumulate
 // before the node takes a snapshot of its own accord.
@@ -49,7 +57,7 @@ const DefaultSnapshotBytes = 64 << 20
 
 func newMachine(log *slog.Logger, fatal func(error), snapshotBytes int64) *machine {
 	return &machine{state: fsm.NewState(), log: log, fatal: fatal, applyCh: make(chan struct{}),
-		snapshotBytes: snapshotBytes, snapshotDue: make(chan struct{}, 1)}
+		snapshotBytes: snapshotBytes, snapshotDue: make(chan struct{}, 1), bulk: func(f func()) { f() }}
 }
 
 // waitApplied blocks until applied() reaches index. Raft's own applied
@@ -83,6 +91,16 @@ func (m *machine) Apply(l *raft.Log) any {
 	if l.Type != raft.LogCommand {
 		return nil
 	}
+	var out any
+	if len(l.Data) >= bulkBytes {
+		m.bulk(func() { out = m.apply(l) })
+	} else {
+		out = m.apply(l)
+	}
+	return out
+}
+
+func (m *machine) apply(l *raft.Log) any {
 	cmd, err := fsm.Decode(l.Data)
 	if err != nil {
 		m.fatal(fmt.Errorf("log index %d: %w", l.Index, err))
@@ -117,15 +135,14 @@ func (m *machine) Apply(l *raft.Log) any {
 	return applyResponse{Result: res, Index: l.Index}
 }
 
+// Snapshot freezes the state and leaves the encoding to Persist, which
+// raft runs beside Apply: the log keeps being applied while a large state
+// is written out.
 func (m *machine) Snapshot() (raft.FSMSnapshot, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	m.sinceSnapshot.Store(0)
-	b, err := m.state.Marshal()
-	if err != nil {
-		return nil, err
-	}
-	return snapshot(b), nil
+	return snapshot{state: m.state.Frozen(), bulk: m.bulk}, nil
 }
 
 func (m *machine) Restore(rc io.ReadCloser) error {
@@ -134,7 +151,8 @@ func (m *machine) Restore(rc io.ReadCloser) error {
 	if err != nil {
 		return fmt.Errorf("read snapshot: %w", err)
 	}
-	s, err := fsm.UnmarshalState(b)
+	var s *fsm.State
+	m.bulk(func() { s, err = fsm.UnmarshalState(b) })
 	if err != nil {
 		return err
 	}
@@ -204,10 +222,20 @@ func (m *machine) notify() {
 	}
 }
 
-type snapshot []byte
+type snapshot struct {
+	state *fsm.State
+	bulk  func(func())
+}
 
 func (s snapshot) Persist(sink raft.SnapshotSink) error {
-	if _, err := sink.Write(s); err != nil {
+	var err error
+	s.bulk(func() {
+		w := bufio.NewWriterSize(sink, 1<<20)
+		if err = s.state.Encode(w); err == nil {
+			err = w.Flush()
+		}
+	})
+	if err != nil {
 		sink.Cancel()
 		return fmt.Errorf("write snapshot: %w", err)
 	}

@@ -73,6 +73,12 @@ type Config struct {
 	// have been applied since the last one (DefaultSnapshotBytes when 0;
 	// negative: only Raft's count of entries).
 	SnapshotBytes int64
+	// Bulk, when set, runs the node's CPU-heavy work: planning and
+	// encoding a write, applying a large entry, a snapshot, a restore.
+	// The daemon runs it at ordinary priority when it runs real-time, so
+	// that the work cannot hold a CPU for a whole round-robin slice
+	// against Raft's heartbeats. Nil runs it as is.
+	Bulk func(func())
 }
 
 // The timing defaults, written here only: DefaultTiming and the daemon's
@@ -223,6 +229,9 @@ func Open(cfg Config) (*Node, error) {
 		snapBytes = DefaultSnapshotBytes
 	}
 	n.machine = newMachine(cfg.Logger, cfg.Fatal, snapBytes)
+	if cfg.Bulk != nil {
+		n.machine.bulk = cfg.Bulk
+	}
 
 	existing, err := raft.HasExistingState(store, store, snaps)
 	if err != nil {

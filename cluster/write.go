@@ -85,7 +85,9 @@ func (n *Node) ProposeWrite(ctx context.Context, w Write) (fsm.Result, error) {
 	// Request IDs and compressed entries only once every member reads them.
 	have, _ := n.MinProtocol()
 	modern := have >= fsm.RequestProtocol
-	p, err := n.prepare(w, modern)
+	var p prepared
+	var err error
+	n.machine.bulk(func() { p, err = n.prepare(w, modern) })
 	switch {
 	case err != nil:
 		return fsm.Result{}, err
@@ -102,14 +104,14 @@ func (n *Node) ProposeWrite(ctx context.Context, w Write) (fsm.Result, error) {
 	if w.DryRun {
 		return fsm.Result{}, nil
 	}
-	b, err := p.cmd.Encode()
+	var b []byte
+	n.machine.bulk(func() {
+		if b, err = p.cmd.Encode(); err == nil && modern && len(b) > fsm.CompressAbove {
+			b, err = fsm.Compress(b)
+		}
+	})
 	if err != nil {
 		return fsm.Result{}, err
-	}
-	if modern && len(b) > fsm.CompressAbove {
-		if b, err = fsm.Compress(b); err != nil {
-			return fsm.Result{}, err
-		}
 	}
 	enqueue := n.cfg.ApplyTimeout
 	if dl, ok := ctx.Deadline(); ok {

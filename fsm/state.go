@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"maps"
 	"strings"
 )
 
@@ -317,6 +319,30 @@ func (s *State) historyRange() string {
 
 // Marshal is the snapshot encoding. encoding/json sorts map keys, so equal
 // states give equal bytes on every node.
+// Frozen is a copy of s that later commands do not change, made in
+// proportion to the maps that change in place (verdicts, members,
+// requests), not to the configurations: a Config and a history entry are
+// never changed once made, and the history slice is only appended to or
+// replaced. A snapshot encodes it while the state moves on.
+func (s *State) Frozen() *State {
+	f := *s
+	f.Verdicts = maps.Clone(s.Verdicts)
+	f.Members = maps.Clone(s.Members)
+	f.Annotations = maps.Clone(s.Annotations)
+	f.Requests = maps.Clone(s.Requests)
+	f.History = s.History[:len(s.History):len(s.History)]
+	f.RequestOrder = s.RequestOrder[:len(s.RequestOrder):len(s.RequestOrder)]
+	return &f
+}
+
+// Encode writes what Marshal returns to w, without holding it in memory.
+func (s *State) Encode(w io.Writer) error {
+	if err := json.NewEncoder(w).Encode(s); err != nil {
+		return fmt.Errorf("encode state: %w", err)
+	}
+	return nil
+}
+
 func (s *State) Marshal() ([]byte, error) {
 	b, err := json.Marshal(s)
 	if err != nil {

@@ -20,7 +20,7 @@ func (d *daemon) serveAPI() error {
 	d.reload.tokens = server.NewTokens(d.token, d.readOnly)
 	srv := &server.Server{
 		Node: d.node, Tokens: d.reload.tokens, Limits: o.limits, Self: d.self, IPVS: o.ipvs, Log: d.log, TLS: d.tls, MaxWait: o.maxWriteWait,
-		Health: d.checks.runner.Statuses, Throttle: d.checks.runner.Throttle,
+		Health: d.checks.runner.Statuses, Throttle: d.checks.runner.Throttle, Bulk: o.realtime.ordinary,
 	}
 	if d.vips != nil {
 		srv.VIPs = d.vips.Stats

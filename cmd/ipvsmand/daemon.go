@@ -250,6 +250,7 @@ func (d *daemon) openNode() error {
 	cfg.Rejoin = o.join != ""
 	cfg.Leadership = d.leadership
 	cfg.Fatal = d.fail
+	cfg.Bulk = o.realtime.ordinary
 	node, err := cluster.Open(cfg)
 	if err != nil {
 		return err

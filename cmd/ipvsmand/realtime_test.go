@@ -155,3 +155,55 @@ func TestRealtimeFailureIsAWarning(t *testing.T) {
 // schedOther is SCHED_OTHER, Linux's ordinary policy (x/sys/unix has no
 // name for it).
 const schedOther = 0
+
+// Bulk work leaves real-time scheduling for as long as it runs, on its
+// own thread, and the thread gets it back afterwards; nested calls and a
+// daemon without real-time run the work as is.
+func TestOrdinaryLeavesRealtimeForBulkWork(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (SCHED_RR)")
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	tid := unix.Gettid()
+	if err := setScheduler(tid, unix.SCHED_RR, 3); err != nil {
+		t.Fatal(err)
+	}
+	defer setScheduler(tid, unix.SCHED_NORMAL, 0)
+	policy := func() int {
+		p, err := scheduler(unix.Gettid())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	rt := realtime{priority: 3}
+	ran := 0
+	rt.ordinary(func() {
+		ran++
+		if p := policy(); p != unix.SCHED_NORMAL {
+			t.Errorf("bulk work ran with policy %d, want SCHED_NORMAL (%d)", p, unix.SCHED_NORMAL)
+		}
+		if a, err := unix.SchedGetAttr(unix.Gettid(), 0); err != nil || a.Nice != bulkNice {
+			t.Errorf("bulk work ran at %+v (%v), want nice %d", a, err, bulkNice)
+		}
+		rt.ordinary(func() {
+			ran++
+			if p := policy(); p != unix.SCHED_NORMAL {
+				t.Errorf("nested bulk work ran with policy %d", p)
+			}
+		})
+	})
+	if p := policy(); p != unix.SCHED_RR {
+		t.Errorf("after bulk work the thread has policy %d, want SCHED_RR (%d) back", p, unix.SCHED_RR)
+	}
+	realtime{}.ordinary(func() {
+		ran++
+		if p := policy(); p != unix.SCHED_RR {
+			t.Errorf("without --realtime-priority the work changed the policy to %d", p)
+		}
+	})
+	if ran != 3 {
+		t.Fatalf("ran %d of 3 pieces of work", ran)
+	}
+}

@@ -61,8 +61,11 @@ type Server struct {
 	VIPs       func() vip.Stats                           // nil with --vips=off
 	Health     func() []health.Status                     // the leader's checks; nil: none run here
 	Throttle   func() (limit, ceiling int)                // the leader's bound on checks in flight; nil: none
-	Limits     Limits                                     // per-client write rate, table size; zero: none
-	Metrics    http.Handler                               // GET /metrics, with either token like any read (docs/metrics.md); nil: --metrics=off
+	// Bulk runs the leader's side of a large write (decoding, planning),
+	// at ordinary priority when the daemon runs real-time (cluster.Config.Bulk).
+	Bulk    func(func())
+	Limits  Limits       // per-client write rate, table size; zero: none
+	Metrics http.Handler // GET /metrics, with either token like any read (docs/metrics.md); nil: --metrics=off
 	// TLS is this node's certificate and the cluster CA; nil: plain HTTP
 	// (loopback only). With it, calls to other nodes are https with this
 	// node's certificate, and joins and forwarded writes must come with a

@@ -81,7 +81,7 @@ func (s *Server) write(h leaderFunc) http.HandlerFunc {
 		for {
 			var resp any
 			if s.Node.IsLeader() {
-				resp, err = h(ctx, req)
+				resp, err = s.bulk(len(req.body), func() (any, error) { return h(ctx, req) })
 				if err == nil {
 					writeJSON(w, http.StatusOK, resp)
 					return
@@ -317,4 +317,16 @@ func (s *Server) zero(ctx context.Context, req writeReq) (any, error) {
 		return nil, err
 	}
 	return s.commit(ctx, fsm.CmdZeroCounters, fsm.ZeroCountersPayload{Service: body.Service}, req)
+}
+
+// bulkBody is the request size from which handling it is bulk work.
+const bulkBody = 32 << 10
+
+// bulk runs f through Bulk when the body is large.
+func (s *Server) bulk(size int, f func() (any, error)) (resp any, err error) {
+	if s.Bulk == nil || size < bulkBody {
+		return f()
+	}
+	s.Bulk(func() { resp, err = f() })
+	return resp, err
 }
