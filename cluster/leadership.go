@@ -60,9 +60,12 @@ func (n *Node) watchLeadership() {
 			}()
 			continue
 		}
+		if !n.fence(start, term) {
+			continue
+		}
 		toldTerm = term
 		n.tell(true, "leadership gained")
-		n.log.Info("leadership gained", "node", n.cfg.NodeID, "term", term, "barrier", barrier.String(), "handled", time.Since(start).String())
+		n.log.Info("leadership gained", "node", n.cfg.NodeID, "term", term, "barrier", barrier.String(), "fence", n.vipFence.String(), "handled", time.Since(start).String())
 		n.recordSelf()
 		endPilot()
 		stopPilot = make(chan struct{})
@@ -72,6 +75,23 @@ func (n *Node) watchLeadership() {
 			n.runPilot(stop)
 		}(stopPilot)
 	}
+}
+
+// fence waits until vipFence has passed since leadership was seen at
+// start, so that an isolated former leader has stepped down before this one
+// acts. It reports false when leadership (or the term) is gone meanwhile,
+// or the node stops; the next notification then says what is true.
+func (n *Node) fence(start time.Time, term uint64) bool {
+	if wait := n.vipFence - time.Since(start); wait > 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		select {
+		case <-n.done:
+			return false
+		case <-t.C:
+		}
+	}
+	return n.IsLeader() && n.raft.CurrentTerm() == term
 }
 
 // drainNotify empties the queue of Raft's leadership notifications; the

@@ -33,9 +33,9 @@ import (
 )
 
 // Config of a node. Timing defaults are tuned for fast failover on a LAN:
-// a new leader in well under a second after the old one is cut off, and
-// LeaderLeaseTimeout < HeartbeatTimeout so that an isolated leader steps
-// down before any other node can be elected.
+// a new leader in well under a second after the old one is cut off, and a
+// new leader waits vipFence before acting, so that an isolated leader has
+// stepped down (one lease after its last contact) before any other acts.
 type Config struct {
 	NodeID   string
 	DataDir  string
@@ -86,7 +86,7 @@ type Config struct {
 const (
 	DefaultHeartbeatTimeout   = 150 * time.Millisecond
 	DefaultElectionTimeout    = 150 * time.Millisecond
-	DefaultLeaderLeaseTimeout = 75 * time.Millisecond
+	DefaultLeaderLeaseTimeout = 150 * time.Millisecond
 	DefaultCommitTimeout      = 20 * time.Millisecond
 	DefaultApplyTimeout       = 10 * time.Second
 	DefaultPromoteAfter       = 3 * time.Second
@@ -134,6 +134,7 @@ type Node struct {
 	transport *raft.NetworkTransport
 	notifyCh  chan bool
 	gossip    *gossip // nil without Config.Gossip.Addr
+	vipFence  time.Duration
 
 	tellMu   sync.Mutex  // serializes Config.Leadership calls
 	draining atomic.Bool // leaving: never take leadership's duties again
@@ -223,7 +224,8 @@ func Open(cfg Config) (*Node, error) {
 		return nil, err
 	}
 
-	n := &Node{cfg: cfg, log: cfg.Logger, store: store, transport: transport, notifyCh: notifyCh, done: make(chan struct{}), readyChanged: make(chan struct{}, 1)}
+	n := &Node{cfg: cfg, log: cfg.Logger, store: store, transport: transport, notifyCh: notifyCh, done: make(chan struct{}), readyChanged: make(chan struct{}, 1),
+		vipFence: vipFence(cfg.LeaderLeaseTimeout, cfg.HeartbeatTimeout)}
 	snapBytes := cfg.SnapshotBytes
 	if snapBytes == 0 {
 		snapBytes = DefaultSnapshotBytes
@@ -331,17 +333,26 @@ func newTransport(cfg Config, addr *net.TCPAddr, hl hclog.Logger) (*raft.Network
 	return raft.NewNetworkTransportWithLogger(stream, 3, 5*time.Second, hl), nil
 }
 
-// checkLease keeps the one-VIP-owner guarantee: an isolated leader steps
-// down one lease after its last contact with a quorum, while a follower
-// cannot start an election before one heartbeat timeout after the last
-// heartbeat it got (less one heartbeat interval, a tenth of the timeout).
-// Half leaves the rest of the timeout for dropping the VIPs and for
-// scheduling delays.
+// checkLease keeps the lease within what Raft accepts: a leader must notice
+// a lost quorum before its followers stop waiting for it.
 func checkLease(lease, heartbeat time.Duration) error {
-	if 2*lease > heartbeat {
-		return fmt.Errorf("leader lease timeout %s: must be at most half the heartbeat timeout %s, so that an isolated leader drops its VIPs before another node can be elected", lease, heartbeat)
+	if lease > heartbeat {
+		return fmt.Errorf("leader lease timeout %s: must be at most the heartbeat timeout %s, so that an isolated leader steps down before another node can be elected", lease, heartbeat)
 	}
 	return nil
+}
+
+// vipFence is how long a new leader waits, after winning, before it acts
+// as leader (VIPs, checks): the one-VIP-owner guarantee. An isolated leader
+// steps down one lease after its last contact with a quorum; a follower
+// cannot win an election before one heartbeat timeout after the last
+// heartbeat it got (less one heartbeat interval, a tenth of the timeout).
+// The fence keeps half a heartbeat timeout between the two whatever the
+// lease, for dropping the VIPs and for scheduling delays: a longer lease
+// rides out longer stalls of a busy leader, and the fence pays for it with
+// the same time added to a failover.
+func vipFence(lease, heartbeat time.Duration) time.Duration {
+	return max(0, lease-heartbeat/2)
 }
 
 // checkNodeID refuses a data dir that belongs to another node: its Raft log

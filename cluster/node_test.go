@@ -103,12 +103,31 @@ func TestDataDirOfAnotherNodeIsRefused(t *testing.T) {
 	}
 }
 
-func TestLeaseMustBeHalfTheHeartbeat(t *testing.T) {
-	if err := checkLease(75*time.Millisecond, 150*time.Millisecond); err != nil {
+func TestLeaseWithinTheHeartbeat(t *testing.T) {
+	if err := checkLease(DefaultLeaderLeaseTimeout, DefaultHeartbeatTimeout); err != nil {
 		t.Errorf("the defaults: %v", err)
 	}
-	err := checkLease(100*time.Millisecond, 150*time.Millisecond)
-	if err == nil || !strings.Contains(err.Error(), "leader lease timeout 100ms") || !strings.Contains(err.Error(), "heartbeat timeout 150ms") {
-		t.Errorf("lease 100ms, heartbeat 150ms: %v", err)
+	err := checkLease(200*time.Millisecond, 150*time.Millisecond)
+	if err == nil || !strings.Contains(err.Error(), "leader lease timeout 200ms") || !strings.Contains(err.Error(), "heartbeat timeout 150ms") {
+		t.Errorf("lease 200ms, heartbeat 150ms: %v", err)
+	}
+}
+
+// Half a heartbeat timeout always separates an isolated leader's step-down
+// from the next leader's first act, whatever the lease.
+func TestFenceKeepsHalfAHeartbeat(t *testing.T) {
+	for _, c := range []struct{ lease, heartbeat, fence time.Duration }{
+		{75 * time.Millisecond, 150 * time.Millisecond, 0},
+		{150 * time.Millisecond, 150 * time.Millisecond, 75 * time.Millisecond},
+		{500 * time.Millisecond, 1000 * time.Millisecond, 0},
+		{100 * time.Millisecond, 150 * time.Millisecond, 25 * time.Millisecond},
+	} {
+		f := vipFence(c.lease, c.heartbeat)
+		if f != c.fence {
+			t.Errorf("lease %s heartbeat %s: fence %s, want %s", c.lease, c.heartbeat, f, c.fence)
+		}
+		if margin := c.heartbeat + f - c.lease; margin < c.heartbeat/2 {
+			t.Errorf("lease %s heartbeat %s: margin %s below half the heartbeat", c.lease, c.heartbeat, margin)
+		}
 	}
 }

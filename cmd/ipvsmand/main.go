@@ -112,7 +112,7 @@ func defineFlags(f *pflag.FlagSet, o *options) {
 	f.DurationVar(&o.resync, "resync", 10*time.Second, "full reconcile of the kernel table at least this often")
 	f.DurationVar(&o.timing.HeartbeatTimeout, "heartbeat-timeout", cluster.DefaultHeartbeatTimeout, "Raft heartbeat timeout: a follower that has not heard from the leader this long (up to twice this, at random) starts an election")
 	f.DurationVar(&o.timing.ElectionTimeout, "election-timeout", cluster.DefaultElectionTimeout, "Raft election timeout: how long a candidate waits for votes before it tries again")
-	f.DurationVar(&o.timing.LeaderLeaseTimeout, "leader-lease-timeout", cluster.DefaultLeaderLeaseTimeout, "Raft leader lease: a leader that has not heard from a quorum this long steps down and drops its VIPs; at most half the heartbeat timeout, so an isolated leader lets go before another node can be elected")
+	f.DurationVar(&o.timing.LeaderLeaseTimeout, "leader-lease-timeout", cluster.DefaultLeaderLeaseTimeout, "Raft leader lease: a leader that has not heard from a quorum this long steps down and drops its VIPs; at most the heartbeat timeout. A new leader waits the lease less half the heartbeat timeout before it takes the VIPs, so an isolated leader has let go first; a longer lease rides out longer stalls of a busy leader and adds that much to a failover")
 	f.DurationVar(&o.timing.CommitTimeout, "commit-timeout", cluster.DefaultCommitTimeout, "Raft commit timeout")
 	o.realtime.register(f)
 	f.StringVar(&o.metrics, "metrics", "on", "serve Prometheus metrics at GET /metrics on the API address, with the read-only or cluster token like any read (docs/metrics.md): on or off")
