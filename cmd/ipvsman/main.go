@@ -26,6 +26,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ipvsman/ipvsman/cluster/api"
+	"github.com/ipvsman/ipvsman/cluster/pki"
 	"github.com/ipvsman/ipvsman/cluster/release"
 	"github.com/ipvsman/ipvsman/fsm"
 )
@@ -150,14 +151,16 @@ func (g *globals) client() (*api.Client, error) {
 	if token == "" {
 		token = os.Getenv("IPVSMAN_TOKEN")
 	}
-	tf := g.tokenFile
+	tf, tfName := g.tokenFile, "--token-file"
 	if tf == "" {
-		tf = os.Getenv("IPVSMAN_TOKEN_FILE")
+		tf, tfName = os.Getenv("IPVSMAN_TOKEN_FILE"), "IPVSMAN_TOKEN_FILE"
 	}
 	if token == "" && tf != "" {
-		b, err := os.ReadFile(tf)
+		// The daemon's rule for its token files: one that group or others
+		// may read has leaked already, and this says so.
+		b, err := pki.ReadSecret(tfName, tf)
 		if err != nil {
-			return nil, fmt.Errorf("--token-file %q: %w", tf, err)
+			return nil, err
 		}
 		token = strings.TrimSpace(string(b))
 	}
