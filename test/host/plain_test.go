@@ -102,7 +102,7 @@ func TestCLIKeepsTheTokenOffPlainHTTP(t *testing.T) {
 		}
 	}
 	raw, auth := rec.seen()
-	t.Logf("the listener received %d bytes (TLS probes), %d requests", len(raw), len(auth))
+	t.Logf("the listener received %d bytes and %d requests", len(raw), len(auth))
 	if strings.Contains(raw, token) || strings.Contains(raw, "Authorization") {
 		t.Errorf("the token crossed the wire in clear:\n%q", raw)
 	}
