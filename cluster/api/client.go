@@ -37,6 +37,14 @@ type Client struct {
 	// RequestID, when set, names each write (tests and scripts that match
 	// writes with the history); nil makes a random ID per write.
 	RequestID func() string
+	// InsecureHTTP lets the token go over plain HTTP to an address other
+	// than loopback, in clear: without it such a request is refused before
+	// anything is sent (plain.go).
+	InsecureHTTP bool
+	// PlainFix is the advice in the errors of plain HTTP (a request
+	// refused, or a TLS server reached): "" gives the CLI's, --ca or
+	// --insecure-http.
+	PlainFix string
 }
 
 // OutcomeUnknownError is a write whose outcome the client could not learn
@@ -108,6 +116,9 @@ func (c *Client) explain(err error) error {
 }
 
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	if err := c.checkPlain(ctx); err != nil {
+		return err
+	}
 	var body []byte
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -228,6 +239,9 @@ func (c *Client) answer(resp *http.Response, method, path string, out any) error
 		return fmt.Errorf("api %s: read answer: %w", url, err)
 	}
 	if resp.StatusCode/100 != 2 {
+		if err := c.tlsAnswer(resp.StatusCode, b); err != nil {
+			return err
+		}
 		var e ErrorResponse
 		if json.Unmarshal(b, &e) != nil || e.Error == "" {
 			e.Error = fmt.Sprintf("%s %s: %s", method, path, resp.Status)

@@ -37,7 +37,8 @@ type TLS struct {
 // LoadTLS reads the node's certificate (--tls-cert), key (--tls-key) and
 // the cluster CA (--tls-ca), and checks that they go together: the key
 // matches the certificate, the CA signed it for both server and client use,
-// and it is valid now. Every error names the flag and the file.
+// and it is valid now; the key's file is private to its owner (ReadSecret).
+// Every error names the flag and the file.
 func LoadTLS(certFile, keyFile, caFile string, now time.Time) (*TLS, error) {
 	caPEM, err := os.ReadFile(caFile)
 	if err != nil {
@@ -71,9 +72,9 @@ func loadPair(certFile, keyFile, caFile string, pool *x509.CertPool, now time.Ti
 	if err != nil {
 		return nil, fmt.Errorf("--tls-cert %q: %w", certFile, err)
 	}
-	keyPEM, err := os.ReadFile(keyFile)
+	keyPEM, err := ReadSecret("--tls-key", keyFile)
 	if err != nil {
-		return nil, fmt.Errorf("--tls-key %q: %w", keyFile, err)
+		return nil, err
 	}
 	if !hasPrivateKey(keyPEM) {
 		return nil, fmt.Errorf("--tls-key %q: no PEM private key block", keyFile)

@@ -58,7 +58,7 @@ func genMan(root *cobra.Command, dir string) error {
 // ipvsadmManSections is markdown (go-md2man turns "# X" into .SH X).
 func ipvsadmManSections() string {
 	return "# IPVSADM COMMAND LANGUAGE\n" +
-		"When the first argument (after the global options **--api**, **--token**, **--token-file**, **--ca** and **--node**) " +
+		"When the first argument (after the global options **--api**, **--token**, **--token-file**, **--ca**, **--insecure-http**, **--timeout**, **--allow-empty** and **--node**) " +
 		"starts with a dash, or there is none, ipvsman reads ipvsadm's command language and applies the command " +
 		"to the whole cluster through the replicated log. Without arguments it lists the table, as ipvsadm does. " +
 		"**-L** and **-S** show the cluster's model; with **--node NODE** they show that node's kernel table instead.\n\n" +
@@ -66,10 +66,16 @@ func ipvsadmManSections() string {
 		"# ENVIRONMENT\n" +
 		"**IPVSMAN_API**\n: API address of any node, as **--api** (default 127.0.0.1:7080).\n\n" +
 		"**IPVSMAN_TOKEN**\n: the cluster token, as **--token**.\n\n" +
-		"**IPVSMAN_TOKEN_FILE**\n: a file holding the cluster token, as **--token-file**.\n\n" +
+		"**IPVSMAN_TOKEN_FILE**\n: a file holding the cluster token, as **--token-file**; like it, refused when group or others may read it.\n\n" +
 		"**IPVSMAN_CA**\n: the CA certificate to verify the API server with, as **--ca** (implies https).\n\n" +
+		"There is no variable for **--insecure-http**: sending the token in clear is decided per command.\n\n" +
+		"# SECURITY\n" +
+		"The token goes with every request. Over plain HTTP it is sent to a loopback address only (127.0.0.0/8, ::1, localhost): " +
+		"to any other address nothing is sent, and ipvsman says to give **--ca** (it first tries a TLS handshake there, without the token, " +
+		"and says \"the server at ADDR speaks TLS\" when one answers), unless **--insecure-http** is given. " +
+		"A token file that group or others may read is refused, with the **chmod 600** that fixes it.\n\n" +
 		"# FILES\n" +
-		"*/etc/ipvsman/token*\n: the cluster token the packaged daemon reads; give it with **--token-file /etc/ipvsman/token**.\n\n" +
+		"*/etc/ipvsman/token*\n: the cluster token the packaged daemon reads, mode 0600; give it with **--token-file /etc/ipvsman/token**.\n\n" +
 		"*/usr/share/doc/ipvsman/examples/*\n: topology files for **ipvsman apply -f** and a three-node setup.\n\n" +
 		"# EXAMPLE\n" +
 		"```\n" +

@@ -26,6 +26,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ipvsman/ipvsman/cluster/api"
+	"github.com/ipvsman/ipvsman/cluster/pki"
 	"github.com/ipvsman/ipvsman/cluster/release"
 	"github.com/ipvsman/ipvsman/fsm"
 )
@@ -34,6 +35,7 @@ import (
 type globals struct {
 	api, token, tokenFile string
 	ca                    string // --ca: verify the API server against this CA
+	insecureHTTP          bool   // --insecure-http: send the token over plain HTTP off loopback
 	node                  string // -L/-S: show this node's kernel table instead of the model
 	timeout               time.Duration
 	allowEmpty            bool // a write may leave no service (-R, apply, import)
@@ -76,8 +78,8 @@ func (g *globals) split(args []string) (ipvsadm bool, rest []string, err error) 
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		name, val, hasVal := strings.Cut(a, "=")
-		if name == "--allow-empty" {
-			if g.allowEmpty, err = parseBool(name, val, hasVal); err != nil {
+		if b := map[string]*bool{"--allow-empty": &g.allowEmpty, "--insecure-http": &g.insecureHTTP}[name]; b != nil {
+			if *b, err = parseBool(name, val, hasVal); err != nil {
 				return false, nil, err
 			}
 			continue
@@ -150,21 +152,23 @@ func (g *globals) client() (*api.Client, error) {
 	if token == "" {
 		token = os.Getenv("IPVSMAN_TOKEN")
 	}
-	tf := g.tokenFile
+	tf, tfName := g.tokenFile, "--token-file"
 	if tf == "" {
-		tf = os.Getenv("IPVSMAN_TOKEN_FILE")
+		tf, tfName = os.Getenv("IPVSMAN_TOKEN_FILE"), "IPVSMAN_TOKEN_FILE"
 	}
 	if token == "" && tf != "" {
-		b, err := os.ReadFile(tf)
+		// The daemon's rule for its token files: one that group or others
+		// may read has leaked already, and this says so.
+		b, err := pki.ReadSecret(tfName, tf)
 		if err != nil {
-			return nil, fmt.Errorf("--token-file %q: %w", tf, err)
+			return nil, err
 		}
 		token = strings.TrimSpace(string(b))
 	}
 	if token == "" {
 		return nil, errors.New("no cluster token: give --token, --token-file, IPVSMAN_TOKEN or IPVSMAN_TOKEN_FILE")
 	}
-	c := &api.Client{Base: base, Token: token, Actor: actor()}
+	c := &api.Client{Base: base, Token: token, Actor: actor(), InsecureHTTP: g.insecureHTTP}
 	if err := g.secure(c); err != nil {
 		return nil, err
 	}
@@ -250,6 +254,7 @@ and has subcommands for the cluster, the configuration history and topology file
 	pf.StringVar(&g.ca, "ca", g.ca, "CA certificate (PEM) to verify the API server with; implies https (env IPVSMAN_CA; an https:// --api without it uses the system's roots)")
 	pf.DurationVar(&g.timeout, "timeout", 60*time.Second, "how long to wait for the cluster; a write not answered by then is reported as failed (exit 1) or, if it may have been committed, as outcome unknown (exit 3)")
 	pf.BoolVar(&g.allowEmpty, "allow-empty", g.allowEmpty, "let -R, apply or import leave no service where there are some")
+	pf.BoolVar(&g.insecureHTTP, "insecure-http", g.insecureHTTP, "send the token over plain HTTP to an address other than loopback, in clear (without it such a request is refused: give --ca instead)")
 	root.AddCommand(clusterCmd(g), nodeCmd(g), serverCmd(g), checkCmd(g), healthCmd(g), historyCmd(g), rollbackCmd(g), applyCmd(g), exportCmd(g), importCmd(g), topCmd(g), tlsCmd(), versionCmd(), genManCmd())
 	return root
 }

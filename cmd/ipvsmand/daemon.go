@@ -16,6 +16,7 @@ import (
 	"github.com/ipvsman/ipvsman/cluster/api"
 	"github.com/ipvsman/ipvsman/cmd/ipvsmand/internal/metrics"
 	"github.com/ipvsman/ipvsman/cmd/ipvsmand/internal/notify"
+	"github.com/ipvsman/ipvsman/cmd/ipvsmand/internal/server"
 	"github.com/ipvsman/ipvsman/director"
 	"github.com/ipvsman/ipvsman/fsm"
 	"github.com/ipvsman/ipvsman/vip"
@@ -185,6 +186,9 @@ func (d *daemon) loadSettings() error {
 	if err := checkListeners(o.raftAddr, o.apiAddr, o.debugAddr, d.tls != nil); err != nil {
 		return err
 	}
+	if err := checkPeersInClear(o.join, o.apiAdvertise, d.tls != nil); err != nil {
+		return err
+	}
 	if d.failovers, err = newFailovers(o.metrics); err != nil {
 		return err
 	}
@@ -318,7 +322,7 @@ func (d *daemon) join() {
 	if d.o.join == "" {
 		return
 	}
-	c := &api.Client{Base: d.o.join, Token: d.token, Actor: "ipvsmand@" + d.o.nodeID}
+	c := &api.Client{Base: d.o.join, Token: d.token, Actor: "ipvsmand@" + d.o.nodeID, PlainFix: server.PlainFix}
 	if d.tls != nil {
 		c.TLS, c.CA = d.tls.PeerClient(), fmt.Sprintf("--tls-ca %q", d.o.tlsCA)
 	}

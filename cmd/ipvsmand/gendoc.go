@@ -58,14 +58,21 @@ func daemonManSections() string {
 		"**SIGHUP**\n: reload, never exit (**systemctl reload**): read the **--token-file** and **--read-token-file** files, " +
 		"the **--tls-cert** and **--tls-key** files (checked as at start, against the CA read at start: a new CA needs a restart) " +
 		"and the **--config** file (its **log-level** applies; flags on the command line still win) again. Everything is checked " +
-		"before anything changes: bad new material changes nothing and is logged as an error naming the flag and the file. " +
+		"before anything changes: bad new material (a token or key file that group or others may read included) changes nothing and is logged as an error naming the flag and the file. " +
 		"A changed setting of the config file that needs a restart (addresses, node id, data dir, ...) is logged and ignored. " +
 		"One line says what changed (**reloaded**, with **changed**) or **reloaded: nothing changed**. A new certificate serves " +
 		"new connections; a changed cluster token is accepted beside the previous one, which the node keeps sending to the " +
 		"others, until a reload finds the token unchanged (a rotation is two reloads of every node: see docs/security.md).\n\n" +
+		"# SECRET FILES\n" +
+		"**--token-file**, **--read-token-file** and **--tls-key** must be private to their owner: a file group or others may read or change " +
+		"is refused at start and on reload, naming the flag, the file, its mode and the fix (**chmod 600** FILE). " +
+		"Create them so: **(umask 077; head -c 32 /dev/urandom | base64 >/etc/ipvsman/token)**.\n\n" +
+		"# PLAIN HTTP\n" +
+		"Without the **--tls-*** flags a node refuses a **--join** or **--api-advertise** off loopback: every call between nodes carries " +
+		"the cluster token, and it would cross the network in clear.\n\n" +
 		"# FILES\n" +
 		"*/var/lib/ipvsman*\n: the default **--data-dir**: the Raft log, snapshots, node identity and the VIPs this node held.\n\n" +
-		"*/etc/ipvsman/token*\n: the shared cluster token the packaged unit passes with **--token-file**; the same on every node.\n\n" +
+		"*/etc/ipvsman/token*\n: the shared cluster token the packaged unit passes with **--token-file**; the same on every node, mode 0600.\n\n" +
 		"*/etc/ipvsman/tls/*\n: where the examples keep the node's certificate, its key and the cluster CA for **--tls-cert**, **--tls-key** and **--tls-ca** (made with **ipvsman tls init**; required off loopback).\n\n" +
 		"*/etc/default/ipvsmand*\n: IPVSMAND_OPTS, the options the packaged systemd unit starts ipvsmand with.\n\n" +
 		"*/etc/ipvsman/ipvsmand.conf*\n: where the examples keep a **--config** file (none by default; */usr/share/doc/ipvsman/examples/ipvsmand.conf* is one).\n\n" +

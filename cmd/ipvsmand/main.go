@@ -31,6 +31,7 @@ import (
 
 	"github.com/ipvsman/ipvsman/cluster"
 	"github.com/ipvsman/ipvsman/cluster/api"
+	"github.com/ipvsman/ipvsman/cluster/pki"
 	"github.com/ipvsman/ipvsman/cluster/release"
 	"github.com/ipvsman/ipvsman/cmd/ipvsmand/internal/server"
 	"github.com/ipvsman/ipvsman/fsm"
@@ -89,22 +90,22 @@ func defineFlags(f *pflag.FlagSet, o *options) {
 	f.StringVar(&o.dataDir, "data-dir", "/var/lib/ipvsman", "directory for the Raft log, snapshots and node identity")
 	f.StringVar(&o.raftAddr, "raft-addr", "127.0.0.1:7000", "host:port for Raft traffic, reachable by the other nodes")
 	f.StringVar(&o.apiAddr, "api-addr", "127.0.0.1:7080", "host:port the HTTP API listens on (loopback unless told otherwise)")
-	f.StringVar(&o.apiAdvertise, "api-advertise", "", "API address other nodes use to reach this one (default: --api-addr)")
+	f.StringVar(&o.apiAdvertise, "api-advertise", "", "API address other nodes use to reach this one (default: --api-addr); off loopback only with the --tls-* flags")
 	f.BoolVar(&o.bootstrap, "bootstrap", false, "create a new cluster with this node as its first member (ignored when the data dir has state)")
-	f.StringVar(&o.join, "join", "", "API address of any member to join through (a new node joins as a non-voter and is promoted once caught up)")
+	f.StringVar(&o.join, "join", "", "API address of any member to join through (a new node joins as a non-voter and is promoted once caught up); off loopback only with the --tls-* flags: the join carries the token")
 	f.StringVar(&o.gossipAddr, "gossip-addr", "", "host:port for membership gossip (memberlist, encrypted with a key derived from the token; default: the --raft-addr host, port 7946)")
 	f.StringVar(&o.gossipProfile, "gossip-profile", "lan", "gossip timing: lan (memberlist's LAN defaults) or local (shorter probes, fewer retransmits); a crashed node is declared dead in about 5-8 s")
 	f.DurationVar(&o.timing.PromoteAfter, "promote-after", cluster.DefaultPromoteAfter, "a joined non-voter becomes a voter once caught up and alive this long")
 	f.DurationVar(&o.timing.DeadAfter, "dead-after", cluster.DefaultDeadAfter, "report (log, once) a member gossip has seen dead this long")
 	f.DurationVar(&o.timing.RemoveDeadAfter, "remove-dead-after", 0, "remove a member gossip has seen dead this long, if at least 3 voters remain and most are alive; 0: never (dead members are only reported)")
 	f.BoolVar(&o.version, "version", false, "print the version and command protocol, and exit")
-	f.StringVar(&o.tokenFile, "token-file", "", "file holding the shared cluster token (required)")
+	f.StringVar(&o.tokenFile, "token-file", "", "file holding the shared cluster token (required; mode 0600: one group or others may read is refused)")
 	f.Float64Var(&o.limits.WritesPerSecond, "max-writes-per-second", 50, "writes (POST) one client address may send this node per second, on average; 0: no limit")
 	f.IntVar(&o.limits.WriteBurst, "write-burst", 100, "writes one client may send at once before --max-writes-per-second applies")
 	f.IntVar(&o.limits.MaxServices, "max-services", 10000, "the most virtual services a write may leave in the configuration; 0: no limit")
 	f.IntVar(&o.limits.MaxRealServers, "max-real-servers", 100000, "the most real servers (all services together) a write may leave in the configuration; 0: no limit")
 	f.DurationVar(&o.maxWriteWait, "max-write-wait", api.DefaultMaxWriteWait, "the longest a write may wait for the cluster: a client's --timeout is honoured up to this (a client that names none gets "+api.DefaultWriteWait.String()+")")
-	f.StringVar(&o.readTokenFile, "read-token-file", "", "file holding a read-only API token (the same on every node): it may read everything and change nothing")
+	f.StringVar(&o.readTokenFile, "read-token-file", "", "file holding a read-only API token (the same on every node): it may read everything and change nothing; mode 0600 like --token-file")
 	f.StringVar(&o.ipvs, "ipvs", "on", "program the kernel's IPVS table: on, or off (cluster only, for hosts without IPVS and tests)")
 	f.StringVar(&o.vips, "vips", "on", "hold the VIPs while leader and announce them: on, or off (several nodes sharing one network namespace, tests)")
 	f.BoolVar(&o.exclusive, "ipvs-exclusive", false, "own the whole IPVS table: also delete services the model never had")
@@ -118,7 +119,7 @@ func defineFlags(f *pflag.FlagSet, o *options) {
 	f.StringVar(&o.metrics, "metrics", "on", "serve Prometheus metrics at GET /metrics on the API address, with the read-only or cluster token like any read (docs/metrics.md): on or off")
 	f.StringVar(&o.debugAddr, "debug-addr", "", "host:port serving Go's /debug/pprof profiles (unauthenticated: loopback only); empty: off")
 	f.StringVar(&o.tlsCert, "tls-cert", "", "this node's certificate (PEM), signed by --tls-ca for server and client use: Raft and the API run over TLS (required unless --raft-addr and --api-addr are loopback; ipvsman tls init makes one)")
-	f.StringVar(&o.tlsKey, "tls-key", "", "the private key (PEM) of --tls-cert")
+	f.StringVar(&o.tlsKey, "tls-key", "", "the private key (PEM) of --tls-cert (mode 0600: one group or others may read is refused)")
 	f.StringVar(&o.tlsCA, "tls-ca", "", "the cluster CA (PEM): nodes must present a certificate it signed")
 	registerTrack(f, &o.track)
 	registerNotify(f, &o.notify)
@@ -148,13 +149,16 @@ func parseLevel(level string) (slog.Level, error) {
 	return lv, nil
 }
 
+// readToken reads a token file, at start and on every reload: one that
+// group or others may read or change is refused (pki.ReadSecret), so that
+// a reload of a file left readable changes nothing.
 func readToken(flag, path string) (string, error) {
 	if path == "" {
 		return "", fmt.Errorf("%s: missing (writes and joins need the shared cluster token)", flag)
 	}
-	b, err := os.ReadFile(path)
+	b, err := pki.ReadSecret(flag, path)
 	if err != nil {
-		return "", fmt.Errorf("%s %q: %w", flag, path, err)
+		return "", err
 	}
 	t := strings.TrimSpace(string(b))
 	if len(t) < 16 {

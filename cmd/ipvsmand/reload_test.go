@@ -46,6 +46,13 @@ func TestCommandLineWinsOverTheConfigFile(t *testing.T) {
 	}
 }
 
+func chmod(t *testing.T, path string, mode os.FileMode) {
+	t.Helper()
+	if err := os.Chmod(path, mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func writeFile(t *testing.T, path, text string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
@@ -54,7 +61,8 @@ func writeFile(t *testing.T, path, text string) {
 }
 
 // TestReloadIsAllOrNothing: a reload applies a new log level, token and
-// certificate together; bad material, any of it, changes none of them;
+// certificate together; bad material, any of it (a token or key file
+// others may read included), changes none of them;
 // a changed setting that needs a restart is reported and ignored.
 func TestReloadIsAllOrNothing(t *testing.T) {
 	dir := t.TempDir()
@@ -131,11 +139,16 @@ func TestReloadIsAllOrNothing(t *testing.T) {
 		{"unreadable token", func() { os.Remove(token) }, `--token-file "` + token + `"`},
 		{"bad level", func() { writeFile(t, conf, "log-level = loud\n") }, `--config "` + conf + `": --log-level "loud"`},
 		{"missing config", func() { os.Remove(conf) }, `--config "` + conf + `"`},
+		{"token others may read", func() { chmod(t, token, 0o644) }, `--token-file "` + token + `": mode 0644: group or others may read it, and it holds a secret: chmod 600 ` + token},
+		{"key the group may read", func() { chmod(t, key, 0o640) }, `--tls-key "` + key + `": mode 0640: group or others may read it, and it holds a secret: chmod 600 ` + key},
 	} {
 		writeFile(t, conf, "log-level = warn\n")
 		writeFile(t, token, "token-C-0123456789\n")
 		writeFile(t, cert, string(third.CertPEM))
 		writeFile(t, key, string(third.KeyPEM))
+		// writeFile keeps the mode of a file that exists.
+		chmod(t, token, 0o600)
+		chmod(t, key, 0o600)
 		bad.setup()
 		changed, _, err := d.reloadSettings(now)
 		if err == nil || !strings.Contains(err.Error(), bad.want) {
@@ -152,6 +165,7 @@ func TestReloadIsAllOrNothing(t *testing.T) {
 	writeFile(t, token, "token-B-0123456789\n")
 	writeFile(t, cert, string(second.CertPEM))
 	writeFile(t, key, string(second.KeyPEM))
+	chmod(t, key, 0o600)
 	for i := range 2 {
 		changed, restart, err = d.reloadSettings(now)
 		if err != nil || !slices.Equal(restart, []string{"data-dir"}) {

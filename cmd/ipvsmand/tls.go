@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ipvsman/ipvsman/cluster"
+	"github.com/ipvsman/ipvsman/cluster/api"
 )
 
 // loadTLS reads --tls-cert, --tls-key and --tls-ca: all three, or none
@@ -56,6 +57,24 @@ func checkListeners(raftAddr, apiAddr, debugAddr string, tlsOn bool) error {
 	}
 	if debugAddr != "" && !isLoopback(debugAddr) {
 		return fmt.Errorf("--debug-addr %q: the profiling server has no authentication: give a loopback address (127.0.0.1:PORT) and reach it through ssh", debugAddr)
+	}
+	return nil
+}
+
+// checkPeersInClear keeps a node without TLS from sending the token in
+// clear: every API call between nodes carries it, so --join must be a
+// loopback address, and --api-advertise too (the others would call this
+// node there). A node off loopback needs the --tls-* flags in any case
+// (checkListeners); this names the flag that would have leaked.
+func checkPeersInClear(join, advertise string, tlsOn bool) error {
+	if tlsOn {
+		return nil
+	}
+	if join != "" && api.InClear(api.BaseURL(join, false)) {
+		return fmt.Errorf("--join %q is not a loopback address, and this node runs without TLS: the join would send the cluster token in clear; give --tls-cert, --tls-key and --tls-ca (`ipvsman tls init` makes them)", join)
+	}
+	if advertise != "" && api.InClear(api.BaseURL(advertise, false)) {
+		return fmt.Errorf("--api-advertise %q is not a loopback address, and this node runs without TLS: the other nodes would send it the cluster token in clear; give --tls-cert, --tls-key and --tls-ca (`ipvsman tls init` makes them)", advertise)
 	}
 	return nil
 }

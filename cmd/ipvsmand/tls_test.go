@@ -1,6 +1,7 @@
 package main
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -42,5 +43,36 @@ func TestTLSFlagsAllOrNone(t *testing.T) {
 	_, err = loadTLS("/nonexistent/n.pem", "/nonexistent/n-key.pem", "/nonexistent/ca.pem")
 	if err == nil || !strings.Contains(err.Error(), `--tls-ca "/nonexistent/ca.pem"`) {
 		t.Errorf("missing files: %v", err)
+	}
+}
+
+// TestPlainNodeKeepsTheTokenOnLoopback: a node without TLS refuses a
+// --join or an --api-advertise off loopback, which would carry the
+// cluster token in clear; with TLS both are what a cluster off loopback
+// uses.
+func TestPlainNodeKeepsTheTokenOnLoopback(t *testing.T) {
+	dir := t.TempDir()
+	token := filepath.Join(dir, "token")
+	writeFile(t, token, "token-A-0123456789\n")
+	cert, key, caFile := tlsFiles(t, dir)
+	withTLS := []string{"--tls-cert", cert, "--tls-key", key, "--tls-ca", caFile}
+	for _, tc := range []struct {
+		args []string
+		want string // "" = allowed
+	}{
+		{[]string{"--join", "127.0.0.1:7080"}, ""},
+		{[]string{"--join", "http://localhost:7080", "--api-advertise", "[::1]:7080"}, ""},
+		{[]string{"--join", "10.0.0.11:7080"}, `--join "10.0.0.11:7080" is not a loopback address, and this node runs without TLS: the join would send the cluster token in clear; give --tls-cert, --tls-key and --tls-ca`},
+		{[]string{"--join", "http://director1:7080"}, `--join "http://director1:7080" is not a loopback address`},
+		{[]string{"--api-advertise", "10.0.0.11:7080"}, `--api-advertise "10.0.0.11:7080" is not a loopback address, and this node runs without TLS`},
+		{append([]string{"--join", "10.0.0.11:7080", "--api-advertise", "10.0.0.12:7080"}, withTLS...), ""},
+	} {
+		err := loadSettingsOf(t, append([]string{"--token-file", token}, tc.args...)...)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%q: refused: %v", tc.args, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%q: got %v, want %q", tc.args, err, tc.want)
+		}
 	}
 }

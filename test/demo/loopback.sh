@@ -42,7 +42,8 @@ start() {
 }
 is_leader() { ipvsman --api "$1" cluster status | grep -q Leader; }
 
-head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$WORK/token"
+# 0600 from the start: ipvsmand (and the CLI) refuse a token others may read.
+(umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$WORK/token")
 for id in n1 n2 n3; do
 	p=$(free_port); RAFT[$id]=127.0.0.1:$p; USED="$USED$p "
 	p=$(free_port); API[$id]=127.0.0.1:$p; USED="$USED$p "

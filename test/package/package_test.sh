@@ -91,7 +91,7 @@ ok "ipvsmand.service: systemd-analyze verify is silent; stop timeout ${stop}s > 
 # runs the cluster only (--ipvs=off --vips=off: no root, no IPVS) and must
 # stop on SIGTERM (KillSignal) with status 0 within TimeoutStopSec.
 exec_start=$(sed -n 's/^ExecStart=//p' "$unit")
-printf '%s\n' 0123456789abcdef0123 >"$work/token"
+(umask 077; printf '%s\n' 0123456789abcdef0123 >"$work/token") # ipvsmand refuses a token others may read
 port=$((20000 + RANDOM % 20000))
 IPVSMAND_OPTS="--node-id=pkgtest --data-dir=$work/data --raft-addr=127.0.0.1:$port --api-addr=127.0.0.1:$((port + 1))"
 IPVSMAND_OPTS+=" --gossip-addr=127.0.0.1:$((port + 2)) --gossip-profile=local --bootstrap --ipvs=off --vips=off"

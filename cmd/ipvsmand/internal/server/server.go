@@ -130,10 +130,15 @@ func (s *Server) Handler() http.Handler {
 	return s.auth(mux)
 }
 
+// PlainFix is the advice of a node running without TLS whose call to
+// another node's API would carry the token in clear off loopback (see
+// api.Client.PlainFix).
+const PlainFix = "this node runs without TLS: a node that talks to others off loopback needs --tls-cert, --tls-key and --tls-ca, as they do"
+
 // peer is a client for another node's API, with this node's token and,
 // in a TLS cluster, its certificate.
 func (s *Server) peer(base, actor string) *api.Client {
-	c := &api.Client{Base: base, Token: s.Tokens.Send(), Actor: actor, HTTP: s.peerHTTP}
+	c := &api.Client{Base: base, Token: s.Tokens.Send(), Actor: actor, HTTP: s.peerHTTP, PlainFix: PlainFix}
 	if s.TLS != nil {
 		c.TLS, c.CA = s.TLS.PeerClient(), "the cluster CA (--tls-ca)"
 	}

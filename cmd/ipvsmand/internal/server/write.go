@@ -166,7 +166,12 @@ func (s *Server) forward(ctx context.Context, w http.ResponseWriter, r *http.Req
 	if err != nil {
 		return err
 	}
-	hr, err := http.NewRequestWithContext(ctx, r.Method, api.BaseURL(leaderAPI, s.TLS != nil)+r.URL.RequestURI(), bytes.NewReader(req.body))
+	base := api.BaseURL(leaderAPI, s.TLS != nil)
+	if api.InClear(base) {
+		// Not sent: the token would cross the network in clear.
+		return fmt.Errorf("forward to leader at %s: %w", leaderAPI, &api.PlainHTTPError{URL: base, Fix: PlainFix})
+	}
+	hr, err := http.NewRequestWithContext(ctx, r.Method, base+r.URL.RequestURI(), bytes.NewReader(req.body))
 	if err != nil {
 		return err
 	}
