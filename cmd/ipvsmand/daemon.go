@@ -16,6 +16,7 @@ import (
 	"github.com/ipvsman/ipvsman/cluster/api"
 	"github.com/ipvsman/ipvsman/cmd/ipvsmand/internal/metrics"
 	"github.com/ipvsman/ipvsman/cmd/ipvsmand/internal/notify"
+	"github.com/ipvsman/ipvsman/cmd/ipvsmand/internal/server"
 	"github.com/ipvsman/ipvsman/director"
 	"github.com/ipvsman/ipvsman/fsm"
 	"github.com/ipvsman/ipvsman/vip"
@@ -320,6 +321,8 @@ func (d *daemon) join() {
 	c := &api.Client{Base: d.o.join, Token: d.token, Actor: "ipvsmand@" + d.o.nodeID}
 	if d.tls != nil {
 		c.TLS, c.CA = d.tls.PeerClient(), fmt.Sprintf("--tls-ca %q", d.o.tlsCA)
+	} else {
+		c.NodeKey = server.NodeKey(d.token)
 	}
 	d.stop.join = d.stack.push("join", start(func(ctx context.Context) { _ = api.JoinLoop(ctx, c, d.self, d.log) }))
 }
