@@ -25,7 +25,7 @@ func historyCmd(g *globals) *cobra.Command {
 		Use:   "history [VERSION]",
 		Short: "List configuration versions, or print one version as ipvsadm -S lines",
 		Long: `history lists the configuration versions the cluster keeps: when, who, the
-client's request ID and what changed. WHO is the principal the API
+client's request ID and what changed. ACTOR is the principal the API
 authenticated (admin-token, read-token, node-cert:NODE, node-key) and,
 beside it, marked as claimed, who the client said it was:
 "admin-token (claimed alice@host)". Changes the leader made itself
