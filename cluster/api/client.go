@@ -25,7 +25,13 @@ import (
 type Client struct {
 	Base  string // "127.0.0.1:8000", "http://127.0.0.1:8000" or "https://…"
 	Token string
-	Actor string // who is asking, recorded in the history
+	Actor string // who is asking, recorded in the history as claimed
+	// Principal and NodeKey are a node's, never the CLI's: the principal
+	// it authenticated, on a request it passes on for a client
+	// (HeaderPrincipal), and in a plain cluster the proof that it is a
+	// node (HeaderNodeKey).
+	Principal string
+	NodeKey   string
 	// TLS, when set, makes a Base without a scheme https and verifies the
 	// server with it (a TLS cluster is all-TLS). It is used when HTTP is
 	// nil; a given HTTP client brings its own transport.
@@ -216,6 +222,12 @@ func (c *Client) send(ctx context.Context, hc *http.Client, method, path string,
 	req.Header.Set("Content-Type", "application/json")
 	if c.Actor != "" {
 		req.Header.Set(HeaderActor, c.Actor)
+	}
+	if c.Principal != "" {
+		req.Header.Set(HeaderPrincipal, c.Principal)
+	}
+	if c.NodeKey != "" {
+		req.Header.Set(HeaderNodeKey, c.NodeKey)
 	}
 	if request != "" {
 		req.Header.Set(HeaderRequest, request)

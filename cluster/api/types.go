@@ -39,8 +39,24 @@ type HealthResponse struct {
 
 // Headers the client sets.
 const (
-	HeaderActor     = "X-Ipvsman-Actor"     // who asked: user@host
-	HeaderForwarded = "X-Ipvsman-Forwarded" // set on a request a follower passed to the leader
+	// HeaderActor is who the client says it is (user@host). Nothing
+	// checks it: the history records it as claimed, beside the principal
+	// the node authenticated (fsm.Actor).
+	HeaderActor = "X-Ipvsman-Actor"
+	// HeaderForwarded is set on a request a follower passed to the leader.
+	// It counts only on a request authenticated as a node's (see
+	// HeaderNodeKey); from anyone else it is refused (TLS) or ignored.
+	HeaderForwarded = "X-Ipvsman-Forwarded"
+	// HeaderPrincipal is the principal a node authenticated, on a request
+	// it passes on for a client (a forwarded write, a join for join-via, a
+	// drain's leave). It counts only on a request authenticated as a
+	// node's; from anyone else it is ignored.
+	HeaderPrincipal = "X-Ipvsman-Principal"
+	// HeaderNodeKey is what a node of a plain (loopback) cluster sends to
+	// prove that it is a node: a key derived from the cluster token,
+	// which no client sends. A TLS cluster ignores it: there a node
+	// proves itself with its certificate.
+	HeaderNodeKey = "X-Ipvsman-Node-Key"
 	// HeaderRequest is the client's ID for a write; every retry of the
 	// write carries the same one, so the cluster applies it at most once.
 	HeaderRequest = "X-Ipvsman-Request"
@@ -123,9 +139,15 @@ type RollbackRequest struct {
 type HistoryItem struct {
 	Version uint64 `json:"version"`
 	Time    int64  `json:"time"`
-	Actor   string `json:"actor"`
-	Request string `json:"request,omitempty"` // the request ID of the write that made it
-	Summary string `json:"summary"`
+	// Actor is who made the change, as recorded: "admin-token (claimed
+	// alice@host)" (fsm.Actor). Principal and Claimed are its parts; both
+	// are empty for an actor that names no principal (the leader's own
+	// changes, ipvsmand@NODE, and changes recorded before principals were).
+	Actor     string `json:"actor"`
+	Principal string `json:"principal,omitempty"`
+	Claimed   string `json:"claimed,omitempty"`
+	Request   string `json:"request,omitempty"` // the request ID of the write that made it
+	Summary   string `json:"summary"`
 }
 
 // JoinViaRequest asks a node to join the cluster through a member's API.

@@ -288,7 +288,7 @@ func (g *globals) submit(w io.Writer, op fsm.Op) error {
 			return err
 		}
 		if r.Result.Summary != "" {
-			fmt.Fprintln(w, r.Result.Summary)
+			printSummary(w, r.Result.Summary)
 		}
 		_, err = fmt.Fprintf(w, "committed as version %d\n", r.Result.Version)
 		return err

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -14,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ipvsman/ipvsman/cluster/api"
+	"github.com/ipvsman/ipvsman/fsm/escape"
 )
 
 func clusterCmd(g *globals) *cobra.Command {
@@ -23,22 +23,23 @@ func clusterCmd(g *globals) *cobra.Command {
 		Use:   "status",
 		Short: "Every member's role, term and applied index, as each reports it",
 		Args:  cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			out := cmd.OutOrStdout()
 			return g.withClient(func(ctx context.Context, c *api.Client) error {
 				st, err := c.ClusterStatus(ctx)
 				if err != nil {
 					return err
 				}
 				if asJSON {
-					e := json.NewEncoder(os.Stdout)
+					e := json.NewEncoder(out)
 					e.SetIndent("", "  ")
 					return e.Encode(st)
 				}
-				tw := tabwriter.NewWriter(os.Stdout, 0, 8, 2, ' ', 0)
+				tw := tabwriter.NewWriter(out, 0, 8, 2, ' ', 0)
 				fmt.Fprintln(tw, "NODE\tROLE\tTERM\tAPPLIED\tCOMMIT\tVERSION\tSERVICES\tREAL SERVERS\tIPVS\tKERNEL TABLE\tVIPS\tSYNC\tRAFT ADDRESS\tAPI ADDRESS")
 				for _, n := range st.Nodes {
 					if n.Status == nil {
-						fmt.Fprintf(tw, "%s\tunreachable\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t%s\n", n.ID, n.APIAddr)
+						fmt.Fprintf(tw, "%s\tunreachable\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t%s\n", cell(n.ID), cell(n.APIAddr))
 						continue
 					}
 					s := n.Status
@@ -48,13 +49,13 @@ func clusterCmd(g *globals) *cobra.Command {
 							raftAddr = srv.RaftAddr
 						}
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.State, s.Term, s.AppliedIndex, s.CommitIndex, s.ConfigVersion, s.Services, s.RealServers, s.IPVS, kernelTable(s), vipColumn(s), syncColumn(s), raftAddr, n.APIAddr)
+					fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", cell(s.ID), cell(s.State), s.Term, s.AppliedIndex, s.CommitIndex, s.ConfigVersion, s.Services, s.RealServers, cell(s.IPVS), cell(kernelTable(s)), cell(vipColumn(s)), cell(syncColumn(s)), cell(raftAddr), cell(n.APIAddr))
 				}
 				if err := tw.Flush(); err != nil {
 					return err
 				}
-				fmt.Println()
-				if err := printMembers(os.Stdout, st); err != nil {
+				fmt.Fprintln(out)
+				if err := printMembers(out, st); err != nil {
 					return err
 				}
 				if alarm := fingerprintAlarm(st); alarm != "" {
@@ -73,7 +74,7 @@ func clusterCmd(g *globals) *cobra.Command {
 		Use:   "join MEMBER_API",
 		Short: "Make the node at --api join the cluster through any member's API address",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(_ *cobra.Command, args []string) error {
+		RunE: func(cmd *cobra.Command, args []string) error {
 			return g.withClient(func(ctx context.Context, c *api.Client) error {
 				if err := c.JoinVia(ctx, args[0]); err != nil {
 					return err
@@ -82,7 +83,7 @@ func clusterCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				fmt.Printf("node %s joined the cluster through %s\n", st.ID, args[0])
+				fmt.Fprintf(cmd.OutOrStdout(), "node %s joined the cluster through %s\n", st.ID, args[0])
 				return nil
 			})
 		},
@@ -91,7 +92,7 @@ func clusterCmd(g *globals) *cobra.Command {
 		Use:   "leave [NODE]",
 		Short: "Remove a node from the cluster (default: the node at --api); a leader hands over first",
 		Args:  cobra.MaximumNArgs(1),
-		RunE: func(_ *cobra.Command, args []string) error {
+		RunE: func(cmd *cobra.Command, args []string) error {
 			return g.withClient(func(ctx context.Context, c *api.Client) error {
 				id := ""
 				if len(args) == 1 {
@@ -106,7 +107,7 @@ func clusterCmd(g *globals) *cobra.Command {
 				if err := c.Leave(ctx, id); err != nil {
 					return err
 				}
-				fmt.Printf("node %s left the cluster\n", id)
+				fmt.Fprintf(cmd.OutOrStdout(), "node %s left the cluster\n", id)
 				return nil
 			})
 		},
@@ -115,7 +116,7 @@ func clusterCmd(g *globals) *cobra.Command {
 		Use:   "transfer [NODE]",
 		Short: "Move leadership to NODE (default: the most up-to-date follower)",
 		Args:  cobra.MaximumNArgs(1),
-		RunE: func(_ *cobra.Command, args []string) error {
+		RunE: func(cmd *cobra.Command, args []string) error {
 			return g.withClient(func(ctx context.Context, c *api.Client) error {
 				id := ""
 				if len(args) == 1 {
@@ -125,7 +126,7 @@ func clusterCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				fmt.Printf("leadership transferred; leader is now %s\n", to)
+				fmt.Fprintf(cmd.OutOrStdout(), "leadership transferred; leader is now %s\n", to)
 				return nil
 			})
 		},
@@ -244,3 +245,7 @@ func vipAlarm(st api.ClusterStatus) string {
 	}
 	return "ALARM: VIP held by more than one node: " + strings.Join(out, "; ")
 }
+
+// cell escapes one cell of a table (escape.String): its text comes from
+// the nodes or the log, and a newline in it must not forge a row.
+func cell(s string) string { return escape.String(s) }

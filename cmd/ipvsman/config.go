@@ -24,8 +24,19 @@ func historyCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "history [VERSION]",
 		Short: "List configuration versions, or print one version as ipvsadm -S lines",
-		Args:  cobra.MaximumNArgs(1),
-		RunE: func(_ *cobra.Command, args []string) error {
+		Long: `history lists the configuration versions the cluster keeps: when, who, the
+client's request ID and what changed. ACTOR is the principal the API
+authenticated (admin-token, read-token, node-cert:NODE, node-key) and,
+beside it, marked as claimed, who the client said it was:
+"admin-token (claimed alice@host)". Changes the leader made itself
+(health verdicts, a node's own addresses) read ipvsmand@NODE.
+
+Text from clients and the log is printed with control characters, bidi
+overrides and bytes that are not UTF-8 escaped (\x1b, \u202e, \xff); --json
+gives the exact values.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			out := cmd.OutOrStdout()
 			return g.withClient(func(ctx context.Context, c *api.Client) error {
 				if len(args) == 1 {
 					v, err := strconv.ParseUint(args[0], 10, 64)
@@ -36,33 +47,16 @@ func historyCmd(g *globals) *cobra.Command {
 					if err != nil {
 						return err
 					}
-					return ipvsadm.FormatSave(os.Stdout, e.Config, true, nil)
+					return ipvsadm.FormatSave(out, e.Config, true, nil)
 				}
 				items, err := c.History(ctx)
 				if err != nil {
 					return err
 				}
 				if asJSON {
-					return json.NewEncoder(os.Stdout).Encode(items)
+					return json.NewEncoder(out).Encode(items)
 				}
-				tw := tabwriter.NewWriter(os.Stdout, 0, 8, 2, ' ', 0)
-				fmt.Fprintln(tw, "VERSION\tTIME\tACTOR\tREQUEST\tCHANGE")
-				for _, h := range items {
-					lines := strings.Split(h.Summary, "\n")
-					when := time.Unix(0, h.Time).UTC().Format(time.RFC3339)
-					req := h.Request
-					if req == "" {
-						req = "-"
-					}
-					for i, l := range lines {
-						if i == 0 {
-							fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", h.Version, when, h.Actor, req, l)
-						} else {
-							fmt.Fprintf(tw, "\t\t\t\t%s\n", l)
-						}
-					}
-				}
-				return tw.Flush()
+				return printHistory(out, items)
 			})
 		},
 	}
@@ -70,13 +64,35 @@ func historyCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-func printDiff(r api.ApplyResponse) { fprintDiff(os.Stdout, r) }
+// printHistory is the history table, a version per row and a summary
+// line per line below it. Every field is escaped (escape.String): the
+// actor and the summary are a client's text.
+func printHistory(w io.Writer, items []api.HistoryItem) error {
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "VERSION\tTIME\tACTOR\tREQUEST\tCHANGE")
+	for _, h := range items {
+		lines := strings.Split(h.Summary, "\n")
+		when := time.Unix(0, h.Time).UTC().Format(time.RFC3339)
+		req := h.Request
+		if req == "" {
+			req = "-"
+		}
+		for i, l := range lines {
+			if i == 0 {
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", h.Version, when, cell(h.Actor), cell(req), cell(l))
+			} else {
+				fmt.Fprintf(tw, "\t\t\t\t%s\n", cell(l))
+			}
+		}
+	}
+	return tw.Flush()
+}
 
 // fprintDiff prints a whole-topology write's diff, the counts of what it
 // removes and adds, and its outcome.
 func fprintDiff(w io.Writer, r api.ApplyResponse) {
 	for _, l := range r.Diff {
-		fmt.Fprintln(w, l)
+		fmt.Fprintln(w, cell(l))
 	}
 	if r.Counts != nil {
 		fmt.Fprintln(w, "summary: "+r.Counts.String())
@@ -93,13 +109,21 @@ func fprintDiff(w io.Writer, r api.ApplyResponse) {
 	}
 }
 
+// printSummary prints a result's summary, a change per line, each line
+// escaped (escape.String).
+func printSummary(w io.Writer, summary string) {
+	for _, l := range strings.Split(summary, "\n") {
+		fmt.Fprintln(w, cell(l))
+	}
+}
+
 func rollbackCmd(g *globals) *cobra.Command {
 	var dryRun bool
 	cmd := &cobra.Command{
 		Use:   "rollback VERSION",
 		Short: "Make a new configuration version equal to an old one",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(_ *cobra.Command, args []string) error {
+		RunE: func(cmd *cobra.Command, args []string) error {
 			v, err := strconv.ParseUint(args[0], 10, 64)
 			if err != nil {
 				return fmt.Errorf("version %q: want a number", args[0])
@@ -109,7 +133,7 @@ func rollbackCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				printDiff(r)
+				fprintDiff(cmd.OutOrStdout(), r)
 				return nil
 			})
 		},
@@ -125,7 +149,7 @@ func applyCmd(g *globals) *cobra.Command {
 		Use:   "apply -f FILE",
 		Short: "Replace the whole topology with a file (one-line form, or YAML for .yaml/.yml)",
 		Args:  cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
+		RunE: func(cmd *cobra.Command, _ []string) error {
 			if file == "" {
 				return fmt.Errorf("-f FILE: missing")
 			}
@@ -142,7 +166,7 @@ func applyCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				printDiff(r)
+				fprintDiff(cmd.OutOrStdout(), r)
 				return nil
 			})
 		},
@@ -157,7 +181,7 @@ func exportCmd(g *globals) *cobra.Command {
 		Use:   "export",
 		Short: "Print the current topology as a YAML topology file",
 		Args:  cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
+		RunE: func(cmd *cobra.Command, _ []string) error {
 			return g.withClient(func(ctx context.Context, c *api.Client) error {
 				resp, err := c.Config(ctx)
 				if err != nil {
@@ -167,7 +191,7 @@ func exportCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				_, err = os.Stdout.Write(b)
+				_, err = cmd.OutOrStdout().Write(b)
 				return err
 			})
 		},

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"text/tabwriter"
 	"time"
 
@@ -22,22 +21,23 @@ func healthCmd(g *globals) *cobra.Command {
 		Use:   "health",
 		Short: "Every real server's health verdict, last check result and latency (from the leader)",
 		Args:  cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			out := cmd.OutOrStdout()
 			return g.withClient(func(ctx context.Context, c *api.Client) error {
 				h, err := c.Health(ctx)
 				if err != nil {
 					return err
 				}
 				if asJSON {
-					e := json.NewEncoder(os.Stdout)
+					e := json.NewEncoder(out)
 					e.SetIndent("", "  ")
 					return e.Encode(h)
 				}
-				if err := printHealth(os.Stdout, h.Checks, time.Now()); err != nil {
+				if err := printHealth(out, h.Checks, time.Now()); err != nil {
 					return err
 				}
 				if h.InFlightLimit < h.InFlightMax {
-					fmt.Printf("checks throttled: at most %d of %d in flight, the leader or its network is short of capacity (intervals stretch)\n", h.InFlightLimit, h.InFlightMax)
+					fmt.Fprintf(out, "checks throttled: at most %d of %d in flight, the leader or its network is short of capacity (intervals stretch)\n", h.InFlightLimit, h.InFlightMax)
 				}
 				return nil
 			})
@@ -63,7 +63,7 @@ func printHealth(w io.Writer, checks []api.CheckStatus, now time.Time) error {
 			lat = fmt.Sprintf("%.1fms", float64(s.Latency.Microseconds())/1000)
 			age = now.Sub(s.At).Round(100 * time.Millisecond).String()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", s.Service, s.Server, s.Type, s.Target, s.Health, last, lat, s.Checks, age)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", cell(s.Service), cell(s.Server), cell(s.Type), cell(s.Target), cell(string(s.Health)), cell(last), lat, s.Checks, age)
 	}
 	return tw.Flush()
 }

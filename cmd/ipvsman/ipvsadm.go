@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -18,8 +19,9 @@ import (
 	"github.com/ipvsman/ipvsman/fsm/ipvsadm"
 )
 
-// runIpvsadm executes one ipvsadm command line against the cluster.
-func runIpvsadm(g *globals, args []string) error {
+// runIpvsadm executes one ipvsadm command line against the cluster,
+// printing to out and errOut.
+func runIpvsadm(g *globals, args []string, out, errOut io.Writer) error {
 	args, withHealth := takeHealthFlag(args)
 	cmd, err := ipvsadm.Parse(args)
 	if err != nil {
@@ -30,10 +32,10 @@ func runIpvsadm(g *globals, args []string) error {
 	}
 	switch cmd.Action {
 	case ipvsadm.ActionHelp:
-		fmt.Print(ipvsadm.Usage("ipvsman") + globalUsage)
+		fmt.Fprint(out, ipvsadm.Usage("ipvsman")+globalUsage)
 		return nil
 	case ipvsadm.ActionVersion:
-		fmt.Printf("ipvsman %s (ipvsadm command language, applied cluster-wide)\n", release.Version)
+		fmt.Fprintf(out, "ipvsman %s (ipvsadm command language, applied cluster-wide)\n", release.Version)
 		return nil
 	}
 	c, err := g.client()
@@ -64,7 +66,7 @@ func runIpvsadm(g *globals, args []string) error {
 		return c.Zero(ctx, svc)
 	case ipvsadm.ActionList, ipvsadm.ActionSave:
 		if cmd.Action == ipvsadm.ActionList && cmd.List.Connections {
-			return listConns(ctx, c, g.node)
+			return listConns(ctx, out, c, g.node)
 		}
 		var cfg *fsm.Config
 		var stats ipvsadm.Stats
@@ -80,7 +82,7 @@ func runIpvsadm(g *globals, args []string) error {
 				return err
 			}
 			if resp.Stale != "" {
-				fmt.Fprintf(os.Stderr, "ipvsman: warning: node %s may be behind the cluster (%s)\n", resp.Node, resp.Stale)
+				fmt.Fprintf(errOut, "ipvsman: warning: node %s may be behind the cluster (%s)\n", resp.Node, resp.Stale)
 			}
 			cfg = resp.Config
 			if cmd.Action == ipvsadm.ActionList {
@@ -96,7 +98,7 @@ func runIpvsadm(g *globals, args []string) error {
 		if !cmd.List.Numeric {
 			res = &resolver{}
 		}
-		w := bufio.NewWriter(os.Stdout)
+		w := bufio.NewWriter(out)
 		if cmd.Action == ipvsadm.ActionSave {
 			err = ipvsadm.FormatSave(w, cfg, cmd.List.Numeric, res)
 		} else {
@@ -157,7 +159,7 @@ func nodeClient(ctx context.Context, c *api.Client, name string) (*api.Client, e
 // listConns is -L -c: one node's connection table (the node at --api, or
 // --node), as ipvsadm -L -c -n prints it, the entries its sync backup
 // learnt from the leader included. Addresses are always numeric.
-func listConns(ctx context.Context, c *api.Client, node string) error {
+func listConns(ctx context.Context, out io.Writer, c *api.Client, node string) error {
 	if node != "" {
 		nc, err := nodeClient(ctx, c, node)
 		if err != nil {
@@ -173,7 +175,7 @@ func listConns(ctx context.Context, c *api.Client, node string) error {
 	for i, c := range r.Conns {
 		conns[i] = table.Conn(c)
 	}
-	w := bufio.NewWriter(os.Stdout)
+	w := bufio.NewWriter(out)
 	if err := table.FormatConns(w, conns); err != nil {
 		return err
 	}

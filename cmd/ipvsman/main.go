@@ -17,6 +17,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/user"
 	"strconv"
@@ -29,6 +30,7 @@ import (
 	"github.com/ipvsman/ipvsman/cluster/pki"
 	"github.com/ipvsman/ipvsman/cluster/release"
 	"github.com/ipvsman/ipvsman/fsm"
+	"github.com/ipvsman/ipvsman/fsm/escape"
 )
 
 // globals are the connection settings every command shares.
@@ -47,23 +49,43 @@ type globals struct {
 const exitUnknown = 3
 
 func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run is the CLI: it runs one command line and returns the exit status.
+//
+// Everything it prints leaves through escape.Writer: what it prints comes
+// from clients and the log (actors, summaries, names, check settings,
+// the server's error messages), and a terminal must show such text, never
+// act on it (colours, a retitled window, a line overwritten, text
+// reordered by a bidi override). Fields printed in tables are escaped
+// with escape.String besides, so that a newline in one cannot forge a
+// row. The live console writes its own screen (top: it escapes what it
+// shows).
+func run(args []string, stdout, stderr io.Writer) int {
+	out, errOut := escape.NewWriter(stdout), escape.NewWriter(stderr)
+	defer errOut.Flush()
+	defer out.Flush()
 	g := &globals{}
-	ipvsadmMode, rest, err := g.split(os.Args[1:])
+	ipvsadmMode, rest, err := g.split(args)
 	if err == nil && ipvsadmMode {
-		err = runIpvsadm(g, rest)
+		err = runIpvsadm(g, rest, out, errOut)
 	} else if err == nil {
 		root := rootCmd(g)
-		root.SetArgs(os.Args[1:])
+		root.SetArgs(args)
+		root.SetOut(out)
+		root.SetErr(errOut)
 		err = root.Execute()
 	}
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "ipvsman:", err)
+		fmt.Fprintln(errOut, "ipvsman:", err)
 		var unknown *api.OutcomeUnknownError
 		if errors.As(err, &unknown) {
-			os.Exit(exitUnknown)
+			return exitUnknown
 		}
-		os.Exit(1)
+		return 1
 	}
+	return 0
 }
 
 // split tells ipvsadm's language ("-A -t …", "-L -n", or nothing, which

@@ -21,15 +21,15 @@ func printMembers(w io.Writer, st api.ClusterStatus) error {
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "MEMBER\tSUFFRAGE\tVERSION\tPROTOCOL\tGOSSIP\tLAST CONTACT\tRAFT ADDRESS\tGOSSIP ADDRESS\tREADY")
 	for _, m := range st.Members {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.ID, m.Suffrage, dash(m.Version), protocolColumn(m.Protocol),
-			gossipColumn(m), contactColumn(m), dash(m.RaftAddr), dash(m.GossipAddr), readyColumn(m))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", cell(m.ID), cell(m.Suffrage), cell(dash(m.Version)), protocolColumn(m.Protocol),
+			cell(gossipColumn(m)), cell(contactColumn(m)), cell(dash(m.RaftAddr)), cell(dash(m.GossipAddr)), cell(readyColumn(m)))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	fmt.Fprintf(w, "cluster protocol: %d\n", st.MinProtocol)
 	if st.Note != "" {
-		fmt.Fprintf(w, "note: %s\n", st.Note)
+		fmt.Fprintf(w, "note: %s\n", cell(st.Note))
 	}
 	return nil
 }
@@ -88,7 +88,7 @@ its old log unless given --join, with which it joins as a new member.
 A node that cannot be reached cannot drain itself: remove it with
 'ipvsman cluster leave NODE'.`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(_ *cobra.Command, args []string) error {
+		RunE: func(cmd *cobra.Command, args []string) error {
 			return g.withClient(func(ctx context.Context, c *api.Client) error {
 				nc, err := nodeClient(ctx, c, args[0])
 				if err != nil {
@@ -102,7 +102,7 @@ A node that cannot be reached cannot drain itself: remove it with
 					}
 					return err
 				}
-				fmt.Printf("node %s drained; removed by leader %s\n", r.Node, r.Leader)
+				fmt.Fprintf(cmd.OutOrStdout(), "node %s drained; removed by leader %s\n", r.Node, r.Leader)
 				return nil
 			})
 		},

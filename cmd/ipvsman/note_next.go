@@ -20,12 +20,12 @@ func init() {
 			Use:   "note TEXT",
 			Short: "Set the cluster's note, shown by cluster status (\"\" clears it; protocol 3)",
 			Args:  cobra.ExactArgs(1),
-			RunE: func(_ *cobra.Command, args []string) error {
+			RunE: func(cmd *cobra.Command, args []string) error {
 				return g.withClient(func(ctx context.Context, c *api.Client) error {
 					if _, err := c.Command(ctx, "note", fsm.NotePayload{Text: args[0]}); err != nil {
 						return refusedByOldNode(ctx, c, "cluster note", err)
 					}
-					fmt.Println("note set")
+					fmt.Fprintln(cmd.OutOrStdout(), "note set")
 					return nil
 				})
 			},

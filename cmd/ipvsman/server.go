@@ -54,7 +54,8 @@ func serverCmd(g *globals) *cobra.Command {
 					if err != nil {
 						return err
 					}
-					fmt.Printf("%s\ncommitted as version %d\n", r.Result.Summary, r.Result.Version)
+					printSummary(cc.OutOrStdout(), r.Result.Summary)
+					fmt.Fprintf(cc.OutOrStdout(), "committed as version %d\n", r.Result.Version)
 					return nil
 				})
 			},

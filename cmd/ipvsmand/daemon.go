@@ -325,6 +325,8 @@ func (d *daemon) join() {
 	c := &api.Client{Base: d.o.join, Token: d.token, Actor: "ipvsmand@" + d.o.nodeID, PlainFix: server.PlainFix}
 	if d.tls != nil {
 		c.TLS, c.CA = d.tls.PeerClient(), fmt.Sprintf("--tls-ca %q", d.o.tlsCA)
+	} else {
+		c.NodeKey = server.NodeKey(d.token)
 	}
 	d.stop.join = d.stack.push("join", start(func(ctx context.Context) { _ = api.JoinLoop(ctx, c, d.self, d.log) }))
 }

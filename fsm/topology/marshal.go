@@ -11,6 +11,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/ipvsman/ipvsman/fsm"
+	"github.com/ipvsman/ipvsman/fsm/escape"
 )
 
 // MarshalYAML writes cfg in the structured form, so that
@@ -58,6 +59,7 @@ func MarshalYAML(cfg *fsm.Config) ([]byte, error) {
 		return nil, fmt.Errorf("marshal topology: %w", err)
 	}
 	flowServers(&doc)
+	quoteEscaped(&doc)
 	var buf bytes.Buffer
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)
@@ -206,6 +208,19 @@ func flowServers(doc *yaml.Node) {
 				}
 			}
 		}
+	}
+}
+
+// quoteEscaped double-quotes every string the CLI's output escapes (a
+// bidi override, say, which YAML would write bare): in double quotes the
+// escape the CLI prints (\u202e) is YAML's own for the same rune, so an
+// export read back gives the configuration it came from.
+func quoteEscaped(n *yaml.Node) {
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!str" && escape.Needed(n.Value) {
+		n.Style = yaml.DoubleQuotedStyle
+	}
+	for _, c := range n.Content {
+		quoteEscaped(c)
 	}
 }
 

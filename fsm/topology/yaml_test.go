@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/ipvsman/ipvsman/fsm"
+	"github.com/ipvsman/ipvsman/fsm/escape"
 )
 
 func mustYAML(t *testing.T, text string) *fsm.Config {
@@ -325,6 +326,36 @@ true:u:10.0.0.2:53 ["yes:10.5.0.1", "null:10.5.0.2", "0x1:10.5.0.3", "1e3:10.5.0
 		}
 		roundTrip(t, cfg)
 	})
+}
+
+// An export printed by the CLI, which escapes bidi overrides and control
+// characters (escape.Text), still reads back as the configuration it came
+// from: such strings are double-quoted, where the CLI's escapes are YAML's.
+func TestMarshalRoundTripThroughTheCLIsEscaping(t *testing.T) {
+	key := fsm.ServiceKey{Protocol: fsm.TCP, Address: netip.MustParseAddr("10.0.0.1"), Port: 80}
+	cfg, err := fsm.ApplyOps(fsm.NewConfig(), []fsm.Op{
+		{Kind: fsm.OpAddService, Service: &fsm.Service{Key: key, Scheduler: "rr"}},
+		{Kind: fsm.OpSetCheck, ServiceKey: key, Check: &fsm.HealthCheck{Type: "http", Path: "/he\u202ealth\u2028x", Host: "a\u009bb", Body: "ok\u200f"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	roundTrip(t, cfg)
+	out, err := MarshalYAML(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	printed := escape.Text(string(out))
+	if strings.ContainsAny(printed, "\u202e\u2028\u009b\u200f") {
+		t.Fatalf("escaped export still holds a bidi or control rune:\n%s", printed)
+	}
+	back, err := ParseYAML(strings.NewReader(printed))
+	if err != nil {
+		t.Fatalf("ParseYAML(escaped export): %v\n%s", err, printed)
+	}
+	if got, want := jsonOf(t, back), jsonOf(t, cfg); got != want {
+		t.Fatalf("escaped export reads back differently:\n%s\n---\n%s\nYAML:\n%s", want, got, printed)
+	}
 }
 
 func TestMarshalShape(t *testing.T) {

@@ -125,7 +125,7 @@ func (m *Model) clusterPane() []string {
 	cs := m.cluster()
 	if cs == nil {
 		if m.haveSnap && m.snap.ClusterErr != "" {
-			return []string{m.st.err.Render(m.fit("cluster status: " + m.snap.ClusterErr))}
+			return []string{m.st.err.Render(m.fit("cluster status: " + printable(m.snap.ClusterErr)))}
 		}
 		return []string{m.fit("cluster: no status yet")}
 	}
@@ -149,10 +149,10 @@ func (m *Model) clusterPane() []string {
 				}
 			}
 		}
-		lines = append(lines, m.fit(fmt.Sprintf("%-12s %-9s %-8s %-9s %8s %-22s %s", cut(mv.ID, 12), cut(role, 9), cut(mv.Suffrage, 8), cut(dash(mv.Gossip), 9), applied, cut(table, 22), reach)))
+		lines = append(lines, m.fit(printable(fmt.Sprintf("%-12s %-9s %-8s %-9s %8s %-22s %s", cut(mv.ID, 12), cut(role, 9), cut(mv.Suffrage, 8), cut(dash(mv.Gossip), 9), applied, cut(table, 22), reach))))
 	}
 	if cs.Note != "" {
-		lines = append(lines, m.fit("note: "+cs.Note))
+		lines = append(lines, m.fit("note: "+printable(cs.Note)))
 	}
 	// At most half the space the table has: the services stay in view.
 	limit := max(2, (m.height-fixedLines)/2)

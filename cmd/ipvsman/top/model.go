@@ -6,13 +6,13 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode"
 
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
 
 	"github.com/ipvsman/ipvsman/director/table"
 	"github.com/ipvsman/ipvsman/fsm"
+	"github.com/ipvsman/ipvsman/fsm/escape"
 	"github.com/ipvsman/ipvsman/fsm/ipvsadm"
 )
 
@@ -233,17 +233,14 @@ func (m *Model) onActed(msg actedMsg) tea.Cmd {
 
 func (m *Model) setStatus(isErr bool, s string) { m.status, m.isErr = printable(s), isErr }
 
-// printable drops control characters from text that came from elsewhere
-// (an error from the API), so that it cannot move the cursor or
-// restyle the terminal.
-func printable(s string) string {
-	return strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) {
-			return ' '
-		}
-		return r
-	}, s)
-}
+// printable is text that came from elsewhere (an error from the API, a
+// verdict's reason, a member's name) as one line the screen shows: what
+// could move the cursor, restyle the terminal or reorder the line is
+// escaped (escape.String), and a newline or tab is a space, since the
+// screen wraps the line itself.
+func printable(s string) string { return escape.String(spaces.Replace(s)) }
+
+var spaces = strings.NewReplacer("\n", " ", "\t", " ")
 
 // enqueue adds an action; actions go one at a time, in key order.
 func (m *Model) enqueue(in intent) tea.Cmd {

@@ -367,7 +367,7 @@ func TestRefreshFailureKeepsTheLastScreen(t *testing.T) {
 }
 
 func TestPrintable(t *testing.T) {
-	if got := printable("weight\x1b[2J 1\n2"); got != "weight [2J 1 2" {
+	if got := printable("weight\x1b[2J 1\n2\u202e\xff"); got != `weight\x1b[2J 1 2\u202e\xff` {
 		t.Errorf("printable: %q", got)
 	}
 }

@@ -71,7 +71,7 @@ func (m *Model) bodyHeight() int {
 // View draws the screen.
 func (m *Model) View() string {
 	var out []string
-	out = append(out, m.st.header.Render(m.fit(m.headerLine())))
+	out = append(out, m.st.header.Render(m.fit(printable(m.headerLine()))))
 	out = append(out, m.kernelLines()...)
 	titles := m.columns("  SERVER", "FWD", "WGT", "HEALTH", "STATE", "ACT", "INACT", "CONN/S", "BYTES/S")
 	if m.mode == modePick {
@@ -86,7 +86,7 @@ func (m *Model) View() string {
 	if m.showCluster {
 		out = append(out, m.clusterPane()...)
 	}
-	out = append(out, m.fit(m.detailLine()))
+	out = append(out, m.fit(printable(m.detailLine())))
 	for _, l := range m.statusLines() {
 		if m.isErr {
 			l = m.st.err.Render(m.fit(l))
@@ -154,7 +154,7 @@ func (m *Model) kernelLines() []string {
 	case m.node != m.snap.KernelNode:
 		s = fmt.Sprintf("kernel view of %s: waiting for the API", m.node)
 	case m.snap.KernelErr != "":
-		s = fmt.Sprintf("kernel view unavailable on %s: %s", m.node, printable(m.snap.KernelErr))
+		s = fmt.Sprintf("kernel view unavailable on %s: %s", m.node, m.snap.KernelErr)
 	default:
 		s = fmt.Sprintf("kernel view of %s: counters of %s", m.node, m.snap.At.Format("15:04:05"))
 		if m.rates == nil {
@@ -174,7 +174,7 @@ func (m *Model) kernelLines() []string {
 	if m.fetching && m.now().Sub(m.askedAt) > 3*m.interval {
 		s = fmt.Sprintf("API slow: no answer for %s; ", m.now().Sub(m.askedAt).Round(m.interval)) + s
 	}
-	return m.wrap(s, 2)
+	return m.wrap(printable(s), 2)
 }
 
 // body is the table's visible rows, or the picker.

@@ -103,18 +103,19 @@ func (w *writeLimiter) forgetFull(now time.Time) {
 }
 
 // limitWrites refuses a client's writes over its rate (429). A request a
-// member forwarded was counted on that member; the header alone does not
-// exempt a request, its source must be a member's address.
+// node forwarded was counted on that node; the forwarded header counts
+// only from a node (auth removes it from anyone else's request), so a
+// client cannot name itself a forwarder to skip its limit.
 func (s *Server) limitWrites(w http.ResponseWriter, r *http.Request) bool {
 	if s.writes == nil || r.Method == http.MethodGet || r.Method == http.MethodHead {
+		return true
+	}
+	if callerOf(r).node && r.Header.Get(api.HeaderForwarded) != "" {
 		return true
 	}
 	client, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		client = r.RemoteAddr
-	}
-	if r.Header.Get(api.HeaderForwarded) != "" && s.isMember(client) {
-		return true
 	}
 	ok, wait := s.writes.allow(client)
 	if !ok {
@@ -122,19 +123,4 @@ func (s *Server) limitWrites(w http.ResponseWriter, r *http.Request) bool {
 		writeError(w, http.StatusTooManyRequests, "rate-limited", fmt.Sprintf("client %s: more than %g writes/s (burst %g): retry in %s (--max-writes-per-second)", client, s.writes.rate, s.writes.burst, wait.Round(time.Millisecond)))
 	}
 	return ok
-}
-
-// isMember reports whether host is the API or Raft host of a member.
-func (s *Server) isMember(host string) bool {
-	found := false
-	s.Node.View(func(st *fsm.State, _ uint64) {
-		for _, m := range st.Members {
-			for _, a := range []string{m.APIAddr, m.RaftAddr} {
-				if h, _, err := net.SplitHostPort(a); err == nil && h == host {
-					found = true
-				}
-			}
-		}
-	})
-	return found
 }

@@ -23,12 +23,17 @@ func (s *Server) drain(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 60*time.Second)
 	defer cancel()
 	id := s.Node.ID()
+	who, err := actorOf(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "rejected", err.Error())
+		return
+	}
 	if _, err := s.Node.BeginDrain(); err != nil {
 		s.Node.CancelDrain(err.Error())
 		writeFailure(w, fmt.Errorf("drain %s: %w", id, err))
 		return
 	}
-	leader, err := s.leaveThroughLeader(ctx, id)
+	leader, err := s.leaveThroughLeader(ctx, id, who)
 	if err != nil {
 		s.Node.CancelDrain(err.Error())
 		writeFailure(w, fmt.Errorf("drain %s: the leader did not remove it: %w", id, err))
@@ -41,14 +46,15 @@ func (s *Server) drain(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, api.DrainResponse{Node: id, Leader: leader})
 }
 
-// leaveThroughLeader asks the current leader to remove id, retrying while
-// leadership settles after a hand-over.
-func (s *Server) leaveThroughLeader(ctx context.Context, id string) (string, error) {
+// leaveThroughLeader asks the current leader to remove id for who (the
+// operator who asked for the drain), retrying while leadership settles
+// after a hand-over.
+func (s *Server) leaveThroughLeader(ctx context.Context, id string, who fsm.Actor) (string, error) {
 	backoff := 50 * time.Millisecond
 	for {
 		lid, leaderAPI, err := s.Node.LeaderAPI()
 		if err == nil && lid != id {
-			c := s.peer(leaderAPI, "ipvsmand@"+id+" (drain)")
+			c := s.peer(leaderAPI, who)
 			if err = c.Leave(ctx, id); err == nil {
 				return lid, nil
 			}

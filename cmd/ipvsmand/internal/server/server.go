@@ -33,6 +33,7 @@ import (
 	"github.com/ipvsman/ipvsman/director"
 	"github.com/ipvsman/ipvsman/director/health"
 	"github.com/ipvsman/ipvsman/fsm"
+	"github.com/ipvsman/ipvsman/fsm/escape"
 	"github.com/ipvsman/ipvsman/fsm/ipvsadm"
 	"github.com/ipvsman/ipvsman/vip"
 )
@@ -135,21 +136,26 @@ func (s *Server) Handler() http.Handler {
 // api.Client.PlainFix).
 const PlainFix = "this node runs without TLS: a node that talks to others off loopback needs --tls-cert, --tls-key and --tls-ca, as they do"
 
-// peer is a client for another node's API, with this node's token and,
-// in a TLS cluster, its certificate.
-func (s *Server) peer(base, actor string) *api.Client {
-	c := &api.Client{Base: base, Token: s.Tokens.Send(), Actor: actor, HTTP: s.peerHTTP, PlainFix: PlainFix}
+// peer is a client for another node's API, with this node's token and
+// its proof of being a node: in a TLS cluster its certificate, in a plain
+// one the node key. For a request it passes on for a client, who names
+// the principal this node authenticated and the client's claim; the zero
+// who is this node asking for itself.
+func (s *Server) peer(base string, who fsm.Actor) *api.Client {
+	c := &api.Client{Base: base, Token: s.Tokens.Send(), Actor: who.Claim, Principal: who.Principal, HTTP: s.peerHTTP, PlainFix: PlainFix}
 	if s.TLS != nil {
 		c.TLS, c.CA = s.TLS.PeerClient(), "the cluster CA (--tls-ca)"
+	} else {
+		c.NodeKey = s.Tokens.NodeKey()
 	}
 	return c
 }
 
 // needsNodeCert tells the requests only a node makes: a join (a new
 // member's Raft address goes into the configuration) and a write another
-// node forwarded (it carries an actor the leader records as given).
-// join-via is not one: the operator asks the joining node itself, which
-// then joins with its own certificate.
+// node forwarded (it carries the principal the forwarder authenticated,
+// which the leader records as given). join-via is not one: the operator
+// asks the joining node itself, which then joins with its own certificate.
 func needsNodeCert(r *http.Request) bool {
 	return r.URL.Path == "/v1/cluster/join" || r.Header.Get(api.HeaderForwarded) != ""
 }
@@ -158,6 +164,52 @@ func needsNodeCert(r *http.Request) bool {
 // chains to the cluster CA (checked by the TLS handshake).
 func verifiedNode(cs *tls.ConnectionState) bool {
 	return cs != nil && len(cs.VerifiedChains) > 0
+}
+
+// caller is who a request comes from, as auth established it.
+type caller struct {
+	// principal is the credential that authenticated the request
+	// (fsm.Principal*), or the one the node that passed it on
+	// authenticated.
+	principal string
+	// node: the request is authenticated as a node's, so the headers only
+	// a node may send (forwarded, principal) count.
+	node bool
+}
+
+type callerKey struct{}
+
+// callerOf is the caller auth established for r.
+func callerOf(r *http.Request) caller {
+	c, _ := r.Context().Value(callerKey{}).(caller)
+	return c
+}
+
+// identify tells who r comes from. A node is a client with a verified
+// certificate of the cluster CA in a TLS cluster, and one that sent the
+// node key in a plain one; its own principal is its certificate's name or
+// the node key, or the principal it passes on. Anyone else is the token
+// they authenticated with. The error is a node's principal that is not
+// one (400).
+func (s *Server) identify(r *http.Request, admin bool) (caller, error) {
+	var c caller
+	switch {
+	case s.TLS != nil && verifiedNode(r.TLS):
+		c = caller{principal: fsm.NodeCertPrincipal(r.TLS.VerifiedChains[0][0].Subject.CommonName), node: true}
+	case s.TLS == nil && s.Tokens.acceptsNodeKey(r.Header.Get(api.HeaderNodeKey)):
+		c = caller{principal: fsm.PrincipalNodeKey, node: true}
+	case admin:
+		return caller{principal: fsm.PrincipalAdminToken}, nil
+	default:
+		return caller{principal: fsm.PrincipalReadToken}, nil
+	}
+	if p := r.Header.Get(api.HeaderPrincipal); p != "" {
+		if err := fsm.ValidatePrincipal(p); err != nil {
+			return c, fmt.Errorf("header %s: %w", api.HeaderPrincipal, err)
+		}
+		c.principal = p
+	}
+	return c, nil
 }
 
 func (s *Server) auth(next http.Handler) http.Handler {
@@ -175,10 +227,24 @@ func (s *Server) auth(next http.Handler) http.Handler {
 			writeError(w, http.StatusUnauthorized, "unauthorized", "missing or wrong cluster token (--token / IPVSMAN_TOKEN)")
 			return
 		}
-		if s.TLS != nil && needsNodeCert(r) && !verifiedNode(r.TLS) {
-			writeError(w, http.StatusForbidden, "forbidden", fmt.Sprintf("%s %s: joins and forwarded writes must come from a node: present a certificate signed by the cluster CA (--tls-cert); the token alone is not enough", r.Method, r.URL.Path))
+		who, err := s.identify(r, admin)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "rejected", err.Error())
 			return
 		}
+		if !who.node {
+			if s.TLS != nil && needsNodeCert(r) {
+				writeError(w, http.StatusForbidden, "forbidden", fmt.Sprintf("%s %s: joins and forwarded writes must come from a node: present a certificate signed by the cluster CA (--tls-cert); the token alone is not enough", r.Method, r.URL.Path))
+				return
+			}
+			// Only a node forwards and passes principals on: from anyone
+			// else these headers count for nothing (on a plain cluster,
+			// where a node of an older build sends no node key, such a
+			// request is served as any client's rather than refused).
+			r.Header.Del(api.HeaderForwarded)
+			r.Header.Del(api.HeaderPrincipal)
+		}
+		r = r.WithContext(context.WithValue(r.Context(), callerKey{}, who))
 		if !s.limitWrites(w, r) {
 			return
 		}
@@ -244,7 +310,7 @@ func (s *Server) clusterStatus(w http.ResponseWriter, r *http.Request) {
 			defer wg.Done()
 			ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 			defer cancel()
-			ns, err := s.peer(v.APIAddr, "").Status(ctx)
+			ns, err := s.peer(v.APIAddr, fsm.Actor{}).Status(ctx)
 			if err != nil {
 				v.Error = err.Error()
 				return
@@ -272,7 +338,7 @@ func (s *Server) consistent(r *http.Request) (stale string) {
 		if err != nil {
 			return 0, err
 		}
-		st, err := s.peer(leaderAPI, "").Status(ctx)
+		st, err := s.peer(leaderAPI, fsm.Actor{}).Status(ctx)
 		return st.CommitIndex, err
 	})
 	if err != nil {
@@ -325,7 +391,11 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request) {
 	var items []api.HistoryItem
 	s.Node.View(func(st *fsm.State, _ uint64) {
 		for _, h := range st.History {
-			items = append(items, api.HistoryItem{Version: h.Version, Time: h.Time, Actor: h.Actor, Request: h.Request, Summary: h.Summary})
+			item := api.HistoryItem{Version: h.Version, Time: h.Time, Actor: h.Actor, Request: h.Request, Summary: h.Summary}
+			if a, ok := fsm.ParseActor(h.Actor); ok {
+				item.Principal, item.Claimed = a.Principal, a.Claim
+			}
+			items = append(items, item)
 		}
 	})
 	if items == nil {
@@ -432,11 +502,16 @@ func (s *Server) joinVia(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "rejected", fmt.Sprintf("join: member API address: missing or malformed (%v)", err))
 		return
 	}
-	c := s.peer(req.Member, r.Header.Get(api.HeaderActor))
+	who, err := actorOf(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "rejected", err.Error())
+		return
+	}
+	c := s.peer(req.Member, who)
 	if err := c.Join(r.Context(), s.Self); err != nil {
 		writeError(w, http.StatusBadGateway, "rejected", fmt.Sprintf("join through %s: %v", req.Member, err))
 		return
 	}
-	s.Log.Info("joined the cluster", "node", s.Self.ID, "via", req.Member)
+	s.Log.Info("joined the cluster", "node", s.Self.ID, "via", escape.String(req.Member))
 	writeJSON(w, http.StatusOK, api.WriteResponse{})
 }

@@ -1,6 +1,9 @@
 package server
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"sync/atomic"
 )
@@ -108,4 +111,32 @@ func (t *Tokens) forwardAs(got string) string {
 		return s.read.Send()
 	}
 	return got
+}
+
+// NodeKey is the key a node of a plain (loopback) cluster sends with its
+// requests to other nodes (api.HeaderNodeKey), derived from the cluster
+// token. The CLI never derives or sends it, so a client's request, even
+// with the cluster token, is not taken for a node's: its forwarding
+// headers count for nothing. What it cannot do is keep out a holder of
+// the cluster token who derives it on purpose; on loopback nothing can,
+// since such a holder may already change anything, and Raft there is
+// plain TCP (docs/security.md).
+func NodeKey(token string) string {
+	if token == "" {
+		return ""
+	}
+	m := hmac.New(sha256.New, []byte(token))
+	m.Write([]byte("ipvsman node key v1"))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// NodeKey is the node key this node sends: the one of the cluster token it
+// sends, which a peer not yet reloaded accepts during a rotation.
+func (t *Tokens) NodeKey() string { return NodeKey(t.Send()) }
+
+// acceptsNodeKey reports whether got is the node key of a cluster token
+// this node accepts, in constant time.
+func (t *Tokens) acceptsNodeKey(got string) bool {
+	a := t.p.Load().admin
+	return equalToken(got, NodeKey(a.Current)) || equalToken(got, NodeKey(a.Previous))
 }

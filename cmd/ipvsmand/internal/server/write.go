@@ -19,9 +19,22 @@ import (
 
 // writeReq is a write as the leader's handler sees it.
 type writeReq struct {
-	body    []byte
+	body []byte
+	who  fsm.Actor // the principal authenticated (here or by the node that forwarded it) and the client's claim
+	// actor is who, as recorded (fsm.Actor.String).
 	actor   string
 	request string // the client's request ID
+}
+
+// actorOf is who a request comes from, to record or to pass on to another
+// node: the principal auth established and the client's claim, which may
+// be long enough to name someone, not to fill the history.
+func actorOf(r *http.Request) (fsm.Actor, error) {
+	claim := r.Header.Get(api.HeaderActor)
+	if len(claim) > fsm.MaxClaim {
+		return fsm.Actor{}, fmt.Errorf("header %s: %q: %d bytes, want at most %d", api.HeaderActor, claim[:64]+"…", len(claim), fsm.MaxClaim)
+	}
+	return fsm.Actor{Principal: callerOf(r).principal, Claim: claim}, nil
 }
 
 // leaderFunc runs a write on the leader and returns the response body.
@@ -59,10 +72,12 @@ func (s *Server) write(h leaderFunc) http.HandlerFunc {
 			writeError(w, http.StatusRequestEntityTooLarge, "rejected", fmt.Sprintf("request body: %v", err))
 			return
 		}
-		req := writeReq{body: body, actor: r.Header.Get(api.HeaderActor), request: r.Header.Get(api.HeaderRequest)}
-		if req.actor == "" {
-			req.actor = "api@" + r.RemoteAddr
+		who, err := actorOf(r)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "rejected", err.Error())
+			return
 		}
+		req := writeReq{body: body, who: who, actor: who.String(), request: r.Header.Get(api.HeaderRequest)}
 		if req.request == "" {
 			req.request = api.NewRequestID()
 		} else if err := fsm.ValidateRequestID(req.request); err != nil {
@@ -180,7 +195,15 @@ func (s *Server) forward(ctx context.Context, w http.ResponseWriter, r *http.Req
 	got, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	hr.Header.Set("Authorization", "Bearer "+s.Tokens.forwardAs(got))
 	hr.Header.Set("Content-Type", "application/json")
-	hr.Header.Set(api.HeaderActor, req.actor)
+	// The claim as the client sent it, and the principal it was
+	// authenticated as here, which the leader takes from a node only.
+	if req.who.Claim != "" {
+		hr.Header.Set(api.HeaderActor, req.who.Claim)
+	}
+	hr.Header.Set(api.HeaderPrincipal, req.who.Principal)
+	if s.TLS == nil {
+		hr.Header.Set(api.HeaderNodeKey, s.Tokens.NodeKey())
+	}
 	hr.Header.Set(api.HeaderRequest, req.request)
 	hr.Header.Set(api.HeaderForwarded, s.Node.ID())
 	if dl, ok := ctx.Deadline(); ok {
