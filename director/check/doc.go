@@ -44,7 +44,7 @@
 //
 //	func init() { Register("foo", newFoo) }
 //
-//	func newFoo(c fsm.HealthCheck) (Checker, error) { ... }
+//	func newFoo(c fsm.HealthCheck, o Options) (Checker, error) { ... }
 //
 // The builder gets the check with defaults applied and already validated
 // by fsm.ValidateHealthCheck; add the type to fsm.CheckTypes (and its
