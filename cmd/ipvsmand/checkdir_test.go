@@ -44,7 +44,7 @@ func TestCheckDirFlags(t *testing.T) {
 	next := &fsm.Config{Services: map[string]*fsm.Service{key.String(): {Key: key, Scheduler: "rr",
 		Check: &fsm.HealthCheck{Type: "exec", Command: []string{"/usr/bin/touch", "/tmp/x"}}}}}
 	err = admitExec(x, "d1")(&fsm.Config{}, next)
-	if err == nil || !strings.HasPrefix(err.Error(), `service tcp:10.0.0.1:80 check command "/usr/bin/touch": "/usr/bin/touch": outside --check-dir "`+missing+`"`) ||
+	if err == nil || !strings.HasPrefix(err.Error(), `service tcp:10.0.0.1:80 check command "/usr/bin/touch": outside --check-dir "`+missing+`"`) ||
 		!strings.HasSuffix(err.Error(), "(checked by the leader, d1)") {
 		t.Fatalf("admitExec: %v", err)
 	}

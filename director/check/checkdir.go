@@ -56,24 +56,25 @@ func (d *Dir) Check() error {
 // absolute path inside it ("/etc/ipvsman/checks/check-web"); there is no
 // search of $PATH and no shell. Symbolic links are followed, and must
 // end inside the directory. The error says why the program may not run,
-// naming the path and, for ownership and modes, the fix.
+// naming the path and, for ownership and modes, the fix; the caller
+// names the program.
 func (d *Dir) Resolve(program string) (string, error) {
 	if program == "" {
 		return "", errors.New("empty program")
 	}
 	if slices.Contains(strings.Split(program, "/"), "..") {
-		return "", fmt.Errorf("%q: \"..\" may not leave --check-dir %q: name a program inside it", program, d.path)
+		return "", fmt.Errorf("\"..\" may not leave --check-dir %q: name a program inside it", d.path)
 	}
 	rel := program
 	if filepath.IsAbs(program) {
 		r, err := filepath.Rel(d.path, filepath.Clean(program))
 		if err != nil || r == "." || !filepath.IsLocal(r) {
-			return "", fmt.Errorf("%q: outside --check-dir %q: install the program there and name it by its name in it", program, d.path)
+			return "", fmt.Errorf("outside --check-dir %q: install the program there and name it by its name in it", d.path)
 		}
 		rel = r
 	}
 	if !filepath.IsLocal(rel) {
-		return "", fmt.Errorf("%q: not a path inside --check-dir %q", program, d.path)
+		return "", fmt.Errorf("not a path inside --check-dir %q", d.path)
 	}
 	realDir, err := d.real()
 	if err != nil {
@@ -83,16 +84,16 @@ func (d *Dir) Resolve(program string) (string, error) {
 	realProg, err := filepath.EvalSymlinks(joined)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return "", fmt.Errorf("%q: not in --check-dir %q: %w", program, d.path, err)
+			return "", fmt.Errorf("not in --check-dir %q: %w", d.path, err)
 		}
-		return "", fmt.Errorf("%q in --check-dir %q: %w", program, d.path, err)
+		return "", fmt.Errorf("in --check-dir %q: %w", d.path, err)
 	}
 	if r, err := filepath.Rel(realDir, realProg); err != nil || r == "." || !filepath.IsLocal(r) {
 		where := fmt.Sprintf("%q", d.path)
 		if realDir != d.path {
 			where += fmt.Sprintf(" (%q)", realDir)
 		}
-		return "", fmt.Errorf("%q: leads to %q, outside --check-dir %s: a link must stay inside", program, realProg, where)
+		return "", fmt.Errorf("leads to %q, outside --check-dir %s: a link must stay inside", realProg, where)
 	}
 	// The directories holding each step of the way: the link's and the
 	// program's own, up to the check directory.

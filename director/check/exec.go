@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -46,6 +47,9 @@ type Exec struct {
 // its reason changes, and its end.
 func (x *Exec) resolve(program string) (string, error) {
 	path, err := x.Dir.Resolve(program)
+	if err != nil {
+		err = fmt.Errorf("%q: %w", program, err)
+	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	log := x.Log
