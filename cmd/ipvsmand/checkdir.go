@@ -11,7 +11,8 @@ import (
 
 // openExec reads --check-dir and --check-user into how this node runs
 // exec checks, and logs the outcome in one line. A bad flag value (a
-// relative directory, an unknown user) stops the start; a directory that
+// relative directory, an unknown user, a user this process may not
+// become) stops the start; a directory that
 // is missing or unsafe does not: the node still directs traffic, refuses
 // writes adding exec checks while it leads, and fails the exec checks it
 // runs, saying why, until the directory is fixed.
@@ -25,6 +26,9 @@ func openExec(dir, user string, log *slog.Logger) (*check.Exec, error) {
 	if user != "" {
 		if x.Cred, err = check.UserCredential(user); err != nil {
 			return nil, fmt.Errorf("--check-user: %w", err)
+		}
+		if err := check.CanSwitchUser(); err != nil {
+			return nil, fmt.Errorf("--check-user %q: %w", user, err)
 		}
 		runAs = user + " (uid " + strconv.FormatUint(uint64(x.Cred.Uid), 10) + ", gid " + strconv.FormatUint(uint64(x.Cred.Gid), 10) + ", no supplementary groups)"
 	}

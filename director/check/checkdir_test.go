@@ -357,3 +357,19 @@ func TestUserCredential(t *testing.T) {
 		t.Fatalf("an unknown user: %v", err)
 	}
 }
+
+func TestCanSwitch(t *testing.T) {
+	for _, tc := range []struct{ status, want string }{
+		{"Name:\tx\nCapEff:\t000001ffffffffff\n", ""},
+		{"CapEff:\t00000000000000c0\n", ""},
+		// The packaged unit's set before --check-user: NET_ADMIN, NET_RAW, SYS_NICE, IPC_LOCK.
+		{"CapEff:\t0000000000807000\n", "lacks CAP_SETUID and CAP_SETGID"},
+		{"CapEff:\t0000000000000040\n", "lacks CAP_SETUID ("},
+		{"Name:\tx\n", "no CapEff line"},
+	} {
+		err := canSwitch(tc.status)
+		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("canSwitch(%q) = %v, want %q", tc.status, err, tc.want)
+		}
+	}
+}
