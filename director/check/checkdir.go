@@ -146,16 +146,19 @@ func (d *Dir) real() (string, error) {
 }
 
 // walk checks dir and every directory above it. Those inside the check
-// directory (realDir) must be writable by their owner alone; those above
-// it may be writable by all if sticky (/tmp), since no one else can then
-// rename or replace root's entries.
+// directory (as configured or resolved) must be writable by their owner
+// alone; those above it may be writable by all if sticky (/tmp), since no
+// one else can then rename or replace root's entries.
 func (d *Dir) walk(dir, realDir string) error {
 	for p := dir; ; p = filepath.Dir(p) {
 		fi, err := os.Stat(p)
 		if err != nil {
 			return fmt.Errorf("%q: %w", p, err)
 		}
-		inside := p == realDir || strings.HasPrefix(p, realDir+"/")
+		inside := false
+		for _, top := range []string{realDir, d.path} {
+			inside = inside || p == top || strings.HasPrefix(p, top+"/")
+		}
 		if err := d.trusted(p, fi, inside); err != nil {
 			return err
 		}

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -69,6 +70,8 @@ func TestResolve(t *testing.T) {
 	}
 	writeProgram(t, filepath.Join(dir, "open", "check"), 0o755)
 	chmod(t, filepath.Join(dir, "open"), 0o777)
+	writeProgram(t, filepath.Join(dir, "sticky", "check"), 0o755)
+	chmod(t, filepath.Join(dir, "sticky"), 0o777|os.ModeSticky) // /tmp's exemption is for above the directory only
 	symlink(t, "ok", filepath.Join(dir, "alias"))
 	symlink(t, "web/check", filepath.Join(dir, "web-alias"))
 	symlink(t, filepath.Join(outside, "evil"), filepath.Join(dir, "escape"))
@@ -111,6 +114,7 @@ func TestResolve(t *testing.T) {
 		{"anyone", "mode 0757: it must belong to root and not be writable by group or others (chown root:root", false},
 		{"group", "mode 0775: it must belong to root", false},
 		{"open/check", filepath.Join(dir, "open") + `": owner uid`, false},
+		{"sticky/check", filepath.Join(dir, "sticky") + `": owner uid ` + strconv.Itoa(os.Getuid()) + `, mode 1777`, false},
 	} {
 		t.Run(tc.program, func(t *testing.T) {
 			got, err := d.Resolve(tc.program)
