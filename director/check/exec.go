@@ -123,6 +123,8 @@ func (e *execChecker) Check(ctx context.Context, target netip.AddrPort) Result {
 	if err != nil {
 		return Result{Latency: max(time.Since(start), 1), Detail: clip("not run: " + err.Error())}
 	}
+	// The resolved path runs: what it names can change before the exec
+	// only by root's hand, as every directory on the way is root's.
 	cmd := exec.CommandContext(ctx, path, e.argv[1:]...)
 	cmd.Env = append(e.env[:len(e.env):len(e.env)],
 		EnvCheckAddr+"="+target.Addr().String(),
