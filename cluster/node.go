@@ -59,6 +59,13 @@ type Config struct {
 	// applied (after a Barrier). Calls are serialized; while one runs, the
 	// next change waits.
 	Leadership func(leader bool, reason string)
+	// Admit, when set, is shown every configuration a write would leave
+	// (next) beside the current one, on the leader, before the write is
+	// proposed, and may refuse it: a policy of this node's own, such as
+	// the daemon's check directory, which fsm cannot apply since Apply
+	// must give every node the same answer. A refusal is a
+	// *RejectedError; nothing is proposed.
+	Admit func(cur, next *fsm.Config) error
 
 	// Gossip configures memberlist; an empty Gossip.Addr runs without it
 	// (then joins add voters directly and no versions are known).

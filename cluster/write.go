@@ -167,6 +167,9 @@ func (n *Node) prepare(w Write, stamp bool) (prepared, error) {
 		if planErr == nil && w.Admit != nil && next != nil {
 			planErr = w.Admit(next)
 		}
+		if planErr == nil && n.cfg.Admit != nil && next != nil {
+			planErr = n.cfg.Admit(s.Config, next)
+		}
 		if planErr == nil && w.Inspect != nil {
 			w.Inspect(s.Config, next)
 		}

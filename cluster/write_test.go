@@ -180,3 +180,60 @@ func TestLargeEntriesBringASnapshot(t *testing.T) {
 		return err == nil && len(list) > 0, fmt.Sprintf("%d snapshots (%v)", len(list), err)
 	})
 }
+
+// Config.Admit, the node's own policy, sees every configuration a write
+// would leave beside the current one and refuses it before the log: a
+// RejectedError with its reason, the version unchanged, dry runs too.
+func TestAdmitRefusesBeforeTheLog(t *testing.T) {
+	var calls int
+	n, err := Open(Config{
+		NodeID: "a1", DataDir: t.TempDir(), RaftAddr: harness.FreeAddr(t), APIAddr: "127.0.0.1:1", Bootstrap: true,
+		Logger: slog.New(slog.DiscardHandler), Fatal: func(err error) { t.Errorf("fatal: %v", err) },
+		Admit: func(cur, next *fsm.Config) error {
+			calls++
+			for k, s := range next.Services {
+				if _, had := cur.Services[k]; !had && s.Scheduler == "wlc" {
+					return fmt.Errorf("service %s scheduler %q: not on this node", k, s.Scheduler)
+				}
+			}
+			return nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Shutdown(context.Background()) })
+	harness.Eventually(t, 10*time.Second, "a1 leads", func() (bool, string) { return n.IsLeader(), "not leader" })
+	ctx := context.Background()
+	svc := func(port uint16, sched string) fsm.OpsPayload {
+		key := fsm.ServiceKey{Protocol: fsm.TCP, Address: netip.MustParseAddr("10.0.0.1"), Port: port}
+		return fsm.OpsPayload{Ops: []fsm.Op{{Kind: fsm.OpAddService, Service: &fsm.Service{Key: key, Scheduler: sched}}}}
+	}
+	if _, err := n.Propose(ctx, fsm.CmdOps, svc(80, "rr"), "test"); err != nil {
+		t.Fatalf("an admitted write: %v", err)
+	}
+	version := func() uint64 {
+		var v uint64
+		n.View(func(s *fsm.State, _ uint64) { v = s.Version })
+		return v
+	}
+	before := version()
+	for _, dry := range []bool{true, false} {
+		_, err := n.ProposeWrite(ctx, Write{Type: fsm.CmdOps, Payload: svc(81, "wlc"), Actor: "test", DryRun: dry})
+		var rej *RejectedError
+		if !errors.As(err, &rej) || rej.Reason != `service tcp:10.0.0.1:81 scheduler "wlc": not on this node` {
+			t.Fatalf("dry run %v: %v, want the policy's refusal", dry, err)
+		}
+	}
+	if v := version(); v != before {
+		t.Fatalf("version %d after refused writes, want %d", v, before)
+	}
+	// A write that leaves the configuration alone is not shown to it.
+	calls = 0
+	if _, err := n.Propose(ctx, fsm.CmdZeroCounters, fsm.ZeroCountersPayload{}, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if calls != 0 {
+		t.Fatalf("Admit called %d times for a write that changes no configuration", calls)
+	}
+}

@@ -51,11 +51,15 @@ check already there.
 Flags that do not apply to --type are refused. --timeout here is the
 check's timeout, not how long to wait for the cluster (which is 60s).
 --command is split on spaces (no quoting): for an argument that contains
-a space, use a wrapper script or the topology file's command list.`,
+a space, use a wrapper script or the topology file's command list. Its
+program must be in the leader's check directory (ipvsmand --check-dir,
+default /etc/ipvsman/checks), named by its name or path there, and in
+every director's for the check to run wherever the leader is: the leader
+refuses any other, and runs it as ipvsmand --check-user (root unless set).`,
 		Example: `  ipvsman check set -t 10.0.0.1:80 --type http --path /health --status 200,204
   ipvsman check set -t 10.0.0.1:80 -r 10.3.0.10:8080 --type tcp --check-port 9000 --interval 1s --timeout 500ms
   ipvsman check set -u 10.0.0.2:53 --type dns --query example.com. --qtype AAAA --rcode NOERROR
-  ipvsman check set -f 7 --type exec --command "/usr/local/bin/check-shop --quick"`,
+  ipvsman check set -f 7 --type exec --command "check-shop --quick"`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			op, err := t.op(fsm.OpSetCheck, args)
@@ -203,7 +207,7 @@ func (f *checkFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.send, "send", "", "udp: payload to send (required)")
 	fs.StringVar(&f.expect, "expect", "", "udp: regular expression the reply must match")
 	fs.BoolVar(&f.alpha, "alpha", false, "a real server without a verdict is down until its first check passes (keepalived's alpha); needs every member on protocol 3")
-	fs.StringVar(&f.command, "command", "", `exec: "PROGRAM ARG ...", split on spaces; the target is in $IPVSMAN_CHECK_ADDR and $IPVSMAN_CHECK_PORT`)
+	fs.StringVar(&f.command, "command", "", `exec: "PROGRAM ARG ...", split on spaces; PROGRAM is in ipvsmand's --check-dir (a name or a path there); the target is in $IPVSMAN_CHECK_ADDR and $IPVSMAN_CHECK_PORT`)
 }
 
 // checkFlagTypes lists the flags that only some checkers read.

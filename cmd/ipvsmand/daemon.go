@@ -18,6 +18,7 @@ import (
 	"github.com/ipvsman/ipvsman/cmd/ipvsmand/internal/notify"
 	"github.com/ipvsman/ipvsman/cmd/ipvsmand/internal/server"
 	"github.com/ipvsman/ipvsman/director"
+	"github.com/ipvsman/ipvsman/director/check"
 	"github.com/ipvsman/ipvsman/fsm"
 	"github.com/ipvsman/ipvsman/vip"
 )
@@ -42,6 +43,7 @@ type daemon struct {
 	failovers *metrics.Failovers
 	ipvs      *ipvs // nil: --ipvs=off
 	checks    *checks
+	exec      *check.Exec // how exec checks run here (--check-dir, --check-user)
 	syncWake  chan struct{}
 	node      *cluster.Node
 	metrics   *metrics.Metrics // nil: --metrics=off
@@ -212,6 +214,9 @@ func (d *daemon) loadSettings() error {
 	if err := checkTrack(o.track); err != nil {
 		return err
 	}
+	if d.exec, err = openExec(o.checkDir, o.checkUser, d.log); err != nil {
+		return err
+	}
 	if o.bootstrap && o.join != "" {
 		return errors.New("--bootstrap and --join: give one, not both")
 	}
@@ -245,7 +250,7 @@ func (d *daemon) listenAPI() error {
 // built before it; the health checks are told the node once it is open.
 func (d *daemon) openNode() error {
 	o := d.o
-	d.checks = newChecks(o.nodeID, d.log)
+	d.checks = newChecks(o.nodeID, d.log, check.Options{Exec: d.exec})
 	d.stop.checks = d.stack.push("health checks", func(context.Context) { d.checks.close() })
 	cfg := o.timing
 	cfg.NodeID, cfg.DataDir, cfg.RaftAddr, cfg.APIAddr, cfg.Bootstrap, cfg.Logger = o.nodeID, o.dataDir, o.raftAddr, d.self.APIAddr, o.bootstrap, d.log
@@ -253,6 +258,7 @@ func (d *daemon) openNode() error {
 	cfg.Gossip = cluster.GossipConfig{Addr: d.self.GossipAddr, Key: cluster.GossipKey(d.token), Profile: o.gossipProfile}
 	cfg.Rejoin = o.join != ""
 	cfg.Leadership = d.leadership
+	cfg.Admit = admitExec(d.exec, o.nodeID)
 	cfg.Fatal = d.fail
 	cfg.Bulk = o.realtime.ordinary
 	node, err := cluster.Open(cfg)

@@ -73,6 +73,8 @@ func daemonManSections() string {
 		"# FILES\n" +
 		"*/var/lib/ipvsman*\n: the default **--data-dir**: the Raft log, snapshots, node identity and the VIPs this node held.\n\n" +
 		"*/etc/ipvsman/token*\n: the shared cluster token the packaged unit passes with **--token-file**; the same on every node, mode 0600.\n\n" +
+		"*/etc/ipvsman/checks*\n: the default **--check-dir**: the only programs exec health checks run, named by their name or path there. " +
+		"It, the directories above it and each program must belong to root and not be writable by group or others; the package makes it 0755.\n\n" +
 		"*/etc/ipvsman/tls/*\n: where the examples keep the node's certificate, its key and the cluster CA for **--tls-cert**, **--tls-key** and **--tls-ca** (made with **ipvsman tls init**; required off loopback).\n\n" +
 		"*/etc/default/ipvsmand*\n: IPVSMAND_OPTS, the options the packaged systemd unit starts ipvsmand with.\n\n" +
 		"*/etc/ipvsman/ipvsmand.conf*\n: where the examples keep a **--config** file (none by default; */usr/share/doc/ipvsman/examples/ipvsmand.conf* is one).\n\n" +

@@ -28,9 +28,9 @@ type checks struct {
 	changes <-chan struct{}
 }
 
-func newChecks(id string, log *slog.Logger) *checks {
+func newChecks(id string, log *slog.Logger, opts check.Options) *checks {
 	c := &checks{id: id}
-	c.runner = &health.Runner{Build: probe, Commit: c.commit, Log: log}
+	c.runner = &health.Runner{Build: func(spec fsm.HealthCheck) (health.Probe, error) { return probe(spec, opts) }, Commit: c.commit, Log: log}
 	loop, err := check.NewLoop()
 	if err != nil {
 		log.Warn("health checks: no event loop; every check on its own goroutine", "err", err)
@@ -39,7 +39,7 @@ func newChecks(id string, log *slog.Logger) *checks {
 	c.loop = loop
 	c.runner.LoopThrottle = loop.Throttle
 	c.runner.Schedule = func(spec fsm.HealthCheck, t netip.AddrPort, first time.Duration, done func(health.Outcome)) (func(), bool) {
-		ck, err := check.New(spec)
+		ck, err := check.New(spec, opts)
 		if err != nil {
 			return nil, false // Build has reported it
 		}
@@ -53,8 +53,8 @@ func newChecks(id string, log *slog.Logger) *checks {
 }
 
 // probe adapts a checker to the runner.
-func probe(spec fsm.HealthCheck) (health.Probe, error) {
-	ck, err := check.New(spec)
+func probe(spec fsm.HealthCheck, opts check.Options) (health.Probe, error) {
+	ck, err := check.New(spec, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -34,6 +34,7 @@ import (
 	"github.com/ipvsman/ipvsman/cluster/pki"
 	"github.com/ipvsman/ipvsman/cluster/release"
 	"github.com/ipvsman/ipvsman/cmd/ipvsmand/internal/server"
+	"github.com/ipvsman/ipvsman/director/check"
 	"github.com/ipvsman/ipvsman/fsm"
 	"github.com/ipvsman/ipvsman/vip"
 )
@@ -49,6 +50,7 @@ type options struct {
 	gossipAddr, gossipProfile                        string
 	metrics                                          string
 	tlsCert, tlsKey, tlsCA                           string
+	checkDir, checkUser                              string
 	config                                           string // cmdline.go, reload.go
 	version                                          bool
 	resync, maxWriteWait                             time.Duration
@@ -121,6 +123,8 @@ func defineFlags(f *pflag.FlagSet, o *options) {
 	f.StringVar(&o.tlsCert, "tls-cert", "", "this node's certificate (PEM), signed by --tls-ca for server and client use: Raft and the API run over TLS (required unless --raft-addr and --api-addr are loopback; ipvsman tls init makes one)")
 	f.StringVar(&o.tlsKey, "tls-key", "", "the private key (PEM) of --tls-cert (mode 0600: one group or others may read is refused)")
 	f.StringVar(&o.tlsCA, "tls-ca", "", "the cluster CA (PEM): nodes must present a certificate it signed")
+	f.StringVar(&o.checkDir, "check-dir", check.DefaultCheckDir, "exec health checks run only programs in this directory, named by their name or path in it (no $PATH, no shell); it, every directory above it and each program must belong to root and not be writable by group or others. Whoever holds the cluster token may run these programs on the leader, as --check-user")
+	f.StringVar(&o.checkUser, "check-user", "", "run exec health checks as this user (a name or a uid), with its primary group and no supplementary groups; empty: as the daemon's user (root)")
 	registerTrack(f, &o.track)
 	registerNotify(f, &o.notify)
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")

@@ -33,7 +33,15 @@ type Checker interface {
 }
 
 // builder makes the checker for one validated check.
-type builder = func(fsm.HealthCheck) (Checker, error)
+type builder = func(fsm.HealthCheck, Options) (Checker, error)
+
+// Options are the node's own settings for the checkers it builds: what
+// differs between nodes and is not part of the replicated check.
+type Options struct {
+	// Exec is where exec checks' programs must be and whom they run as;
+	// nil refuses every exec check.
+	Exec *Exec
+}
 
 // registry holds the checker types. Built-ins fill it from their init
 // functions; it is only read afterwards.
@@ -45,7 +53,7 @@ var registry = struct {
 // Register adds a checker type. Each built-in registers itself in its own
 // file's init, so a new checker is one file. Registering a type twice, an
 // empty type or a nil build panics, as these are programming errors.
-func Register(typ string, build func(fsm.HealthCheck) (Checker, error)) {
+func Register(typ string, build func(fsm.HealthCheck, Options) (Checker, error)) {
 	if typ == "" || build == nil {
 		panic("check: Register with an empty type or a nil build")
 	}
@@ -70,15 +78,16 @@ func types() []string {
 }
 
 // New builds the checker for c, which fsm.ValidateHealthCheck has
-// accepted. Defaults (c.WithDefaults) are applied here.
-func New(c fsm.HealthCheck) (Checker, error) {
+// accepted, with this node's options. Defaults (c.WithDefaults) are
+// applied here.
+func New(c fsm.HealthCheck, o Options) (Checker, error) {
 	registry.RLock()
 	build := registry.m[c.Type]
 	registry.RUnlock()
 	if build == nil {
 		return nil, fmt.Errorf("check: unknown type %q", c.Type)
 	}
-	ch, err := build(c.WithDefaults())
+	ch, err := build(c.WithDefaults(), o)
 	if err != nil {
 		return nil, fmt.Errorf("check: %s: %w", c.Type, err)
 	}

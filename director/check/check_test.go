@@ -18,7 +18,7 @@ func build(t *testing.T, c fsm.HealthCheck) Checker {
 	if err := fsm.ValidateHealthCheck("test check", &c); err != nil {
 		t.Fatalf("invalid check %+v: %v", c, err)
 	}
-	ch, err := New(c)
+	ch, err := New(c, Options{})
 	if err != nil {
 		t.Fatalf("New(%+v): %v", c, err)
 	}
@@ -76,7 +76,7 @@ func TestEveryTypeRegistered(t *testing.T) {
 }
 
 func TestNewUnknownType(t *testing.T) {
-	if _, err := New(fsm.HealthCheck{Type: "smtp"}); err == nil || !strings.Contains(err.Error(), "smtp") {
+	if _, err := New(fsm.HealthCheck{Type: "smtp"}, Options{}); err == nil || !strings.Contains(err.Error(), "smtp") {
 		t.Fatalf("New(smtp) = %v, want an unknown-type error", err)
 	}
 }

@@ -24,7 +24,7 @@ type dnsChecker struct {
 	answer string
 }
 
-func newDNS(c fsm.HealthCheck) (Checker, error) {
+func newDNS(c fsm.HealthCheck, _ Options) (Checker, error) {
 	qtype, ok := dns.StringToType[strings.ToUpper(cmp.Or(c.QType, "A"))]
 	if !ok {
 		return nil, fmt.Errorf("qtype %q: unknown", c.QType)

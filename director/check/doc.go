@@ -30,7 +30,10 @@
 //     $IPVSMAN_CHECK_ADDR and $IPVSMAN_CHECK_PORT; exit 0 is OK. As with
 //     keepalived's misc_dynamic, a last stdout line "weight N" (0-65535)
 //     sets Result.Weight. The command's process group is killed when the
-//     context ends.
+//     context ends. Its program must be in the node's check directory
+//     (Options.Exec, a Dir: see checkdir.go), resolved again at every
+//     check; one that is not fails the check, "not run: ...", and runs
+//     nothing. Dir.Admit is the same rule for the leader's write path.
 //
 // Every checker honours its context (the caller sets the timeout), is
 // safe for concurrent use, and does its per-configuration work (regular
@@ -44,10 +47,10 @@
 //
 //	func init() { Register("foo", newFoo) }
 //
-//	func newFoo(c fsm.HealthCheck) (Checker, error) { ... }
+//	func newFoo(c fsm.HealthCheck, o Options) (Checker, error) { ... }
 //
 // The builder gets the check with defaults applied and already validated
-// by fsm.ValidateHealthCheck; add the type to fsm.CheckTypes (and its
+// by fsm.ValidateHealthCheck, and the node's Options; add the type to fsm.CheckTypes (and its
 // fields' validation) so that configurations may use it. Use describe for
 // error details and watch to make a net.Conn honour the context.
 package check

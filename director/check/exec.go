@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"net/netip"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -25,15 +28,65 @@ const (
 	EnvCheckPort = "IPVSMAN_CHECK_PORT"
 )
 
+// Exec is how this node runs exec checks: only programs in Dir, as the
+// user Cred names. One Exec serves every exec check of the node, so that
+// a refused program is logged once, not once per real server and check.
+type Exec struct {
+	Dir *Dir
+	// Cred, when set, is the user and group the programs run as
+	// (--check-user), with no supplementary groups; nil: the daemon's own
+	// (root, as packaged).
+	Cred *syscall.Credential
+	Log  *slog.Logger
+
+	mu      sync.Mutex
+	refused map[string]string // program -> the refusal last logged
+}
+
+// resolve is Dir.Resolve, logging a program's refusal when it starts or
+// its reason changes, and its end.
+func (x *Exec) resolve(program string) (string, error) {
+	path, err := x.Dir.Resolve(program)
+	if err != nil {
+		err = fmt.Errorf("%q: %w", program, err)
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	log := x.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	if err != nil {
+		if x.refused == nil {
+			x.refused = map[string]string{}
+		}
+		if x.refused[program] != err.Error() {
+			x.refused[program] = err.Error()
+			log.Error("exec check not run: its program is not one --check-dir allows; its checks fail until it is", "program", program,
+				"check_dir", x.Dir.Path(), "err", err)
+		}
+		return "", err
+	}
+	if _, was := x.refused[program]; was {
+		delete(x.refused, program)
+		log.Info("exec check program allowed again", "program", program, "path", path)
+	}
+	return path, nil
+}
+
 // execChecker runs Command (no shell: an argv) with the target in
 // $IPVSMAN_CHECK_ADDR and $IPVSMAN_CHECK_PORT; exit status 0 is OK. Like
 // keepalived's MISC_CHECK with misc_dynamic, the command may set the real
 // server's weight: if the last line of its standard output is "weight N"
 // (0-65535), Result.Weight is N, whatever the exit status.
 //
-// The command runs in its own process group, which is killed when ctx ends;
-// only the last execTail bytes of each output stream are kept.
+// The program must be in the node's check directory (Exec.Dir), looked
+// up again at every check: one that is not there, or that someone other
+// than root could change, is not run, and the check fails saying why.
+// The command runs in its own process group, which is killed when ctx
+// ends; only the last execTail bytes of each output stream are kept.
 type execChecker struct {
+	x    *Exec
 	argv []string
 	env  []string // the daemon's environment, read once
 }
@@ -48,9 +101,12 @@ const (
 	execWaitDelay = 250 * time.Millisecond
 )
 
-func newExec(c fsm.HealthCheck) (Checker, error) {
+func newExec(c fsm.HealthCheck, o Options) (Checker, error) {
 	if len(c.Command) == 0 || c.Command[0] == "" {
 		return nil, errors.New("command: empty")
+	}
+	if o.Exec == nil || o.Exec.Dir == nil {
+		return nil, errors.New("this node runs no exec checks: it has no check directory")
 	}
 	var env []string
 	for _, kv := range os.Environ() {
@@ -58,16 +114,22 @@ func newExec(c fsm.HealthCheck) (Checker, error) {
 			env = append(env, kv)
 		}
 	}
-	return &execChecker{argv: append([]string(nil), c.Command...), env: env}, nil
+	return &execChecker{x: o.Exec, argv: append([]string(nil), c.Command...), env: env}, nil
 }
 
 func (e *execChecker) Check(ctx context.Context, target netip.AddrPort) Result {
 	start := time.Now()
-	cmd := exec.CommandContext(ctx, e.argv[0], e.argv[1:]...)
+	path, err := e.x.resolve(e.argv[0])
+	if err != nil {
+		return Result{Latency: max(time.Since(start), 1), Detail: clip("not run: " + err.Error())}
+	}
+	// The resolved path runs: what it names can change before the exec
+	// only by root's hand, as every directory on the way is root's.
+	cmd := exec.CommandContext(ctx, path, e.argv[1:]...)
 	cmd.Env = append(e.env[:len(e.env):len(e.env)],
 		EnvCheckAddr+"="+target.Addr().String(),
 		EnvCheckPort+"="+strconv.Itoa(int(target.Port())))
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: e.x.Cred}
 	cmd.Cancel = func() error {
 		// The whole group: a shell's children too.
 		return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
@@ -75,7 +137,7 @@ func (e *execChecker) Check(ctx context.Context, target netip.AddrPort) Result {
 	cmd.WaitDelay = execWaitDelay
 	stdout, stderr := &tail{max: execTail}, &tail{max: execErrTail}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
-	err := RunOrdinary(cmd)
+	err = RunOrdinary(cmd)
 	res := Result{Latency: time.Since(start), Weight: stdout.weight()}
 	var ee *exec.ExitError
 	switch {

@@ -63,7 +63,7 @@ const maxHeader = 16 << 10
 
 var headPool = sync.Pool{New: func() any { b := make([]byte, maxHeader); return &b }}
 
-func newHTTP(c fsm.HealthCheck) (Checker, error) {
+func newHTTP(c fsm.HealthCheck, _ Options) (Checker, error) {
 	h := &httpChecker{method: c.Method, path: c.Path, host: c.Host}
 	if h.method == "" {
 		h.method = "GET"

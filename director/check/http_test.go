@@ -238,7 +238,7 @@ func BenchmarkHTTP(b *testing.B) {
 	target := netip.MustParseAddrPort(u.Host)
 	for _, body := range []string{"", "ok"} {
 		b.Run(fmt.Sprintf("body=%q", body), func(b *testing.B) {
-			ch, err := New(fsm.HealthCheck{Type: "http", Body: body})
+			ch, err := New(fsm.HealthCheck{Type: "http", Body: body}, Options{})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -45,7 +45,7 @@ func (k icmpKind) String() string {
 	return [...]string{"auto", "ping socket", "raw socket"}[k]
 }
 
-func newICMP(fsm.HealthCheck) (Checker, error) { return icmpChecker{}, nil }
+func newICMP(fsm.HealthCheck, Options) (Checker, error) { return icmpChecker{}, nil }
 
 // icmpKinds probes, once per family (IPv4, IPv6), which socket kind the
 // process may open.

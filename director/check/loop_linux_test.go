@@ -70,12 +70,13 @@ func TestLoopPassesTheCheckersTests(t *testing.T) {
 func TestLoopRefusesWhatItCannotRun(t *testing.T) {
 	l := newLoop(t)
 	target := netip.MustParseAddrPort("127.0.0.1:80")
+	e := newExecEnv(t)
 	for _, c := range []fsm.HealthCheck{
 		{Type: "https", Insecure: true},
 		{Type: "udp", Send: "ping"},
-		{Type: "exec", Command: []string{"true"}},
+		e.sh(t, "true"),
 	} {
-		if _, ok := l.Add(build(t, c), target, time.Second, time.Second, 0, func(Result) {}); ok {
+		if _, ok := l.Add(e.build(t, c), target, time.Second, time.Second, 0, func(Result) {}); ok {
 			t.Errorf("the loop took a %s check", c.Type)
 		}
 	}

@@ -13,7 +13,7 @@ func init() { Register("tcp", newTCP) }
 // tcpChecker connects and closes: OK when the handshake completes.
 type tcpChecker struct{}
 
-func newTCP(fsm.HealthCheck) (Checker, error) { return tcpChecker{}, nil }
+func newTCP(fsm.HealthCheck, Options) (Checker, error) { return tcpChecker{}, nil }
 
 func (tcpChecker) Check(ctx context.Context, target netip.AddrPort) Result {
 	start := time.Now()

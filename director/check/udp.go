@@ -24,7 +24,7 @@ type udpChecker struct {
 	expect *regexp.Regexp
 }
 
-func newUDP(c fsm.HealthCheck) (Checker, error) {
+func newUDP(c fsm.HealthCheck, _ Options) (Checker, error) {
 	u := &udpChecker{send: []byte(c.Send)}
 	if c.Expect != "" {
 		re, err := regexp.Compile(c.Expect)

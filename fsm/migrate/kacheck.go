@@ -158,7 +158,7 @@ var kaCheckKeywords = kaKeywords[*kaCheck]{
 	"misc_path":     kaCheckMiscPath,
 	"misc_timeout":  kaSeconds(func(c *kaCheck, sec float64) { c.miscTimeout = &sec }),
 	"misc_dynamic":  kaNot[*kaCheck](`ipvsman's exec check takes a weight from a last output line "weight N", not from the exit status: wrap the script (exit 2-255 -> print "weight $((status-2))", exit 0)`),
-	"user":          kaNot[*kaCheck]("ipvsman runs exec checks as the daemon's user"),
+	"user":          kaNot[*kaCheck]("ipvsman runs every exec check as one user, ipvsmand's --check-user (default: the daemon's)"),
 }
 
 const (

@@ -512,3 +512,27 @@ func (c *Cluster) MustCLI(node *Node, stdin string, args ...string) string {
 	}
 	return r.Stdout
 }
+
+// CheckDir makes a directory for ipvsmand --check-dir holding programs
+// (name -> content, written 0755) and returns its path; give it to nodes
+// as "--check-dir", dir. ipvsmand runs exec checks' programs only from
+// there, and only if it and every directory above it are root's and
+// writable by no one else: a test's temporary directory is, as the tests
+// run as root.
+func CheckDir(t testing.TB, programs map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, content := range programs {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, 0o755); err != nil { // past the umask
+			t.Fatal(err)
+		}
+	}
+	return dir
+}

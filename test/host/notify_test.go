@@ -67,7 +67,8 @@ func events(lines []hookLine, node string) ([]string, string) {
 func TestNotifyHooksRunInOrder(t *testing.T) {
 	dir := t.TempDir()
 	hook := `printf '%s|%s|%s|%s|%s|%s\n' "$IPVSMAN_SEQ" "$IPVSMAN_EVENT" "$IPVSMAN_NODE" "$IPVSMAN_VIP" "$IPVSMAN_SERVICE" "$IPVSMAN_SERVER" >> ` + dir + `/"$IPVSMAN_NODE".events`
-	l := newVIPLab(t, "--notify", hook)
+	checks := harness.CheckDir(t, map[string]string{"exists": "#!/bin/sh\ntest -e \"$1\"\n"})
+	l := newVIPLab(t, "--notify", hook, "--check-dir", checks)
 	c, nodes := l.c, l.nodes
 	lead := c.Leader(t, nodes[0], nodes)
 	l.waitOwner(t, lead, others(nodes, lead)...)
@@ -100,7 +101,7 @@ func TestNotifyHooksRunInOrder(t *testing.T) {
 	svc, rs := topo.VIP+":80", topo.RealServerAddr(1)+":80"
 	c.MustCLI(lead, "", "-A", "-t", svc, "-s", "rr")
 	c.MustCLI(lead, "", "-a", "-t", svc, "-r", rs, "-g")
-	c.MustCLI(lead, "", "check", "set", "-t", svc, "-r", rs, "--type", "exec", "--command", "test -e "+up,
+	c.MustCLI(lead, "", "check", "set", "-t", svc, "-r", rs, "--type", "exec", "--command", "exists "+up,
 		"--interval", "200ms", "--timeout", "100ms", "--rise", "1", "--fall", "1")
 	want = append(want, "up tcp:"+svc+" "+rs)
 	wait(lead, want, "the real server up")

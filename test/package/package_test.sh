@@ -222,11 +222,15 @@ dpkgr=(dpkg --root="$froot" --force-script-chrootless --log=/dev/null)
 "${dpkgr[@]}" -i "$deb" >"$work/install.log" 2>&1 || fail "dpkg --root -i: $(cat "$work/install.log")"
 "${dpkgr[@]}" -s ipvsman | grep -q '^Status: install ok installed' || fail "dpkg --root -s: not installed"
 [ "$(stat -c %a "$froot/etc/ipvsman")" = 700 ] || fail "/etc/ipvsman: mode $(stat -c %a "$froot/etc/ipvsman"), want 700"
+[ -d "$froot/etc/ipvsman/checks" ] && [ "$(stat -c %a "$froot/etc/ipvsman/checks")" = 755 ] ||
+	fail "/etc/ipvsman/checks: $(stat -c %a "$froot/etc/ipvsman/checks" 2>&1), want a directory, mode 755"
+[ "$(id -u)" != 0 ] || [ "$(stat -c %u:%g "$froot/etc/ipvsman/checks")" = 0:0 ] ||
+	fail "/etc/ipvsman/checks: owner $(stat -c %u:%g "$froot/etc/ipvsman/checks"), want 0:0 (ipvsmand runs nothing from a directory that is not root's)"
 [ ! -e "$froot/etc/ipvsman/token" ] || fail "postinst made a token: every node must share one"
 [ ! -e "$froot/etc/systemd/system/multi-user.target.wants/ipvsmand.service" ] || fail "ipvsmand enabled by the install"
 grep -q 'ipvsmand is not enabled' "$work/install.log" || fail "postinst did not tell what to do next: $(cat "$work/install.log")"
 [ -x "$froot/usr/sbin/ipvsmand" ] || fail "dpkg --root -i: no /usr/sbin/ipvsmand"
-ok "dpkg --root -i: installed, /etc/ipvsman 0700 without a token, service not enabled"
+ok "dpkg --root -i: installed, /etc/ipvsman 0700 without a token, /etc/ipvsman/checks 0755, service not enabled"
 
 # Reinstall over an edited conffile (an upgrade's path): the edit stays.
 echo 'IPVSMAND_OPTS="--node-id=d1"' >>"$froot/etc/default/ipvsmand"
@@ -245,7 +249,8 @@ mkdir -p "$froot/var/lib/ipvsman/raft"
 [ ! -e "$froot/etc/default/ipvsmand" ] || fail "purge left /etc/default/ipvsmand"
 [ ! -e "$froot/var/lib/ipvsman" ] || fail "purge left /var/lib/ipvsman"
 [ -f "$froot/etc/ipvsman/token" ] || fail "purge deleted the operator's token"
-ok "dpkg --root -r keeps config and state; -P removes them but not the operator's token"
+[ ! -e "$froot/etc/ipvsman/checks" ] || fail "purge left the empty /etc/ipvsman/checks"
+ok "dpkg --root -r keeps config and state; -P removes them (and the empty checks directory) but not the operator's token"
 
 # --- installed in a chroot ------------------------------------------------
 # Without --force-script-chrootless dpkg chroots into the root to run the
@@ -263,13 +268,17 @@ mknod -m 0666 "$croot/dev/null" c 1 3
 dpkgc=(dpkg --root="$croot" --log=/dev/null)
 "${dpkgc[@]}" -i "$deb" >"$work/install.log" 2>&1 || fail "chroot: dpkg -i: $(cat "$work/install.log")"
 [ "$(stat -c %a "$croot/etc/ipvsman")" = 700 ] || fail "chroot: /etc/ipvsman mode $(stat -c %a "$croot/etc/ipvsman"), want 700"
+[ "$(stat -c %a:%u:%g "$croot/etc/ipvsman/checks")" = 755:0:0 ] ||
+	fail "chroot: /etc/ipvsman/checks $(stat -c %a:%u:%g "$croot/etc/ipvsman/checks" 2>&1), want 755:0:0"
 grep -q 'ipvsmand is not enabled' "$work/install.log" || fail "chroot: postinst did not run: $(cat "$work/install.log")"
 echo 0123456789abcdef0123 >"$croot/etc/ipvsman/token"
+printf '#!/bin/sh\nexit 0\n' >"$croot/etc/ipvsman/checks/check-web"
 mkdir -p "$croot/var/lib/ipvsman/raft"
 "${dpkgc[@]}" -P ipvsman >"$work/remove.log" 2>&1 || fail "chroot: dpkg -P: $(cat "$work/remove.log")"
 ! grep -q 'ipvsman\.p[a-z]*:' "$work/remove.log" || fail "chroot: a maintainer script complained: $(cat "$work/remove.log")"
 [ ! -e "$croot/var/lib/ipvsman" ] && [ ! -e "$croot/usr/sbin/ipvsmand" ] && [ -f "$croot/etc/ipvsman/token" ] ||
 	fail "chroot: purge left $(ls "$croot/var/lib" "$croot/usr/sbin" 2>&1) or took the token"
-ok "chroot (scripts run inside by busybox sh): install makes /etc/ipvsman 0700; purge removes state, keeps the token"
+[ -f "$croot/etc/ipvsman/checks/check-web" ] || fail "chroot: purge took the operator's check program"
+ok "chroot (scripts run inside by busybox sh): install makes /etc/ipvsman 0700 and /etc/ipvsman/checks 0755 root's; purge removes state, keeps the token and the check programs"
 
 echo "package: $n checks passed"
