@@ -96,6 +96,10 @@ func TestBenchWrites(t *testing.T) {
 	polling.Wait()
 }
 
+// packaged is what the packaged unit passes besides the token: the
+// figures are the packaged daemon's.
+var packaged = []string{"--realtime-priority=10"}
+
 // startCluster runs n1 (bootstrap), n2 and n3 (joining through n1) and
 // waits for three voters.
 func (b *bench) startCluster() {
@@ -104,9 +108,9 @@ func (b *bench) startCluster() {
 	b.http = &http.Client{Transport: &http.Transport{TLSClientConfig: b.c.ClientTLS()}}
 	n1, n2, n3 := b.c.Add("n1"), b.c.Add("n2"), b.c.Add("n3")
 	b.nodes = []*harness.Node{n1, n2, n3}
-	n1.Start("--bootstrap")
-	n2.Start("--join", n1.APIAddr)
-	n3.Start("--join", n1.APIAddr)
+	n1.Start(append([]string{"--bootstrap"}, packaged...)...)
+	n2.Start(append([]string{"--join", n1.APIAddr}, packaged...)...)
+	n3.Start(append([]string{"--join", n1.APIAddr}, packaged...)...)
 	b.c.WaitRoles(t, n1, 3)
 	b.c.Voters(t, n1, b.nodes...)
 	b.via = b.c.Leader(t, n1, b.nodes)
@@ -339,7 +343,7 @@ func (b *bench) restartOnce(round int) (time.Duration, error) {
 		took, err := b.untilServing(ctx, f, began, commit, servers)
 		done <- result{took, err}
 	}()
-	f.Start()
+	f.Start(packaged...)
 	r := <-done
 	if r.err != nil {
 		return 0, fmt.Errorf("%s: %w", f.ID, r.err)
