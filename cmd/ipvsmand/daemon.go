@@ -179,7 +179,7 @@ func (d *daemon) openVIPs() error {
 func (d *daemon) loadSettings() error {
 	var err error
 	o := d.o
-	if d.tls, err = loadTLS(o.tlsCert, o.tlsKey, o.tlsCA); err != nil {
+	if d.tls, err = loadTLS(o.tlsCert, o.tlsKey, o.tlsCA, o.nodeID); err != nil {
 		return err
 	}
 	if err := checkListeners(o.raftAddr, o.apiAddr, o.debugAddr, d.tls != nil); err != nil {
