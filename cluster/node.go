@@ -129,6 +129,9 @@ type Node struct {
 	notifyCh  chan bool
 	gossip    *gossip // nil without Config.Gossip.Addr
 
+	hb     heartbeats // the leader's Raft heartbeats: who they fail to reach
+	joinMu sync.Mutex // serializes join decisions (identity.go)
+
 	tellMu   sync.Mutex  // serializes Config.Leadership calls
 	draining atomic.Bool // leaving: never take leadership's duties again
 
@@ -246,6 +249,11 @@ func Open(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
 	n.raft = r
+	obs := make(chan raft.Observation, 64)
+	or := raft.NewObserver(obs, false, isHeartbeatNews)
+	r.RegisterObserver(or)
+	n.wg.Add(1)
+	go n.watchHeartbeats(obs, or)
 	if cfg.Gossip.Addr != "" {
 		g, err := startGossip(cfg.NodeID, cfg.Gossip, Meta{RaftAddr: cfg.RaftAddr, APIAddr: cfg.APIAddr, Version: release.Version, Protocol: fsm.CommandProtocol}, cfg.Logger)
 		if err != nil {
@@ -313,14 +321,18 @@ const logCacheEntries = 64
 // cfg.TLS is set.
 func newTransport(cfg Config, addr *net.TCPAddr, hl hclog.Logger) (*raft.NetworkTransport, error) {
 	if cfg.TLS == nil {
-		return raft.NewTCPTransportWithLogger(cfg.RaftAddr, addr, 3, 5*time.Second, hl)
+		return raft.NewTCPTransportWithLogger(cfg.RaftAddr, addr, 3, raftIOTimeout, hl)
 	}
 	stream, err := newTLSStreamLayer(cfg.RaftAddr, addr, cfg.TLS, cfg.Logger)
 	if err != nil {
 		return nil, err
 	}
-	return raft.NewNetworkTransportWithLogger(stream, 3, 5*time.Second, hl), nil
+	return raft.NewNetworkTransportWithLogger(stream, 3, raftIOTimeout, hl), nil
 }
+
+// raftIOTimeout bounds a Raft connection's dial and each of its reads and
+// writes.
+const raftIOTimeout = 5 * time.Second
 
 // checkLease keeps the one-VIP-owner guarantee: an isolated leader steps
 // down one lease after its last contact with a quorum, while a follower

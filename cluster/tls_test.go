@@ -128,14 +128,22 @@ func (l *logBuf) String() string {
 
 func openTLS(t *testing.T, id string, m *TLS, bootstrap bool, log io.Writer) *Node {
 	t.Helper()
+	return openNode(t, Config{NodeID: id, TLS: m, Bootstrap: bootstrap}, log)
+}
+
+// openNode opens a node of cfg on a fresh loopback port and data dir,
+// logging as text to log (nil: nowhere) unless cfg has a Logger.
+func openNode(t *testing.T, cfg Config, log io.Writer) *Node {
+	t.Helper()
 	if log == nil {
 		log = io.Discard
 	}
-	n, err := Open(Config{
-		NodeID: id, DataDir: t.TempDir(), RaftAddr: harness.FreeAddr(t), APIAddr: "127.0.0.1:1", Bootstrap: bootstrap, TLS: m,
-		ApplyTimeout: 3 * time.Second,
-		Logger:       slog.New(slog.NewTextHandler(log, nil)), Fatal: func(err error) { t.Errorf("fatal: %v", err) },
-	})
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(log, nil))
+	}
+	cfg.DataDir, cfg.RaftAddr, cfg.APIAddr, cfg.ApplyTimeout = t.TempDir(), harness.FreeAddr(t), "127.0.0.1:1", 3*time.Second
+	cfg.Fatal = func(err error) { t.Errorf("fatal: %v", err) }
+	n, err := Open(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -50,6 +50,7 @@ type Server struct {
 	// token of the caller's role.
 	ReadToken  string
 	Self       fsm.Member // this node's addresses, for joins
+	Replace    bool       // joins ask to take over a dead member's ID (ipvsmand --replace)
 	IPVS       string     // the daemon's --ipvs mode, reported in status
 	Log        *slog.Logger
 	WaitLeader time.Duration                              // how long a write that names no deadline waits (api.DefaultWriteWait)
@@ -358,11 +359,15 @@ func decode[T any](body []byte) (T, error) {
 }
 
 func (s *Server) join(ctx context.Context, req writeReq) (any, error) {
-	m, err := decode[fsm.Member](req.body)
+	j, err := decode[api.JoinRequest](req.body)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.Node.AddMember(ctx, m, req.actor); err != nil {
+	add := s.Node.AddMember
+	if j.Replace {
+		add = s.Node.ReplaceMember
+	}
+	if err := add(ctx, j.Member, req.actor); err != nil {
 		return nil, err
 	}
 	return api.WriteResponse{Leader: s.Node.ID()}, nil
@@ -425,7 +430,7 @@ func (s *Server) joinVia(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := s.peer(req.Member, r.Header.Get(api.HeaderActor))
-	if err := c.Join(r.Context(), s.Self); err != nil {
+	if err := c.Join(r.Context(), api.JoinRequest{Member: s.Self, Replace: s.Replace}); err != nil {
 		writeError(w, http.StatusBadGateway, "rejected", fmt.Sprintf("join through %s: %v", req.Member, err))
 		return
 	}
