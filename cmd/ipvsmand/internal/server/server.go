@@ -30,6 +30,7 @@ import (
 
 	"github.com/ipvsman/ipvsman/cluster"
 	"github.com/ipvsman/ipvsman/cluster/api"
+	"github.com/ipvsman/ipvsman/cluster/pki"
 	"github.com/ipvsman/ipvsman/director"
 	"github.com/ipvsman/ipvsman/director/health"
 	"github.com/ipvsman/ipvsman/fsm"
@@ -168,9 +169,16 @@ func (s *Server) auth(next http.Handler) http.Handler {
 			writeError(w, http.StatusUnauthorized, "unauthorized", "missing or wrong cluster token (--token / IPVSMAN_TOKEN)")
 			return
 		}
-		if s.TLS != nil && needsNodeCert(r) && !verifiedNode(r.TLS) {
-			writeError(w, http.StatusForbidden, "forbidden", fmt.Sprintf("%s %s: joins and forwarded writes must come from a node: present a certificate signed by the cluster CA (--tls-cert); the token alone is not enough", r.Method, r.URL.Path))
-			return
+		if s.TLS != nil && needsNodeCert(r) {
+			if !verifiedNode(r.TLS) {
+				writeError(w, http.StatusForbidden, "forbidden", fmt.Sprintf("%s %s: joins and forwarded writes must come from a node: present a certificate signed by the cluster CA (--tls-cert); the token alone is not enough", r.Method, r.URL.Path))
+				return
+			}
+			if msg := s.checkNodeClaim(w, r); msg != "" {
+				s.Log.Warn("refused a request claiming another node", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "reason", msg)
+				writeError(w, http.StatusForbidden, "forbidden", fmt.Sprintf("%s %s: %s", r.Method, r.URL.Path, msg))
+				return
+			}
 		}
 		if !s.limitWrites(w, r) {
 			return
@@ -179,6 +187,54 @@ func (s *Server) auth(next http.Handler) http.Handler {
 		next.ServeHTTP(w, r)
 	})
 }
+
+// checkNodeClaim binds a node's requests to its certificate: a node acts
+// only as the node ID its verified certificate names. It returns why the
+// request is refused, or "". A forwarded request claims its sender in
+// api.HeaderForwarded, which must be that ID and a member of the Raft
+// configuration (only a member forwards; the leader records the actor a
+// member passes on as given). A join the joining node sends itself claims
+// the ID in its body; a join a member forwards was checked by that member,
+// which saw the joining node's certificate.
+func (s *Server) checkNodeClaim(w http.ResponseWriter, r *http.Request) string {
+	cert, err := pki.PeerNode(r.TLS)
+	if err != nil {
+		return fmt.Sprintf("the client's %v", err)
+	}
+	if by := r.Header.Get(api.HeaderForwarded); by != "" {
+		switch {
+		case by != cert:
+			return fmt.Sprintf("forwarded as node %q, but the client's certificate is node %q's: a node acts only as the node ID its certificate names", by, cert)
+		case !s.Node.InConfiguration(by):
+			return fmt.Sprintf("forwarded by node %q, which is not a member of the Raft configuration", by)
+		}
+		return ""
+	}
+	if r.URL.Path != "/v1/cluster/join" {
+		return ""
+	}
+	// Read the small body here and hand it on: the handler decodes it
+	// strictly; the ID is the one both decodings see.
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxJoinBody))
+	if err != nil {
+		return fmt.Sprintf("request body: %v", err)
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	var claim struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal(body, &claim); err != nil {
+		return fmt.Sprintf("request body: %v", err)
+	}
+	if claim.ID != cert {
+		return fmt.Sprintf("the join is for node %q, but the client's certificate is node %q's: a node joins only as the node ID its certificate names", claim.ID, cert)
+	}
+	return ""
+}
+
+// maxJoinBody bounds a join's body, read before the handler: a member's
+// addresses.
+const maxJoinBody = 64 << 10
 
 // equalToken compares in constant time; an empty want matches nothing.
 func equalToken(got, want string) bool {
