@@ -194,7 +194,7 @@ func Open(cfg Config) (*Node, error) {
 		store.Close()
 		return nil, fmt.Errorf("raft-addr %q: give an address the other nodes can reach, not a wildcard", cfg.RaftAddr)
 	}
-	transport, err := newTransport(cfg, addr, hl)
+	transport, stream, err := newTransport(cfg, addr, hl)
 	if err != nil {
 		store.Close()
 		return nil, fmt.Errorf("raft-addr %q: %w", cfg.RaftAddr, err)
@@ -249,6 +249,9 @@ func Open(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
 	n.raft = r
+	if stream != nil {
+		stream.raft.Store(r)
+	}
 	obs := make(chan raft.Observation, 64)
 	or := raft.NewObserver(obs, false, isHeartbeatNews)
 	r.RegisterObserver(or)
@@ -318,16 +321,17 @@ func (unpipelined) AppendEntriesPipeline(raft.ServerID, raft.ServerAddress) (raf
 const logCacheEntries = 64
 
 // newTransport is Raft's TCP transport, or the same over mutual TLS when
-// cfg.TLS is set.
-func newTransport(cfg Config, addr *net.TCPAddr, hl hclog.Logger) (*raft.NetworkTransport, error) {
+// cfg.TLS is set (then stream is its TLS layer).
+func newTransport(cfg Config, addr *net.TCPAddr, hl hclog.Logger) (_ *raft.NetworkTransport, stream *tlsStreamLayer, err error) {
 	if cfg.TLS == nil {
-		return raft.NewTCPTransportWithLogger(cfg.RaftAddr, addr, 3, raftIOTimeout, hl)
+		t, err := raft.NewTCPTransportWithLogger(cfg.RaftAddr, addr, 3, raftIOTimeout, hl)
+		return t, nil, err
 	}
-	stream, err := newTLSStreamLayer(cfg.RaftAddr, addr, cfg.TLS, cfg.Logger)
+	stream, err = newTLSStreamLayer(cfg.RaftAddr, addr, cfg.TLS, cfg.Logger)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return raft.NewNetworkTransportWithLogger(stream, 3, raftIOTimeout, hl), nil
+	return raft.NewNetworkTransportWithLogger(stream, 3, raftIOTimeout, hl), stream, nil
 }
 
 // raftIOTimeout bounds a Raft connection's dial and each of its reads and

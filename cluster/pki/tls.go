@@ -220,6 +220,26 @@ func (t *TLS) verifyChain(usage x509.ExtKeyUsage) func(tls.ConnectionState) erro
 	}
 }
 
+// verifyNode is verifyChain that also wants the peer's certificate to
+// name node.
+func (t *TLS) verifyNode(usage x509.ExtKeyUsage, node string) func(tls.ConnectionState) error {
+	chain := t.verifyChain(usage)
+	return func(cs tls.ConnectionState) error {
+		if err := chain(cs); err != nil {
+			return err
+		}
+		leaf := cs.PeerCertificates[0]
+		id, err := NodeID(leaf)
+		if err != nil {
+			return fmt.Errorf("peer certificate %q %w", leaf.Subject.CommonName, err)
+		}
+		if id != node {
+			return fmt.Errorf("peer certificate is node %q's, and the Raft configuration has node %q at this address", id, node)
+		}
+		return nil
+	}
+}
+
 // PeerServer is the server side of the Raft port: a client certificate
 // from the cluster CA is required.
 func (t *TLS) PeerServer() *tls.Config {
@@ -254,6 +274,15 @@ func (t *TLS) PeerClient() *tls.Config {
 		InsecureSkipVerify: true,
 		VerifyConnection:   t.verifyChain(x509.ExtKeyUsageServerAuth),
 	}
+}
+
+// PeerClientFor is PeerClient for a connection to node: the server must
+// also present node's certificate (Raft dials a member at the address its
+// configuration gives it, and talks to that member only).
+func (t *TLS) PeerClientFor(node string) *tls.Config {
+	c := t.PeerClient()
+	c.VerifyConnection = t.verifyNode(x509.ExtKeyUsageServerAuth, node)
+	return c
 }
 
 // getCertificate and getClientCertificate present the current pair, so
