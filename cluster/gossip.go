@@ -119,6 +119,14 @@ func startGossip(id string, cfg GossipConfig, self Meta, lg *slog.Logger) (*goss
 	g := &gossip{id: id, log: lg, self: self, members: map[string]*GossipMember{}, said: map[string]string{}, clock: time.Now}
 	g.dials, g.stopDials = context.WithCancel(context.Background())
 	mc.Name = id
+	// A node replaced at another address (ipvsmand --replace, or a node
+	// moved with its data dir) gossips under its old name: memberlist
+	// refuses a dead name a new address until this has passed since the
+	// death (by default for good, until it forgets the dead node after
+	// GossipToTheDeadTime), which would keep the replacement out of
+	// gossip and so unpromoted. A live name is never taken over; who a
+	// member is, is the Raft configuration's to say, not gossip's.
+	mc.DeadNodeReclaimTime = time.Second
 	mc.BindAddr, mc.BindPort = host, port
 	mc.AdvertiseAddr, mc.AdvertisePort = host, port
 	mc.SecretKey = cfg.Key

@@ -21,9 +21,27 @@ import (
 // AddMember adds a node and records its addresses (leader only). With
 // gossip a new node enters as a non-voter and the leader promotes it once
 // it has caught up, so that a slow joiner never counts towards a quorum it
-// cannot serve. A node already in the configuration keeps its suffrage
-// (only its address is refreshed), so a restarted node may join again.
+// cannot serve. A node already in the configuration at the same Raft
+// address keeps its suffrage (only its other addresses are refreshed), so
+// a restarted node may join again. A join under an ID the configuration
+// holds at another Raft address is refused (identity.go): while that
+// member is alive, since IDs are unique; once it is dead, unless the
+// joining node asks to replace it (ReplaceMember).
 func (n *Node) AddMember(ctx context.Context, m fsm.Member, actor string) error {
+	return n.join(ctx, m, false, actor)
+}
+
+// ReplaceMember is AddMember for a node that may take over the ID of a
+// dead member recorded at another Raft address (ipvsmand --replace). The
+// dead member's address leaves the configuration and the node joins as a
+// non-voter, promoted once caught up like any new node: a voter that lost
+// its log must not vote before it has it again. A live member is never
+// replaced.
+func (n *Node) ReplaceMember(ctx context.Context, m fsm.Member, actor string) error {
+	return n.join(ctx, m, true, actor)
+}
+
+func (n *Node) join(ctx context.Context, m fsm.Member, replace bool, actor string) error {
 	if !n.IsLeader() {
 		return ErrNotLeader
 	}
@@ -41,9 +59,31 @@ func (n *Node) AddMember(ctx context.Context, m fsm.Member, actor string) error 
 			return &RejectedError{Reason: fmt.Sprintf("join of node %q: %s %q: %v", m.ID, field, addr, err)}
 		}
 	}
+	// One decision at a time: two joins under one ID must not both be
+	// judged against the configuration neither has changed yet.
+	n.joinMu.Lock()
+	defer n.joinMu.Unlock()
 	suffrage, known := n.suffrage(m.ID)
+	oldAddr := string(n.addressOf(m.ID))
+	live := n.liveness(m.ID, time.Now())
+	kind, why, err := planJoin(m.ID, m.RaftAddr, oldAddr, known, replace, live)
+	if err != nil {
+		n.log.Warn("join refused", "node", m.ID, "raft_addr", m.RaftAddr, "member_raft_addr", oldAddr, "member", why, "replace", replace, "actor", actor)
+		return err
+	}
 	var f raft.IndexFuture
 	switch {
+	case kind == joinReplace:
+		if err := n.raft.RemoveServer(raft.ServerID(m.ID), 0, n.cfg.ApplyTimeout).Error(); err != nil {
+			return fmt.Errorf("replace %s: remove it at %s: %w", m.ID, oldAddr, err)
+		}
+		n.hb.forget(m.ID)
+		if n.gossip != nil {
+			f = n.raft.AddNonvoter(raft.ServerID(m.ID), raft.ServerAddress(m.RaftAddr), 0, n.cfg.ApplyTimeout)
+		} else {
+			// Without gossip nothing would promote it.
+			f = n.raft.AddVoter(raft.ServerID(m.ID), raft.ServerAddress(m.RaftAddr), 0, n.cfg.ApplyTimeout)
+		}
 	case known && suffrage == raft.Voter:
 		f = n.raft.AddVoter(raft.ServerID(m.ID), raft.ServerAddress(m.RaftAddr), 0, n.cfg.ApplyTimeout)
 	case known || n.gossip != nil:
@@ -55,12 +95,24 @@ func (n *Node) AddMember(ctx context.Context, m fsm.Member, actor string) error 
 		return fmt.Errorf("add %s at %s: %w", m.ID, m.RaftAddr, err)
 	}
 	now, _ := n.suffrage(m.ID)
-	n.log.Info("member added", "node", m.ID, "suffrage", suffrageName(now), "raft_addr", m.RaftAddr, "api_addr", m.APIAddr, "gossip_addr", m.GossipAddr, "rejoin", known)
+	if kind == joinReplace {
+		n.log.Info("member replaced", "node", m.ID, "old_raft_addr", oldAddr, "raft_addr", m.RaftAddr, "api_addr", m.APIAddr, "gossip_addr", m.GossipAddr,
+			"suffrage", suffrageName(now), "old_member", why, "actor", actor)
+	} else {
+		n.log.Info("member added", "node", m.ID, "suffrage", suffrageName(now), "raft_addr", m.RaftAddr, "api_addr", m.APIAddr, "gossip_addr", m.GossipAddr, "rejoin", known)
+	}
 	if n.members()[m.ID] == m {
 		return nil
 	}
-	_, err := n.Propose(ctx, fsm.CmdSetMember, fsm.SetMemberPayload{Member: m}, actor)
+	_, err = n.Propose(ctx, fsm.CmdSetMember, fsm.SetMemberPayload{Member: m}, actor)
 	return err
+}
+
+// InConfiguration reports whether node id is in this node's view of the
+// Raft configuration, as a voter or not.
+func (n *Node) InConfiguration(id string) bool {
+	_, ok := n.suffrage(id)
+	return ok
 }
 
 // RemoveMember removes another node from the Raft configuration (leader only).

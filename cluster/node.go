@@ -143,6 +143,9 @@ type Node struct {
 	gossip    *gossip // nil without Config.Gossip.Addr
 	vipFence  time.Duration
 
+	hb     heartbeats // the leader's Raft heartbeats: who they fail to reach
+	joinMu sync.Mutex // serializes join decisions (identity.go)
+
 	tellMu   sync.Mutex  // serializes Config.Leadership calls
 	draining atomic.Bool // leaving: never take leadership's duties again
 
@@ -205,7 +208,7 @@ func Open(cfg Config) (*Node, error) {
 		store.Close()
 		return nil, fmt.Errorf("raft-addr %q: give an address the other nodes can reach, not a wildcard", cfg.RaftAddr)
 	}
-	transport, err := newTransport(cfg, addr, hl)
+	transport, stream, err := newTransport(cfg, addr, hl)
 	if err != nil {
 		store.Close()
 		return nil, fmt.Errorf("raft-addr %q: %w", cfg.RaftAddr, err)
@@ -264,6 +267,14 @@ func Open(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
 	n.raft = r
+	if stream != nil {
+		stream.raft.Store(r)
+	}
+	obs := make(chan raft.Observation, 64)
+	or := raft.NewObserver(obs, false, isHeartbeatNews)
+	r.RegisterObserver(or)
+	n.wg.Add(1)
+	go n.watchHeartbeats(obs, or)
 	if cfg.Gossip.Addr != "" {
 		g, err := startGossip(cfg.NodeID, cfg.Gossip, Meta{RaftAddr: cfg.RaftAddr, APIAddr: cfg.APIAddr, Version: release.Version, Protocol: fsm.CommandProtocol}, cfg.Logger)
 		if err != nil {
@@ -328,17 +339,22 @@ func (unpipelined) AppendEntriesPipeline(raft.ServerID, raft.ServerAddress) (raf
 const logCacheEntries = 64
 
 // newTransport is Raft's TCP transport, or the same over mutual TLS when
-// cfg.TLS is set.
-func newTransport(cfg Config, addr *net.TCPAddr, hl hclog.Logger) (*raft.NetworkTransport, error) {
+// cfg.TLS is set (then stream is its TLS layer).
+func newTransport(cfg Config, addr *net.TCPAddr, hl hclog.Logger) (_ *raft.NetworkTransport, stream *tlsStreamLayer, err error) {
 	if cfg.TLS == nil {
-		return raft.NewTCPTransportWithLogger(cfg.RaftAddr, addr, 3, 5*time.Second, hl)
+		t, err := raft.NewTCPTransportWithLogger(cfg.RaftAddr, addr, 3, raftIOTimeout, hl)
+		return t, nil, err
 	}
-	stream, err := newTLSStreamLayer(cfg.RaftAddr, addr, cfg.TLS, cfg.Logger)
+	stream, err = newTLSStreamLayer(cfg.RaftAddr, addr, cfg.TLS, cfg.Logger)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return raft.NewNetworkTransportWithLogger(stream, 3, 5*time.Second, hl), nil
+	return raft.NewNetworkTransportWithLogger(stream, 3, raftIOTimeout, hl), stream, nil
 }
+
+// raftIOTimeout bounds a Raft connection's dial and each of its reads and
+// writes.
+const raftIOTimeout = 5 * time.Second
 
 // checkLease keeps the lease within what Raft accepts: a leader must notice
 // a lost quorum before its followers stop waiting for it.

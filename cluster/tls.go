@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -30,9 +31,13 @@ const HandshakeTimeout = 10 * time.Second
 type tlsStreamLayer struct {
 	ln        net.Listener
 	advertise net.Addr
+	tls       *TLS
 	server    *tls.Config
 	client    *tls.Config
 	log       *slog.Logger
+	// raft, once set, gives the configuration Dial checks the server's
+	// node ID against.
+	raft atomic.Pointer[raft.Raft]
 }
 
 // newTLSStreamLayer listens on bind for Raft connections over TLS.
@@ -41,17 +46,48 @@ func newTLSStreamLayer(bind string, advertise net.Addr, t *TLS, log *slog.Logger
 	if err != nil {
 		return nil, err
 	}
-	return &tlsStreamLayer{ln: ln, advertise: advertise, server: t.PeerServer(), client: t.PeerClient(), log: log}, nil
+	return &tlsStreamLayer{ln: ln, advertise: advertise, tls: t, server: t.PeerServer(), client: t.PeerClient(), log: log}, nil
 }
 
 // Dial connects to a peer and completes the handshake within timeout.
+// Raft dials a member at the address its configuration holds for it, so
+// the server there must present that member's certificate: a node of the
+// cluster CA at a member's address (one readdressed, or a process that
+// took the port) is not that member. The accepting side cannot check the
+// same in the handshake: Raft names the sender only inside its messages,
+// and a lagging node may not yet know the configuration that holds its
+// new leader; its peers are held to their IDs by the API (joins, forwarded
+// writes) and by this check when the leader dials them.
 func (s *tlsStreamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
 	d := &net.Dialer{Timeout: timeout}
-	c, err := tls.DialWithDialer(d, "tcp", string(address), s.client)
+	cfg := s.client
+	if id, ok := s.memberAt(address); ok {
+		cfg = s.tls.PeerClientFor(id)
+	}
+	c, err := tls.DialWithDialer(d, "tcp", string(address), cfg)
 	if err != nil {
 		return nil, fmt.Errorf("raft tls dial %s: %w", address, err)
 	}
 	return c, nil
+}
+
+// memberAt is the ID the Raft configuration holds at address (Raft
+// refuses two members at one address).
+func (s *tlsStreamLayer) memberAt(address raft.ServerAddress) (string, bool) {
+	r := s.raft.Load()
+	if r == nil {
+		return "", false
+	}
+	f := r.GetConfiguration()
+	if f.Error() != nil {
+		return "", false
+	}
+	for _, srv := range f.Configuration().Servers {
+		if srv.Address == address {
+			return string(srv.ID), true
+		}
+	}
+	return "", false
 }
 
 // Accept returns the next connection; its handshake runs on first use, in

@@ -128,14 +128,22 @@ func (l *logBuf) String() string {
 
 func openTLS(t *testing.T, id string, m *TLS, bootstrap bool, log io.Writer) *Node {
 	t.Helper()
+	return openNode(t, Config{NodeID: id, TLS: m, Bootstrap: bootstrap}, log)
+}
+
+// openNode opens a node of cfg on a fresh loopback port and data dir,
+// logging as text to log (nil: nowhere) unless cfg has a Logger.
+func openNode(t *testing.T, cfg Config, log io.Writer) *Node {
+	t.Helper()
 	if log == nil {
 		log = io.Discard
 	}
-	n, err := Open(Config{
-		NodeID: id, DataDir: t.TempDir(), RaftAddr: harness.FreeAddr(t), APIAddr: "127.0.0.1:1", Bootstrap: bootstrap, TLS: m,
-		ApplyTimeout: 3 * time.Second,
-		Logger:       slog.New(slog.NewTextHandler(log, nil)), Fatal: func(err error) { t.Errorf("fatal: %v", err) },
-	})
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(log, nil))
+	}
+	cfg.DataDir, cfg.RaftAddr, cfg.APIAddr, cfg.ApplyTimeout = t.TempDir(), harness.FreeAddr(t), "127.0.0.1:1", 3*time.Second
+	cfg.Fatal = func(err error) { t.Errorf("fatal: %v", err) }
+	n, err := Open(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,6 +227,42 @@ func TestTLSClusterReplicatesAndShutsOutAForeignCertificate(t *testing.T) {
 		v := version(n3)
 		return v == want, fmt.Sprintf("n3 at version %d, want %d", v, want)
 	})
+}
+
+// The leader dials a member at the address the configuration gives it and
+// talks only to that member: a node of the cluster CA whose certificate
+// names another ID, added under ID n4 at its address, gets no byte of the
+// log, and the leader's log says why.
+func TestRaftDialsOnlyTheMemberTheConfigurationNames(t *testing.T) {
+	ca := newTestCA(t, "cluster")
+	var l1 logBuf
+	n1 := openNode(t, Config{NodeID: "n1", TLS: ca.load("n1"), Bootstrap: true, HeartbeatTimeout: relaxed, ElectionTimeout: relaxed, LeaderLeaseTimeout: relaxed / 2}, &l1)
+	waitLeader(t, n1)
+	n2 := openNode(t, Config{NodeID: "n2", TLS: ca.load("n2"), HeartbeatTimeout: relaxed, ElectionTimeout: relaxed, LeaderLeaseTimeout: relaxed / 2}, nil)
+	n3 := openNode(t, Config{NodeID: "n3", TLS: ca.load("n3"), HeartbeatTimeout: relaxed, ElectionTimeout: relaxed, LeaderLeaseTimeout: relaxed / 2}, nil)
+	ctx := context.Background()
+	for _, n := range []*Node{n2, n3} {
+		if err := n1.AddMember(ctx, member(n), "test"); err != nil {
+			t.Fatalf("add %s: %v", n.ID(), err)
+		}
+	}
+	// Raft ID n4, the certificate of node y: what a daemon refuses to
+	// start with, run here by hand.
+	x := openNode(t, Config{NodeID: "n4", TLS: ca.load("y"), HeartbeatTimeout: relaxed, ElectionTimeout: relaxed, LeaderLeaseTimeout: relaxed / 2}, nil)
+	if err := n1.AddMember(ctx, member(x), "test"); err != nil {
+		t.Fatalf("add n4: %v", err)
+	}
+	want := addService(t, n1, 80)
+	harness.Eventually(t, 20*time.Second, "the leader refuses the server at n4's address", func() (bool, string) {
+		return strings.Contains(l1.String(), `peer certificate is node \"y\"'s, and the Raft configuration has node \"n4\" at this address`), "not yet"
+	})
+	harness.Eventually(t, 10*time.Second, "n3 applies the write", func() (bool, string) {
+		v := version(n3)
+		return v == want, fmt.Sprintf("n3 at version %d, want %d", v, want)
+	})
+	if v, idx := version(x), x.raft.AppliedIndex(); v != 0 || idx != 0 {
+		t.Errorf("the node whose certificate names y applied the leader's log as n4: version %d, applied index %d", v, idx)
+	}
 }
 
 // A client that is not a node gets no Raft bytes: no certificate, one from

@@ -335,9 +335,9 @@ func (c *Client) Zero(ctx context.Context, service string) error {
 	return c.do(ctx, "POST", "/v1/zero", ZeroRequest{Service: service}, nil)
 }
 
-// Join asks the cluster (through this node) to add m.
-func (c *Client) Join(ctx context.Context, m fsm.Member) error {
-	return c.do(ctx, "POST", "/v1/cluster/join", m, nil)
+// Join asks the cluster (through this node) to add a node.
+func (c *Client) Join(ctx context.Context, req JoinRequest) error {
+	return c.do(ctx, "POST", "/v1/cluster/join", req, nil)
 }
 
 // JoinVia asks this node to join the cluster through member's API.

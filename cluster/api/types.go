@@ -150,6 +150,17 @@ type HistoryItem struct {
 	Summary   string `json:"summary"`
 }
 
+// JoinRequest is POST /v1/cluster/join: the joining node's ID and
+// addresses. Replace lets it take over the ID of a dead member recorded
+// at another Raft address (ipvsmand --replace); without it such a join is
+// refused, and a join under the ID of a live member at another address is
+// refused either way. Omitted when false, so that a plain join is the
+// body older builds know.
+type JoinRequest struct {
+	fsm.Member
+	Replace bool `json:"replace,omitempty"`
+}
+
 // JoinViaRequest asks a node to join the cluster through a member's API.
 type JoinViaRequest struct {
 	Member string `json:"member"`

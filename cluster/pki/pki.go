@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"time"
@@ -91,9 +92,11 @@ func (ca *CA) KeyPEM() ([]byte, error) {
 }
 
 // Node signs a certificate for node name, valid for the given IPs plus
-// loopback, with name and "localhost" as DNS names. Nodes verify each other
-// by chain to the CA, not by these names (see TLS); the names let
-// an operator's client verify the host it typed.
+// loopback, with name and "localhost" as DNS names, and name as its node
+// ID (the URI SAN NodeURI(name), and the common name for people). Nodes
+// verify each other by chain to the CA and act only as the node ID their
+// certificate names (see TLS); the host names and IPs let an operator's
+// client verify the host it typed.
 func (ca *CA) Node(name string, ips []net.IP, now time.Time, days int) (*Pair, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -113,6 +116,7 @@ func (ca *CA) Node(name string, ips []net.IP, now time.Time, days int) (*Pair, e
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		DNSNames:     []string{name, "localhost"},
 		IPAddresses:  dedupe(all),
+		URIs:         []*url.URL{NodeURI(name)},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.Key)
 	if err != nil {

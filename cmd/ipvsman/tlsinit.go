@@ -31,6 +31,10 @@ key (DIR/NAME.pem, DIR/NAME-key.pem) for server and client use, valid for the
 given IPs, loopback, "localhost" and NAME. Keys are written 0600; an existing
 node certificate is never overwritten.
 
+NAME is the node's ID, bound to the certificate (the URI SAN
+spiffe://ipvsman/node/NAME): the node must run with --node-id NAME, and the
+cluster lets it join and act only as NAME.
+
 Nodes accept each other by chain to this CA, so whoever holds ca-key.pem
 decides who may be a node: copy only ca.pem, NAME.pem and NAME-key.pem to
 node NAME, and keep ca-key.pem elsewhere.`,
@@ -42,7 +46,7 @@ node NAME, and keep ca-key.pem elsewhere.`,
 		},
 	}
 	initCmd.Flags().StringVar(&dir, "dir", "", "directory for the CA and the certificates (created 0700 if missing)")
-	initCmd.Flags().StringArrayVar(&nodes, "node", nil, "NAME=IP[,IP...]: a node certificate for node NAME (its --node-id) valid for these addresses; repeat for each node")
+	initCmd.Flags().StringArrayVar(&nodes, "node", nil, "NAME=IP[,IP...]: a node certificate for node NAME (its --node-id, bound to the certificate) valid for these addresses; repeat for each node")
 	initCmd.Flags().IntVar(&days, "days", pki.NodeDays, "validity of the node certificates in days (the CA: 10 years)")
 	cmd.AddCommand(initCmd)
 	return cmd
@@ -152,7 +156,7 @@ func tlsInit(out io.Writer, dir string, nodes []string, days int, now time.Time)
 		if err := pki.WriteNew(cert, p.CertPEM, 0o644); err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "wrote %s and %s (node %s: %s, loopback; valid %d days)\n", cert, key, n.name, ipList(n.ips), days)
+		fmt.Fprintf(out, "wrote %s and %s (node ID %s, as %s; %s, loopback; valid %d days)\n", cert, key, n.name, pki.NodeURI(n.name), ipList(n.ips), days)
 	}
 	fmt.Fprintf(out, "\nstart each node NAME with:\n  ipvsmand --node-id NAME --tls-cert %s --tls-key %s --tls-ca %s ...\n",
 		filepath.Join(dir, "NAME.pem"), filepath.Join(dir, "NAME-key.pem"), caCert)

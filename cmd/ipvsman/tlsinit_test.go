@@ -48,6 +48,12 @@ func TestTLSInitMakesACAAndNodeCertificates(t *testing.T) {
 	if err := leaf.VerifyHostname("10.0.0.11"); err == nil {
 		t.Error("d2's certificate is valid for d1's address")
 	}
+	if id, err := pki.NodeID(leaf); id != "d2" || err != nil || m.Node() != "d2" {
+		t.Errorf("d2's certificate names node %q (%v), loaded as %q; want d2", id, err, m.Node())
+	}
+	if want := "node ID d2, as spiffe://ipvsman/node/d2"; !strings.Contains(out.String(), want) {
+		t.Errorf("output lacks %q:\n%s", want, out.String())
+	}
 	if d := leaf.NotAfter.Sub(now); d < 29*24*time.Hour || d > 31*24*time.Hour {
 		t.Errorf("validity %s, want 30 days", d)
 	}

@@ -19,7 +19,7 @@ func (d *daemon) serveAPI() error {
 	o := d.o
 	d.reload.tokens = server.NewTokens(d.token, d.readOnly)
 	srv := &server.Server{
-		Node: d.node, Tokens: d.reload.tokens, Limits: o.limits, Self: d.self, IPVS: o.ipvs, Log: d.log, TLS: d.tls, MaxWait: o.maxWriteWait,
+		Node: d.node, Tokens: d.reload.tokens, Limits: o.limits, Self: d.self, Replace: o.replace, IPVS: o.ipvs, Log: d.log, TLS: d.tls, MaxWait: o.maxWriteWait,
 		Health: d.checks.runner.Statuses, Throttle: d.checks.runner.Throttle, Bulk: o.realtime.ordinary,
 	}
 	if d.vips != nil {

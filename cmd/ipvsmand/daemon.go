@@ -182,7 +182,7 @@ func (d *daemon) openVIPs() error {
 func (d *daemon) loadSettings() error {
 	var err error
 	o := d.o
-	if d.tls, err = loadTLS(o.tlsCert, o.tlsKey, o.tlsCA); err != nil {
+	if d.tls, err = loadTLS(o.tlsCert, o.tlsKey, o.tlsCA, o.nodeID); err != nil {
 		return err
 	}
 	if err := checkListeners(o.raftAddr, o.apiAddr, o.debugAddr, d.tls != nil); err != nil {
@@ -219,6 +219,9 @@ func (d *daemon) loadSettings() error {
 	}
 	if o.bootstrap && o.join != "" {
 		return errors.New("--bootstrap and --join: give one, not both")
+	}
+	if o.bootstrap && o.replace {
+		return errors.New("--bootstrap and --replace: --replace takes over a member of an existing cluster; give it with --join")
 	}
 	return nil
 }
@@ -323,7 +326,10 @@ func (d *daemon) startHooks() error {
 	return nil
 }
 
-// join asks the member --join names to add this node, until it has.
+// join asks the member --join names to add this node, until it has. A
+// join the cluster refuses stops the daemon with the reason: this node
+// cannot become a member as started (its ID is a live member's at another
+// address, or a dead one's without --replace, or not its certificate's).
 func (d *daemon) join() {
 	if d.o.join == "" {
 		return
@@ -334,5 +340,10 @@ func (d *daemon) join() {
 	} else {
 		c.NodeKey = server.NodeKey(d.token)
 	}
-	d.stop.join = d.stack.push("join", start(func(ctx context.Context) { _ = api.JoinLoop(ctx, c, d.self, d.log) }))
+	req := api.JoinRequest{Member: d.self, Replace: d.o.replace}
+	d.stop.join = d.stack.push("join", start(func(ctx context.Context) {
+		if err := api.JoinLoop(ctx, c, req, d.log); err != nil && ctx.Err() == nil {
+			d.fail(fmt.Errorf("--join %s: %w", d.o.join, err))
+		}
+	}))
 }

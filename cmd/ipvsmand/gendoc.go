@@ -79,5 +79,5 @@ func daemonManSections() string {
 		"*/etc/default/ipvsmand*\n: IPVSMAND_OPTS, the options the packaged systemd unit starts ipvsmand with.\n\n" +
 		"*/etc/ipvsman/ipvsmand.conf*\n: where the examples keep a **--config** file (none by default; */usr/share/doc/ipvsman/examples/ipvsmand.conf* is one).\n\n" +
 		"# EXIT STATUS\n" +
-		"0 after a signal, 1 on an error (bad option, missing token, no IPVS in the kernel), 4 when the shutdown hung.\n"
+		"0 after a signal, 1 on an error (bad option, missing token, no IPVS in the kernel, a certificate of another node, a join the cluster refused), 4 when the shutdown hung.\n"
 }

@@ -41,7 +41,7 @@ import (
 
 type options struct {
 	nodeID, dataDir, raftAddr, apiAddr, apiAdvertise string
-	bootstrap                                        bool
+	bootstrap, replace                               bool
 	join, tokenFile, ipvs, logLevel, logFormat       string
 	readTokenFile                                    string
 	limits                                           server.Limits
@@ -95,6 +95,7 @@ func defineFlags(f *pflag.FlagSet, o *options) {
 	f.StringVar(&o.apiAdvertise, "api-advertise", "", "API address other nodes use to reach this one (default: --api-addr); off loopback only with the --tls-* flags")
 	f.BoolVar(&o.bootstrap, "bootstrap", false, "create a new cluster with this node as its first member (ignored when the data dir has state)")
 	f.StringVar(&o.join, "join", "", "API address of any member to join through (a new node joins as a non-voter and is promoted once caught up); off loopback only with the --tls-* flags: the join carries the token")
+	f.BoolVar(&o.replace, "replace", false, "with --join (or ipvsman cluster join): take over the --node-id of a dead member recorded at another Raft address; it leaves the configuration and this node joins as a non-voter. Refused while that member is alive. Without it, a join under a known ID at another address is refused")
 	f.StringVar(&o.gossipAddr, "gossip-addr", "", "host:port for membership gossip (memberlist, encrypted with a key derived from the token; default: the --raft-addr host, port 7946)")
 	f.StringVar(&o.gossipProfile, "gossip-profile", "lan", "gossip timing: lan (memberlist's LAN defaults) or local (shorter probes, fewer retransmits); a crashed node is declared dead in about 5-8 s")
 	f.DurationVar(&o.timing.PromoteAfter, "promote-after", cluster.DefaultPromoteAfter, "a joined non-voter becomes a voter once caught up and alive this long")

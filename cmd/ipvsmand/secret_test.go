@@ -58,7 +58,7 @@ func TestSecretFilesMustBePrivate(t *testing.T) {
 	writeFile(t, token, "token-A-0123456789\n")
 	writeFile(t, read, "read-only-0123456789\n")
 	cert, key, caFile := tlsFiles(t, dir)
-	args := []string{"--token-file", token, "--read-token-file", read, "--tls-cert", cert, "--tls-key", key, "--tls-ca", caFile}
+	args := []string{"--node-id", "n1", "--token-file", token, "--read-token-file", read, "--tls-cert", cert, "--tls-key", key, "--tls-ca", caFile}
 	if err := loadSettingsOf(t, args...); err != nil {
 		t.Fatalf("every file 0600: %v", err)
 	}

@@ -11,7 +11,9 @@ import (
 
 // loadTLS reads --tls-cert, --tls-key and --tls-ca: all three, or none
 // (nil: plain TCP and HTTP, allowed on loopback only; see checkListeners).
-func loadTLS(certFile, keyFile, caFile string) (*cluster.TLS, error) {
+// The certificate must name node (--node-id): the other nodes let this
+// one act only as the node its certificate names.
+func loadTLS(certFile, keyFile, caFile, node string) (*cluster.TLS, error) {
 	given := 0
 	for _, f := range []string{certFile, keyFile, caFile} {
 		if f != "" {
@@ -22,7 +24,14 @@ func loadTLS(certFile, keyFile, caFile string) (*cluster.TLS, error) {
 	case 0:
 		return nil, nil
 	case 3:
-		return cluster.LoadTLS(certFile, keyFile, caFile, time.Now())
+		m, err := cluster.LoadTLS(certFile, keyFile, caFile, time.Now())
+		if err != nil {
+			return nil, err
+		}
+		if m.Node() != node {
+			return nil, fmt.Errorf("--tls-cert %q is node %q's certificate, and --node-id is %q: each node needs its own (`ipvsman tls init --node %s=IP`)", certFile, m.Node(), node, node)
+		}
+		return m, nil
 	}
 	return nil, fmt.Errorf("--tls-cert %q, --tls-key %q, --tls-ca %q: give all three or none (`ipvsman tls init` makes them)", certFile, keyFile, caFile)
 }

@@ -1,9 +1,13 @@
 package main
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/ipvsman/ipvsman/cluster/pki"
 )
 
 func TestNothingListensUnauthenticatedOffLoopback(t *testing.T) {
@@ -33,14 +37,14 @@ func TestNothingListensUnauthenticatedOffLoopback(t *testing.T) {
 }
 
 func TestTLSFlagsAllOrNone(t *testing.T) {
-	if m, err := loadTLS("", "", ""); m != nil || err != nil {
+	if m, err := loadTLS("", "", "", "n1"); m != nil || err != nil {
 		t.Errorf("none: %v %v", m, err)
 	}
-	_, err := loadTLS("n.pem", "", "ca.pem")
+	_, err := loadTLS("n.pem", "", "ca.pem", "n1")
 	if err == nil || !strings.Contains(err.Error(), "give all three or none") {
 		t.Errorf("two of three: %v", err)
 	}
-	_, err = loadTLS("/nonexistent/n.pem", "/nonexistent/n-key.pem", "/nonexistent/ca.pem")
+	_, err = loadTLS("/nonexistent/n.pem", "/nonexistent/n-key.pem", "/nonexistent/ca.pem", "n1")
 	if err == nil || !strings.Contains(err.Error(), `--tls-ca "/nonexistent/ca.pem"`) {
 		t.Errorf("missing files: %v", err)
 	}
@@ -55,7 +59,7 @@ func TestPlainNodeKeepsTheTokenOnLoopback(t *testing.T) {
 	token := filepath.Join(dir, "token")
 	writeFile(t, token, "token-A-0123456789\n")
 	cert, key, caFile := tlsFiles(t, dir)
-	withTLS := []string{"--tls-cert", cert, "--tls-key", key, "--tls-ca", caFile}
+	withTLS := []string{"--node-id", "n1", "--tls-cert", cert, "--tls-key", key, "--tls-ca", caFile}
 	for _, tc := range []struct {
 		args []string
 		want string // "" = allowed
@@ -74,5 +78,33 @@ func TestPlainNodeKeepsTheTokenOnLoopback(t *testing.T) {
 		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
 			t.Errorf("%q: got %v, want %q", tc.args, err, tc.want)
 		}
+	}
+}
+
+// TestTheCertificateNamesTheNodeID: a node starts only with the
+// certificate of its own --node-id.
+func TestTheCertificateNamesTheNodeID(t *testing.T) {
+	ca, err := pki.NewCA("test", time.Now(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	p, err := ca.Node("d2", nil, time.Now(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile := filepath.Join(dir, "ca.pem")
+	cert, key := pki.NodeFiles(dir, "d2")
+	for f, b := range map[string][]byte{caFile: ca.PEM, cert: p.CertPEM, key: p.KeyPEM} {
+		if err := os.WriteFile(f, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if m, err := loadTLS(cert, key, caFile, "d2"); err != nil || m.Node() != "d2" {
+		t.Errorf("d2 with its own certificate: %v", err)
+	}
+	_, err = loadTLS(cert, key, caFile, "d3")
+	if err == nil || !strings.Contains(err.Error(), `--tls-cert "`+cert+`" is node "d2"'s certificate, and --node-id is "d3"`) {
+		t.Errorf("d3 with d2's certificate: %v", err)
 	}
 }

@@ -158,8 +158,12 @@ type Cluster struct {
 
 // Node is one ipvsmand process and its fixed addresses.
 type Node struct {
-	c        *Cluster
-	ID       string
+	c  *Cluster
+	ID string
+	// Name is the node's key in Cluster.Nodes and the name of its log
+	// and data dir: its ID, unless a test runs a second process under one
+	// ID (AddNamed).
+	Name     string
 	RaftAddr string
 	APIAddr  string
 	// GossipAddr is the memberlist address: a free loopback port for Add,
@@ -202,17 +206,33 @@ func NewCluster(t testing.TB) *Cluster {
 
 // Add defines a node with fresh loopback ports; Start runs it.
 func (c *Cluster) Add(id string, args ...string) *Node {
-	n := c.AddAt(id, FreeAddr(c.t), FreeAddr(c.t), "", args...)
-	n.GossipAddr = FreeAddr(c.t)
+	return c.AddNamed(id, id, args...)
+}
+
+// AddNamed is Add for a process known to the test as name but started
+// with --node-id id: a second process claiming a node's ID (its own log
+// NAME.log and data dir), or a node's replacement beside the dead one.
+func (c *Cluster) AddNamed(name, id string, args ...string) *Node {
+	if _, ok := c.Nodes[name]; ok {
+		c.t.Fatalf("harness: a node named %s exists", name)
+	}
+	n := c.node(id, FreeAddr(c.t), FreeAddr(c.t), "", args...)
+	n.Name, n.DataDir, n.GossipAddr = name, filepath.Join(c.Dir, name), FreeAddr(c.t)
+	c.Nodes[name] = n
 	return n
 }
 
 // AddAt defines a node with given addresses inside network namespace netns.
 func (c *Cluster) AddAt(id, raftAddr, apiAddr, netns string, args ...string) *Node {
-	host, _, _ := net.SplitHostPort(raftAddr)
-	n := &Node{c: c, ID: id, RaftAddr: raftAddr, APIAddr: apiAddr, GossipAddr: net.JoinHostPort(host, "7946"), DataDir: filepath.Join(c.Dir, id), NetNS: netns, IPVS: "off", Args: args}
+	n := c.node(id, raftAddr, apiAddr, netns, args...)
 	c.Nodes[id] = n
 	return n
+}
+
+// node is a node of c named by its ID, not yet in c.Nodes.
+func (c *Cluster) node(id, raftAddr, apiAddr, netns string, args ...string) *Node {
+	host, _, _ := net.SplitHostPort(raftAddr)
+	return &Node{c: c, ID: id, Name: id, RaftAddr: raftAddr, APIAddr: apiAddr, GossipAddr: net.JoinHostPort(host, "7946"), DataDir: filepath.Join(c.Dir, id), NetNS: netns, IPVS: "off", Args: args}
 }
 
 // UseTLS makes a loopback cluster run TLS like one in namespaces.
@@ -316,7 +336,7 @@ func (n *Node) Start(extra ...string) {
 	}
 	args = append(args, n.tlsArgs()...)
 	args = append(append(args, n.Args...), extra...)
-	f, err := os.OpenFile(filepath.Join(n.c.Dir, n.ID+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	f, err := os.OpenFile(n.LogFile(), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		n.c.t.Fatal(err)
 	}
@@ -399,9 +419,12 @@ func (n *Node) Wait(timeout time.Duration) error {
 
 // Log returns what the daemon wrote so far.
 func (n *Node) Log() string {
-	b, _ := os.ReadFile(filepath.Join(n.c.Dir, n.ID+".log"))
+	b, _ := os.ReadFile(n.LogFile())
 	return string(b)
 }
+
+// LogFile is where the daemon's output goes.
+func (n *Node) LogFile() string { return filepath.Join(n.c.Dir, n.Name+".log") }
 
 func (c *Cluster) killAll() {
 	for _, n := range c.Nodes {
@@ -411,7 +434,7 @@ func (c *Cluster) killAll() {
 	}
 	if c.t.Failed() {
 		for _, n := range c.Nodes {
-			c.t.Logf("---- log of %s ----\n%s", n.ID, tail(n.Log(), 40))
+			c.t.Logf("---- log of %s ----\n%s", n.Name, tail(n.Log(), 40))
 		}
 	}
 }

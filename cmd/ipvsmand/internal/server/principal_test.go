@@ -122,12 +122,15 @@ func TestForwardedHeaderSkipsTheLimitOnlyFromANode(t *testing.T) {
 }
 
 // TestNodeCertificateIsThePrincipal: in a TLS cluster a node is its
-// verified certificate, named after its common name; the node key, which
+// verified certificate, named after the node ID it is bound to; the node key, which
 // a holder of the cluster token could derive, makes no one a node there.
 func TestNodeCertificateIsThePrincipal(t *testing.T) {
 	ca := newNodeTLS(t, "cluster")
 	srv := tlsLeaderAPI(t, ca.load("a1"))
 	node := ca.load("a2").PeerClient()
+	// A forwarder must be a member of the Raft configuration, and this
+	// one-node cluster has only a1.
+	member := ca.load("a1").PeerClient()
 	operator := &tls.Config{RootCAs: ca.load("a3").CA, MinVersion: tls.VersionTLS13}
 	for i, tc := range []struct {
 		name  string
@@ -136,7 +139,7 @@ func TestNodeCertificateIsThePrincipal(t *testing.T) {
 		actor string
 	}{
 		{"a node for itself", node, []string{api.HeaderActor, "ipvsmand@a2"}, "node-cert:a2 (claimed ipvsmand@a2)"},
-		{"a node forwarding an operator's write", node, []string{api.HeaderActor, "alice@prod-admin", api.HeaderForwarded, "a2", api.HeaderPrincipal, "admin-token"}, "admin-token (claimed alice@prod-admin)"},
+		{"a node forwarding an operator's write", member, []string{api.HeaderActor, "alice@prod-admin", api.HeaderForwarded, "a1", api.HeaderPrincipal, "admin-token"}, "admin-token (claimed alice@prod-admin)"},
 		{"an operator with the node key", operator, []string{api.HeaderActor, "mallory", api.HeaderNodeKey, NodeKey(adminToken), api.HeaderPrincipal, "node-cert:a1"}, "admin-token (claimed mallory)"},
 	} {
 		code, body, err := callTLS(t, srv, tc.cfg, "POST", "/v1/ops", adminToken, addOps(i+1), tc.hdr...)

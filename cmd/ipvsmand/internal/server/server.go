@@ -18,6 +18,7 @@ import (
 	"crypto/subtle"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -30,6 +31,7 @@ import (
 
 	"github.com/ipvsman/ipvsman/cluster"
 	"github.com/ipvsman/ipvsman/cluster/api"
+	"github.com/ipvsman/ipvsman/cluster/pki"
 	"github.com/ipvsman/ipvsman/director"
 	"github.com/ipvsman/ipvsman/director/health"
 	"github.com/ipvsman/ipvsman/fsm"
@@ -51,6 +53,7 @@ type Server struct {
 	// token of the caller's role.
 	ReadToken  string
 	Self       fsm.Member // this node's addresses, for joins
+	Replace    bool       // joins ask to take over a dead member's ID (ipvsmand --replace)
 	IPVS       string     // the daemon's --ipvs mode, reported in status
 	Log        *slog.Logger
 	WaitLeader time.Duration                              // how long a write that names no deadline waits (api.DefaultWriteWait)
@@ -185,9 +188,13 @@ func callerOf(r *http.Request) caller {
 	return c
 }
 
+// forbiddenError is a caller identify refuses outright (403): a node
+// certificate bound to no node ID.
+type forbiddenError struct{ error }
+
 // identify tells who r comes from. A node is a client with a verified
 // certificate of the cluster CA in a TLS cluster, and one that sent the
-// node key in a plain one; its own principal is its certificate's name or
+// node key in a plain one; its own principal is its certificate's node ID or
 // the node key, or the principal it passes on. Anyone else is the token
 // they authenticated with. The error is a node's principal that is not
 // one (400).
@@ -195,7 +202,13 @@ func (s *Server) identify(r *http.Request, admin bool) (caller, error) {
 	var c caller
 	switch {
 	case s.TLS != nil && verifiedNode(r.TLS):
-		c = caller{principal: fsm.NodeCertPrincipal(r.TLS.VerifiedChains[0][0].Subject.CommonName), node: true}
+		// The node ID the certificate is bound to; its common name is
+		// for people and binds nothing.
+		id, err := pki.PeerNode(r.TLS)
+		if err != nil {
+			return caller{}, forbiddenError{err}
+		}
+		c = caller{principal: fsm.NodeCertPrincipal(id), node: true}
 	case s.TLS == nil && s.Tokens.acceptsNodeKey(r.Header.Get(api.HeaderNodeKey)):
 		c = caller{principal: fsm.PrincipalNodeKey, node: true}
 	case admin:
@@ -228,9 +241,21 @@ func (s *Server) auth(next http.Handler) http.Handler {
 			return
 		}
 		who, err := s.identify(r, admin)
-		if err != nil {
+		var forbidden forbiddenError
+		switch {
+		case errors.As(err, &forbidden):
+			writeError(w, http.StatusForbidden, "forbidden", fmt.Sprintf("%s %s: %v", r.Method, r.URL.Path, err))
+			return
+		case err != nil:
 			writeError(w, http.StatusBadRequest, "rejected", err.Error())
 			return
+		}
+		if s.TLS != nil && who.node && needsNodeCert(r) {
+			if msg := s.checkNodeClaim(w, r); msg != "" {
+				s.Log.Warn("refused a request claiming another node", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "reason", msg)
+				writeError(w, http.StatusForbidden, "forbidden", fmt.Sprintf("%s %s: %s", r.Method, r.URL.Path, msg))
+				return
+			}
 		}
 		if !who.node {
 			if s.TLS != nil && needsNodeCert(r) {
@@ -252,6 +277,54 @@ func (s *Server) auth(next http.Handler) http.Handler {
 		next.ServeHTTP(w, r)
 	})
 }
+
+// checkNodeClaim binds a node's requests to its certificate: a node acts
+// only as the node ID its verified certificate names. It returns why the
+// request is refused, or "". A forwarded request claims its sender in
+// api.HeaderForwarded, which must be that ID and a member of the Raft
+// configuration (only a member forwards; the leader records the actor a
+// member passes on as given). A join the joining node sends itself claims
+// the ID in its body; a join a member forwards was checked by that member,
+// which saw the joining node's certificate.
+func (s *Server) checkNodeClaim(w http.ResponseWriter, r *http.Request) string {
+	cert, err := pki.PeerNode(r.TLS)
+	if err != nil {
+		return fmt.Sprintf("the client's %v", err)
+	}
+	if by := r.Header.Get(api.HeaderForwarded); by != "" {
+		switch {
+		case by != cert:
+			return fmt.Sprintf("forwarded as node %q, but the client's certificate is node %q's: a node acts only as the node ID its certificate names", by, cert)
+		case !s.Node.InConfiguration(by):
+			return fmt.Sprintf("forwarded by node %q, which is not a member of the Raft configuration", by)
+		}
+		return ""
+	}
+	if r.URL.Path != "/v1/cluster/join" {
+		return ""
+	}
+	// Read the small body here and hand it on: the handler decodes it
+	// strictly; the ID is the one both decodings see.
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxJoinBody))
+	if err != nil {
+		return fmt.Sprintf("request body: %v", err)
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	var claim struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal(body, &claim); err != nil {
+		return fmt.Sprintf("request body: %v", err)
+	}
+	if claim.ID != cert {
+		return fmt.Sprintf("the join is for node %q, but the client's certificate is node %q's: a node joins only as the node ID its certificate names", claim.ID, cert)
+	}
+	return ""
+}
+
+// maxJoinBody bounds a join's body, read before the handler: a member's
+// addresses.
+const maxJoinBody = 64 << 10
 
 // equalToken compares in constant time; an empty want matches nothing.
 func equalToken(got, want string) bool {
@@ -436,11 +509,15 @@ func decode[T any](body []byte) (T, error) {
 }
 
 func (s *Server) join(ctx context.Context, req writeReq) (any, error) {
-	m, err := decode[fsm.Member](req.body)
+	j, err := decode[api.JoinRequest](req.body)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.Node.AddMember(ctx, m, req.actor); err != nil {
+	add := s.Node.AddMember
+	if j.Replace {
+		add = s.Node.ReplaceMember
+	}
+	if err := add(ctx, j.Member, req.actor); err != nil {
 		return nil, err
 	}
 	return api.WriteResponse{Leader: s.Node.ID()}, nil
@@ -508,7 +585,7 @@ func (s *Server) joinVia(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := s.peer(req.Member, who)
-	if err := c.Join(r.Context(), s.Self); err != nil {
+	if err := c.Join(r.Context(), api.JoinRequest{Member: s.Self, Replace: s.Replace}); err != nil {
 		writeError(w, http.StatusBadGateway, "rejected", fmt.Sprintf("join through %s: %v", req.Member, err))
 		return
 	}

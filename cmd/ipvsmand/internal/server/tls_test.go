@@ -3,10 +3,16 @@ package server
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
+	"fmt"
 	"log/slog"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -115,8 +121,11 @@ func callTLS(t *testing.T, srv *httptest.Server, cfg *tls.Config, method, path, 
 // does not get past the handshake.
 func TestJoinsAndForwardedWritesNeedANodeCertificate(t *testing.T) {
 	ca, other := newNodeTLS(t, "cluster"), newNodeTLS(t, "other")
-	srv := tlsLeaderAPI(t, ca.load("a1"))
-	node := ca.load("a2").PeerClient()
+	a1 := ca.load("a1")
+	srv := tlsLeaderAPI(t, a1)
+	// A member's certificate (the leader's own: the only member), for the
+	// requests that must get past authorization.
+	node := a1.PeerClient()
 	operator := &tls.Config{RootCAs: ca.load("a3").CA, MinVersion: tls.VersionTLS13}
 	// A client with a certificate of another CA: Go's client sends none
 	// when the server's list of acceptable CAs does not name its issuer
@@ -134,8 +143,8 @@ func TestJoinsAndForwardedWritesNeedANodeCertificate(t *testing.T) {
 		name, path, body string
 		hdr              []string
 	}{
-		{"join", "/v1/cluster/join", `{"id":"x"}`, nil},
-		{"forwarded write", "/v1/ops", ops, []string{api.HeaderForwarded, "a2"}},
+		{"join", "/v1/cluster/join", `{"id":"a1"}`, nil},
+		{"forwarded write", "/v1/ops", ops, []string{api.HeaderForwarded, "a1"}},
 	} {
 		for who, cfg := range map[string]*tls.Config{"no client certificate": operator, "certificate of another CA": foreign} {
 			code, body, err := callTLS(t, srv, cfg, "POST", tc.path, adminToken, tc.body, tc.hdr...)
@@ -206,5 +215,80 @@ func TestClientOverTLS(t *testing.T) {
 	peer := &api.Client{Base: net.JoinHostPort(host, port), Token: readToken, TLS: ca.load("a2").PeerClient()}
 	if _, err := peer.Status(ctx); err != nil {
 		t.Errorf("peer client: %v", err)
+	}
+}
+
+// ownPKICert is a certificate of the cluster CA as an operator's own PKI
+// might sign it, or one made before node IDs were bound to certificates:
+// for server and client use, without the node ID URI.
+func (c *nodeTLS) ownPKICert(cn string) tls.Certificate {
+	c.t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: cn},
+		NotBefore:    time.Now().Add(-time.Minute),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.ca.Cert, &key.PublicKey, c.ca.Key)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// TestNodesActOnlyAsTheirCertificatesNodeID: a node certificate admits
+// its holder as the node ID it names, and as no other: a join for another
+// ID, a write forwarded as another node or by a node outside the Raft
+// configuration, and any of them with a certificate that names no node ID
+// are refused with 403, naming both IDs or the way out.
+func TestNodesActOnlyAsTheirCertificatesNodeID(t *testing.T) {
+	ca := newNodeTLS(t, "cluster")
+	a1 := ca.load("a1")
+	srv := tlsLeaderAPI(t, a1)
+	a2 := ca.load("a2").PeerClient()
+	old := a1.PeerClient()
+	cert := ca.ownPKICert("a1")
+	old.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &cert, nil }
+	ops := `{"ops":[{"kind":"add-service","service":{"key":{"protocol":"tcp","address":"10.0.0.1","port":80},"scheduler":"rr"}}]}`
+	join := func(id string) string {
+		return fmt.Sprintf(`{"id":%q,"raft_addr":"127.0.0.1:1","api_addr":"127.0.0.1:2"}`, id)
+	}
+	for _, tc := range []struct {
+		name, path, body string
+		cfg              *tls.Config
+		hdr              []string
+		want             string
+	}{
+		{"a2's certificate joining as a3", "/v1/cluster/join", join("a3"), a2, nil,
+			`the join is for node \"a3\", but the client's certificate is node \"a2\"'s`},
+		{"a2's certificate forwarding as a1", "/v1/ops", ops, a2, []string{api.HeaderForwarded, "a1"},
+			`forwarded as node \"a1\", but the client's certificate is node \"a2\"'s`},
+		{"a2's certificate forwarding a join as a1", "/v1/cluster/join", join("a3"), a2, []string{api.HeaderForwarded, "a1"},
+			`forwarded as node \"a1\", but the client's certificate is node \"a2\"'s`},
+		{"a2 forwarding, not a member", "/v1/ops", ops, a2, []string{api.HeaderForwarded, "a2"},
+			`forwarded by node \"a2\", which is not a member of the Raft configuration`},
+		{"a certificate without a node ID joining", "/v1/cluster/join", join("a1"), old, nil,
+			`certificate \"a1\" names no node ID (no URI SAN spiffe://ipvsman/node/NAME): reissue it with `},
+		{"a certificate without a node ID forwarding", "/v1/ops", ops, old, []string{api.HeaderForwarded, "a1"}, "names no node ID"},
+	} {
+		code, body, err := callTLS(t, srv, tc.cfg, "POST", tc.path, adminToken, tc.body, tc.hdr...)
+		if err != nil || code != http.StatusForbidden || !strings.Contains(body, `"kind":"forbidden"`) || !strings.Contains(body, tc.want) {
+			t.Errorf("%s: %d %s %v; want 403 forbidden saying %s", tc.name, code, body, err, tc.want)
+		}
+	}
+	// As itself, a node gets past authorization: a2 joining as a2 is
+	// judged by the leader (here refused for its malformed address).
+	code, body, err := callTLS(t, srv, a2, "POST", "/v1/cluster/join", adminToken, `{"id":"a2","raft_addr":"not an address","api_addr":"127.0.0.1:2"}`)
+	if err != nil || code != http.StatusBadRequest || !strings.Contains(body, `raft_addr \"not an address\"`) {
+		t.Errorf("a2 joining as a2: %d %s %v; want it past authorization, refused by the leader for its address", code, body, err)
+	}
+	if code, body, err := callTLS(t, srv, a1.PeerClient(), "POST", "/v1/ops", adminToken, ops, api.HeaderForwarded, "a1"); err != nil || code != http.StatusOK {
+		t.Errorf("a write forwarded by the member a1 with its certificate: %d %s %v", code, body, err)
 	}
 }
