@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -59,49 +60,57 @@ func ScratchNS(t testing.TB, name, cidr string) string {
 // socket stays in that namespace. The listener is closed with t.Cleanup.
 func ListenIn(t testing.TB, ns, addr string) net.Listener {
 	t.Helper()
-	type result struct {
-		ln  net.Listener
-		err error
+	var ln net.Listener
+	err := InNamespace(ns, func() (err error) {
+		ln, err = net.Listen("tcp", addr)
+		return err
+	})
+	if err != nil {
+		if ln != nil {
+			ln.Close()
+		}
+		t.Fatalf("listen on %s in namespace %s: %v", addr, ns, err)
 	}
-	done := make(chan result, 1)
+	t.Cleanup(func() { ln.Close() })
+	return ln
+}
+
+// InNamespace runs f on a thread of its own inside network namespace ns,
+// so that what f creates (sockets) belongs to ns, and returns f's error.
+// The thread comes back to the test's namespace afterwards; one that
+// cannot stays locked and parked, out of the way: no other goroutine may
+// run in ns, and a thread that exits would take with it the processes it
+// started with Pdeathsig.
+func InNamespace(ns string, f func() error) error {
+	done := make(chan error, 1)
 	go func() {
-		// This thread enters ns and comes back. One that cannot come back
-		// stays locked and parked, so that no other goroutine runs in ns.
 		runtime.LockOSThread()
 		home, err := netns.Get()
 		if err != nil {
 			runtime.UnlockOSThread()
-			done <- result{err: err}
+			done <- err
 			return
 		}
 		defer home.Close()
 		h, err := netns.GetFromName(ns)
 		if err != nil {
 			runtime.UnlockOSThread()
-			done <- result{err: err}
+			done <- err
 			return
 		}
 		defer h.Close()
 		if err := netns.Set(h); err != nil {
 			runtime.UnlockOSThread()
-			done <- result{err: err}
+			done <- err
 			return
 		}
-		ln, err := net.Listen("tcp", addr)
+		err = f()
 		if back := netns.Set(home); back != nil {
-			if ln != nil {
-				ln.Close()
-			}
-			done <- result{err: fmt.Errorf("back to the test's namespace: %w", back)}
+			done <- errors.Join(err, fmt.Errorf("back to the test's namespace: %w", back))
 			select {}
 		}
 		runtime.UnlockOSThread()
-		done <- result{ln: ln, err: err}
+		done <- err
 	}()
-	r := <-done
-	if r.err != nil {
-		t.Fatalf("listen on %s in namespace %s: %v", addr, ns, r.err)
-	}
-	t.Cleanup(func() { r.ln.Close() })
-	return r.ln
+	return <-done
 }

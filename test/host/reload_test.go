@@ -5,16 +5,12 @@ import (
 	"crypto/tls"
 	"encoding/hex"
 	"encoding/pem"
-	"fmt"
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/vishvananda/netns"
 
 	"github.com/ipvsman/ipvsman/test/failover"
 	"github.com/ipvsman/ipvsman/test/harness"
@@ -164,54 +160,21 @@ func fileFingerprint(t *testing.T, file string) string {
 // cluster CA.
 func wireFingerprint(t *testing.T, tp *topo.Topology, c *harness.Cluster, n *harness.Node) string {
 	t.Helper()
-	type result struct {
-		fp  string
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		// The socket is made in the client's namespace: this thread enters
-		// it and comes back. It must not die in it: a thread that exits
-		// takes with it the processes it started with Pdeathsig (topo.Start
-		// does), so a thread that cannot come back stays locked, parked.
-		runtime.LockOSThread()
-		home, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			done <- result{err: err}
-			return
-		}
-		defer home.Close()
-		ns, err := netns.GetFromName(tp.NS(topo.Client))
-		if err != nil {
-			runtime.UnlockOSThread()
-			done <- result{err: err}
-			return
-		}
-		defer ns.Close()
-		if err := netns.Set(ns); err != nil {
-			runtime.UnlockOSThread()
-			done <- result{err: err}
-			return
-		}
+	var fp string
+	// The socket is made in the client's namespace.
+	err := harness.InNamespace(tp.NS(topo.Client), func() error {
 		d := &net.Dialer{Timeout: 10 * time.Second}
 		conn, err := tls.DialWithDialer(d, "tcp", n.APIAddr, c.ClientTLS())
-		if back := netns.Set(home); back != nil {
-			done <- result{err: fmt.Errorf("back to the test's namespace: %w", back)}
-			select {} // keep the thread alive, locked, out of the way
-		}
-		runtime.UnlockOSThread()
 		if err != nil {
-			done <- result{err: err}
-			return
+			return err
 		}
 		defer conn.Close()
 		sum := sha256.Sum256(conn.ConnectionState().PeerCertificates[0].Raw)
-		done <- result{fp: hex.EncodeToString(sum[:])}
-	}()
-	r := <-done
-	if r.err != nil {
-		t.Fatalf("TLS handshake with %s's API from %s: %v", n.ID, topo.Client, r.err)
+		fp = hex.EncodeToString(sum[:])
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("TLS handshake with %s's API from %s: %v", n.ID, topo.Client, err)
 	}
-	return r.fp
+	return fp
 }

@@ -60,16 +60,19 @@ var writeRoutes = []struct{ path, body string }{
 	{"/v1/commands/note", `{}`},
 }
 
-var readRoutes = []string{"/v1/status", "/v1/cluster/status", "/v1/config", "/v1/history", "/v1/health"}
-
-func call(t *testing.T, srv *httptest.Server, method, path, token, body string) (int, string) {
+// send makes one request to base with token ("" for none) and headers
+// hdr (name, value, ...), and returns the status and the body.
+func send(t *testing.T, base, method, path, token, body string, hdr ...string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
+	req, err := http.NewRequest(method, base+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -77,9 +80,18 @@ func call(t *testing.T, srv *httptest.Server, method, path, token, body string) 
 	}
 	defer resp.Body.Close()
 	var b bytes.Buffer
-	b.ReadFrom(resp.Body)
+	if _, err := b.ReadFrom(resp.Body); err != nil {
+		t.Fatal(err)
+	}
 	return resp.StatusCode, b.String()
 }
+
+func call(t *testing.T, srv *httptest.Server, method, path, token, body string) (int, string) {
+	t.Helper()
+	return send(t, srv.URL, method, path, token, body)
+}
+
+var readRoutes = []string{"/v1/status", "/v1/cluster/status", "/v1/config", "/v1/history", "/v1/health"}
 
 // TestRolesRefuseWrites: without a token nothing answers; the read-only
 // token reads everything and is refused every write, which changes nothing.

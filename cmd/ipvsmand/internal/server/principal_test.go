@@ -4,7 +4,6 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -15,31 +14,14 @@ import (
 )
 
 // addOps adds service 10.0.0.N:80.
-func addOps(n int) string {
-	return fmt.Sprintf(`{"ops":[{"kind":"add-service","service":{"key":{"protocol":"tcp","address":"10.0.0.%d","port":80},"scheduler":"rr"}}]}`, n)
-}
-
 // post sends a write with headers hdr (name, value, ...).
 func post(t *testing.T, srv *httptest.Server, path, token, body string, hdr ...string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, srv.URL+path, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, string(b)
+	return send(t, srv.URL, http.MethodPost, path, token, body, hdr...)
+}
+
+func addOps(n int) string {
+	return fmt.Sprintf(`{"ops":[{"kind":"add-service","service":{"key":{"protocol":"tcp","address":"10.0.0.%d","port":80},"scheduler":"rr"}}]}`, n)
 }
 
 // lastHistory is the newest history item srv serves.
