@@ -356,28 +356,6 @@ func newTransport(cfg Config, addr *net.TCPAddr, hl hclog.Logger) (_ *raft.Netwo
 // writes.
 const raftIOTimeout = 5 * time.Second
 
-// checkLease keeps the lease within what Raft accepts: a leader must notice
-// a lost quorum before its followers stop waiting for it.
-func checkLease(lease, heartbeat time.Duration) error {
-	if lease > heartbeat {
-		return fmt.Errorf("leader lease timeout %s: must be at most the heartbeat timeout %s, so that an isolated leader steps down before another node can be elected", lease, heartbeat)
-	}
-	return nil
-}
-
-// vipFence is how long a new leader waits, after winning, before it acts
-// as leader (VIPs, checks): the one-VIP-owner guarantee. An isolated leader
-// steps down one lease after its last contact with a quorum; a follower
-// cannot win an election before one heartbeat timeout after the last
-// heartbeat it got (less one heartbeat interval, a tenth of the timeout).
-// The fence keeps half a heartbeat timeout between the two whatever the
-// lease, for dropping the VIPs and for scheduling delays: a longer lease
-// rides out longer stalls of a busy leader, and the fence pays for it with
-// the same time added to a failover.
-func vipFence(lease, heartbeat time.Duration) time.Duration {
-	return max(0, lease-heartbeat/2)
-}
-
 // checkNodeID refuses a data dir that belongs to another node: its Raft log
 // would make this node impersonate that one.
 func checkNodeID(dir, id string) error {
