@@ -9,6 +9,7 @@ import (
 
 	"github.com/mdlayher/arp"
 	"github.com/mdlayher/ethernet"
+	"github.com/mdlayher/packet"
 	"golang.org/x/net/icmp"
 	"golang.org/x/net/ipv6"
 )
@@ -21,8 +22,9 @@ import (
 // the kernel's RCU grace period (12 ms measured), which would otherwise
 // delay every VIP after the first on a new leader.
 type Wire struct {
-	mu  sync.Mutex
-	arp map[string]*arp.Client
+	mu     sync.Mutex
+	arp    map[string]*arp.Client
+	probes map[string]*packet.Conn
 }
 
 // Announce sends one round for addr on iface: for IPv4 a gratuitous ARP
@@ -50,6 +52,10 @@ func (w *Wire) Close() {
 	for name, c := range w.arp {
 		c.Close()
 		delete(w.arp, name)
+	}
+	for name, c := range w.probes {
+		c.Close()
+		delete(w.probes, name)
 	}
 }
 

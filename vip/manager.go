@@ -91,6 +91,17 @@ type Manager struct {
 	// OnChange, when set, is told of every address added or removed, after
 	// the change; it must not block (the daemon's notify hooks queue).
 	OnChange func(added bool, a Addr, reason string)
+	// Prober, when set, is asked before each add whether another node
+	// still answers for the address: a former leader that has not yet let
+	// go (stalled, or slow to hear it lost), whatever Raft's timing says.
+	// Such an address is left to it, probed again, and taken once nobody
+	// answers or after ProbeLimit.
+	Prober Prober
+	// ProbeWait is how long a probe listens (default DefaultProbeWait);
+	// ProbeLimit how long an answered address is left to the other node
+	// (default DefaultProbeLimit).
+	ProbeWait  time.Duration
+	ProbeLimit time.Duration
 
 	// The changer's: under opMu.
 	opMu    sync.Mutex
@@ -99,6 +110,9 @@ type Manager struct {
 	failing bool
 	lastTry time.Time
 	synced  uint64 // the told generation the last change worked towards
+	// contested: wanted addresses another node still answered for at the
+	// last probe, and since when.
+	contested map[Addr]*contest
 
 	// Told and reported: under mu, never held across I/O.
 	mu        sync.Mutex
@@ -278,6 +292,8 @@ func (m *Manager) Tick(now time.Time) {
 		m.sync("") // told while another change ran, which gave way
 	case m.failing && now.Sub(m.lastTry) >= m.retryEvery():
 		m.sync("retry")
+	case len(m.contested) > 0 && now.Sub(m.lastTry) >= 2*m.probeWait():
+		m.sync("probe again")
 	}
 	sched := m.schedule()
 	for _, a := range slices.SortedFunc(maps.Keys(m.held), compareAddr) {
@@ -409,6 +425,7 @@ func (m *Manager) syncTo(in intent, reason string) {
 	if err := m.rec().store(append(slices.Collect(maps.Keys(m.held)), m.stale...)); err != nil {
 		m.fail("record", Addr{}, reason, err)
 	}
+	m.forgetContests(want)
 	if !in.leader {
 		m.dropStrays(in.want, reason)
 		return
@@ -419,6 +436,9 @@ func (m *Manager) syncTo(in intent, reason string) {
 		}
 		if m.intent().gen != in.gen {
 			return // told something newer: sync starts again on it
+		}
+		if !m.free(a) {
+			continue
 		}
 		// Recorded before it exists, so a crash in between still leaves
 		// it to the next start-up's cleanup.

@@ -165,7 +165,13 @@ func (d *daemon) openVIPs() error {
 		if err := os.MkdirAll(d.o.dataDir, 0o700); err != nil {
 			return fmt.Errorf("--data-dir %q: %w", d.o.dataDir, err)
 		}
+		if d.o.vipProbeLimit < 0 {
+			return fmt.Errorf("--vip-probe-limit %s: must not be negative (0: no probe)", d.o.vipProbeLimit)
+		}
 		d.vips = &vip.Manager{Node: d.o.nodeID, Addrs: vip.Netlink{}, Announcer: d.wire, StateFile: filepath.Join(d.o.dataDir, "vips.json"), Log: d.log, OnChange: d.vipChanged}
+		if d.o.vipProbeLimit > 0 {
+			d.vips.Prober, d.vips.ProbeLimit = d.wire, d.o.vipProbeLimit
+		}
 		if err := d.vips.Start(); err != nil {
 			d.log.Error("vip start-up cleanup incomplete; retrying", "node", d.o.nodeID, "err", err)
 		}

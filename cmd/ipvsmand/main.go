@@ -47,6 +47,7 @@ type options struct {
 	limits                                           server.Limits
 	exclusive                                        bool
 	vips, debugAddr, syncIface                       string
+	vipProbeLimit                                    time.Duration
 	gossipAddr, gossipProfile                        string
 	metrics                                          string
 	tlsCert, tlsKey, tlsCA                           string
@@ -111,6 +112,7 @@ func defineFlags(f *pflag.FlagSet, o *options) {
 	f.StringVar(&o.readTokenFile, "read-token-file", "", "file holding a read-only API token (the same on every node): it may read everything and change nothing; mode 0600 like --token-file")
 	f.StringVar(&o.ipvs, "ipvs", "on", "program the kernel's IPVS table: on, or off (cluster only, for hosts without IPVS and tests)")
 	f.StringVar(&o.vips, "vips", "on", "hold the VIPs while leader and announce them: on, or off (several nodes sharing one network namespace, tests)")
+	f.DurationVar(&o.vipProbeLimit, "vip-probe-limit", vip.DefaultProbeLimit, "before a new leader adds a VIP it sends an ARP probe (IPv4): while another node still answers for the address (a former leader that has not let go yet), it is left to it, for at most this long; 0: no probe")
 	f.BoolVar(&o.exclusive, "ipvs-exclusive", false, "own the whole IPVS table: also delete services the model never had")
 	f.StringVar(&o.syncIface, "sync-interface", "", "interface for IPVS connection sync between the directors (default: the one holding --raft-addr)")
 	f.DurationVar(&o.resync, "resync", 10*time.Second, "full reconcile of the kernel table at least this often")

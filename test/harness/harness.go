@@ -376,6 +376,22 @@ func (n *Node) Running() bool { return n.cmd != nil }
 // Kill sends SIGKILL, as a crash would, and waits for the process to end.
 func (n *Node) Kill() { n.signal(syscall.SIGKILL) }
 
+// Pause stops the process (SIGSTOP) without ending it, as a stall would:
+// nothing of the daemon runs, while what it put in the kernel (addresses)
+// stays and keeps answering. Resume lets it run on.
+func (n *Node) Pause() {
+	if n.cmd != nil {
+		_ = n.cmd.Process.Signal(syscall.SIGSTOP)
+	}
+}
+
+// Resume undoes Pause (SIGCONT); harmless on a node that is not paused.
+func (n *Node) Resume() {
+	if n.cmd != nil {
+		_ = n.cmd.Process.Signal(syscall.SIGCONT)
+	}
+}
+
 // Stop sends SIGTERM and waits for a clean exit.
 func (n *Node) Stop() error { return n.signal(syscall.SIGTERM) }
 
