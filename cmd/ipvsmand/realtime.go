@@ -21,11 +21,13 @@ import (
 // without CAP_SYS_NICE still runs, only with ordinary scheduling).
 type realtime struct {
 	priority   int
+	nice       int
 	lockMemory bool
 }
 
 func (r *realtime) register(f *pflag.FlagSet) {
 	f.IntVar(&r.priority, "realtime-priority", 0, "run every thread of the daemon with the real-time policy SCHED_RR at this priority (1-99), as keepalived's vrrp_rt_priority does, so that Raft's heartbeats are not delayed by other work on the host; 0: off (ordinary scheduling). Failure is a warning")
+	f.IntVar(&r.nice, "nice", 0, "run every thread of the daemon at this nice value (-20 to 19) under ordinary scheduling, as keepalived's vrrp_priority does: the fair scheduler then gives the daemon that much more of a CPU than ordinary work, while its own threads share fairly among themselves; threads running real-time (--realtime-priority) ignore it. 0: unchanged. Failure is a warning")
 	f.BoolVar(&r.lockMemory, "lock-memory", false, "lock the daemon's memory (mlockall, current and future) so it is never paged out, as keepalived's vrrp_no_swap does. Failure is a warning")
 }
 
@@ -42,6 +44,14 @@ func (r realtime) apply(log *slog.Logger) {
 			log.Info("real-time scheduling set", "policy", "SCHED_RR", "priority", r.priority, "threads", n)
 		}
 	}
+	if r.nice != 0 {
+		n, err := setNice(r.nice)
+		if err != nil {
+			log.Warn("nice value not set; running at the inherited one", "nice", r.nice, "threads_set", n, "err", err)
+		} else {
+			log.Info("nice value set", "nice", r.nice, "threads", n)
+		}
+	}
 	if r.lockMemory {
 		if err := lockMemory(); err != nil {
 			log.Warn("memory not locked; pages may be swapped out", "err", err)
@@ -51,16 +61,41 @@ func (r realtime) apply(log *slog.Logger) {
 	}
 }
 
-// setRealtime sets SCHED_RR at prio on every thread (task) of this
-// process. A thread started while the list is read may be missed, and is
-// cloned from a thread not yet set: so the list is read again until a pass
-// finds nothing left to set (at least twice, at most five times). It
-// returns how many threads it set.
+// setRealtime sets SCHED_RR at prio on every thread of this process and
+// returns how many it set.
 func setRealtime(prio int) (int, error) {
 	// Linux's range for SCHED_RR (sched_get_priority_min/max).
 	if prio < 1 || prio > 99 {
 		return 0, fmt.Errorf("--realtime-priority %d: want 1 to 99 for SCHED_RR, or 0 for off", prio)
 	}
+	return eachThread(func(tid int) error {
+		if err := setScheduler(tid, unix.SCHED_RR, prio); err != nil {
+			return fmt.Errorf("sched_setscheduler(%d, SCHED_RR, %d): %w", tid, prio, err)
+		}
+		return nil
+	})
+}
+
+// setNice sets the nice value of every thread of this process and returns
+// how many it set.
+func setNice(nice int) (int, error) {
+	if nice < -20 || nice > 19 {
+		return 0, fmt.Errorf("--nice %d: want -20 to 19", nice)
+	}
+	return eachThread(func(tid int) error {
+		if err := unix.Setpriority(unix.PRIO_PROCESS, tid, nice); err != nil {
+			return fmt.Errorf("setpriority(%d, %d): %w", tid, nice, err)
+		}
+		return nil
+	})
+}
+
+// eachThread calls set on every thread (task) of this process. A thread
+// started while the list is read may be missed, and is cloned from a
+// thread not yet set: so the list is read again until a pass finds
+// nothing left to set (at least twice, at most five times). It returns
+// how many threads it set.
+func eachThread(set func(tid int) error) (int, error) {
 	done := map[int]bool{}
 	for pass := 0; pass < 5; pass++ {
 		tids, err := tasks()
@@ -72,11 +107,11 @@ func setRealtime(prio int) (int, error) {
 			if done[tid] {
 				continue
 			}
-			if err := setScheduler(tid, unix.SCHED_RR, prio); err != nil {
+			if err := set(tid); err != nil {
 				if errors.Is(err, unix.ESRCH) {
 					continue // the thread ended meanwhile
 				}
-				return len(done), fmt.Errorf("sched_setscheduler(%d, SCHED_RR, %d): %w", tid, prio, err)
+				return len(done), err
 			}
 			done[tid] = true
 			fresh++

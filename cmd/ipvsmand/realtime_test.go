@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"log/slog"
 	"os"
+	"os/exec"
 	"runtime"
 	"slices"
 	"strings"
@@ -205,5 +206,53 @@ func TestOrdinaryLeavesRealtimeForBulkWork(t *testing.T) {
 	})
 	if ran != 3 {
 		t.Fatalf("ran %d of 3 pieces of work", ran)
+	}
+}
+
+// niceChild is set in the child process TestNiceEveryThread starts: raising
+// the nice value needs no privilege but cannot be undone, so it is done in
+// a process of its own.
+const niceChild = "IPVSMAND_TEST_NICE_CHILD"
+
+func TestNiceEveryThread(t *testing.T) {
+	if os.Getenv(niceChild) != "" {
+		release := lockedThreads(4)
+		defer release()
+		n, err := setNice(7)
+		if err != nil {
+			t.Fatal(err)
+		}
+		release2 := lockedThreads(4) // started after: inherit it
+		defer release2()
+		tids, err := tasks()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tid := range tids {
+			prio, err := unix.Getpriority(unix.PRIO_PROCESS, tid)
+			if err == unix.ESRCH {
+				continue
+			}
+			// The raw syscall returns 20 - nice.
+			if err != nil || 20-prio != 7 {
+				t.Errorf("thread %d: nice %d (err %v), want 7", tid, 20-prio, err)
+			}
+		}
+		t.Logf("set %d threads, checked %d", n, len(tids))
+		return
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestNiceEveryThread$", "-test.v")
+	cmd.Env = append(os.Environ(), niceChild+"=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "checked") {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+}
+
+func TestNiceRefusesOutOfRange(t *testing.T) {
+	for _, n := range []int{-21, 20} {
+		if _, err := setNice(n); err == nil || !strings.Contains(err.Error(), "--nice") {
+			t.Errorf("setNice(%d) = %v, want an error naming --nice", n, err)
+		}
 	}
 }
