@@ -11,7 +11,9 @@ import (
 
 // HistoryLimit is how many configuration versions are kept for `ipvsman
 // history` and rollback. Changing it changes snapshots: it is part of the
-// log's meaning, like a command type.
+// log's meaning, like a command type. Versions share every service, real
+// server and summary equal to a recent version's (share.go), so a version
+// costs what it changed, however it was made.
 const HistoryLimit = 200
 
 // State is the whole replicated model. Apply is its only mutator.
@@ -163,6 +165,7 @@ func (s *State) planOps(_ Command, p OpsPayload) (change, error) {
 	if err != nil {
 		return change{}, err
 	}
+	share(next, s.recent())
 	return s.configChange(next, ""), nil
 }
 
@@ -180,6 +183,7 @@ func (s *State) planReplaceConfig(_ Command, p ReplaceConfigPayload) (change, er
 	if err := ValidateConfig(next); err != nil {
 		return change{}, err
 	}
+	share(next, s.recent())
 	return s.configChange(next, p.Reason), nil
 }
 
@@ -259,7 +263,7 @@ func (s *State) commit(cmd Command, ch change) {
 		s.Config = ch.config
 		s.History = append(s.History, HistoryEntry{
 			Version: s.Version, Time: cmd.Time, Actor: cmd.Actor, Request: cmd.Request,
-			Summary: strings.Join(ch.summary, "\n"), Config: ch.config,
+			Summary: s.sharedSummary(strings.Join(ch.summary, "\n")), Config: ch.config,
 		})
 		if n := len(s.History) - HistoryLimit; n > 0 {
 			s.History = append([]HistoryEntry(nil), s.History[n:]...)
@@ -378,5 +382,6 @@ func UnmarshalState(b []byte) (*State, error) {
 	if s.Requests == nil {
 		s.Requests = map[string]Result{}
 	}
+	s.shareDecoded()
 	return s, nil
 }
