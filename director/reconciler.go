@@ -104,8 +104,8 @@ func (r *Reconciler) pass(t Target, fresh bool) Report {
 	}
 	ops := Plan(t.Table, actual, t.Managed, r.Exclusive)
 	rep.Ops = len(ops)
-	for _, op := range ops {
-		if err := r.Kernel.Apply(op); err != nil {
+	for _, err := range applyAll(r.Kernel, ops) {
+		if err != nil {
 			rep.Failed++
 			if len(rep.Errors) < 10 {
 				rep.Errors = append(rep.Errors, err.Error())

@@ -7,6 +7,7 @@ import (
 
 	"github.com/mdlayher/genetlink"
 	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
 )
 
 const (
@@ -24,6 +25,7 @@ const (
 // serialised, so that one call's deadline never cuts another's.
 type Conn struct {
 	mu     sync.Mutex
+	nl     *netlink.Conn // the socket; Run sends batches on it directly
 	c      *genetlink.Conn
 	family uint16
 }
@@ -32,16 +34,20 @@ type Conn struct {
 // ip_vs module (moby/ipvs shells out to modprobe): that is the host's job,
 // and an error here says it was not done.
 func Dial() (*Conn, error) {
-	c, err := genetlink.Dial(nil)
+	nl, err := netlink.Dial(unix.NETLINK_GENERIC, nil)
 	if err != nil {
 		return nil, fmt.Errorf("ipvsnl: open generic netlink socket: %w", err)
 	}
+	c := genetlink.NewConn(nl)
 	f, err := c.GetFamily(familyName)
 	if err != nil {
 		c.Close()
 		return nil, fmt.Errorf("ipvsnl: generic netlink family %q (is ip_vs loaded?): %w", familyName, err)
 	}
-	return &Conn{c: c, family: f.ID}, nil
+	// Room for a batch's acknowledgements (see batchWindow); the kernel
+	// caps it at net.core.rmem_max, which is enough for the window.
+	_ = nl.SetReadBuffer(1 << 20)
+	return &Conn{nl: nl, c: c, family: f.ID}, nil
 }
 
 // Close releases the socket.
