@@ -27,7 +27,10 @@ const SampleEvery = 2 * time.Millisecond
 //
 // A presence interval runs from the first sample that saw the address to
 // the first that did not, so both ends lag by up to SampleEvery and lengths
-// are unbiased.
+// are unbiased. SampleEvery is what it asks for, not what it gets: the
+// ticker drops ticks under load and each sample is one dump per node in
+// turn, so it records when each complete sample (every dump answered) was
+// taken and when each dump failed, and Resolution reports the gaps.
 type Observer struct {
 	addr  *net.IPNet
 	nodes []string
@@ -44,7 +47,15 @@ type Observer struct {
 	samples   int
 	errs      int
 	lastErr   error
+	origin    time.Time       // the offsets below count from here
+	complete  []time.Duration // when each complete sample was taken
+	failed    []time.Duration // when each failed dump's sample was taken
+	stopped   time.Time       // when sampling ended; zero while it runs
 }
+
+// sampler takes one sample: whether each node whose dump answered holds
+// the address, how many dumps failed and the last failure.
+type sampler func() (seen map[string]bool, failed int, err error)
 
 type nsHandle struct {
 	node string
@@ -89,17 +100,23 @@ func NewObserver(t testing.TB, tp *topo.Topology, cidr string, nodes ...string) 
 		}
 		handles = append(handles, nsHandle{node, h, link})
 	}
-	o := &Observer{
-		addr: ipnet, nodes: slices.Clone(nodes),
-		stop: make(chan struct{}), done: make(chan struct{}),
-		held: map[string][]Interval{}, uncounted: map[string][]Interval{},
-		changed: make(chan struct{}),
+	o := newObserver(ipnet, nodes)
+	sample := func() (map[string]bool, int, error) {
+		seen := map[string]bool{}
+		failed := 0
+		var sampleErr error
+		for _, h := range handles {
+			has, err := o.has(h)
+			if err != nil {
+				failed++
+				sampleErr = fmt.Errorf("%s: %w", h.node, err)
+				continue
+			}
+			seen[h.node] = has
+		}
+		return seen, failed, sampleErr
 	}
-	go func() {
-		defer close(o.done)
-		defer closeAll()
-		o.run(handles)
-	}()
+	o.start(sample, closeAll)
 	t.Cleanup(o.Stop)
 	// The first sample defines the starting state: wait for it so that
 	// Holders is meaningful as soon as we return.
@@ -109,22 +126,37 @@ func NewObserver(t testing.TB, tp *topo.Topology, cidr string, nodes ...string) 
 	return o
 }
 
-func (o *Observer) run(handles []nsHandle) {
+func newObserver(addr *net.IPNet, nodes []string) *Observer {
+	return &Observer{
+		addr: addr, nodes: slices.Clone(nodes),
+		stop: make(chan struct{}), done: make(chan struct{}),
+		held: map[string][]Interval{}, uncounted: map[string][]Interval{},
+		changed: make(chan struct{}), origin: time.Now(),
+	}
+}
+
+// start runs the sampling goroutine, which Stop ends and awaits; cleanup
+// runs when it has ended.
+func (o *Observer) start(sample sampler, cleanup func()) {
+	go func() {
+		defer close(o.done)
+		defer cleanup()
+		o.run(sample)
+	}()
+}
+
+func (o *Observer) run(sample sampler) {
 	tick := time.NewTicker(SampleEvery)
 	defer tick.Stop()
+	defer func() {
+		o.mu.Lock()
+		o.stopped = time.Now()
+		o.mu.Unlock()
+	}()
 	for {
 		now := time.Now()
-		seen := map[string]bool{}
-		var sampleErr error
-		for _, h := range handles {
-			has, err := o.has(h)
-			if err != nil {
-				sampleErr = fmt.Errorf("%s: %w", h.node, err)
-				continue
-			}
-			seen[h.node] = has
-		}
-		o.record(now, seen, sampleErr)
+		seen, failed, err := sample()
+		o.record(now, seen, failed, err)
 		select {
 		case <-tick.C:
 		case <-o.stop:
@@ -157,8 +189,9 @@ func (o *Observer) has(h nsHandle) (bool, error) {
 
 // record folds one sample in: seen has an entry for each node whose dump
 // succeeded. A node whose dump failed keeps its previous state rather than
-// being marked absent.
-func (o *Observer) record(now time.Time, seen map[string]bool, err error) {
+// being marked absent, and the sample is not complete: the gap to the
+// next complete one shows how long the state was carried over.
+func (o *Observer) record(now time.Time, seen map[string]bool, failed int, err error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.first.IsZero() {
@@ -169,6 +202,13 @@ func (o *Observer) record(now time.Time, seen map[string]bool, err error) {
 	if err != nil {
 		o.errs++
 		o.lastErr = err
+	}
+	at := now.Sub(o.origin)
+	if failed == 0 {
+		o.complete = append(o.complete, at)
+	}
+	for range failed {
+		o.failed = append(o.failed, at)
 	}
 	var holders []string
 	for _, node := range o.nodes {
@@ -302,6 +342,27 @@ func (o *Observer) OverlapBetween(from, to time.Time) (total, worst time.Duratio
 		to = o.last
 	}
 	return overlap(o.held, o.uncounted, from, to)
+}
+
+// Resolution reports how finely [from, to) was sampled. The window is
+// limited to the time the Observer sampled, the end to now while it runs:
+// a sampler stalled at the time of the call shows as a long last gap.
+func (o *Observer) Resolution(from, to time.Time) Resolution {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if from.Before(o.first) {
+		from = o.first
+	}
+	if end := o.stopped; !end.IsZero() && to.After(end) {
+		to = end
+	}
+	if now := time.Now(); to.After(now) {
+		to = now
+	}
+	if to.Before(from) {
+		to = from
+	}
+	return resolution(o.complete, o.failed, from.Sub(o.origin), to.Sub(o.origin))
 }
 
 // Intervals returns a copy of node's presence intervals; the last one has
