@@ -362,7 +362,9 @@ func (o *Observer) Resolution(from, to time.Time) Resolution {
 	if to.Before(from) {
 		to = from
 	}
-	return resolution(o.complete, o.failed, from.Sub(o.origin), to.Sub(o.origin))
+	r, worstEnd := resolution(o.complete, o.failed, from.Sub(o.origin), to.Sub(o.origin))
+	r.WorstEnd = o.origin.Add(worstEnd)
+	return r
 }
 
 // Intervals returns a copy of node's presence intervals; the last one has

@@ -23,6 +23,9 @@ type Resolution struct {
 	FailedDumps int
 	MedianGap   time.Duration
 	WorstGap    time.Duration
+	// WorstEnd is when the worst gap ended, to find what stalled the
+	// sampler in the logs (zero from resolution, which has only offsets).
+	WorstEnd time.Time
 }
 
 // String is the figure printed beside every overlap figure.
@@ -38,7 +41,7 @@ func (r Resolution) Err() error {
 		return fmt.Errorf("observer: no complete sample in the window (%d failed dumps): the overlap figure measured nothing", r.FailedDumps)
 	}
 	if r.WorstGap > MaxGap {
-		return fmt.Errorf("observer: %s between two complete samples, more than %s (ten sample periods): an overlap shorter than that could have gone unseen (%s)", r.WorstGap, MaxGap, r)
+		return fmt.Errorf("observer: %s between two complete samples (ending %s), more than %s (ten sample periods): an overlap shorter than that could have gone unseen (%s)", r.WorstGap, r.WorstEnd.UTC().Format("15:04:05.000"), MaxGap, r)
 	}
 	return nil
 }
@@ -46,20 +49,25 @@ func (r Resolution) Err() error {
 // Merge sums two windows' resolutions: the worse worst gap, the larger
 // median (a conservative summary), the counts added.
 func (r Resolution) Merge(o Resolution) Resolution {
-	return Resolution{
+	m := Resolution{
 		Samples:     r.Samples + o.Samples,
 		FailedDumps: r.FailedDumps + o.FailedDumps,
 		MedianGap:   max(r.MedianGap, o.MedianGap),
-		WorstGap:    max(r.WorstGap, o.WorstGap),
+		WorstGap:    r.WorstGap, WorstEnd: r.WorstEnd,
 	}
+	if o.WorstGap > r.WorstGap {
+		m.WorstGap, m.WorstEnd = o.WorstGap, o.WorstEnd
+	}
+	return m
 }
 
-// resolution computes a window's Resolution from the offsets (from one
+// resolution computes a window's Resolution, and when its worst gap
+// ended, from the offsets (from one
 // origin, ascending) of the complete samples and of the failed dumps.
 // from and to are offsets too; the last complete sample before from opens
 // the first gap, so a stall across the window's start is seen, and to
 // closes the last, so is one at its end.
-func resolution(complete, failed []time.Duration, from, to time.Duration) Resolution {
+func resolution(complete, failed []time.Duration, from, to time.Duration) (Resolution, time.Duration) {
 	var r Resolution
 	lo := sort.Search(len(complete), func(i int) bool { return complete[i] >= from })
 	hi := sort.Search(len(complete), func(i int) bool { return complete[i] > to })
@@ -69,16 +77,19 @@ func resolution(complete, failed []time.Duration, from, to time.Duration) Resolu
 		prev = complete[lo-1]
 	}
 	gaps := make([]time.Duration, 0, r.Samples+1)
-	for _, at := range complete[lo:hi] {
+	var worstEnd time.Duration
+	for _, at := range append(complete[lo:hi:hi], to) {
+		if g := at - prev; g > r.WorstGap || len(gaps) == 0 {
+			r.WorstGap, worstEnd = g, at
+		}
 		gaps = append(gaps, at-prev)
 		prev = at
 	}
-	gaps = append(gaps, to-prev)
 	slices.Sort(gaps)
 	r.MedianGap = gaps[len(gaps)/2]
 	r.WorstGap = gaps[len(gaps)-1]
 	flo := sort.Search(len(failed), func(i int) bool { return failed[i] >= from })
 	fhi := sort.Search(len(failed), func(i int) bool { return failed[i] > to })
 	r.FailedDumps = fhi - flo
-	return r
+	return r, worstEnd
 }

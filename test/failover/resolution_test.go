@@ -17,26 +17,26 @@ func msf(n float64) time.Duration { return time.Duration(n * float64(time.Millis
 func TestResolutionFigures(t *testing.T) {
 	complete := []time.Duration{msf(1), msf(3), msf(5), msf(7), msf(30), msf(32)}
 	failed := []time.Duration{msf(2), msf(9), msf(9), msf(40)}
-	r := resolution(complete, failed, msf(2), msf(33))
+	r, end := resolution(complete, failed, msf(2), msf(33))
 	// Gaps: 3-1, 5-3, 7-5, 30-7, 32-30, 33-32.
 	want := Resolution{Samples: 5, FailedDumps: 3, MedianGap: msf(2), WorstGap: msf(23)}
-	if r != want {
-		t.Fatalf("resolution = %+v, want %+v", r, want)
+	if r != want || end != msf(30) {
+		t.Fatalf("resolution = %+v ending at %s, want %+v ending at 30ms", r, end, want)
 	}
-	if err := r.Err(); err == nil || !strings.Contains(err.Error(), "23ms between two complete samples") {
+	if err := r.Err(); err == nil || !strings.Contains(err.Error(), "23ms between two complete samples (ending ") {
 		t.Fatalf("Err of a 23 ms gap: %v", err)
 	}
 	if got := r.String(); got != "worst_gap_ms: 23, median_gap_ms: 2.0, samples: 5, failed_dumps: 3" {
 		t.Fatalf("String = %q", got)
 	}
 	// A sampler that stopped answering at 7 ms: the window's end shows it.
-	if r := resolution(complete[:4], nil, 0, msf(100)); r.WorstGap != msf(93) || r.Err() == nil {
+	if r, _ := resolution(complete[:4], nil, 0, msf(100)); r.WorstGap != msf(93) || r.Err() == nil {
 		t.Fatalf("stalled at the end: %+v, %v", r, r.Err())
 	}
-	if r := resolution(nil, failed, 0, msf(10)); r.Samples != 0 || r.Err() == nil || !strings.Contains(r.Err().Error(), "no complete sample") {
+	if r, _ := resolution(nil, failed, 0, msf(10)); r.Samples != 0 || r.Err() == nil || !strings.Contains(r.Err().Error(), "no complete sample") {
 		t.Fatalf("no sample: %+v, %v", r, r.Err())
 	}
-	fine := resolution([]time.Duration{msf(2), msf(4), msf(6)}, nil, 0, msf(7))
+	fine, _ := resolution([]time.Duration{msf(2), msf(4), msf(6)}, nil, 0, msf(7))
 	if err := fine.Err(); err != nil {
 		t.Fatalf("gaps of 2 ms: %v", err)
 	}
