@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -145,22 +146,43 @@ func (o *Observer) start(sample sampler, cleanup func()) {
 	}()
 }
 
+// samplerPriority is the SCHED_RR priority of the sampling thread: above
+// the daemons' (the packaged unit's 10), so that neither they nor the
+// rest of a loaded host blind the instrument that judges them.
+const samplerPriority = 20
+
+// run samples until Stop. It keeps its own OS thread, at real-time
+// priority where the process may (root), and paces itself by sleeping in
+// the kernel on that thread: a Go timer would need another, ordinarily
+// scheduled thread of the runtime to wake it, and under load that wake-up
+// is what comes late. The thread is never unlocked, so its policy ends
+// with it. A sample that comes late is taken at once and the pace
+// restarts from it, with no burst to catch up; Resolution reports what
+// was achieved either way.
 func (o *Observer) run(sample sampler) {
-	tick := time.NewTicker(SampleEvery)
-	defer tick.Stop()
+	runtime.LockOSThread()
+	_ = unix.SchedSetAttr(0, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_RR, Priority: samplerPriority}, 0)
 	defer func() {
 		o.mu.Lock()
 		o.stopped = time.Now()
 		o.mu.Unlock()
 	}()
+	next := time.Now()
 	for {
 		now := time.Now()
 		seen, failed, err := sample()
 		o.record(now, seen, failed, err)
+		next = next.Add(SampleEvery)
+		if d := time.Until(next); d > 0 {
+			ts := unix.NsecToTimespec(d.Nanoseconds())
+			_ = unix.Nanosleep(&ts, nil) // EINTR: the next sample comes early
+		} else {
+			next = time.Now()
+		}
 		select {
-		case <-tick.C:
 		case <-o.stop:
 			return
+		default:
 		}
 	}
 }
