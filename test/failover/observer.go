@@ -6,6 +6,7 @@ import (
 	"net"
 	"runtime"
 	"slices"
+	"sort"
 	"sync"
 	"testing"
 	"time"
@@ -50,6 +51,7 @@ type Observer struct {
 	lastErr   error
 	origin    time.Time       // the offsets below count from here
 	complete  []time.Duration // when each complete sample was taken
+	took      []time.Duration // how long each complete sample's dumps took
 	failed    []time.Duration // when each failed dump's sample was taken
 	stopped   time.Time       // when sampling ended; zero while it runs
 }
@@ -171,7 +173,7 @@ func (o *Observer) run(sample sampler) {
 	for {
 		now := time.Now()
 		seen, failed, err := sample()
-		o.record(now, seen, failed, err)
+		o.record(now, time.Since(now), seen, failed, err)
 		next = next.Add(SampleEvery)
 		if d := time.Until(next); d > 0 {
 			ts := unix.NsecToTimespec(d.Nanoseconds())
@@ -213,7 +215,7 @@ func (o *Observer) has(h nsHandle) (bool, error) {
 // succeeded. A node whose dump failed keeps its previous state rather than
 // being marked absent, and the sample is not complete: the gap to the
 // next complete one shows how long the state was carried over.
-func (o *Observer) record(now time.Time, seen map[string]bool, failed int, err error) {
+func (o *Observer) record(now time.Time, took time.Duration, seen map[string]bool, failed int, err error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.first.IsZero() {
@@ -228,6 +230,7 @@ func (o *Observer) record(now time.Time, seen map[string]bool, failed int, err e
 	at := now.Sub(o.origin)
 	if failed == 0 {
 		o.complete = append(o.complete, at)
+		o.took = append(o.took, took)
 	}
 	for range failed {
 		o.failed = append(o.failed, at)
@@ -386,6 +389,11 @@ func (o *Observer) Resolution(from, to time.Time) Resolution {
 	}
 	r, worstEnd := resolution(o.complete, o.failed, from.Sub(o.origin), to.Sub(o.origin))
 	r.WorstEnd = o.origin.Add(worstEnd)
+	// The sample that opened the worst gap: its own dumps' time tells a
+	// slow kernel (a dump waiting on a lock) from a thread not run.
+	if i := sort.Search(len(o.complete), func(i int) bool { return o.complete[i] >= worstEnd-r.WorstGap }); i < len(o.complete) && o.complete[i] == worstEnd-r.WorstGap {
+		r.GapOpenerTook = o.took[i]
+	}
 	return r
 }
 

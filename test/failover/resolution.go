@@ -26,6 +26,9 @@ type Resolution struct {
 	// WorstEnd is when the worst gap ended, to find what stalled the
 	// sampler in the logs (zero from resolution, which has only offsets).
 	WorstEnd time.Time
+	// GapOpenerTook is how long the complete sample that opened the worst
+	// gap spent in its dumps (zero if the window's start opened it).
+	GapOpenerTook time.Duration
 }
 
 // String is the figure printed beside every overlap figure.
@@ -41,7 +44,7 @@ func (r Resolution) Err() error {
 		return fmt.Errorf("observer: no complete sample in the window (%d failed dumps): the overlap figure measured nothing", r.FailedDumps)
 	}
 	if r.WorstGap > MaxGap {
-		return fmt.Errorf("observer: %s between two complete samples (ending %s), more than %s (ten sample periods): an overlap shorter than that could have gone unseen (%s)", r.WorstGap, r.WorstEnd.UTC().Format("15:04:05.000"), MaxGap, r)
+		return fmt.Errorf("observer: %s between two complete samples (ending %s; the first one's dumps took %s), more than %s (ten sample periods): an overlap shorter than that could have gone unseen (%s)", r.WorstGap, r.WorstEnd.UTC().Format("15:04:05.000"), r.GapOpenerTook.Round(time.Microsecond), MaxGap, r)
 	}
 	return nil
 }
@@ -53,10 +56,10 @@ func (r Resolution) Merge(o Resolution) Resolution {
 		Samples:     r.Samples + o.Samples,
 		FailedDumps: r.FailedDumps + o.FailedDumps,
 		MedianGap:   max(r.MedianGap, o.MedianGap),
-		WorstGap:    r.WorstGap, WorstEnd: r.WorstEnd,
+		WorstGap:    r.WorstGap, WorstEnd: r.WorstEnd, GapOpenerTook: r.GapOpenerTook,
 	}
 	if o.WorstGap > r.WorstGap {
-		m.WorstGap, m.WorstEnd = o.WorstGap, o.WorstEnd
+		m.WorstGap, m.WorstEnd, m.GapOpenerTook = o.WorstGap, o.WorstEnd, o.GapOpenerTook
 	}
 	return m
 }

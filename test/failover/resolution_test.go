@@ -79,6 +79,9 @@ func TestStalledSamplerFailsTheRun(t *testing.T) {
 	if err := res.Err(); err == nil {
 		t.Fatalf("a run with a %s stall passed: %s", res.WorstGap, res)
 	}
+	if res.GapOpenerTook < stall {
+		t.Fatalf("the stalled sample's own time is %s, want the planted %s or more: the error would blame the scheduler, not the dump", res.GapOpenerTook, stall)
+	}
 	if total, _ := o.OverlapBetween(from, time.Now()); total != 0 {
 		t.Fatalf("overlap %s from a sampler that saw one holder", total)
 	}
