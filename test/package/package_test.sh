@@ -147,7 +147,7 @@ ok "ExecStart + IPVSMAND_OPTS: ipvsmand starts, reloads on ExecReload, exits 0 $
 stop_post=$(sed -n 's/^ExecStopPost=//p' "$unit")
 ns="ipvsman-pkg-$$"
 ip netns add "$ns"
-trap '[ -z "$pid" ] || kill -KILL "$pid" 2>/dev/null; ip netns del "$ns" 2>/dev/null; rm -rf "$work"' EXIT
+trap '[ -z "$pid" ] || kill -KILL "$pid" 2>/dev/null; { ip netns del "$ns" 2>/dev/null || :; }; rm -rf "$work"' EXIT
 ip -n "$ns" link add vip0 type veth peer name vip1
 ip -n "$ns" link set vip0 up
 ip -n "$ns" addr add 192.0.2.10/32 dev vip0
