@@ -54,6 +54,7 @@ type options struct {
 	checkDir, checkUser                              string
 	config                                           string // cmdline.go, reload.go
 	version                                          bool
+	releaseVIPs                                      bool // releasevips.go
 	resync, maxWriteWait                             time.Duration
 	timing                                           cluster.Config
 	track                                            trackOptions
@@ -73,6 +74,9 @@ func main() {
 			if o.version {
 				fmt.Printf("ipvsmand %s (protocol %d)\n", release.Version, fsm.CommandProtocol)
 				return nil
+			}
+			if o.releaseVIPs {
+				return runReleaseVIPs(o, commandLine(c.Flags()))
 			}
 			return run(o, commandLine(c.Flags()))
 		},
@@ -103,6 +107,7 @@ func defineFlags(f *pflag.FlagSet, o *options) {
 	f.DurationVar(&o.timing.DeadAfter, "dead-after", cluster.DefaultDeadAfter, "report (log, once) a member gossip has seen dead this long")
 	f.DurationVar(&o.timing.RemoveDeadAfter, "remove-dead-after", 0, "remove a member gossip has seen dead this long, if at least 3 voters remain and most are alive; 0: never (dead members are only reported)")
 	f.BoolVar(&o.version, "version", false, "print the version and command protocol, and exit")
+	f.BoolVar(&o.releaseVIPs, "release-vips", false, "remove from their interfaces the VIP addresses DATA/vips.json records (what a dead daemon of this node left up), and exit; takes the daemon's other flags and --config for --data-dir and ignores the rest. The packaged unit runs it as ExecStopPost, after the daemon ended by any means")
 	f.StringVar(&o.tokenFile, "token-file", "", "file holding the shared cluster token (required; mode 0600: one group or others may read is refused)")
 	f.Float64Var(&o.limits.WritesPerSecond, "max-writes-per-second", 50, "writes (POST) one client address may send this node per second, on average; 0: no limit")
 	f.IntVar(&o.limits.WriteBurst, "write-burst", 100, "writes one client may send at once before --max-writes-per-second applies")

@@ -54,7 +54,7 @@ func keepalivedSeries(t *testing.T, labtool string, advert time.Duration, cycles
 	r := NewRig(t, lab)
 	k := StartKeepalived(t, lab, advert)
 	start := time.Now()
-	defer func() { s.setOverlap(r.Obs.OverlapBetween(start, time.Now())) }()
+	defer func() { s.setOverlap(observed(t, r.Obs, start)) }()
 	for i := range cycles {
 		c, err := r.CrashCycle(k)
 		s.add(t, i, c)
@@ -76,7 +76,7 @@ func ipvsmanSeries(t *testing.T, labtool string, cycles int, idle, stress time.D
 	d := WithReady(m, ready)
 
 	start := time.Now()
-	defer func() { rep.setOverlap(r.Obs.OverlapBetween(start, time.Now())) }()
+	defer func() { rep.setOverlap(observed(t, r.Obs, start)) }()
 	unplanned := rep.series(ipvsmanUnplanned)
 	for i := range cycles {
 		c, err := r.CrashCycle(d)
@@ -93,7 +93,7 @@ func ipvsmanSeries(t *testing.T, labtool string, cycles int, idle, stress time.D
 			t.Fatalf("planned cycle %d: %v", i+1, err)
 		}
 	}
-	rep.setOverlap(r.Obs.OverlapBetween(start, time.Now()))
+	rep.setOverlap(observed(t, r.Obs, start))
 
 	if idle > 0 {
 		idleSeries(t, r, m, ready, idle, rep)
@@ -105,6 +105,9 @@ func ipvsmanSeries(t *testing.T, labtool string, cycles int, idle, stress time.D
 		t.Logf("stress for %s: %d busy loops, large writes of %d real servers, follower restarts every %s", stress, runtime.NumCPU(), servers, RestartEvery(stress))
 		res := m.Stress(t, r, stress, runtime.NumCPU(), servers)
 		t.Log(res)
+		if err := res.VIPResolution.Err(); err != nil {
+			t.Errorf("stress: %v", err)
+		}
 		rep.setStress(res)
 	}
 }
@@ -147,7 +150,20 @@ type series struct {
 	mu             sync.Mutex
 	cycles         []Cycle
 	overlap, worst time.Duration
+	res            Resolution
 	overlapSet     bool
+}
+
+// observed is the Observer's overlap since start and how finely it was
+// sampled; a run sampled too coarsely for its figure fails.
+func observed(t *testing.T, o *Observer, start time.Time) (total, worst time.Duration, res Resolution) {
+	end := time.Now()
+	total, worst = o.OverlapBetween(start, end)
+	res = o.Resolution(start, end)
+	if err := res.Err(); err != nil {
+		t.Error(err)
+	}
+	return total, worst, res
 }
 
 // add records c if it was measured at all (a cycle can fail after its
@@ -162,10 +178,10 @@ func (s *series) add(t *testing.T, i int, c Cycle) {
 	s.cycles = append(s.cycles, c)
 }
 
-func (s *series) setOverlap(total, worst time.Duration) {
+func (s *series) setOverlap(total, worst time.Duration, res Resolution) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.overlap, s.worst, s.overlapSet = total, worst, true
+	s.overlap, s.worst, s.res, s.overlapSet = total, worst, res, true
 }
 
 func (s *series) pick(f func(Cycle) time.Duration) []time.Duration {
@@ -192,6 +208,7 @@ type report struct {
 	mu             sync.Mutex
 	byName         map[string]*series
 	overlap, worst time.Duration // the ipvsman cycles'
+	res            Resolution
 	overlapSet     bool
 	idleRes        *idleResult
 	stressRes      *StressResult
@@ -209,10 +226,10 @@ func (r *report) series(name string) *series {
 	return r.byName[name]
 }
 
-func (r *report) setOverlap(total, worst time.Duration) {
+func (r *report) setOverlap(total, worst time.Duration, res Resolution) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.overlap, r.worst, r.overlapSet = total, worst, true
+	r.overlap, r.worst, r.res, r.overlapSet = total, worst, res, true
 }
 
 func (r *report) setIdle(res idleResult) {
@@ -261,7 +278,7 @@ func (r *report) print(w io.Writer) {
 		}
 		ov := "-" // the ipvsman series share one figure, printed below
 		if s.overlapSet {
-			ov = fmtMS(s.overlap)
+			ov = fmtMS(s.overlap) + " (worst gap " + fmtMS(s.res.WorstGap) + ")"
 		}
 		s.mu.Unlock()
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%d\t%s\t\n", name, sum.N, fmtMS(sum.P50), fmtMS(sum.P90), fmtMS(sum.Max), fmtMS(moved), Percentile(failed, 50), ov)
@@ -273,10 +290,10 @@ func (r *report) print(w io.Writer) {
 	kd, okD := r.summary(keepalivedDefault)
 	kf, okF := r.summary(keepalivedFast)
 	r.mu.Lock()
-	overlap, worst, overlapSet, idleRes, stressRes := r.overlap, r.worst, r.overlapSet, r.idleRes, r.stressRes
+	overlap, worst, res, overlapSet, idleRes, stressRes := r.overlap, r.worst, r.res, r.overlapSet, r.idleRes, r.stressRes
 	r.mu.Unlock()
 	if overlapSet {
-		fmt.Fprintf(w, "ipvsman VIP overlap across all its cycles (Observer, %s sampling): total %s, worst stretch %s\n", SampleEvery, fmtMS(overlap), fmtMS(worst))
+		fmt.Fprintf(w, "ipvsman VIP overlap across all its cycles (Observer, %s asked): total %s, worst stretch %s (%s)\n", SampleEvery, fmtMS(overlap), fmtMS(worst), res)
 	}
 	if idleRes != nil {
 		fmt.Fprintf(w, "ipvsman idle %s: %d leader changes (\"leadership gained\" log lines), %d VIP moves, %d of %d requests failed\n",
@@ -321,7 +338,7 @@ func (r *report) print(w io.Writer) {
 	series("keepalived_default", kd, okD)
 	series("keepalived_fast", kf, okF)
 	if overlapSet {
-		line("vip_overlap_ms", MS(overlap))
+		fmt.Fprintf(w, "vip_overlap_ms: %d (%s)\n", MS(overlap), res)
 		line("vip_overlap_worst_ms", MS(worst))
 	}
 	if idleRes != nil {
@@ -331,7 +348,7 @@ func (r *report) print(w io.Writer) {
 	if stressRes != nil {
 		line("stress_leader_changes", int64(stressRes.LeaderChanges))
 		line("stress_failed_requests", int64(stressRes.Failed))
-		line("stress_vip_overlap_ms", MS(stressRes.VIPOverlap))
+		fmt.Fprintf(w, "stress_vip_overlap_ms: %d (%s)\n", MS(stressRes.VIPOverlap), stressRes.VIPResolution)
 	}
 }
 

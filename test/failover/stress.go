@@ -106,13 +106,14 @@ type StressResult struct {
 	WriteP50, WriteMax   time.Duration
 	Restarts             int           // followers stopped and started again
 	VIPOverlap, VIPWorst time.Duration // two nodes holding the VIP at once: total, longest stretch
+	VIPResolution        Resolution    // how finely the Observer sampled the window
 	LoadAvg              string
 }
 
 func (s StressResult) String() string {
-	return fmt.Sprintf("ipvsman stress %s (%d busy loops, -C/-R of %d real servers back to back, %d follower restarts): %d leader changes, %d of %d requests failed (longest outage %dms), %d writes ok (p50 %dms, max %dms), %d failed; VIP overlap %dms (worst stretch %dms); load average at the end %s",
+	return fmt.Sprintf("ipvsman stress %s (%d busy loops, -C/-R of %d real servers back to back, %d follower restarts): %d leader changes, %d of %d requests failed (longest outage %dms), %d writes ok (p50 %dms, max %dms), %d failed; VIP overlap %dms (worst stretch %dms; %s); load average at the end %s",
 		s.Dur.Round(time.Second), s.Busy, s.Servers, s.Restarts, s.LeaderChanges, s.Failed, s.Requests, MS(s.LongestOutage),
-		s.Writes, MS(s.WriteP50), MS(s.WriteMax), s.WritesFailed, MS(s.VIPOverlap), MS(s.VIPWorst), s.LoadAvg)
+		s.Writes, MS(s.WriteP50), MS(s.WriteMax), s.WritesFailed, MS(s.VIPOverlap), MS(s.VIPWorst), s.VIPResolution, s.LoadAvg)
 }
 
 // Stress runs the stress series' window on a running cluster: busy loops
@@ -239,6 +240,7 @@ func (m *Ipvsman) Stress(t testing.TB, r *Rig, dur time.Duration, busy, servers 
 	res.Requests, res.Failed = r.Poll.Count(from, to)
 	res.LongestOutage = LongestOutage(r.Poll.Results(from, to))
 	res.VIPOverlap, res.VIPWorst = r.Obs.OverlapBetween(from, to)
+	res.VIPResolution = r.Obs.Resolution(from, to)
 	res.WriteP50, res.WriteMax = Percentile(took, 50), Percentile(took, 100)
 	res.LoadAvg = loadAverage()
 	return res

@@ -10,10 +10,13 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ipvsman/ipvsman/test/harness"
 )
 
-// TestDamagedDataDir restarts a follower on a damaged raft.db, twice:
-// truncated to half, and with the pages after its metadata overwritten.
+// TestDamagedDataDir restarts a follower on a damaged raft.db: truncated
+// to half, and with the pages after its metadata overwritten, two
+// scenarios of RUNS runs each.
 // The node must refuse to start with an error that names the file and
 // says how to recover, instead of joining the cluster with a bad log;
 // wiped and started with --join, it copies the state and agrees again.
@@ -47,8 +50,7 @@ func TestDamagedDataDir(t *testing.T) {
 		w := r.begin("the damage")
 		lead := r.leader()
 		victim := others(r.nodes, lead)[0]
-		victim.Kill()
-		r.obs.Crashed(victim.ID)
+		r.crash(victim)
 		if err := d.damage(filepath.Join(victim.DataDir, "raft.db")); err != nil {
 			t.Fatal(err)
 		}
@@ -64,18 +66,17 @@ func TestDamagedDataDir(t *testing.T) {
 			t.Fatal(err)
 		}
 		victim.Start("--join", r.leader().APIAddr)
-		r.obs.Revived(victim.ID)
-		r.finish("damaged data dir", w, time.Now())
+		r.finish("damaged data dir ("+d.kind+")", w, time.Now())
 	}
 }
 
 // TestDiskFull fills the filesystem under the leader's data dir (a small
-// tmpfs mounted there) while writes flow: the leader cannot store its log
-// and must stop acknowledging, another leads, nothing acknowledged is
-// lost; with space back, the node catches up.
+// tmpfs mounted there) while writes flow, RUNS times, leadership handed
+// back to that node before each: the leader cannot store its log and must
+// stop acknowledging, another leads, nothing acknowledged is lost; with
+// space back, the node catches up.
 func TestDiskFull(t *testing.T) {
 	r := newRig(t, 3)
-	r.start = time.Now()
 	lead := r.leader()
 	// Move the leader's data onto a tmpfs of its own, the node stopped.
 	lead.Stop()
@@ -91,9 +92,22 @@ func TestDiskFull(t *testing.T) {
 	mustRun(t, "cp", "-a", moved+"/.", lead.DataDir)
 	lead.Start()
 	r.waitVIPOnLeader()
+	for range runs() {
+		r.fillDisk(lead)
+	}
+}
+
+// fillDisk is one run of TestDiskFull against lead, the node on the
+// tmpfs: the run's window opens before the transfer that makes it leader
+// again, so that the transfer's VIP move is judged with the rest.
+func (r *rig) fillDisk(lead *harness.Node) {
+	t := r.t
+	t.Helper()
+	r.start = time.Now()
 	if now := r.leader(); now != lead {
 		r.c.MustCLI(now, "", "cluster", "transfer", lead.ID)
 	}
+	logFrom := len(lead.Log())
 	w := r.startWriter()
 	r.progress(w, 10, "before the disk fills")
 
@@ -107,7 +121,7 @@ func TestDiskFull(t *testing.T) {
 	}
 	t.Logf("%s: filled %s with %d bytes", lead.ID, lead.DataDir, st.Bavail*uint64(st.Bsize))
 	r.progress(w, 20, "with "+lead.ID+"'s disk full")
-	if log := lead.Log(); !strings.Contains(log, "no space left on device") {
+	if log := lead.Log()[logFrom:]; !strings.Contains(log, "no space left on device") {
 		t.Errorf("%s never met the full disk: its log has no \"no space left on device\"", lead.ID)
 	} else {
 		t.Logf("%s: %s", lead.ID, lastLine(log, "no space left on device"))

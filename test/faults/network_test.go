@@ -37,9 +37,9 @@ func (r *rig) progress(w *Writer, more int, what string) {
 }
 
 // TestLeaderIsolated cuts the leader off while writes flow through every
-// node: once silently (its bridge port drops every frame, the link stays
-// up) and once by link loss. The rest elect a leader and go on
-// acknowledging writes; after the heal every node agrees.
+// node: silently (its bridge port drops every frame, the link stays up)
+// and by link loss, two scenarios of RUNS runs each. The rest elect a
+// leader and go on acknowledging writes; after the heal every node agrees.
 func TestLeaderIsolated(t *testing.T) {
 	r := newRig(t, 3)
 	for i := 0; i < 2*runs(); i++ {
@@ -59,7 +59,7 @@ func TestLeaderIsolated(t *testing.T) {
 		} else {
 			r.tp.RestoreLink(lead.ID)
 		}
-		r.finish("leader isolated", w, time.Now())
+		r.finish("leader isolated ("+kind+")", w, time.Now())
 	}
 }
 
@@ -124,9 +124,10 @@ func TestFlappingLink(t *testing.T) {
 }
 
 // TestKillNineLoop kills a node with SIGKILL five times while writes
-// flow, the leader every other time, and restarts it at once. A killed
-// node keeps the VIP configured until its restart removes it, as a crashed
-// machine would answer nothing: the observer does not count it meanwhile.
+// flow, the leader every other time, and restarts it at once. It means a
+// crashed process on a live machine: the killed node's VIP answers until
+// the packaged unit's ExecStopPost removes it (rig.crash runs it at once,
+// as systemd would), and the observer counts that window.
 func TestKillNineLoop(t *testing.T) {
 	r := newRig(t, 3)
 	for range runs() {
@@ -137,11 +138,9 @@ func TestKillNineLoop(t *testing.T) {
 			if i%2 == 1 {
 				victim = others(r.nodes, lead)[(i/2)%2]
 			}
-			victim.Kill()
-			r.obs.Crashed(victim.ID)
+			r.crash(victim)
 			r.progress(w, 5, "with "+victim.ID+" killed")
 			victim.Start()
-			r.obs.Revived(victim.ID)
 			r.t.Logf("kill %d: %s (leader: %v)", i+1, victim.ID, victim == lead)
 		}
 		r.finish("kill -9 loop", w, time.Now())

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"text/tabwriter"
 	"time"
+
+	"github.com/ipvsman/ipvsman/test/failover"
 )
 
 // result sums one scenario's runs.
@@ -15,6 +17,7 @@ type result struct {
 	runs, acked, lost int
 	overlap, converge time.Duration // converge: the slowest run
 	failed            int           // runs whose nodes never agreed
+	res               failover.Resolution
 }
 
 var (
@@ -24,7 +27,7 @@ var (
 )
 
 // record adds one run of scenario to the table.
-func record(scenario string, acked, lost int, overlap, converge time.Duration, agreed bool) {
+func record(scenario string, acked, lost int, overlap time.Duration, res failover.Resolution, converge time.Duration, agreed bool) {
 	mu.Lock()
 	defer mu.Unlock()
 	r, ok := results[scenario]
@@ -37,6 +40,7 @@ func record(scenario string, acked, lost int, overlap, converge time.Duration, a
 	r.acked += acked
 	r.lost += lost
 	r.overlap += overlap
+	r.res = r.res.Merge(res)
 	r.converge = max(r.converge, converge)
 	if !agreed {
 		r.failed++
@@ -44,31 +48,53 @@ func record(scenario string, acked, lost int, overlap, converge time.Duration, a
 }
 
 // TestMain prints the table after every scenario ran, so that it ends the
-// output (make faults): the figures acceptance asks for.
+// output (make faults): the figures acceptance asks for. A scenario that
+// recorded other than RUNS runs fails the suite: its figures would sum a
+// different number of trials than the table says was asked.
 func TestMain(m *testing.M) {
 	code := m.Run()
 	table(os.Stdout)
+	mu.Lock()
+	problems := runProblems(order, results, runs())
+	mu.Unlock()
+	for _, p := range problems {
+		fmt.Fprintln(os.Stdout, "FAIL:", p)
+		code = 1
+	}
 	os.Exit(code)
+}
+
+// runProblems names every scenario whose run count is not want.
+func runProblems(order []string, results map[string]*result, want int) []string {
+	var out []string
+	for _, s := range order {
+		if n := results[s].runs; n != want {
+			out = append(out, fmt.Sprintf("scenario %q recorded %d runs, RUNS asked %d", s, n, want))
+		}
+	}
+	return out
 }
 
 func table(out io.Writer) {
 	mu.Lock()
 	defer mu.Unlock()
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "SCENARIO\tRUNS\tACKNOWLEDGED WRITES\tWRITES LOST\tVIP OVERLAP\tTIME TO CONVERGE")
+	fmt.Fprintln(w, "SCENARIO\tRUNS\tACKNOWLEDGED WRITES\tWRITES LOST\tVIP OVERLAP\tWORST SAMPLE GAP\tFAILED DUMPS\tTIME TO CONVERGE")
 	var lost int
 	var overlap time.Duration
+	var res failover.Resolution
 	for _, s := range order {
 		r := results[s]
 		conv := fmt.Sprintf("%.1f s", r.converge.Seconds())
 		if r.failed > 0 {
 			conv = fmt.Sprintf("never (%d of %d runs)", r.failed, r.runs)
 		}
-		fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d ms\t%s\n", s, r.runs, r.acked, r.lost, r.overlap.Milliseconds(), conv)
+		fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d ms\t%d ms\t%d\t%s\n", s, r.runs, r.acked, r.lost, r.overlap.Milliseconds(), failover.MS(r.res.WorstGap), r.res.FailedDumps, conv)
 		lost += r.lost
 		overlap += r.overlap
+		res = res.Merge(r.res)
 	}
 	w.Flush()
-	fmt.Fprintf(out, "writes_lost: %d\nvip_overlap_ms: %d\nscenarios: %d\n", lost, overlap.Milliseconds(), len(order))
+	fmt.Fprintf(out, "writes_lost: %d\nvip_overlap_ms: %d (%s)\nscenarios: %d\n", lost, overlap.Milliseconds(), res, len(order))
 	truthTotals(out)
 }

@@ -91,7 +91,6 @@ func (r *rig) truthFaults(w *TruthWriter) {
 	r.kill(lead, "the leader")
 	r.truthProgress(w, 10, "with the leader "+lead.ID+" killed")
 	lead.Start()
-	r.obs.Revived(lead.ID)
 	r.truthProgress(w, 10, "after "+lead.ID+" restarted")
 	hold(time.Second)
 
@@ -113,14 +112,12 @@ func (r *rig) truthFaults(w *TruthWriter) {
 			if err := f.Stop(); err != nil {
 				t.Errorf("stop follower %s: %v", f.ID, err)
 			}
-			r.obs.Crashed(f.ID)
 			t.Logf("+%s: stopped follower %s (SIGTERM)", time.Since(r.start).Round(time.Millisecond), f.ID)
 		} else {
 			r.kill(f, "follower")
 		}
 		r.truthProgress(w, 10, "with follower "+f.ID+" down")
 		f.Start()
-		r.obs.Revived(f.ID)
 		r.truthProgress(w, 5, "after "+f.ID+" restarted")
 		hold(time.Second)
 	}
@@ -129,7 +126,6 @@ func (r *rig) truthFaults(w *TruthWriter) {
 	r.kill(lead, "the leader")
 	r.truthProgress(w, 10, "with the leader "+lead.ID+" killed")
 	lead.Start()
-	r.obs.Revived(lead.ID)
 	r.truthProgress(w, 10, "after "+lead.ID+" restarted")
 }
 
@@ -175,11 +171,10 @@ func (r *rig) whileBulk(w *TruthWriter) {
 	}
 }
 
-// kill sends SIGKILL to n.
+// kill sends SIGKILL to n, a crashed process (rig.crash).
 func (r *rig) kill(n *harness.Node, what string) {
 	r.t.Helper()
-	n.Kill()
-	r.obs.Crashed(n.ID)
+	r.crash(n)
 	r.t.Logf("+%s: killed %s %s (SIGKILL)", time.Since(r.start).Round(time.Millisecond), what, n.ID)
 }
 
@@ -207,12 +202,13 @@ func (r *rig) finishTruth(w *TruthWriter, hist *History, stopPoll func(), healed
 	if lead := r.leader(); r.obs.WaitFor(func(h []string) bool { return slices.Equal(h, []string{lead.ID}) }, 20*time.Second) != nil {
 		t.Errorf("write truth: after healing the VIP is on %v, the leader is %s", r.obs.Current(), lead.ID)
 	}
-	overlap, worst := r.obs.OverlapBetween(r.start, time.Now())
-	if overlap > 0 {
+	overlap, res, oerr := r.overlap("write truth")
+	if oerr != nil {
 		// Recorded in the table, not a failure of this scenario: with
-		// both cores saturated a starved leader can step down late (see
-		// docs/faults.md); the VIP promise fails the other scenarios.
-		t.Logf("FINDING: two nodes held the VIP at once for %s (worst stretch %s)", overlap, worst)
+		// both cores saturated a starved leader can step down late, and
+		// a starved observer samples coarsely (see docs/faults.md); the
+		// VIP promise fails the other scenarios.
+		t.Logf("FINDING: %v", oerr)
 		r.logOverlaps()
 	}
 	t.Logf("+%s: converged", time.Since(r.start).Round(time.Millisecond))
@@ -258,7 +254,7 @@ func (r *rig) finishTruth(w *TruthWriter, hist *History, stopPoll func(), healed
 		r.logRequests(fig.Findings)
 	}
 	t.Logf("+%s: judged", time.Since(r.start).Round(time.Millisecond))
-	record("write truth", fig.Committed, fig.Lost, overlap, took, cerr == nil)
+	record("write truth", fig.Committed, fig.Lost, overlap, res, took, cerr == nil)
 	recordTruth(fig)
 	r.dropBulk(lead, final)
 }

@@ -381,9 +381,13 @@ func TestDrainLeaderMovesVIPOnce(t *testing.T) {
 	released := lastRelease(oldIvs, drainStart)
 	gained, _ := obs.FirstHeld(next.ID, drainStart)
 	total, worst := obs.OverlapBetween(drainStart, end)
-	t.Logf("drain of %s took %s; VIP released by %s at +%dms, added by %s at +%dms (gap %dms); holds begun during the drain: %v; moves %v; overlap %s",
+	res := obs.Resolution(drainStart, end)
+	if err := res.Err(); err != nil {
+		t.Errorf("drain: %v", err)
+	}
+	t.Logf("drain of %s took %s; VIP released by %s at +%dms, added by %s at +%dms (gap %dms); holds begun during the drain: %v; moves %v; overlap %s (%s)",
 		lead.ID, took.Round(time.Millisecond), lead.ID, released.Sub(drainStart).Milliseconds(), next.ID, gained.Sub(drainStart).Milliseconds(),
-		gained.Sub(released).Milliseconds(), starts, moves, total)
+		gained.Sub(released).Milliseconds(), starts, moves, total, res)
 	if want := []string{lead.ID + ">" + next.ID}; !slices.Equal(moves, want) {
 		t.Errorf("the VIP's holder changes during the drain: %v, want %v (holds begun: %v)", moves, want, starts)
 	}

@@ -65,10 +65,14 @@ func TestPartitionedLeaderDropsTheVIPFirst(t *testing.T) {
 		// intervals, checked below, say whether it did.
 		time.Sleep(partitionHold)
 		total, worst := obs.OverlapBetween(cut, time.Now())
+		res := obs.Resolution(cut, time.Now())
+		if err := res.Err(); err != nil {
+			t.Errorf("%s: %v", kind, err)
+		}
 		dropped := lastRelease(obs.Intervals(lead.ID), cut)
 		gained, _ := obs.FirstHeld(next.ID, cut)
-		t.Logf("%s: %s dropped the VIP %d ms after the cut, %s added it %d ms after; client answered by %s after %d ms; overlap %s (worst %s)",
-			kind, lead.ID, dropped.Sub(cut).Milliseconds(), next.ID, gained.Sub(cut).Milliseconds(), next.ID, end.Sub(cut).Milliseconds(), total, worst)
+		t.Logf("%s: %s dropped the VIP %d ms after the cut, %s added it %d ms after; client answered by %s after %d ms; overlap %s (worst %s; %s)",
+			kind, lead.ID, dropped.Sub(cut).Milliseconds(), next.ID, gained.Sub(cut).Milliseconds(), next.ID, end.Sub(cut).Milliseconds(), total, worst, res)
 		if total != 0 {
 			t.Errorf("%s: two nodes held the VIP at once for %s (worst stretch %s)", kind, total, worst)
 		}

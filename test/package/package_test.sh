@@ -79,7 +79,8 @@ if ! out=$(MANPATH="$root/usr/share/man" systemd-analyze verify "$work/ipvsmand.
 	fail "systemd-analyze verify ipvsmand.service: $out"
 fi
 for want in 'ExecStart=/usr/sbin/ipvsmand ' 'ExecReload=/bin/kill -HUP $MAINPID' 'EnvironmentFile=-/etc/default/ipvsmand' 'Restart=on-failure' \
-	'StateDirectory=ipvsman' 'AssertPathExists=/etc/ipvsman/token' 'CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW'; do
+	'StateDirectory=ipvsman' 'AssertPathExists=/etc/ipvsman/token' 'CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW' \
+	'ExecStopPost=/usr/sbin/ipvsmand $IPVSMAND_OPTS --release-vips'; do
 	grep -qF "$want" "$unit" || fail "ipvsmand.service has no $want"
 done
 stop=$(sed -n 's/^TimeoutStopSec=\([0-9]*\)s$/\1/p' "$unit")
@@ -136,6 +137,35 @@ out=$($cmdline 2>&1) || rc=$?
 [ "$rc" = 1 ] && grep -q -- "--token-file \"$work/token\": open" <<<"$out" ||
 	fail "ipvsmand without its token: status $rc, \"$out\"; want 1 and an error naming --token-file"
 ok "ExecStart + IPVSMAND_OPTS: ipvsmand starts, reloads on ExecReload, exits 0 ${took}s after SIGTERM (limit ${stop}s); without the token: ${out##*$'\n'}"
+
+# ExecStopPost as systemd runs it after a crash: in a namespace of its
+# own, an interface (one end of a veth pair: the dummy driver is not in
+# every kernel) holds the address the data dir's vips.json
+# records and one it does not; the command removes the first only, and a
+# second run (a clean stop after a crash) changes nothing.
+[ "$(id -u)" = 0 ] || fail "the ExecStopPost check needs root (a network namespace)"
+stop_post=$(sed -n 's/^ExecStopPost=//p' "$unit")
+ns="ipvsman-pkg-$$"
+ip netns add "$ns"
+trap '[ -z "$pid" ] || kill -KILL "$pid" 2>/dev/null; { ip netns del "$ns" 2>/dev/null || :; }; rm -rf "$work"' EXIT
+ip -n "$ns" link add vip0 type veth peer name vip1
+ip -n "$ns" link set vip0 up
+ip -n "$ns" addr add 192.0.2.10/32 dev vip0
+ip -n "$ns" addr add 192.0.2.99/32 dev vip0
+printf '[{"prefix":"192.0.2.10/32","interface":"vip0"}]' >"$work/data/vips.json"
+cmdline=${stop_post/\/usr\/sbin\/ipvsmand/$root/usr/sbin/ipvsmand}
+cmdline=${cmdline/\$IPVSMAND_OPTS/$IPVSMAND_OPTS}
+for pass in 1 2; do
+	# shellcheck disable=SC2086 # split as systemd splits an unquoted $VAR
+	out=$(ip netns exec "$ns" $cmdline 2>&1) || fail "ExecStopPost ($cmdline), pass $pass: $out"
+	addrs=$(ip -n "$ns" -o -4 addr show dev vip0)
+	! grep -q ' 192.0.2.10/32 ' <<<"$addrs" || fail "ExecStopPost pass $pass left the recorded 192.0.2.10/32: $addrs"
+	grep -q ' 192.0.2.99/32 ' <<<"$addrs" || fail "ExecStopPost pass $pass removed 192.0.2.99/32, which vips.json does not record: $addrs"
+done
+rm "$work/data/vips.json"
+out=$(ip netns exec "$ns" $cmdline 2>&1) || fail "ExecStopPost without vips.json: $out"
+ip netns del "$ns"
+ok "ExecStopPost: removes the address vips.json records and keeps the other, twice in a row; without the file: ${out##*msg=}"
 
 # /etc/default/ipvsmand is a shell fragment with the options off; every
 # option it and examples/README.md show exists (but ipvsman's own: --node
