@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os/exec"
 	"slices"
@@ -523,18 +522,21 @@ func recordTruth(f Figures) {
 	truthSum.Lost += f.Lost
 }
 
-// truthTotals prints the write-truth figures when the scenario ran; the
+// truthTotals are the write-truth figures when the scenario ran; the
 // table's writes_lost already counts its lost writes.
-func truthTotals(out io.Writer) {
+func truthTotals() []figure {
 	truthMu.Lock()
 	defer truthMu.Unlock()
 	if truthRuns == 0 {
-		return
+		return nil
 	}
-	for _, l := range truthSum.Lines() {
-		if !strings.HasPrefix(l, "writes_lost:") {
-			fmt.Fprintln(out, l)
-		}
+	f := truthSum
+	return []figure{
+		{"writes_misreported", f.Misreported},
+		{"valid_writes_rejected", f.ValidRejected},
+		{"duplicate_applies", f.DuplicateApplies},
+		{"writes_unknown", f.Unknown},
+		{"writes_unknown_committed", f.UnknownCommitted},
+		{"transfers_misreported", truthTransfers},
 	}
-	fmt.Fprintf(out, "transfers_misreported: %d\n", truthTransfers)
 }

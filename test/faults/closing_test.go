@@ -1,0 +1,43 @@
+package faults
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestClosingFiguresOfACleanRun(t *testing.T) {
+	lines, code := closing([]figure{{"writes_lost", 0}, {"vip_overlap_ms", 3}, {"scenarios", 7}}, 7, 0, true)
+	if code != 0 || strings.Join(lines, "\n") != "writes_lost: 0\nvip_overlap_ms: 3\nscenarios: 7" {
+		t.Fatalf("code %d, lines %q", code, lines)
+	}
+}
+
+// A failed run's totals are not a result: the report says the run failed
+// and no figure reads as a clean number.
+func TestClosingFiguresOfAFailedRun(t *testing.T) {
+	lines, code := closing([]figure{{"writes_lost", 0}, {"vip_overlap_ms", 5}, {"scenarios", 7}}, 7, 1, true)
+	if code != 1 {
+		t.Fatalf("code %d, want 1", code)
+	}
+	if !strings.Contains(lines[0], "FAILED") {
+		t.Fatalf("first line %q does not say the run failed", lines[0])
+	}
+	for _, l := range lines[1:] {
+		if !strings.Contains(l, ": n/a (run failed;") {
+			t.Errorf("%q reads as a clean figure beside a failed run", l)
+		}
+	}
+}
+
+// Under make faults a run in which no scenario ran fails, even when the
+// test binary itself exited 0 (a -test.run filter that matched nothing).
+func TestClosingFiguresOfAnEmptyRun(t *testing.T) {
+	lines, code := closing([]figure{{"writes_lost", 0}, {"vip_overlap_ms", 0}, {"scenarios", 0}}, 0, 0, true)
+	if code == 0 || !strings.Contains(lines[0], "no scenario ran") {
+		t.Fatalf("code %d, lines %q; want a failure saying no scenario ran", code, lines)
+	}
+	// Outside make faults (a unit test run alone) an empty table is fine.
+	if _, code := closing(nil, 0, 0, false); code != 0 {
+		t.Fatalf("outside the suite: code %d, want 0", code)
+	}
+}
