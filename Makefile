@@ -22,7 +22,7 @@ test: lint test-unit test-host faults test-package fuzz e2e ## all tests, as CI 
 
 test-unit: ## tier 1: pure code (fsm, parsers, cluster), race detector on; fast, no root; and the packages' lines (test/arch)
 	$(GO) test -race -count=1 $(UNIT)
-	$(GO) test -count=1 ./test/arch/ ./test/skip/ ./test/runners/
+	$(GO) test -count=1 ./test/arch/ ./test/skip/ ./test/runners/ ./test/figures/
 	$(GO) test -race -count=1 -tags next ./fsm/... ./cluster/... ./cmd/... # the simulated next release (rolling-upgrade gate)
 
 test-host: ## tier 2: real ipvsmand processes and the CLI on loopback (--ipvs=off); the lab topology on the host (root)

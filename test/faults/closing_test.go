@@ -41,3 +41,15 @@ func TestClosingFiguresOfAnEmptyRun(t *testing.T) {
 		t.Fatalf("outside the suite: code %d, want 0", code)
 	}
 }
+
+// Missing is what faults_lab's "lost" counts: acknowledged writes the
+// converged model lacks.
+func TestMissingIsWhatTheModelLacks(t *testing.T) {
+	acked := []string{"10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80"}
+	if got := Missing(acked, []string{"10.0.0.1:80", "10.0.0.3:80", "10.0.0.9:80"}); len(got) != 1 || got[0] != "10.0.0.2:80" {
+		t.Fatalf("Missing = %q, want [10.0.0.2:80]", got)
+	}
+	if got := Missing(acked, acked); len(got) != 0 {
+		t.Fatalf("Missing of a model holding every write = %q, want none", got)
+	}
+}
