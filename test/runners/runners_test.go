@@ -157,3 +157,47 @@ func TestLintVetsEveryBuildTag(t *testing.T) {
 		t.Fatalf("clean files: exit 0: %v, want a pass over 2 tag sets (default, lab,labbench); output:\n%s", ok, out)
 	}
 }
+
+// e2e.sh itself, with the VM and the build stubbed: the lab binary's
+// output decides, a run of nothing fails, and CI's no-skip variable
+// reaches the VM's environment.
+func TestE2EFailsWhenNoLabTestRan(t *testing.T) {
+	e2e, err := os.ReadFile(script(t, "lab/e2e.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	count, err := os.ReadFile(script(t, "lab/count.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name, output string
+		ok           bool
+	}{
+		{"a filter that matches nothing", "testing: warning: no tests to run\nPASS\n", false},
+		{"one test passed", "--- PASS: TestPlainIPVSInTheLab (3.00s)\nPASS\n", true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			repo := t.TempDir()
+			writeFiles(t, repo, map[string]string{
+				"test/lab/e2e.sh":   string(e2e),
+				"test/lab/count.sh": string(count),
+				"test/lab/build.sh": "lab_build() { mkdir -p \"$1\"; }\n",
+				// The VM: prints what the lab binary would, and the variable
+				// it would see.
+				"test/lab/vm/run.sh": "#!/bin/sh\necho \"no_skip=$LAB_ENV_IPVSMAN_NO_SKIP\"\nprintf '%s' \"$LAB_OUTPUT\"\n",
+			})
+			if err := os.Chmod(filepath.Join(repo, "test/lab/vm/run.sh"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			env := []string{"LAB_WORK=" + filepath.Join(repo, ".lab"), "LAB_OUTPUT=" + c.output, "IPVSMAN_NO_SKIP=1"}
+			out, ok := run(t, repo, env, "bash", filepath.Join(repo, "test/lab/e2e.sh"), "-test.run", "NoSuchTest")
+			if ok != c.ok {
+				t.Fatalf("exit 0: %v, want %v; output:\n%s", ok, c.ok, out)
+			}
+			if !strings.Contains(out, "no_skip=1") {
+				t.Fatalf("IPVSMAN_NO_SKIP did not reach the VM's environment; output:\n%s", out)
+			}
+		})
+	}
+}
