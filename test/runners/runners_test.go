@@ -201,3 +201,16 @@ func TestE2EFailsWhenNoLabTestRan(t *testing.T) {
 		})
 	}
 }
+
+// make faults with a filter that matches no scenario fails, although the
+// test binary ran nothing that could fail.
+func TestFaultsFailsWhenNoScenarioRan(t *testing.T) {
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, ok := run(t, root, []string{"FAULTS_RUNS=1"}, "go", "test", "-count=1", "-run", "^NoSuchScenario$", "./test/faults/")
+	if ok || !strings.Contains(out, "faults: no scenario ran") {
+		t.Fatalf("exit 0: %v, want a failure saying no scenario ran; output:\n%s", ok, out)
+	}
+}
