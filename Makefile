@@ -20,7 +20,7 @@ build: ## build bin/ipvsmand and bin/ipvsman (static, CGO_ENABLED=0)
 test: lint test-unit test-host faults test-package fuzz e2e ## all tests, as CI runs them (the three tiers and fuzzing)
 	@echo "make test: all tiers passed"
 
-test-unit: ## tier 1: pure code (fsm, parsers, cluster), race detector on; fast, no root; and the packages' lines (test/arch)
+test-unit: ## tier 1: pure code (fsm, parsers, cluster), race detector on; fast, no root; the packages' lines (test/arch), the skip helper, the runners, the figures
 	$(GO) test -race -count=1 $(UNIT)
 	$(GO) test -count=1 ./test/arch/ ./test/skip/ ./test/runners/ ./test/figures/
 	$(GO) test -race -count=1 -tags next ./fsm/... ./cluster/... ./cmd/... # the simulated next release (rolling-upgrade gate)
