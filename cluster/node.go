@@ -195,11 +195,11 @@ func Open(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("open raft store %s: %w (is another ipvsmand using this data dir?)", filepath.Join(cfg.DataDir, "raft.db"), err)
 	}
 	fileSnaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, 2, hl)
-	snaps := indexedSnapshots{fileSnaps}
 	if err != nil {
 		store.Close()
 		return nil, fmt.Errorf("open snapshot store: %w", err)
 	}
+	snaps := indexedSnapshots{fileSnaps}
 	addr, err := net.ResolveTCPAddr("tcp", cfg.RaftAddr)
 	if err != nil {
 		store.Close()
