@@ -20,9 +20,9 @@ build: ## build bin/ipvsmand and bin/ipvsman (static, CGO_ENABLED=0)
 test: lint test-unit test-host faults test-package fuzz e2e ## all tests, as CI runs them (the three tiers and fuzzing)
 	@echo "make test: all tiers passed"
 
-test-unit: ## tier 1: pure code (fsm, parsers, cluster), race detector on; fast, no root; and the packages' lines (test/arch)
+test-unit: ## tier 1: pure code (fsm, parsers, cluster), race detector on; fast, no root; the packages' lines (test/arch), the skip helper, the runners, the figures
 	$(GO) test -race -count=1 $(UNIT)
-	$(GO) test -count=1 ./test/arch/
+	$(GO) test -count=1 ./test/arch/ ./test/skip/ ./test/runners/ ./test/figures/
 	$(GO) test -race -count=1 -tags next ./fsm/... ./cluster/... ./cmd/... # the simulated next release (rolling-upgrade gate)
 
 test-host: ## tier 2: real ipvsmand processes and the CLI on loopback (--ipvs=off); the lab topology on the host (root)
@@ -73,10 +73,8 @@ bench: bench-apply bench-failover bench-health bench-sync bench-upgrade bench-wr
 fuzz: ## run every fuzz target for FUZZTIME each (default 5s)
 	@FUZZTIME=$(FUZZTIME) GO=$(GO) sh test/fuzz.sh
 
-lint: ## gofmt and go vet
-	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
-	$(GO) vet ./...
-	$(GO) vet -tags next ./fsm/... ./cluster/... ./cmd/...
+lint: ## gofmt, and go vet under every build tag set the files use (next, benchwrites, lab, ...)
+	@GO=$(GO) bash test/lint.sh
 
 demo: ## the lab VM: three ipvsman directors with real IPVS, client traffic, the leader killed
 	@bash test/lab/demo.sh

@@ -147,6 +147,7 @@ func (m *machine) Snapshot() (raft.FSMSnapshot, error) {
 
 func (m *machine) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
+	index, known := restoredIndex(rc)
 	b, err := io.ReadAll(rc)
 	if err != nil {
 		return fmt.Errorf("read snapshot: %w", err)
@@ -160,9 +161,52 @@ func (m *machine) Restore(rc io.ReadCloser) error {
 	m.state = s
 	m.prepared = nil
 	m.gen++
+	if known {
+		m.applied = index
+	}
 	m.mu.Unlock()
+	m.log.Info("snapshot restored", "index", index, "index_known", known, "version", s.Version)
 	m.notify()
 	return nil
+}
+
+// indexedSnapshots is the snapshot store raft uses, with every snapshot it
+// opens telling its log index. raft.FSM's Restore gets only the bytes, and
+// the snapshot's content cannot carry the index without changing the format
+// older members read; without it the applied index would stay at what it
+// was before the install (or 0 after a restart) until the next command.
+type indexedSnapshots struct {
+	raft.SnapshotStore
+}
+
+func (s indexedSnapshots) Open(id string) (*raft.SnapshotMeta, io.ReadCloser, error) {
+	meta, rc, err := s.SnapshotStore.Open(id)
+	if err != nil {
+		return meta, rc, err
+	}
+	return meta, indexedReader{ReadCloser: rc, index: meta.Index}, nil
+}
+
+// indexedReader is an opened snapshot that knows its log index.
+type indexedReader struct {
+	io.ReadCloser
+	index uint64
+}
+
+// restoredIndex finds the log index of the snapshot rc reads, looking
+// through the readers raft wraps around the one the store opened.
+func restoredIndex(rc io.ReadCloser) (uint64, bool) {
+	for rc != nil {
+		switch r := rc.(type) {
+		case indexedReader:
+			return r.index, true
+		case raft.ReadCloserWrapper:
+			rc = r.WrappedReadCloser()
+		default:
+			return 0, false
+		}
+	}
+	return 0, false
 }
 
 // preparedEntry is a plan of entry data made at state generation gen.

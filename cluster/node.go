@@ -194,11 +194,12 @@ func Open(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open raft store %s: %w (is another ipvsmand using this data dir?)", filepath.Join(cfg.DataDir, "raft.db"), err)
 	}
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, 2, hl)
+	fileSnaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, 2, hl)
 	if err != nil {
 		store.Close()
 		return nil, fmt.Errorf("open snapshot store: %w", err)
 	}
+	snaps := indexedSnapshots{fileSnaps}
 	addr, err := net.ResolveTCPAddr("tcp", cfg.RaftAddr)
 	if err != nil {
 		store.Close()

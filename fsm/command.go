@@ -77,6 +77,10 @@ type (
 	}
 	SetVerdictsPayload struct {
 		Verdicts []VerdictChange `json:"verdicts"`
+		// Tick is the number of the health runner's tick that proposed
+		// the batch: benchmarks count entries per tick from it. Apply
+		// ignores it, and older members ignore the unknown field.
+		Tick uint64 `json:"tick,omitempty"`
 	}
 	VerdictChange struct {
 		Service string `json:"service"` // ServiceKey.String()

@@ -20,9 +20,16 @@ bare_deadline() {
 		! grep -q -e 'Failing input written' -e 'panic:' -e '_test.go:[0-9]*:' "$log"
 }
 
+# A failed or empty listing would fuzz nothing and still end "no findings".
+files=$(git ls-files --cached --others --exclude-standard '*_test.go') || {
+	echo "fuzz: git ls-files failed: no test files to search for fuzz targets" >&2
+	exit 1
+}
+[ -n "$files" ] || { echo "fuzz: git ls-files listed no test files" >&2; exit 1; }
+
 n=0
 flakes=0
-for f in $(git ls-files --cached --others --exclude-standard '*_test.go'); do
+for f in $files; do
 	for t in $(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' "$f"); do
 		pkg="./$(dirname "$f")"
 		echo "fuzz: $t ($(dirname "$f")) for $FUZZTIME"
@@ -43,4 +50,8 @@ for f in $(git ls-files --cached --others --exclude-standard '*_test.go'); do
 		n=$((n + 1))
 	done
 done
+if [ "$n" -eq 0 ]; then
+	echo "fuzz: no fuzz target found in $(echo "$files" | wc -l) test files: nothing was fuzzed" >&2
+	exit 1
+fi
 echo "fuzz: $n targets, no findings ($flakes coordinator flakes)"

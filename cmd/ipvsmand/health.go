@@ -66,12 +66,12 @@ func probe(spec fsm.HealthCheck, opts check.Options) (health.Probe, error) {
 
 var errNotOpen = errors.New("raft node not open yet")
 
-func (c *checks) commit(ctx context.Context, ch []fsm.VerdictChange) error {
+func (c *checks) commit(ctx context.Context, tick uint64, ch []fsm.VerdictChange) error {
 	n := c.node.Load()
 	if n == nil {
 		return errNotOpen
 	}
-	_, err := n.Propose(ctx, fsm.CmdSetVerdicts, fsm.SetVerdictsPayload{Verdicts: ch}, "ipvsmand@"+c.id)
+	_, err := n.Propose(ctx, fsm.CmdSetVerdicts, fsm.SetVerdictsPayload{Verdicts: ch, Tick: tick}, "ipvsmand@"+c.id)
 	return err
 }
 

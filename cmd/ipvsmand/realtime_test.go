@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ipvsman/ipvsman/test/skip"
 )
 
 // policies returns every thread's scheduling policy.
@@ -56,7 +58,7 @@ func lockedThreads(n int) (release func()) {
 
 func TestSetRealtimeEveryThread(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root (SCHED_RR)")
+		skip.Now(t, "needs root (SCHED_RR)")
 	}
 	release := lockedThreads(4)
 	defer release()
@@ -96,7 +98,7 @@ func TestSetRealtimeEveryThread(t *testing.T) {
 // thread left at SCHED_OTHER is seen.
 func TestRealtimeCheckPlanted(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root (SCHED_RR)")
+		skip.Now(t, "needs root (SCHED_RR)")
 	}
 	t.Cleanup(func() {
 		for tid := range policies(t) {
@@ -162,7 +164,7 @@ const schedOther = 0
 // daemon without real-time run the work as is.
 func TestOrdinaryLeavesRealtimeForBulkWork(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root (SCHED_RR)")
+		skip.Now(t, "needs root (SCHED_RR)")
 	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ipvsman/ipvsman/fsm"
+	"github.com/ipvsman/ipvsman/test/skip"
 )
 
 // testDir is a check directory the test's user owns, trusted as root is
@@ -216,7 +217,7 @@ func TestCheckDirItself(t *testing.T) {
 // user other than root is refused (root chowns; CI runs as root).
 func TestResolveRefusesWhatAnotherUserOwns(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root (chown)")
+		skip.Now(t, "needs root (chown)")
 	}
 	dir := t.TempDir()
 	d, err := NewDir(dir)
@@ -330,7 +331,7 @@ func TestExecRefusedWithoutADirectory(t *testing.T) {
 // group with no supplementary groups (root sets them; CI runs as root).
 func TestExecAsUser(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root (setuid)")
+		skip.Now(t, "needs root (setuid)")
 	}
 	e := newExecEnv(t)
 	// The user must be able to enter the directory to run what is in it.

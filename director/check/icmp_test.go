@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ipvsman/ipvsman/fsm"
+	"github.com/ipvsman/ipvsman/test/skip"
 )
 
 // canOpen reports whether this process may open an ICMP socket of kind k,
@@ -42,7 +43,7 @@ func TestICMP(t *testing.T) {
 		for _, k := range []icmpKind{icmpAuto, icmpDgram, icmpRaw} {
 			t.Run(addr+"/"+k.String(), func(t *testing.T) {
 				if ok, why := canOpen(target.Addr().Is6(), k); !ok {
-					t.Skipf("cannot open an ICMP socket: %s", why)
+					skip.Nowf(t, "cannot open an ICMP socket: %s", why)
 				}
 				var ch Checker = icmpChecker{kind: k}
 				if k == icmpAuto {
@@ -64,7 +65,7 @@ func TestICMPConcurrent(t *testing.T) {
 	for _, k := range []icmpKind{icmpDgram, icmpRaw} {
 		t.Run(k.String(), func(t *testing.T) {
 			if ok, why := canOpen(false, k); !ok {
-				t.Skipf("cannot open an ICMP socket: %s", why)
+				skip.Nowf(t, "cannot open an ICMP socket: %s", why)
 			}
 			ch := icmpChecker{kind: k}
 			target := netip.MustParseAddrPort("127.0.0.1:0")
@@ -87,7 +88,7 @@ func TestICMPConcurrent(t *testing.T) {
 
 func TestICMPCanceled(t *testing.T) {
 	if ok, why := canOpen(false, icmpAuto); !ok {
-		t.Skipf("cannot open an ICMP socket: %s", why)
+		skip.Nowf(t, "cannot open an ICMP socket: %s", why)
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
@@ -153,7 +154,7 @@ func inNetNS(t *testing.T, fn func()) {
 	select {
 	case err := <-errc:
 		if err != nil {
-			t.Skipf("no private network namespace for ping sockets: %v", err)
+			skip.Nowf(t, "no private network namespace for ping sockets: %v", err)
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("the network namespace test did not finish within 30s")

@@ -51,8 +51,9 @@ type Runner struct {
 	// LoopThrottle reports the loop's bound on checks in flight and its
 	// most (check.Loop.Throttle); nil without a loop.
 	LoopThrottle func() (limit, ceiling int)
-	// Commit proposes one set-verdicts command.
-	Commit func(ctx context.Context, changes []fsm.VerdictChange) error
+	// Commit proposes one set-verdicts command; tick is the number of the
+	// runner's tick that flushed it (fsm.SetVerdictsPayload.Tick).
+	Commit func(ctx context.Context, tick uint64, changes []fsm.VerdictChange) error
 	Log    *slog.Logger
 	// Tick is how often pending transitions are committed (default 200 ms).
 	Tick time.Duration
@@ -68,6 +69,10 @@ type Runner struct {
 	// previous one (and every check goroutine it started) to exit, so a
 	// run being stopped never touches the jobs of the next.
 	runMu sync.Mutex
+	// ticks counts the runner's ticks over every run, so that a tick's
+	// number never repeats within a process; only Run touches it, under
+	// runMu.
+	ticks uint64
 	// owner: the run Start began (cancel, and closed when it exited).
 	ownMu     sync.Mutex
 	ownCancel context.CancelFunc
@@ -177,12 +182,13 @@ func (r *Runner) Run(ctx context.Context, changes <-chan struct{}, view func() *
 		case <-changes:
 			r.sync(ctx, view())
 		case <-t.C:
+			r.ticks++
 			r.throttle(lim, sched())
 			r.mu.Lock()
 			idle := len(r.pending) == 0
 			r.mu.Unlock()
 			if !idle {
-				r.flush(ctx, view())
+				r.flush(ctx, view(), r.ticks)
 			}
 			t.Reset(tick)
 		}
@@ -431,8 +437,8 @@ func (r *Runner) observe(j *job, o Outcome, at time.Time) {
 
 // flush commits the pending transitions as one command. Those whose real
 // server has left the model are dropped; a failed commit is retried next
-// tick.
-func (r *Runner) flush(ctx context.Context, st *fsm.State) {
+// tick. tick is the number of the tick flushing them.
+func (r *Runner) flush(ctx context.Context, st *fsm.State, tick uint64) {
 	r.mu.Lock()
 	if len(r.pending) == 0 {
 		r.mu.Unlock()
@@ -452,8 +458,8 @@ func (r *Runner) flush(ctx context.Context, st *fsm.State) {
 	if len(batch) == 0 {
 		return
 	}
-	if err := r.Commit(ctx, batch); err != nil {
-		r.log().Warn("health verdicts not committed; retrying", "transitions", len(batch), "err", err)
+	if err := r.Commit(ctx, tick, batch); err != nil {
+		r.log().Warn("health verdicts not committed; retrying", "transitions", len(batch), "tick", tick, "err", err)
 		return
 	}
 	r.mu.Lock()
@@ -464,7 +470,7 @@ func (r *Runner) flush(ctx context.Context, st *fsm.State) {
 		}
 	}
 	r.mu.Unlock()
-	r.log().Info("health verdicts committed", "transitions", len(batch))
+	r.log().Info("health verdicts committed", "transitions", len(batch), "tick", tick)
 }
 
 func sameWeight(a, b *int) bool {

@@ -19,6 +19,7 @@ type world struct {
 	st      *fsm.State
 	changes chan struct{}
 	commits [][]fsm.VerdictChange
+	ticks   []uint64                // the tick number each commit was stamped with
 	down    map[netip.AddrPort]bool // probes of these targets fail
 	weight  map[netip.AddrPort]int  // probes of these targets report a weight
 }
@@ -41,10 +42,10 @@ func (w *world) view() *fsm.State {
 	return w.st
 }
 
-func (w *world) commit(_ context.Context, ch []fsm.VerdictChange) error {
+func (w *world) commit(_ context.Context, tick uint64, ch []fsm.VerdictChange) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	cmd, err := fsm.NewCommand(fsm.CmdSetVerdicts, time.Now().UnixNano(), "test", fsm.SetVerdictsPayload{Verdicts: ch})
+	cmd, err := fsm.NewCommand(fsm.CmdSetVerdicts, time.Now().UnixNano(), "test", fsm.SetVerdictsPayload{Verdicts: ch, Tick: tick})
 	if err != nil {
 		return err
 	}
@@ -52,6 +53,7 @@ func (w *world) commit(_ context.Context, ch []fsm.VerdictChange) error {
 		return err
 	}
 	w.commits = append(w.commits, ch)
+	w.ticks = append(w.ticks, tick)
 	select {
 	case w.changes <- struct{}{}:
 	default:
@@ -142,7 +144,7 @@ func TestRunnerCommitsTransitions(t *testing.T) {
 // command at all.
 func TestNewLeaderDoesNotFlap(t *testing.T) {
 	w := newWorld(t, 2, fsm.HealthCheck{Type: "tcp", IntervalMS: 100, TimeoutMS: 50, Rise: 2, Fall: 2})
-	if err := w.commit(context.Background(), []fsm.VerdictChange{
+	if err := w.commit(context.Background(), 1, []fsm.VerdictChange{
 		{Service: "tcp:10.0.0.10:80", Server: "10.1.0.1:80", Health: fsm.HealthDown, Reason: "old leader"},
 		{Service: "tcp:10.0.0.10:80", Server: "10.1.0.2:80", Health: fsm.HealthUp, Reason: "old leader"},
 	}); err != nil {
@@ -284,12 +286,12 @@ func TestRunnerProposesOncePerTickWhenCommitsAreSlow(t *testing.T) {
 				return Outcome{OK: flip}
 			}, nil
 		},
-		Commit: func(ctx context.Context, ch []fsm.VerdictChange) error {
+		Commit: func(ctx context.Context, n uint64, ch []fsm.VerdictChange) error {
 			mu.Lock()
 			starts = append(starts, time.Now())
 			mu.Unlock()
 			time.Sleep(3 * tick) // a loaded leader's slow commit
-			err := w.commit(ctx, ch)
+			err := w.commit(ctx, n, ch)
 			mu.Lock()
 			ends = append(ends, time.Now())
 			mu.Unlock()
@@ -315,6 +317,18 @@ func TestRunnerProposesOncePerTickWhenCommitsAreSlow(t *testing.T) {
 	for i := 1; i < len(starts) && i < len(ends); i++ {
 		if gap := starts[i].Sub(ends[i-1]); gap < tick {
 			t.Errorf("commit %d proposed %v after commit %d returned, want at least a tick (%v)", i, gap, i-1, tick)
+		}
+	}
+	// Each commit carries the number of the tick that flushed it: rising,
+	// never repeated, so a reader of the log can count entries per tick.
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.ticks) < 8 {
+		t.Fatalf("%d commits stamped, want at least 8", len(w.ticks))
+	}
+	for i, n := range w.ticks {
+		if n == 0 || (i > 0 && n <= w.ticks[i-1]) {
+			t.Fatalf("tick stamps %v: want each above 0 and above the one before", w.ticks)
 		}
 	}
 }

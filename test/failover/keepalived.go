@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ipvsman/ipvsman/test/lab/topo"
+	"github.com/ipvsman/ipvsman/test/skip"
 )
 
 // VRID is the virtual_router_id of the baseline's one VRRP instance.
@@ -44,7 +45,7 @@ func KeepalivedBinary(t testing.TB) string {
 	t.Helper()
 	p, err := exec.LookPath("keepalived")
 	if err != nil {
-		t.Skip("keepalived not installed (apt-get install -y keepalived; bench.sh does it)")
+		skip.Now(t, "keepalived not installed (apt-get install -y keepalived; bench.sh does it)")
 	}
 	return p
 }

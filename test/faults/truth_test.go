@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os/exec"
 	"slices"
@@ -519,18 +518,21 @@ func recordTruth(f Figures) {
 	truthSum.Lost += f.Lost
 }
 
-// truthTotals prints the write-truth figures when the scenario ran; the
+// truthTotals are the write-truth figures when the scenario ran; the
 // table's writes_lost already counts its lost writes.
-func truthTotals(out io.Writer) {
+func truthTotals() []figure {
 	truthMu.Lock()
 	defer truthMu.Unlock()
 	if truthRuns == 0 {
-		return
+		return nil
 	}
-	for _, l := range truthSum.Lines() {
-		if !strings.HasPrefix(l, "writes_lost:") {
-			fmt.Fprintln(out, l)
-		}
+	f := truthSum
+	return []figure{
+		{name: "writes_misreported", value: f.Misreported},
+		{name: "valid_writes_rejected", value: f.ValidRejected},
+		{name: "duplicate_applies", value: f.DuplicateApplies},
+		{name: "writes_unknown", value: f.Unknown},
+		{name: "writes_unknown_committed", value: f.UnknownCommitted},
+		{name: "transfers_misreported", value: truthTransfers},
 	}
-	fmt.Fprintf(out, "transfers_misreported: %d\n", truthTransfers)
 }

@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/vishvananda/netns"
+
+	"github.com/ipvsman/ipvsman/test/skip"
 )
 
 // ScratchNS makes a network namespace with lo up and an interface holding
@@ -21,7 +23,7 @@ import (
 func ScratchNS(t testing.TB, name, cidr string) string {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("harness: a network namespace needs root")
+		skip.Now(t, "harness: a network namespace needs root")
 	}
 	ns := fmt.Sprintf("%s-%d", name, os.Getpid())
 	ip := func(args ...string) error {

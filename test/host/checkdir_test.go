@@ -17,6 +17,7 @@ import (
 	"github.com/ipvsman/ipvsman/cluster/api"
 	"github.com/ipvsman/ipvsman/fsm"
 	"github.com/ipvsman/ipvsman/test/harness"
+	"github.com/ipvsman/ipvsman/test/skip"
 )
 
 // TestExecChecksOnlyFromTheCheckDir: the cluster token names a program,
@@ -30,7 +31,7 @@ import (
 // why, and the leader logs that once.
 func TestExecChecksOnlyFromTheCheckDir(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root: ipvsmand runs only programs root owns (CI runs as root)")
+		skip.Now(t, "needs root: ipvsmand runs only programs root owns (CI runs as root)")
 	}
 	work := t.TempDir()
 	victim := filepath.Join(work, "victim") // what the refused commands would create

@@ -8,7 +8,6 @@ package lab
 import (
 	"encoding/json"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +17,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/ipvsman/ipvsman/fsm"
+	"github.com/ipvsman/ipvsman/test/figures"
 )
 
 // logLine is the part of the daemon's JSON log lines the storm reads.
@@ -52,6 +52,7 @@ type verdictEntry struct {
 	at    time.Time // the leader's stamp, taken when the runner proposed it
 	down  int       // its transitions to down
 	all   int
+	stamp figures.Stamp // the runner's tick that proposed it
 }
 
 // verdictEntries reads the stopped daemon's Raft log (raft.db).
@@ -89,7 +90,7 @@ func verdictEntries(t *testing.T, dataDir string, from time.Time) []verdictEntry
 		if err := json.Unmarshal(cmd.Payload, &p); err != nil {
 			t.Fatalf("raft log index %d: %v", i, err)
 		}
-		e := verdictEntry{index: i, at: at, all: len(p.Verdicts)}
+		e := verdictEntry{index: i, at: at, all: len(p.Verdicts), stamp: figures.Stamp{Runner: cmd.Actor, Tick: p.Tick}}
 		for _, v := range p.Verdicts {
 			if v.Health == fsm.HealthDown {
 				e.down++
@@ -116,32 +117,11 @@ func mostInAnyTick(es []verdictEntry, tick time.Duration) int {
 	return most
 }
 
-// mostPerTick is the most entries proposed in one tick of the runner's
-// ticker. The runner proposes each batch shortly after a tick, so the
-// entries' phases (their time modulo the tick) bunch together just after
-// the ticker's own phase: that phase is taken as the one after the largest
-// gap between the sorted phases, and each entry is counted in the tick
-// period it falls in.
-func mostPerTick(es []verdictEntry, tick time.Duration) (most int, phase time.Duration) {
-	if len(es) == 0 {
-		return 0, 0
-	}
-	ph := make([]time.Duration, len(es))
+// stamps are the entries' tick stamps, for figures.MostPerTick.
+func stamps(es []verdictEntry) []figures.Stamp {
+	out := make([]figures.Stamp, len(es))
 	for i, e := range es {
-		ph[i] = time.Duration(e.at.UnixNano() % int64(tick))
+		out[i] = e.stamp
 	}
-	slices.Sort(ph)
-	phase, gap := ph[0], ph[0]+tick-ph[len(ph)-1] // the gap across zero
-	for i := 1; i < len(ph); i++ {
-		if g := ph[i] - ph[i-1]; g > gap {
-			phase, gap = ph[i], g
-		}
-	}
-	per := map[int64]int{}
-	for _, e := range es {
-		k := (e.at.UnixNano() - int64(phase)) / int64(tick)
-		per[k]++
-		most = max(most, per[k])
-	}
-	return most, phase
+	return out
 }

@@ -22,7 +22,8 @@ package lab
 //     the committed verdicts (up) and fails fall (3) times everywhere. At
 //     the end the daemon is stopped and its Raft log read: the set-verdicts
 //     entries after the kill, their transitions, and the most of them in
-//     one runner tick (200 ms; see mostPerTick).
+//     one runner tick (200 ms; counted from the tick number the runner stamps
+//     on each entry).
 //   - Then the responder again and the measured window, with the benchmark's
 //     check {type: http, path: /, status: [200], interval: 1s, timeout:
 //     500ms}: the daemon's CPU and RSS.
@@ -48,6 +49,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ipvsman/ipvsman/test/figures"
 	"github.com/ipvsman/ipvsman/test/harness"
 	"github.com/ipvsman/ipvsman/test/lab/topo"
 )
@@ -515,7 +517,7 @@ func TestBenchHealth(t *testing.T) {
 		stormDown += e.down
 		stormAll += e.all
 	}
-	perTick, phase := mostPerTick(entries, hbTick)
+	perTick, stamped := figures.MostPerTick(stamps(entries))
 	anyTick := mostInAnyTick(entries, hbTick)
 	span := entries[len(entries)-1].at.Sub(entries[0].at)
 	var timeline []string
@@ -552,8 +554,8 @@ func TestBenchHealth(t *testing.T) {
 	fmt.Printf("storm: Raft log: %d set-verdicts entries, %d transitions (%d to down), over %d ms\n",
 		len(entries), stormAll, stormDown, span.Milliseconds())
 	fmt.Printf("storm: entries (proposed after the kill: transitions): %s\n", strings.Join(timeline, ", "))
-	fmt.Printf("storm: most entries in one %s tick: %d (ticker phase %d ms, from the entries); in any %s: %d\n",
-		hbTick, perTick, phase.Milliseconds(), hbTick, anyTick)
+	fmt.Printf("storm: most entries stamped with one tick of the runner: %s; in any %s: %d\n",
+		figures.Int(perTick, stamped), hbTick, anyTick)
 	fmt.Printf("ipvsman_cpu_s_per_1000_checks: %.4f\n", im.perK())
 	fmt.Printf("keepalived_cpu_s_per_1000_checks: %.4f\n", ka.perK())
 	fmt.Printf("ipvsman_rss_mb: %.1f\n", im.rss)
@@ -563,5 +565,5 @@ func TestBenchHealth(t *testing.T) {
 	fmt.Printf("storm_transitions: %d\n", stormAll)
 	fmt.Printf("storm_entries: %d\n", len(entries))
 	fmt.Printf("cpu_vs_keepalived: %.2f\n", im.perK()/ka.perK())
-	fmt.Printf("storm_entries_per_tick: %d\n", perTick)
+	fmt.Printf("storm_entries_per_tick: %s\n", figures.Int(perTick, stamped))
 }

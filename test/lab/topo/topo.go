@@ -41,6 +41,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ipvsman/ipvsman/test/skip"
 )
 
 // Options tune Build. The zero value is the standard lab.
@@ -95,7 +97,7 @@ const lockWait = 10 * time.Minute
 func Build(t testing.TB, opts Options) *Topology {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("topo: needs root (network namespaces, veth, bridge)")
+		skip.Now(t, "topo: needs root (network namespaces, veth, bridge)")
 	}
 	if opts.Prefix == "" {
 		opts.Prefix = DefaultPrefix

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ipvsman/ipvsman/test/skip"
 )
 
 // These tests build real namespaces, so they need root; CI runs as root and
@@ -16,7 +18,7 @@ import (
 func requireRoot(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("needs root to create network namespaces, veths and a bridge (CI runs as root)")
+		skip.Now(t, "needs root to create network namespaces, veths and a bridge (CI runs as root)")
 	}
 }
 
