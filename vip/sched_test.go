@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ipvsman/ipvsman/test/skip"
 	"golang.org/x/sys/unix"
 )
 
@@ -17,7 +18,7 @@ import (
 // hold a CPU at real-time priority.
 func TestScriptsRunWithOrdinaryScheduling(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root (SCHED_RR)")
+		skip.Now(t, "needs root (SCHED_RR)")
 	}
 	// Children are forked from the calling thread: make it real-time.
 	runtime.LockOSThread()
