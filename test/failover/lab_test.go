@@ -73,6 +73,14 @@ func TestRigSeesAHandMadeVIP(t *testing.T) {
 	if t2, _ := r.Obs.Overlap(); t2 != total {
 		t.Fatalf("overlap grew from %v to %v while the other holder was marked crashed", total, t2)
 	}
+	// Five changes of the address by hand (three adds, two deletes), each
+	// seen as an event, so that a long gap across any of them fails a run.
+	if err := r.Obs.waitSample(time.Now(), 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if n := r.Obs.Changes(); n < 5 {
+		t.Fatalf("the observer drained %d address events, want the 5 changes made", n)
+	}
 	if n, failed, err := r.Obs.Stats(); n == 0 || failed != 0 {
 		t.Fatalf("observer: %d samples, %d failed, %v", n, failed, err)
 	}

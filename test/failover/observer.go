@@ -51,6 +51,8 @@ type Observer struct {
 	lastErr   error
 	origin    time.Time       // the offsets below count from here
 	complete  []time.Duration // when each complete sample was taken
+	changes   []int           // address events drained since the complete sample before
+	pending   int             // address events drained since the last complete sample
 	took      []time.Duration // how long each complete sample's dumps took
 	failed    []time.Duration // when each failed dump's sample was taken
 	stopped   time.Time       // when sampling ended; zero while it runs
@@ -58,12 +60,15 @@ type Observer struct {
 
 // sampler takes one sample: whether each node whose dump answered holds
 // the address, how many dumps failed and the last failure.
-type sampler func() (seen map[string]bool, failed int, err error)
+// It also reports how many address events about the address it drained
+// (see addrEvents).
+type sampler func() (seen map[string]bool, failed, changes int, err error)
 
 type nsHandle struct {
 	node string
 	h    *netlink.Handle
 	link netlink.Link
+	ev   *addrEvents
 }
 
 // NewObserver starts sampling whether cidr (e.g. "10.0.0.10/32") is on eth0
@@ -79,6 +84,7 @@ func NewObserver(t testing.TB, tp *topo.Topology, cidr string, nodes ...string) 
 	closeAll := func() {
 		for _, h := range handles {
 			h.h.Close()
+			h.ev.Close()
 		}
 	}
 	for _, node := range nodes {
@@ -89,25 +95,43 @@ func NewObserver(t testing.TB, tp *topo.Topology, cidr string, nodes ...string) 
 		}
 		// The socket lives in the namespace it was opened in; the
 		// namespace handle is not needed after that.
+		ev, err := subscribeAddrs(ns, ip)
+		if err != nil {
+			ns.Close()
+			closeAll()
+			t.Fatalf("observer: %s: %v", node, err)
+		}
 		h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
 		ns.Close()
 		if err != nil {
+			ev.Close()
 			closeAll()
 			t.Fatalf("observer: netlink in %s: %v", node, err)
 		}
 		link, err := h.LinkByName("eth0")
 		if err != nil {
 			h.Close()
+			ev.Close()
 			closeAll()
 			t.Fatalf("observer: eth0 in %s: %v", node, err)
 		}
-		handles = append(handles, nsHandle{node, h, link})
+		handles = append(handles, nsHandle{node, h, link, ev})
 	}
 	o := newObserver(ipnet, nodes)
-	sample := func() (map[string]bool, int, error) {
+	sample := func() (map[string]bool, int, int, error) {
 		seen := map[string]bool{}
-		failed := 0
+		failed, changes := 0, 0
 		var sampleErr error
+		// Events first: a change made after its drain and before the
+		// dumps counts in the next gap too, which is the safe side.
+		for _, h := range handles {
+			n, err := h.ev.drain()
+			changes += n
+			if err != nil {
+				changes++
+				sampleErr = fmt.Errorf("%s: %w", h.node, err)
+			}
+		}
 		for _, h := range handles {
 			has, err := o.has(h)
 			if err != nil {
@@ -117,7 +141,7 @@ func NewObserver(t testing.TB, tp *topo.Topology, cidr string, nodes ...string) 
 			}
 			seen[h.node] = has
 		}
-		return seen, failed, sampleErr
+		return seen, failed, changes, sampleErr
 	}
 	o.start(sample, closeAll)
 	t.Cleanup(o.Stop)
@@ -172,8 +196,8 @@ func (o *Observer) run(sample sampler) {
 	next := time.Now()
 	for {
 		now := time.Now()
-		seen, failed, err := sample()
-		o.record(now, time.Since(now), seen, failed, err)
+		seen, failed, changes, err := sample()
+		o.record(now, time.Since(now), seen, failed, changes, err)
 		next = next.Add(SampleEvery)
 		if d := time.Until(next); d > 0 {
 			ts := unix.NsecToTimespec(d.Nanoseconds())
@@ -215,7 +239,7 @@ func (o *Observer) has(h nsHandle) (bool, error) {
 // succeeded. A node whose dump failed keeps its previous state rather than
 // being marked absent, and the sample is not complete: the gap to the
 // next complete one shows how long the state was carried over.
-func (o *Observer) record(now time.Time, took time.Duration, seen map[string]bool, failed int, err error) {
+func (o *Observer) record(now time.Time, took time.Duration, seen map[string]bool, failed, changes int, err error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.first.IsZero() {
@@ -228,9 +252,12 @@ func (o *Observer) record(now time.Time, took time.Duration, seen map[string]boo
 		o.lastErr = err
 	}
 	at := now.Sub(o.origin)
+	o.pending += changes
 	if failed == 0 {
 		o.complete = append(o.complete, at)
 		o.took = append(o.took, took)
+		o.changes = append(o.changes, o.pending)
+		o.pending = 0
 	}
 	for range failed {
 		o.failed = append(o.failed, at)
@@ -387,7 +414,7 @@ func (o *Observer) Resolution(from, to time.Time) Resolution {
 	if to.Before(from) {
 		to = from
 	}
-	r, worstEnd := resolution(o.complete, o.failed, from.Sub(o.origin), to.Sub(o.origin))
+	r, worstEnd := resolution(o.complete, o.changes, o.failed, from.Sub(o.origin), to.Sub(o.origin))
 	r.WorstEnd = o.origin.Add(worstEnd)
 	// The sample that opened the worst gap: its own dumps' time tells a
 	// slow kernel (a dump waiting on a lock) from a thread not run.
@@ -403,6 +430,18 @@ func (o *Observer) Intervals(node string) []Interval {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return slices.Clone(o.held[node])
+}
+
+// Changes returns how many address events about the address the sampler
+// has drained from all namespaces so far.
+func (o *Observer) Changes() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	n := o.pending
+	for _, c := range o.changes {
+		n += c
+	}
+	return n
 }
 
 // Stats returns the number of samples taken, of those that failed, and the

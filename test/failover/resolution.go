@@ -8,10 +8,12 @@ import (
 )
 
 // MaxGap is the longest the Observer may go without a complete sample
-// (every node's dump answered) before a run's overlap figure means
-// nothing: a stretch of two holders shorter than the gap could have come
-// and gone unseen. Ten sample periods leave room for a scheduler's
-// hiccups, not for a stalled sampler.
+// (every node's dump answered) across a change of the address before a
+// run's overlap figure means nothing: a stretch of two holders shorter
+// than the gap could have come and gone unseen. Ten sample periods leave
+// room for a scheduler's hiccups, not for a stalled sampler. A longer gap
+// in which no node's address changed (its address events say so) hid
+// nothing: it is reported, and does not fail the run.
 const MaxGap = 10 * SampleEvery
 
 // Resolution is what the Observer achieved over a window, as opposed to
@@ -23,6 +25,9 @@ type Resolution struct {
 	FailedDumps int
 	MedianGap   time.Duration
 	WorstGap    time.Duration
+	// WorstChangedGap is the longest gap in which the address changed on
+	// some node: the one that bounds what the overlap figure can miss.
+	WorstChangedGap time.Duration
 	// WorstEnd is when the worst gap ended, to find what stalled the
 	// sampler in the logs (zero from resolution, which has only offsets).
 	WorstEnd time.Time
@@ -33,18 +38,18 @@ type Resolution struct {
 
 // String is the figure printed beside every overlap figure.
 func (r Resolution) String() string {
-	return fmt.Sprintf("worst_gap_ms: %d, median_gap_ms: %.1f, samples: %d, failed_dumps: %d", MS(r.WorstGap), float64(r.MedianGap)/float64(time.Millisecond), r.Samples, r.FailedDumps)
+	return fmt.Sprintf("worst_gap_ms: %d, worst_changed_gap_ms: %d, median_gap_ms: %.1f, samples: %d, failed_dumps: %d", MS(r.WorstGap), MS(r.WorstChangedGap), float64(r.MedianGap)/float64(time.Millisecond), r.Samples, r.FailedDumps)
 }
 
 // Err is non-nil when the window was not observed finely enough for its
 // overlap figure to be trusted: no complete sample at all, or a gap
-// longer than MaxGap.
+// longer than MaxGap across a change of the address.
 func (r Resolution) Err() error {
 	if r.Samples == 0 {
 		return fmt.Errorf("observer: no complete sample in the window (%d failed dumps): the overlap figure measured nothing", r.FailedDumps)
 	}
-	if r.WorstGap > MaxGap {
-		return fmt.Errorf("observer: %s between two complete samples (ending %s; the first one's dumps took %s), more than %s (ten sample periods): an overlap shorter than that could have gone unseen (%s)", r.WorstGap, r.WorstEnd.UTC().Format("15:04:05.000"), r.GapOpenerTook.Round(time.Microsecond), MaxGap, r)
+	if r.WorstChangedGap > MaxGap {
+		return fmt.Errorf("observer: %s between two complete samples while the address changed (the worst gap of all ended %s; its first sample's dumps took %s), more than %s (ten sample periods): an overlap shorter than that could have gone unseen (%s)", r.WorstChangedGap, r.WorstEnd.UTC().Format("15:04:05.000"), r.GapOpenerTook.Round(time.Microsecond), MaxGap, r)
 	}
 	return nil
 }
@@ -57,6 +62,7 @@ func (r Resolution) Merge(o Resolution) Resolution {
 		FailedDumps: r.FailedDumps + o.FailedDumps,
 		MedianGap:   max(r.MedianGap, o.MedianGap),
 		WorstGap:    r.WorstGap, WorstEnd: r.WorstEnd, GapOpenerTook: r.GapOpenerTook,
+		WorstChangedGap: max(r.WorstChangedGap, o.WorstChangedGap),
 	}
 	if o.WorstGap > r.WorstGap {
 		m.WorstGap, m.WorstEnd, m.GapOpenerTook = o.WorstGap, o.WorstEnd, o.GapOpenerTook
@@ -65,12 +71,15 @@ func (r Resolution) Merge(o Resolution) Resolution {
 }
 
 // resolution computes a window's Resolution, and when its worst gap
-// ended, from the offsets (from one
-// origin, ascending) of the complete samples and of the failed dumps.
-// from and to are offsets too; the last complete sample before from opens
-// the first gap, so a stall across the window's start is seen, and to
-// closes the last, so is one at its end.
-func resolution(complete, failed []time.Duration, from, to time.Duration) (Resolution, time.Duration) {
+// ended, from the offsets (from one origin, ascending) of the complete
+// samples and of the failed dumps, and the address events each complete
+// sample drained (changes[i]: in the gap that complete[i] ends). from and
+// to are offsets too; the last complete sample before from opens the
+// first gap, so a stall across the window's start is seen, and to closes
+// the last, so is one at its end: that gap counts as changed unless the
+// first complete sample after to says it was not (none yet: unknown, so
+// changed).
+func resolution(complete []time.Duration, changes []int, failed []time.Duration, from, to time.Duration) (Resolution, time.Duration) {
 	var r Resolution
 	lo := sort.Search(len(complete), func(i int) bool { return complete[i] >= from })
 	hi := sort.Search(len(complete), func(i int) bool { return complete[i] > to })
@@ -81,11 +90,15 @@ func resolution(complete, failed []time.Duration, from, to time.Duration) (Resol
 	}
 	gaps := make([]time.Duration, 0, r.Samples+1)
 	var worstEnd time.Duration
-	for _, at := range append(complete[lo:hi:hi], to) {
-		if g := at - prev; g > r.WorstGap || len(gaps) == 0 {
+	for i, at := range append(complete[lo:hi:hi], to) {
+		g := at - prev
+		if g > r.WorstGap || len(gaps) == 0 {
 			r.WorstGap, worstEnd = g, at
 		}
-		gaps = append(gaps, at-prev)
+		if k := lo + i; (k >= len(changes) || changes[k] > 0) && g > r.WorstChangedGap {
+			r.WorstChangedGap = g
+		}
+		gaps = append(gaps, g)
 		prev = at
 	}
 	slices.Sort(gaps)

@@ -16,27 +16,35 @@ func msf(n float64) time.Duration { return time.Duration(n * float64(time.Millis
 // the failed dumps inside the window only.
 func TestResolutionFigures(t *testing.T) {
 	complete := []time.Duration{msf(1), msf(3), msf(5), msf(7), msf(30), msf(32)}
+	changed := []int{0, 0, 1, 0, 2, 0} // the 23 ms gap saw the address change
 	failed := []time.Duration{msf(2), msf(9), msf(9), msf(40)}
-	r, end := resolution(complete, failed, msf(2), msf(33))
-	// Gaps: 3-1, 5-3, 7-5, 30-7, 32-30, 33-32.
-	want := Resolution{Samples: 5, FailedDumps: 3, MedianGap: msf(2), WorstGap: msf(23)}
+	r, end := resolution(complete, changed, failed, msf(2), msf(33))
+	// Gaps: 3-1, 5-3, 7-5, 30-7, 32-30, 33-32 (unknown: no sample after 33).
+	want := Resolution{Samples: 5, FailedDumps: 3, MedianGap: msf(2), WorstGap: msf(23), WorstChangedGap: msf(23)}
 	if r != want || end != msf(30) {
 		t.Fatalf("resolution = %+v ending at %s, want %+v ending at 30ms", r, end, want)
 	}
-	if err := r.Err(); err == nil || !strings.Contains(err.Error(), "23ms between two complete samples (ending ") {
+	if err := r.Err(); err == nil || !strings.Contains(err.Error(), "23ms between two complete samples while the address changed") {
 		t.Fatalf("Err of a 23 ms gap: %v", err)
 	}
-	if got := r.String(); got != "worst_gap_ms: 23, median_gap_ms: 2.0, samples: 5, failed_dumps: 3" {
+	if got := r.String(); got != "worst_gap_ms: 23, worst_changed_gap_ms: 23, median_gap_ms: 2.0, samples: 5, failed_dumps: 3" {
 		t.Fatalf("String = %q", got)
 	}
-	// A sampler that stopped answering at 7 ms: the window's end shows it.
-	if r, _ := resolution(complete[:4], nil, 0, msf(100)); r.WorstGap != msf(93) || r.Err() == nil {
+	// The same gaps with no address event in the long one: it hid
+	// nothing, so it is reported and does not fail the window.
+	quiet, _ := resolution(complete, []int{0, 0, 1, 0, 0, 0}, failed, msf(2), msf(40))
+	if quiet.WorstGap != msf(23) || quiet.WorstChangedGap != msf(8) || quiet.Err() != nil {
+		t.Fatalf("a long gap without changes: %+v, %v", quiet, quiet.Err())
+	}
+	// A sampler that stopped answering at 7 ms: the window's end shows it,
+	// and nothing says the address held still meanwhile.
+	if r, _ := resolution(complete[:4], changed[:4], nil, 0, msf(100)); r.WorstChangedGap != msf(93) || r.Err() == nil {
 		t.Fatalf("stalled at the end: %+v, %v", r, r.Err())
 	}
-	if r, _ := resolution(nil, failed, 0, msf(10)); r.Samples != 0 || r.Err() == nil || !strings.Contains(r.Err().Error(), "no complete sample") {
+	if r, _ := resolution(nil, nil, failed, 0, msf(10)); r.Samples != 0 || r.Err() == nil || !strings.Contains(r.Err().Error(), "no complete sample") {
 		t.Fatalf("no sample: %+v, %v", r, r.Err())
 	}
-	fine, _ := resolution([]time.Duration{msf(2), msf(4), msf(6)}, nil, 0, msf(7))
+	fine, _ := resolution([]time.Duration{msf(2), msf(4), msf(6)}, []int{1, 1, 1}, nil, 0, msf(7))
 	if err := fine.Err(); err != nil {
 		t.Fatalf("gaps of 2 ms: %v", err)
 	}
@@ -56,17 +64,31 @@ func fakeObserver(t *testing.T, sample sampler) *Observer {
 }
 
 // TestStalledSamplerFailsTheRun: a sampler that stalls once for longer
-// than MaxGap, as a starved process would, makes the window's Resolution
-// fail, with the stall as its worst gap, even though nothing it did see
-// was an overlap.
+// than MaxGap while the address changes, as a starved process would, makes
+// the window's Resolution fail, with the stall as its worst gap, even
+// though nothing it did see was an overlap. The same stall while nothing
+// changed is reported and passes.
 func TestStalledSamplerFailsTheRun(t *testing.T) {
+	for _, moved := range []bool{true, false} {
+		stalledSampler(t, moved)
+	}
+}
+
+func stalledSampler(t *testing.T, moved bool) {
 	stall := 5 * MaxGap
 	var n atomic.Int64
-	o := fakeObserver(t, func() (map[string]bool, int, error) {
-		if n.Add(1) == 20 {
+	o := fakeObserver(t, func() (map[string]bool, int, int, error) {
+		switch n.Add(1) {
+		case 20:
 			<-time.After(stall) // the planted fault: one sample that takes this long
+		case 21:
+			if moved {
+				// The events the next sample drains: the address went
+				// and came back during the stall.
+				return map[string]bool{"d1": true, "d2": false}, 0, 2, nil
+			}
 		}
-		return map[string]bool{"d1": true, "d2": false}, 0, nil
+		return map[string]bool{"d1": true, "d2": false}, 0, 0, nil
 	})
 	from := time.Now()
 	if err := o.waitSample(from.Add(stall), 10*time.Second); err != nil {
@@ -76,8 +98,10 @@ func TestStalledSamplerFailsTheRun(t *testing.T) {
 	if res.WorstGap < stall {
 		t.Fatalf("worst gap %s, want the planted stall of %s or more (%s)", res.WorstGap, stall, res)
 	}
-	if err := res.Err(); err == nil {
-		t.Fatalf("a run with a %s stall passed: %s", res.WorstGap, res)
+	if err := res.Err(); moved && err == nil {
+		t.Fatalf("a run with a %s stall across a change passed: %s", res.WorstGap, res)
+	} else if !moved && err != nil {
+		t.Fatalf("a run with a %s stall and no change failed: %v", res.WorstGap, err)
 	}
 	if res.GapOpenerTook < stall {
 		t.Fatalf("the stalled sample's own time is %s, want the planted %s or more: the error would blame the scheduler, not the dump", res.GapOpenerTook, stall)
@@ -93,12 +117,13 @@ func TestStalledSamplerFailsTheRun(t *testing.T) {
 func TestFailedDumpsAreCountedAndWidenTheGap(t *testing.T) {
 	var n atomic.Int64
 	var failing atomic.Bool
-	o := fakeObserver(t, func() (map[string]bool, int, error) {
+	o := fakeObserver(t, func() (map[string]bool, int, int, error) {
 		n.Add(1)
 		if failing.Load() {
-			return map[string]bool{"d1": true}, 1, errors.New("d2: planted dump failure")
+			// d2's dumps fail while its address events say it changed.
+			return map[string]bool{"d1": true}, 1, 1, errors.New("d2: planted dump failure")
 		}
-		return map[string]bool{"d1": true, "d2": false}, 0, nil
+		return map[string]bool{"d1": true, "d2": false}, 0, 0, nil
 	})
 	from := time.Now()
 	failing.Store(true)
