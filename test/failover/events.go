@@ -35,29 +35,42 @@ func subscribeAddrs(ns netns.NsHandle, ip net.IP) (*addrEvents, error) {
 
 func (e *addrEvents) Close() { e.s.Close() }
 
-// drain reads every queued notification and returns how many concern the
-// address. A lost notification (the socket overran) counts as one: what
-// changed is then unknown.
-func (e *addrEvents) drain() (int, error) {
-	n := 0
+// moves counts the address's adds and deletes drained from the events.
+type moves struct{ adds, dels int }
+
+func (m moves) plus(o moves) moves { return moves{m.adds + o.adds, m.dels + o.dels} }
+
+// unknownMove is what a lost or unreadable notification counts as: it may
+// have been either.
+var unknownMove = moves{1, 1}
+
+// drain reads every queued notification and returns the adds and deletes
+// of the address among them. A lost notification (the socket overran)
+// counts as both.
+func (e *addrEvents) drain() (moves, error) {
+	var n moves
 	for {
 		size, _, err := unix.Recvfrom(e.s.GetFd(), e.buf, unix.MSG_DONTWAIT)
 		switch {
 		case errors.Is(err, unix.EAGAIN):
 			return n, nil
 		case errors.Is(err, unix.ENOBUFS):
-			n++
+			n = n.plus(unknownMove)
 			continue
 		case err != nil:
 			return n, fmt.Errorf("address events: %w", err)
 		}
 		msgs, err := syscall.ParseNetlinkMessage(e.buf[:size])
 		if err != nil {
-			return n + 1, fmt.Errorf("address events: %w", err)
+			return n.plus(unknownMove), fmt.Errorf("address events: %w", err)
 		}
 		for _, m := range msgs {
 			if concerns(m, e.ip) {
-				n++
+				if m.Header.Type == unix.RTM_NEWADDR {
+					n.adds++
+				} else {
+					n.dels++
+				}
 			}
 		}
 	}

@@ -51,8 +51,9 @@ type Observer struct {
 	lastErr   error
 	origin    time.Time       // the offsets below count from here
 	complete  []time.Duration // when each complete sample was taken
-	changes   []int           // address events drained since the complete sample before
-	pending   int             // address events drained since the last complete sample
+	mixed     []bool          // whether the gap each complete sample ends saw the address both added and deleted
+	pending   moves           // drained since the last complete sample
+	drained   moves           // drained in all
 	took      []time.Duration // how long each complete sample's dumps took
 	failed    []time.Duration // when each failed dump's sample was taken
 	stopped   time.Time       // when sampling ended; zero while it runs
@@ -60,9 +61,9 @@ type Observer struct {
 
 // sampler takes one sample: whether each node whose dump answered holds
 // the address, how many dumps failed and the last failure.
-// It also reports how many address events about the address it drained
-// (see addrEvents).
-type sampler func() (seen map[string]bool, failed, changes int, err error)
+// It also reports the adds and deletes of the address it drained from the
+// address events (see addrEvents).
+type sampler func() (seen map[string]bool, failed int, moved moves, err error)
 
 type nsHandle struct {
 	node string
@@ -118,17 +119,18 @@ func NewObserver(t testing.TB, tp *topo.Topology, cidr string, nodes ...string) 
 		handles = append(handles, nsHandle{node, h, link, ev})
 	}
 	o := newObserver(ipnet, nodes)
-	sample := func() (map[string]bool, int, int, error) {
+	sample := func() (map[string]bool, int, moves, error) {
 		seen := map[string]bool{}
-		failed, changes := 0, 0
+		failed := 0
+		var moved moves
 		var sampleErr error
 		// Events first: a change made after its drain and before the
 		// dumps counts in the next gap too, which is the safe side.
 		for _, h := range handles {
 			n, err := h.ev.drain()
-			changes += n
+			moved = moved.plus(n)
 			if err != nil {
-				changes++
+				moved = moved.plus(unknownMove)
 				sampleErr = fmt.Errorf("%s: %w", h.node, err)
 			}
 		}
@@ -141,7 +143,7 @@ func NewObserver(t testing.TB, tp *topo.Topology, cidr string, nodes ...string) 
 			}
 			seen[h.node] = has
 		}
-		return seen, failed, changes, sampleErr
+		return seen, failed, moved, sampleErr
 	}
 	o.start(sample, closeAll)
 	t.Cleanup(o.Stop)
@@ -196,8 +198,8 @@ func (o *Observer) run(sample sampler) {
 	next := time.Now()
 	for {
 		now := time.Now()
-		seen, failed, changes, err := sample()
-		o.record(now, time.Since(now), seen, failed, changes, err)
+		seen, failed, moved, err := sample()
+		o.record(now, time.Since(now), seen, failed, moved, err)
 		next = next.Add(SampleEvery)
 		if d := time.Until(next); d > 0 {
 			ts := unix.NsecToTimespec(d.Nanoseconds())
@@ -239,7 +241,7 @@ func (o *Observer) has(h nsHandle) (bool, error) {
 // succeeded. A node whose dump failed keeps its previous state rather than
 // being marked absent, and the sample is not complete: the gap to the
 // next complete one shows how long the state was carried over.
-func (o *Observer) record(now time.Time, took time.Duration, seen map[string]bool, failed, changes int, err error) {
+func (o *Observer) record(now time.Time, took time.Duration, seen map[string]bool, failed int, moved moves, err error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.first.IsZero() {
@@ -252,12 +254,13 @@ func (o *Observer) record(now time.Time, took time.Duration, seen map[string]boo
 		o.lastErr = err
 	}
 	at := now.Sub(o.origin)
-	o.pending += changes
+	o.pending = o.pending.plus(moved)
+	o.drained = o.drained.plus(moved)
 	if failed == 0 {
 		o.complete = append(o.complete, at)
 		o.took = append(o.took, took)
-		o.changes = append(o.changes, o.pending)
-		o.pending = 0
+		o.mixed = append(o.mixed, o.pending.adds > 0 && o.pending.dels > 0)
+		o.pending = moves{}
 	}
 	for range failed {
 		o.failed = append(o.failed, at)
@@ -414,7 +417,7 @@ func (o *Observer) Resolution(from, to time.Time) Resolution {
 	if to.Before(from) {
 		to = from
 	}
-	r, worstEnd := resolution(o.complete, o.changes, o.failed, from.Sub(o.origin), to.Sub(o.origin))
+	r, worstEnd := resolution(o.complete, o.mixed, o.failed, from.Sub(o.origin), to.Sub(o.origin))
 	r.WorstEnd = o.origin.Add(worstEnd)
 	// The sample that opened the worst gap: its own dumps' time tells a
 	// slow kernel (a dump waiting on a lock) from a thread not run.
@@ -432,16 +435,12 @@ func (o *Observer) Intervals(node string) []Interval {
 	return slices.Clone(o.held[node])
 }
 
-// Changes returns how many address events about the address the sampler
-// has drained from all namespaces so far.
-func (o *Observer) Changes() int {
+// Moves returns how many adds and deletes of the address the sampler has
+// drained from all namespaces' address events so far.
+func (o *Observer) Moves() (adds, dels int) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	n := o.pending
-	for _, c := range o.changes {
-		n += c
-	}
-	return n
+	return o.drained.adds, o.drained.dels
 }
 
 // Stats returns the number of samples taken, of those that failed, and the

@@ -16,35 +16,35 @@ func msf(n float64) time.Duration { return time.Duration(n * float64(time.Millis
 // the failed dumps inside the window only.
 func TestResolutionFigures(t *testing.T) {
 	complete := []time.Duration{msf(1), msf(3), msf(5), msf(7), msf(30), msf(32)}
-	changed := []int{0, 0, 1, 0, 2, 0} // the 23 ms gap saw the address change
+	changed := []bool{false, false, false, false, true, false} // the 23 ms gap saw an add and a delete
 	failed := []time.Duration{msf(2), msf(9), msf(9), msf(40)}
 	r, end := resolution(complete, changed, failed, msf(2), msf(33))
 	// Gaps: 3-1, 5-3, 7-5, 30-7, 32-30, 33-32 (unknown: no sample after 33).
-	want := Resolution{Samples: 5, FailedDumps: 3, MedianGap: msf(2), WorstGap: msf(23), WorstChangedGap: msf(23)}
+	want := Resolution{Samples: 5, FailedDumps: 3, MedianGap: msf(2), WorstGap: msf(23), WorstMixedGap: msf(23)}
 	if r != want || end != msf(30) {
 		t.Fatalf("resolution = %+v ending at %s, want %+v ending at 30ms", r, end, want)
 	}
-	if err := r.Err(); err == nil || !strings.Contains(err.Error(), "23ms between two complete samples while the address changed") {
+	if err := r.Err(); err == nil || !strings.Contains(err.Error(), "23ms between two complete samples while the address was both added and deleted") {
 		t.Fatalf("Err of a 23 ms gap: %v", err)
 	}
-	if got := r.String(); got != "worst_gap_ms: 23, worst_changed_gap_ms: 23, median_gap_ms: 2.0, samples: 5, failed_dumps: 3" {
+	if got := r.String(); got != "worst_gap_ms: 23, worst_add_del_gap_ms: 23, median_gap_ms: 2.0, samples: 5, failed_dumps: 3" {
 		t.Fatalf("String = %q", got)
 	}
-	// The same gaps with no address event in the long one: it hid
-	// nothing, so it is reported and does not fail the window.
-	quiet, _ := resolution(complete, []int{0, 0, 1, 0, 0, 0}, failed, msf(2), msf(40))
-	if quiet.WorstGap != msf(23) || quiet.WorstChangedGap != msf(8) || quiet.Err() != nil {
+	// The same gaps with no add and delete together in the long one: it
+	// hid nothing, so it is reported and does not fail the window.
+	quiet, _ := resolution(complete, []bool{false, false, true, false, false, false}, failed, msf(2), msf(40))
+	if quiet.WorstGap != msf(23) || quiet.WorstMixedGap != msf(8) || quiet.Err() != nil {
 		t.Fatalf("a long gap without changes: %+v, %v", quiet, quiet.Err())
 	}
 	// A sampler that stopped answering at 7 ms: the window's end shows it,
 	// and nothing says the address held still meanwhile.
-	if r, _ := resolution(complete[:4], changed[:4], nil, 0, msf(100)); r.WorstChangedGap != msf(93) || r.Err() == nil {
+	if r, _ := resolution(complete[:4], changed[:4], nil, 0, msf(100)); r.WorstMixedGap != msf(93) || r.Err() == nil {
 		t.Fatalf("stalled at the end: %+v, %v", r, r.Err())
 	}
 	if r, _ := resolution(nil, nil, failed, 0, msf(10)); r.Samples != 0 || r.Err() == nil || !strings.Contains(r.Err().Error(), "no complete sample") {
 		t.Fatalf("no sample: %+v, %v", r, r.Err())
 	}
-	fine, _ := resolution([]time.Duration{msf(2), msf(4), msf(6)}, []int{1, 1, 1}, nil, 0, msf(7))
+	fine, _ := resolution([]time.Duration{msf(2), msf(4), msf(6)}, []bool{true, true, true}, nil, 0, msf(7))
 	if err := fine.Err(); err != nil {
 		t.Fatalf("gaps of 2 ms: %v", err)
 	}
@@ -77,7 +77,7 @@ func TestStalledSamplerFailsTheRun(t *testing.T) {
 func stalledSampler(t *testing.T, moved bool) {
 	stall := 5 * MaxGap
 	var n atomic.Int64
-	o := fakeObserver(t, func() (map[string]bool, int, int, error) {
+	o := fakeObserver(t, func() (map[string]bool, int, moves, error) {
 		switch n.Add(1) {
 		case 20:
 			<-time.After(stall) // the planted fault: one sample that takes this long
@@ -85,10 +85,10 @@ func stalledSampler(t *testing.T, moved bool) {
 			if moved {
 				// The events the next sample drains: the address went
 				// and came back during the stall.
-				return map[string]bool{"d1": true, "d2": false}, 0, 2, nil
+				return map[string]bool{"d1": true, "d2": false}, 0, moves{1, 1}, nil
 			}
 		}
-		return map[string]bool{"d1": true, "d2": false}, 0, 0, nil
+		return map[string]bool{"d1": true, "d2": false}, 0, moves{}, nil
 	})
 	from := time.Now()
 	if err := o.waitSample(from.Add(stall), 10*time.Second); err != nil {
@@ -117,13 +117,13 @@ func stalledSampler(t *testing.T, moved bool) {
 func TestFailedDumpsAreCountedAndWidenTheGap(t *testing.T) {
 	var n atomic.Int64
 	var failing atomic.Bool
-	o := fakeObserver(t, func() (map[string]bool, int, int, error) {
+	o := fakeObserver(t, func() (map[string]bool, int, moves, error) {
 		n.Add(1)
 		if failing.Load() {
 			// d2's dumps fail while its address events say it changed.
-			return map[string]bool{"d1": true}, 1, 1, errors.New("d2: planted dump failure")
+			return map[string]bool{"d1": true}, 1, moves{1, 1}, errors.New("d2: planted dump failure")
 		}
-		return map[string]bool{"d1": true, "d2": false}, 0, 0, nil
+		return map[string]bool{"d1": true, "d2": false}, 0, moves{}, nil
 	})
 	from := time.Now()
 	failing.Store(true)
