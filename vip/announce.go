@@ -118,29 +118,12 @@ func (w *Wire) garpOnce(ifi *net.Interface, addr netip.Addr) error {
 const naOverride = 0x20000000
 
 func unsolicitedNA(ifi *net.Interface, addr netip.Addr) error {
-	c, err := icmp.ListenPacket("ip6:ipv6-icmp", "::")
+	c, err := ndSocket(ifi)
 	if err != nil {
-		return fmt.Errorf("announce %s on %s: %w", addr, ifi.Name, err)
+		return fmt.Errorf("announce %s: %w", addr, err)
 	}
 	defer c.Close()
-	pc := c.IPv6PacketConn()
-	// Receivers drop neighbour discovery that did not come with hop limit
-	// 255: proof it was not routed.
-	if err := pc.SetMulticastHopLimit(255); err != nil {
-		return fmt.Errorf("announce %s: hop limit: %w", addr, err)
-	}
-	if err := pc.SetMulticastInterface(ifi); err != nil {
-		return fmt.Errorf("announce %s: interface %s: %w", addr, ifi.Name, err)
-	}
-	body := make([]byte, 4+16+8)
-	binary.BigEndian.PutUint32(body, naOverride)
-	a16 := addr.As16()
-	copy(body[4:], a16[:])
-	body[20], body[21] = 2, 1 // option: target link-layer address, 8 bytes
-	copy(body[22:], ifi.HardwareAddr)
-	msg := icmp.Message{Type: ipv6.ICMPTypeNeighborAdvertisement, Body: &icmp.RawBody{Data: body}}
-	// The kernel fills in the checksum of ICMPv6 raw sockets.
-	b, err := msg.Marshal(nil)
+	b, err := ndMessage(ipv6.ICMPTypeNeighborAdvertisement, naOverride, addr, 2, ifi.HardwareAddr) // option: target link-layer address
 	if err != nil {
 		return fmt.Errorf("announce %s: %w", addr, err)
 	}
@@ -149,4 +132,39 @@ func unsolicitedNA(ifi *net.Interface, addr netip.Addr) error {
 		return fmt.Errorf("announce %s on %s: neighbour advertisement: %w", addr, ifi.Name, err)
 	}
 	return nil
+}
+
+// ndSocket is a raw ICMPv6 socket for neighbour discovery out of ifi.
+func ndSocket(ifi *net.Interface) (*icmp.PacketConn, error) {
+	c, err := icmp.ListenPacket("ip6:ipv6-icmp", "::")
+	if err != nil {
+		return nil, fmt.Errorf("on %s: %w", ifi.Name, err)
+	}
+	pc := c.IPv6PacketConn()
+	// Receivers drop neighbour discovery that did not come with hop limit
+	// 255: proof it was not routed.
+	if err := pc.SetMulticastHopLimit(255); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("hop limit: %w", err)
+	}
+	if err := pc.SetMulticastInterface(ifi); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("interface %s: %w", ifi.Name, err)
+	}
+	return c, nil
+}
+
+// ndMessage is a neighbour advertisement or solicitation (RFC 4861 4.3,
+// 4.4) for target with flags and one link-layer address option of kind
+// option (1: source, 2: target) carrying mac. The kernel fills in the
+// checksum of ICMPv6 raw sockets.
+func ndMessage(typ ipv6.ICMPType, flags uint32, target netip.Addr, option byte, mac net.HardwareAddr) ([]byte, error) {
+	body := make([]byte, 4+16+8)
+	binary.BigEndian.PutUint32(body, flags)
+	a16 := target.As16()
+	copy(body[4:], a16[:])
+	body[20], body[21] = option, 1 // 8 bytes
+	copy(body[22:], mac)
+	msg := icmp.Message{Type: typ, Body: &icmp.RawBody{Data: body}}
+	return msg.Marshal(nil)
 }

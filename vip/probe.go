@@ -13,7 +13,6 @@ import (
 	"github.com/mdlayher/arp"
 	"github.com/mdlayher/ethernet"
 	"github.com/mdlayher/packet"
-	"golang.org/x/net/icmp"
 	"golang.org/x/net/ipv6"
 )
 
@@ -233,34 +232,22 @@ func (m *Manager) free(a Addr) bool {
 // one sent to a group with its link-layer address (RFC 4861 7.2.4). A
 // fresh socket each time, like unsolicitedNA: VIP changes are rare.
 func solicit(ifi *net.Interface, addr netip.Addr, wait time.Duration) (net.HardwareAddr, error) {
-	c, err := icmp.ListenPacket("ip6:ipv6-icmp", "::")
-	if err != nil {
-		return nil, fmt.Errorf("probe %s on %s: %w", addr, ifi.Name, err)
-	}
-	defer c.Close()
-	pc := c.IPv6PacketConn()
-	var only ipv6.ICMPFilter
-	only.SetAll(true)
-	only.Accept(ipv6.ICMPTypeNeighborAdvertisement)
-	if err := pc.SetICMPFilter(&only); err != nil {
-		return nil, fmt.Errorf("probe %s: filter: %w", addr, err)
-	}
-	if err := pc.SetMulticastHopLimit(255); err != nil {
-		return nil, fmt.Errorf("probe %s: hop limit: %w", addr, err)
-	}
-	if err := pc.SetMulticastInterface(ifi); err != nil {
-		return nil, fmt.Errorf("probe %s: interface %s: %w", addr, ifi.Name, err)
-	}
-	body := make([]byte, 4+16+8)
-	a16 := addr.As16()
-	copy(body[4:], a16[:])
-	body[20], body[21] = 1, 1 // option: source link-layer address, 8 bytes
-	copy(body[22:], ifi.HardwareAddr)
-	msg := icmp.Message{Type: ipv6.ICMPTypeNeighborSolicitation, Body: &icmp.RawBody{Data: body}}
-	b, err := msg.Marshal(nil)
+	c, err := ndSocket(ifi)
 	if err != nil {
 		return nil, fmt.Errorf("probe %s: %w", addr, err)
 	}
+	defer c.Close()
+	var only ipv6.ICMPFilter
+	only.SetAll(true)
+	only.Accept(ipv6.ICMPTypeNeighborAdvertisement)
+	if err := c.IPv6PacketConn().SetICMPFilter(&only); err != nil {
+		return nil, fmt.Errorf("probe %s: filter: %w", addr, err)
+	}
+	b, err := ndMessage(ipv6.ICMPTypeNeighborSolicitation, 0, addr, 1, ifi.HardwareAddr) // option: source link-layer address
+	if err != nil {
+		return nil, fmt.Errorf("probe %s: %w", addr, err)
+	}
+	a16 := addr.As16()
 	group := netip.AddrFrom16([16]byte{0: 0xff, 1: 0x02, 11: 0x01, 12: 0xff, 13: a16[13], 14: a16[14], 15: a16[15]})
 	dst := &net.IPAddr{IP: group.AsSlice(), Zone: ifi.Name}
 	if _, err := c.WriteTo(b, dst); err != nil {

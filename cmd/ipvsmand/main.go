@@ -152,6 +152,19 @@ func newLogger(level *slog.LevelVar, format string) (*slog.Logger, error) {
 	return nil, fmt.Errorf("--log-format %q: want text or json", format)
 }
 
+// optionsLogger is the logger o's --log-level and --log-format ask for,
+// with the level a reload may change.
+func optionsLogger(o options) (*slog.Logger, *slog.LevelVar, error) {
+	level := new(slog.LevelVar)
+	lv, err := parseLevel(o.logLevel)
+	if err != nil {
+		return nil, nil, err
+	}
+	level.Set(lv)
+	log, err := newLogger(level, o.logFormat)
+	return log, level, err
+}
+
 // parseLevel reads --log-level.
 func parseLevel(level string) (slog.Level, error) {
 	var lv slog.Level
@@ -217,13 +230,7 @@ func run(o options, cmdline map[string][]string) error {
 	if err != nil {
 		return err
 	}
-	level := new(slog.LevelVar)
-	lv, err := parseLevel(o.logLevel)
-	if err != nil {
-		return err
-	}
-	level.Set(lv)
-	log, err := newLogger(level, o.logFormat)
+	log, level, err := optionsLogger(o)
 	if err != nil {
 		return err
 	}

@@ -109,13 +109,7 @@ func runReleaseVIPs(o options, cmdline map[string][]string) error {
 	if err != nil {
 		return err
 	}
-	level := new(slog.LevelVar)
-	lv, err := parseLevel(o.logLevel)
-	if err != nil {
-		return err
-	}
-	level.Set(lv)
-	log, err := newLogger(level, o.logFormat)
+	log, _, err := optionsLogger(o)
 	if err != nil {
 		return err
 	}
