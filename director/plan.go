@@ -128,6 +128,20 @@ func Plan(desired, actual Table, managed map[string]bool, exclusive bool) []Op {
 // It returns the kept destinations to delete first and, for every
 // destination to add, its place in the sequence of adds (1 first).
 func ordered(d, a Service, exists bool) (again []string, adds map[string]int) {
+	if exists && a.Order == nil && len(a.Dests) == len(d.Dests) {
+		// The table the last pass left is in canonical order: with the same
+		// set it still is, and a weight change costs no sort.
+		same := true
+		for dk := range d.Dests {
+			if _, ok := a.Dests[dk]; !ok {
+				same = false
+				break
+			}
+		}
+		if same {
+			return nil, nil
+		}
+	}
 	var kept []string
 	if exists {
 		for _, dk := range a.DestOrder() {

@@ -1,8 +1,10 @@
 package director
 
 import (
+	"context"
 	"slices"
 	"testing"
+	"time"
 )
 
 // A kernel that stores something else than it was told (as moby/ipvs did
@@ -86,5 +88,59 @@ func TestReadBackCoversManagedServicesOnly(t *testing.T) {
 	rb := readBack(dump, want, nil, map[string]bool{web.String(): true, fwm.String(): true}, false)
 	if rb.Fingerprint == want.Fingerprint() || !slices.Equal(rb.Drift, []string{fwm.String()}) {
 		t.Fatalf("a managed leftover not counted: %+v", rb)
+	}
+}
+
+// A steady stream of changes (a health storm) must not postpone the full
+// resync that reads the kernel back: every change is an incremental step,
+// and the resync still comes on time.
+func TestChangesDoNotPostponeTheFullResync(t *testing.T) {
+	st := sample(t)
+	k := newFake()
+	r := rec(k)
+	r.Resync = 40 * time.Millisecond
+	dumps := make(chan time.Time, 100)
+	var last time.Time
+	r.Observe = func(rep Report) {
+		// Runs on the reconciler's goroutine: a new read-back time is a dump.
+		if !rep.KernelAt.Equal(last) {
+			last = rep.KernelAt
+			select {
+			case dumps <- last:
+			default:
+			}
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	changes := make(chan struct{})
+	r.Start(ctx, changes, func() Target { return target(st) })
+	// The feeder is owned here: stopped and awaited before the reconciler.
+	feederDone := make(chan struct{})
+	go func() {
+		defer close(feederDone)
+		tick := time.NewTicker(2 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				select {
+				case changes <- struct{}{}:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	defer func() { cancel(); <-feederDone; r.Stop() }()
+
+	deadline := time.After(5 * time.Second)
+	for n := 0; n < 4; n++ { // the first dump at start, then three resyncs
+		select {
+		case <-dumps:
+		case <-deadline:
+			t.Fatalf("%d dumps in 5 s with a 40 ms resync under a stream of changes", n)
+		}
 	}
 }

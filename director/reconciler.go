@@ -275,22 +275,30 @@ func (r *Reconciler) Run(ctx context.Context, changes <-chan struct{}, target fu
 	defer timer.Stop()
 	var rep Report
 	for {
+		full := false
 		select {
 		case <-ctx.Done():
 			return
 		case <-changes:
 			rep = r.Step(target())
 		case <-timer.C:
-			rep = r.StepFull(target())
+			rep, full = r.StepFull(target()), true
 		}
+		// A successful incremental step leaves the resync timer running: a
+		// steady stream of changes (a health storm) must not postpone the
+		// full pass that reads the kernel back.
 		next := resync
-		if rep.Failed > 0 {
+		switch {
+		case rep.Failed > 0:
 			next = min(backoff, resync)
 			backoff = min(backoff*2, resync)
-		} else {
+		case !full:
+			backoff = 100 * time.Millisecond
+			continue
+		default:
 			backoff = 100 * time.Millisecond
 		}
-		if !timer.Stop() {
+		if !full && !timer.Stop() {
 			select {
 			case <-timer.C:
 			default:
