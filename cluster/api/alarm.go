@@ -41,7 +41,7 @@ func TableAlarm(st ClusterStatus) string {
 			r.services[s] = true
 		}
 		if d.Drifted > 0 {
-			alarms = append(alarms, fmt.Sprintf("%s's kernel held something else than it had programmed at applied index %d in %d services: %s",
+			alarms = append(alarms, fmt.Sprintf("%s's kernel held something else than it had programmed at applied index %d, in %d service(s): %s",
 				n.ID, d.KernelIndex, d.Drifted, strings.Join(d.Drift, ", ")))
 		}
 	}
