@@ -5,6 +5,8 @@ package lab
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -282,5 +284,76 @@ func TestHashingSchedulersChooseAlikeOnEveryNode(t *testing.T) {
 		if len(spread) != 3 {
 			t.Errorf("%s: the source ports reached %d real servers, want 3: %v", sched, len(spread), spread)
 		}
+	}
+}
+
+// TestNoTableAlarmDuringAHealthStorm: two real servers' links flap for
+// about 40 s, so their health verdicts change the table again and again
+// without a new configuration version, while every director reads its
+// kernel back every 2 s. `cluster status`, polled all along, never raises
+// the kernel-table ALARM: nodes are compared at one applied index only.
+func TestNoTableAlarmDuringAHealthStorm(t *testing.T) {
+	requireKernelIPVS(t)
+	tp := topo.Build(t, topo.Options{})
+	tp.StartRealServers(topo.BuildLabtool(t))
+	c, nodes := labCluster(t, tp)
+	file := filepath.Join(t.TempDir(), "web.yaml")
+	if err := os.WriteFile(file, []byte(healthTopo), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c.MustCLI(nodes[0], "", "apply", "-f", file)
+	rs2 := topo.RealServerAddr(2)
+	harness.Eventually(t, 60*time.Second, "rs2 at weight 1 everywhere", func() (bool, string) {
+		for _, n := range nodes {
+			if got := weightIn(t, tp, n.ID, rs2); got != "1" {
+				return false, fmt.Sprintf("%s: rs2 weight %q", n.ID, got)
+			}
+		}
+		return true, ""
+	})
+	applied := func() uint64 {
+		var st struct {
+			Nodes []struct {
+				Status *struct {
+					AppliedIndex uint64 `json:"applied_index"`
+				} `json:"status"`
+			} `json:"nodes"`
+		}
+		r := c.CLI(nodes[0], "", "cluster", "status", "--json")
+		if json.Unmarshal([]byte(r.Stdout), &st) != nil || len(st.Nodes) == 0 || st.Nodes[0].Status == nil {
+			t.Fatalf("cluster status --json: %s%s", r.Stdout, r.Stderr)
+		}
+		return st.Nodes[0].Status.AppliedIndex
+	}
+	before := applied()
+
+	polls, readBacks := 0, map[uint64]bool{}
+	// poll runs cluster status until d has passed, failing on any ALARM.
+	poll := func(d time.Duration) {
+		for end := time.Now().Add(d); time.Now().Before(end); {
+			r := c.CLI(nodes[2], "", "cluster", "status")
+			polls++
+			if strings.Contains(r.Stdout+r.Stderr, "ALARM") {
+				t.Errorf("ALARM during the health storm:\n%s%s", r.Stdout, r.Stderr)
+			}
+			reps, _ := kernelReports(t, c, nodes[1])
+			for _, rep := range reps {
+				readBacks[rep.KernelIndex] = true
+			}
+		}
+	}
+	for i := 0; i < 5; i++ {
+		tp.CutLink(topo.RealServer(2))
+		tp.CutLink(topo.RealServer(3))
+		poll(4 * time.Second)
+		tp.RestoreLink(topo.RealServer(2))
+		tp.RestoreLink(topo.RealServer(3))
+		poll(4 * time.Second)
+	}
+	after := applied()
+	t.Logf("health storm: %d cluster status polls, 0 alarms allowed; applied index %d -> %d (verdict commands); read-backs seen at %d distinct indexes",
+		polls, before, after, len(readBacks))
+	if after-before < 4 {
+		t.Errorf("the storm changed too little to prove anything: applied index %d -> %d", before, after)
 	}
 }
