@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 
 	"github.com/ipvsman/ipvsman/fsm"
 )
@@ -17,6 +18,9 @@ type fakeKernel struct {
 	readErr  error
 	reads    int
 	timeouts fsm.Timeouts
+	// mangle, when set, changes what the kernel stores from what it was
+	// told, as a client with a byte-order bug would.
+	mangle func(Op) Op
 }
 
 func (f *fakeKernel) Timeouts() (fsm.Timeouts, error) { return f.timeouts, nil }
@@ -38,6 +42,7 @@ func (f *fakeKernel) Read() (Table, error) {
 	out := Table{}
 	for k, s := range f.table {
 		s.Dests = maps.Clone(s.Dests)
+		s.Order = slices.Clone(s.Order)
 		out[k] = s
 	}
 	return out, nil
@@ -48,6 +53,9 @@ func (f *fakeKernel) Apply(op Op) error {
 	if f.failOn[op.String()] {
 		return errors.New("injected failure: " + op.String())
 	}
+	if f.mangle != nil {
+		op = f.mangle(op)
+	}
 	k := op.Service.Key.String()
 	switch op.Kind {
 	case CreateService:
@@ -56,6 +64,7 @@ func (f *fakeKernel) Apply(op Op) error {
 		}
 		s := op.Service
 		s.Dests = map[string]Dest{}
+		s.Order = []string{}
 		f.table[k] = s
 	case UpdateService:
 		s := f.table[k]
@@ -68,9 +77,28 @@ func (f *fakeKernel) Apply(op Op) error {
 		if !ok {
 			return errors.New("no such service")
 		}
+		_, had := s.Dests[op.Dest.Key()]
+		if op.Kind == CreateDest && had {
+			return errors.New("file exists")
+		}
+		if op.Kind == UpdateDest && !had {
+			return errors.New("no such destination")
+		}
+		if op.Kind == CreateDest {
+			// As the kernel does: a new destination goes to the head of
+			// the list (list_add_rcu in __ip_vs_update_dest).
+			s.Order = append([]string{op.Dest.Key()}, s.DestOrder()...)
+			f.table[k] = s
+		}
 		s.Dests[op.Dest.Key()] = op.Dest
 	case DeleteDest:
-		delete(f.table[k].Dests, op.Dest.Key())
+		s := f.table[k]
+		if _, ok := s.Dests[op.Dest.Key()]; !ok {
+			return errors.New("no such destination")
+		}
+		s.Order = slices.DeleteFunc(slices.Clone(s.DestOrder()), func(x string) bool { return x == op.Dest.Key() })
+		delete(s.Dests, op.Dest.Key())
+		f.table[k] = s
 	}
 	return nil
 }

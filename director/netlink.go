@@ -60,6 +60,7 @@ func (n *Netlink) ReadStats() (Table, ipvsadm.Stats, error) {
 		for _, d := range dests {
 			kd := fromNetlinkDest(d)
 			ks.Dests[kd.Key()] = kd
+			ks.Order = append(ks.Order, kd.Key()) // the dump walks the kernel's list in order
 			c := counters(d.Stats)
 			c.ActiveConns, c.InactConns, c.PersistConns = uint64(d.ActiveConns), uint64(d.InactConns), uint64(d.PersistConns)
 			total.ActiveConns += c.ActiveConns

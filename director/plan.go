@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+
+	"github.com/ipvsman/ipvsman/director/table"
 )
 
 // OpKind is one kernel change.
@@ -43,6 +45,12 @@ func (o Op) String() string {
 // key, so that two nodes with the same tables make the same plan. Only the
 // operations are sorted, not the tables: a pass that changes one weight in
 // a table of 10,000 destinations must cost little more than that one change.
+//
+// For the hashing schedulers (mh, sh) the destination list order is part
+// of the table: the kernel adds a destination at the head of the list, so
+// one whose canonical place is not the head is reached by deleting the
+// destinations that must come before it and adding them back after it, in
+// order (ordered); a dump whose order differs is repaired the same way.
 func Plan(desired, actual Table, managed map[string]bool, exclusive bool) []Op {
 	var ops []Op
 	for k, a := range actual {
@@ -59,6 +67,7 @@ func Plan(desired, actual Table, managed map[string]bool, exclusive bool) []Op {
 			}
 		}
 	}
+	var order []int // per op: its place among its service's ordered adds; 0 = none
 	for k, d := range desired {
 		a, exists := actual[k]
 		switch {
@@ -67,31 +76,89 @@ func Plan(desired, actual Table, managed map[string]bool, exclusive bool) []Op {
 		case !sameService(d, a):
 			ops = append(ops, Op{Kind: UpdateService, Service: d})
 		}
+		var readd map[string]int
+		if table.Hashing(d.Scheduler) {
+			var again []string
+			again, readd = ordered(d, a, exists)
+			for _, dk := range again {
+				ops = append(ops, Op{Kind: DeleteDest, Service: a, Dest: a.Dests[dk]})
+			}
+		}
 		for dk, want := range d.Dests {
 			have, ok := a.Dests[dk]
+			pos, inOrder := readd[dk]
 			switch {
-			case !exists || !ok:
+			case !exists || !ok || inOrder:
 				ops = append(ops, Op{Kind: CreateDest, Service: d, Dest: want})
+				if inOrder {
+					order = append(order, make([]int, len(ops)-len(order))...)
+					order[len(ops)-1] = pos
+				}
 			case have != want:
 				ops = append(ops, Op{Kind: UpdateDest, Service: d, Dest: want})
 			}
 		}
 	}
+	order = append(order, make([]int, len(ops)-len(order))...)
 	// Keys are rendered once, not in every comparison: a full apply sorts
 	// tens of thousands of operations.
 	type keyed struct {
 		op       Op
 		svc, dst string
+		pos      int
 	}
 	ks := make([]keyed, len(ops))
 	for i, op := range ops {
-		ks[i] = keyed{op, op.Service.Key.String(), op.Dest.Key()}
+		ks[i] = keyed{op, op.Service.Key.String(), op.Dest.Key(), order[i]}
 	}
 	slices.SortFunc(ks, func(x, y keyed) int {
-		return cmp.Or(cmp.Compare(x.op.Kind, y.op.Kind), cmp.Compare(x.svc, y.svc), cmp.Compare(x.dst, y.dst))
+		return cmp.Or(cmp.Compare(x.op.Kind, y.op.Kind), cmp.Compare(x.svc, y.svc), cmp.Compare(x.pos, y.pos), cmp.Compare(x.dst, y.dst))
 	})
 	for i := range ks {
 		ops[i] = ks[i].op
 	}
 	return ops
+}
+
+// ordered plans a hashing service's list order. The destinations that stay
+// keep their relative order through deletions, so the longest tail of that
+// list which already ends the canonical order stays put; every kept
+// destination before it is deleted (again) and everything before that tail
+// is added from the tail towards the head, each add landing at the head.
+// It returns the kept destinations to delete first and, for every
+// destination to add, its place in the sequence of adds (1 first).
+func ordered(d, a Service, exists bool) (again []string, adds map[string]int) {
+	if exists && a.Order == nil && len(a.Dests) == len(d.Dests) {
+		// The table the last pass left is in canonical order: with the same
+		// set it still is, and a weight change costs no sort.
+		same := true
+		for dk := range d.Dests {
+			if _, ok := a.Dests[dk]; !ok {
+				same = false
+				break
+			}
+		}
+		if same {
+			return nil, nil
+		}
+	}
+	var kept []string
+	if exists {
+		for _, dk := range a.DestOrder() {
+			if _, ok := d.Dests[dk]; ok {
+				kept = append(kept, dk)
+			}
+		}
+	}
+	want := table.CanonicalOrder(d.Dests)
+	i, j := len(kept)-1, len(want)-1
+	for i >= 0 && j >= 0 && kept[i] == want[j] {
+		i, j = i-1, j-1
+	}
+	again = kept[:i+1]
+	adds = make(map[string]int, j+1)
+	for n := j; n >= 0; n-- {
+		adds[want[n]] = j - n + 1
+	}
+	return again, adds
 }

@@ -33,16 +33,27 @@ type Target struct {
 type Report struct {
 	Index   uint64 `json:"index"`
 	Version uint64 `json:"version"`
-	// Fingerprint of the managed kernel table after the pass: the target,
-	// once every operation succeeded (a full dump at every resync re-checks
-	// it); empty after a failure.
+	// Fingerprint of the managed kernel table as read back from the kernel
+	// by the last pass that dumped it (every full resync does), digested
+	// like the target; KernelIndex is the applied index whose table the
+	// kernel should have held then (0: not known, e.g. the first dump, or
+	// one after a failed pass), and Drift names the services where it held
+	// something else (at most ten; Drifted counts them all). A pass that
+	// does not dump carries these over.
 	Fingerprint string    `json:"fingerprint"`
-	Services    int       `json:"services"`
-	Ops         int       `json:"ops"`
-	Failed      int       `json:"failed"`
-	Errors      []string  `json:"errors,omitempty"`
-	At          time.Time `json:"at"`
-	Took        string    `json:"took"`
+	KernelIndex uint64    `json:"kernel_index"`
+	KernelAt    time.Time `json:"kernel_at,omitzero"`
+	Drift       []string  `json:"drift,omitempty"`
+	Drifted     int       `json:"drifted,omitempty"`
+	// TargetFingerprint is the table this pass meant to program (the
+	// model's), once every operation succeeded; empty after a failure.
+	TargetFingerprint string    `json:"target_fingerprint"`
+	Services          int       `json:"services"`
+	Ops               int       `json:"ops"`
+	Failed            int       `json:"failed"`
+	Errors            []string  `json:"errors,omitempty"`
+	At                time.Time `json:"at"`
+	Took              string    `json:"took"`
 }
 
 // Reconciler is the one writer of the kernel's IPVS table. Each pass reads
@@ -93,14 +104,17 @@ func (r *Reconciler) pass(t Target, fresh bool) Report {
 	start := now()
 	rep := Report{Index: t.Index, Version: t.Version, At: start}
 	r.mu.Lock()
-	actual := r.cache
+	actual, held, heldSums, prev := r.cache, r.cache, r.digests, r.last
 	r.mu.Unlock()
+	rep.Fingerprint, rep.KernelIndex, rep.KernelAt = prev.Fingerprint, prev.KernelIndex, prev.KernelAt
+	rep.Drift, rep.Drifted = prev.Drift, prev.Drifted
 	if fresh || actual == nil {
 		var err error
 		if actual, err = r.Kernel.Read(); err != nil {
 			rep.Failed, rep.Errors = 1, []string{err.Error()}
 			return r.finish(rep, nil, start, now)
 		}
+		r.readBack(&rep, actual, held, heldSums, prev.Index, t)
 	}
 	ops := Plan(t.Table, actual, t.Managed, r.Exclusive)
 	rep.Ops = len(ops)
@@ -123,9 +137,31 @@ func (r *Reconciler) pass(t Target, fresh bool) Report {
 		// Every operation succeeded: the kernel now holds the target (plus
 		// any foreign services, which the next fresh dump brings back).
 		next = t.Table
-		rep.Services, rep.Fingerprint = len(next), r.fingerprint(next, ops, fresh)
+		rep.Services, rep.TargetFingerprint = len(next), r.fingerprint(next, ops, fresh)
 	}
 	return r.finish(rep, next, start, now)
+}
+
+// readBack records what a dump showed. It is compared with the table the
+// last successful pass left (held, at index heldIndex), which is what the
+// kernel should still hold; without one the dump is digested but proves
+// nothing about any index.
+func (r *Reconciler) readBack(rep *Report, dump, held Table, heldSums map[string]uint64, heldIndex uint64, t Target) {
+	want, idx := held, heldIndex
+	if held == nil {
+		want, heldSums, idx = t.Table, nil, 0
+	}
+	rb := readBack(dump, want, heldSums, t.Managed, r.Exclusive)
+	rep.Fingerprint, rep.KernelIndex, rep.KernelAt = rb.Fingerprint, idx, rep.At
+	rep.Drift, rep.Drifted = nil, 0
+	if held == nil {
+		return
+	}
+	rep.Drift, rep.Drifted = rb.Drift, rb.Drifted
+	if rb.Drifted > 0 {
+		r.Log.Warn("kernel table differs from what the reconciler left in it", "kernel_index", idx,
+			"services", rb.Drift, "differing", rb.Drifted, "fingerprint", rb.Fingerprint)
+	}
 }
 
 // timeouts sets the kernel's timeouts the model manages (non-zero ones),
@@ -209,7 +245,7 @@ func (r *Reconciler) finish(rep Report, cache Table, start time.Time, now func()
 			lvl = slog.LevelWarn
 		}
 		r.Log.Log(context.Background(), lvl, "reconcile", "version", rep.Version, "index", rep.Index, "ops", rep.Ops,
-			"failed", rep.Failed, "errors", rep.Errors, "fingerprint", rep.Fingerprint, "took", rep.Took)
+			"failed", rep.Failed, "errors", rep.Errors, "fingerprint", rep.Fingerprint, "target_fingerprint", rep.TargetFingerprint, "took", rep.Took)
 	}
 	return rep
 }
@@ -239,22 +275,30 @@ func (r *Reconciler) Run(ctx context.Context, changes <-chan struct{}, target fu
 	defer timer.Stop()
 	var rep Report
 	for {
+		full := false
 		select {
 		case <-ctx.Done():
 			return
 		case <-changes:
 			rep = r.Step(target())
 		case <-timer.C:
-			rep = r.StepFull(target())
+			rep, full = r.StepFull(target()), true
 		}
+		// A successful incremental step leaves the resync timer running: a
+		// steady stream of changes (a health storm) must not postpone the
+		// full pass that reads the kernel back.
 		next := resync
-		if rep.Failed > 0 {
+		switch {
+		case rep.Failed > 0:
 			next = min(backoff, resync)
 			backoff = min(backoff*2, resync)
-		} else {
+		case !full:
+			backoff = 100 * time.Millisecond
+			continue
+		default:
 			backoff = 100 * time.Millisecond
 		}
-		if !timer.Stop() {
+		if !full && !timer.Stop() {
 			select {
 			case <-timer.C:
 			default:

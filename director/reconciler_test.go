@@ -98,7 +98,7 @@ func TestReconcileConvergesAndIsIdempotent(t *testing.T) {
 		t.Fatalf("kernel after first pass:\n%s\nwant:\n%s", got, want)
 	}
 	k.applied = nil
-	if rep2 := r.StepFull(target(st)); rep2.Ops != 0 || len(k.applied) != 0 || rep2.Fingerprint != rep.Fingerprint {
+	if rep2 := r.StepFull(target(st)); rep2.Ops != 0 || len(k.applied) != 0 || rep2.Fingerprint != rep.TargetFingerprint || rep2.TargetFingerprint != rep.TargetFingerprint {
 		t.Fatalf("second pass changed something: %+v %v", rep2, k.applied)
 	}
 	// A state change is planned against what the last pass left: one weight,
@@ -111,8 +111,8 @@ func TestReconcileConvergesAndIsIdempotent(t *testing.T) {
 	if rep3.Ops != 1 || k.reads != reads || len(k.applied) != 1 {
 		t.Fatalf("one weight change: %+v, %d dumps, applied %v", rep3, k.reads-reads, k.applied)
 	}
-	if want := Desired(st).Fingerprint(); rep3.Fingerprint != want || rep3.Fingerprint == rep.Fingerprint {
-		t.Fatalf("incremental fingerprint %s, full %s, before %s", rep3.Fingerprint, want, rep.Fingerprint)
+	if want := Desired(st).Fingerprint(); rep3.TargetFingerprint != want || rep3.TargetFingerprint == rep.TargetFingerprint {
+		t.Fatalf("incremental fingerprint %s, full %s, before %s", rep3.TargetFingerprint, want, rep.TargetFingerprint)
 	}
 
 	// Hand edits: a weight changed, a destination deleted, a foreign service added.

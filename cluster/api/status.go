@@ -64,15 +64,24 @@ type ServerStatus struct {
 type Report struct {
 	Index   uint64 `json:"index"`
 	Version uint64 `json:"version"`
-	// Fingerprint of the managed kernel table after the pass: the target,
-	// once every operation succeeded; empty after a failure.
+	// Fingerprint of the managed kernel table as read back from the kernel
+	// at the last full resync; KernelIndex is the applied index whose table
+	// the kernel should have held then (0: not known), and Drift names the
+	// services where it held something else (Drifted counts them all).
 	Fingerprint string    `json:"fingerprint"`
-	Services    int       `json:"services"`
-	Ops         int       `json:"ops"`
-	Failed      int       `json:"failed"`
-	Errors      []string  `json:"errors,omitempty"`
-	At          time.Time `json:"at"`
-	Took        string    `json:"took"`
+	KernelIndex uint64    `json:"kernel_index"`
+	KernelAt    time.Time `json:"kernel_at,omitzero"`
+	Drift       []string  `json:"drift,omitempty"`
+	Drifted     int       `json:"drifted,omitempty"`
+	// TargetFingerprint is the table the last pass meant to program, once
+	// every operation succeeded; empty after a failure.
+	TargetFingerprint string    `json:"target_fingerprint"`
+	Services          int       `json:"services"`
+	Ops               int       `json:"ops"`
+	Failed            int       `json:"failed"`
+	Errors            []string  `json:"errors,omitempty"`
+	At                time.Time `json:"at"`
+	Took              string    `json:"took"`
 }
 
 // SyncReport is the node's connection sync threads (director.SyncReport).

@@ -58,7 +58,7 @@ func clusterCmd(g *globals) *cobra.Command {
 				if err := printMembers(out, st); err != nil {
 					return err
 				}
-				if alarm := fingerprintAlarm(st); alarm != "" {
+				if alarm := api.TableAlarm(st); alarm != "" {
 					return errors.New(alarm)
 				}
 				if alarm := vipAlarm(st); alarm != "" {
@@ -141,39 +141,23 @@ func clusterCmd(g *globals) *cobra.Command {
 // clusterExtras are subcommands of later protocols that a build tag adds.
 var clusterExtras []func(*globals) *cobra.Command
 
-// kernelTable summarizes a node's last reconcile: the fingerprint of its
-// kernel table and the config version it matches, or why it does not.
+// kernelTable summarizes a node's kernel table: the fingerprint read back
+// at the last full resync and the applied index it was checked against,
+// the target's when it differs, the config version, and failures.
 func kernelTable(s *api.NodeStatus) string {
 	d := s.Director
 	if d == nil {
 		return "-"
 	}
+	out := fmt.Sprintf("%s@%d", dash(d.Fingerprint), d.KernelIndex)
+	if d.TargetFingerprint != "" && d.TargetFingerprint != d.Fingerprint {
+		out += " (target " + d.TargetFingerprint + ")"
+	}
+	out += fmt.Sprintf(" v%d", d.Version)
 	if d.Failed > 0 {
-		return fmt.Sprintf("%s v%d (%d failed)", d.Fingerprint, d.Version, d.Failed)
+		out += fmt.Sprintf(" (%d failed)", d.Failed)
 	}
-	return fmt.Sprintf("%s v%d", d.Fingerprint, d.Version)
-}
-
-// fingerprintAlarm reports nodes whose kernel tables differ although they
-// reflect the same configuration version: that must never happen.
-func fingerprintAlarm(st api.ClusterStatus) string {
-	byVersion := map[uint64]map[string][]string{}
-	for _, n := range st.Nodes {
-		if n.Status == nil || n.Status.Director == nil || n.Status.Director.Failed > 0 {
-			continue
-		}
-		d := n.Status.Director
-		if byVersion[d.Version] == nil {
-			byVersion[d.Version] = map[string][]string{}
-		}
-		byVersion[d.Version][d.Fingerprint] = append(byVersion[d.Version][d.Fingerprint], n.ID)
-	}
-	for v, fps := range byVersion {
-		if len(fps) > 1 {
-			return fmt.Sprintf("ALARM: kernel tables differ at configuration version %d: %v", v, fps)
-		}
-	}
-	return ""
+	return out
 }
 
 // vipColumn lists the VIPs a node holds: "off" when it does not manage

@@ -1,28 +1,19 @@
 package main
 
 import (
-	"strings"
 	"testing"
 
 	"github.com/ipvsman/ipvsman/cluster/api"
 )
 
-func nodeAt(id string, version uint64, fp string, failed int) api.NodeView {
-	return api.NodeView{ID: id, Status: &api.NodeStatus{Director: &api.Report{Version: version, Fingerprint: fp, Failed: failed}}}
-}
-
-func TestFingerprintAlarm(t *testing.T) {
-	same := api.ClusterStatus{Nodes: []api.NodeView{nodeAt("d1", 7, "aa", 0), nodeAt("d2", 7, "aa", 0), nodeAt("d3", 6, "bb", 0)}}
-	if a := fingerprintAlarm(same); a != "" {
-		t.Fatalf("equal tables at version 7 (d3 still at 6) raised %q", a)
+func TestKernelTableColumn(t *testing.T) {
+	same := &api.NodeStatus{Director: &api.Report{Version: 7, Fingerprint: "aa", TargetFingerprint: "aa", KernelIndex: 40}}
+	if c := kernelTable(same); c != "aa@40 v7" {
+		t.Errorf("column = %q", c)
 	}
-	differ := api.ClusterStatus{Nodes: []api.NodeView{nodeAt("d1", 7, "aa", 0), nodeAt("d2", 7, "cc", 0)}}
-	if a := fingerprintAlarm(differ); !strings.HasPrefix(a, "ALARM: kernel tables differ at configuration version 7") {
-		t.Fatalf("differing tables: %q", a)
-	}
-	failing := api.ClusterStatus{Nodes: []api.NodeView{nodeAt("d1", 7, "aa", 0), nodeAt("d2", 7, "", 1)}}
-	if a := fingerprintAlarm(failing); a != "" {
-		t.Fatalf("a node with failed operations is reported by its failures, not as an alarm: %q", a)
+	differ := &api.NodeStatus{Director: &api.Report{Version: 7, Fingerprint: "aa", TargetFingerprint: "bb", KernelIndex: 40, Failed: 1}}
+	if c := kernelTable(differ); c != "aa@40 (target bb) v7 (1 failed)" {
+		t.Errorf("column = %q", c)
 	}
 }
 

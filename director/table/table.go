@@ -39,6 +39,38 @@ type Service struct {
 	Timeout   uint32 // persistence, seconds
 	Netmask   uint32 // IPv4: mask as a number; IPv6: prefix length
 	Dests     map[string]Dest
+	// Order is the destinations' keys in the kernel's list order, as a
+	// dump returns them; nil means the canonical order (DestOrder). It
+	// matters to the hashing schedulers only (Hashing).
+	Order []string
+}
+
+// Hashing reports whether the scheduler builds its lookup from the order
+// of the destination list (ip_vs_mh.c, ip_vs_sh.c walk svc->destinations
+// to fill their tables), so that the same set in another order sends the
+// same client elsewhere.
+func Hashing(scheduler string) bool { return scheduler == "mh" || scheduler == "sh" }
+
+// CanonicalOrder is the destination list order every node keeps for a
+// hashing scheduler: descending address:port. The kernel puts a new
+// destination at the head of the list, so servers added in ascending order
+// (the usual way) each land in place with one operation.
+func CanonicalOrder(dests map[string]Dest) []string {
+	keys := slices.Collect(maps.Keys(dests))
+	slices.SortFunc(keys, func(a, b string) int {
+		x, y := dests[a], dests[b]
+		return netip.AddrPortFrom(y.Address, y.Port).Compare(netip.AddrPortFrom(x.Address, x.Port))
+	})
+	return keys
+}
+
+// DestOrder is the service's destination list order: Order when a dump
+// set it, else the canonical order.
+func (s Service) DestOrder() []string {
+	if s.Order != nil {
+		return s.Order
+	}
+	return CanonicalOrder(s.Dests)
 }
 
 // Dest is one real server as the kernel holds it.
@@ -182,6 +214,11 @@ func canonicalService(b *strings.Builder, k string, s Service) {
 			fmt.Fprintf(b, " tun=%s:%d:%s", x.TunnelType, x.TunnelPort, x.TunnelCsum)
 		}
 		b.WriteByte('\n')
+	}
+	if Hashing(s.Scheduler) {
+		// The list order is part of the table for these: the same set in
+		// another order is another table.
+		fmt.Fprintf(b, "  order %s\n", strings.Join(s.DestOrder(), ","))
 	}
 }
 

@@ -2,8 +2,6 @@ package top
 
 import (
 	"fmt"
-	"maps"
-	"slices"
 	"strings"
 
 	"github.com/ipvsman/ipvsman/cluster/api"
@@ -88,34 +86,23 @@ func (m *Model) applied() string {
 	return "?"
 }
 
-// fingerprints compares the kernel tables the nodes report: equal
-// configuration version must mean equal fingerprint. "agree", "DISAGREE"
-// (an alarm), or "-" when no node reports a table (--ipvs=off).
+// fingerprints compares the kernel tables the nodes read back
+// (api.TableAlarm): "agree", "DISAGREE" (an alarm), or "-" when no node
+// has read one back yet (--ipvs=off, or before the first full resync).
 func (m *Model) fingerprints() string {
 	cs := m.cluster()
 	if cs == nil {
 		return "?"
 	}
-	byVersion := map[uint64]map[string]bool{}
+	if api.TableAlarm(*cs) != "" {
+		return "DISAGREE"
+	}
 	for _, n := range cs.Nodes {
-		if n.Status == nil || n.Status.Director == nil || n.Status.Director.Failed > 0 {
-			continue
-		}
-		d := n.Status.Director
-		if byVersion[d.Version] == nil {
-			byVersion[d.Version] = map[string]bool{}
-		}
-		byVersion[d.Version][d.Fingerprint] = true
-	}
-	if len(byVersion) == 0 {
-		return "-"
-	}
-	for _, v := range slices.Sorted(maps.Keys(byVersion)) {
-		if len(byVersion[v]) > 1 {
-			return fmt.Sprintf("DISAGREE at v%d", v)
+		if n.Status != nil && n.Status.Director != nil && n.Status.Director.KernelIndex > 0 {
+			return "agree"
 		}
 	}
-	return "agree"
+	return "-"
 }
 
 // clusterPane is the members table the `c` key shows under the services:

@@ -103,7 +103,7 @@ func threeByFour(t testing.TB) *fakeSource {
 	}
 	f := &fakeSource{cfg: mustOps(t, fsm.NewConfig(), lines...), version: 13, at: time.Date(2026, 12, 2, 4, 59, 58, 0, time.UTC)}
 	f.verdicts = map[string]fsm.Verdict{fsm.VerdictKey("tcp:10.0.0.1:80", "10.3.0.2:8080"): {Health: fsm.HealthDown, Reason: "connection refused"}}
-	f.cluster = clusterOf("n1", map[string]*api.Report{"n1": {Version: 13, Fingerprint: "00000000deadbeef"}})
+	f.cluster = clusterOf("n1", map[string]*api.Report{"n1": {Version: 13, KernelIndex: 40, Fingerprint: "00000000deadbeef"}})
 	f.kernel = map[string]ipvsadm.Stats{"n1": {
 		"tcp:10.0.0.1:80":               {ActiveConns: 7, InactConns: 3, Conns: 100, InBytes: 1000, OutBytes: 5000},
 		"tcp:10.0.0.1:80/10.3.0.1:8080": {ActiveConns: 4, InactConns: 1, Conns: 60, InBytes: 600, OutBytes: 3000},

@@ -149,12 +149,12 @@ func TestClusterPane(t *testing.T) {
 func TestFingerprintsDisagree(t *testing.T) {
 	f := threeByFour(t)
 	f.cluster = clusterOf("n2", map[string]*api.Report{
-		"n1": {Version: 13, Fingerprint: "00000000deadbeef"},
-		"n2": {Version: 13, Fingerprint: "00000000feedface"},
-		"n3": {Version: 12, Fingerprint: "0000000000000001"},
+		"n1": {Version: 13, KernelIndex: 90, Fingerprint: "00000000deadbeef"},
+		"n2": {Version: 13, KernelIndex: 90, Fingerprint: "00000000feedface"},
+		"n3": {Version: 13, KernelIndex: 91, Fingerprint: "0000000000000001"},
 	})
 	m := newTest(t, f)
-	if h := strings.Split(m.View(), "\n")[0]; !strings.Contains(h, "leader n2") || !strings.Contains(h, "fp DISAGREE at v13") {
+	if h := strings.Split(m.View(), "\n")[0]; !strings.Contains(h, "leader n2") || !strings.Contains(h, "fp DISAGREE") {
 		t.Errorf("header: %q", h)
 	}
 	f.cluster.Nodes[1].Status.Director.Fingerprint = "00000000deadbeef"
