@@ -51,7 +51,7 @@ lab-shell: ## the lab VM with the topology and a three-director cluster up, and 
 bench-apply: ## lab VM: reconciler full apply of 1,000 services x 10 real servers vs ipvsadm -R, and one change (medians)
 	bash test/lab/bench.sh
 
-bench-failover: ## namespaces (root): client-visible failover, ipvsman vs keepalived VRRP, an idle run and a stress run (CYCLES=20 IDLE=10m STRESS=10m ONLY= DAEMON_ARGS=--realtime-priority=10, as the packaged unit)
+bench-failover: ## namespaces (root): client-visible failover, ipvsman vs keepalived VRRP, an idle run and a stress run (CYCLES=20 IDLE=10m STRESS=10m ONLY= DAEMON_ARGS=--nice=-20, as the packaged unit)
 	bash test/failover/bench.sh
 
 bench-health: ## lab VM: 5,000 HTTP checks at 1 s, CPU per 1,000 checks and RSS vs keepalived's checker; a 5,000-transition storm (WINDOW=60s CHECKS=5000)

@@ -98,7 +98,7 @@ func TestBenchWrites(t *testing.T) {
 
 // packaged is what the packaged unit passes besides the token: the
 // figures are the packaged daemon's.
-var packaged = []string{"--realtime-priority=10"}
+var packaged = []string{"--nice=-20"}
 
 // startCluster runs n1 (bootstrap), n2 and n3 (joining through n1) and
 // waits for three voters.

@@ -29,7 +29,7 @@
 //     not know the leader (a restarting one) reports no pair, so a restart
 //     alone adds nothing.
 //
-// The daemons run as the packaged unit runs them (--realtime-priority=10).
+// The daemons run as the packaged unit runs them (--nice=-20).
 //
 // The daemons share the host's CPUs with whatever else runs there; the
 // load average is printed at the start and the end, since a loaded host

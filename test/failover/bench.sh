@@ -11,7 +11,7 @@
 #   STRESS_SERVERS=5000  real servers in each of the stress run's writes
 #   ONLY=        keepalived or ipvsman to run one half
 #   TIMEOUT=90m  go test -timeout
-#   DAEMON_ARGS=--realtime-priority=10  extra ipvsmand flags; the default is
+#   DAEMON_ARGS=--nice=-20  extra ipvsmand flags; the default is
 #                what the packaged unit passes, so the figures are the
 #                packaged daemon's (DAEMON_ARGS= for none)
 #   DAEMON_ENV=  extra environment for every ipvsmand, e.g. GOGC=400
@@ -42,5 +42,5 @@ if [ "${ONLY:-}" != keepalived ]; then
 	export IPVSMAN_BIN_DIR=$bin
 fi
 
-export CYCLES=${CYCLES:-20} IDLE=${IDLE:-10m} STRESS=${STRESS:-10m} STRESS_SERVERS=${STRESS_SERVERS:-5000} ONLY=${ONLY:-} DAEMON_ARGS=${DAEMON_ARGS---realtime-priority=10} DAEMON_ENV=${DAEMON_ENV:-} LOGDIR=${LOGDIR:-}
+export CYCLES=${CYCLES:-20} IDLE=${IDLE:-10m} STRESS=${STRESS:-10m} STRESS_SERVERS=${STRESS_SERVERS:-5000} ONLY=${ONLY:-} DAEMON_ARGS=${DAEMON_ARGS---nice=-20} DAEMON_ENV=${DAEMON_ENV:-} LOGDIR=${LOGDIR:-}
 $GO test -count=1 -tags failoverbench -run TestFailoverBench -v -timeout "${TIMEOUT:-90m}" ./test/failover/

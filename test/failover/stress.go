@@ -90,8 +90,9 @@ func (b *BusyLoops) Stop() {
 }
 
 // ClientPriority is the SCHED_RR priority of the poller and the web
-// servers during the stress run: above the daemons' --realtime-priority
-// (the packaged unit's 10), so neither is the one starved.
+// servers during the stress run: above the daemons however they run (nice
+// -20 as the packaged unit, or --realtime-priority 10), so that what is
+// measured is the daemons, not a starved client or server.
 const ClientPriority = 20
 
 // StressResult is what the stress series measured in its window.
