@@ -60,25 +60,31 @@ func newMachine(log *slog.Logger, fatal func(error), snapshotBytes int64) *machi
 		snapshotBytes: snapshotBytes, snapshotDue: make(chan struct{}, 1), bulk: func(f func()) { f() }}
 }
 
-// waitApplied blocks until applied() reaches index. Raft's own applied
-// index also counts entries that never reach the FSM (no-ops, membership),
-// so it is polled between apply notifications.
-func (m *machine) waitApplied(ctx context.Context, index uint64, applied func() uint64) error {
+// waitApplied blocks until done() holds, rechecked after every apply and
+// every 10 ms: some of what done() reads (raft's applied index) moves
+// without an apply.
+func (m *machine) waitApplied(ctx context.Context, index uint64, done func() bool) error {
 	for {
 		m.subMu.Lock()
 		ch := m.applyCh
 		m.subMu.Unlock()
-		a := applied()
-		if a >= index {
+		if done() {
 			return nil
 		}
 		select {
 		case <-ch:
 		case <-time.After(10 * time.Millisecond):
 		case <-ctx.Done():
-			return fmt.Errorf("wait for log index %d (applied %d): %w", index, a, ctx.Err())
+			return fmt.Errorf("wait for log index %d (applied %d): %w", index, m.appliedIndex(), ctx.Err())
 		}
 	}
+}
+
+// appliedIndex is the index of the last entry this machine applied.
+func (m *machine) appliedIndex() uint64 {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.applied
 }
 
 // applyResponse is what raft.ApplyFuture.Response() carries back.

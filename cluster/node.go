@@ -138,6 +138,7 @@ type Node struct {
 	raft      *raft.Raft
 	machine   *machine
 	store     *raftboltdb.BoltStore
+	logs      raft.LogStore // store, behind raft's cache
 	transport *raft.NetworkTransport
 	notifyCh  chan bool
 	gossip    *gossip // nil without Config.Gossip.Addr
@@ -261,6 +262,7 @@ func Open(cfg Config) (*Node, error) {
 		store.Close()
 		return nil, fmt.Errorf("log cache: %w", err)
 	}
+	n.logs = logs
 	r, err := raft.NewRaft(rc, n.machine, logs, store, snaps, unpipelined{transport})
 	if err != nil {
 		transport.Close()
@@ -430,7 +432,35 @@ func (n *Node) ConsistentRead(ctx context.Context, leaderCommit func(ctx context
 			return err
 		}
 	}
-	return n.machine.waitApplied(ctx, idx, n.raft.AppliedIndex)
+	return n.waitApplied(ctx, idx)
+}
+
+// waitApplied blocks until the state holds every command up to index.
+// Raft's own applied index cannot say so: raft counts an entry applied once
+// it has handed it to the FSM's goroutine, before Apply ran, and it also
+// counts entries that never reach the FSM (no-ops, membership), which the
+// machine's index never shows. So once raft is there, the wait is for the
+// machine to reach the last command at or below index.
+func (n *Node) waitApplied(ctx context.Context, index uint64) error {
+	return n.machine.waitApplied(ctx, index, func() bool {
+		at := n.machine.appliedIndex()
+		if at >= index {
+			return true
+		}
+		if n.raft.AppliedIndex() < index {
+			return false
+		}
+		for i := index; i > at; i-- {
+			var l raft.Log
+			// An entry missing from the log is covered by a snapshot the
+			// machine restored, which moved its index past it; a read
+			// error is not proof of anything: wait on.
+			if err := n.logs.GetLog(i, &l); err != nil || l.Type == raft.LogCommand {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // View runs f with the replicated state read-locked.

@@ -2,10 +2,14 @@ package cluster
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -129,5 +133,85 @@ func TestFenceKeepsHalfAHeartbeat(t *testing.T) {
 		if margin := c.heartbeat + f - c.lease; margin < c.heartbeat/2 {
 			t.Errorf("lease %s heartbeat %s: margin %s below half the heartbeat", c.lease, c.heartbeat, margin)
 		}
+	}
+}
+
+// Raft counts an entry applied once it has handed it to the FSM, before
+// Apply ran: a consistent read that waited on raft's index alone was served
+// without the write the leader had just acknowledged (a console assignment
+// read back through a follower, missing).
+func TestConsistentReadWaitsForTheStateItself(t *testing.T) {
+	var hold atomic.Bool
+	entered, release := make(chan struct{}, 1), make(chan struct{})
+	var once sync.Once
+	let := func() { once.Do(func() { close(release) }) }
+	n, err := Open(Config{
+		NodeID: "t1", DataDir: t.TempDir(), RaftAddr: harness.FreeAddr(t), APIAddr: "127.0.0.1:1", Bootstrap: true,
+		Logger: slog.New(slog.DiscardHandler), Fatal: func(err error) { t.Errorf("fatal: %v", err) },
+		// Once armed, only a large entry's apply runs as bulk work here
+		// (raft.Apply below skips the leader's planning): hold it.
+		Bulk: func(f func()) {
+			if hold.Load() {
+				select {
+				case entered <- struct{}{}:
+				default:
+				}
+				<-release
+			}
+			f()
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Shutdown(context.Background()) })
+	t.Cleanup(let) // runs first: Shutdown waits for the held apply
+	// The new leader records itself through a planned write: armed only
+	// after that, the hold catches the test's entry alone.
+	harness.Eventually(t, 10*time.Second, "t1 leads and has recorded itself", func() (bool, string) {
+		var rec bool
+		n.View(func(s *fsm.State, _ uint64) { rec = s.Members["t1"].APIAddr != "" })
+		return n.IsLeader() && rec, "not yet"
+	})
+	hold.Store(true)
+
+	svc := &fsm.Service{Key: fsm.ServiceKey{Protocol: fsm.TCP, Address: netip.MustParseAddr("10.0.0.1"), Port: 80}, Scheduler: "rr",
+		Servers: map[string]*fsm.RealServer{}}
+	for i := range 2000 {
+		rs := &fsm.RealServer{Address: netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)}), Port: 80, Weight: 1, Forward: fsm.Masquerade}
+		svc.Servers[rs.Key()] = rs
+	}
+	payload, err := json.Marshal(fsm.OpsPayload{Ops: []fsm.Op{{Kind: fsm.OpAddService, Service: svc}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := fsm.Command{Type: fsm.CmdOps, Payload: payload}.Encode()
+	if err != nil || len(b) < bulkBytes {
+		t.Fatalf("entry of %d bytes (%v): too small to be bulk work", len(b), err)
+	}
+	applied := make(chan error, 1)
+	go func() { applied <- n.raft.Apply(b, 10*time.Second).Error() }()
+	<-entered
+	harness.Eventually(t, 10*time.Second, "raft counts the held entry applied", func() (bool, string) {
+		return n.raft.AppliedIndex() == n.raft.LastIndex(), fmt.Sprintf("raft applied %d of %d", n.raft.AppliedIndex(), n.raft.LastIndex())
+	})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	err = n.ConsistentRead(ctx, nil)
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("consistent read while the entry is held: %v, want it to wait (deadline exceeded)", err)
+	}
+	let()
+	if err := n.ConsistentRead(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	var have bool
+	n.View(func(s *fsm.State, _ uint64) { have = s.Config.Services[svc.Key.String()] != nil })
+	if !have {
+		t.Fatal("consistent read returned without the acknowledged service")
+	}
+	if err := <-applied; err != nil {
+		t.Fatal(err)
 	}
 }
