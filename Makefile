@@ -17,8 +17,8 @@ build: ## build bin/ipvsmand and bin/ipvsman (static, CGO_ENABLED=0)
 	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ipvsmand ./cmd/ipvsmand
 	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ipvsman ./cmd/ipvsman
 
-test: lint test-unit test-host faults test-package fuzz e2e ## all tests, as CI runs them (the three tiers and fuzzing)
-	@echo "make test: all tiers passed"
+test: ## all tests, as CI runs them (the three tiers and fuzzing); ends with each tier's duration
+	@MAKE='$(MAKE)' bash test/tiers.sh lint test-unit test-host faults test-package fuzz e2e
 
 test-unit: ## tier 1: pure code (fsm, parsers, cluster), race detector on; fast, no root; the packages' lines (test/arch), the skip helper, the runners, the figures
 	$(GO) test -race -count=1 $(UNIT)
@@ -64,7 +64,7 @@ bench-upgrade: ## lab VM: rolling upgrade of the three directors to the next rel
 	@LAB_WORK=$(CURDIR)/.lab/bench-upgrade bash test/lab/e2e.sh -test.run TestRollingUpgrade; s=$$?; \
 		grep -h '^upgrade_' $(CURDIR)/.lab/bench-upgrade/output.txt 2>/dev/null; exit $$s
 
-bench-writes: build ## loopback: ipvsman -R of 1k, 10k, 100k real servers and 10k services x 10, a follower restart; write_scaling_100x, restart_to_serving_s, leader_changes
+bench-writes: build ## loopback: ipvsman -R of 1k, 10k, 100k real servers and 10k services x 10, a follower restart; write_scaling_100x, restart_to_serving_s, leader_changes (BENCH_LOGS=DIR keeps the daemons' logs)
 	$(GO) test -c -tags benchwrites -o $(BIN)/benchwrites.test ./test/benchwrites/
 	IPVSMAN_BIN_DIR=$(CURDIR)/$(BIN) $(BIN)/benchwrites.test -test.run '^TestBenchWrites$$' -test.count=1 -test.timeout 90m
 

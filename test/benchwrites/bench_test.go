@@ -403,6 +403,19 @@ func (b *bench) summary() {
 	} else {
 		fmt.Printf("restart to serving: n/a (%v)\n", b.restart.failed)
 	}
+	// The daemons' logs go with the temporary directory: BENCH_LOGS keeps
+	// them, so that a leader change can be traced to what the nodes did.
+	if dir := os.Getenv("BENCH_LOGS"); dir != "" {
+		for _, n := range b.nodes {
+			err := os.MkdirAll(dir, 0o755)
+			if err == nil {
+				err = os.WriteFile(filepath.Join(dir, n.ID+".log"), []byte(n.Log()), 0o644)
+			}
+			if err != nil {
+				fmt.Printf("BENCH_LOGS: %v\n", err)
+			}
+		}
+	}
 	seen := b.leaders.Seen()
 	for i, l := range seen {
 		if i == printLeaderships {
