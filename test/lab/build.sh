@@ -16,7 +16,10 @@ lab_build() {
 	go -C "$repo" build -tags next -o "$work/bin-next/ipvsmand" ./cmd/ipvsmand
 	go -C "$repo" build -tags next -o "$work/bin-next/ipvsman" ./cmd/ipvsman
 	go -C "$repo" test -c -tags "$tags" -o "$work/$testbin" ./test/lab/
-	# What the tests inside read: prebuilt binaries instead of go build.
-	export LAB_ENV_IPVSMAN_BIN_DIR=/tmp/lab/bin LAB_ENV_LABTOOL=/tmp/lab/bin/labtool \
-		LAB_ENV_IPVSMAN_NEXT_BIN_DIR=/tmp/lab/bin-next
+	# What the tests inside read: prebuilt binaries instead of go build,
+	# copied into the VM's memory (run.sh, LAB_LOCAL): run from the share,
+	# each start of the CLI cost 2 s under emulation.
+	export LAB_LOCAL="bin bin-next"
+	export LAB_ENV_IPVSMAN_BIN_DIR=/run/lab/bin LAB_ENV_LABTOOL=/run/lab/bin/labtool \
+		LAB_ENV_IPVSMAN_NEXT_BIN_DIR=/run/lab/bin-next
 }

@@ -6,6 +6,7 @@
 #     ipvsadm, listed by ipvsadm -Ln and /proc/net/ip_vs; a LAB_ENV_ variable
 #     (with a space and a quote) arrives intact
 #  3. exit status propagation: a command exiting 3 makes run.sh exit 3
+#  4. LAB_LOCAL: a directory of WORKDIR copied into the VM's memory
 # and prints boot-to-first-command and total seconds, measured on the host
 # from run.sh's start. Ends with "N passed, N failed"; exits non-zero if any
 # check failed.
@@ -86,6 +87,23 @@ echo "selftest: exit status"
 run exit3 "$work/exit3" -- sh -c 'echo first-line; exit 3'
 if [ "$rc" -eq 3 ]; then ok "exit 3 propagates (run.sh exited $rc)"; else bad "exit 3: run.sh exited $rc"; fi
 t_exit3=$t_total
+
+echo "selftest: LAB_LOCAL"
+mkdir -p "$work/local/tools"
+printf '#!/bin/sh\necho "local: $0"\n' >"$work/local/tools/hello"
+chmod +x "$work/local/tools/hello"
+# The copy in memory still runs once the share's file is gone.
+LAB_LOCAL=tools run local "$work/local" -- sh -c 'echo first-line; rm /tmp/lab/tools/hello && /run/lab/tools/hello'
+if [ "$rc" -eq 0 ] && grep -q 'local: /run/lab/tools/hello$' "$log"; then
+	ok "LAB_LOCAL copies a WORKDIR directory into the VM's memory"
+else
+	bad "LAB_LOCAL: rc=$rc"
+fi
+if LAB_LOCAL=../x "$here/run.sh" "$work/local" -- true >/dev/null 2>&1; then
+	bad "LAB_LOCAL=../x accepted"
+else
+	ok "LAB_LOCAL refuses a name outside WORKDIR"
+fi
 
 echo
 echo "selftest: initramfs check/build ${t_build}s"
