@@ -44,9 +44,10 @@ func weightIn(t *testing.T, tp *topo.Topology, node, rs string) string {
 	return ""
 }
 
-// TestHealthChecksInTheKernels: a real server whose HTTP service stops is
-// at weight 0 in all three kernels within fall × interval plus a tick, and
-// gets no new connections; started again, it is back after rise ×
+// TestHealthChecksInTheKernels: while links flap, the kernel-table alarm
+// stays quiet (noAlarmDuringAHealthStorm). A real server whose HTTP service
+// stops is at weight 0 in all three kernels within fall × interval plus a
+// tick, and gets no new connections; started again, it is back after rise ×
 // interval. The leader killed during the outage: the verdict survives and
 // nothing flaps.
 func TestHealthChecksInTheKernels(t *testing.T) {
@@ -72,6 +73,14 @@ func TestHealthChecksInTheKernels(t *testing.T) {
 		}
 	}
 	harness.Eventually(t, 60*time.Second, "rs2 at weight 1 everywhere", allAt(nodes, "1"))
+	t.Run("no table alarm during a health storm", func(t *testing.T) { noAlarmDuringAHealthStorm(t, tp, c, nodes) })
+	harness.Eventually(t, 60*time.Second, "every server up again after the storm, rs2 at weight 1 everywhere", func() (bool, string) {
+		if ok, why := allAt(nodes, "1")(); !ok {
+			return false, why
+		}
+		r := c.CLI(nodes[1], "", "health")
+		return strings.Count(r.Stdout, " up ") == 3, r.Stdout + r.Stderr
+	})
 	lead := leaderOf(t, c, nodes)
 	waitVIPOn(t, tp, lead.ID, topo.VIP+"/32")
 	out := c.MustCLI(nodes[1], "", "health")
