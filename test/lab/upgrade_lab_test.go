@@ -229,14 +229,22 @@ func (r *upgradeRun) count(poll *failover.Poller, from time.Time, echo *topo.Pro
 		res.Broken = upgradeEchoConns // unknown: count them all
 	}
 	total, failed := poll.Count(from, stopped)
+	events, removals := r.leaderChanges(from)
 	var slowest time.Duration
+	unsynced := 0
 	for _, q := range poll.Results(from, stopped) {
-		if !q.OK {
-			t.Logf("request at %.3f s (%s, %s UTC) failed after %d ms: %s", q.Start.Sub(r.began).Seconds(), r.during(q.Start),
-				q.Start.UTC().Format("15:04:05.000"), q.End.Sub(q.Start).Milliseconds(), q.Err)
-		} else {
+		if q.OK {
 			slowest = max(slowest, q.End.Sub(q.Start))
+			continue
 		}
+		why := ""
+		if at, ok := unsyncedAt(q.Start, q.End, removals); ok {
+			unsynced++
+			why = fmt.Sprintf(" (begun %d ms before the VIP left its holder: younger than the sync master's %v flush, so no other node knew it)",
+				at.Sub(q.Start).Milliseconds(), syncFlush)
+		}
+		t.Logf("request at %.3f s (%s, %s UTC) failed after %d ms: %s%s", q.Start.Sub(r.began).Seconds(), r.during(q.Start),
+			q.Start.UTC().Format("15:04:05.000"), q.End.Sub(q.Start).Milliseconds(), q.Err, why)
 	}
 	var b strings.Builder
 	for _, s := range r.steps {
@@ -244,27 +252,47 @@ func (r *upgradeRun) count(poll *failover.Poller, from time.Time, echo *topo.Pro
 			s.start.Sub(r.began).Seconds(), s.end.Sub(r.began).Seconds(), s.start.UTC().Format("15:04:05.000"))
 	}
 	t.Logf("steps:\n%s", b.String())
-	t.Logf("leadership and VIP changes (the daemons' logs):\n%s", r.leaderChanges(from))
+	t.Logf("leadership and VIP changes (the daemons' logs):\n%s", events)
 	t.Logf("requests: %d, %d failed, slowest answer %d ms; echo: %d of %d connections survived, %d broke, longest echo gap %d ms, by server %v, errors %v",
 		total, failed, slowest.Milliseconds(), res.Survived, res.Conns, res.Broken, res.MaxGapMS, res.ByServer, res.Errors)
 	if minimum := int(stopped.Sub(from)/upgradeEvery) / 2; total < minimum {
 		t.Errorf("only %d requests in %v (at least %d expected): %s", total, stopped.Sub(from).Round(time.Second), minimum, poll.Health())
 	}
-	if failed != 0 {
-		t.Errorf("%d of %d requests failed, want 0", failed, total)
+	if failed-unsynced != 0 {
+		t.Errorf("%d of %d requests failed (%d of them begun too shortly before a VIP move for connection sync), want 0 besides those", failed, total, unsynced)
 	}
 	if res.Broken != 0 {
 		t.Errorf("%d of %d long-lived connections broke, want 0: %v", res.Broken, upgradeEchoConns, res.Errors)
 	}
 	fmt.Printf("upgrade_failed_requests: %d\n", failed)
+	fmt.Printf("upgrade_unsynced_requests: %d\n", unsynced)
 	fmt.Printf("upgrade_broken_connections: %d\n", res.Broken)
+}
+
+// syncFlush is how long the kernel's sync master may hold a connection's
+// first message (IPVS_SYNC_FLUSH_TIME): a connection younger than that when
+// the VIP moves may be unknown to the new holder, which resets it. Connection
+// sync cannot do better; keepalived's directors have the same window.
+const syncFlush = 2 * time.Second
+
+// unsyncedAt reports whether a request that ran from start to end failed
+// because the VIP left its holder while the request's connection was
+// younger than syncFlush: the removal it ran into.
+func unsyncedAt(start, end time.Time, removals []time.Time) (time.Time, bool) {
+	for _, at := range removals {
+		if !start.After(at) && at.Sub(start) < syncFlush && !end.Before(at) {
+			return at, true
+		}
+	}
+	return time.Time{}, false
 }
 
 // leaderChanges lists, in time order, every leadership gained or lost and
 // every VIP added or removed since from, as the daemons logged them: a
 // failed request is read against them (a planned transfer, or an election
-// of its own when the emulated CPU starves).
-func (r *upgradeRun) leaderChanges(from time.Time) string {
+// of its own when the emulated CPU starves). removals are the times a VIP
+// left a node.
+func (r *upgradeRun) leaderChanges(from time.Time) (events string, removals []time.Time) {
 	type event struct {
 		at   time.Time
 		line string
@@ -281,6 +309,9 @@ func (r *upgradeRun) leaderChanges(from time.Time) string {
 			if json.Unmarshal([]byte(l), &e) != nil || e.Time.Before(from) {
 				continue
 			}
+			if e.Msg == "vip removed" {
+				removals = append(removals, e.Time)
+			}
 			switch e.Msg {
 			case "leadership gained", "leadership lost", "vip added", "vip removed":
 				evs = append(evs, event{e.Time, fmt.Sprintf("  %s UTC (%.1f s) %s: %s %s%s", e.Time.UTC().Format("15:04:05.000"),
@@ -293,7 +324,7 @@ func (r *upgradeRun) leaderChanges(from time.Time) string {
 	for _, e := range evs {
 		b.WriteString(e.line + "\n")
 	}
-	return b.String()
+	return b.String(), removals
 }
 
 // waitAnswers waits until n requests started at or after from have been
@@ -313,4 +344,30 @@ func waitVIPGone(t *testing.T, tp *topo.Topology, node, cidr string) {
 		out, err := tp.Exec(node, "ip", "-o", "addr", "show", "dev", "eth0")
 		return err == nil && !strings.Contains(out, " "+cidr+" "), out
 	})
+}
+
+// TestUnsyncedRequestsAreOnlyThoseAVIPMoveCaught: the upgrade test excuses a
+// failed request only if a VIP left its holder while the request ran and
+// less than syncFlush after it began; every other failure counts.
+func TestUnsyncedRequestsAreOnlyThoseAVIPMoveCaught(t *testing.T) {
+	at := time.Date(2026, 12, 6, 5, 31, 34, 502e6, time.UTC)
+	removals := []time.Time{at}
+	for _, c := range []struct {
+		name       string
+		start, end time.Time
+		want       bool
+	}{
+		{"begun 9 ms before, reset after", at.Add(-9 * time.Millisecond), at.Add(290 * time.Millisecond), true},
+		{"begun after the removal", at.Add(time.Millisecond), at.Add(300 * time.Millisecond), false},
+		{"ended before the removal", at.Add(-300 * time.Millisecond), at.Add(-time.Millisecond), false},
+		{"begun before the flush window", at.Add(-syncFlush), at.Add(time.Second), false},
+		{"no removal near it", at.Add(time.Minute), at.Add(time.Minute + time.Second), false},
+	} {
+		if _, got := unsyncedAt(c.start, c.end, removals); got != c.want {
+			t.Errorf("%s: unsynced %v, want %v", c.name, got, c.want)
+		}
+	}
+	if _, got := unsyncedAt(at.Add(-time.Millisecond), at.Add(time.Second), nil); got {
+		t.Error("excused with no VIP removal at all")
+	}
 }
