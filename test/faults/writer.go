@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ipvsman/ipvsman/cluster/api"
@@ -29,7 +30,6 @@ type Writer struct {
 	loops
 
 	mu      sync.Mutex
-	next    int
 	acked   []string
 	refused int
 	unknown int
@@ -45,6 +45,22 @@ type WriteStats struct {
 
 // writers is how many goroutines write at once.
 const writers = 3
+
+// written numbers every write of the process: a scenario that runs again on
+// the same cluster must not write a server an earlier run added (refused as
+// "already exists", each run's writers spent longer before their first
+// acknowledgement, until the tenth run of the flapping link got none).
+var written atomic.Int64
+
+// nextServer is the real server of the next write: 10.2.0.1 onwards, 250
+// a /24, unique in the process.
+func nextServer() string {
+	n := written.Add(1)
+	if n/250 > 255 {
+		panic(fmt.Sprintf("faults writer: write %d is past the 64,000 addresses of 10.2.0.0/16", n))
+	}
+	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 2, byte(n / 250), byte(n%250 + 1)}), 80).String()
+}
 
 // StartWriter starts writing to service ("10.0.0.10:80", which must
 // exist) through the nodes at bases, with the admin token, over hc; each
@@ -75,11 +91,7 @@ func (w *Writer) loop(g int) {
 
 // one sends one write to the node at base.
 func (w *Writer) one(base string) {
-	w.mu.Lock()
-	w.next++
-	n := w.next
-	w.mu.Unlock()
-	rs := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 2, byte(n / 250), byte(n%250 + 1)}), 80).String()
+	rs := nextServer()
 	ops, err := ipvsadm.ParseRestore(strings.NewReader(fmt.Sprintf("-a -t %s -r %s -m -w 1\n", w.service, rs)))
 	if err != nil {
 		panic(err) // the line is ours: a bug in the test
