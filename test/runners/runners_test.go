@@ -214,3 +214,22 @@ func TestFaultsFailsWhenNoScenarioRan(t *testing.T) {
 		t.Fatalf("exit 0: %v, want a failure saying no scenario ran; output:\n%s", ok, out)
 	}
 }
+
+// TestTiersFailsWhenGivenNoTierOrAFailingOne: make test's runner refuses to
+// run nothing, stops at the first tier that fails, and names it.
+func TestTiersFailsWhenGivenNoTierOrAFailingOne(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"Makefile": "good:\n\t@echo good ran\nbad:\n\t@exit 3\nnever:\n\t@echo never ran\n"})
+	tiers := script(t, "tiers.sh")
+	if out, ok := run(t, dir, nil, "bash", tiers); ok || !strings.Contains(out, "no tier given") {
+		t.Errorf("no tiers: exit 0 or no reason:\n%s", out)
+	}
+	out, ok := run(t, dir, nil, "bash", tiers, "good", "bad", "never")
+	if ok || !strings.Contains(out, "good ran") || strings.Contains(out, "never ran") || !strings.Contains(out, "make test: bad failed") {
+		t.Errorf("a failing tier: exit 0, went on, or not named:\n%s", out)
+	}
+	out, ok = run(t, dir, nil, "bash", tiers, "good")
+	if !ok || !strings.Contains(out, "make test: all tiers passed in 0m0") || !strings.Contains(out, "(good ") {
+		t.Errorf("one passing tier:\n%s", out)
+	}
+}
