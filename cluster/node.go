@@ -243,6 +243,7 @@ func Open(cfg Config) (*Node, error) {
 		snapBytes = DefaultSnapshotBytes
 	}
 	n.machine = newMachine(cfg.Logger, cfg.Fatal, snapBytes)
+	n.machine.self = cfg.NodeID
 	if cfg.Bulk != nil {
 		n.machine.bulk = cfg.Bulk
 	}

@@ -8,8 +8,11 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/raft"
 
 	"github.com/ipvsman/ipvsman/fsm"
 	"github.com/ipvsman/ipvsman/test/harness"
@@ -235,5 +238,36 @@ func TestAdmitRefusesBeforeTheLog(t *testing.T) {
 	}
 	if calls != 0 {
 		t.Fatalf("Admit called %d times for a write that changes no configuration", calls)
+	}
+}
+
+// Every node applies the same entries: with one byte threshold all of them
+// took their snapshot at the same entry, encoding at once on the same cores
+// (two leader changes in make bench-writes). Each node's threshold is its
+// own, by its rank among the members, so the same stream of entries brings
+// their snapshots at different entries.
+func TestNodesSnapshotAtDifferentEntries(t *testing.T) {
+	members := map[string]fsm.Member{"n1": {ID: "n1"}, "n2": {ID: "n2"}, "n3": {ID: "n3"}}
+	entry, _ := fsm.Command{Type: 100, Ignorable: true, Payload: []byte(`{"pad":"` + strings.Repeat("x", 1000) + `"}`)}.Encode()
+	due := map[string]int{}
+	for _, self := range []string{"n1", "n2", "n3"} {
+		m := newMachine(slog.New(slog.DiscardHandler), func(err error) { t.Errorf("fatal: %v", err) }, 3000)
+		m.self = self
+		m.state.Members = members
+		for i := 1; i <= 20 && due[self] == 0; i++ {
+			m.Apply(&raft.Log{Index: uint64(i), Type: raft.LogCommand, Data: entry})
+			select {
+			case <-m.snapshotDue:
+				due[self] = i
+			default:
+			}
+		}
+	}
+	t.Logf("first snapshot asked at entry: %v (1,000-byte entries, 3,000 bytes)", due)
+	if due["n1"] == 0 || due["n2"] <= due["n1"] || due["n3"] <= due["n2"] {
+		t.Errorf("snapshot entries %v: want n1 < n2 < n3, none 0", due)
+	}
+	if got := spreadThreshold(3000, "n9", []string{"n3", "n1", "n2"}); got != 3000 {
+		t.Errorf("a node not among the members: threshold %d, want the base 3000", got)
 	}
 }
