@@ -2,6 +2,7 @@ package faults
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ipvsman/ipvsman/cluster/api"
+	"github.com/ipvsman/ipvsman/test/harness"
 )
 
 // TestWritersOfSuccessiveRunsNeverRepeatAServer: a scenario run again on
@@ -36,14 +38,10 @@ func TestWritersOfSuccessiveRunsNeverRepeatAServer(t *testing.T) {
 	defer srv.Close()
 	for run := 1; run <= 2; run++ {
 		w := StartWriter([]string{srv.URL}, "token-for-the-test", srv.Client(), "10.0.0.10:80", time.Millisecond)
-		deadline := time.Now().Add(10 * time.Second)
-		for len(w.Acked()) < 20 && time.Now().Before(deadline) {
-			time.Sleep(5 * time.Millisecond) // polling a writer that only counts
-		}
+		harness.Eventually(t, 10*time.Second, fmt.Sprintf("run %d: 20 writes acknowledged by the fake API", run), func() (bool, string) {
+			return len(w.Acked()) >= 20, fmt.Sprintf("%d acknowledged", len(w.Acked()))
+		})
 		w.Stop()
-		if got := len(w.Acked()); got < 20 {
-			t.Fatalf("run %d: %d writes acknowledged by the fake API in 10 s", run, got)
-		}
 	}
 	for rs, n := range seen {
 		if n > 1 {
