@@ -47,6 +47,9 @@ type machine struct {
 
 	// bulk runs work that takes a CPU for long (Config.Bulk).
 	bulk func(func())
+	// pooled reports whether every member reads pooled snapshots
+	// (fsm.PooledProtocol); nil: none is assumed to.
+	pooled func() bool
 }
 
 // bulkBytes is the entry size from which applying it is bulk work: health
@@ -179,7 +182,7 @@ func (m *machine) Snapshot() (raft.FSMSnapshot, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	m.sinceSnapshot.Store(0)
-	return snapshot{state: m.state.Frozen(), bulk: m.bulk}, nil
+	return snapshot{state: m.state.Frozen(), bulk: m.bulk, pooled: m.pooled != nil && m.pooled()}, nil
 }
 
 func (m *machine) Restore(rc io.ReadCloser) error {
@@ -303,16 +306,25 @@ func (m *machine) notify() {
 	}
 }
 
+// snapshot is a frozen state to persist: pooled (fsm.State.EncodePooled)
+// when every member reads that, so that its size follows what the history
+// versions changed rather than their number times the table; plain
+// otherwise, since raft may send it to any member.
 type snapshot struct {
-	state *fsm.State
-	bulk  func(func())
+	state  *fsm.State
+	bulk   func(func())
+	pooled bool
 }
 
 func (s snapshot) Persist(sink raft.SnapshotSink) error {
 	var err error
 	s.bulk(func() {
 		w := bufio.NewWriterSize(sink, 1<<20)
-		if err = s.state.Encode(w); err == nil {
+		encode := s.state.Encode
+		if s.pooled {
+			encode = s.state.EncodePooled
+		}
+		if err = encode(w); err == nil {
 			err = w.Flush()
 		}
 	})

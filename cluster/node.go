@@ -244,6 +244,10 @@ func Open(cfg Config) (*Node, error) {
 	}
 	n.machine = newMachine(cfg.Logger, cfg.Fatal, snapBytes)
 	n.machine.self = cfg.NodeID
+	n.machine.pooled = func() bool {
+		p, _ := n.MinProtocol()
+		return p >= fsm.PooledProtocol
+	}
 	if cfg.Bulk != nil {
 		n.machine.bulk = cfg.Bulk
 	}

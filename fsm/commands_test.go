@@ -38,16 +38,16 @@ func TestCommandTableIsComplete(t *testing.T) {
 	var later []CommandType
 	for _, c := range laterCommands() {
 		later = append(later, c.typ)
-		if c.since <= AlphaProtocol || c.plan == nil || !c.typ.Known() {
+		if c.since <= PooledProtocol || c.plan == nil || !c.typ.Known() {
 			t.Errorf("later type %d (%s): since %d, planner %v, known %v", c.typ, c.name, c.since, c.plan != nil, c.typ.Known())
 		}
 	}
 	if !slices.Equal(later, laterTypes) {
 		t.Errorf("this build adds types %v, want %v", later, laterTypes)
 	}
-	// Protocols 2 and 3 added features to existing types (request IDs,
-	// check alpha), later ones add types.
-	if want := max(AlphaProtocol, commands.newest()); CommandProtocol != want {
+	// Protocols 2 to 4 added features to existing types (request IDs,
+	// check alpha, pooled snapshots), later ones add types.
+	if want := max(PooledProtocol, commands.newest()); CommandProtocol != want {
 		t.Errorf("CommandProtocol = %d, want %d (the newest feature's or type's protocol)", CommandProtocol, want)
 	}
 }

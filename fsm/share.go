@@ -207,10 +207,24 @@ func (s *State) sharedSummary(sum string) string {
 	return sum
 }
 
-// shareDecoded re-establishes, in a state just decoded from a snapshot, the
-// sharing between versions that the encoding does not keep: each history
-// version shares with the ones before it, the current configuration with
-// the history. Every configuration in s is fresh from the decoder.
+// shareSummaries makes a version's summary the very string of an equal
+// summary among the shareDepth versions before it.
+func (s *State) shareSummaries() {
+	for i := range s.History {
+		for j := i - 1; j >= 0 && j >= i-shareDepth; j-- {
+			if s.History[j].Summary == s.History[i].Summary {
+				s.History[i].Summary = s.History[j].Summary
+				break
+			}
+		}
+	}
+}
+
+// shareDecoded re-establishes, in a state just decoded from a plain
+// snapshot, the sharing between versions that the encoding does not keep:
+// each history version shares with the ones before it, the current
+// configuration with the history. Every configuration in s is fresh from
+// the decoder.
 func (s *State) shareDecoded() {
 	for i := range s.History {
 		cands := make([]*Config, 0, shareDepth)
@@ -220,13 +234,8 @@ func (s *State) shareDecoded() {
 			}
 		}
 		share(s.History[i].Config, cands)
-		for j := i - 1; j >= 0 && j >= i-shareDepth; j-- {
-			if s.History[j].Summary == s.History[i].Summary {
-				s.History[i].Summary = s.History[j].Summary
-				break
-			}
-		}
 	}
+	s.shareSummaries()
 	cands := make([]*Config, 0, shareDepth)
 	for j := len(s.History) - 1; j >= 0 && len(cands) < shareDepth; j-- {
 		if c := s.History[j].Config; c != nil {

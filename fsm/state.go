@@ -321,8 +321,6 @@ func (s *State) historyRange() string {
 	return fmt.Sprintf("versions %d-%d", s.History[0].Version, s.History[len(s.History)-1].Version)
 }
 
-// Marshal is the snapshot encoding. encoding/json sorts map keys, so equal
-// states give equal bytes on every node.
 // Frozen is a copy of s that later commands do not change, made in
 // proportion to the maps that change in place (verdicts, members,
 // requests), not to the configurations: a Config and a history entry are
@@ -347,6 +345,9 @@ func (s *State) Encode(w io.Writer) error {
 	return nil
 }
 
+// Marshal is the plain snapshot encoding, every version in full, which
+// every build reads. encoding/json sorts map keys, so equal states give
+// equal bytes on every node.
 func (s *State) Marshal() ([]byte, error) {
 	b, err := json.Marshal(s)
 	if err != nil {
@@ -355,10 +356,16 @@ func (s *State) Marshal() ([]byte, error) {
 	return b, nil
 }
 
-// UnmarshalState restores a snapshot.
+// UnmarshalState restores a snapshot, plain (Marshal, Encode) or pooled
+// (EncodePooled).
 func UnmarshalState(b []byte) (*State, error) {
 	s := NewState()
-	if err := json.Unmarshal(b, s); err != nil {
+	pooled := isPooled(b)
+	if pooled {
+		if err := decodePooled(b, s); err != nil {
+			return nil, fmt.Errorf("decode pooled state: %w", err)
+		}
+	} else if err := json.Unmarshal(b, s); err != nil {
 		return nil, fmt.Errorf("decode state: %w", err)
 	}
 	if s.Config == nil {
@@ -382,6 +389,10 @@ func UnmarshalState(b []byte) (*State, error) {
 	if s.Requests == nil {
 		s.Requests = map[string]Result{}
 	}
-	s.shareDecoded()
+	if pooled {
+		s.shareSummaries()
+	} else {
+		s.shareDecoded()
+	}
 	return s, nil
 }
