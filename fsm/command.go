@@ -3,6 +3,7 @@ package fsm
 import (
 	"bytes"
 	"compress/gzip"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -153,9 +154,12 @@ const maxEntry = 512 << 20
 
 // Compress wraps an encoded entry as a CmdCompressed entry.
 func Compress(entry []byte) ([]byte, error) {
-	var buf bytes.Buffer
+	// Sized for what JSON compresses to, so that the buffer is not grown
+	// (copied) again and again: a copy of megabytes is a stretch the Go
+	// scheduler cannot preempt.
+	buf := bytes.NewBuffer(make([]byte, 0, len(entry)/3+1024))
 	buf.WriteByte(byte(CmdCompressed))
-	zw, err := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
+	zw, err := gzip.NewWriterLevel(buf, gzip.BestSpeed)
 	if err != nil {
 		return nil, err
 	}
@@ -199,14 +203,21 @@ func decompress(b []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("decode compressed entry: %w", err)
 	}
-	out, err := io.ReadAll(io.LimitReader(zr, maxEntry+1))
-	if err != nil {
+	// gzip's trailer holds the size it expands to (modulo 2^32): the
+	// output is made that size at once instead of grown by copies, as
+	// Compress's is. It is only a hint: the limit still bounds the read.
+	hint := 0
+	if len(b) >= 4 {
+		hint = min(int(binary.LittleEndian.Uint32(b[len(b)-4:])), maxEntry)
+	}
+	out := bytes.NewBuffer(make([]byte, 0, hint+bytes.MinRead))
+	if _, err := out.ReadFrom(io.LimitReader(zr, maxEntry+1)); err != nil {
 		return nil, fmt.Errorf("decode compressed entry: %w", err)
 	}
-	if len(out) > maxEntry {
+	if out.Len() > maxEntry {
 		return nil, fmt.Errorf("decode compressed entry: expands past %d bytes", maxEntry)
 	}
-	return out, nil
+	return out.Bytes(), nil
 }
 
 // UnknownCommandError means the log holds a command this build cannot apply

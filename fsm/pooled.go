@@ -37,10 +37,11 @@ type pooledSnapshot struct {
 	// History is a string where older builds expect the list of versions,
 	// so that they refuse the snapshot ("cannot unmarshal string into ...
 	// State.history") instead of reading an empty state from it.
-	History  string            `json:"history"`
-	Servers  []json.RawMessage `json:"servers"`
-	Services []json.RawMessage `json:"services"`
-	State    pooledState       `json:"state"`
+	History   string            `json:"history"`
+	Summaries []string          `json:"summaries"`
+	Servers   []json.RawMessage `json:"servers"`
+	Services  []json.RawMessage `json:"services"`
+	State     pooledState       `json:"state"`
 }
 
 // pooledState is State with its configurations as pool references: the
@@ -51,9 +52,13 @@ type pooledState struct {
 	History []pooledEntry `json:"history"`
 }
 
+// pooledEntry is a history version whose summary is an index into the
+// summary pool: the summary of `ipvsman -R` is one line per real server,
+// and every round of -C / -R of one table repeats it.
 type pooledEntry struct {
 	*HistoryEntry
-	Config *pooledConfig `json:"config"`
+	Summary uint32        `json:"summary"`
+	Config  *pooledConfig `json:"config"`
 }
 
 // pooledConfig is a Config whose services are indexes into the service pool.
@@ -142,30 +147,94 @@ func (p *pooler) config(c *Config) (*pooledConfig, error) {
 
 // EncodePooled writes s in the pooled encoding, which UnmarshalState reads
 // back to a state equal to s. Its size grows with what the versions
-// changed, not with the number of versions times the table.
+// changed, not with the number of versions times the table. It writes the
+// pools entry by entry: json.Encoder would first build the whole encoding
+// in one buffer, grown by copies of hundreds of megabytes that the Go
+// scheduler cannot preempt (measured: both of a leader's threads silent
+// for 270 ms, its heartbeats with them).
 func (s *State) EncodePooled(w io.Writer) error {
 	p := &pooler{servers: newPool[RealServer](), services: newPool[Service]()}
-	out := pooledSnapshot{
-		Format:  pooledFormat,
-		History: "pooled snapshot (" + pooledFormat + "): needs a build of protocol " + fmt.Sprint(PooledProtocol) + " or later",
-		State:   pooledState{State: s, History: make([]pooledEntry, len(s.History))},
-	}
+	state := pooledState{State: s, History: make([]pooledEntry, len(s.History))}
 	var err error
-	if out.State.Config, err = p.config(s.Config); err != nil {
+	if state.Config, err = p.config(s.Config); err != nil {
 		return fmt.Errorf("encode state: configuration: %w", err)
 	}
+	var summaries []string
+	summaryIdx := map[string]uint32{}
 	for i := range s.History {
 		e := &s.History[i]
-		out.State.History[i].HistoryEntry = e
-		if out.State.History[i].Config, err = p.config(e.Config); err != nil {
+		pe := &state.History[i]
+		pe.HistoryEntry = e
+		if pe.Config, err = p.config(e.Config); err != nil {
 			return fmt.Errorf("encode state: version %d: %w", e.Version, err)
 		}
+		j, ok := summaryIdx[e.Summary]
+		if !ok {
+			j = uint32(len(summaries))
+			summaries = append(summaries, e.Summary)
+			summaryIdx[e.Summary] = j
+		}
+		pe.Summary = j
 	}
-	out.Servers, out.Services = p.servers.entries, p.services.entries
-	if err := json.NewEncoder(w).Encode(&out); err != nil {
-		return fmt.Errorf("encode state: %w", err)
+	sw := &sequenceWriter{w: w}
+	sw.raw(`{"format":`)
+	sw.value(pooledFormat)
+	sw.raw(`,"history":`)
+	sw.value("pooled snapshot (" + pooledFormat + "): needs a build of protocol " + fmt.Sprint(PooledProtocol) + " or later")
+	sw.raw(`,"summaries":[`)
+	for i, sum := range summaries {
+		if i > 0 {
+			sw.raw(",")
+		}
+		sw.value(sum)
+	}
+	sw.list("servers", p.servers.entries)
+	sw.list("services", p.services.entries)
+	sw.raw(`],"state":`)
+	sw.value(&state)
+	sw.raw("}\n")
+	if sw.err != nil {
+		return fmt.Errorf("encode state: %w", sw.err)
 	}
 	return nil
+}
+
+// sequenceWriter writes JSON piece by piece and keeps the first error.
+type sequenceWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (s *sequenceWriter) raw(text string) { s.bytes([]byte(text)) }
+
+func (s *sequenceWriter) bytes(b []byte) {
+	if s.err == nil {
+		_, s.err = s.w.Write(b)
+	}
+}
+
+// value writes v as json.Marshal encodes it.
+func (s *sequenceWriter) value(v any) {
+	if s.err != nil {
+		return
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		s.err = err
+		return
+	}
+	s.bytes(b)
+}
+
+// list closes the list before it and writes ,"name":[entries...
+func (s *sequenceWriter) list(name string, entries []json.RawMessage) {
+	s.raw(`],"` + name + `":[`)
+	for i, e := range entries {
+		if i > 0 {
+			s.raw(",")
+		}
+		s.bytes(e)
+	}
 }
 
 // isPooled reports whether b is a pooled snapshot, from its first key:
@@ -181,10 +250,11 @@ func isPooled(b []byte) bool {
 // than all the decoding).
 func decodePooled(b []byte, s *State) error {
 	var in struct {
-		Format   string            `json:"format"`
-		Servers  []json.RawMessage `json:"servers"`
-		Services []json.RawMessage `json:"services"`
-		State    json.RawMessage   `json:"state"`
+		Format    string            `json:"format"`
+		Summaries []string          `json:"summaries"`
+		Servers   []json.RawMessage `json:"servers"`
+		Services  []json.RawMessage `json:"services"`
+		State     json.RawMessage   `json:"state"`
 	}
 	if err := json.Unmarshal(b, &in); err != nil {
 		return err
@@ -260,6 +330,10 @@ func decodePooled(b []byte, s *State) error {
 		if pe.HistoryEntry != nil {
 			s.History[i] = *pe.HistoryEntry
 		}
+		if int(pe.Summary) >= len(in.Summaries) {
+			return fmt.Errorf("version %d: summary reference %d, the pool holds %d", s.History[i].Version, pe.Summary, len(in.Summaries))
+		}
+		s.History[i].Summary = in.Summaries[pe.Summary]
 		if s.History[i].Config, err = resolve(pe.Config); err != nil {
 			return fmt.Errorf("version %d: %w", s.History[i].Version, err)
 		}

@@ -139,6 +139,7 @@ func TestPooledSnapshotWithABadReferenceIsRefused(t *testing.T) {
 	for name, c := range map[string]struct{ from, to, want string }{
 		"service": {`"services":{"tcp:172.16.0.0:80":0}`, `"services":{"tcp:172.16.0.0:80":7}`, `service "tcp:172.16.0.0:80": reference 7, the pool holds 1`},
 		"server":  {`"10.0.0.1:80":0`, `"10.0.0.1:80":9`, `real server "10.0.0.1:80": reference 9, the pool holds 3`},
+		"summary": {`"summary":0`, `"summary":4`, `version 1: summary reference 4, the pool holds 1`},
 	} {
 		bad := bytes.Replace(pooled, []byte(c.from), []byte(c.to), 1)
 		if bytes.Equal(bad, pooled) {

@@ -337,7 +337,8 @@ func (s *State) Frozen() *State {
 	return &f
 }
 
-// Encode writes what Marshal returns to w, without holding it in memory.
+// Encode writes what Marshal returns to w (json.Encoder builds it in
+// memory first).
 func (s *State) Encode(w io.Writer) error {
 	if err := json.NewEncoder(w).Encode(s); err != nil {
 		return fmt.Errorf("encode state: %w", err)
@@ -389,9 +390,7 @@ func UnmarshalState(b []byte) (*State, error) {
 	if s.Requests == nil {
 		s.Requests = map[string]Result{}
 	}
-	if pooled {
-		s.shareSummaries()
-	} else {
+	if !pooled { // a pooled one comes back shared
 		s.shareDecoded()
 	}
 	return s, nil

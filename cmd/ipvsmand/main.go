@@ -235,6 +235,7 @@ func run(o options, cmdline map[string][]string) error {
 		return err
 	}
 	slog.SetDefault(log)
+	setProcs(log)
 	o.realtime.apply(log)
 	d, err := newDaemon(o, log)
 	if err != nil {

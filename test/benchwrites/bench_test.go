@@ -108,6 +108,11 @@ func (b *bench) startCluster() {
 	b.http = &http.Client{Transport: &http.Transport{TLSClientConfig: b.c.ClientTLS()}}
 	n1, n2, n3 := b.c.Add("n1"), b.c.Add("n2"), b.c.Add("n3")
 	b.nodes = []*harness.Node{n1, n2, n3}
+	if os.Getenv("BENCH_DEBUG") != "" {
+		for i, n := range b.nodes {
+			n.Args = append(n.Args, "--debug-addr", fmt.Sprintf("127.0.0.1:%d", 6061+i))
+		}
+	}
 	n1.Start(append([]string{"--bootstrap"}, packaged...)...)
 	n2.Start(append([]string{"--join", n1.APIAddr}, packaged...)...)
 	n3.Start(append([]string{"--join", n1.APIAddr}, packaged...)...)

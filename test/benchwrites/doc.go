@@ -29,7 +29,10 @@
 //     not know the leader (a restarting one) reports no pair, so a restart
 //     alone adds nothing.
 //
-// The daemons run as the packaged unit runs them (--nice=-20).
+// The daemons run as the packaged unit runs them (--nice=-20). With
+// BENCH_DEBUG set, n1, n2 and n3 serve Go's /debug/pprof (profiles and
+// execution traces) on 127.0.0.1:6061, 6062 and 6063; BENCH_LOGS=DIR keeps
+// their logs.
 //
 // The daemons share the host's CPUs with whatever else runs there; the
 // load average is printed at the start and the end, since a loaded host
