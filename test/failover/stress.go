@@ -103,7 +103,8 @@ type StressResult struct {
 	LeaderChanges        int // "leadership gained" lines in the window
 	Requests, Failed     int // the client's requests started in the window
 	LongestOutage        time.Duration
-	Writes, WritesFailed int // large writes (each a -C and a -R) done and failed
+	Writes, WritesFailed int    // large writes (each a -C and a -R) done and failed
+	FirstWriteErr        string // what the first failed write answered
 	WriteP50, WriteMax   time.Duration
 	Restarts             int           // followers stopped and started again
 	VIPOverlap, VIPWorst time.Duration // two nodes holding the VIP at once: total, longest stretch
@@ -114,7 +115,14 @@ type StressResult struct {
 func (s StressResult) String() string {
 	return fmt.Sprintf("ipvsman stress %s (%d busy loops, -C/-R of %d real servers back to back, %d follower restarts): %d leader changes, %d of %d requests failed (longest outage %dms), %d writes ok (p50 %dms, max %dms), %d failed; VIP overlap %dms (worst stretch %dms; %s); load average at the end %s",
 		s.Dur.Round(time.Second), s.Busy, s.Servers, s.Restarts, s.LeaderChanges, s.Failed, s.Requests, MS(s.LongestOutage),
-		s.Writes, MS(s.WriteP50), MS(s.WriteMax), s.WritesFailed, MS(s.VIPOverlap), MS(s.VIPWorst), s.VIPResolution, s.LoadAvg)
+		s.Writes, MS(s.WriteP50), MS(s.WriteMax), s.WritesFailed, MS(s.VIPOverlap), MS(s.VIPWorst), s.VIPResolution, s.LoadAvg) + s.firstWriteErr()
+}
+
+func (s StressResult) firstWriteErr() string {
+	if s.FirstWriteErr == "" {
+		return ""
+	}
+	return "; first failed write: " + s.FirstWriteErr
 }
 
 // Stress runs the stress series' window on a running cluster: busy loops
@@ -185,6 +193,9 @@ func (m *Ipvsman) Stress(t testing.TB, r *Rig, dur time.Duration, busy, servers 
 			}
 			mu.Lock()
 			if err != nil {
+				if res.WritesFailed == 0 {
+					res.FirstWriteErr = fmt.Sprintf("via %s at +%s: %v", n.ID, time.Since(from).Round(time.Second), err)
+				}
 				res.WritesFailed++
 			} else {
 				res.Writes++
