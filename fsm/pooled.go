@@ -31,7 +31,8 @@ const pooledFormat = "pooled/1"
 // one entry whichever of them a node's memory shares, so equal states
 // still give equal bytes on every node.
 
-// pooledSnapshot is the top level of a pooled snapshot.
+// pooledSnapshot is the top level of a pooled snapshot, as decodePooled
+// reads it; EncodePooled writes these keys in this order, piece by piece.
 type pooledSnapshot struct {
 	Format string `json:"format"`
 	// History is a string where older builds expect the list of versions,
@@ -41,7 +42,7 @@ type pooledSnapshot struct {
 	Summaries []string          `json:"summaries"`
 	Servers   []json.RawMessage `json:"servers"`
 	Services  []json.RawMessage `json:"services"`
-	State     pooledState       `json:"state"`
+	State     json.RawMessage   `json:"state"` // a pooledState
 }
 
 // pooledState is State with its configurations as pool references: the
@@ -249,13 +250,7 @@ func isPooled(b []byte) bool {
 // versions (which, for 200 versions of 100,000 real servers, took longer
 // than all the decoding).
 func decodePooled(b []byte, s *State) error {
-	var in struct {
-		Format    string            `json:"format"`
-		Summaries []string          `json:"summaries"`
-		Servers   []json.RawMessage `json:"servers"`
-		Services  []json.RawMessage `json:"services"`
-		State     json.RawMessage   `json:"state"`
-	}
+	var in pooledSnapshot
 	if err := json.Unmarshal(b, &in); err != nil {
 		return err
 	}
