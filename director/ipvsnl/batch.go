@@ -3,20 +3,18 @@ package ipvsnl
 import (
 	"errors"
 	"fmt"
-	"os"
-	"syscall"
-	"time"
 
-	"github.com/mdlayher/genetlink"
 	"github.com/mdlayher/netlink"
 )
 
-// batchWindow is how many requests go out in one system call before their
-// acknowledgements are read. The kernel handles every request of a send
-// before the call returns and queues one acknowledgement each on this
-// socket; a window keeps them well inside its receive buffer (an overrun
-// would lose acknowledgements and with them which request failed).
-const batchWindow = 64
+// batchWindow is how many requests go out in one system call. Only
+// refusals and each window's last acknowledgement are queued on the socket
+// (see window), and without the requests echoed back (CapAcknowledge): a
+// window of refusals, every request of it refused, still fits the receive
+// buffer Dial asks for, so an overrun never hides which request failed.
+// Larger windows save little: the sends are already a few dozen per
+// ten thousand requests.
+const batchWindow = 256
 
 // Batch collects changes for Conn.Run: the add, update and delete requests
 // of services and destinations, in the order they are to be made.
@@ -27,16 +25,25 @@ type Batch struct {
 type request struct {
 	cmd  uint8
 	data []byte
-	what string // for errors: "add destination D of service S"
-	err  error  // the request could not be encoded
+	err  error // the request could not be encoded
+	// For errors, formatted only then: "add destination D of service S".
+	verb string
+	svc  Service
+	dest *Dest
+}
+
+func (r request) what() string {
+	if r.dest == nil {
+		return r.verb + " service " + r.svc.String()
+	}
+	return fmt.Sprintf("%s destination %s of service %s", r.verb, *r.dest, r.svc)
 }
 
 // Len is the number of requests in the batch.
 func (b *Batch) Len() int { return len(b.reqs) }
 
-func (b *Batch) add(cmd uint8, what string, build func(*netlink.AttributeEncoder) error) {
+func (b *Batch) add(r request, build func(*netlink.AttributeEncoder) error) {
 	ae := netlink.NewAttributeEncoder()
-	r := request{cmd: cmd, what: what}
 	if r.err = build(ae); r.err == nil {
 		r.data, r.err = ae.Encode()
 	}
@@ -44,11 +51,11 @@ func (b *Batch) add(cmd uint8, what string, build func(*netlink.AttributeEncoder
 }
 
 func (b *Batch) service(cmd uint8, verb string, s Service, full bool) {
-	b.add(cmd, verb+" service "+s.String(), func(ae *netlink.AttributeEncoder) error { return serviceAttrs(ae, s, full) })
+	b.add(request{cmd: cmd, verb: verb, svc: s}, func(ae *netlink.AttributeEncoder) error { return serviceAttrs(ae, s, full) })
 }
 
 func (b *Batch) dest(cmd uint8, verb string, s Service, d Dest, full bool) {
-	b.add(cmd, fmt.Sprintf("%s destination %s of service %s", verb, d, s), func(ae *netlink.AttributeEncoder) error {
+	b.add(request{cmd: cmd, verb: verb, svc: s, dest: &d}, func(ae *netlink.AttributeEncoder) error {
 		if err := serviceAttrs(ae, s, false); err != nil {
 			return err
 		}
@@ -94,65 +101,87 @@ func (c *Conn) Run(b *Batch) []error {
 	return errs
 }
 
-// window sends reqs in one system call and reads their answers into errs.
-// Under c.mu.
+// window sends reqs in one system call and reads back what the kernel said
+// into errs. Under c.mu.
+//
+// Only the last request asks for an acknowledgement. The kernel answers a
+// request without that flag only when it fails (netlink_rcv_skb), and it
+// handles the messages of one send in order, queueing its answers on this
+// socket as it goes: so the last request's answer comes after every
+// refusal of the window, and once it is read, each request with no
+// refusal is known done. That is one system call to send and one or two
+// to read per window, where an acknowledgement each costs a read per
+// request. Refusals name their request by sequence number.
 func (c *Conn) window(reqs []request, errs []error) {
-	msgs := make([]netlink.Message, 0, len(reqs))
-	sentAs := make([]int, 0, len(reqs)) // msgs[k] is reqs[sentAs[k]]
+	var wire []byte
+	sentAs := make([]int, 0, len(reqs)) // the k-th message sent is reqs[sentAs[k]]
 	for i, r := range reqs {
 		if r.err != nil {
-			errs[i] = fmt.Errorf("ipvsnl: %s: %w", r.what, r.err)
+			errs[i] = fmt.Errorf("ipvsnl: %s: %w", r.what(), r.err)
 			continue
 		}
-		body, err := (genetlink.Message{Header: genetlink.Header{Command: r.cmd, Version: familyVersion}, Data: r.data}).MarshalBinary()
-		if err != nil {
-			errs[i] = fmt.Errorf("ipvsnl: %s: %w", r.what, err)
-			continue
-		}
-		msgs = append(msgs, netlink.Message{Header: netlink.Header{Type: netlink.HeaderType(c.family), Flags: netlink.Request | netlink.Acknowledge}, Data: body})
 		sentAs = append(sentAs, i)
 	}
-	if len(msgs) == 0 {
+	if len(sentAs) == 0 {
 		return
 	}
-	unknown := func(from int, err error) {
-		for k := from; k < len(sentAs); k++ {
-			errs[sentAs[k]] = fmt.Errorf("ipvsnl: %s: outcome unknown: %w", reqs[sentAs[k]].what, err)
+	first := c.seq + 1
+	for k, i := range sentAs {
+		flags := uint16(netlink.Request)
+		if k == len(sentAs)-1 {
+			flags |= uint16(netlink.Acknowledge)
+		}
+		wire = putRequest(wire, c.family, flags, first+uint32(k), reqs[i].cmd, reqs[i].data)
+	}
+	c.seq += uint32(len(sentAs))
+	last := c.seq
+	// Requests with no refusal read are unknown when the socket fails
+	// before the last one's answer: they may or may not have been made.
+	unknown := func(err error) {
+		for _, i := range sentAs {
+			if errs[i] == nil {
+				errs[i] = fmt.Errorf("ipvsnl: %s: outcome unknown: %w", reqs[i].what(), err)
+			}
 		}
 	}
-	if err := c.nl.SetDeadline(time.Now().Add(callTimeout)); err != nil {
-		unknown(0, err)
+	if err := c.arm(); err != nil {
+		unknown(err)
 		return
 	}
-	sent, err := c.nl.SendMessages(msgs)
-	if err != nil {
-		unknown(0, err)
+	if err := c.sendRaw(wire); err != nil {
+		unknown(err)
 		return
 	}
-	for k := 0; k < len(sent); {
-		got, err := c.nl.Receive()
+	for {
+		dg, err := c.recvRaw()
 		if err != nil {
-			var errno syscall.Errno
-			if errors.As(err, &errno) && !errors.Is(err, os.ErrDeadlineExceeded) && errno != syscall.ENOBUFS {
-				// The kernel's answer to request k: it failed.
-				errs[sentAs[k]] = fmt.Errorf("ipvsnl: %s: %w", reqs[sentAs[k]].what, err)
-				k++
-				continue
-			}
-			// The socket failed (a timeout, or an overrun that lost
-			// answers): what was not answered is unknown.
-			unknown(k, err)
+			// A timeout, or an overrun (ENOBUFS) that lost answers.
+			unknown(err)
 			return
 		}
-		for _, m := range got {
-			if k == len(sent) {
-				break
+		done := false
+		err = messages(dg, func(m message) (bool, error) {
+			k := m.seq - first // wraps for an answer from before this window
+			if m.typ != nlmsgError || k >= uint32(len(sentAs)) {
+				return false, nil // an answer a failure left from an earlier window
 			}
-			if m.Header.Type != netlink.Error || m.Header.Sequence != sent[k].Header.Sequence {
-				unknown(k, fmt.Errorf("answer out of order: type %d sequence %d, want an acknowledgement of %d", m.Header.Type, m.Header.Sequence, sent[k].Header.Sequence))
-				return
+			e, ok := m.errno()
+			if !ok {
+				return true, errors.New("receive: a short acknowledgement")
 			}
-			k++
+			if e != nil {
+				i := sentAs[k]
+				errs[i] = fmt.Errorf("ipvsnl: %s: %w", reqs[i].what(), e)
+			}
+			done = m.seq == last
+			return done, nil
+		})
+		if err != nil {
+			unknown(err)
+			return
+		}
+		if done {
+			return
 		}
 	}
 }

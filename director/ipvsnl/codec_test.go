@@ -311,3 +311,18 @@ func TestTimeouts(t *testing.T) {
 		t.Errorf("decoded %d %d %d %v", tcp, fin, udp, err)
 	}
 }
+
+// BenchmarkDecodeDest: drift repair decodes every destination of the
+// table each round; the decoder must not allocate.
+func BenchmarkDecodeDest(b *testing.B) {
+	msg := nest(2,
+		nla(1, addr16("192.0.2.21")...), nla(2, 0x00, 0x50), nla(3, ne32(3)...), nla(4, ne32(1)...),
+		nla(5, ne32(0)...), nla(6, ne32(0)...), nla(7, ne32(4)...), nla(8, ne32(5)...), nla(9, ne32(6)...),
+		nla(11, ne16(syscall.AF_INET)...), nest(10, stats32(3, 10)), nest(12, stats64(3, 10)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := decodeDest(msg, AFInet); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -106,6 +107,17 @@ func median(d []time.Duration) time.Duration {
 	return s[len(s)/2]
 }
 
+// selfCPU is this process's user and system CPU so far: the kernel's work
+// for a netlink request is system time of the process that sent it.
+func selfCPU(t *testing.T) (user, sys time.Duration) {
+	t.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		t.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano()), time.Duration(ru.Stime.Nano())
+}
+
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 func TestBenchApply(t *testing.T) {
@@ -142,6 +154,7 @@ func TestBenchApply(t *testing.T) {
 	lines := strings.Count(save, "\n")
 
 	var full, change, restore, raw, dump, finger, plan []time.Duration
+	var fullUser, fullSys, restoreUser, restoreSys []time.Duration
 	var fullOps int
 	for round := range benchRounds {
 		st := newState()
@@ -157,6 +170,9 @@ func TestBenchApply(t *testing.T) {
 		out, err := cmd.CombinedOutput()
 		restore = append(restore, time.Since(start))
 		f.Close()
+		if ps := cmd.ProcessState; ps != nil {
+			restoreUser, restoreSys = append(restoreUser, ps.UserTime()), append(restoreSys, ps.SystemTime())
+		}
 		if err != nil {
 			t.Fatalf("ipvsadm -R: %v\n%s", err, out)
 		}
@@ -167,9 +183,12 @@ func TestBenchApply(t *testing.T) {
 		nlCmd(t, "ipvsadm", "-C")
 		target := benchTarget(st)
 		rec := &director.Reconciler{Kernel: kernel, Log: log}
+		u0, s0 := selfCPU(t)
 		start = time.Now()
 		rep := rec.StepFull(target)
 		full = append(full, time.Since(start))
+		u1, s1 := selfCPU(t)
+		fullUser, fullSys = append(fullUser, u1-u0), append(fullSys, s1-s0)
 		if rep.Failed != 0 {
 			t.Fatalf("full apply: %d failed: %v", rep.Failed, rep.Errors)
 		}
@@ -236,6 +255,10 @@ func TestBenchApply(t *testing.T) {
 		{"(a) full apply: StepFull from empty (netlink)", full},
 		{"(b) one weight change: Step (1 op)", change},
 		{"(c) ipvsadm -R < rules, from empty", restore},
+		{"    info: (a)'s user CPU (whole test process)", fullUser},
+		{"    info: (a)'s system CPU (whole test process)", fullSys},
+		{"    info: (c)'s user CPU", restoreUser},
+		{"    info: (c)'s system CPU", restoreSys},
 		{"    info: (a)'s ops one request each (Apply)", raw},
 		{"    info: dump of the full table (Read)", dump},
 		{"    info: Fingerprint of the target", finger},

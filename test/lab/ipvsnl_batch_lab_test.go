@@ -85,3 +85,75 @@ func TestNetlinkBatch(t *testing.T) {
 		t.Errorf("services after the batch: %v (err %v): the missing service must not exist", all, err)
 	}
 }
+
+// TestNetlinkBatchRefusals: the kernel answers a batched request only when
+// it refuses it, and acknowledges the last of each window. A batch of
+// several windows where every request is refused (each destination added a
+// second time) gets every refusal at its own position, none lost to the
+// socket's buffer and none reported as unknown; and a batch whose very
+// last request is the refused one reports it so, with every earlier
+// request done.
+func TestNetlinkBatchRefusals(t *testing.T) {
+	c := nlSetup(t)
+	s := ipvsnl.Service{Protocol: syscall.IPPROTO_TCP, Addr: netip.MustParseAddr("192.0.2.22"), Port: 80, Sched: "wlc"}
+	dest := func(i int) ipvsnl.Dest {
+		return ipvsnl.Dest{Addr: netip.AddrFrom4([4]byte{192, 0, 2, byte(100 + i%100)}), Port: uint16(9000 + i), FwdMethod: ipvsnl.FwdMasq, Weight: 1}
+	}
+	const n = 700
+	t.Cleanup(func() { _ = c.DelService(s) })
+	var first ipvsnl.Batch
+	first.NewService(s)
+	for i := range n {
+		first.NewDest(s, dest(i))
+	}
+	for i, err := range c.Run(&first) {
+		if err != nil {
+			t.Fatalf("first batch, request %d: %v", i, err)
+		}
+	}
+	var again ipvsnl.Batch
+	for i := range n {
+		again.NewDest(s, dest(i))
+	}
+	refused := 0
+	for i, err := range c.Run(&again) {
+		if errors.Is(err, syscall.EEXIST) && strings.Contains(err.Error(), dest(i).String()) {
+			refused++
+		} else {
+			t.Errorf("second batch, request %d: %v, want %v naming %s", i, err, syscall.EEXIST, dest(i))
+		}
+	}
+	if refused != n {
+		t.Fatalf("%d of %d duplicate adds refused", refused, n)
+	}
+
+	var tail ipvsnl.Batch
+	for i := range 9 {
+		d := dest(i)
+		d.Weight = 5
+		tail.UpdateDest(s, d)
+	}
+	tail.NewDest(s, dest(0))
+	errs := c.Run(&tail)
+	for i, err := range errs[:9] {
+		if err != nil {
+			t.Errorf("third batch, request %d: %v", i, err)
+		}
+	}
+	if !errors.Is(errs[9], syscall.EEXIST) {
+		t.Errorf("third batch, last request: %v, want %v", errs[9], syscall.EEXIST)
+	}
+	got := nlDests(t, c, s)
+	for i := range n {
+		w := uint32(1)
+		if i < 9 {
+			w = 5
+		}
+		if d, ok := got[dest(i).String()]; !ok || d.Weight != w {
+			t.Errorf("%s: present %v, weight %d, want weight %d", dest(i), ok, d.Weight, w)
+		}
+	}
+	if len(got) != n {
+		t.Errorf("%d destinations read back, want %d", len(got), n)
+	}
+}
