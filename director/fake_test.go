@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"sync/atomic"
 
 	"github.com/ipvsman/ipvsman/fsm"
 )
@@ -12,12 +13,17 @@ import (
 // fakeKernel is a recording fake of the kernel table for unit tests of the
 // planner and the reconciler. It never stands in for a lab test.
 type fakeKernel struct {
-	table    Table
-	applied  []string
-	failOn   map[string]bool // op strings that fail
-	readErr  error
-	reads    int
-	timeouts fsm.Timeouts
+	table     Table
+	applied   []string
+	failOn    map[string]bool // op strings that fail
+	readErr   error
+	reads     int
+	partReads int // ReadServices and ReadDests calls
+	// The same counts for a test that reads them while Run runs, and a
+	// hook told each part read's count.
+	fullN, partN atomic.Int64
+	onPart       func(n int64)
+	timeouts     fsm.Timeouts
 	// mangle, when set, changes what the kernel stores from what it was
 	// told, as a client with a byte-order bug would.
 	mangle func(Op) Op
@@ -36,6 +42,7 @@ func newFake() *fakeKernel {
 
 func (f *fakeKernel) Read() (Table, error) {
 	f.reads++
+	f.fullN.Add(1)
 	if f.readErr != nil {
 		return nil, f.readErr
 	}
@@ -101,4 +108,37 @@ func (f *fakeKernel) Apply(op Op) error {
 		f.table[k] = s
 	}
 	return nil
+}
+
+// ReadServices and ReadDests make the fake a PartReader, counting reads.
+func (f *fakeKernel) ReadServices() (Table, error) {
+	f.partReads++
+	if n := f.partN.Add(1); f.onPart != nil {
+		f.onPart(n)
+	}
+	if f.readErr != nil {
+		return nil, f.readErr
+	}
+	out := Table{}
+	for k, s := range f.table {
+		s.Dests, s.Order = map[string]Dest{}, nil
+		out[k] = s
+	}
+	return out, nil
+}
+
+func (f *fakeKernel) ReadDests(s Service) (Service, error) {
+	f.partReads++
+	if n := f.partN.Add(1); f.onPart != nil {
+		f.onPart(n)
+	}
+	if f.readErr != nil {
+		return s, f.readErr
+	}
+	k := f.table[s.Key.String()]
+	s.Dests, s.Order = maps.Clone(k.Dests), slices.Clone(k.Order)
+	if s.Dests == nil {
+		s.Dests = map[string]Dest{}
+	}
+	return s, nil
 }

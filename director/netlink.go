@@ -74,6 +74,38 @@ func (n *Netlink) ReadStats() (Table, ipvsadm.Stats, error) {
 	return t, st, nil
 }
 
+// ReadServices lists the services without their destinations
+// (PartReader).
+func (n *Netlink) ReadServices() (Table, error) {
+	svcs, err := n.c.Services()
+	if err != nil {
+		return nil, err
+	}
+	t := Table{}
+	for _, s := range svcs {
+		if ks, ok := fromNetlinkService(s); ok {
+			t[ks.Key.String()] = ks
+		}
+	}
+	return t, nil
+}
+
+// ReadDests returns s with the destinations the kernel lists for it, in
+// its list order (PartReader).
+func (n *Netlink) ReadDests(s Service) (Service, error) {
+	dests, err := n.c.Dests(toNetlinkService(s))
+	if err != nil {
+		return s, err
+	}
+	s.Dests, s.Order = make(map[string]Dest, len(dests)), make([]string, 0, len(dests))
+	for _, d := range dests {
+		kd := fromNetlinkDest(d)
+		s.Dests[kd.Key()] = kd
+		s.Order = append(s.Order, kd.Key())
+	}
+	return s, nil
+}
+
 // Apply performs one operation.
 func (n *Netlink) Apply(op Op) error {
 	s := toNetlinkService(op.Service)

@@ -34,12 +34,12 @@ type Report struct {
 	Index   uint64 `json:"index"`
 	Version uint64 `json:"version"`
 	// Fingerprint of the managed kernel table as read back from the kernel
-	// by the last pass that dumped it (every full resync does), digested
-	// like the target; KernelIndex is the applied index whose table the
-	// kernel should have held then (0: not known, e.g. the first dump, or
-	// one after a failed pass), and Drift names the services where it held
-	// something else (at most ten; Drifted counts them all). A pass that
-	// does not dump carries these over.
+	// by the last full pass or complete drift-repair round, digested like
+	// the target; KernelIndex is the applied index whose table the kernel
+	// should have held then (0: not known, e.g. the first dump, or one
+	// after a failed pass), and Drift names the services where it held
+	// something else (at most ten; Drifted counts them all). Passes that
+	// do not read the kernel back carry these over.
 	Fingerprint string    `json:"fingerprint"`
 	KernelIndex uint64    `json:"kernel_index"`
 	KernelAt    time.Time `json:"kernel_at,omitzero"`
@@ -62,19 +62,29 @@ type Report struct {
 type Reconciler struct {
 	Kernel    Kernel
 	Log       *slog.Logger
-	Exclusive bool          // also delete services the model never had
-	Resync    time.Duration // full pass at least this often (hand edits, flushes)
-	Clock     func() time.Time
+	Exclusive bool // also delete services the model never had
+	// Resync is how often drift repair reads the whole table back (hand
+	// edits, flushes), unless that would cost more than ResyncBudget, a
+	// share of one CPU (0: DefaultResyncCPU); then it reads as fast as
+	// the budget allows.
+	Resync       time.Duration
+	ResyncBudget float64
+	Clock        func() time.Time
 	// Observe, when set, is handed every pass's report as it is recorded
 	// (the metrics' duration histogram and error counter, which must see
 	// every pass, not only the last one a scrape finds). It runs on the
 	// reconciler's goroutine: it must not block.
 	Observe func(Report)
 
-	mu      sync.Mutex
-	last    Report
-	cache   Table             // what the last successful pass left in the kernel; nil = unknown
-	digests map[string]uint64 // per-service fingerprint digests of cache
+	mu         sync.Mutex
+	last       Report
+	cache      Table             // what the last successful pass left in the kernel; nil = unknown
+	digests    map[string]uint64 // per-service fingerprint digests of cache
+	cacheIndex uint64            // the index of the target cache was made for
+	touched    map[string]bool   // services passes changed during a drift-repair round; nil: none under way
+	resyncCPU  time.Duration     // drift repair's CPU so far
+	lastRound  time.Duration     // the last complete drift-repair round
+	scrubbing  scrub             // the round in progress; Run's goroutine only
 
 	run owner // the loop Start began
 }
@@ -118,6 +128,7 @@ func (r *Reconciler) pass(t Target, fresh bool) Report {
 	}
 	ops := Plan(t.Table, actual, t.Managed, r.Exclusive)
 	rep.Ops = len(ops)
+	r.touch(ops)
 	for _, err := range applyAll(r.Kernel, ops) {
 		if err != nil {
 			rep.Failed++
@@ -140,6 +151,19 @@ func (r *Reconciler) pass(t Target, fresh bool) Report {
 		rep.Services, rep.TargetFingerprint = len(next), r.fingerprint(next, ops, fresh)
 	}
 	return r.finish(rep, next, start, now)
+}
+
+// touch notes the services ops change for the drift-repair round under
+// way, which reads them again before it ends.
+func (r *Reconciler) touch(ops []Op) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.touched == nil {
+		return
+	}
+	for _, op := range ops {
+		r.touched[op.Service.Key.String()] = true
+	}
 }
 
 // readBack records what a dump showed. It is compared with the table the
@@ -232,6 +256,7 @@ func (r *Reconciler) finish(rep Report, cache Table, start time.Time, now func()
 	r.mu.Lock()
 	r.last = rep
 	r.cache = cache
+	r.cacheIndex = rep.Index
 	if cache == nil {
 		r.digests = nil
 	}
@@ -275,19 +300,19 @@ func (r *Reconciler) Run(ctx context.Context, changes <-chan struct{}, target fu
 	defer timer.Stop()
 	var rep Report
 	for {
-		full := false
+		full, next := false, resync
 		select {
 		case <-ctx.Done():
 			return
 		case <-changes:
 			rep = r.Step(target())
 		case <-timer.C:
-			rep, full = r.StepFull(target()), true
+			rep, next = r.resync(target(), resync)
+			full = true
 		}
 		// A successful incremental step leaves the resync timer running: a
-		// steady stream of changes (a health storm) must not postpone the
-		// full pass that reads the kernel back.
-		next := resync
+		// steady stream of changes (a health storm) must not postpone drift
+		// repair's reading the kernel back.
 		switch {
 		case rep.Failed > 0:
 			next = min(backoff, resync)

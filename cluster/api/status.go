@@ -65,7 +65,7 @@ type Report struct {
 	Index   uint64 `json:"index"`
 	Version uint64 `json:"version"`
 	// Fingerprint of the managed kernel table as read back from the kernel
-	// at the last full resync; KernelIndex is the applied index whose table
+	// by the last drift-repair round or full pass; KernelIndex is the applied index whose table
 	// the kernel should have held then (0: not known), and Drift names the
 	// services where it held something else (Drifted counts them all).
 	Fingerprint string    `json:"fingerprint"`

@@ -142,7 +142,7 @@ func clusterCmd(g *globals) *cobra.Command {
 var clusterExtras []func(*globals) *cobra.Command
 
 // kernelTable summarizes a node's kernel table: the fingerprint read back
-// at the last full resync and the applied index it was checked against,
+// by the last drift-repair round or full pass and the applied index it was checked against,
 // the target's when it differs, the config version, and failures.
 func kernelTable(s *api.NodeStatus) string {
 	d := s.Director

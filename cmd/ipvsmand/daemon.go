@@ -211,6 +211,9 @@ func (d *daemon) loadSettings() error {
 	if d.readOnly, err = readOnlyToken(o.readTokenFile, d.token); err != nil {
 		return err
 	}
+	if err := checkResync(o.resync, o.resyncCPU); err != nil {
+		return err
+	}
 	if o.maxWriteWait <= 0 {
 		return fmt.Errorf("--max-write-wait %s: want a positive duration", o.maxWriteWait)
 	}

@@ -14,7 +14,7 @@ import (
 // the reconciler, and the sync threads with theirs.
 type ipvs struct {
 	kernel *director.Netlink
-	rec    *director.Reconciler // made by startIPVS, once the metrics exist
+	rec    *director.Reconciler // started by startIPVS, once the metrics exist
 	syncd  *director.SyncDaemons
 	iface  string // the sync threads' interface; "": connection sync off
 }
@@ -40,7 +40,8 @@ func (d *daemon) openIPVS() error {
 		return fmt.Errorf("connection sync: %w", err)
 	}
 	d.stack.push("sync netlink", func(context.Context) { sk.Close() })
-	d.ipvs = &ipvs{kernel: k, iface: iface, syncd: &director.SyncDaemons{Kernel: sk, Log: d.log, SysctlDir: director.SyncSysctlDir}}
+	d.ipvs = &ipvs{kernel: k, iface: iface, syncd: &director.SyncDaemons{Kernel: sk, Log: d.log, SysctlDir: director.SyncSysctlDir},
+		rec: &director.Reconciler{Kernel: k, Log: d.log, Exclusive: d.o.exclusive, Resync: d.o.resync, ResyncBudget: d.o.resyncCPU / 100}}
 	return nil
 }
 
@@ -49,7 +50,6 @@ func (d *daemon) openIPVS() error {
 // (the sync threads) on every leadership change.
 func (d *daemon) startIPVS() {
 	p, node := d.ipvs, d.node
-	p.rec = &director.Reconciler{Kernel: p.kernel, Log: d.log, Exclusive: d.o.exclusive, Resync: d.o.resync}
 	if d.metrics != nil {
 		p.rec.Observe = d.metrics.ObserveReconcile
 	}

@@ -34,6 +34,7 @@ import (
 	"github.com/ipvsman/ipvsman/cluster/pki"
 	"github.com/ipvsman/ipvsman/cluster/release"
 	"github.com/ipvsman/ipvsman/cmd/ipvsmand/internal/server"
+	"github.com/ipvsman/ipvsman/director"
 	"github.com/ipvsman/ipvsman/director/check"
 	"github.com/ipvsman/ipvsman/fsm"
 	"github.com/ipvsman/ipvsman/vip"
@@ -56,6 +57,7 @@ type options struct {
 	version                                          bool
 	releaseVIPs                                      bool // releasevips.go
 	resync, maxWriteWait                             time.Duration
+	resyncCPU                                        float64 // percent of one CPU
 	timing                                           cluster.Config
 	track                                            trackOptions
 	notify                                           notifyOptions
@@ -120,7 +122,8 @@ func defineFlags(f *pflag.FlagSet, o *options) {
 	f.DurationVar(&o.vipProbeLimit, "vip-probe-limit", vip.DefaultProbeLimit, "before a new leader adds a VIP it sends an ARP probe (IPv4): while another node still answers for the address (a former leader that has not let go yet), it is left to it, for at most this long; 0: no probe")
 	f.BoolVar(&o.exclusive, "ipvs-exclusive", false, "own the whole IPVS table: also delete services the model never had")
 	f.StringVar(&o.syncIface, "sync-interface", "", "interface for IPVS connection sync between the directors (default: the one holding --raft-addr)")
-	f.DurationVar(&o.resync, "resync", 10*time.Second, "full reconcile of the kernel table at least this often")
+	f.DurationVar(&o.resync, "resync", 10*time.Second, "drift repair reads the whole kernel table back (a slice of services at a time) and repairs hand edits and flushes this often, unless that costs more than --resync-cpu")
+	f.Float64Var(&o.resyncCPU, "resync-cpu", 100*director.DefaultResyncCPU, "the most drift repair may use, in percent of one CPU: a table too large to read back every --resync at this cost is read back as fast as it allows (ipvsman_resync_round_seconds says how fast)")
 	f.DurationVar(&o.timing.HeartbeatTimeout, "heartbeat-timeout", cluster.DefaultHeartbeatTimeout, "Raft heartbeat timeout: a follower that has not heard from the leader this long (up to twice this, at random) starts an election")
 	f.DurationVar(&o.timing.ElectionTimeout, "election-timeout", cluster.DefaultElectionTimeout, "Raft election timeout: how long a candidate waits for votes before it tries again")
 	f.DurationVar(&o.timing.LeaderLeaseTimeout, "leader-lease-timeout", cluster.DefaultLeaderLeaseTimeout, "Raft leader lease: a leader that has not heard from a quorum this long steps down and drops its VIPs; at most the heartbeat timeout. A new leader waits the lease less half the heartbeat timeout before it takes the VIPs, so an isolated leader has let go first; a longer lease rides out longer stalls of a busy leader and adds that much to a failover")
@@ -190,6 +193,18 @@ func readToken(flag, path string) (string, error) {
 		return "", fmt.Errorf("%s %q: token has %d characters, want at least 16", flag, path, len(t))
 	}
 	return t, nil
+}
+
+// checkResync refuses a drift-repair period or budget that would never
+// repair anything or take more than the CPU, naming the flag.
+func checkResync(period time.Duration, cpuPct float64) error {
+	if period <= 0 {
+		return fmt.Errorf("--resync %s: want a positive duration", period)
+	}
+	if !(cpuPct > 0 && cpuPct <= 100) {
+		return fmt.Errorf("--resync-cpu %g: want a percentage of one CPU above 0, at most 100", cpuPct)
+	}
+	return nil
 }
 
 // checkLimits refuses negative limits, naming the flag.

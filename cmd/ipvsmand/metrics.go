@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/ipvsman/ipvsman/cluster/release"
 	"github.com/ipvsman/ipvsman/cmd/ipvsmand/internal/metrics"
@@ -36,6 +37,7 @@ func newMetrics(d *daemon) *metrics.Metrics {
 		src.Kernel = p.kernel.ReadStats
 		src.Totals = func() (metrics.Totals, error) { return metrics.ReadTotals(metrics.TotalsPath) }
 		src.Sync = p.syncd.Last
+		src.Resync = func() (time.Duration, time.Duration) { return p.rec.ResyncCPU(), p.rec.ResyncRound() }
 	}
 	if d.vips != nil {
 		src.VIPs = d.vips.Stats

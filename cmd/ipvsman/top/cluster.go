@@ -88,7 +88,7 @@ func (m *Model) applied() string {
 
 // fingerprints compares the kernel tables the nodes read back
 // (api.TableAlarm): "agree", "DISAGREE" (an alarm), or "-" when no node
-// has read one back yet (--ipvs=off, or before the first full resync).
+// has read one back yet (--ipvs=off, or before the first read-back).
 func (m *Model) fingerprints() string {
 	cs := m.cluster()
 	if cs == nil {

@@ -56,6 +56,9 @@ type Sources struct {
 	VIPs func() vip.Stats
 	// Sync is the sync threads' last pass (director.SyncDaemons.Last).
 	Sync func() director.SyncReport
+	// Resync is drift repair's CPU so far and its last round's duration
+	// (director.Reconciler.ResyncCPU, ResyncRound).
+	Resync func() (cpu, round time.Duration)
 	// Failovers counts leadership changes; the daemon makes it before the
 	// Raft node opens (NewFailovers). nil: New makes its own.
 	Failovers *Failovers
@@ -163,6 +166,16 @@ func New(src Sources) *Metrics {
 		m.reconcilePasses.WithLabelValues("ok")
 		m.reconcilePasses.WithLabelValues("failed")
 		m.reg.MustRegister(m.reconcileDuration, m.reconcileOps, m.reconcileErrors, m.reconcilePasses)
+		if src.Resync != nil {
+			m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "ipvsman_resync_cpu_seconds_total",
+				Help: "CPU time (user and system, the kernel's dump work included) drift repair used reading the kernel table back and repairing it.",
+			}, func() float64 { cpu, _ := src.Resync(); return cpu.Seconds() }),
+				prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+					Name: "ipvsman_resync_round_seconds",
+					Help: "How long the last complete round of drift repair took to read the whole kernel table back: the longest a hand edit stays (0: none yet).",
+				}, func() float64 { _, round := src.Resync(); return round.Seconds() }))
+		}
 	}
 	return m
 }

@@ -466,3 +466,18 @@ func TestParseTotals(t *testing.T) {
 		t.Errorf("ReadTotals of a missing file: %v", err)
 	}
 }
+
+// Drift repair's CPU and round time are read from the reconciler at each
+// scrape.
+func TestResyncSeries(t *testing.T) {
+	src := fakeSources()
+	src.Resync = func() (time.Duration, time.Duration) { return 1500 * time.Millisecond, 42 * time.Second }
+	compare(t, New(src), `
+# HELP ipvsman_resync_cpu_seconds_total CPU time (user and system, the kernel's dump work included) drift repair used reading the kernel table back and repairing it.
+# TYPE ipvsman_resync_cpu_seconds_total counter
+ipvsman_resync_cpu_seconds_total 1.5
+# HELP ipvsman_resync_round_seconds How long the last complete round of drift repair took to read the whole kernel table back: the longest a hand edit stays (0: none yet).
+# TYPE ipvsman_resync_round_seconds gauge
+ipvsman_resync_round_seconds 42
+`, "ipvsman_resync_cpu_seconds_total", "ipvsman_resync_round_seconds")
+}
