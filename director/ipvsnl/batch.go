@@ -43,10 +43,7 @@ func (r request) what() string {
 func (b *Batch) Len() int { return len(b.reqs) }
 
 func (b *Batch) add(r request, build func(*netlink.AttributeEncoder) error) {
-	ae := netlink.NewAttributeEncoder()
-	if r.err = build(ae); r.err == nil {
-		r.data, r.err = ae.Encode()
-	}
+	r.data, r.err = encodeAttrs(build)
 	b.reqs = append(b.reqs, r)
 }
 

@@ -92,16 +92,21 @@ func readBuffer(nl *netlink.Conn, size int) {
 // Close releases the socket.
 func (c *Conn) Close() error { return c.c.Close() }
 
-// exec sends one command whose attributes build writes, and returns the
-// payloads of the replies.
-func (c *Conn) exec(cmd uint8, flags netlink.HeaderFlags, build func(*netlink.AttributeEncoder) error) ([][]byte, error) {
+// encodeAttrs is the attributes build writes (none for a nil build).
+func encodeAttrs(build func(*netlink.AttributeEncoder) error) ([]byte, error) {
 	ae := netlink.NewAttributeEncoder()
 	if build != nil {
 		if err := build(ae); err != nil {
 			return nil, err
 		}
 	}
-	data, err := ae.Encode()
+	return ae.Encode()
+}
+
+// exec sends one command whose attributes build writes, and returns the
+// payloads of the replies.
+func (c *Conn) exec(cmd uint8, flags netlink.HeaderFlags, build func(*netlink.AttributeEncoder) error) ([][]byte, error) {
+	data, err := encodeAttrs(build)
 	if err != nil {
 		return nil, err
 	}

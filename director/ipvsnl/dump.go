@@ -11,13 +11,7 @@ import (
 // payload after the generic-netlink header), in order. A dump of one
 // service's destinations is a send and two reads: its entries, then DONE.
 func (c *Conn) dump(cmd uint8, build func(*netlink.AttributeEncoder) error) ([][]byte, error) {
-	ae := netlink.NewAttributeEncoder()
-	if build != nil {
-		if err := build(ae); err != nil {
-			return nil, err
-		}
-	}
-	attrs, err := ae.Encode()
+	attrs, err := encodeAttrs(build)
 	if err != nil {
 		return nil, err
 	}
