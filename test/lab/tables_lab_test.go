@@ -48,16 +48,17 @@ func kernelReports(t *testing.T, c *harness.Cluster, via *harness.Node) (map[str
 }
 
 // TestPlantedDifferenceRaisesTheAlarm: a weight changed by hand in one
-// director's kernel is invisible to the reconciler's incremental steps; the
-// next full resync reads it back, `cluster status` raises the ALARM naming
-// the service, the same resync repairs it, and the alarm clears.
+// director's kernel is invisible to the reconciler's incremental steps;
+// drift repair reads it back and makes a full pass, `cluster status` raises
+// the ALARM naming the service, the same pass repairs it, and the alarm
+// clears when the next round of drift repair reads the repaired table.
 func TestPlantedDifferenceRaisesTheAlarm(t *testing.T) {
 	requireKernelIPVS(t)
 	tp := topo.Build(t, topo.Options{})
-	// The alarm shows from the resync that reads the plant back until the
-	// next one reads the repaired table: 12 s (not the lab's 2 s) keeps that
-	// window wide enough for `cluster status` polled under emulation, where
-	// one poll takes up to 4 s.
+	// The alarm shows from the pass that reads the plant back until the
+	// next round of drift repair reads the repaired table: 12 s (not the
+	// lab's 2 s) keeps that window wide enough for `cluster status` polled
+	// under emulation, where one poll takes up to 4 s.
 	const resync = 12 * time.Second
 	c, nodes := harness.Directors(t, tp, "on", append([]string{"--resync", resync.String()}, labTiming...)...)
 	svc := topo.VIP + ":80"
