@@ -97,9 +97,14 @@ func TestPlainIPVSInTheLab(t *testing.T) {
 var labTiming = []string{"--heartbeat-timeout", "1s", "--election-timeout", "1s", "--leader-lease-timeout", "500ms"}
 
 // labCluster is three ipvsmand with real IPVS in the director namespaces.
+// Drift repair reads the table back every 2 s with a tenth of a CPU to
+// spend on it: the tests time repairs against --resync, and under
+// emulation a thread's CPU time includes the time the host gave the
+// virtual CPU to others, so with the default 1% a loaded host stretches
+// the rounds several times over (a flush was back after 17 s, not 2).
 func labCluster(t *testing.T, tp *topo.Topology) (*harness.Cluster, []*harness.Node) {
 	t.Helper()
-	return harness.Directors(t, tp, "on", append([]string{"--resync", "2s"}, labTiming...)...)
+	return harness.Directors(t, tp, "on", append([]string{"--resync", "2s", "--resync-cpu", "10"}, labTiming...)...)
 }
 
 // TestClusterProgramsIdenticalKernelTables: a batch of ipvsadm-language
