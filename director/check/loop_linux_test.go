@@ -247,3 +247,38 @@ func TestLoopCloseAwaitsItsGoroutine(t *testing.T) {
 		t.Fatalf("Close returned while the loop was still delivering a result (%d finished)", n)
 	}
 }
+
+// Waiting with a far deadline, the loop wakes for the answer, not for the
+// deadline; and for a start, with nothing in flight. Many checks at a
+// short interval against a server answering at once: none may time out
+// (a lost wake would leave a check to its deadline).
+func TestLoopWakesForAnswersAndStarts(t *testing.T) {
+	l := newLoop(t)
+	_, target := newHTTPServer(t, false)
+	const n = 50
+	var results, timeouts atomic.Int64
+	for i := range n {
+		stop, ok := l.Add(build(t, fsm.HealthCheck{Type: "http", Body: "healthy"}), target, 20*time.Millisecond, 10*time.Second,
+			time.Duration(i)*time.Millisecond, func(r Result) {
+				if !r.OK {
+					timeouts.Add(1)
+				}
+				results.Add(1)
+			})
+		if !ok {
+			t.Fatal("not on the loop")
+		}
+		t.Cleanup(stop)
+	}
+	start := time.Now()
+	harness.Eventually(t, 20*time.Second, "20 results per check", func() (bool, string) {
+		return results.Load() >= 20*n, fmt.Sprintf("%d results", results.Load())
+	})
+	// 20 rounds at 20 ms, with a 10 s timeout: a lost wake costs 10 s.
+	if d := time.Since(start); d > 8*time.Second {
+		t.Errorf("%d results took %s", results.Load(), d)
+	}
+	if f := timeouts.Load(); f != 0 {
+		t.Errorf("%d checks failed against a healthy server", f)
+	}
+}

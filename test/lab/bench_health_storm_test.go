@@ -7,6 +7,7 @@ package lab
 
 import (
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -18,7 +19,70 @@ import (
 
 	"github.com/ipvsman/ipvsman/fsm"
 	"github.com/ipvsman/ipvsman/test/figures"
+	"github.com/ipvsman/ipvsman/test/harness"
 )
+
+// hbStorm is what the storm did.
+type hbStorm struct {
+	ran             bool
+	servers         int
+	slowUp          time.Duration // every server up under the slow check
+	seen, committed int           // transitions the runner logged, and committed
+	entries         []verdictEntry
+	at              time.Time // the responder killed
+}
+
+// storm brings servers up under the slow check, kills the responder and
+// applies the benchmark's check, which starts from the committed verdicts
+// (up) and fails fall (3) times in a row everywhere; then stops the daemon
+// and reads the set-verdicts entries from its Raft log. It ends the
+// bench: no responder, no daemon.
+func (b *hbBench) storm(servers int) hbStorm {
+	b.t.Helper()
+	s := hbStorm{ran: true, servers: servers}
+	slowAt := time.Now()
+	b.apply(servers, hbSlowCheck)
+	harness.Eventually(b.t, 3*time.Minute, "every server up under the slow check", func() (bool, string) {
+		h, err := b.health()
+		if err != nil {
+			return false, err.Error()
+		}
+		n := h.count("up")
+		return n == servers, fmt.Sprintf("%d of %d up", n, servers)
+	})
+	s.slowUp = time.Since(slowAt)
+	s.at = time.Now()
+	if err := b.resp.Kill(); err != nil {
+		b.t.Fatal(err)
+	}
+	b.apply(servers, hbCheck)
+	harness.Eventually(b.t, 2*time.Minute, "every server down", func() (bool, string) {
+		h, err := b.health()
+		if err != nil {
+			return false, err.Error()
+		}
+		n := h.count("down")
+		return n == servers, fmt.Sprintf("%d of %d down", n, servers)
+	})
+	harness.Eventually(b.t, time.Minute, "every transition committed", func() (bool, string) {
+		seen, committed := stormLog(b.node.Log(), s.at)
+		return seen > 0 && committed >= seen, fmt.Sprintf("%d transitions, %d committed", seen, committed)
+	})
+	end := time.Now()
+	s.seen, s.committed = stormLog(b.node.Log(), s.at)
+	if err := b.node.Stop(); err != nil {
+		b.t.Fatal(err)
+	}
+	for _, e := range verdictEntries(b.t, b.node.DataDir, s.at) {
+		if e.at.Before(end) {
+			s.entries = append(s.entries, e)
+		}
+	}
+	if len(s.entries) == 0 {
+		b.t.Fatal("no set-verdicts entry in the Raft log after the responder was killed")
+	}
+	return s
+}
 
 // logLine is the part of the daemon's JSON log lines the storm reads.
 type logLine struct {

@@ -2,47 +2,70 @@
 
 package lab
 
-// TestBenchHealth is `make bench-health`: what 5,000 HTTP checks at a 1 s
-// interval cost the leader, next to keepalived's checker doing the same
-// checks in the same VM, and how a storm of 5,000 transitions reaches the
-// Raft log.
+// TestBenchHealth is `make bench-health`: what HTTP checks at a 1 s
+// interval cost ipvsman's leader, next to keepalived's checker doing the
+// same checks in the same VM, compared at a rate both can hold; what each
+// does above it; and how a storm of transitions reaches the Raft log.
 //
 //   - One responder (labtool serve --http-ports) answers HTTP 200 on
-//     10.0.0.21:20000-24999 in rs1 and counts the requests it answers. That
-//     count is the denominator of both sides, measured the same way.
+//     10.0.0.21:20000-(20000+BENCH_CHECKS-1) in rs1 and counts the requests
+//     it answers. That count is the denominator of both sides, measured the
+//     same way, and gives each side's effective interval: the window over
+//     the checks each server got in it (window × servers / answered).
 //   - keepalived --check in d2 (its own IPVS table): one NAT virtual server
-//     with 5,000 real servers, each HTTP_GET / status 200, connect_timeout
-//     0.5, delay_loop 1. Its checker child's CPU and RSS are measured.
-//   - Then one ipvsmand --ipvs=on --bootstrap in d1 (a one-node cluster: the
-//     leader runs the checks) with the same service as a YAML topology.
-//     keepalived is gone by then: the two never compete for the CPU.
-//   - Storm, first, from a calm start: the servers are brought up under a
-//     check slow enough for the emulated VM (every 30 s, rise 1), then the
-//     responder is killed and the benchmark's check applied: it starts from
-//     the committed verdicts (up) and fails fall (3) times everywhere. At
-//     the end the daemon is stopped and its Raft log read: the set-verdicts
-//     entries after the kill, their transitions, and the most of them in
-//     one runner tick (200 ms; counted from the tick number the runner stamps
-//     on each entry).
-//   - Then the responder again and the measured window, with the benchmark's
-//     check {type: http, path: /, status: [200], interval: 1s, timeout:
-//     500ms}: the daemon's CPU and RSS.
+//     with N real servers, each HTTP_GET / status 200, connect_timeout 0.5,
+//     delay_loop 1; started afresh for each round and killed after it. Its
+//     checker child's CPU and RSS are measured; its false downs are the
+//     "Removing service" lines it logged from its start to the window's end.
+//   - ipvsmand --ipvs=on --bootstrap in d1 (a one-node cluster: the leader
+//     runs the checks), started once, with the same service as a YAML
+//     topology; for each of its rounds the check {type: http, path: /,
+//     status: [200], interval: 1s, timeout: 500ms} is applied, and taken
+//     off again after it (the servers stay). Its false downs are the
+//     transitions to down it logged from the apply to the window's end.
+//     Between its rounds it sits idle; its CPU in keepalived's windows is
+//     printed beside them.
+//   - The sweep: keepalived alone over BENCH_LADDER (checks asked, one per
+//     server every second), up the ladder until a rung does not hold, i.e.
+//     marks a healthy server down or stretches its effective interval more
+//     than 25% past 1 s (keepalived schedules a check a delay_loop after
+//     the last one ended, so it runs over by a check's latency by design). The highest
+//     rung held is the sustainable rate; none held fails the test.
+//   - At the sustainable rate, BENCH_ROUNDS rounds of each checker,
+//     interleaved (keepalived first in odd rounds, ipvsman first in even
+//     ones): each round's CPU per 1,000 answered checks, the ratio per
+//     round, and min / median / max. cpu_vs_keepalived is the median ratio.
+//   - Overload: BENCH_CHECKS (5,000) asked of each; neither keeps 1 s there
+//     in this VM, so what shows is how each gives way: its false downs and
+//     its effective interval (ipvsman paces itself: fewer checks in flight,
+//     so a longer interval and no false downs; keepalived keeps starting
+//     checks on time and times them out).
+//   - Storm, last, from a calm start: the BENCH_CHECKS servers are brought
+//     up under a check slow enough for the emulated VM (every 30 s, rise
+//     1), then the responder is killed and the benchmark's check applied:
+//     it starts from the committed verdicts (up) and fails fall (3) times
+//     everywhere. The daemon is then stopped and its Raft log read: the
+//     set-verdicts entries after the kill, their transitions, and the most
+//     of them in one runner tick (200 ms; counted from the tick number the
+//     runner stamps on each entry).
 //
-// CPU is utime+stime from /proc/PID/stat over WINDOW; RSS is VmRSS at the
-// window's end. Figures are reported, not asserted: the test fails only
-// when the setup fails. Knobs (env): BENCH_CHECKS (5000), BENCH_WINDOW (60s),
-// BENCH_PROFILE (set: ipvsmand's CPU profile of the window, in BENCH_OUT),
+// CPU is utime+stime from /proc/PID/stat over the window; RSS is VmRSS at
+// the window's end. Figures are reported, not asserted: the test fails
+// only when the setup fails or no rung of the ladder held. Knobs (env):
+// BENCH_CHECKS (5000: the overload and the storm), BENCH_LADDER
+// (100,250,500,750,1000,1500,2000,3000), BENCH_RATE (set: no sweep, the
+// rounds at this many checks, said so in the report: for a VM too busy
+// for any rung to hold), BENCH_ROUNDS (3), BENCH_WINDOW (30s,
+// each round's), BENCH_STORM (0: skip the storm), BENCH_PROFILE (set:
+// ipvsmand's CPU profile of each of its windows, in BENCH_OUT),
 // BENCH_STRACE (set: strace -c -f of each checker, in BENCH_OUT),
 // BENCH_DAEMON_ENV (ipvsmand's extra environment).
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -50,16 +73,15 @@ import (
 	"time"
 
 	"github.com/ipvsman/ipvsman/test/figures"
-	"github.com/ipvsman/ipvsman/test/harness"
 	"github.com/ipvsman/ipvsman/test/lab/topo"
 )
 
-const (
-	hbFirstPort = 20000
-	hbStats     = "127.0.0.1:9999" // the responder's counter, inside rs1
-	hbDebug     = "127.0.0.1:6060" // ipvsmand's pprof, inside d1
-	hbTick      = 200 * time.Millisecond
-)
+// hbSlack is how far past the configured interval a rung's effective
+// interval may be and still hold. keepalived starts a server's next check
+// a delay_loop after the last one ended, so its interval is the delay plus
+// a check's latency, which under the lab's emulation is 100-200 ms with
+// the VM far from busy (1.17 s seen at 50 checks).
+const hbSlack = 0.25
 
 func hbEnvInt(t *testing.T, name string, def, lo, hi int) int {
 	t.Helper()
@@ -87,225 +109,37 @@ func hbEnvDuration(t *testing.T, name string, def time.Duration) time.Duration {
 	return d
 }
 
-// hbRequests is the responder's count of HTTP requests answered.
-func hbRequests(t *testing.T, tp *topo.Topology) uint64 {
+// hbLadder is BENCH_LADDER: ascending check counts, each below the
+// overload's.
+func hbLadder(t *testing.T, overload int) []int {
 	t.Helper()
-	out := tp.MustExec(topo.RealServer(1), "curl", "-sS", "--max-time", "20", "http://"+hbStats+"/")
-	var st struct {
-		N *uint64 `json:"http_requests"`
-	}
-	if err := json.Unmarshal([]byte(out), &st); err != nil || st.N == nil {
-		t.Fatalf("responder counter: %q (%v)", out, err)
-	}
-	return *st.N
-}
-
-// hbSample is one end of a measured window.
-type hbSample struct {
-	at              time.Time
-	requests        uint64
-	cpu, respCPU    float64
-	user, sys       float64
-	vmBusy, vmTotal uint64
-}
-
-func hbTake(t *testing.T, tp *topo.Topology, pid, respPid int) hbSample {
-	t.Helper()
-	// The counter first, then the clocks at once: both ends of the window
-	// carry the same offset between the two.
-	s := hbSample{requests: hbRequests(t, tp)}
-	s.at, s.respCPU = time.Now(), procCPU(t, respPid)
-	s.user, s.sys = procCPUSplit(t, pid)
-	s.cpu = s.user + s.sys
-	s.vmBusy, s.vmTotal = vmCPU(t)
-	return s
-}
-
-// hbResult is one checker's window.
-type hbResult struct {
-	name          string
-	checks        uint64  // requests the responder answered in the window
-	wall          float64 // seconds
-	cpu, respCPU  float64 // seconds in the window
-	sys           float64 // of cpu, in the kernel
-	rss, hwm      float64 // MiB
-	vmBusy        float64 // share of both vCPUs, 0-1
-	selfCounted   string  // checks the checker reports itself, if it does
-	downsInWindow int     // servers it marked down during the window
-}
-
-func (r hbResult) perK() float64     { return r.cpu / (float64(r.checks) / 1000) }
-func (r hbResult) respPerK() float64 { return r.respCPU / (float64(r.checks) / 1000) }
-func (r hbResult) rate() float64     { return float64(r.checks) / r.wall }
-
-func hbMeasure(t *testing.T, tp *topo.Topology, name string, pid, respPid int, window time.Duration) hbResult {
-	t.Helper()
-	a := hbTake(t, tp, pid, respPid)
-	var trace *exec.Cmd
-	if out := os.Getenv("BENCH_OUT"); os.Getenv("BENCH_STRACE") != "" && out != "" {
-		// System calls by count and time over most of the window (a
-		// diagnosis: strace slows the process, so the figures of such a
-		// run are not the checker's).
-		secs := strconv.Itoa(int(window.Seconds()) - 5)
-		trace = exec.Command("timeout", "-s", "INT", secs, "strace", "-c", "-f", "-p", strconv.Itoa(pid), "-o", filepath.Join(out, name+".strace"))
-		if err := trace.Start(); err != nil {
-			t.Fatal(err)
+	s := os.Getenv("BENCH_LADDER")
+	if s == "" {
+		var out []int // the default's rungs below the overload
+		for _, n := range []int{100, 250, 500, 750, 1000, 1500, 2000, 3000} {
+			if n < overload {
+				out = append(out, n)
+			}
 		}
+		return out
 	}
-	time.Sleep(window)
-	if trace != nil {
-		if err := trace.Wait(); err != nil {
-			t.Logf("strace: %v", err)
+	var out []int
+	for f := range strings.SplitSeq(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 || n >= overload || (len(out) > 0 && n <= out[len(out)-1]) {
+			t.Fatalf("BENCH_LADDER=%q: want ascending check counts below BENCH_CHECKS (%d)", s, overload)
 		}
+		out = append(out, n)
 	}
-	b := hbTake(t, tp, pid, respPid)
-	r := hbResult{name: name, checks: b.requests - a.requests, wall: b.at.Sub(a.at).Seconds(),
-		cpu: b.cpu - a.cpu, respCPU: b.respCPU - a.respCPU, sys: b.sys - a.sys,
-		vmBusy: float64(b.vmBusy-a.vmBusy) / float64(b.vmTotal-a.vmTotal)}
-	r.rss, r.hwm = procMem(t, pid)
-	if r.checks == 0 {
-		t.Fatalf("%s: the responder answered no request in %s", name, window)
-	}
-	t.Logf("%s: %d checks in %.1f s, %.2f CPU s, RSS %.1f MiB", name, r.checks, r.wall, r.cpu, r.rss)
-	return r
-}
-
-// hbWarm waits until the responder has answered rounds×checks requests
-// since from: every target checked a few times, start-up work done.
-func hbWarm(t *testing.T, tp *topo.Topology, what string, from uint64, want int, alive func() error) {
-	t.Helper()
-	harness.Eventually(t, 5*time.Minute, what, func() (bool, string) {
-		if err := alive(); err != nil {
-			t.Fatal(err)
-		}
-		n := hbRequests(t, tp) - from
-		return n >= uint64(want), fmt.Sprintf("%d requests answered, want %d", n, want)
-	})
-}
-
-func keepalivedConf(checks int) string {
-	var b strings.Builder
-	b.WriteString(`global_defs {
-    router_id bench-health
-}
-virtual_server ` + topo.VIP + ` 80 {
-    delay_loop 1
-    lb_algo rr
-    lb_kind NAT
-    protocol TCP
-`)
-	for i := range checks {
-		fmt.Fprintf(&b, `    real_server %s %d {
-        weight 1
-        HTTP_GET {
-            url {
-                path /
-                status_code 200
-            }
-            connect_timeout 0.5
-        }
-    }
-`, topo.RealServerAddr(1), hbFirstPort+i)
-	}
-	b.WriteString("}\n")
-	return b.String()
-}
-
-// The benchmark's check, as keepalived's above; and a slow one, which
-// this VM can keep up with, to bring every server up before the storm.
-const (
-	hbCheck     = "{type: http, path: /, status: [200], interval: 1s, timeout: 500ms}"
-	hbSlowCheck = "{type: http, path: /, status: [200], interval: 30s, timeout: 5s, rise: 1}"
-)
-
-func ipvsmanTopo(checks int, check string) string {
-	var b strings.Builder
-	b.WriteString(`services:
-  - protocol: tcp
-    address: ` + topo.VIP + `
-    port: 80
-    scheduler: rr
-    forward: masq
-    check: ` + check + `
-    servers:
-`)
-	for i := range checks {
-		fmt.Fprintf(&b, "      - {address: %s, port: %d}\n", topo.RealServerAddr(1), hbFirstPort+i)
-	}
-	return b.String()
-}
-
-// hbHealth is `ipvsman health --json`, reduced to what the bench reads.
-type hbHealth struct {
-	Checks []struct {
-		Server string `json:"server"`
-		Health string `json:"health"`
-		Checks uint64 `json:"checks"`
-	} `json:"checks"`
-}
-
-// checkedSince counts the servers checked at least n more times than in
-// before.
-func (h hbHealth) checkedSince(before hbHealth, n uint64) int {
-	was := map[string]uint64{}
-	for _, c := range before.Checks {
-		was[c.Server] = c.Checks
-	}
-	k := 0
-	for _, c := range h.Checks {
-		if c.Checks >= was[c.Server]+n {
-			k++
-		}
-	}
-	return k
-}
-
-func (h hbHealth) count(health string, minChecks uint64) (n int, sum uint64) {
-	for _, c := range h.Checks {
-		sum += c.Checks
-		if (health == "" || c.Health == health) && c.Checks >= minChecks {
-			n++
-		}
-	}
-	return n, sum
-}
-
-func getHealth(c *harness.Cluster, n *harness.Node) (hbHealth, error) {
-	r := c.CLI(n, "", "health", "--json")
-	var h hbHealth
-	if r.Err != nil {
-		return h, fmt.Errorf("ipvsman health: %w: %s", r.Err, r.Stderr)
-	}
-	return h, json.Unmarshal([]byte(r.Stdout), &h)
-}
-
-// daemonPid finds the ipvsmand serving dataDir (the harness keeps its
-// process to itself; `ip netns exec` execs, so the binary is argv[0]).
-func daemonPid(t *testing.T, bin, dataDir string) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-		args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
-		if i := slices.Index(args, "--data-dir"); args[0] == bin && i > 0 && i+1 < len(args) && args[i+1] == dataDir {
-			return pid
-		}
-	}
-	t.Fatalf("no %s process with --data-dir %s", bin, dataDir)
-	return 0
+	return out
 }
 
 func TestBenchHealth(t *testing.T) {
 	requireKernelIPVS(t)
-	checks := hbEnvInt(t, "BENCH_CHECKS", 5000, 1, 65535-hbFirstPort+1)
-	window := hbEnvDuration(t, "BENCH_WINDOW", time.Minute)
+	checks := hbEnvInt(t, "BENCH_CHECKS", 5000, 2, 65535-hbFirstPort+1)
+	ladder := hbLadder(t, checks)
+	rounds := hbEnvInt(t, "BENCH_ROUNDS", 3, 1, 20)
+	window := hbEnvDuration(t, "BENCH_WINDOW", 30*time.Second)
 	if _, err := exec.LookPath("keepalived"); err != nil {
 		t.Fatalf("keepalived not found (bench_health.sh installs Debian's on the host, whose root the VM runs on): %v", err)
 	}
@@ -323,247 +157,67 @@ func TestBenchHealth(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-
-	tp := topo.Build(t, topo.Options{Prefix: "hb-", NoIPv6: true, LogDir: out})
-	labtool := topo.BuildLabtool(t)
-	ports := fmt.Sprintf("%d-%d", hbFirstPort, hbFirstPort+checks-1)
-	rs := topo.RealServer(1)
-	startResponder := func() *topo.Proc {
-		p := tp.Start(rs, labtool, "serve", "--name", rs, "--http", topo.RealServerAddr(1)+":80",
-			"--http-ports", ports, "--stats", hbStats, "--echo", "", "--dns", "")
-		if err := p.WaitLine("ready", 2*time.Minute); err != nil {
-			t.Fatal(err)
+	profile := func(label string) string {
+		if os.Getenv("BENCH_PROFILE") == "" || out == "" {
+			return ""
 		}
-		return p
-	}
-	resp := startResponder()
-	alive := func(p *topo.Proc) func() error {
-		return func() error {
-			select {
-			case <-p.Done():
-				return fmt.Errorf("%s exited; output:\n%s", p.Name, p.Output())
-			default:
-				return nil
-			}
-		}
+		return filepath.Join(out, "ipvsmand-"+label+".cpu.pprof")
 	}
 
-	// keepalived's checker in d2.
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "keepalived.conf")
-	if err := os.WriteFile(conf, []byte(keepalivedConf(checks)), 0o644); err != nil {
-		t.Fatal(err)
+	b := &hbBench{t: t, dir: t.TempDir(), out: out, window: window,
+		tp:      topo.Build(t, topo.Options{Prefix: "hb-", NoIPv6: true, LogDir: out}),
+		labtool: topo.BuildLabtool(t), ports: fmt.Sprintf("%d-%d", hbFirstPort, hbFirstPort+checks-1)}
+	b.startResponder()
+	rep := hbReport{checks: checks, ports: b.ports, window: window}
+
+	// The sweep: keepalived alone, up the ladder until a rung fails;
+	// BENCH_RATE skips it (a rate chosen by hand, said so in the report).
+	if rep.forced = hbEnvInt(t, "BENCH_RATE", 0, 0, checks-1); rep.forced > 0 {
+		ladder = nil
 	}
-	tp.MustExec(topo.Director(2), "keepalived", "--config-test", "-f", conf)
-	checkerPidFile := filepath.Join(dir, "checkers.pid")
-	from := hbRequests(t, tp)
-	kad := tp.Start(topo.Director(2), "keepalived", "--check", "--dont-fork", "--dont-respawn", "--log-console", "--no-syslog",
-		"-f", conf, "-p", filepath.Join(dir, "keepalived.pid"), "-c", checkerPidFile)
-	var kpid int
-	harness.Eventually(t, time.Minute, "keepalived's checker pid file", func() (bool, string) {
-		if err := alive(kad)(); err != nil {
-			t.Fatal(err)
+	for _, n := range ladder {
+		r := b.keepalived(n, fmt.Sprintf("sweep-%d", n))
+		rep.sweep = append(rep.sweep, r)
+		if !r.rung().Held(hbInterval, hbSlack) {
+			break
 		}
-		b, _ := os.ReadFile(checkerPidFile)
-		kpid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
-		return kpid > 0, string(b)
-	})
-	hbWarm(t, tp, "keepalived checked every server three times", from, 3*checks, alive(kad))
-	downs := func() int {
-		b, _ := os.ReadFile(kad.LogPath)
-		return strings.Count(string(b), "Removing service")
 	}
-	d0 := downs()
-	ka := hbMeasure(t, tp, "keepalived", kpid, resp.Pid(), window)
-	ka.downsInWindow = downs() - d0
-	ka.selfCounted = "-"
-	if err := alive(kad)(); err != nil {
-		t.Fatal(err)
+	rungs := make([]figures.Rung, len(rep.sweep))
+	for i, r := range rep.sweep {
+		rungs[i] = r.rung()
 	}
-	if err := kad.Kill(); err != nil { // a kill, not a stop: no 5,000 IPVS deletes to wait for
-		t.Fatal(err)
+	sustainable, ok := figures.Sustainable(rungs, hbInterval, hbSlack)
+	if rep.forced > 0 {
+		sustainable, ok = rep.forced, true
+	}
+	if !ok {
+		rep.printSweep()
+		t.Fatalf("keepalived held no rung of the ladder %v: no rate to compare the checkers at", ladder)
+	}
+	rep.sustainable = sustainable
+
+	// The comparison at the sustainable rate, interleaved.
+	b.startDaemon()
+	b.apply(sustainable, "")
+	for i := range rounds {
+		label := fmt.Sprintf("round-%d", i+1)
+		var ka, im hbRound
+		if i%2 == 0 {
+			ka = b.keepalived(sustainable, label)
+			im = b.ipvsman(sustainable, label, profile(label))
+		} else {
+			im = b.ipvsman(sustainable, label, profile(label))
+			ka = b.keepalived(sustainable, label)
+		}
+		rep.rounds = append(rep.rounds, [2]hbRound{ka, im})
 	}
 
-	// ipvsmand in d1, a one-node cluster.
-	c := harness.NewCluster(t)
-	c.CLINetNS = tp.NS(topo.Client)
-	a := topo.DirectorAddr(1)
-	node := c.AddAt(topo.Director(1), a+":7000", a+":7080", tp.NS(topo.Director(1)), append([]string{"--debug-addr", hbDebug}, labTiming...)...)
-	node.IPVS = "on"
-	if e := os.Getenv("BENCH_DAEMON_ENV"); e != "" {
-		node.Env = strings.Fields(e)
-	}
-	if out != "" {
-		t.Cleanup(func() { _ = os.WriteFile(filepath.Join(out, "ipvsmand.log"), []byte(node.Log()), 0o644) })
-	}
-	node.Start("--bootstrap")
-	c.Leader(t, node, []*harness.Node{node})
-	pid := daemonPid(t, c.Daemon, node.DataDir)
-	nodeAlive := func() error {
-		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err != nil {
-			return fmt.Errorf("ipvsmand exited; log:\n%s", node.Log())
-		}
-		return nil
-	}
-	health := func() (hbHealth, error) {
-		if err := nodeAlive(); err != nil {
-			t.Fatal(err)
-		}
-		return getHealth(c, node)
-	}
-	mustHealth := func() hbHealth {
-		h, err := health()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return h
-	}
-	apply := func(check string) {
-		file := filepath.Join(dir, "bench.yaml")
-		if err := os.WriteFile(file, []byte(ipvsmanTopo(checks, check)), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		c.MustCLI(node, "", "apply", "-f", file)
-	}
+	// Overload: each asked for more than it can check every second.
+	rep.overload[0] = b.keepalived(checks, "overload")
+	rep.overload[1] = b.ipvsman(checks, "overload", profile("overload"))
 
-	// The storm first, from a calm start: every server up under a check
-	// slow enough for this VM, then the responder killed and the
-	// benchmark's check applied, which starts from the committed verdicts
-	// (up) and fails fall (3) times in a row everywhere.
-	slowAt := time.Now()
-	apply(hbSlowCheck)
-	harness.Eventually(t, 3*time.Minute, "every server up under the slow check", func() (bool, string) {
-		h, err := health()
-		if err != nil {
-			return false, err.Error()
-		}
-		n, _ := h.count("up", 1)
-		return n == checks, fmt.Sprintf("%d of %d up", n, checks)
-	})
-	slowUp := time.Since(slowAt)
-	stormAt := time.Now()
-	if err := resp.Kill(); err != nil {
-		t.Fatal(err)
+	if os.Getenv("BENCH_STORM") != "0" {
+		rep.storm = b.storm(checks)
 	}
-	apply(hbCheck)
-	harness.Eventually(t, 2*time.Minute, "every server down", func() (bool, string) {
-		h, err := health()
-		if err != nil {
-			return false, err.Error()
-		}
-		n, _ := h.count("down", 0)
-		return n == checks, fmt.Sprintf("%d of %d down", n, checks)
-	})
-	harness.Eventually(t, time.Minute, "every transition committed", func() (bool, string) {
-		seen, committed := stormLog(node.Log(), stormAt)
-		return seen > 0 && committed >= seen, fmt.Sprintf("%d transitions, %d committed", seen, committed)
-	})
-	stormEnd := time.Now()
-	seen, committed := stormLog(node.Log(), stormAt)
-
-	// The measurement: the responder back, the benchmark's check.
-	resp = startResponder()
-	before := mustHealth()
-	harness.Eventually(t, 5*time.Minute, "every server checked twice more with the responder back", func() (bool, string) {
-		h, err := health()
-		if err != nil {
-			return false, err.Error()
-		}
-		n := h.checkedSince(before, 2)
-		return n == checks, fmt.Sprintf("%d of %d", n, checks)
-	})
-	h0 := mustHealth()
-	_, sum0 := h0.count("", 0)
-	var profile *topo.Proc
-	if os.Getenv("BENCH_PROFILE") != "" && out != "" {
-		// A CPU profile of the window but its last seconds, so that it is
-		// written before the daemon stops.
-		url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", hbDebug, int(window.Seconds())-3)
-		profile = tp.Start(topo.Director(1), "curl", "-sS", "-o", filepath.Join(out, "ipvsmand.cpu.pprof"), url)
-	}
-	t0 := time.Now()
-	im := hbMeasure(t, tp, "ipvsman", pid, resp.Pid(), window)
-	t1 := time.Now()
-	h1 := mustHealth()
-	up, sum1 := h1.count("up", 0)
-	im.selfCounted = strconv.FormatUint(sum1-sum0, 10) + " (health --json, a little wider window)"
-	for _, l := range strings.Split(node.Log(), "\n") {
-		var ll logLine
-		if json.Unmarshal([]byte(l), &ll) == nil && ll.Msg == "health transition" && ll.Health == "down" &&
-			!ll.Time.Before(t0) && ll.Time.Before(t1) {
-			im.downsInWindow++
-		}
-	}
-
-	if profile != nil {
-		if err := profile.Wait(time.Minute); err != nil {
-			t.Logf("profile: %v", err)
-		}
-	}
-	if err := node.Stop(); err != nil {
-		t.Fatal(err)
-	}
-	var entries []verdictEntry
-	for _, e := range verdictEntries(t, node.DataDir, stormAt) {
-		if e.at.Before(stormEnd) {
-			entries = append(entries, e)
-		}
-	}
-	if len(entries) == 0 {
-		t.Fatal("no set-verdicts entry in the Raft log after the responder was killed")
-	}
-	stormDown, stormAll := 0, 0
-	for _, e := range entries {
-		stormDown += e.down
-		stormAll += e.all
-	}
-	perTick, stamped := figures.MostPerTick(stamps(entries))
-	anyTick := mostInAnyTick(entries, hbTick)
-	span := entries[len(entries)-1].at.Sub(entries[0].at)
-	var timeline []string
-	for _, e := range entries {
-		timeline = append(timeline, fmt.Sprintf("+%d ms: %d", e.at.Sub(stormAt).Milliseconds(), e.all))
-	}
-
-	fmt.Printf("\nbench-health: %d HTTP checks (GET /, 200, every 1 s, 500 ms timeout) against one responder (%s:%s in %s), "+
-		"a %s window each, one after the other, in the lab VM (TCG emulation, %d vCPUs)\n",
-		checks, topo.RealServerAddr(1), ports, rs, window, runtime.NumCPU())
-	fmt.Printf("%-44s %14s %14s\n", "measurement", "ipvsman", "keepalived")
-	row := func(name, format string, f func(hbResult) any) {
-		fmt.Printf("%-44s %14s %14s\n", name, fmt.Sprintf(format, f(im)), fmt.Sprintf(format, f(ka)))
-	}
-	row("checks answered in the window (responder)", "%d", func(r hbResult) any { return r.checks })
-	row(fmt.Sprintf("checks answered per second (asked: %d)", checks), "%.0f", func(r hbResult) any { return r.rate() })
-	row("checker CPU seconds in the window", "%.2f", func(r hbResult) any { return r.cpu })
-	row("checker CPU seconds per 1,000 checks", "%.4f", func(r hbResult) any { return r.perK() })
-	row("of which in the kernel", "%.0f%%", func(r hbResult) any { return 100 * r.sys / r.cpu })
-	row("whole VM CPU seconds per 1,000 checks", "%.4f", func(r hbResult) any {
-		return float64(runtime.NumCPU()) * r.vmBusy * r.wall / (float64(r.checks) / 1000)
-	})
-	row("checker CPU use (1.00 = one vCPU)", "%.2f", func(r hbResult) any { return r.cpu / r.wall })
-	row("checker RSS MiB at the window's end", "%.1f", func(r hbResult) any { return r.rss })
-	row("checker peak RSS MiB (VmHWM)", "%.1f", func(r hbResult) any { return r.hwm })
-	row("responder CPU seconds per 1,000 checks", "%.4f", func(r hbResult) any { return r.respPerK() })
-	row("whole VM busy (both vCPUs)", "%.0f%%", func(r hbResult) any { return 100 * r.vmBusy })
-	row("servers marked down in the window", "%d", func(r hbResult) any { return r.downsInWindow })
-	fmt.Printf("%-44s %s\n", "ipvsman's own count of its checks", im.selfCounted)
-	fmt.Printf("%-44s %d of %d up\n", "ipvsman verdicts after the window", up, checks)
-	fmt.Printf("storm: every server up %.0f s after applying %s; then the responder was killed and %s applied\n",
-		slowUp.Seconds(), hbSlowCheck, hbCheck)
-	fmt.Printf("storm: the runner logged %d transitions, %d committed\n", seen, committed)
-	fmt.Printf("storm: Raft log: %d set-verdicts entries, %d transitions (%d to down), over %d ms\n",
-		len(entries), stormAll, stormDown, span.Milliseconds())
-	fmt.Printf("storm: entries (proposed after the kill: transitions): %s\n", strings.Join(timeline, ", "))
-	fmt.Printf("storm: most entries stamped with one tick of the runner: %s; in any %s: %d\n",
-		figures.Int(perTick, stamped), hbTick, anyTick)
-	fmt.Printf("ipvsman_cpu_s_per_1000_checks: %.4f\n", im.perK())
-	fmt.Printf("keepalived_cpu_s_per_1000_checks: %.4f\n", ka.perK())
-	fmt.Printf("ipvsman_rss_mb: %.1f\n", im.rss)
-	fmt.Printf("keepalived_rss_mb: %.1f\n", ka.rss)
-	fmt.Printf("ipvsman_checks_per_s: %.0f\n", im.rate())
-	fmt.Printf("keepalived_checks_per_s: %.0f\n", ka.rate())
-	fmt.Printf("storm_transitions: %d\n", stormAll)
-	fmt.Printf("storm_entries: %d\n", len(entries))
-	fmt.Printf("cpu_vs_keepalived: %.2f\n", im.perK()/ka.perK())
-	fmt.Printf("storm_entries_per_tick: %s\n", figures.Int(perTick, stamped))
+	rep.print()
 }
