@@ -6,16 +6,22 @@ LDFLAGS  := -X github.com/ipvsman/ipvsman/cluster/release.Version=$(VERSION)
 FUZZTIME ?= 5s
 RUNS     ?= 1
 UNIT     := ./fsm/... ./cluster/... ./director/... ./vip/... ./cmd/...
+PREFIX   ?= /usr/local
+DESTDIR  ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help build test test-unit test-host faults e2e fuzz lint demo demo-loopback lab-selftest lab-shell bench bench-apply bench-failover bench-health bench-sync bench-upgrade bench-writes package test-package clean
+.PHONY: help build install test test-unit test-host faults e2e fuzz lint demo demo-loopback lab-selftest lab-shell bench bench-apply bench-failover bench-health bench-scale bench-sync bench-upgrade bench-writes package test-package clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-build: ## build bin/ipvsmand and bin/ipvsman (static, CGO_ENABLED=0)
+build: ## build bin/ipvsmand and bin/ipvsman (static, CGO_ENABLED=0), their man pages (bin/man/man8) and shell completions (bin/completions)
 	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ipvsmand ./cmd/ipvsmand
 	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ipvsman ./cmd/ipvsman
+	@BIN='$(BIN)' bash packaging/gendocs.sh
+
+install: build ## install into $(DESTDIR)$(PREFIX) (PREFIX=/usr/local): binaries in sbin, man pages, completions, the systemd unit (not enabled), examples
+	@BIN='$(BIN)' PREFIX='$(PREFIX)' DESTDIR='$(DESTDIR)' bash packaging/install.sh
 
 test: ## all tests, as CI runs them (the three tiers and fuzzing); ends with each tier's duration
 	@MAKE='$(MAKE)' bash test/tiers.sh lint test-unit test-host faults test-package fuzz e2e
@@ -54,8 +60,11 @@ bench-apply: ## lab VM: reconciler full apply of 1,000 services x 10 real server
 bench-failover: ## namespaces (root): client-visible failover, ipvsman vs keepalived VRRP, an idle run and a stress run (CYCLES=20 IDLE=10m STRESS=10m ONLY= DAEMON_ARGS=--nice=-20, as the packaged unit)
 	bash test/failover/bench.sh
 
-bench-health: ## lab VM: 5,000 HTTP checks at 1 s, CPU per 1,000 checks and RSS vs keepalived's checker; a 5,000-transition storm (WINDOW=60s CHECKS=5000)
+bench-health: ## lab VM: HTTP checks at 1 s vs keepalived's checker: CPU per 1,000 checks at the rate both hold (3 rounds), false downs and effective interval at 5,000; a storm (WINDOW=30s CHECKS=5000 LADDER= RATE= ROUNDS=3)
 	bash test/lab/bench_health.sh
+
+bench-scale: ## lab VM: 2,277 services x 37,205 real servers on three directors: apply, one-change propagation, resync CPU, RSS vs a keepalived reload (CHECKS=2000 CHANGES=50 WINDOW=60s ROUNDS=3)
+	bash test/lab/bench_scale.sh
 
 bench-sync: ## lab VM: 50 echo connections through the VIP across a leader crash, with and without connection sync (DR and NAT), and a planned transfer
 	LAB_WORK=$(CURDIR)/.lab/bench-sync LAB_ENV_IPVSMAN_SYNC_WINDOW=90s bash test/lab/e2e.sh -test.run TestConnectionsSurviveFailover
@@ -68,7 +77,7 @@ bench-writes: build ## loopback: ipvsman -R of 1k, 10k, 100k real servers and 10
 	$(GO) test -c -tags benchwrites -o $(BIN)/benchwrites.test ./test/benchwrites/
 	IPVSMAN_BIN_DIR=$(CURDIR)/$(BIN) $(BIN)/benchwrites.test -test.run '^TestBenchWrites$$' -test.count=1 -test.timeout 90m
 
-bench: bench-apply bench-failover bench-health bench-sync bench-upgrade bench-writes ## every benchmark
+bench: bench-apply bench-failover bench-health bench-scale bench-sync bench-upgrade bench-writes ## every benchmark
 
 fuzz: ## run every fuzz target for FUZZTIME each (default 5s)
 	@FUZZTIME=$(FUZZTIME) GO=$(GO) sh test/fuzz.sh

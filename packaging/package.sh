@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # make package: stage what the .deb holds besides the checked-in files (the
-# binaries, man pages made by the binaries themselves, shell completions,
+# binaries, the man pages and shell completions make build made with them,
 # the examples), then build dist/ipvsman_DEBVERSION_amd64.deb with nfpm.
 # Environment: VERSION (the Makefile's), BIN (built binaries), GO.
 set -euo pipefail
@@ -29,18 +29,21 @@ mkdir -p "$STAGE/usr/sbin" "$STAGE/usr/share/man/man8" \
 	"$STAGE/usr/share/doc/ipvsman"
 install -m 0755 "$BIN/ipvsmand" "$BIN/ipvsman" "$STAGE/usr/sbin/"
 
-# Man pages from the CLI definitions; the page date is the last commit's,
-# so the same commit gives the same pages.
+# Every file's time in the .deb (nfpm reads SOURCE_DATE_EPOCH) is the last
+# commit's, as is the date of the man pages make build made (gendocs.sh):
+# the same commit gives the same .deb.
 SOURCE_DATE_EPOCH=$(git log -1 --format=%ct 2>/dev/null || date +%s)
 export SOURCE_DATE_EPOCH
+for f in "$BIN/man/man8/ipvsman.8" "$BIN/man/man8/ipvsmand.8" "$BIN/completions/ipvsman.bash"; do
+	[ -f "$f" ] || { echo "package: $f missing: make build makes it" >&2; exit 1; }
+done
 man="$STAGE/usr/share/man/man8"
-"$BIN/ipvsman" gen-man "$man"
-"$BIN/ipvsmand" --gen-man "$man"
+cp "$BIN"/man/man8/*.8 "$man/"
 gzip -9n "$man"/*.8
 
-"$BIN/ipvsman" completion bash >"$STAGE/usr/share/bash-completion/completions/ipvsman"
-"$BIN/ipvsman" completion zsh >"$STAGE/usr/share/zsh/vendor-completions/_ipvsman"
-"$BIN/ipvsman" completion fish >"$STAGE/usr/share/fish/vendor_completions.d/ipvsman.fish"
+cp "$BIN/completions/ipvsman.bash" "$STAGE/usr/share/bash-completion/completions/ipvsman"
+cp "$BIN/completions/_ipvsman" "$STAGE/usr/share/zsh/vendor-completions/_ipvsman"
+cp "$BIN/completions/ipvsman.fish" "$STAGE/usr/share/fish/vendor_completions.d/ipvsman.fish"
 
 cp -R examples "$STAGE/usr/share/doc/ipvsman/examples"
 # Documentation is world-readable whatever the checkout's umask was.

@@ -145,3 +145,16 @@ type VIPStats struct {
 	LastChange string `json:"last_change,omitempty"`
 	LastError  string `json:"last_error,omitempty"`
 }
+
+// ForwardingOff is an IP forwarding sysctl that is off on a node (or
+// could not be read) although masquerading services of its address family
+// exist: the real servers answer through the director, and their replies
+// are forwarded back to the clients only with forwarding on. The daemon's
+// check; no Raft or director type mirrors it.
+type ForwardingOff struct {
+	Sysctl   string `json:"sysctl"`          // net.ipv4.ip_forward, net.ipv6.conf.all.forwarding
+	Value    string `json:"value,omitempty"` // what the kernel holds ("0"); "" when unreadable
+	Error    string `json:"error,omitempty"` // why it could not be read
+	Services int    `json:"services"`        // masquerading services of that family
+	Example  string `json:"example"`         // one of them, by key
+}

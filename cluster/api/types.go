@@ -25,6 +25,10 @@ type NodeStatus struct {
 	// VIPs is what this node holds and its announcement counters; nil with
 	// --vips=off.
 	VIPs *VIPStats `json:"vips,omitempty"`
+	// ForwardingOff lists the forwarding sysctls masquerading services
+	// need that are off on this node, read when the status is asked for;
+	// empty when none is (and with --ipvs=off, which programs no kernel).
+	ForwardingOff []ForwardingOff `json:"forwarding_off,omitempty"`
 }
 
 // HealthResponse is GET /v1/health: every check the leader runs.

@@ -58,6 +58,9 @@ func clusterCmd(g *globals) *cobra.Command {
 				if err := printMembers(out, st); err != nil {
 					return err
 				}
+				for _, n := range forwardingNotes(st) {
+					fmt.Fprintln(out, cell(n))
+				}
 				if alarm := api.TableAlarm(st); alarm != "" {
 					return errors.New(alarm)
 				}
@@ -233,3 +236,30 @@ func vipAlarm(st api.ClusterStatus) string {
 // cell escapes one cell of a table (escape.String): its text comes from
 // the nodes or the log, and a newline in it must not forge a row.
 func cell(s string) string { return escape.String(s) }
+
+// forwardingNotes says, per node, which forwarding switch masquerading
+// services need but find off there: a note, not an alarm, since the
+// cluster itself is sound and the fix is the host's (docs/realservers.md).
+func forwardingNotes(st api.ClusterStatus) []string {
+	var out []string
+	for _, n := range st.Nodes {
+		if n.Status == nil {
+			continue
+		}
+		for _, f := range n.Status.ForwardingOff {
+			state := f.Sysctl + "=" + f.Value
+			if f.Error != "" {
+				state = f.Sysctl + " unreadable (" + f.Error + ")"
+				if f.Value != "" {
+					state = f.Sysctl + "=" + f.Value + " (" + f.Error + ")"
+				}
+			}
+			svcs := "1 masquerading service needs it (" + f.Example + ")"
+			if f.Services > 1 {
+				svcs = fmt.Sprintf("%d masquerading services need it (%s, ...)", f.Services, f.Example)
+			}
+			out = append(out, fmt.Sprintf("note: %s: %s but %s: their replies are not forwarded to the clients; on %s: sysctl -w %s=1", n.ID, state, svcs, n.ID, f.Sysctl))
+		}
+	}
+	return out
+}

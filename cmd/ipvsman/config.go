@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -15,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ipvsman/ipvsman/cluster/api"
+	"github.com/ipvsman/ipvsman/fsm"
 	"github.com/ipvsman/ipvsman/fsm/ipvsadm"
 	"github.com/ipvsman/ipvsman/fsm/topology"
 )
@@ -144,25 +147,25 @@ func rollbackCmd(g *globals) *cobra.Command {
 
 func applyCmd(g *globals) *cobra.Command {
 	var file string
-	var dryRun bool
+	var dryRun, asYAML bool
 	cmd := &cobra.Command{
-		Use:   "apply -f FILE",
-		Short: "Replace the whole topology with a file (one-line form, or YAML for .yaml/.yml)",
-		Args:  cobra.NoArgs,
+		Use:   "apply -f FILE|-",
+		Short: "Replace the whole topology with a file (one-line form, or YAML for .yaml/.yml); - reads standard input",
+		Long: `apply replaces the whole topology with the one a file describes, validated
+whole before anything is committed, and prints the diff and a summary of
+what it removes and adds. The file's name chooses its form: .yaml or .yml
+is the YAML form, anything else the one-line form. -f - reads standard
+input, in the one-line form unless --yaml is given:
+
+    ipvsman export | sed 's/weight: 3/weight: 5/' | ipvsman apply --yaml -f -`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if file == "" {
-				return fmt.Errorf("-f FILE: missing")
-			}
-			data, err := os.ReadFile(file)
+			name, cfg, err := readTopology(cmd.InOrStdin(), file, asYAML)
 			if err != nil {
-				return fmt.Errorf("-f %q: %w", file, err)
-			}
-			cfg, err := topology.Parse(file, data)
-			if err != nil {
-				return fmt.Errorf("%s: %w", file, err)
+				return err
 			}
 			return g.withClient(func(ctx context.Context, c *api.Client) error {
-				r, err := c.ApplyRequest(ctx, api.ApplyRequest{Config: cfg, Reason: "apply " + filepath.Base(file), DryRun: dryRun, AllowEmpty: g.allowEmpty})
+				r, err := c.ApplyRequest(ctx, api.ApplyRequest{Config: cfg, Reason: "apply " + name, DryRun: dryRun, AllowEmpty: g.allowEmpty})
 				if err != nil {
 					return err
 				}
@@ -171,10 +174,65 @@ func applyCmd(g *globals) *cobra.Command {
 			})
 		},
 	}
-	cmd.Flags().StringVarP(&file, "file", "f", "", "topology file")
+	cmd.Flags().StringVarP(&file, "file", "f", "", "topology file; - for standard input")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "show the changes without committing them")
+	cmd.Flags().BoolVar(&asYAML, "yaml", false, "read the YAML form whatever the file's name (for standard input)")
 	return cmd
 }
+
+// readTopology reads and parses apply's -f: a file, or standard input for
+// "-". It returns the name the history records (the file's base name, or
+// "standard input"). Every problem names its line, prefixed once with the
+// file's path or "standard input".
+func readTopology(stdin io.Reader, file string, asYAML bool) (string, *fsm.Config, error) {
+	if file == "" {
+		return "", nil, errors.New("-f FILE: missing (give a topology file, or - for standard input)")
+	}
+	var data []byte
+	var err error
+	name, label := filepath.Base(file), file
+	if file == "-" {
+		name, label = "standard input", "standard input"
+		data, err = io.ReadAll(stdin)
+	} else {
+		data, err = os.ReadFile(file)
+	}
+	if err != nil {
+		return "", nil, fmt.Errorf("-f %q: %w", label, err)
+	}
+	var cfg *fsm.Config
+	if asYAML {
+		cfg, err = topology.ParseYAML(bytes.NewReader(data))
+	} else {
+		// By name: "-" and any name but .yaml/.yml are the line form.
+		// Parse prefixes a file's problems with its name itself.
+		cfg, err = topology.Parse(file, data)
+		if err != nil && file != "-" {
+			return "", nil, err
+		}
+	}
+	if err != nil {
+		return "", nil, &inputError{label: label, err: err}
+	}
+	return name, cfg, nil
+}
+
+// inputError prefixes each of a topology's problems (one a line) with the
+// input's name, as topology.Parse does for the files it names.
+type inputError struct {
+	label string
+	err   error
+}
+
+func (e *inputError) Error() string {
+	lines := strings.Split(e.err.Error(), "\n")
+	for i, l := range lines {
+		lines[i] = e.label + ": " + l
+	}
+	return strings.Join(lines, "\n")
+}
+
+func (e *inputError) Unwrap() error { return e.err }
 
 func exportCmd(g *globals) *cobra.Command {
 	return &cobra.Command{

@@ -32,7 +32,7 @@ func runIpvsadm(g *globals, args []string, out, errOut io.Writer) error {
 	}
 	switch cmd.Action {
 	case ipvsadm.ActionHelp:
-		fmt.Fprint(out, ipvsadm.Usage("ipvsman")+globalUsage)
+		fmt.Fprint(out, ipvsadm.Usage("ipvsman")+globalUsage+subcommandsUsage)
 		return nil
 	case ipvsadm.ActionVersion:
 		fmt.Fprintf(out, "ipvsman %s (ipvsadm command language, applied cluster-wide)\n", release.Version)
@@ -239,10 +239,17 @@ func readServices(path string) map[string]string {
 	return m
 }
 
+// globalUsage follows ipvsadm's usage in both helps (ipvsman -h, and -h
+// after ipvsadm's arguments): what ipvsman adds to the language.
 const globalUsage = `
 Every change applies to the whole cluster, through the node at --api.
-Global flags: --api ADDRESS (IPVSMAN_API), --token TOKEN (IPVSMAN_TOKEN), --token-file FILE (IPVSMAN_TOKEN_FILE), --ca FILE (IPVSMAN_CA).
+Global flags: --api ADDRESS (IPVSMAN_API), --token TOKEN (IPVSMAN_TOKEN), --token-file FILE (IPVSMAN_TOKEN_FILE), --ca FILE (IPVSMAN_CA),
+  --insecure-http, --timeout DURATION (how long to wait for the cluster), --allow-empty (-R may leave no service).
+-L -n --health: the cluster's table with each checked real server's verdict.
 -L/-S --node NAME: that node's own kernel table, with the kernel's connection counters.
 -L -c [--node NAME]: that node's (or the --api node's) connection table, synced entries included.
-Other commands: ipvsman cluster|server|check|health|history|rollback|apply|export|version --help
 `
+
+// subcommandsUsage ends the help of ipvsadm's language, which lists no
+// subcommand itself.
+const subcommandsUsage = "Other commands: ipvsman --help lists them; ipvsman COMMAND --help\n"

@@ -31,6 +31,7 @@ import (
 	"github.com/ipvsman/ipvsman/cluster/release"
 	"github.com/ipvsman/ipvsman/fsm"
 	"github.com/ipvsman/ipvsman/fsm/escape"
+	"github.com/ipvsman/ipvsman/fsm/ipvsadm"
 )
 
 // globals are the connection settings every command shares.
@@ -277,6 +278,18 @@ and has subcommands for the cluster, the configuration history and topology file
 	pf.DurationVar(&g.timeout, "timeout", 60*time.Second, "how long to wait for the cluster; a write not answered by then is reported as failed (exit 1) or, if it may have been committed, as outcome unknown (exit 3)")
 	pf.BoolVar(&g.allowEmpty, "allow-empty", g.allowEmpty, "let -R, apply or import leave no service where there are some")
 	pf.BoolVar(&g.insecureHTTP, "insecure-http", g.insecureHTTP, "send the token over plain HTTP to an address other than loopback, in clear (without it such a request is refused: give --ca instead)")
+	// The root's help leads with ipvsadm's language, which split hands to
+	// ipvsadm's parser before cobra sees it, so that cobra alone would
+	// never show it; the subcommands' help stays cobra's.
+	subHelp := root.HelpFunc()
+	root.SetHelpFunc(func(c *cobra.Command, args []string) {
+		if c != c.Root() {
+			subHelp(c, args)
+			return
+		}
+		out := c.OutOrStdout()
+		fmt.Fprintf(out, "%s\n\n%s%s\n%s", c.Long, ipvsadm.Usage("ipvsman"), globalUsage, c.UsageString())
+	})
 	root.AddCommand(clusterCmd(g), nodeCmd(g), serverCmd(g), checkCmd(g), healthCmd(g), historyCmd(g), rollbackCmd(g), applyCmd(g), exportCmd(g), importCmd(g), topCmd(g), tlsCmd(), versionCmd(), genManCmd())
 	return root
 }

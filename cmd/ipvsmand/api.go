@@ -36,6 +36,7 @@ func (d *daemon) serveAPI() error {
 		}
 		srv.Conns = director.ReadConns
 		srv.Kernel = func() (*fsm.Config, ipvsadm.Stats, error) { return director.KernelView(p.kernel) }
+		srv.Forwarding = d.forwardingStatus
 	}
 	if d.metrics != nil {
 		srv.Metrics = d.metrics.Handler()

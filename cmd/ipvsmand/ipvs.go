@@ -62,6 +62,10 @@ func (d *daemon) startIPVS() {
 			return t
 		})
 	}))
+	// Masquerading needs IP forwarding, which is the host's to turn on:
+	// said at start-up and when a change makes it matter (forwarding.go).
+	fwdChanges := node.Subscribe()
+	d.stack.push("forwarding check", start(func(ctx context.Context) { d.watchForwarding(ctx, fwdChanges) }))
 	syncChanges := node.Subscribe()
 	// Its closer cancels Run, which stops the sync master before it
 	// returns, and waits for it.

@@ -14,8 +14,10 @@ func Usage(program string) string {
         [--tun-type ipip|gue|gre] [--tun-port port] [--tun-nocsum|--tun-csum|--tun-remcsum]
   $0 -d virtual-service -r server-address
   $0 -L|l [virtual-service] [-n] [--stats|--rate|--thresholds|--persistent-conn|--tun-info] [--exact]
+  $0 -L --timeout
   $0 -Z [virtual-service]
-  $0 -h
+  $0 --set tcp tcpfin udp
+  $0 -h|-v
 
 Commands:
   --add-service     -A   add a virtual service
@@ -29,7 +31,9 @@ Commands:
   --delete-server   -d   delete a real server
   --list            -L|-l  list the table
   --zero            -Z   zero the counters of one or every service
+  --set tcp tcpfin udp   the kernel's connection timeouts in seconds (0: unchanged)
   --help            -h   show this text
+  --version         -v   show the version
 
 virtual-service:
   --tcp-service|-t address:port     e.g. 10.0.0.1:80 or [2001:db8::1]:80
@@ -57,5 +61,6 @@ Options:
   --numeric      -n           print addresses and ports as numbers
   --connection   -c           list connections
   --stats --rate --thresholds --persistent-conn --tun-info --exact   listing variants
+  --timeout                   with -L: the connection timeouts
 `, "$0", program)
 }

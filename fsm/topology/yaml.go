@@ -15,8 +15,8 @@ import (
 )
 
 // The schema. Defaults and omissions are documented in README.md. Names that
-// later milestones will add (check templates, sync settings) are not
-// declared, so they stay errors until they mean something: a file that asks
+// later milestones will add (check templates) are not declared, so they
+// stay errors until they mean something: a file that asks
 // for a feature must not load on a version that would ignore it.
 //
 // Optional numbers are pointers where 0 is a meaningful value that differs

@@ -238,7 +238,52 @@ for f in $(git ls-files examples); do
 	[ -f "$got" ] || fail "examples: $f is not at $got"
 	[ "$(stat -c %a "$got")" = 644 ] || fail "$got: mode $(stat -c %a "$got"), want 644"
 done
-ok "/usr/share/doc/ipvsman: copyright, every file of examples/ in place"
+grep -q '^License: Apache-2.0$' "$doc/copyright" && grep -q '^Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/$' "$doc/copyright" ||
+	fail "$doc/copyright: want the Debian copyright format with License: Apache-2.0"
+grep -q 'Apache License' LICENSE && grep -q 'Version 2.0, January 2004' LICENSE || fail "LICENSE: not the Apache License 2.0"
+ok "/usr/share/doc/ipvsman: copyright (Apache-2.0, Debian's format), every file of examples/ in place"
+
+# --- make install into a fresh DESTDIR ----------------------------------
+# The install path for hosts that take no .deb: the same binaries, man
+# pages, completions and unit as the package, under PREFIX; the unit names
+# the binary where PREFIX put it.
+for prefix in /usr /usr/local; do
+	dest="$work/install${prefix//\//-}"
+	mkdir "$dest"
+	make -s --no-print-directory install DESTDIR="$dest" PREFIX="$prefix" ${VERSION:+VERSION="$VERSION"} >"$work/make-install.log" 2>&1 ||
+		fail "make install DESTDIR=$dest PREFIX=$prefix: $(cat "$work/make-install.log")"
+	p="$dest$prefix"
+	for b in ipvsmand ipvsman; do
+		[ -f "$p/sbin/$b" ] && [ -x "$p/sbin/$b" ] || fail "make install PREFIX=$prefix: $p/sbin/$b missing or not executable"
+	done
+	out=$("$p/sbin/ipvsman" version)
+	[ "${out% (*}" = "$("$root/usr/sbin/ipvsman" version | sed 's/ (.*//')" ] || fail "make install PREFIX=$prefix: ipvsman version \"$out\", the package's differs"
+	unit_i="$dest$prefix/lib/systemd/system/ipvsmand.service"
+	[ -f "$unit_i" ] || fail "make install PREFIX=$prefix: no $unit_i"
+	grep -q "^ExecStart=$prefix/sbin/ipvsmand " "$unit_i" || fail "make install PREFIX=$prefix: unit ExecStart is $(grep '^ExecStart=' "$unit_i"), want $prefix/sbin/ipvsmand"
+	grep -q "^ExecStopPost=$prefix/sbin/ipvsmand " "$unit_i" || fail "make install PREFIX=$prefix: unit ExecStopPost is $(grep '^ExecStopPost=' "$unit_i")"
+	got=$(cd "$p/share/man/man8" && ls) || fail "make install PREFIX=$prefix: no man pages in $p/share/man/man8"
+	[ "$got" = "$(cd "$mandir" && ls)" ] || fail "make install PREFIX=$prefix: man pages differ from the package's: $(diff <(cd "$mandir" && ls) <(echo "$got") | tr '\n' ' ')"
+	man -l "$p/share/man/man8/ipvsman.8.gz" >/dev/null 2>&1 || fail "make install PREFIX=$prefix: man -l ipvsman.8.gz failed"
+	for f in share/bash-completion/completions/ipvsman share/zsh/site-functions/_ipvsman share/fish/vendor_completions.d/ipvsman.fish \
+		lib/modules-load.d/ipvsman.conf share/doc/ipvsman/LICENSE share/doc/ipvsman/copyright share/doc/ipvsman/examples/web-farm.yaml; do
+		[ -f "$p/$f" ] || fail "make install PREFIX=$prefix: no $p/$f"
+	done
+	cmp -s "$p/share/bash-completion/completions/ipvsman" "$root/usr/share/bash-completion/completions/ipvsman" ||
+		fail "make install PREFIX=$prefix: the bash completion differs from the package's"
+	[ -f "$dest/etc/default/ipvsmand" ] && [ "$(stat -c %a "$dest/etc/ipvsman")" = 700 ] ||
+		fail "make install PREFIX=$prefix: want /etc/default/ipvsmand and /etc/ipvsman (0700) under DESTDIR"
+done
+# Again over an edited /etc/default/ipvsmand: the operator's edit stays.
+echo 'IPVSMAND_OPTS="--node-id=d1"' >>"$dest/etc/default/ipvsmand"
+make -s --no-print-directory install DESTDIR="$dest" PREFIX=/usr/local ${VERSION:+VERSION="$VERSION"} >"$work/make-install.log" 2>&1 ||
+	fail "make install again: $(cat "$work/make-install.log")"
+grep -q -- '--node-id=d1' "$dest/etc/default/ipvsmand" || fail "make install replaced the edited /etc/default/ipvsmand"
+# A relative PREFIX would scatter files under the checkout: refused.
+! make -s --no-print-directory install DESTDIR="$work/bad" PREFIX=usr >"$work/make-install.log" 2>&1 ||
+	fail "make install PREFIX=usr (relative) succeeded"
+grep -q 'PREFIX "usr"' "$work/make-install.log" || fail "make install PREFIX=usr: error does not name PREFIX: $(cat "$work/make-install.log")"
+ok "make install (PREFIX=/usr and /usr/local, DESTDIR): binaries, unit naming PREFIX/sbin, the package's man pages and completions, LICENSE, examples; keeps /etc/default/ipvsmand; refuses a relative PREFIX"
 
 # --- installed by dpkg into a fresh root --------------------------------
 # A minimal dpkg database is all dpkg --root needs. The maintainer scripts

@@ -63,6 +63,7 @@ type Server struct {
 	Kernel     func() (*fsm.Config, ipvsadm.Stats, error) // this node's kernel table; nil with --ipvs=off
 	Conns      func() ([]director.Conn, error)            // this node's connection table; nil with --ipvs=off
 	VIPs       func() vip.Stats                           // nil with --vips=off
+	Forwarding func() []api.ForwardingOff                 // forwarding switches masquerading needs that are off; nil with --ipvs=off
 	Health     func() []health.Status                     // the leader's checks; nil: none run here
 	Throttle   func() (limit, ceiling int)                // the leader's bound on checks in flight; nil: none
 	// Bulk runs the leader's side of a large write (decoding, planning),
@@ -352,6 +353,9 @@ func (s *Server) nodeStatus() api.NodeStatus {
 	}
 	if s.VIPs != nil {
 		st.VIPs = wireVIPs(s.VIPs())
+	}
+	if s.Forwarding != nil {
+		st.ForwardingOff = s.Forwarding()
 	}
 	return st
 }
