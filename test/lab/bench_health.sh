@@ -28,15 +28,9 @@
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 WORK=${LAB_WORK:-$REPO/.lab/bench-health}
-if ! command -v keepalived >/dev/null 2>&1 && [ ! -x /usr/sbin/keepalived ]; then
-	echo "bench-health: installing keepalived (the baseline)"
-	sudo=()
-	[ "$(id -u)" -eq 0 ] || sudo=(sudo)
-	"${sudo[@]}" apt-get update -qq
-	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends keepalived >/dev/null
-fi
 echo "building the binaries and booting the lab VM (Debian kernel under qemu; a sweep, ${ROUNDS:-3} rounds of each checker and an overload, windows of ${WINDOW:-30s}: about 15 minutes)..."
 . "$REPO/test/lab/build.sh"
+lab_keepalived bench-health
 lab_build "$WORK" 'lab labbench' bench.test
 # The processes' output (ipvsmand.log, keepalived and responder logs) stays in $WORK/logs.
 export LAB_ENV_BENCH_CHECKS=${CHECKS:-5000} LAB_ENV_BENCH_LADDER=${LADDER:-} LAB_ENV_BENCH_RATE=${RATE:-} LAB_ENV_BENCH_ROUNDS=${ROUNDS:-3} LAB_ENV_BENCH_STORM=${STORM:-1} LAB_ENV_BENCH_WINDOW=${WINDOW:-30s} LAB_ENV_BENCH_OUT=$WORK/logs LAB_ENV_BENCH_PROFILE=${PROFILE:-} LAB_ENV_BENCH_DAEMON_ENV=${DAEMON_ENV:-} LAB_ENV_BENCH_STRACE=${STRACE:-}

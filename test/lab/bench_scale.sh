@@ -16,15 +16,9 @@
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 WORK=${LAB_WORK:-$REPO/.lab/bench-scale}
-if ! command -v keepalived >/dev/null 2>&1 && [ ! -x /usr/sbin/keepalived ]; then
-	echo "bench-scale: installing keepalived (the baseline)"
-	sudo=()
-	[ "$(id -u)" -eq 0 ] || sudo=(sudo)
-	"${sudo[@]}" apt-get update -qq
-	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends keepalived >/dev/null
-fi
 echo "building the binaries and booting the lab VM (Debian kernel under qemu; the full shape takes a long while under emulation)..."
 . "$REPO/test/lab/build.sh"
+lab_keepalived bench-scale
 lab_build "$WORK" 'lab labbench' bench.test
 # The processes' output (d1.log ... and the keepalived and responder logs) stays in $WORK/logs.
 export LAB_MEM=${LAB_MEM:-4096} LAB_TIMEOUT=${LAB_TIMEOUT:-5400}

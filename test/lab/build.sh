@@ -23,3 +23,15 @@ lab_build() {
 	export LAB_ENV_IPVSMAN_BIN_DIR=/run/lab/bin LAB_ENV_LABTOOL=/run/lab/bin/labtool \
 		LAB_ENV_IPVSMAN_NEXT_BIN_DIR=/run/lab/bin-next
 }
+
+# lab_keepalived WHO installs Debian's keepalived on the host when it is
+# missing: the benchmarks that compare with it run it from the host's root
+# file system, which the VM mounts. WHO names the benchmark in the message.
+lab_keepalived() {
+	command -v keepalived >/dev/null 2>&1 || [ -x /usr/sbin/keepalived ] && return 0
+	echo "$1: installing keepalived (the baseline)"
+	local sudo=()
+	[ "$(id -u)" -eq 0 ] || sudo=(sudo)
+	"${sudo[@]}" apt-get update -qq
+	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends keepalived >/dev/null
+}
