@@ -120,6 +120,21 @@ func Plan(desired, actual Table, managed map[string]bool, exclusive bool) []Op {
 	return ops
 }
 
+// PlanChanged is Plan over the services keys names only: what Plan
+// returns when every other service is the same in desired and actual.
+func PlanChanged(desired, actual Table, keys map[string]bool, managed map[string]bool, exclusive bool) []Op {
+	d, a := make(Table, len(keys)), make(Table, len(keys))
+	for k := range keys {
+		if s, ok := desired[k]; ok {
+			d[k] = s
+		}
+		if s, ok := actual[k]; ok {
+			a[k] = s
+		}
+	}
+	return Plan(d, a, managed, exclusive)
+}
+
 // ordered plans a hashing service's list order. The destinations that stay
 // keep their relative order through deletions, so the longest tail of that
 // list which already ends the canonical order stays put; every kept

@@ -27,6 +27,11 @@ type Target struct {
 	Managed  map[string]bool
 	Version  uint64 // configuration version
 	Index    uint64 // Raft index of the state
+	// Changed, when not nil, names every service whose entry in Table
+	// differs from the table of the target at index Base (added, changed
+	// or removed): a pass whose kernel holds that table plans only these.
+	Base    uint64
+	Changed map[string]bool
 }
 
 // Report is the outcome of one reconcile pass.
@@ -114,7 +119,7 @@ func (r *Reconciler) pass(t Target, fresh bool) Report {
 	start := now()
 	rep := Report{Index: t.Index, Version: t.Version, At: start}
 	r.mu.Lock()
-	actual, held, heldSums, prev := r.cache, r.cache, r.digests, r.last
+	actual, held, heldSums, prev, heldIndex := r.cache, r.cache, r.digests, r.last, r.cacheIndex
 	r.mu.Unlock()
 	rep.Fingerprint, rep.KernelIndex, rep.KernelAt = prev.Fingerprint, prev.KernelIndex, prev.KernelAt
 	rep.Drift, rep.Drifted = prev.Drift, prev.Drifted
@@ -126,7 +131,14 @@ func (r *Reconciler) pass(t Target, fresh bool) Report {
 		}
 		r.readBack(&rep, actual, held, heldSums, prev.Index, t)
 	}
-	ops := Plan(t.Table, actual, t.Managed, r.Exclusive)
+	var ops []Op
+	if !fresh && held != nil && t.Changed != nil && heldIndex == t.Base {
+		// The kernel holds the table of the target t was derived from:
+		// only the services t changed can differ.
+		ops = PlanChanged(t.Table, actual, t.Changed, t.Managed, r.Exclusive)
+	} else {
+		ops = Plan(t.Table, actual, t.Managed, r.Exclusive)
+	}
 	rep.Ops = len(ops)
 	r.touch(ops)
 	for _, err := range applyAll(r.Kernel, ops) {

@@ -21,6 +21,40 @@ func TestTargetOf(t *testing.T) {
 	}
 }
 
+// TestSyncTargetsFollowTheConfiguration: the memoized sync targets equal
+// SyncTargetOf through configuration changes that turn masquerading and
+// mixed families on and off, and through verdict-only changes.
+func TestSyncTargetsFollowTheConfiguration(t *testing.T) {
+	st := state(t, addSvc(web, "rr"))
+	var g SyncTargets
+	steps := []fsm.Op{
+		addSrv(web, "10.1.0.21", 1, fsm.Active), // masqueraded
+		{Kind: fsm.OpAddServer, ServiceKey: web, Server: &fsm.RealServer{Address: netip.MustParseAddr("fd00::21"), Forward: fsm.Tunnel, Port: 8080, Weight: 1}},
+		{Kind: fsm.OpDeleteServer, ServiceKey: web, Server: &fsm.RealServer{Address: netip.MustParseAddr("fd00::21"), Forward: fsm.Tunnel, Port: 8080}},
+		{Kind: fsm.OpDeleteServer, ServiceKey: web, Server: &fsm.RealServer{Address: netip.MustParseAddr("10.1.0.21"), Forward: fsm.Masquerade, Port: 8080}},
+	}
+	seen := map[SyncTarget]bool{}
+	for i, op := range steps {
+		for _, leader := range []bool{true, false} {
+			got, want := g.Target(st.Config, leader, "eth1"), SyncTargetOf(st.Config, leader, "eth1")
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("step %d: got %+v, want %+v", i, got, want)
+			}
+			seen[got] = true
+		}
+		c, err := fsm.NewCommand(fsm.CmdOps, int64(i+10), "test", fsm.OpsPayload{Ops: []fsm.Op{op}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r, err := st.Apply(c); err != nil || r.Err != "" {
+			t.Fatalf("step %d: %v %s", i, err, r.Err)
+		}
+	}
+	if len(seen) < 4 {
+		t.Fatalf("only %d distinct targets seen: the steps did not move masquerading and mixed families", len(seen))
+	}
+}
+
 func TestSyncTargetOf(t *testing.T) {
 	st := sample(t) // web's real servers are masqueraded
 	got := SyncTargetOf(st.Config, true, "eth1")

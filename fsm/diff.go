@@ -12,7 +12,7 @@ import (
 // "-" removed, "~" changed. It is the history summary and apply's dry run.
 func DiffConfig(a, b *Config) []string {
 	var out []string
-	for _, k := range union(a.SortedServiceKeys(), b.SortedServiceKeys()) {
+	for _, k := range changedServices(a, b) {
 		sa, sb := a.Services[k], b.Services[k]
 		switch {
 		case sa == nil:
@@ -61,6 +61,26 @@ func DiffConfig(a, b *Config) []string {
 		out = append(out, "~ connection sync "+sa+" => "+sb)
 	}
 	return out
+}
+
+// changedServices lists, sorted, the keys of the services that are not
+// the same object in a and b: added, removed or changed. A version shares
+// every unchanged service with the one before, so a change to one service
+// of thousands sorts one key, not all of them.
+func changedServices(a, b *Config) []string {
+	var keys []string
+	for k, sa := range a.Services {
+		if sb, ok := b.Services[k]; !ok || sb != sa {
+			keys = append(keys, k)
+		}
+	}
+	for k := range b.Services {
+		if _, ok := a.Services[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	return keys
 }
 
 func describeTimeouts(t *Timeouts) string {

@@ -266,12 +266,14 @@ func NewConfig() *Config {
 
 // Clone copies the maps but shares the (immutable) services.
 func (c *Config) Clone() *Config {
-	n := NewConfig()
-	for k, v := range c.Services {
-		n.Services[k] = v
+	// maps.Clone copies the map's tables whole, several times faster
+	// than inserting thousands of services one by one.
+	n := &Config{Services: maps.Clone(c.Services), VIPs: maps.Clone(c.VIPs)}
+	if n.Services == nil {
+		n.Services = map[string]*Service{}
 	}
-	for k, v := range c.VIPs {
-		n.VIPs[k] = v
+	if n.VIPs == nil {
+		n.VIPs = map[string]VIP{}
 	}
 	if c.Timeouts != nil {
 		t := *c.Timeouts

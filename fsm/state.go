@@ -36,6 +36,27 @@ type State struct {
 	// second application: the client sessions of the Raft dissertation.
 	Requests     map[string]Result `json:"requests,omitempty"`
 	RequestOrder []string          `json:"request_order,omitempty"`
+
+	// verdictGen counts, per service key, the commits that wrote or
+	// dropped any of its verdicts. It is this process's own count, never
+	// replicated: a reader that caches per service (the reconciler's
+	// target) compares it to know a service's verdicts are unchanged
+	// without reading them.
+	verdictGen map[string]uint64
+}
+
+// VerdictGeneration changes whenever a verdict of the service at key is
+// written or dropped in this State; the same value means the service's
+// verdicts are as they were.
+func (s *State) VerdictGeneration(key string) uint64 { return s.verdictGen[key] }
+
+// verdictsChanged bumps the generation of the service of verdict key k.
+func (s *State) verdictsChanged(k string) {
+	if s.verdictGen == nil {
+		s.verdictGen = map[string]uint64{}
+	}
+	svc, _, _ := strings.Cut(k, "/")
+	s.verdictGen[svc]++
 }
 
 // NewState is the state before the first log entry.
@@ -259,6 +280,7 @@ func (s *State) commit(cmd Command, ch change) {
 		return
 	}
 	if ch.config != nil {
+		old := s.Config
 		s.Version++
 		s.Config = ch.config
 		s.History = append(s.History, HistoryEntry{
@@ -268,10 +290,11 @@ func (s *State) commit(cmd Command, ch change) {
 		if n := len(s.History) - HistoryLimit; n > 0 {
 			s.History = append([]HistoryEntry(nil), s.History[n:]...)
 		}
-		s.pruneVerdicts()
+		s.pruneVerdicts(old)
 	}
 	for k, v := range ch.verdicts {
 		s.Verdicts[k] = v
+		s.verdictsChanged(k)
 	}
 	if ch.member != nil {
 		s.Members[ch.member.ID] = *ch.member
@@ -295,12 +318,25 @@ func (s *State) commit(cmd Command, ch change) {
 	}
 }
 
-// pruneVerdicts drops verdicts of real servers that are no longer configured.
-func (s *State) pruneVerdicts() {
-	for k := range s.Verdicts {
-		svc, srv, _ := strings.Cut(k, "/")
-		if sv, ok := s.Config.Services[svc]; !ok || sv.Servers[srv] == nil {
-			delete(s.Verdicts, k)
+// pruneVerdicts drops verdicts of real servers that are no longer
+// configured. A verdict is only ever set for a configured real server, and
+// is dropped when its server goes, so only the servers of services that
+// changed since old (a new object, or gone) can have lost theirs.
+func (s *State) pruneVerdicts(old *Config) {
+	for key, was := range old.Services {
+		now := s.Config.Services[key]
+		if now == was {
+			continue
+		}
+		for rk := range was.Servers {
+			if now != nil && now.Servers[rk] != nil {
+				continue
+			}
+			k := VerdictKey(key, rk)
+			if _, ok := s.Verdicts[k]; ok {
+				delete(s.Verdicts, k)
+				s.verdictsChanged(k)
+			}
 		}
 	}
 }
@@ -329,6 +365,7 @@ func (s *State) historyRange() string {
 func (s *State) Frozen() *State {
 	f := *s
 	f.Verdicts = maps.Clone(s.Verdicts)
+	f.verdictGen = nil // the copy's verdicts never change
 	f.Members = maps.Clone(s.Members)
 	f.Annotations = maps.Clone(s.Annotations)
 	f.Requests = maps.Clone(s.Requests)

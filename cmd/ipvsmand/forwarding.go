@@ -149,9 +149,15 @@ func (w *forwardWatch) step(use [2]masqUse) {
 // state until ctx ends.
 func (d *daemon) watchForwarding(ctx context.Context, changes <-chan struct{}) {
 	w := &forwardWatch{log: d.log, node: d.o.nodeID, dir: forwardingSysctlDir}
+	var cfg *fsm.Config
+	var use [2]masqUse
 	for {
-		var use [2]masqUse
-		d.node.View(func(s *fsm.State, _ uint64) { use = masquerading(s.Config) })
+		// Walked once per configuration: most changes are verdicts.
+		d.node.View(func(s *fsm.State, _ uint64) {
+			if s.Config != cfg {
+				cfg, use = s.Config, masquerading(s.Config)
+			}
+		})
 		w.step(use)
 		select {
 		case <-ctx.Done():

@@ -56,9 +56,13 @@ func (d *daemon) startIPVS() {
 	changes := node.Subscribe()
 	// Its closer cancels Run and waits for it: a pass under way finishes.
 	d.stop.reconciler = d.stack.push("reconciler", start(func(ctx context.Context) {
+		// Each target is made in proportion to what changed since the
+		// last one: the state's lock, which the next apply waits for, is
+		// held for that long only.
+		var targets director.Targets
 		p.rec.Run(ctx, changes, func() director.Target {
 			var t director.Target
-			node.View(func(s *fsm.State, applied uint64) { t = director.TargetOf(s, applied) })
+			node.View(func(s *fsm.State, applied uint64) { t = targets.Target(s, applied) })
 			return t
 		})
 	}))
@@ -72,10 +76,11 @@ func (d *daemon) startIPVS() {
 	d.stop.sync = d.stack.push("sync threads", start(func(ctx context.Context) {
 		var wg sync.WaitGroup
 		wg.Go(func() { forward(ctx, syncChanges, d.syncWake) })
+		var targets director.SyncTargets
 		p.syncd.Run(ctx, d.syncWake, func() director.SyncTarget {
 			var t director.SyncTarget
 			leader := node.IsLeader()
-			node.View(func(st *fsm.State, _ uint64) { t = director.SyncTargetOf(st.Config, leader, p.iface) })
+			node.View(func(st *fsm.State, _ uint64) { t = targets.Target(st.Config, leader, p.iface) })
 			return t
 		})
 		wg.Wait()

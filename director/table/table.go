@@ -102,45 +102,51 @@ type Table map[string]Service
 // The service's sorry server is in the table only while no real server is
 // usable (active and not down).
 func Desired(st *fsm.State) Table {
-	t := Table{}
+	t := make(Table, len(st.Config.Services))
 	for key, svc := range st.Config.Services {
-		ks := Service{Key: svc.Key, Scheduler: svc.Scheduler, Flags: serviceFlags(svc), Netmask: netmask(svc), Dests: map[string]Dest{}}
-		if p := svc.Persistence; p != nil {
-			ks.Timeout = p.Timeout
-		}
-		usable := 0
-		for rk, rs := range svc.Servers {
-			w := rs.Weight
-			v := st.Verdicts[fsm.VerdictKey(key, rk)]
-			// Without a verdict a server is usable, unless its check has
-			// Alpha: then it waits for its first passed check.
-			down := v.Health == fsm.HealthDown || (v.Health != fsm.HealthUp && fsm.Alpha(svc, rs))
-			if v.Weight != nil {
-				// An exec check that prints "weight N" (keepalived's
-				// misc_dynamic) sets the weight of a usable server.
-				w = *v.Weight
-			}
-			switch {
-			case rs.State == fsm.Active && !down:
-				usable++
-			case rs.State == fsm.Draining:
-				w = 0 // always quiescent: draining means let its connections finish
-			case svc.OnFailure == fsm.OnFailureRemove:
-				continue
-			default:
-				w = 0
-			}
-			d := dest(rs)
-			d.Weight = w
-			ks.Dests[d.Key()] = d
-		}
-		if usable == 0 && svc.Sorry != nil {
-			d := dest(svc.Sorry)
-			ks.Dests[d.Key()] = d
-		}
-		t[key] = ks
+		t[key] = DesiredService(key, svc, st.Verdicts)
 	}
 	return t
+}
+
+// DesiredService is the entry of Desired for the service at key, from the
+// service and the state's verdicts (by fsm.VerdictKey).
+func DesiredService(key string, svc *fsm.Service, verdicts map[string]fsm.Verdict) Service {
+	ks := Service{Key: svc.Key, Scheduler: svc.Scheduler, Flags: serviceFlags(svc), Netmask: netmask(svc), Dests: make(map[string]Dest, len(svc.Servers))}
+	if p := svc.Persistence; p != nil {
+		ks.Timeout = p.Timeout
+	}
+	usable := 0
+	for rk, rs := range svc.Servers {
+		w := rs.Weight
+		v := verdicts[fsm.VerdictKey(key, rk)]
+		// Without a verdict a server is usable, unless its check has
+		// Alpha: then it waits for its first passed check.
+		down := v.Health == fsm.HealthDown || (v.Health != fsm.HealthUp && fsm.Alpha(svc, rs))
+		if v.Weight != nil {
+			// An exec check that prints "weight N" (keepalived's
+			// misc_dynamic) sets the weight of a usable server.
+			w = *v.Weight
+		}
+		switch {
+		case rs.State == fsm.Active && !down:
+			usable++
+		case rs.State == fsm.Draining:
+			w = 0 // always quiescent: draining means let its connections finish
+		case svc.OnFailure == fsm.OnFailureRemove:
+			continue
+		default:
+			w = 0
+		}
+		d := dest(rs)
+		d.Weight = w
+		ks.Dests[d.Key()] = d
+	}
+	if usable == 0 && svc.Sorry != nil {
+		d := dest(svc.Sorry)
+		ks.Dests[d.Key()] = d
+	}
+	return ks
 }
 
 func dest(r *fsm.RealServer) Dest {
