@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ipvsman/ipvsman/fsm"
@@ -125,7 +126,9 @@ type Manager struct {
 	heldNow   []string // the addresses held, sorted, as of the last change
 	stats     Stats
 	quit      chan struct{} // closed by Close: Run returns
+	wake      chan struct{} // poked after every change: Run may have work again
 	runs      sync.WaitGroup
+	ticks     atomic.Int64 // Ticks Run made (tests)
 }
 
 type holding struct {
@@ -177,6 +180,7 @@ func (m *Manager) Start() error {
 		return err
 	}
 	m.stale = stale
+	defer m.poke()
 	m.sync("start-up: left by an earlier process")
 	if len(m.stale) > 0 {
 		return fmt.Errorf("vip: start-up: %d address(es) not removed yet: %s", len(m.stale), m.Stats().LastError)
@@ -241,9 +245,41 @@ func (m *Manager) Update(vips map[string]fsm.VIP) {
 // change makes the interfaces follow what the manager was told, one
 // changer at a time.
 func (m *Manager) change() {
+	defer m.poke()
 	m.opMu.Lock()
 	defer m.opMu.Unlock()
 	m.sync("")
+}
+
+// poke tells Run that a change was made: it may have work again.
+func (m *Manager) poke() {
+	m.mu.Lock()
+	w := m.wakeCh()
+	m.mu.Unlock()
+	select {
+	case w <- struct{}{}:
+	default: // a poke is pending already
+	}
+}
+
+// wakeCh is the channel poke signals; under mu.
+func (m *Manager) wakeCh() chan struct{} {
+	if m.wake == nil {
+		m.wake = make(chan struct{}, 1)
+	}
+	return m.wake
+}
+
+// busy reports whether a Tick could do anything: addresses held (their
+// announcements, and the leadership guard), a failed change to retry or
+// one told but not yet worked on, an address another node still answered
+// for, or one an earlier process left. A change under way counts as busy.
+func (m *Manager) busy() bool {
+	if !m.opMu.TryLock() {
+		return true
+	}
+	defer m.opMu.Unlock()
+	return len(m.held) > 0 || m.failing || len(m.contested) > 0 || len(m.stale) > 0 || m.intent().gen != m.synced
 }
 
 // dropStrays removes VIP addresses this node holds without being leader:
@@ -317,8 +353,9 @@ func (m *Manager) retryEvery() time.Duration {
 	return time.Second
 }
 
-// Run calls Tick every interval until done is closed or Close is called;
-// Close returns only once Run has.
+// Run calls Tick every interval while a Tick has anything to do (busy),
+// and otherwise waits for the next change, until done is closed or Close
+// is called; Close returns only once Run has.
 func (m *Manager) Run(done <-chan struct{}, interval time.Duration) {
 	m.mu.Lock()
 	if m.closed {
@@ -326,18 +363,33 @@ func (m *Manager) Run(done <-chan struct{}, interval time.Duration) {
 		return
 	}
 	m.runs.Add(1)
-	quit := m.quitCh()
+	quit, wake := m.quitCh(), m.wakeCh()
 	m.mu.Unlock()
 	defer m.runs.Done()
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
+		if !m.busy() {
+			// Nothing held and nothing pending (every follower, and a
+			// leader without VIPs): no tick until a change pokes, rather
+			// than a wake-up every interval for nothing.
+			t.Stop()
+			select {
+			case <-done:
+				return
+			case <-quit:
+				return
+			case <-wake:
+			}
+			t.Reset(interval)
+		}
 		select {
 		case <-done:
 			return
 		case <-quit:
 			return
 		case now := <-t.C:
+			m.ticks.Add(1)
 			m.Tick(now)
 		}
 	}

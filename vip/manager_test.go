@@ -2,6 +2,7 @@ package vip
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ipvsman/ipvsman/test/harness"
 
 	"github.com/ipvsman/ipvsman/fsm"
 )
@@ -256,5 +259,46 @@ func TestStateFileSurvivesGarbage(t *testing.T) {
 	m := &Manager{Node: "d1", Addrs: f, Announcer: f, StateFile: path}
 	if err := m.Start(); err == nil || !strings.Contains(err.Error(), path) {
 		t.Errorf("Start with a corrupt state file: %v, want an error naming it", err)
+	}
+}
+
+// TestRunTicksOnlyWhileThereIsWork: a follower, or a leader without VIPs,
+// has nothing for Tick to do, so Run does not wake every interval; once
+// the manager holds addresses it ticks (the announcements follow their
+// schedule and the leadership guard runs), and it stops again once they
+// are dropped.
+func TestRunTicksOnlyWhileThereIsWork(t *testing.T) {
+	f := newFake(t)
+	m := newManager(t, f)
+	m.Schedule = []time.Duration{0, 20 * time.Millisecond} // a late tick merges later rounds
+	m.Update(vips(t, "10.0.0.10/32 eth0"))
+	if m.busy() {
+		t.Fatal("a follower with VIPs configured is busy")
+	}
+	done := make(chan struct{})
+	ran := make(chan struct{})
+	go func() {
+		defer close(ran)
+		m.Run(done, time.Millisecond)
+	}()
+	defer func() { close(done); <-ran }()
+	m.Lead("test")
+	if !m.busy() {
+		t.Fatal("a leader holding a VIP is not busy")
+	}
+	harness.Eventually(t, 5*time.Second, "the announcement schedule", func() (bool, string) {
+		m.mu.Lock()
+		n := m.stats.Announcements
+		m.mu.Unlock()
+		return n == 2, fmt.Sprintf("%d announcements, %d ticks", n, m.ticks.Load())
+	})
+	m.Follow("test")
+	if m.busy() {
+		t.Fatalf("busy after the VIPs were dropped: held %v, failing %v", m.held, m.failing)
+	}
+	f.failAdd = 1
+	m.Lead("test again")
+	if !m.busy() {
+		t.Fatal("a failed add to retry is not busy")
 	}
 }
