@@ -30,7 +30,7 @@ type Status struct {
 	MinProtocol int    `json:"min_protocol"` // the oldest among the configuration's members, as gossip tells
 	LastContact string `json:"last_contact"` // Raft: since this node last heard from a leader ("0" on the leader)
 	Draining    bool   `json:"draining,omitempty"`
-	Note        string `json:"note,omitempty"` // the cluster's note (a protocol 5 command of the simulated next release)
+	Note        string `json:"note,omitempty"` // the cluster's note (a protocol 8 command of the simulated next release)
 	// Gossip lists nodes gossip knows that are not in the Raft
 	// configuration: drained or removed ones, and joiners not yet added.
 	Gossip []ServerStatus `json:"gossip_only,omitempty"`

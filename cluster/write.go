@@ -96,7 +96,9 @@ func (n *Node) ProposeWrite(ctx context.Context, w Write) (fsm.Result, error) {
 	}
 	// A configuration some member could not apply alike is refused
 	// before it is proposed, as a command type would be.
-	if next := p.plan.Config(); next != nil {
+	// Needs walks every real server: skipped while every member speaks
+	// all this build knows, as in any cluster not amid an upgrade.
+	if next := p.plan.Config(); next != nil && have < fsm.CommandProtocol {
 		if err := n.gate(next.Needs()); err != nil {
 			return fsm.Result{}, err
 		}

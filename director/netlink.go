@@ -49,7 +49,7 @@ func (n *Netlink) ReadStats() (Table, ipvsadm.Stats, error) {
 	for _, s := range svcs {
 		ks, ok := fromNetlinkService(s)
 		if !ok {
-			continue // SCTP: a protocol the model does not have, not ours to touch
+			continue // AH/ESP: a protocol the model does not have, not ours to touch
 		}
 		dests, err := n.c.Dests(s)
 		if err != nil {
@@ -147,7 +147,7 @@ func counters(s ipvsnl.Stats) ipvsadm.Counters {
 }
 
 func toNetlinkService(s Service) ipvsnl.Service {
-	ns := ipvsnl.Service{Sched: s.Scheduler, Flags: s.Flags, Timeout: s.Timeout, Netmask: s.Netmask}
+	ns := ipvsnl.Service{Sched: s.Scheduler, PEName: s.Engine, Flags: s.Flags, Timeout: s.Timeout, Netmask: s.Netmask}
 	k := s.Key
 	if k.Protocol == fsm.FWMark {
 		ns.FWMark, ns.Family = k.Mark, ipvsnl.AFInet
@@ -157,14 +157,17 @@ func toNetlinkService(s Service) ipvsnl.Service {
 		return ns
 	}
 	ns.Addr, ns.Port, ns.Protocol = k.Address, k.Port, syscall.IPPROTO_TCP
-	if k.Protocol == fsm.UDP {
+	switch k.Protocol {
+	case fsm.UDP:
 		ns.Protocol = syscall.IPPROTO_UDP
+	case fsm.SCTP:
+		ns.Protocol = syscall.IPPROTO_SCTP
 	}
 	return ns
 }
 
 func fromNetlinkService(s ipvsnl.Service) (Service, bool) {
-	ks := Service{Scheduler: s.Sched, Flags: s.Flags &^ FlagHashed, Timeout: s.Timeout, Netmask: s.Netmask, Dests: map[string]Dest{}}
+	ks := Service{Scheduler: s.Sched, Engine: s.PEName, Flags: s.Flags &^ FlagHashed, Timeout: s.Timeout, Netmask: s.Netmask, Dests: map[string]Dest{}}
 	if s.FWMark != 0 {
 		ks.Key = fsm.ServiceKey{Protocol: fsm.FWMark, Mark: s.FWMark, IPv6: s.Family == ipvsnl.AFInet6}
 		return ks, true
@@ -174,6 +177,8 @@ func fromNetlinkService(s ipvsnl.Service) (Service, bool) {
 		ks.Key.Protocol = fsm.TCP
 	case syscall.IPPROTO_UDP:
 		ks.Key.Protocol = fsm.UDP
+	case syscall.IPPROTO_SCTP:
+		ks.Key.Protocol = fsm.SCTP
 	default:
 		return ks, false
 	}
@@ -186,6 +191,8 @@ func toNetlinkDest(d Dest) ipvsnl.Dest {
 	switch d.Forward {
 	case fsm.Masquerade:
 		nd.FwdMethod = ipvsnl.FwdMasq
+	case fsm.LocalNode:
+		nd.FwdMethod = ipvsnl.FwdLocalNode
 	case fsm.Tunnel:
 		nd.FwdMethod = ipvsnl.FwdTunnel
 		nd.TunType, nd.TunPort = tunTypes[d.TunnelType], d.TunnelPort
@@ -222,6 +229,8 @@ func fromNetlinkDest(d ipvsnl.Dest) Dest {
 	switch d.FwdMethod & ipvsnl.FwdMask {
 	case ipvsnl.FwdMasq:
 		kd.Forward = fsm.Masquerade
+	case ipvsnl.FwdLocalNode:
+		kd.Forward = fsm.LocalNode
 	case ipvsnl.FwdTunnel:
 		kd.Forward = fsm.Tunnel
 		fromTunnel(&kd, d)

@@ -45,9 +45,11 @@ func TestCommandTableIsComplete(t *testing.T) {
 	if !slices.Equal(later, laterTypes) {
 		t.Errorf("this build adds types %v, want %v", later, laterTypes)
 	}
-	// Protocols 2 to 4 added features to existing types (request IDs,
-	// check alpha, pooled snapshots), later ones add types.
-	if want := max(PooledProtocol, commands.newest()); CommandProtocol != want {
+	// Protocols 2 to 7 added features to existing types (request IDs,
+	// check alpha, pooled snapshots, service pools, the checks of
+	// ChecksProtocol, ipvsadm's SCTP, local node, --pe and any
+	// scheduler), later ones add types.
+	if want := max(KernelProtocol, commands.newest()); CommandProtocol != want {
 		t.Errorf("CommandProtocol = %d, want %d (the newest feature's or type's protocol)", CommandProtocol, want)
 	}
 }

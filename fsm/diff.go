@@ -20,6 +20,7 @@ func DiffConfig(a, b *Config) []string {
 			for _, rk := range sb.SortedServerKeys() {
 				out = append(out, "+ real server "+k+" -> "+describeServer(sb.Servers[rk]))
 			}
+			out = diffPool(out, k, nil, sb.Pool)
 			continue
 		case sb == nil:
 			out = append(out, "- service "+describeService(sa))
@@ -41,6 +42,7 @@ func DiffConfig(a, b *Config) []string {
 				out = append(out, "~ real server "+k+" -> "+describeServer(ra)+" => "+describeServer(rb))
 			}
 		}
+		out = diffPool(out, k, sa.Pool, sb.Pool)
 	}
 	for _, k := range union(sortedKeys(a.VIPs), sortedKeys(b.VIPs)) {
 		va, oka := a.VIPs[k]
@@ -59,6 +61,23 @@ func DiffConfig(a, b *Config) []string {
 	}
 	if sa, sb := SyncOf(a).Describe(), SyncOf(b).Describe(); sa != sb {
 		out = append(out, "~ connection sync "+sa+" => "+sb)
+	}
+	return out
+}
+
+// diffPool adds the lines of service k's pool going from a to b: an
+// unassigned server reads "- real server" then "+ pool server".
+func diffPool(out []string, k string, a, b map[string]*RealServer) []string {
+	for _, rk := range union(sortedKeys(a), sortedKeys(b)) {
+		ra, rb := a[rk], b[rk]
+		switch {
+		case ra == nil:
+			out = append(out, "+ pool server "+k+" -> "+describeServer(rb))
+		case rb == nil:
+			out = append(out, "- pool server "+k+" -> "+describeServer(ra))
+		case !reflect.DeepEqual(*ra, *rb):
+			out = append(out, "~ pool server "+k+" -> "+describeServer(ra)+" => "+describeServer(rb))
+		}
 	}
 	return out
 }
@@ -110,6 +129,9 @@ func describeService(s *Service) string {
 		fmt.Fprintf(&b, " persistent=%d", p.Timeout)
 		if p.Netmask != "" {
 			b.WriteString(" mask=" + p.Netmask)
+		}
+		if p.Engine != "" {
+			b.WriteString(" pe=" + p.Engine)
 		}
 	}
 	if s.OnePacket {
@@ -207,6 +229,10 @@ type Tally struct {
 	ServersChanged  int `json:"real_servers_changed"`
 	VIPsAdded       int `json:"vips_added"`
 	VIPsRemoved     int `json:"vips_removed"`
+	// Pool servers (pool.go), which no kernel table holds: a server moved
+	// between the pool and the service counts on both sides.
+	PoolAdded   int `json:"pool_servers_added,omitempty"`
+	PoolRemoved int `json:"pool_servers_removed,omitempty"`
 }
 
 // Count tallies the change from a to b.
@@ -217,6 +243,7 @@ func Count(a, b *Config) Tally {
 		if !ok {
 			t.ServicesRemoved++
 			t.ServersRemoved += len(sa.Servers)
+			t.PoolRemoved += len(sa.Pool)
 			continue
 		}
 		if sa == sb {
@@ -239,11 +266,13 @@ func Count(a, b *Config) Tally {
 				t.ServersAdded++
 			}
 		}
+		t.countPool(sa.Pool, sb.Pool)
 	}
 	for k, sb := range b.Services {
 		if _, ok := a.Services[k]; !ok {
 			t.ServicesAdded++
 			t.ServersAdded += len(sb.Servers)
+			t.PoolAdded += len(sb.Pool)
 		}
 	}
 	for k := range a.VIPs {
@@ -257,6 +286,21 @@ func Count(a, b *Config) Tally {
 		}
 	}
 	return t
+}
+
+// countPool tallies one service's pool going from a to b; a changed pool
+// server counts as removed and added.
+func (t *Tally) countPool(a, b map[string]*RealServer) {
+	for rk, ra := range a {
+		if rb, ok := b[rk]; !ok || !reflect.DeepEqual(*ra, *rb) {
+			t.PoolRemoved++
+		}
+	}
+	for rk, rb := range b {
+		if ra, ok := a[rk]; !ok || !reflect.DeepEqual(*ra, *rb) {
+			t.PoolAdded++
+		}
+	}
 }
 
 // String is "removes 2 services, 14 real servers; adds 1 service, 3 real
@@ -283,8 +327,8 @@ func (t Tally) String() string {
 		}
 		return fmt.Sprintf("%d %s", v, many)
 	}
-	part("removes", n(t.ServicesRemoved, "service", "services"), n(t.ServersRemoved, "real server", "real servers"), n(t.VIPsRemoved, "VIP", "VIPs"))
-	part("adds", n(t.ServicesAdded, "service", "services"), n(t.ServersAdded, "real server", "real servers"), n(t.VIPsAdded, "VIP", "VIPs"))
+	part("removes", n(t.ServicesRemoved, "service", "services"), n(t.ServersRemoved, "real server", "real servers"), n(t.VIPsRemoved, "VIP", "VIPs"), n(t.PoolRemoved, "pool server", "pool servers"))
+	part("adds", n(t.ServicesAdded, "service", "services"), n(t.ServersAdded, "real server", "real servers"), n(t.VIPsAdded, "VIP", "VIPs"), n(t.PoolAdded, "pool server", "pool servers"))
 	part("changes", n(t.ServicesChanged, "service", "services"), n(t.ServersChanged, "real server", "real servers"))
 	if len(parts) == 0 {
 		return "no changes to services or VIPs"

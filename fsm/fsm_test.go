@@ -202,7 +202,7 @@ func TestRejectedCommandsChangeNothing(t *testing.T) {
 		want string
 	}{
 		{"duplicate service", addSvc(web, "rr"), "service tcp:193.123.45.12:80: already exists"},
-		{"unknown scheduler", addSvc(ServiceKey{Protocol: TCP, Address: netip.MustParseAddr("10.0.0.1"), Port: 80}, "fastest"), `scheduler "fastest": unknown`},
+		{"bad scheduler name", addSvc(ServiceKey{Protocol: TCP, Address: netip.MustParseAddr("10.0.0.1"), Port: 80}, "fast-est"), `scheduler "fast-est": want lower-case letters`},
 		{"server for missing service", addSrv(ServiceKey{Protocol: TCP, Address: netip.MustParseAddr("10.9.9.9"), Port: 80}, "10.0.0.1", 80, DirectRoute, 1), "service tcp:10.9.9.9:80: no such service"},
 		{"weight out of range", addSrv(web, "10.3.0.99", 0, DirectRoute, 70000), "weight 70000: out of range 0-65535"},
 		{"family mismatch", addSrv(web, "2001:db8::1", 0, Masquerade, 1), "address family differs"},
@@ -309,13 +309,14 @@ func TestHistory(t *testing.T) {
 }
 
 func TestServiceKeyRoundTrip(t *testing.T) {
-	for _, k := range []ServiceKey{web, dns, mark1, {Protocol: FWMark, Mark: 9, IPv6: true}} {
+	sctp := ServiceKey{Protocol: SCTP, Address: netip.MustParseAddr("2001:db8::1"), Port: 5000}
+	for _, k := range []ServiceKey{web, dns, mark1, {Protocol: FWMark, Mark: 9, IPv6: true}, sctp} {
 		got, err := ParseServiceKey(k.String())
 		if err != nil || got != k {
 			t.Errorf("ParseServiceKey(%q) = %+v, %v", k.String(), got, err)
 		}
 	}
-	for _, bad := range []string{"tcp", "sctp:1.2.3.4:1", "tcp:1.2.3.4", "fwmark:x"} {
+	for _, bad := range []string{"tcp", "icmp:1.2.3.4:1", "tcp:1.2.3.4", "sctp:1.2.3.4", "fwmark:x"} {
 		if _, err := ParseServiceKey(bad); err == nil {
 			t.Errorf("ParseServiceKey(%q) succeeded", bad)
 		}

@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"regexp"
 	"slices"
@@ -38,9 +39,30 @@ type HealthCheck struct {
 	Proto  string `json:"proto,omitempty"`  // udp (default) or tcp; also for udp checks: ignored
 	RCode  string `json:"rcode,omitempty"`  // expected, default NOERROR
 	Answer string `json:"answer,omitempty"` // a value the answer section must contain
-	// udp
-	Send   string `json:"send,omitempty"`   // payload sent
-	Expect string `json:"expect,omitempty"` // regular expression the reply must match
+	// udp (required), tcp and tls (optional): the payload sent; tcp, tls
+	// and udp: a regular expression the answer (a tcp or tls server's
+	// banner, or what it answers Send with) must match
+	Send   string `json:"send,omitempty"`
+	Expect string `json:"expect,omitempty"`
+	// http, https: the MD5 of the whole body, 32 hex digits (keepalived's
+	// digest)
+	Digest string `json:"digest,omitempty"`
+	// tls, https: a PEM file of the CAs the certificate must chain to (the
+	// system's roots if empty), read on the node that runs the check; and a
+	// margin: the check fails once the certificate expires within it
+	CAFile        string `json:"ca_file,omitempty"`
+	ExpiryMarginS uint32 `json:"expiry_margin_s,omitempty"`
+	// smtp: the name sent with EHLO (HELO) (default the node's host name)
+	Helo string `json:"helo,omitempty"`
+	// RetryDelayMS (keepalived's delay_before_retry): a failure of a
+	// server that is up is retried after this, not after the interval,
+	// until Fall failures in a row take it down; 0: the interval.
+	RetryDelayMS uint32 `json:"retry_delay_ms,omitempty"`
+	// The check's own socket (keepalived's bindto, bind_port and fwmark):
+	// its source address and port, and its SO_MARK for policy routing.
+	Source     netip.Addr `json:"source,omitzero"`
+	SourcePort uint16     `json:"source_port,omitempty"`
+	FWMark     uint32     `json:"fwmark,omitempty"`
 	// exec: argv; the target is in $IPVSMAN_CHECK_ADDR / $IPVSMAN_CHECK_PORT
 	Command []string `json:"command,omitempty"`
 	// Alpha (keepalived's alpha): a real server without a verdict counts
@@ -60,23 +82,80 @@ func Alpha(svc *Service, rs *RealServer) bool {
 }
 
 // Needs is the command protocol every member must speak to apply a state
-// with this configuration alike: AlphaProtocol once any check has Alpha.
+// with this configuration alike: the highest any check needs
+// (ChecksProtocol for what it added, AlphaProtocol for Alpha), or
+// PoolProtocol once any service has a pool (pool.go), or KernelProtocol
+// for an SCTP service, a local node, a persistence engine or a newer
+// scheduler (kernel.go).
 func (c *Config) Needs() (int, string) {
-	for _, svc := range c.Services {
-		if svc.Check != nil && svc.Check.Alpha {
-			return AlphaProtocol, "service " + svc.Key.String() + " check alpha"
+	need, what := c.needsChecks()
+	if p, w := c.needsPool(); p > need {
+		need, what = p, w
+	}
+	if p, w := c.needsKernel(); p > need {
+		need, what = p, w
+	}
+	return need, what
+}
+
+// ChecksProtocol is the protocol that knows the checks tls and smtp, a tcp
+// check's send and expect, an http check's digest, ca_file and
+// expiry_margin, retry_delay, and a check's source and fwmark. An older
+// build would drop these fields from its copy of the model (and so from
+// the snapshots it writes) and, leading, run another check than the one
+// configured, so a configuration using them is refused until every member
+// speaks it.
+const ChecksProtocol = PoolProtocol + 1
+
+// needsChecks is the highest protocol a check needs, and which check.
+func (c *Config) needsChecks() (int, string) {
+	need, what := BaseCommandProtocol, ""
+	note := func(hc *HealthCheck, where string) {
+		if hc == nil {
+			return
 		}
-		for _, rs := range svc.Servers {
-			if rs.Check != nil && rs.Check.Alpha {
-				return AlphaProtocol, "real server " + rs.Key() + " of service " + svc.Key.String() + " check alpha"
-			}
+		if p, feature := hc.needs(); p > need {
+			need, what = p, where+" check "+feature
 		}
+	}
+	for _, sk := range c.SortedServiceKeys() {
+		svc := c.Services[sk]
+		note(svc.Check, "service "+svc.Key.String())
+		for _, rk := range slices.Sorted(maps.Keys(svc.Servers)) {
+			note(svc.Servers[rk].Check, "real server "+rk+" of service "+svc.Key.String())
+		}
+		// A pool server keeps its check while unassigned: an older
+		// member must not drop it from its copy either.
+		for _, rk := range slices.Sorted(maps.Keys(svc.Pool)) {
+			note(svc.Pool[rk].Check, "pool server "+rk+" of service "+svc.Key.String())
+		}
+	}
+	return need, what
+}
+
+// needs is the protocol a check needs and the feature that needs it.
+func (c *HealthCheck) needs() (int, string) {
+	switch {
+	case c.Type == "tls" || c.Type == "smtp":
+		return ChecksProtocol, "type " + c.Type
+	case c.Type == "tcp" && (c.Send != "" || c.Expect != ""):
+		return ChecksProtocol, "send/expect"
+	case c.Digest != "":
+		return ChecksProtocol, "digest"
+	case c.CAFile != "" || c.ExpiryMarginS != 0:
+		return ChecksProtocol, "ca_file/expiry_margin"
+	case c.RetryDelayMS != 0:
+		return ChecksProtocol, "retry_delay"
+	case c.Source.IsValid() || c.SourcePort != 0 || c.FWMark != 0:
+		return ChecksProtocol, "source/fwmark"
+	case c.Alpha:
+		return AlphaProtocol, "alpha"
 	}
 	return BaseCommandProtocol, ""
 }
 
 // CheckTypes are the checkers ipvsman has.
-var CheckTypes = []string{"tcp", "http", "https", "dns", "udp", "icmp", "exec"}
+var CheckTypes = []string{"tcp", "http", "https", "tls", "smtp", "dns", "udp", "icmp", "exec"}
 
 // Defaults for a check's zero fields.
 const (
@@ -144,6 +223,9 @@ func ValidateHealthCheck(what string, c *HealthCheck) error {
 			return bad(field, fmt.Sprintf("%q", re), err.Error())
 		}
 	}
+	if err := validateCheckExtras(c, bad); err != nil {
+		return err
+	}
 	switch c.Type {
 	case "http", "https":
 		if c.Method != "" && !slices.Contains(methods, c.Method) {
@@ -173,6 +255,71 @@ func ValidateHealthCheck(what string, c *HealthCheck) error {
 		if len(c.Command) == 0 || c.Command[0] == "" {
 			return bad("command", "[]", "required for an exec check")
 		}
+	}
+	return nil
+}
+
+// heloName is what an smtp check may send with EHLO: a domain name or an
+// address literal, nothing that could end the command early.
+var heloName = regexp.MustCompile(`^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*)$`)
+
+// maxExpiryMarginS bounds a certificate's expiry margin: ten years.
+const maxExpiryMarginS = 10 * 366 * 24 * 3600
+
+// validateCheckExtras checks the fields ChecksProtocol added.
+func validateCheckExtras(c *HealthCheck, bad func(string, any, string) error) error {
+	if c.Digest != "" {
+		if c.Type != "http" && c.Type != "https" {
+			return bad("digest", fmt.Sprintf("%q", c.Digest), "only for http and https checks")
+		}
+		if len(c.Digest) != 32 || strings.Trim(strings.ToLower(c.Digest), "0123456789abcdef") != "" {
+			return bad("digest", fmt.Sprintf("%q", c.Digest), "want the MD5 of the body: 32 hex digits")
+		}
+	}
+	if c.CAFile != "" {
+		if c.Type != "tls" && c.Type != "https" {
+			return bad("ca_file", fmt.Sprintf("%q", c.CAFile), "only for tls and https checks")
+		}
+		if !strings.HasPrefix(c.CAFile, "/") || strings.ContainsAny(c.CAFile, "\x00\n") {
+			return bad("ca_file", fmt.Sprintf("%q", c.CAFile), "want an absolute path")
+		}
+		if c.Insecure {
+			return bad("ca_file", fmt.Sprintf("%q", c.CAFile), "insecure skips the verification the CA is for")
+		}
+	}
+	if c.ExpiryMarginS != 0 && c.Type != "tls" && c.Type != "https" {
+		return bad("expiry_margin_s", c.ExpiryMarginS, "only for tls and https checks")
+	}
+	if c.ExpiryMarginS > maxExpiryMarginS {
+		return bad("expiry_margin_s", c.ExpiryMarginS, fmt.Sprintf("out of range 0-%d (ten years)", maxExpiryMarginS))
+	}
+	if c.Helo != "" && (c.Type != "smtp" || len(c.Helo) > 255 || !heloName.MatchString(c.Helo)) {
+		if c.Type != "smtp" {
+			return bad("helo", fmt.Sprintf("%q", c.Helo), "only for smtp checks")
+		}
+		return bad("helo", fmt.Sprintf("%q", c.Helo), "want a domain name or an address literal such as [10.0.0.1]")
+	}
+	if (c.Send != "" || c.Expect != "") && c.Type == "smtp" {
+		return bad("send", fmt.Sprintf("%q", c.Send), "an smtp check speaks SMTP itself: use a tcp check for send and expect")
+	}
+	if c.RetryDelayMS != 0 && (c.RetryDelayMS < 10 || c.RetryDelayMS > 3_600_000) {
+		return bad("retry_delay_ms", c.RetryDelayMS, "out of range 10-3600000")
+	}
+	if c.Source.IsValid() || c.SourcePort != 0 || c.FWMark != 0 {
+		switch c.Type {
+		case "icmp", "exec":
+			field, v := "fwmark", any(c.FWMark)
+			switch {
+			case c.Source.IsValid():
+				field, v = "source", c.Source
+			case c.SourcePort != 0:
+				field, v = "source_port", c.SourcePort
+			}
+			return bad(field, v, "not for "+c.Type+" checks: only those that open their own TCP or UDP socket")
+		}
+	}
+	if c.Source.IsValid() && (c.Source.Zone() != "" || c.Source.IsUnspecified() || c.Source.IsMulticast()) {
+		return bad("source", c.Source, "not a unicast address")
 	}
 	return nil
 }

@@ -25,7 +25,7 @@ func TestValidateHealthCheck(t *testing.T) {
 		c    HealthCheck
 		want string
 	}{
-		{HealthCheck{Type: "smtp"}, `check type "smtp": want one of tcp,`},
+		{HealthCheck{Type: "sip"}, `check type "sip": want one of tcp,`},
 		{HealthCheck{Type: "tcp", IntervalMS: 50}, "check interval_ms 50: out of range 100-3600000"},
 		{HealthCheck{Type: "tcp", IntervalMS: 1000, TimeoutMS: 2000}, "check timeout_ms 2000: out of range 10-1000 (the interval)"},
 		{HealthCheck{Type: "tcp", Rise: 101}, "check rise 101: out of range 1-100"},

@@ -13,12 +13,14 @@ import (
 	"strings"
 )
 
-// Protocol is the kind of virtual service, as ipvsadm's -t, -u and -f name it.
+// Protocol is the kind of virtual service, as ipvsadm's -t, -u,
+// --sctp-service and -f name it.
 type Protocol string
 
 const (
 	TCP    Protocol = "tcp"
 	UDP    Protocol = "udp"
+	SCTP   Protocol = "sctp"
 	FWMark Protocol = "fwmark"
 )
 
@@ -29,6 +31,12 @@ const (
 	DirectRoute Forward = "droute"
 	Tunnel      Forward = "tunnel"
 	Masquerade  Forward = "masq"
+	// LocalNode is the director itself (ipvsadm's "Local"): the kernel
+	// hands the packet to the director's own stack, to whatever listens
+	// on the virtual address and port there, without rewriting it. Only
+	// for a loopback real server (127.0.0.1, ::1), which names the same
+	// thing on every director: whichever of them holds the VIP.
+	LocalNode Forward = "local"
 )
 
 // ServerState is the operator's intent for a real server, independent of health.
@@ -57,7 +65,10 @@ const (
 	MaxPersistence     = 86400 * 31 // seconds, as ipvsadm allows
 )
 
-// Schedulers the kernel ships, by ipvsadm name.
+// Schedulers Linux ships today, by ipvsadm name (twos from 6.7 on). The
+// list is for help texts and completion only: the model takes any name a
+// kernel module may provide (ValidateSchedulerName), and the leader checks
+// its own kernel has it before a write commits.
 var Schedulers = []string{"rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh", "twos"}
 
 // SchedulerFlags are ipvsadm's -b flag names. flag-1..3 are the generic names.
@@ -106,7 +117,7 @@ func ParseServiceKey(s string) (ServiceKey, error) {
 		return ServiceKey{}, fmt.Errorf("service %q: want protocol:address:port or fwmark:MARK", s)
 	}
 	switch Protocol(proto) {
-	case TCP, UDP:
+	case TCP, UDP, SCTP:
 		ap, err := netip.ParseAddrPort(rest)
 		if err != nil {
 			return ServiceKey{}, fmt.Errorf("service %q: %w", s, err)
@@ -119,13 +130,17 @@ func ParseServiceKey(s string) (ServiceKey, error) {
 		}
 		return ServiceKey{Protocol: FWMark, Mark: uint32(m), IPv6: proto == "fwmark6"}, nil
 	}
-	return ServiceKey{}, fmt.Errorf("service %q: protocol %q: want tcp, udp or fwmark", s, proto)
+	return ServiceKey{}, fmt.Errorf("service %q: protocol %q: want tcp, udp, sctp or fwmark", s, proto)
 }
 
-// Persistence is ipvsadm's -p [timeout] and -M netmask.
+// Persistence is ipvsadm's -p [timeout], -M netmask and --pe engine.
 type Persistence struct {
 	Timeout uint32 `json:"timeout"`           // seconds
 	Netmask string `json:"netmask,omitempty"` // dotted IPv4 mask or IPv6 prefix length; empty = host
+	// Engine is the persistence engine (ipvsadm --pe): "sip" keys
+	// persistence on a SIP message's Call-ID rather than the client
+	// address; empty for none.
+	Engine string `json:"engine,omitempty"`
 }
 
 // Service is a virtual service and its real servers. Values reachable from a
@@ -147,6 +162,10 @@ type Service struct {
 	Sorry *RealServer `json:"sorry_server,omitempty"`
 	// Check is how the leader checks the real servers; nil: not checked.
 	Check *HealthCheck `json:"check,omitempty"`
+	// Pool holds real servers defined for the service but not assigned
+	// (pool.go): in no kernel table, not checked. By RealServer.Key(),
+	// never a key of Servers; nil when empty.
+	Pool map[string]*RealServer `json:"pool,omitempty"`
 }
 
 // OnFailureRemove takes unusable real servers out of the kernel table.
@@ -191,6 +210,17 @@ const (
 
 // Key is "10.3.0.10:8080" or "[2001:db8::10]:80".
 func (r *RealServer) Key() string { return netip.AddrPortFrom(r.Address, r.Port).String() }
+
+// LocalIfLoopback makes a direct-routing real server at a loopback address
+// the local node, as kernels once did for ipvsadm: it is what ipvsadm -S
+// prints ("-g") for a "Local" server, so that -S | -R restores it. The
+// parsers call it, so the log says "local" itself; Apply does not, so that
+// logs written before local nodes existed replay as they were.
+func (r *RealServer) LocalIfLoopback() {
+	if (r.Forward == DirectRoute || r.Forward == "") && r.Address.IsLoopback() {
+		r.Forward = LocalNode
+	}
+}
 
 // VIP is a virtual IP the leader holds on an interface.
 type VIP struct {
@@ -322,6 +352,13 @@ func (s *Service) Clone() *Service {
 	for k, v := range s.Servers {
 		r := *v
 		n.Servers[k] = &r
+	}
+	if s.Pool != nil {
+		n.Pool = make(map[string]*RealServer, len(s.Pool))
+		for k, v := range s.Pool {
+			r := *v
+			n.Pool[k] = &r
+		}
 	}
 	return &n
 }

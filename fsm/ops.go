@@ -25,7 +25,7 @@ const (
 )
 
 // Op is one topology change. Service carries the attributes for add/edit of a
-// service (its Servers are ignored); ServiceKey names the service for every
+// service (its Servers and Pool are ignored); ServiceKey names the service for every
 // other kind; Server carries the real server for server ops (only its
 // address and port matter for delete, set-state and the check ops).
 //
@@ -106,6 +106,9 @@ var opHandlers = map[OpKind]func(b *batch, op Op) error{
 
 func (b *batch) apply(op Op) error {
 	if h, ok := opHandlers[op.Kind]; ok {
+		return h(b, op)
+	}
+	if h, ok := poolHandlers[op.Kind]; ok {
 		return h(b, op)
 	}
 	// A missing service is reported before an unknown kind: the error is
@@ -213,6 +216,9 @@ func (b *batch) addServer(key string, old *Service, _ Op, rs RealServer) error {
 	if _, exists := old.Servers[rkey]; exists {
 		return fmt.Errorf("real server %s of service %s: already exists", rkey, key)
 	}
+	if _, pooled := old.Pool[rkey]; pooled {
+		return fmt.Errorf("real server %s of service %s: in the service's pool (ipvsman pool assign assigns it; ipvsman pool forget drops it)", rkey, key)
+	}
 	if err := ValidateServer(old, &rs); err != nil {
 		return err
 	}
@@ -294,6 +300,7 @@ func (b *batch) applyService(op Op) error {
 			return fmt.Errorf("service %s: already exists", key)
 		}
 		svc.Servers = map[string]*RealServer{}
+		svc.Pool = nil // pool-server fills it
 	} else {
 		if !exists {
 			return fmt.Errorf("service %s: no such service", key)
@@ -316,6 +323,7 @@ func (b *batch) applyService(op Op) error {
 		} else {
 			svc.Servers = old.Clone().Servers
 		}
+		svc.Pool = b.keptPool(old) // -E cannot say a pool: it keeps it
 	}
 	b.owned[svc] = true
 	b.c.Services[key] = svc

@@ -147,7 +147,7 @@ func TestRejectedCheckOpsChangeNothing(t *testing.T) {
 		op   any
 		want string
 	}{
-		{"unknown type", setCheck(web, "", 0, HealthCheck{Type: "smtp"}), `service tcp:193.123.45.12:80 check type "smtp": want one of`},
+		{"unknown type", setCheck(web, "", 0, HealthCheck{Type: "sip"}), `service tcp:193.123.45.12:80 check type "sip": want one of`},
 		{"interval", setCheck(web, "", 0, HealthCheck{Type: "tcp", IntervalMS: 50}), "service tcp:193.123.45.12:80 check interval_ms 50: out of range"},
 		{"timeout above interval", setCheck(web, "10.3.0.10", 8080, HealthCheck{Type: "tcp", IntervalMS: 1000, TimeoutMS: 1500}),
 			"real server 10.3.0.10:8080 of service tcp:193.123.45.12:80 check timeout_ms 1500: out of range 10-1000"},

@@ -124,7 +124,8 @@ func equalService(a, b *Service) bool {
 	}
 	return a.Key == b.Key && a.Name == b.Name && a.Scheduler == b.Scheduler && a.OnePacket == b.OnePacket &&
 		a.OnFailure == b.OnFailure && equalSlice(a.Flags, b.Flags) && equalPersistence(a.Persistence, b.Persistence) &&
-		equalServer(a.Sorry, b.Sorry) && equalCheck(a.Check, b.Check) && equalServers(a.Servers, b.Servers)
+		equalServer(a.Sorry, b.Sorry) && equalCheck(a.Check, b.Check) && equalServers(a.Servers, b.Servers) &&
+		equalServers(a.Pool, b.Pool)
 }
 
 func equalPersistence(a, b *Persistence) bool {
@@ -173,7 +174,9 @@ func equalCheck(a, b *HealthCheck) bool {
 		equalSlice(a.Status, b.Status) && a.Body == b.Body && a.Insecure == b.Insecure &&
 		a.Query == b.Query && a.QType == b.QType && a.Proto == b.Proto && a.RCode == b.RCode &&
 		a.Answer == b.Answer && a.Send == b.Send && a.Expect == b.Expect &&
-		equalSlice(a.Command, b.Command) && a.Alpha == b.Alpha
+		equalSlice(a.Command, b.Command) && a.Alpha == b.Alpha && a.Digest == b.Digest &&
+		a.CAFile == b.CAFile && a.ExpiryMarginS == b.ExpiryMarginS && a.Helo == b.Helo &&
+		a.RetryDelayMS == b.RetryDelayMS && a.Source == b.Source && a.SourcePort == b.SourcePort && a.FWMark == b.FWMark
 }
 
 func equalSlice[T comparable](a, b []T) bool {

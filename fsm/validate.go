@@ -22,7 +22,7 @@ var (
 func ValidateService(s *Service) error {
 	k := s.Key
 	switch k.Protocol {
-	case TCP, UDP:
+	case TCP, UDP, SCTP:
 		if !k.Address.IsValid() {
 			return fmt.Errorf("service address: missing")
 		}
@@ -40,13 +40,13 @@ func ValidateService(s *Service) error {
 			return fmt.Errorf("service fwmark 0: a firewall mark must be 1 or more")
 		}
 	default:
-		return fmt.Errorf("service protocol %q: want tcp, udp or fwmark", k.Protocol)
+		return fmt.Errorf("service protocol %q: want tcp, udp, sctp or fwmark", k.Protocol)
 	}
 	if s.Name != "" && !nameRe.MatchString(s.Name) {
 		return fmt.Errorf("service %s name %q: use 1-64 letters, digits, '_', '.', '-'", k, s.Name)
 	}
-	if !slices.Contains(Schedulers, s.Scheduler) {
-		return fmt.Errorf("service %s scheduler %q: unknown (want one of %s)", k, s.Scheduler, strings.Join(Schedulers, ", "))
+	if err := ValidateSchedulerName(s.Scheduler); err != nil {
+		return fmt.Errorf("service %s %w", k, err)
 	}
 	for _, f := range s.Flags {
 		if !slices.Contains(SchedulerFlags, f) {
@@ -66,7 +66,7 @@ func ValidateService(s *Service) error {
 			return fmt.Errorf("sorry server: %w", err)
 		}
 	}
-	if s.OnePacket && k.Protocol == TCP {
+	if s.OnePacket && (k.Protocol == TCP || k.Protocol == SCTP) {
 		return fmt.Errorf("service %s: one-packet scheduling (-o) is only for UDP and fwmark services", k)
 	}
 	if p := s.Persistence; p != nil {
@@ -74,6 +74,9 @@ func ValidateService(s *Service) error {
 			return fmt.Errorf("service %s persistence timeout %d: above the kernel's maximum %d (31 days)", k, p.Timeout, MaxPersistence)
 		}
 		if err := validateNetmask(k, p.Netmask); err != nil {
+			return err
+		}
+		if err := validateEngine(k, p.Engine); err != nil {
 			return err
 		}
 	}
@@ -125,8 +128,15 @@ func ValidateServer(svc *Service, r *RealServer) error {
 	}
 	switch r.Forward {
 	case DirectRoute, Tunnel, Masquerade:
+	case LocalNode:
+		// The kernel delivers to the director's own stack whatever the
+		// address; a loopback one is the only address that means "this
+		// director" on every director, and what -S prints restores to it.
+		if !r.Address.IsLoopback() {
+			return fmt.Errorf("%s forwarding local: only for a loopback address (127.0.0.1, ::1), the director itself", where)
+		}
 	default:
-		return fmt.Errorf("%s forwarding %q: want droute (-g), tunnel (-i) or masq (-m)", where, r.Forward)
+		return fmt.Errorf("%s forwarding %q: want droute (-g), tunnel (-i), masq (-m) or local", where, r.Forward)
 	}
 	fam6 := svc.Key.Family() == "inet6"
 	if r.Address.Is6() != fam6 && r.Forward != Tunnel {
@@ -269,6 +279,9 @@ func ValidateConfig(c *Config) error {
 			servers[r.Key()] = r
 		}
 		svc.Servers = servers
+		if err := validatePool(svc); err != nil {
+			return err
+		}
 		if err := checkSorry(svc); err != nil {
 			return err
 		}
@@ -291,6 +304,55 @@ func ValidateConfig(c *Config) error {
 		if key != v.Prefix.String() {
 			return fmt.Errorf("vip %s: listed under key %q", v.Prefix, key)
 		}
+	}
+	return nil
+}
+
+// Limits of the kernel's names (IP_VS_SCHEDNAME_MAXLEN and
+// IP_VS_PENAME_MAXLEN are 16 bytes with the NUL).
+const (
+	MaxSchedulerName = 15
+	MaxEngineName    = 15
+)
+
+// kernelNameRe is what a scheduler or persistence engine name may hold:
+// the kernel loads it as module ip_vs_NAME (ip_vs_pe_NAME), and module
+// names are letters, digits and '_' ('-' reads as '_', so it would name
+// another module than the scheduler registers).
+var kernelNameRe = regexp.MustCompile(`^[a-z0-9_]+$`)
+
+// ValidateSchedulerName checks a scheduler name's syntax only. Which
+// schedulers exist is the kernel's to say (any ip_vs_NAME module, loaded
+// on first use), not a list in the model: the leader asks its kernel
+// before a write commits (director.Modules), and a node whose kernel
+// lacks one reports the failure. The ip_vs modules that are not
+// schedulers are refused here, since they would load and still fail.
+func ValidateSchedulerName(name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("scheduler: missing")
+	case len(name) > MaxSchedulerName:
+		return fmt.Errorf("scheduler %q: longer than the kernel's %d characters", name, MaxSchedulerName)
+	case !kernelNameRe.MatchString(name):
+		return fmt.Errorf("scheduler %q: want lower-case letters, digits and '_' (the kernel module is ip_vs_NAME)", name)
+	case name == "ftp" || strings.HasPrefix(name, "pe_"):
+		return fmt.Errorf("scheduler %q: ip_vs_%s is not a scheduler (the FTP helper or a persistence engine)", name, name)
+	}
+	return nil
+}
+
+// validateEngine checks a persistence engine (--pe). Linux has one, sip,
+// which reads the Call-ID of SIP over UDP: a TCP or SCTP service would
+// never match it, so they are refused rather than silently not persisting.
+func validateEngine(k ServiceKey, engine string) error {
+	if engine == "" {
+		return nil
+	}
+	if len(engine) > MaxEngineName || !kernelNameRe.MatchString(engine) {
+		return fmt.Errorf("service %s persistence engine %q: want lower-case letters, digits and '_', at most %d (the kernel module is ip_vs_pe_NAME)", k, engine, MaxEngineName)
+	}
+	if k.Protocol == TCP || k.Protocol == SCTP {
+		return fmt.Errorf("service %s persistence engine %q: only for UDP and fwmark services (SIP over UDP)", k, engine)
 	}
 	return nil
 }

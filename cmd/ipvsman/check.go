@@ -143,6 +143,8 @@ func (t *checkTarget) op(kind fsm.OpKind, args []string) (fsm.Op, error) {
 			argv = []string{"-f", strconv.FormatUint(uint64(k.Mark), 10), "-6"}
 		case k.Protocol == fsm.FWMark:
 			argv = []string{"-f", strconv.FormatUint(uint64(k.Mark), 10)}
+		case k.Protocol == fsm.SCTP:
+			argv = []string{"--sctp-service", netip.AddrPortFrom(k.Address, k.Port).String()}
 		default:
 			argv = []string{"-" + string(k.Protocol[0]), netip.AddrPortFrom(k.Address, k.Port).String()}
 		}
@@ -182,6 +184,11 @@ type checkFlags struct {
 	query, qtype, proto, rcode    string
 	answer, send, expect, command string
 	alpha                         bool
+	digest, caFile, helo          string
+	expiryMargin, retryDelay      time.Duration
+	source                        string
+	sourcePort                    uint16
+	fwmark                        uint32
 }
 
 func (f *checkFlags) register(fs *pflag.FlagSet) {
@@ -195,17 +202,25 @@ func (f *checkFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.method, "method", "", "http(s): GET, HEAD, POST or OPTIONS (default GET)")
 	fs.StringVar(&f.path, "path", "", "http(s): request path (default /)")
 	fs.StringVar(&f.host, "host", "", "http(s): Host header")
-	fs.StringVar(&f.sni, "sni", "", "https: TLS server name")
+	fs.StringVar(&f.sni, "sni", "", "https, tls: TLS server name, also the name the certificate must have")
 	fs.IntSliceVar(&f.status, "status", nil, "http(s): accepted status `CODES`, comma-separated (default 200-399)")
 	fs.StringVar(&f.body, "body", "", "http(s): regular expression the body must match")
-	fs.BoolVar(&f.insecure, "insecure", false, "https: do not verify the certificate")
+	fs.BoolVar(&f.insecure, "insecure", false, "https, tls: do not verify the certificate's chain and name")
 	fs.StringVar(&f.query, "query", "", "dns: the name to ask (required)")
 	fs.StringVar(&f.qtype, "qtype", "", "dns: query type (default A)")
 	fs.StringVar(&f.proto, "proto", "", "dns: udp or tcp (default udp)")
 	fs.StringVar(&f.rcode, "rcode", "", "dns: expected response code (default NOERROR)")
 	fs.StringVar(&f.answer, "answer", "", "dns: a value the answer section must contain")
-	fs.StringVar(&f.send, "send", "", "udp: payload to send (required)")
-	fs.StringVar(&f.expect, "expect", "", "udp: regular expression the reply must match")
+	fs.StringVar(&f.send, "send", "", "udp: payload to send (required); tcp, tls: what to send once connected")
+	fs.StringVar(&f.expect, "expect", "", `udp: regular expression the reply must match; tcp, tls: the banner or answer, e.g. "^220[ -]"`)
+	fs.StringVar(&f.digest, "digest", "", "http(s): MD5 of the whole body, 32 hex digits (keepalived's digest)")
+	fs.StringVar(&f.caFile, "ca-file", "", "https, tls: `PEM` file of the CAs the certificate must chain to, on the node checking (default the system's)")
+	fs.DurationVar(&f.expiryMargin, "expiry-margin", 0, "https, tls: fail when the certificate expires within this, e.g. 720h")
+	fs.StringVar(&f.helo, "helo", "", "smtp: name sent with EHLO/HELO (default the node's host name)")
+	fs.DurationVar(&f.retryDelay, "retry-delay", 0, "retry a failure of an up server after this, not the interval, until --fall failures (keepalived's delay_before_retry)")
+	fs.StringVar(&f.source, "check-source", "", "connect from this `ADDRESS` (keepalived's bindto); it must be on the node checking")
+	fs.Uint16Var(&f.sourcePort, "check-source-port", 0, "connect from this `PORT` (keepalived's bind_port)")
+	fs.Uint32Var(&f.fwmark, "check-fwmark", 0, "mark the check's packets (SO_MARK, keepalived's fwmark), for ip rule and the firewall")
 	fs.BoolVar(&f.alpha, "alpha", false, "a real server without a verdict is down until its first check passes (keepalived's alpha); needs every member on protocol 3")
 	fs.StringVar(&f.command, "command", "", `exec: "PROGRAM ARG ...", split on spaces; PROGRAM is in ipvsmand's --check-dir (a name or a path there); the target is in $IPVSMAN_CHECK_ADDR and $IPVSMAN_CHECK_PORT`)
 }
@@ -214,9 +229,10 @@ func (f *checkFlags) register(fs *pflag.FlagSet) {
 var checkFlagTypes = map[string][]string{
 	"method": {"http", "https"}, "path": {"http", "https"}, "host": {"http", "https"},
 	"status": {"http", "https"}, "body": {"http", "https"},
-	"sni": {"https"}, "insecure": {"https"},
+	"sni": {"https", "tls"}, "insecure": {"https", "tls"}, "ca-file": {"https", "tls"}, "expiry-margin": {"https", "tls"},
+	"digest": {"http", "https"}, "helo": {"smtp"},
 	"query": {"dns"}, "qtype": {"dns"}, "proto": {"dns"}, "rcode": {"dns"}, "answer": {"dns"},
-	"send": {"udp"}, "expect": {"udp"},
+	"send": {"udp", "tcp", "tls"}, "expect": {"udp", "tcp", "tls"},
 	"command": {"exec"},
 }
 
@@ -237,6 +253,7 @@ func (f *checkFlags) check(fs *pflag.FlagSet) (*fsm.HealthCheck, error) {
 		Method: f.method, Path: f.path, Host: f.host, SNI: f.sni, Status: f.status, Body: f.body, Insecure: f.insecure,
 		Query: f.query, QType: f.qtype, Proto: f.proto, RCode: f.rcode, Answer: f.answer,
 		Send: f.send, Expect: f.expect, Command: strings.Fields(f.command), Alpha: f.alpha,
+		Digest: f.digest, CAFile: f.caFile, Helo: f.helo, SourcePort: f.sourcePort, FWMark: f.fwmark,
 	}
 	if c.IntervalMS, err = flagMS(fs, "interval", f.interval); err != nil {
 		return nil, err
@@ -244,7 +261,23 @@ func (f *checkFlags) check(fs *pflag.FlagSet) (*fsm.HealthCheck, error) {
 	if c.TimeoutMS, err = flagMS(fs, "timeout", f.timeout); err != nil {
 		return nil, err
 	}
-	for _, name := range []string{"rise", "fall", "check-port"} {
+	if c.RetryDelayMS, err = flagMS(fs, "retry-delay", f.retryDelay); err != nil {
+		return nil, err
+	}
+	if fs.Changed("expiry-margin") {
+		if f.expiryMargin <= 0 || f.expiryMargin%time.Second != 0 || f.expiryMargin/time.Second > math.MaxUint32 {
+			return nil, fmt.Errorf("--expiry-margin %s: want a positive whole number of seconds", f.expiryMargin)
+		}
+		c.ExpiryMarginS = uint32(f.expiryMargin / time.Second)
+	}
+	if f.source != "" {
+		a, err := netip.ParseAddr(f.source)
+		if err != nil || a.Zone() != "" {
+			return nil, fmt.Errorf("--check-source %q: want a numeric IPv4 or IPv6 address", f.source)
+		}
+		c.Source = a
+	}
+	for _, name := range []string{"rise", "fall", "check-port", "check-source-port", "check-fwmark"} {
 		if fl := fs.Lookup(name); fl.Changed && fl.Value.String() == "0" {
 			return nil, fmt.Errorf("--%s 0: leave it out for the default", name)
 		}

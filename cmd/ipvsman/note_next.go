@@ -18,7 +18,7 @@ func init() {
 	clusterExtras = append(clusterExtras, func(g *globals) *cobra.Command {
 		return &cobra.Command{
 			Use:   "note TEXT",
-			Short: "Set the cluster's note, shown by cluster status (\"\" clears it; protocol 5)",
+			Short: "Set the cluster's note, shown by cluster status (\"\" clears it; protocol 8)",
 			Args:  cobra.ExactArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
 				return g.withClient(func(ctx context.Context, c *api.Client) error {

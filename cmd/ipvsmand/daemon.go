@@ -270,7 +270,7 @@ func (d *daemon) openNode() error {
 	cfg.Gossip = cluster.GossipConfig{Addr: d.self.GossipAddr, Key: cluster.GossipKey(d.token), Profile: o.gossipProfile}
 	cfg.Rejoin = o.join != ""
 	cfg.Leadership = d.leadership
-	cfg.Admit = admitExec(d.exec, o.nodeID)
+	cfg.Admit = admitFor(&o, admitExec(d.exec, o.nodeID), d.log)
 	cfg.Fatal = d.fail
 	cfg.Bulk = o.realtime.ordinary
 	node, err := cluster.Open(cfg)

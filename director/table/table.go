@@ -38,6 +38,7 @@ type Service struct {
 	Flags     uint32 // kernel flags without FlagHashed
 	Timeout   uint32 // persistence, seconds
 	Netmask   uint32 // IPv4: mask as a number; IPv6: prefix length
+	Engine    string // persistence engine ("sip"), "" for none
 	Dests     map[string]Dest
 	// Order is the destinations' keys in the kernel's list order, as a
 	// dump returns them; nil means the canonical order (DestOrder). It
@@ -114,7 +115,7 @@ func Desired(st *fsm.State) Table {
 func DesiredService(key string, svc *fsm.Service, verdicts map[string]fsm.Verdict) Service {
 	ks := Service{Key: svc.Key, Scheduler: svc.Scheduler, Flags: serviceFlags(svc), Netmask: netmask(svc), Dests: make(map[string]Dest, len(svc.Servers))}
 	if p := svc.Persistence; p != nil {
-		ks.Timeout = p.Timeout
+		ks.Timeout, ks.Engine = p.Timeout, p.Engine
 	}
 	usable := 0
 	for rk, rs := range svc.Servers {
@@ -198,7 +199,7 @@ func netmask(s *fsm.Service) uint32 {
 
 // SameService reports whether two services need no update (dests aside).
 func SameService(a, b Service) bool {
-	return a.Scheduler == b.Scheduler && a.Flags == b.Flags && a.Timeout == b.Timeout && a.Netmask == b.Netmask
+	return a.Scheduler == b.Scheduler && a.Flags == b.Flags && a.Timeout == b.Timeout && a.Netmask == b.Netmask && a.Engine == b.Engine
 }
 
 // Canonical renders the table one line per service and destination, in
@@ -212,7 +213,11 @@ func (t Table) Canonical() string {
 }
 
 func canonicalService(b *strings.Builder, k string, s Service) {
-	fmt.Fprintf(b, "%s %s flags=%#x timeout=%d netmask=%#x\n", k, s.Scheduler, s.Flags, s.Timeout, s.Netmask)
+	fmt.Fprintf(b, "%s %s flags=%#x timeout=%d netmask=%#x", k, s.Scheduler, s.Flags, s.Timeout, s.Netmask)
+	if s.Engine != "" { // only when set: tables without one keep their fingerprints
+		b.WriteString(" pe=" + s.Engine)
+	}
+	b.WriteByte('\n')
 	for _, d := range slices.Sorted(maps.Keys(s.Dests)) {
 		x := s.Dests[d]
 		fmt.Fprintf(b, "  %s %s w=%d x=%d y=%d", d, x.Forward, x.Weight, x.Upper, x.Lower)
@@ -254,9 +259,10 @@ func FormatFingerprint(sum uint64, services int) string {
 }
 
 // Managed lists every service key the model holds now or held in any
-// version of its history. The reconciler deletes only those when they leave
-// the model; a service that was never ours (added by hand, another tool) is
-// left alone unless the table is exclusively ours.
+// version of its history. Releases that kept no record of the services a
+// node created deleted these when they left the model; a node upgraded
+// from one seeds its record with them once (director.Owned), so that it
+// forgets none of the services it programmed.
 func Managed(st *fsm.State) map[string]bool {
 	m := map[string]bool{}
 	for k := range st.Config.Services {
@@ -277,7 +283,7 @@ func (t Table) Config() *fsm.Config {
 	for k, s := range t {
 		svc := &fsm.Service{Key: s.Key, Scheduler: s.Scheduler, OnePacket: s.Flags&FlagOnePacket != 0, Servers: map[string]*fsm.RealServer{}}
 		if s.Flags&FlagPersistent != 0 {
-			svc.Persistence = &fsm.Persistence{Timeout: s.Timeout, Netmask: maskString(s)}
+			svc.Persistence = &fsm.Persistence{Timeout: s.Timeout, Netmask: maskString(s), Engine: s.Engine}
 		}
 		names := [2]string{"sh", "mh"}
 		for i, bit := range []uint32{FlagSched1, FlagSched2} {

@@ -80,8 +80,8 @@ func resolvePort(p string, proto fsm.Protocol) (uint16, error) {
 		return uint16(n), nil
 	}
 	pname := "tcp"
-	if proto == fsm.UDP {
-		pname = "udp"
+	if proto == fsm.UDP || proto == fsm.SCTP {
+		pname = string(proto)
 	}
 	if p == "" || LookupPort == nil {
 		return 0, fmt.Errorf("port %q: want a number or a %s service name", p, pname)

@@ -163,6 +163,8 @@ func (f *formatter) service(b *bytes.Buffer, s *fsm.Service) {
 		if k.IPv6 {
 			name += " IPv6"
 		}
+	case f.mode == modeRule && k.Protocol == fsm.SCTP:
+		name = "--sctp-service " + f.addrPort(k.Address, k.Port, proto)
 	case f.mode == modeRule:
 		name = "-" + proto[:1] + " " + f.addrPort(k.Address, k.Port, proto)
 	default:
@@ -179,6 +181,9 @@ func (f *formatter) service(b *bytes.Buffer, s *fsm.Service) {
 			fmt.Fprintf(b, " -p %d", p.Timeout)
 			if m := shownMask(k, p.Netmask); m != "" {
 				b.WriteString(" -M " + m)
+			}
+			if p.Engine != "" {
+				b.WriteString(" --pe " + p.Engine)
 			}
 		}
 		if s.OnePacket {
@@ -202,6 +207,9 @@ func (f *formatter) service(b *bytes.Buffer, s *fsm.Service) {
 			fmt.Fprintf(b, " persistent %d", p.Timeout)
 			if m := shownMask(k, p.Netmask); m != "" {
 				b.WriteString(" mask " + m)
+			}
+			if p.Engine != "" {
+				b.WriteString(" pe " + p.Engine)
 			}
 		}
 		if s.OnePacket {
@@ -416,31 +424,39 @@ func schedFlags(s *fsm.Service) string {
 }
 
 func portProto(p fsm.Protocol) string {
-	if p == fsm.UDP {
-		return "udp"
+	if p == fsm.UDP || p == fsm.SCTP {
+		return string(p)
 	}
 	return "tcp" // ipvsadm makes fwmark services TCP
 }
 
 func protoName(p fsm.Protocol) string {
-	if p == fsm.UDP {
+	switch p {
+	case fsm.UDP:
 		return "UDP"
+	case fsm.SCTP:
+		return "SCTP"
 	}
 	return "TCP"
 }
 
-// ForwardName is ipvsadm -L's word for a forwarding method: Masq, Tunnel
-// or Route.
+// ForwardName is ipvsadm -L's word for a forwarding method: Masq, Tunnel,
+// Local or Route.
 func ForwardName(f fsm.Forward) string {
 	switch f {
 	case fsm.Masquerade:
 		return "Masq"
 	case fsm.Tunnel:
 		return "Tunnel"
+	case fsm.LocalNode:
+		return "Local"
 	}
 	return "Route"
 }
 
+// fwdSwitch is ipvsadm -S's option for a forwarding method; ipvsadm has
+// none for the local node and prints -g, which a loopback address turns
+// back into the local node (fsm.RealServer.LocalIfLoopback).
 func fwdSwitch(f fsm.Forward) string {
 	switch f {
 	case fsm.Masquerade:
@@ -489,8 +505,11 @@ func famOrder(k fsm.ServiceKey) int {
 }
 
 func protoOrder(p fsm.Protocol) int {
-	if p == fsm.UDP {
+	switch p {
+	case fsm.UDP:
 		return 17
+	case fsm.SCTP:
+		return 132
 	}
 	return 6
 }

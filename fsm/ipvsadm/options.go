@@ -39,12 +39,14 @@ const (
 	optTCP
 	optUDP
 	optFWMark
+	optSCTP
 	optIPv6
 	optSched
 	optPersist
 	optNetmask
 	optSchedFlags
 	optOnePacket
+	optPE
 	optReal
 	optGate
 	optIPIP
@@ -127,8 +129,8 @@ var optTable = []optSpec{
 	{0, "set", argRequired, cmdSet}, // three values: see tokenize
 	{0, "start-daemon", argRequired, optUnsupported},
 	{0, "stop-daemon", argRequired, optUnsupported},
-	{0, "sctp-service", argRequired, optUnsupported},
-	{0, "pe", argRequired, optUnsupported},
+	{0, "sctp-service", argRequired, optSCTP},
+	{0, "pe", argRequired, optPE},
 	{0, "mcast-interface", argRequired, optUnsupported},
 	{0, "mcast-group", argRequired, optUnsupported},
 	{0, "mcast-port", argRequired, optUnsupported},

@@ -79,8 +79,8 @@ const MaxTimeout = fsm.MaxPersistence
 // allowed lists, per command, the options ipvsadm's commands_v_options
 // table lets it take. Options are named by slot (see slotOf).
 var allowed = map[optID][]optID{
-	cmdAdd:      {optTCP, optIPv6, optSched, optPersist, optNetmask, optSchedFlags, optOnePacket},
-	cmdEdit:     {optTCP, optIPv6, optSched, optPersist, optNetmask, optSchedFlags, optOnePacket},
+	cmdAdd:      {optTCP, optIPv6, optSched, optPersist, optNetmask, optSchedFlags, optOnePacket, optPE},
+	cmdEdit:     {optTCP, optIPv6, optSched, optPersist, optNetmask, optSchedFlags, optOnePacket, optPE},
 	cmdDel:      {optTCP, optIPv6},
 	cmdList:     {optTCP, optIPv6, optNumeric, optConn, optStats, optRate, optThresholds, optPConn, optTunInfo, optExact, optNoSort, optTimeout},
 	cmdSet:      {},
@@ -95,7 +95,7 @@ var allowed = map[optID][]optID{
 // "-g -m" is caught as given twice, as ipvsadm's set_option does.
 func slotOf(id optID) optID {
 	switch id {
-	case optUDP, optFWMark:
+	case optUDP, optFWMark, optSCTP:
 		return optTCP
 	case optIPIP, optMasq:
 		return optGate
@@ -249,8 +249,11 @@ func (p *parser) service() (*fsm.ServiceKey, error) {
 		k = fsm.ServiceKey{Protocol: fsm.FWMark, Mark: m, IPv6: six != nil}
 	default:
 		proto := fsm.TCP
-		if t.spec.id == optUDP {
+		switch t.spec.id {
+		case optUDP:
 			proto = fsm.UDP
+		case optSCTP:
+			proto = fsm.SCTP
 		}
 		var hasPort bool
 		var err error
@@ -292,6 +295,15 @@ func (p *parser) serviceOp(key fsm.ServiceKey) (Command, error) {
 			return Command{}, err
 		}
 		s.Persistence.Netmask = mask
+	}
+	if t := p.seen[optPE]; t != nil {
+		if s.Persistence == nil {
+			return Command{}, fmt.Errorf("%s: needs -p (a persistence engine keys persistence)", t.label())
+		}
+		if t.value == "" {
+			return Command{}, fmt.Errorf("%s: want a persistence engine name (sip)", t.label())
+		}
+		s.Persistence.Engine = t.value
 	}
 	if t := p.seen[optSchedFlags]; t != nil {
 		// strtok semantics: empty items between commas are skipped.
@@ -342,6 +354,7 @@ func (p *parser) serverOp(key fsm.ServiceKey) (Command, error) {
 			rs.Forward = fsm.Masquerade
 		}
 	}
+	rs.LocalIfLoopback() // ipvsadm -S prints -g for "Local"
 	if t := p.seen[optWeight]; t != nil {
 		if rs.Weight, err = strconv.Atoi(t.value); err != nil {
 			return Command{}, fmt.Errorf("%s: weight must be a number", t.label())

@@ -5,7 +5,7 @@ import "strings"
 // Usage is the -h text: ipvsadm's synopsis, limited to what ipvsman does.
 func Usage(program string) string {
 	return strings.ReplaceAll(`Usage:
-  $0 -A|E virtual-service [-s scheduler] [-p [timeout]] [-M netmask] [-b sched-flags] [-o]
+  $0 -A|E virtual-service [-s scheduler] [-p [timeout]] [-M netmask] [--pe sip] [-b sched-flags] [-o]
   $0 -D virtual-service
   $0 -C
   $0 -R
@@ -38,15 +38,19 @@ Commands:
 virtual-service:
   --tcp-service|-t address:port     e.g. 10.0.0.1:80 or [2001:db8::1]:80
   --udp-service|-u address:port
+  --sctp-service address:port
   --fwmark-service|-f mark          with --ipv6|-6 for an IPv6 fwmark service
 
 Options:
-  --scheduler    -s name      rr wrr lc wlc lblc lblcr dh sh sed nq fo ovf mh twos (default wlc)
+  --scheduler    -s name      any the kernel has: rr wrr lc wlc lblc lblcr dh sh sed nq fo ovf mh,
+                              twos from Linux 6.7 (default wlc)
   --persistent   -p [secs]    persistent service (default 300 seconds)
   --netmask      -M mask      persistence granularity (IPv4 netmask or IPv6 prefix length)
+  --pe           engine       with -p: persistence engine sip (UDP, fwmark)
   --sched-flags  -b flags     comma list: sh-fallback sh-port mh-fallback mh-port flag-1..3
   --ops          -o           one-packet scheduling
-  --real-server  -r address[:port]  the real server (default port: the service's)
+  --real-server  -r address[:port]  the real server (default port: the service's);
+                              127.0.0.1 or ::1 with -g: the director itself (Local)
   --gatewaying   -g           direct routing (default)
   --ipip         -i           tunnelling (ipip unless --tun-type)
   --masquerading -m           masquerading (NAT)

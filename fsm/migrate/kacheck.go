@@ -19,6 +19,7 @@ var kaCheckTypes = map[string]struct {
 	"SSL_GET":    {"https", 1},
 	"TCP_CHECK":  {"tcp", 1},
 	"PING_CHECK": {"icmp", 1},
+	"SMTP_CHECK": {"smtp", 1},
 	"DNS_CHECK":  {"dns", 3},
 	"MISC_CHECK": {"exec", 0},
 }
@@ -28,12 +29,17 @@ type kaCheck struct {
 	hc          *fsm.HealthCheck
 	miscTimeout *float64 // nil: keepalived's default, the delay_loop
 	urls        int
+	hosts       int // SMTP_CHECK's host blocks
 }
+
+// kaRetryDelay is keepalived's delay_before_retry by default, seconds.
+const kaRetryDelay = 1.0
 
 // check builds a real server's check from its first checker. keepalived
 // marks a server down after retry+1 consecutive failures and up again
-// after one success: fall = retry+1, rise = 1. Every check runs every
-// delay_loop seconds.
+// after one success: fall = retry+1, rise = 1. A check runs every
+// delay_loop seconds, and a failed one is retried after
+// delay_before_retry (default 1 s): retry_delay.
 func (k *kaMapper) check(v *kaVS, s *kaServer, rs *fsm.RealServer, key fsm.ServiceKey) *fsm.HealthCheck {
 	chosen := k.firstChecker(s.checks)
 	if chosen == nil {
@@ -57,6 +63,13 @@ func (k *kaMapper) check(v *kaVS, s *kaServer, rs *fsm.RealServer, key fsm.Servi
 	if c.hc.Fall > 100 {
 		k.b.item(chosen.file, chosen.line, "retry", strconv.Itoa(retry), "ipvsman counts at most 100 failures: imported as fall 100")
 		c.hc.Fall = 100
+	}
+	if retry > 0 {
+		delay := kaRetryDelay
+		if t.retryDelay != nil {
+			delay = *t.retryDelay
+		}
+		c.hc.RetryDelayMS = min(max(ms(delay), 10), 3_600_000)
 	}
 	kaCheckDefaults(c.hc, t)
 	c.hc.Alpha = t.alpha != nil && *t.alpha
@@ -143,10 +156,11 @@ func kaCheckDefaults(hc *fsm.HealthCheck, t kaTiming) {
 var kaCheckKeywords = kaKeywords[*kaCheck]{
 	"connect_ip":    kaCheckConnectIP,
 	"connect_port":  kaUint(1, 65535, func(c *kaCheck, p uint64) { c.hc.Port = uint16(p) }),
-	"bindto":        kaNot[*kaCheck](kaCheckFrom),
-	"bind_port":     kaNot[*kaCheck](kaCheckFrom),
-	"bind_if":       kaNot[*kaCheck](kaCheckFrom),
-	"fwmark":        kaNot[*kaCheck](kaCheckFrom),
+	"bindto":        kaCheckBindTo,
+	"bind_port":     kaUint(1, 65535, func(c *kaCheck, p uint64) { c.hc.SourcePort = uint16(p) }),
+	"bind_if":       kaNot[*kaCheck]("ipvsman binds a check to a source address (bindto), not to an interface"),
+	"fwmark":        kaUint(1, 1<<32-1, func(c *kaCheck, m uint64) { c.hc.FWMark = uint32(m) }),
+	"helo_name":     kaOne(func(c *kaCheck, s string) { c.hc.Helo = s }),
 	"url":           kaCheckURL,
 	"http_protocol": kaNot[*kaCheck](kaNoHTTPOption),
 	"fast_recovery": kaNot[*kaCheck](kaNoHTTPOption),
@@ -161,10 +175,34 @@ var kaCheckKeywords = kaKeywords[*kaCheck]{
 	"user":          kaNot[*kaCheck]("ipvsman runs every exec check as one user, ipvsmand's --check-user (default: the daemon's)"),
 }
 
-const (
-	kaCheckFrom    = "ipvsman checks from the director's own address, unmarked"
-	kaNoHTTPOption = "ipvsman's http check has no such option"
-)
+const kaNoHTTPOption = "ipvsman's http check has no such option"
+
+func kaCheckBindTo(k *kaMapper, c *kaCheck, n *node) {
+	if a, err := netip.ParseAddr(n.value()); err == nil && a.Zone() == "" {
+		c.hc.Source = a.Unmap()
+	} else {
+		k.bad(n, "want a numeric IP address")
+	}
+}
+
+// host reads the checker's own keywords: set here, as the table refers
+// to itself through it.
+func init() { kaCheckKeywords["host"] = kaCheckHost }
+
+// kaCheckHost reads SMTP_CHECK's host block (keepalived's older form):
+// its connect_ip, connect_port, bindto, ... as if given in the checker.
+// keepalived checks every host in turn; ipvsman checks one target per
+// real server, the first host's.
+func kaCheckHost(k *kaMapper, c *kaCheck, n *node) {
+	c.hosts++
+	if c.hosts > 1 {
+		k.bad(n, "ipvsman checks one target per real server; the first host is used")
+		return
+	}
+	for _, h := range n.children {
+		kaCheckKeywords.read(k, c, h, "unknown host keyword: ignored")
+	}
+}
 
 func kaCheckConnectIP(k *kaMapper, c *kaCheck, n *node) {
 	if a, err := netip.ParseAddr(n.value()); err == nil && a.Zone() == "" {
@@ -207,7 +245,7 @@ var kaURLKeywords = kaKeywords[*fsm.HealthCheck]{
 		}
 		hc.Status = codes
 	},
-	"digest":      kaNot[*fsm.HealthCheck]("ipvsman's http check does not compare an MD5 digest of the body; use a body regular expression"),
+	"digest":      kaOne(func(hc *fsm.HealthCheck, d string) { hc.Digest = d }),
 	"virtualhost": kaOne(func(hc *fsm.HealthCheck, h string) { hc.Host = h }),
 	"regex":       kaOne(func(hc *fsm.HealthCheck, re string) { hc.Body = re }),
 }

@@ -62,7 +62,7 @@ var kaTimingKeywords = kaKeywords[*kaTiming]{
 	"inhibit_on_failure": kaFlag(func(t *kaTiming, v bool) { t.inhibit = &v }),
 	// alpha: a new real server starts down until its first check passes.
 	"alpha":              kaFlag(func(t *kaTiming, v bool) { t.alpha = &v }),
-	"delay_before_retry": kaNot[*kaTiming]("ipvsman retries a failed check at the check interval, with no separate retry delay"),
+	"delay_before_retry": kaSeconds(func(t *kaTiming, v float64) { t.retryDelay = &v }),
 	"warmup":             kaNot[*kaTiming]("ipvsman starts checks without a random warmup delay"),
 	"smtp_alert":         kaNot[*kaTiming](kaNoMail),
 	"log_all_failures":   kaNot[*kaTiming](kaNoMail),

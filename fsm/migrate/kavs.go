@@ -3,7 +3,6 @@ package migrate
 import (
 	"fmt"
 	"net/netip"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -59,8 +58,8 @@ func kaVSScheduler(k *kaMapper, v *kaVS, n *node) {
 	if !ok {
 		return
 	}
-	if !slices.Contains(fsm.Schedulers, s) {
-		k.bad(n, fmt.Sprintf("unknown scheduler (want one of %s): the service uses keepalived's default %s", strings.Join(fsm.Schedulers, ", "), kaScheduler))
+	if err := fsm.ValidateSchedulerName(s); err != nil {
+		k.bad(n, fmt.Sprintf("%v: the service uses keepalived's default %s", err, kaScheduler))
 		return
 	}
 	v.svc.Scheduler = s

@@ -97,6 +97,7 @@ type kaTiming struct {
 	delayLoop   *float64
 	connTimeout *float64
 	retry       *int
+	retryDelay  *float64 // delay_before_retry, seconds
 	vhost       *string
 	inhibit     *bool
 	alpha       *bool
@@ -111,6 +112,9 @@ func (t kaTiming) with(o kaTiming) kaTiming {
 	}
 	if o.retry != nil {
 		t.retry = o.retry
+	}
+	if o.retryDelay != nil {
+		t.retryDelay = o.retryDelay
 	}
 	if o.vhost != nil {
 		t.vhost = o.vhost
@@ -230,17 +234,17 @@ func (k *kaMapper) virtualServer(n *node) {
 		if slices.ContainsFunc(keys, func(k fsm.ServiceKey) bool { return k.Protocol != fsm.FWMark }) {
 			k.b.itemAt(at, "no protocol: keepalived 2.x defaults an address service to UDP (\"no protocol set - defaulting to UDP\"), and so does this import; say protocol TCP if you meant TCP")
 		}
-	case "TCP", "UDP":
-	case "SCTP":
-		k.b.itemAt(at, "ipvsman has no SCTP services")
-		return
+	case "TCP", "UDP", "SCTP":
 	}
 	onFailure := k.onFailure(v)
 	for _, key := range keys {
 		if key.Protocol != fsm.FWMark {
 			key.Protocol = fsm.UDP
-			if strings.EqualFold(v.proto, "TCP") {
+			switch strings.ToUpper(v.proto) {
+			case "TCP":
 				key.Protocol = fsm.TCP
+			case "SCTP":
+				key.Protocol = fsm.SCTP
 			}
 		} else if v.family == "inet6" {
 			key.IPv6 = true

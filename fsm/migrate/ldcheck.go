@@ -77,11 +77,42 @@ func ldNegotiate(l *ldMapper, c *ldCheck) bool {
 		}
 	case "dns":
 		hc.Type = "dns"
+	case "smtp", "submission":
+		hc.Type = "smtp"
+		l.item(c.svcLine, "service", c.service, "imported as an smtp check (greeting, EHLO, QUIT), as ldirectord's")
 	default:
-		c.connect()
-		l.item(c.svcLine, "service", c.service, "ipvsman has no "+c.service+" negotiate check: imported as a "+hc.Type+" check (the request and receive strings are not used)")
+		m, ok := ldNegotiateBanners[c.service]
+		if !ok || (c.key.Protocol == fsm.UDP) != (m.typ == "udp") {
+			c.connect()
+			l.item(c.svcLine, "service", c.service, "ipvsman has no "+c.service+" negotiate check: imported as a "+hc.Type+" check (the request and receive strings are not used)")
+			return true
+		}
+		hc.Type, hc.Send, hc.Expect = m.typ, m.send, m.expect
+		if m.typ == "tls" {
+			hc.Insecure = true // ldirectord does not verify the certificate
+		}
+		l.item(c.svcLine, "service", c.service, m.note)
 	}
 	return true
+}
+
+// ldNegotiateBanners map ldirectord's negotiate checks of the protocols
+// ipvsman has no checker for onto the nearest real exchange: the
+// server's greeting (or the answer to a request), which a live server
+// of that protocol sends before any login.
+var ldNegotiateBanners = map[string]struct{ typ, send, expect, note string }{
+	"ftp":   {"tcp", "", `^220[ -]`, "imported as a tcp check of the 220 greeting: ldirectord also logs in and retrieves the request file (login, passwd, request and receive are not used)"},
+	"pop":   {"tcp", "", `^\+OK`, "imported as a tcp check of the +OK greeting: ldirectord also logs in (login and passwd are not used)"},
+	"pops":  {"tls", "", `^\+OK`, "imported as a tls check (certificate not verified, as ldirectord) of the +OK greeting: ldirectord also logs in (login and passwd are not used)"},
+	"imap":  {"tcp", "", `^\* OK`, "imported as a tcp check of the * OK greeting: ldirectord also logs in (login and passwd are not used)"},
+	"imaps": {"tls", "", `^\* OK`, "imported as a tls check (certificate not verified, as ldirectord) of the * OK greeting: ldirectord also logs in (login and passwd are not used)"},
+	"nntp":  {"tcp", "", `^20[01][ -]`, "imported as a tcp check of the 200/201 greeting, as ldirectord's"},
+	// A MySQL server greets every client with its handshake, protocol 10.
+	"mysql": {"tcp", "", `(?s)^.{3}\x00\x0a`, "imported as a tcp check of the server's handshake (protocol 10): ldirectord also logs in and runs the request query (login, passwd, database, request and receive are not used)"},
+	// A SIP server answers OPTIONS with a status line.
+	"sip": {"udp", "OPTIONS sip:ipvsman@invalid SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;rport;branch=z9hG4bK-ipvsman\r\nMax-Forwards: 70\r\n" +
+		"From: <sip:ipvsman@invalid>;tag=ipvsman\r\nTo: <sip:ipvsman@invalid>\r\nCall-ID: ipvsman-check\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+		`^SIP/2\.0 [1-6][0-9][0-9] `, "imported as a udp check: OPTIONS, any SIP status line back (ldirectord's sends its request as OPTIONS too; the receive string is not used)"},
 }
 
 // check builds the service's check from checktype and service. off reports

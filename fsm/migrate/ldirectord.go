@@ -201,8 +201,8 @@ var ldVirtualKeywords = map[string]ldKeyword{
 func ldReadElsewhere(*ldMapper, *ldSection, string, ldVal) {}
 
 func ldSectionScheduler(l *ldMapper, s *ldSection, k string, x ldVal) {
-	if !slicesContains(fsm.Schedulers, x.v) {
-		l.item(x.line, k, x.v, fmt.Sprintf("unknown scheduler: the service uses ldirectord's default %s", ldScheduler))
+	if err := fsm.ValidateSchedulerName(x.v); err != nil {
+		l.item(x.line, k, x.v, fmt.Sprintf("%v: the service uses ldirectord's default %s", err, ldScheduler))
 		return
 	}
 	s.svc.Scheduler = x.v

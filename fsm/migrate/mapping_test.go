@@ -193,7 +193,7 @@ virtual=192.0.2.2:53
 virtual6=7
 	real6=[2001:db8::7] gate
 	checktype=on
-	scheduler=nosuch
+	scheduler=no-such
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -212,7 +212,7 @@ virtual6=7
 		t.Errorf("dns PTR check: %+v", ptr.Check)
 	}
 	fw := c.Services["fwmark6:7"]
-	if fw == nil || fw.Check != nil || fw.Scheduler != ldScheduler || !hasItem(res, "scheduler", "unknown scheduler") {
+	if fw == nil || fw.Check != nil || fw.Scheduler != ldScheduler || !hasItem(res, "scheduler", "want lower-case letters") {
 		t.Errorf("fwmark6: %+v %v", fw, res.Unmapped)
 	}
 }

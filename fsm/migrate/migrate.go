@@ -201,6 +201,9 @@ func (b *builder) finish() (*Result, error) {
 		at := b.svcAt[key]
 		fsm.NormalizeService(svc)
 		if svc.Sorry != nil {
+			// ldirectord's fallback and keepalived's sorry_server are
+			// often the director itself (127.0.0.1): the local node.
+			svc.Sorry.LocalIfLoopback()
 			if err := fsm.ValidateServer(svc, svc.Sorry); err != nil {
 				b.itemAt(b.sorryAt[key], "sorry server not imported: "+err.Error())
 				svc.Sorry = nil
@@ -216,6 +219,7 @@ func (b *builder) finish() (*Result, error) {
 			r := svc.Servers[rk]
 			rat := b.srvAt[fsm.VerdictKey(key, rk)]
 			fsm.NormalizeServer(svc, r)
+			r.LocalIfLoopback()
 			if err := fsm.ValidateServer(svc, r); err != nil {
 				b.itemAt(rat, "real server not imported: "+err.Error())
 				continue

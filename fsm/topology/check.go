@@ -38,9 +38,20 @@ type yamlCheck struct {
 	Proto  string `yaml:"proto,omitempty"`
 	RCode  string `yaml:"rcode,omitempty"`
 	Answer string `yaml:"answer,omitempty"`
-	// udp
+	// udp, tcp, tls
 	Send   string `yaml:"send,omitempty"`
 	Expect string `yaml:"expect,omitempty"`
+	// http, https: MD5 of the body; tls, https: CA file, expiry margin
+	Digest       string `yaml:"digest,omitempty"`
+	CAFile       string `yaml:"ca_file,omitempty"`
+	ExpiryMargin string `yaml:"expiry_margin,omitempty"`
+	// smtp
+	Helo string `yaml:"helo,omitempty"`
+	// every type: keepalived's delay_before_retry, bindto, bind_port, fwmark
+	RetryDelay string   `yaml:"retry_delay,omitempty"`
+	Source     string   `yaml:"source,omitempty"`
+	SourcePort *yamlInt `yaml:"source_port,omitempty"`
+	FWMark     *yamlInt `yaml:"fwmark,omitempty"`
 	// exec
 	Command []string `yaml:"command,omitempty,flow"`
 	// every type: a server without a verdict is down until its first check passes
@@ -54,6 +65,8 @@ var checkKeys = map[string]string{
 	"address": "address", "port": "port", "method": "method", "path": "path", "host": "host", "sni": "sni",
 	"status": "status", "body": "body", "query": "query", "qtype": "qtype", "proto": "proto", "rcode": "rcode",
 	"answer": "answer", "send": "send", "expect": "expect", "command": "command",
+	"digest": "digest", "ca_file": "ca_file", "expiry_margin_s": "expiry_margin", "helo": "helo",
+	"retry_delay_ms": "retry_delay", "source": "source", "source_port": "source_port", "fwmark": "fwmark",
 }
 
 // buildCheck converts and validates a check; what names it in errors as
@@ -63,7 +76,7 @@ func buildCheck(y *yamlCheck, what string) (*fsm.HealthCheck, []fieldError) {
 	c := &fsm.HealthCheck{
 		Type: y.Type, Method: y.Method, Path: y.Path, Host: y.Host, SNI: y.SNI, Body: y.Body, Insecure: y.Insecure, Alpha: y.Alpha,
 		Query: y.Query, QType: y.QType, Proto: y.Proto, RCode: y.RCode, Answer: y.Answer,
-		Send: y.Send, Expect: y.Expect,
+		Send: y.Send, Expect: y.Expect, Digest: y.Digest, CAFile: y.CAFile, Helo: y.Helo,
 	}
 	var errs []fieldError
 	bad := func(field string, err error) { errs = append(errs, fieldError{field, err}) }
@@ -123,6 +136,7 @@ func buildCheck(y *yamlCheck, what string) (*fsm.HealthCheck, []fieldError) {
 			c.Port = uint16(*y.Port)
 		}
 	}
+	errs = append(errs, buildCheckSocket(y, c)...)
 	if len(errs) > 0 {
 		return nil, errs
 	}
@@ -131,6 +145,55 @@ func buildCheck(y *yamlCheck, what string) (*fsm.HealthCheck, []fieldError) {
 		return nil, []fieldError{{checkKeys[field], err}}
 	}
 	return c, nil
+}
+
+// buildCheckSocket reads the keys ChecksProtocol added that need
+// converting: the retry delay and expiry margin (durations), the source
+// address, port and mark.
+func buildCheckSocket(y *yamlCheck, c *fsm.HealthCheck) []fieldError {
+	var errs []fieldError
+	bad := func(field string, err error) { errs = append(errs, fieldError{field, err}) }
+	var err error
+	if c.RetryDelayMS, err = durationMS("retry_delay", y.RetryDelay, 0); err != nil {
+		bad("retry_delay", err)
+	}
+	if y.ExpiryMargin != "" {
+		d, err := time.ParseDuration(y.ExpiryMargin)
+		switch {
+		case err != nil:
+			bad("expiry_margin", fmt.Errorf("expiry_margin %q: want a duration such as 720h (30 days)", y.ExpiryMargin))
+		case d <= 0 || d%time.Second != 0 || d/time.Second > math.MaxUint32:
+			bad("expiry_margin", fmt.Errorf("expiry_margin %s: want a positive whole number of seconds", y.ExpiryMargin))
+		default:
+			c.ExpiryMarginS = uint32(d / time.Second)
+		}
+	}
+	if y.Source != "" {
+		a, err := netip.ParseAddr(y.Source)
+		switch {
+		case err != nil:
+			bad("source", fmt.Errorf("source %q: not an IP address", y.Source))
+		case a.Zone() != "":
+			bad("source", fmt.Errorf("source %q: zones are not allowed", y.Source))
+		default:
+			c.Source = a
+		}
+	}
+	if y.SourcePort != nil {
+		if *y.SourcePort < 1 || *y.SourcePort > math.MaxUint16 {
+			bad("source_port", fmt.Errorf("source_port %d: want 1-65535 (leave it out for any)", *y.SourcePort))
+		} else {
+			c.SourcePort = uint16(*y.SourcePort)
+		}
+	}
+	if y.FWMark != nil {
+		if *y.FWMark < 1 || *y.FWMark > math.MaxUint32 {
+			bad("fwmark", fmt.Errorf("fwmark %d: want 1-4294967295 (leave it out for none)", *y.FWMark))
+		} else {
+			c.FWMark = uint32(*y.FWMark)
+		}
+	}
+	return errs
 }
 
 // durationMS reads a Go duration as whole milliseconds. Zero is refused:
@@ -166,6 +229,22 @@ func marshalCheck(c *fsm.HealthCheck) *yamlCheck {
 		Type: c.Type, Method: c.Method, Path: c.Path, Host: c.Host, SNI: c.SNI, Body: c.Body,
 		Insecure: c.Insecure, Query: c.Query, QType: c.QType, Proto: c.Proto, RCode: c.RCode, Answer: c.Answer,
 		Send: c.Send, Expect: c.Expect, Command: c.Command, Alpha: c.Alpha,
+		Digest: c.Digest, CAFile: c.CAFile, Helo: c.Helo,
+	}
+	if c.RetryDelayMS != 0 {
+		y.RetryDelay = msString(c.RetryDelayMS)
+	}
+	if c.ExpiryMarginS != 0 {
+		y.ExpiryMargin = (time.Duration(c.ExpiryMarginS) * time.Second).String()
+	}
+	if c.Source.IsValid() {
+		y.Source = c.Source.String()
+	}
+	if c.SourcePort != 0 {
+		y.SourcePort = intPtr(c.SourcePort)
+	}
+	if c.FWMark != 0 {
+		y.FWMark = intPtr(c.FWMark)
 	}
 	for _, s := range c.Status {
 		y.Status = append(y.Status, yamlInt(s))

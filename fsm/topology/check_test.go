@@ -101,7 +101,7 @@ func TestYAMLCheckErrors(t *testing.T) {
 	head := "services:\n  - name: S\n    protocol: tcp\n    address: 10.0.0.1\n    port: 80\n"
 	server := head + "    servers:\n      - name: a\n        address: 10.1.0.1\n        check:\n"
 	for _, tc := range []struct{ in, want string }{
-		{head + "    check: {type: smtp}\n", `line 6: services[0].check: service "S": service tcp:10.0.0.1:80 check type "smtp": want one of tcp, http`},
+		{head + "    check: {type: sip}\n", `line 6: services[0].check: service "S": service tcp:10.0.0.1:80 check type "sip": want one of tcp, http`},
 		{head + "    check: {interval: 1s}\n", `line 6: services[0].check: service "S": service tcp:10.0.0.1:80 check type "": want one of`},
 		{head + "    check: http\n", "line 6: services[0].check: cannot unmarshal !!str `http` into a check (a mapping)"},
 		{head + "    check:\n      type: tcp\n      colour: red\n", `line 8: services[0].check: field "colour" is not a check key (want type, interval,`},

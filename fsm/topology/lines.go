@@ -15,7 +15,7 @@
 //
 // A service line is
 //
-//	HEAD [ "[" SPEC { "," SPEC } "]" ] [ "(" OPTION ... ")" ]
+//	HEAD [ "[" SPEC { "," SPEC } "]" ] [ "pool" "[" SPEC { "," SPEC } "]" ] [ "(" OPTION ... ")" ]
 //
 // in that order, with whitespace allowed between the parts and around the
 // commas (none is needed) and no comma after the last SPEC.
@@ -24,12 +24,18 @@
 //
 //	NAME:t:ADDRESS:PORT   TCP service
 //	NAME:u:ADDRESS:PORT   UDP service
+//	NAME:s:ADDRESS:PORT   SCTP service (ipvsadm --sctp-service)
 //	NAME:f:MARK           IPv4 firewall-mark service
 //	NAME:f6:MARK          IPv6 firewall-mark service
 //
 // IPv6 addresses go in brackets: Web6:t:[2001:db8::1]:80. NAME may be empty
 // (":t:10.0.0.1:80") for an unnamed service. PORT 0 is only valid with -p.
 // A service may appear on one line only.
+//
+// The list after the word pool holds the service's pool: real servers
+// defined for it, with the line's options, but not assigned, so in no
+// kernel table until `ipvsman pool assign` assigns one. A server may be in
+// one of the two lists only.
 //
 // SPEC is a double-quoted real server, "NAME:ADDRESS[:PORT[:WEIGHT]]":
 //
@@ -209,11 +215,18 @@ func parseServiceLine(line string, budget *int) (*fsm.Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("service %q: %w", head, err)
 	}
-	var specs []string
+	var specs, poolSpecs []string
 	if strings.HasPrefix(rest, "[") {
 		specs, rest, err = splitSpecs(rest)
 		if err != nil {
 			return nil, fmt.Errorf("service %q: server list: %w", head, err)
+		}
+		rest = strings.TrimSpace(rest)
+	}
+	if after, ok := strings.CutPrefix(rest, poolMarker); ok && strings.HasPrefix(strings.TrimSpace(after), "[") {
+		poolSpecs, rest, err = splitSpecs(strings.TrimSpace(after))
+		if err != nil {
+			return nil, fmt.Errorf("service %q: pool list: %w", head, err)
 		}
 		rest = strings.TrimSpace(rest)
 	}
@@ -229,13 +242,35 @@ func parseServiceLine(line string, budget *int) (*fsm.Service, error) {
 		rest = strings.TrimSpace(rest[end+1:])
 	}
 	if rest != "" {
-		return nil, fmt.Errorf("service %q: unexpected %q (want [\"SERVER\", ...] then (OPTIONS))", head, rest)
+		return nil, fmt.Errorf("service %q: unexpected %q (want [\"SERVER\", ...], then pool [\"SERVER\", ...], then (OPTIONS))", head, rest)
 	}
 	if err := checkService(svc); err != nil {
 		return nil, fmt.Errorf("service %q: %w", head, err)
 	}
-	svc.Servers = map[string]*fsm.RealServer{}
-	from := map[string]string{} // server key -> spec that gave it
+	from := map[string]string{} // server key -> spec that gave it, in either list
+	if svc.Servers, err = lineServers(svc, specs, opts, budget, from); err != nil {
+		return nil, err
+	}
+	if svc.Pool, err = lineServers(svc, poolSpecs, opts, budget, from); err != nil {
+		return nil, err
+	}
+	if len(svc.Pool) == 0 {
+		svc.Pool = nil
+	}
+	return svc, nil
+}
+
+// poolMarker opens a service line's second list: real servers defined for
+// the service but not assigned (its pool). The 2007 GUI's files never hold
+// a word between the server list and the options, so no old file means
+// anything else by it.
+const poolMarker = "pool"
+
+// lineServers expands specs into real servers of svc with the line's
+// options; from (server key -> the spec that gave it) spans both of a
+// line's lists, so that a server listed in both is an error.
+func lineServers(svc *fsm.Service, specs []string, opts lineOpts, budget *int, from map[string]string) (map[string]*fsm.RealServer, error) {
+	out := map[string]*fsm.RealServer{}
 	for _, spec := range specs {
 		servers, err := expandSpec(spec)
 		if err != nil {
@@ -250,6 +285,7 @@ func parseServiceLine(line string, budget *int) (*fsm.Service, error) {
 				Forward: opts.forward, Weight: opts.weight,
 				Upper: opts.upper, Lower: opts.lower, State: fsm.Active,
 			}
+			r.LocalIfLoopback() // as ipvsadm's -g to the director itself
 			if s.hasWeight {
 				r.Weight = s.weight
 			}
@@ -261,10 +297,10 @@ func parseServiceLine(line string, budget *int) (*fsm.Service, error) {
 				return nil, fmt.Errorf("real server %q: %s listed twice (also in %q)", spec, key, prev)
 			}
 			from[key] = spec
-			svc.Servers[key] = r
+			out[key] = r
 		}
 	}
-	return svc, nil
+	return out, nil
 }
 
 func parseHead(head string) (*fsm.Service, error) {
@@ -275,11 +311,8 @@ func parseHead(head string) (*fsm.Service, error) {
 	}
 	svc := &fsm.Service{Name: name}
 	switch proto {
-	case "t", "u":
-		svc.Key.Protocol = fsm.TCP
-		if proto == "u" {
-			svc.Key.Protocol = fsm.UDP
-		}
+	case "t", "u", "s":
+		svc.Key.Protocol = map[string]fsm.Protocol{"t": fsm.TCP, "u": fsm.UDP, "s": fsm.SCTP}[proto]
 		addr, port, err := splitHostPort(where)
 		if err != nil {
 			return nil, err
@@ -297,7 +330,7 @@ func parseHead(head string) (*fsm.Service, error) {
 		}
 		svc.Key = fsm.ServiceKey{Protocol: fsm.FWMark, Mark: uint32(m), IPv6: proto == "f6"}
 	default:
-		return nil, fmt.Errorf("protocol %q: want t, u or f (f6 for IPv6 fwmark)", proto)
+		return nil, fmt.Errorf("protocol %q: want t, u, s (SCTP) or f (f6 for IPv6 fwmark)", proto)
 	}
 	return svc, nil
 }

@@ -106,26 +106,63 @@ func marshalService(svc *fsm.Service) (yamlService, error) {
 		ys.Protocol, ys.Address, ys.Port = string(k.Protocol), k.Address.String(), intPtr(k.Port)
 	}
 	if p := svc.Persistence; p != nil {
-		ys.Persistence = &yamlPersistence{Timeout: yamlInt(p.Timeout), Netmask: p.Netmask}
+		ys.Persistence = &yamlPersistence{Timeout: yamlInt(p.Timeout), Netmask: p.Netmask, Engine: p.Engine}
 	}
 	ys.Check = marshalCheck(svc.Check)
-	servers := make([]*fsm.RealServer, 0, len(svc.Servers))
-	for rk, r := range svc.Servers {
-		if r == nil {
-			return ys, fmt.Errorf("service %s: real server %s: nil", k, rk)
-		}
-		servers = append(servers, r)
+	servers, err := sortedServers(k, "real server", svc.Servers)
+	if err != nil {
+		return ys, err
 	}
-	slices.SortFunc(servers, func(a, b *fsm.RealServer) int {
-		return cmp.Or(a.Address.Compare(b.Address), cmp.Compare(a.Port, b.Port))
-	})
-	fwd, weight := sharedDefaults(servers)
+	pool, err := sortedServers(k, "pool server", svc.Pool)
+	if err != nil {
+		return ys, err
+	}
+	// The reader gives the pool the service's defaults too, so they are
+	// lifted from both lists.
+	fwd, weight := sharedDefaults(append(slices.Clip(servers), pool...))
 	if fwd != fsm.DirectRoute {
 		ys.Forward = string(fwd)
 	}
 	if weight != fsm.DefaultWeight {
 		ys.Weight = intPtr(weight)
 	}
+	ys.Servers = marshalServers(k, servers, fwd, weight)
+	ys.Pool = marshalServers(k, pool, fwd, weight)
+	ys.OnFailure = svc.OnFailure
+	if r := svc.Sorry; r != nil {
+		if r.Check != nil {
+			return ys, fmt.Errorf("service %s: sorry server %s: %w", k, r.Key(), errSorryCheck)
+		}
+		s := yamlServer{Name: r.Name, Address: r.Address.String(), Forward: string(r.Forward),
+			TunnelType: string(r.TunnelType), TunnelPort: yamlInt(r.TunnelPort), TunnelCsum: string(r.TunnelCsum)}
+		if r.Port != k.Port {
+			s.Port = yamlInt(r.Port)
+		}
+		s.Weight = intPtr(r.Weight)
+		ys.SorryServer = &s
+	}
+	return ys, nil
+}
+
+// sortedServers lists m's servers by address and port.
+func sortedServers(k fsm.ServiceKey, what string, m map[string]*fsm.RealServer) ([]*fsm.RealServer, error) {
+	out := make([]*fsm.RealServer, 0, len(m))
+	for rk, r := range m {
+		if r == nil {
+			return nil, fmt.Errorf("service %s: %s %s: nil", k, what, rk)
+		}
+		out = append(out, r)
+	}
+	slices.SortFunc(out, func(a, b *fsm.RealServer) int {
+		return cmp.Or(a.Address.Compare(b.Address), cmp.Compare(a.Port, b.Port))
+	})
+	return out, nil
+}
+
+// marshalServers writes servers without what the service's defaults (fwd,
+// weight) and the reader fill in.
+func marshalServers(k fsm.ServiceKey, servers []*fsm.RealServer, fwd fsm.Forward, weight int) []yamlServer {
+	var out []yamlServer
 	for _, r := range servers {
 		s := yamlServer{Name: r.Name, Address: r.Address.String()}
 		// A fwmark service has no port of its own: a server's port 0 means
@@ -150,22 +187,9 @@ func marshalService(svc *fsm.Service) (yamlService, error) {
 			s.State = string(r.State)
 		}
 		s.Check = marshalCheck(r.Check)
-		ys.Servers = append(ys.Servers, s)
+		out = append(out, s)
 	}
-	ys.OnFailure = svc.OnFailure
-	if r := svc.Sorry; r != nil {
-		if r.Check != nil {
-			return ys, fmt.Errorf("service %s: sorry server %s: %w", k, r.Key(), errSorryCheck)
-		}
-		s := yamlServer{Name: r.Name, Address: r.Address.String(), Forward: string(r.Forward),
-			TunnelType: string(r.TunnelType), TunnelPort: yamlInt(r.TunnelPort), TunnelCsum: string(r.TunnelCsum)}
-		if r.Port != k.Port {
-			s.Port = yamlInt(r.Port)
-		}
-		s.Weight = intPtr(r.Weight)
-		ys.SorryServer = &s
-	}
-	return ys, nil
+	return out
 }
 
 // sharedDefaults returns the forwarding method and weight to write on the
@@ -196,7 +220,7 @@ func flowServers(doc *yaml.Node) {
 	}
 	for _, svcs := range mappingValues(root, "services") {
 		for _, svc := range svcs.Content {
-			for _, servers := range mappingValues(svc, "servers") {
+			for _, servers := range append(mappingValues(svc, "servers"), mappingValues(svc, "pool")...) {
 				for _, s := range servers.Content {
 					if checks := mappingValues(s, "check"); len(checks) > 0 {
 						for _, c := range checks {

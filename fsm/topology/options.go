@@ -28,12 +28,17 @@ var shortOpts = map[byte]optArg{
 	's': argRequired, 'p': argOptional, 'M': argRequired, 'b': argRequired,
 	'o': argNone, 'g': argNone, 'i': argNone, 'm': argNone,
 	'w': argRequired, 'x': argRequired, 'y': argRequired,
+	optPE: argRequired,
 }
+
+// optPE is --pe's letter: ipvsadm has no short form, and no typed letter
+// is this byte.
+const optPE = 1
 
 var longOpts = map[string]byte{
 	"scheduler": 's', "persistent": 'p', "netmask": 'M', "sched-flags": 'b',
 	"ops": 'o', "gatewaying": 'g', "ipip": 'i', "masquerading": 'm',
-	"weight": 'w', "u-threshold": 'x', "l-threshold": 'y',
+	"weight": 'w', "u-threshold": 'x', "l-threshold": 'y', "pe": optPE,
 }
 
 func parseOptions(s string, svc *fsm.Service) (lineOpts, error) {
@@ -44,7 +49,7 @@ func parseOptions(s string, svc *fsm.Service) (lineOpts, error) {
 		word   string
 	}
 	seen := map[byte]seenOpt{}
-	var netmask string
+	var netmask, peName string
 	for i := 0; i < len(words); i++ {
 		word := words[i]
 		var letter byte
@@ -88,6 +93,10 @@ func parseOptions(s string, svc *fsm.Service) (lineOpts, error) {
 			return opts, fmt.Errorf("option %q: conflicts with %q", word, prev.word)
 		}
 		seen[group] = seenOpt{letter, word}
+		if letter == optPE {
+			peName = val
+			continue
+		}
 		if err := applyOption(letter, val, attached, svc, &opts, &netmask); err != nil {
 			return opts, fmt.Errorf("option %q: %w", word, err)
 		}
@@ -97,6 +106,12 @@ func parseOptions(s string, svc *fsm.Service) (lineOpts, error) {
 			return opts, fmt.Errorf("option %q: needs -p", seen['M'].word)
 		}
 		svc.Persistence.Netmask = netmask
+	}
+	if pe, ok := seen[optPE]; ok {
+		if svc.Persistence == nil {
+			return opts, fmt.Errorf("option %q: needs -p", pe.word)
+		}
+		svc.Persistence.Engine = peName
 	}
 	return opts, nil
 }

@@ -75,6 +75,9 @@ type yamlService struct {
 	Lower   yamlInt      `yaml:"lower_threshold,omitempty"`
 	Check   *yamlCheck   `yaml:"check,omitempty"` // of its servers; a server's own replaces it
 	Servers []yamlServer `yaml:"servers,omitempty"`
+	// Real servers defined for the service but not assigned: in no kernel
+	// table until `ipvsman pool assign` (or the console's a) assigns one.
+	Pool []yamlServer `yaml:"pool,omitempty"`
 	// What the line form cannot say: quiescent (default) or remove, and the
 	// server used while no real server is usable.
 	OnFailure   string      `yaml:"on_failure,omitempty"`
@@ -84,6 +87,7 @@ type yamlService struct {
 type yamlPersistence struct {
 	Timeout yamlInt `yaml:"timeout,omitempty"`
 	Netmask string  `yaml:"netmask,omitempty"`
+	Engine  string  `yaml:"engine,omitempty"` // persistence engine (ipvsadm --pe): sip
 }
 
 type yamlServer struct {
@@ -301,7 +305,7 @@ func (b *yamlBuilder) service(at ypath, ys *yamlService, seen map[string]ypath) 
 			b.fail(at.with("persistence"), "timeout", item, fmt.Errorf("persistence timeout %d: want a number of seconds, 1 or more, or omit it for %d", p.Timeout, fsm.DefaultPersistence))
 			ok = false
 		}
-		svc.Persistence = &fsm.Persistence{Timeout: uint32(p.Timeout), Netmask: p.Netmask}
+		svc.Persistence = &fsm.Persistence{Timeout: uint32(p.Timeout), Netmask: p.Netmask, Engine: p.Engine}
 	}
 	if keyOK {
 		if err := checkService(svc); err != nil {
@@ -341,11 +345,60 @@ func (b *yamlBuilder) service(at ypath, ys *yamlService, seen map[string]ypath) 
 		}
 		svc.Check = c
 	}
-	svc.Servers = map[string]*fsm.RealServer{}
 	serverAt := map[string]ypath{}
-	for j := range ys.Servers {
-		sat := at.with("servers", j)
-		ysrv := &ys.Servers[j]
+	var listOK, poolOK bool
+	svc.Servers, listOK = b.serverList(at, "servers", ys.Servers, svc, def, keyOK, serverAt)
+	if svc.Pool, poolOK = b.serverList(at, "pool", ys.Pool, svc, def, keyOK, serverAt); len(svc.Pool) == 0 {
+		svc.Pool = nil
+	}
+	ok = ok && listOK && poolOK
+	if ys.SorryServer != nil {
+		r, errs := buildServer(ys.SorryServer, def)
+		if len(errs) == 0 && keyOK {
+			field, err := "", checkServer(svc, r)
+			if err == nil && svc.Servers[r.Key()] != nil {
+				err = fmt.Errorf("%s: also a real server of the service", r.Key())
+			}
+			if err == nil && ys.SorryServer.Check != nil {
+				field, err = "check", errSorryCheck
+			}
+			if err != nil {
+				errs = append(errs, fieldError{field, err})
+			}
+		}
+		for _, e := range errs {
+			b.fail(at.with("sorry_server"), e.field, "sorry server", e.err)
+		}
+		if len(errs) > 0 {
+			ok = false
+		} else {
+			svc.Sorry = r
+		}
+	}
+	if !keyOK {
+		return
+	}
+	skey := key.String()
+	if prev, dup := seen[skey]; dup {
+		b.fail(at, "", item, fmt.Errorf("service %s: defined twice (also %s on line %d)", skey, prev, lineOf(b.root, prev)))
+		return
+	}
+	seen[skey] = at
+	if ok {
+		b.cfg.Services[skey] = svc
+	}
+}
+
+// serverList builds a service's list of real servers (list is "servers"
+// or "pool") with the service's defaults. serverAt, shared by both lists,
+// finds a server listed twice, in one list or in both. ok is false when any
+// entry failed.
+func (b *yamlBuilder) serverList(at ypath, list string, entries []yamlServer, svc *fsm.Service, def fsm.RealServer, keyOK bool, serverAt map[string]ypath) (map[string]*fsm.RealServer, bool) {
+	out := map[string]*fsm.RealServer{}
+	ok := true
+	for j := range entries {
+		sat := at.with(list, j)
+		ysrv := &entries[j]
 		if b.suspect(sat) {
 			ok = false
 			continue
@@ -385,43 +438,9 @@ func (b *yamlBuilder) service(at ypath, ys *yamlService, seen map[string]ypath) 
 			continue
 		}
 		serverAt[rkey] = sat
-		svc.Servers[rkey] = r
+		out[rkey] = r
 	}
-	if ys.SorryServer != nil {
-		r, errs := buildServer(ys.SorryServer, def)
-		if len(errs) == 0 && keyOK {
-			field, err := "", checkServer(svc, r)
-			if err == nil && svc.Servers[r.Key()] != nil {
-				err = fmt.Errorf("%s: also a real server of the service", r.Key())
-			}
-			if err == nil && ys.SorryServer.Check != nil {
-				field, err = "check", errSorryCheck
-			}
-			if err != nil {
-				errs = append(errs, fieldError{field, err})
-			}
-		}
-		for _, e := range errs {
-			b.fail(at.with("sorry_server"), e.field, "sorry server", e.err)
-		}
-		if len(errs) > 0 {
-			ok = false
-		} else {
-			svc.Sorry = r
-		}
-	}
-	if !keyOK {
-		return
-	}
-	skey := key.String()
-	if prev, dup := seen[skey]; dup {
-		b.fail(at, "", item, fmt.Errorf("service %s: defined twice (also %s on line %d)", skey, prev, lineOf(b.root, prev)))
-		return
-	}
-	seen[skey] = at
-	if ok {
-		b.cfg.Services[skey] = svc
-	}
+	return out, ok
 }
 
 // yamlServiceKey also returns the field to blame, for the error's line.
@@ -431,7 +450,7 @@ func yamlServiceKey(ys *yamlService) (fsm.ServiceKey, string, error) {
 		proto = string(fsm.FWMark)
 	}
 	switch fsm.Protocol(proto) {
-	case fsm.TCP, fsm.UDP:
+	case fsm.TCP, fsm.UDP, fsm.SCTP:
 		switch {
 		case ys.FWMark != nil:
 			return fsm.ServiceKey{}, "fwmark", fmt.Errorf("fwmark: only for protocol fwmark, not %s", proto)
@@ -462,9 +481,9 @@ func yamlServiceKey(ys *yamlService) (fsm.ServiceKey, string, error) {
 		}
 		return fsm.ServiceKey{Protocol: fsm.FWMark, Mark: uint32(*ys.FWMark), IPv6: ys.IPv6}, "", nil
 	case "":
-		return fsm.ServiceKey{}, "", errors.New("protocol: missing (want tcp, udp or fwmark)")
+		return fsm.ServiceKey{}, "", errors.New("protocol: missing (want tcp, udp, sctp or fwmark)")
 	}
-	return fsm.ServiceKey{}, "protocol", fmt.Errorf("protocol %q: want tcp, udp or fwmark", proto)
+	return fsm.ServiceKey{}, "protocol", fmt.Errorf("protocol %q: want tcp, udp, sctp or fwmark", proto)
 }
 
 // buildServer builds a real server on the service's defaults, or returns
@@ -519,15 +538,16 @@ func buildServer(s *yamlServer, def fsm.RealServer) (*fsm.RealServer, []fieldErr
 	if len(errs) > 0 {
 		return nil, errs
 	}
+	r.LocalIfLoopback() // as ipvsadm's -g to the director itself
 	return &r, nil
 }
 
 func parseForward(s string) (fsm.Forward, error) {
 	switch f := fsm.Forward(s); f {
-	case fsm.DirectRoute, fsm.Tunnel, fsm.Masquerade:
+	case fsm.DirectRoute, fsm.Tunnel, fsm.Masquerade, fsm.LocalNode:
 		return f, nil
 	}
-	return "", fmt.Errorf("forward %q: want droute, tunnel or masq", s)
+	return "", fmt.Errorf("forward %q: want droute, tunnel, masq or local", s)
 }
 
 func threshold(field string, v yamlInt) (uint32, error) {

@@ -169,7 +169,7 @@ func TestYAMLErrors(t *testing.T) {
 		{"two documents", "version: 1\n---\nversion: 1\n", []string{"line 2: a topology is one YAML document"}},
 		{"duplicate key", "version: 1\nversion: 1\n", []string{`line 2: mapping key "version" already defined at line 1`}},
 		{"version", "version: 2\n", []string{"line 1: version 2: this ipvsman reads version 1"}},
-		{"protocol", "services:\n  - name: S\n    protocol: sctp\n", []string{`line 3: services[0]: service "S": protocol "sctp": want tcp, udp or fwmark`}},
+		{"protocol", "services:\n  - name: S\n    protocol: icmp\n", []string{`line 3: services[0]: service "S": protocol "icmp": want tcp, udp, sctp or fwmark`}},
 		{"no protocol", "services:\n  - name: S\n    address: 10.0.0.1\n", []string{`line 2: services[0]: service "S": protocol: missing`}},
 		{"no port", "services:\n  - name: S\n    protocol: tcp\n    address: 10.0.0.1\n", []string{`services[0]: service "S": port: missing`}},
 		{"port range", "services:\n  - {protocol: udp, address: 10.0.0.1, port: 70000}\n", []string{"line 2: services[0]: port 70000: want 0-65535"}},
@@ -181,9 +181,9 @@ func TestYAMLErrors(t *testing.T) {
 		{"fwmark missing", "services:\n  - {protocol: fwmark}\n", []string{"services[0]: fwmark: missing"}},
 		{"tcp with fwmark", svc + "    fwmark: 3\n", []string{`line 6: services[0]: service "S": fwmark: only for protocol fwmark`}},
 		{"tcp with ipv6", svc + "    ipv6: true\n", []string{`line 6: services[0]: service "S": ipv6: only for fwmark services`}},
-		{"scheduler", svc + "    scheduler: fair\n", []string{`line 2: services[0]: service "S": service tcp:10.0.0.1:80 scheduler "fair": unknown`}},
+		{"scheduler", svc + "    scheduler: Fair\n", []string{`line 2: services[0]: service "S": service tcp:10.0.0.1:80 scheduler "Fair": want lower-case letters, digits and '_'`}},
 		{"persistence timeout", svc + "    persistence: {timeout: -1}\n", []string{`line 6: services[0].persistence: service "S": persistence timeout -1`}},
-		{"forward", svc + "    forward: nat\n", []string{`line 6: services[0]: service "S": forward "nat": want droute, tunnel or masq`}},
+		{"forward", svc + "    forward: nat\n", []string{`line 6: services[0]: service "S": forward "nat": want droute, tunnel, masq or local`}},
 		{"default weight", svc + "    weight: 70000\n", []string{`line 6: services[0]: service "S": weight 70000: want 0-65535`}},
 		{"default threshold", svc + "    upper_threshold: -5\n", []string{`line 6: services[0]: service "S": upper_threshold -5`}},
 		{"server address", svc + "    servers:\n      - {name: web1, address: 10.1.0.x}\n",
@@ -240,8 +240,8 @@ func TestParseChoosesForm(t *testing.T) {
 		}
 	}
 	_, err := Parse("lb.topo", []byte("A:x:1.2.3.4:80\nB:y:1.2.3.4:80\n"))
-	want := "lb.topo: line 1: service \"A:x:1.2.3.4:80\": protocol \"x\": want t, u or f (f6 for IPv6 fwmark)\n" +
-		"lb.topo: line 2: service \"B:y:1.2.3.4:80\": protocol \"y\": want t, u or f (f6 for IPv6 fwmark)"
+	want := "lb.topo: line 1: service \"A:x:1.2.3.4:80\": protocol \"x\": want t, u, s (SCTP) or f (f6 for IPv6 fwmark)\n" +
+		"lb.topo: line 2: service \"B:y:1.2.3.4:80\": protocol \"y\": want t, u, s (SCTP) or f (f6 for IPv6 fwmark)"
 	if err == nil || err.Error() != want {
 		t.Errorf("got %v\nwant %s", err, want)
 	}

@@ -209,7 +209,7 @@ func TestYAMLReportsEveryProblem(t *testing.T) {
 			[]string{
 				`line 7: services[0].servers[0].weight: "0.5" is not an integer`,
 				`line 8: services[0].servers[1]: address "10.3.0.x": not an IP address`,
-				`line 13: services[1]: service "DNS": forward "nat": want droute, tunnel or masq`,
+				`line 13: services[1]: service "DNS": forward "nat": want droute, tunnel, masq or local`,
 			}},
 		{"in line order, not the order checked", "version: 1\n" +
 			"services:\n" +
@@ -219,7 +219,7 @@ func TestYAMLReportsEveryProblem(t *testing.T) {
 			"vips:\n" +
 			"  - {address: 10.0.0.1/40, interface: eth0}\n",
 			[]string{
-				`line 3: services[0]: forward "nat": want droute, tunnel or masq`,
+				`line 3: services[0]: forward "nat": want droute, tunnel, masq or local`,
 				`line 4: timeouts: timeout tcp 99999999: want 0-2678400 seconds (0 leaves it to the kernel)`,
 				`line 5: sync: sync ttl 300: want 1-255, or omit it for the default`,
 				`line 7: vips[0]: address "10.0.0.1/40": want ADDRESS/PREFIXLEN`,
@@ -228,16 +228,16 @@ func TestYAMLReportsEveryProblem(t *testing.T) {
 			[]string{
 				`line 7: services[0].servers[0]: address "10.1.0.x": not an IP address`,
 				`line 7: services[0].servers[0]: port 70000: want 0-65535`,
-				`line 7: services[0].servers[0]: forward "gre": want droute, tunnel or masq`,
+				`line 7: services[0].servers[0]: forward "gre": want droute, tunnel, masq or local`,
 				`line 7: services[0].servers[0]: upper_threshold -1: want 0-4294967295 connections (0 = none)`,
 			}},
 		{"a wrong key and the rest of the service", "services:\n" +
-			"  - protocol: sctp\n" +
+			"  - protocol: icmp\n" +
 			"    weight: 70000\n" +
 			"    servers:\n" +
 			"      - {address: 10.1.0.x}\n",
 			[]string{
-				`line 2: services[0]: protocol "sctp": want tcp, udp or fwmark`,
+				`line 2: services[0]: protocol "icmp": want tcp, udp, sctp or fwmark`,
 				`line 3: services[0]: weight 70000: want 0-65535`,
 				`line 5: services[0].servers[0]: address "10.1.0.x": not an IP address`,
 			}},
@@ -270,7 +270,7 @@ func TestYAMLReportsEveryProblem(t *testing.T) {
 				"line 7: services[1].address: cannot unmarshal !!seq into string",
 				// Not "defined twice": services[0], port unset, is not registered.
 				"line 9: services[2]: service tcp:10.0.0.1:0: port 0 is only valid for a persistent service (-p)",
-				`line 9: services[2]: forward "nat": want droute, tunnel or masq`,
+				`line 9: services[2]: forward "nat": want droute, tunnel, masq or local`,
 			}},
 		// An anchored value is decoded once per alias: one report, and
 		// no guessing which items it spoiled.

@@ -89,7 +89,8 @@ var (
 		"yamlPersistence": "persistence key (want timeout, netmask)",
 		"yamlTimeouts":    "timeouts key (want tcp, tcp_fin, udp)",
 		"yamlCheck": "check key (want type, interval, timeout, rise, fall, address, port, method, path, host, sni, " +
-			"status, body, insecure, query, qtype, proto, rcode, answer, send, expect, command, alpha)",
+			"status, body, insecure, query, qtype, proto, rcode, answer, send, expect, command, alpha, digest, ca_file, " +
+			"expiry_margin, helo, retry_delay, source, source_port, fwmark)",
 	}
 	typeNames = strings.NewReplacer(
 		"[]topology.yamlVIP", "a list of vips",
@@ -208,7 +209,7 @@ func owner(p ypath) ypath {
 	for i, e := range p {
 		switch e := e.(type) {
 		case int:
-			if i > 0 && (p[i-1] == "vips" || p[i-1] == "services" || p[i-1] == "servers") {
+			if i > 0 && (p[i-1] == "vips" || p[i-1] == "services" || p[i-1] == "servers" || p[i-1] == "pool") {
 				own = p[:i+1]
 			}
 		case string:

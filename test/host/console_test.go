@@ -136,7 +136,7 @@ func TestConsoleDrivenInTmux(t *testing.T) {
 		}
 	})
 
-	t.Run("j moves; d asks, y removes", func(t *testing.T) {
+	t.Run("j moves; d asks, y unassigns into the pool; x forgets", func(t *testing.T) {
 		x := x.In(t)
 		x.Press("j")
 		harness.Eventually(t, 10*time.Second, "cursor on 10.3.0.11", func() (bool, string) {
@@ -149,17 +149,36 @@ func TestConsoleDrivenInTmux(t *testing.T) {
 			t.Errorf("weights after j +: .10 %d .11 %d, want 2 2", a, b)
 		}
 		x.Press("d")
-		x.WaitScreen("confirmation", "remove 10.3.0.11:8080 from tcp:10.0.0.1:80? (y/n)")
+		x.WaitScreen("confirmation", "unassign 10.3.0.11:8080 from tcp:10.0.0.1:80 into its pool? (y/n)")
 		if server(web, "10.3.0.11:8080") == nil {
-			t.Fatal("removed before y")
+			t.Fatal("unassigned before y")
 		}
 		x.Press("y")
-		s := x.WaitScreen("removed", "ok: remove 10.3.0.11:8080 of tcp:10.0.0.1:80")
+		s := x.WaitScreen("unassigned", "ok: unassign 10.3.0.11:8080 of tcp:10.0.0.1:80 (kept in its pool)")
+		if l, cur := serverLine(s, "10.3.0.11:8080"); !cur || !strings.Contains(l, "Masq       2 -       pool") {
+			t.Errorf("pool row (cursor %v): %q\n%s", cur, l, s)
+		}
+		if server(web, "10.3.0.11:8080") != nil {
+			t.Errorf("10.3.0.11:8080 still assigned in the cluster's model")
+		}
+		if p := model(t, c, n3).Services[web].Pool["10.3.0.11:8080"]; p == nil || p.Weight != 2 || p.Forward != fsm.Masquerade {
+			t.Errorf("the cluster's pool entry: %+v", p)
+		}
+		if out := c.MustCLI(n1, "", "-L", "-n"); strings.Contains(out, "10.3.0.11") {
+			t.Errorf("ipvsman -L -n lists the pool server:\n%s", out)
+		}
+		if out := c.MustCLI(n1, "", "pool", "list"); !strings.Contains(out, "tcp:10.0.0.1:80  10.3.0.11:8080  Masq     2       active") {
+			t.Errorf("ipvsman pool list:\n%s", out)
+		}
+		x.Press("x")
+		x.WaitScreen("confirmation", "forget 10.3.0.11:8080 of tcp:10.0.0.1:80 for good? (y/n)")
+		x.Press("y")
+		s = x.WaitScreen("forgotten", "ok: forget 10.3.0.11:8080 of tcp:10.0.0.1:80")
 		if l, _ := serverLine(s, "10.3.0.11:8080"); l != "" {
 			t.Errorf("still on screen: %q", l)
 		}
-		if server(web, "10.3.0.11:8080") != nil {
-			t.Errorf("10.3.0.11:8080 still in the cluster's model")
+		if p := model(t, c, n3).Services[web].Pool; p != nil {
+			t.Errorf("the cluster's pool after x y: %v", p)
 		}
 	})
 

@@ -3,6 +3,7 @@ package top
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/ipvsman/ipvsman/fsm"
@@ -26,8 +27,11 @@ type intentKind int
 const (
 	intentWeight intentKind = iota
 	intentState
-	intentRemove
-	intentAssign
+	intentDelete     // an assigned server, for good: ipvsman -d
+	intentAssign     // a copy of another service's server: ipvsman -a
+	intentAssignPool // the service's own pool server: ipvsman pool assign
+	intentUnassign   // into the service's pool: ipvsman pool unassign
+	intentForget     // a pool server's definition: ipvsman pool forget
 )
 
 // ops builds the ops of in against cfg and says what they do. No ops and
@@ -36,17 +40,31 @@ const (
 // The ops are the CLI's own: a weight change is `ipvsman -e` with the
 // server's forwarding, thresholds and tunnel (the leader keeps name, state
 // and check, as for -e); suspend and resume are `ipvsman server
-// suspend|resume`; remove is `ipvsman -d`; assign is `ipvsman -a` with the
-// chosen server's attributes.
+// suspend|resume`; delete is `ipvsman -d`; assign is `ipvsman -a` with the
+// chosen server's attributes, or `ipvsman pool assign` for a server of the
+// service's own pool; unassign and forget are `ipvsman pool unassign` and
+// `ipvsman pool forget`.
 func (in intent) ops(cfg *fsm.Config) (ops []fsm.Op, note string, err error) {
 	svc := cfg.Services[in.service]
 	if svc == nil {
 		return nil, "", fmt.Errorf("service %s: no longer in the model", in.service)
 	}
-	if in.kind == intentAssign {
+	switch in.kind {
+	case intentAssign:
 		rs := assigned(in.tmpl)
 		op := fsm.Op{Kind: fsm.OpAddServer, ServiceKey: svc.Key, Server: &rs}
 		return []fsm.Op{op}, fmt.Sprintf("add %s to %s", rs.Key(), in.service), nil
+	case intentAssignPool, intentForget:
+		p := svc.Pool[in.server]
+		if p == nil {
+			return nil, "", fmt.Errorf("real server %s of service %s: no longer in its pool", in.server, in.service)
+		}
+		if in.kind == intentForget {
+			op := fsm.Op{Kind: fsm.OpForgetServer, ServiceKey: svc.Key, Server: named(p)}
+			return []fsm.Op{op}, fmt.Sprintf("forget %s of %s", in.server, in.service), nil
+		}
+		op := fsm.Op{Kind: fsm.OpAssignServer, ServiceKey: svc.Key, Server: named(p)}
+		return []fsm.Op{op}, fmt.Sprintf("assign %s to %s", in.server, in.service), nil
 	}
 	rs := svc.Servers[in.server]
 	if rs == nil {
@@ -73,9 +91,12 @@ func (in intent) ops(cfg *fsm.Config) (ops []fsm.Op, note string, err error) {
 		op := fsm.Op{Kind: fsm.OpSetState, ServiceKey: svc.Key, Server: named(rs)}
 		op.Server.State = in.state
 		return []fsm.Op{op}, fmt.Sprintf("%s: %s", verb(in.state), where), nil
-	case intentRemove:
+	case intentDelete:
 		op := fsm.Op{Kind: fsm.OpDeleteServer, ServiceKey: svc.Key, Server: named(rs)}
-		return []fsm.Op{op}, "remove " + where, nil
+		return []fsm.Op{op}, "delete " + where, nil
+	case intentUnassign:
+		op := fsm.Op{Kind: fsm.OpUnassignServer, ServiceKey: svc.Key, Server: named(rs)}
+		return []fsm.Op{op}, "unassign " + where + " (kept in its pool)", nil
 	}
 	return nil, "", fmt.Errorf("intent %d: unknown", in.kind)
 }
@@ -112,32 +133,51 @@ func assigned(t *fsm.RealServer) fsm.RealServer {
 type candidate struct {
 	server *fsm.RealServer
 	from   string // a service that has it
+	// own: in the pool of the service being assigned to, so assigned as
+	// defined there; otherwise a template that `a` copies.
+	own    bool
+	pooled bool // from a service's pool, not its assigned servers
 }
 
-// candidates lists every real server of the topology, once per
-// address:port, that service does not have yet (by the key it would get
-// there: direct routing and tunnelling take the service's port).
+// candidates lists first the service's own pool servers, then every other
+// real server of the topology (assigned, or in another service's pool),
+// once per address:port, that the service does not have yet, assigned or
+// pooled (by the key it would get there: direct routing and tunnelling
+// take the service's port).
 func candidates(cfg *fsm.Config, service string) []candidate {
 	target := cfg.Services[service]
 	if target == nil {
 		return nil
 	}
+	var own []candidate
 	seen := map[string]bool{}
+	for _, rk := range target.SortedPoolKeys() {
+		seen[rk] = true
+		own = append(own, candidate{server: target.Pool[rk], from: service, own: true, pooled: true})
+	}
 	var out []candidate
 	for _, sk := range cfg.SortedServiceKeys() {
 		svc := cfg.Services[sk]
-		for _, rk := range svc.SortedServerKeys() {
-			rs := svc.Servers[rk]
-			if seen[rk] {
-				continue
+		for _, list := range []struct {
+			m      map[string]*fsm.RealServer
+			pooled bool
+		}{{svc.Servers, false}, {svc.Pool, true}} {
+			for _, rk := range slices.Sorted(maps.Keys(list.m)) {
+				rs := list.m[rk]
+				if seen[rk] {
+					continue
+				}
+				seen[rk] = true
+				n := assigned(rs)
+				fsm.NormalizeServer(target, &n)
+				if _, has := target.Servers[n.Key()]; has {
+					continue
+				}
+				if _, has := target.Pool[n.Key()]; has {
+					continue
+				}
+				out = append(out, candidate{server: rs, from: sk, pooled: list.pooled})
 			}
-			seen[rk] = true
-			n := assigned(rs)
-			fsm.NormalizeServer(target, &n)
-			if _, has := target.Servers[n.Key()]; has {
-				continue
-			}
-			out = append(out, candidate{server: rs, from: sk})
 		}
 	}
 	slices.SortStableFunc(out, func(a, b candidate) int {
@@ -146,5 +186,5 @@ func candidates(cfg *fsm.Config, service string) []candidate {
 		}
 		return cmp.Compare(a.server.Port, b.server.Port)
 	})
-	return out
+	return append(own, out...)
 }

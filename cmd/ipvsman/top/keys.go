@@ -22,7 +22,7 @@ func (m *Model) onKey(k string) tea.Cmd {
 		if k == "y" || k == "Y" {
 			return m.enqueue(m.confirm)
 		}
-		m.setStatus(false, "remove cancelled")
+		m.setStatus(false, m.confirmVerb+" cancelled")
 		return nil
 	}
 	switch k {
@@ -41,28 +41,46 @@ func (m *Model) onKey(k string) tea.Cmd {
 	case "end", "G":
 		m.move(len(m.rows))
 	case "+", "=":
-		return m.onServer(func(r row) tea.Cmd {
+		return m.onAssigned(func(r row) tea.Cmd {
 			return m.enqueue(intent{kind: intentWeight, service: r.service, server: r.server, delta: 1})
 		})
 	case "-":
-		return m.onServer(func(r row) tea.Cmd {
+		return m.onAssigned(func(r row) tea.Cmd {
 			return m.enqueue(intent{kind: intentWeight, service: r.service, server: r.server, delta: -1})
 		})
 	case "s":
-		return m.onServer(func(r row) tea.Cmd {
+		return m.onAssigned(func(r row) tea.Cmd {
 			return m.enqueue(intent{kind: intentState, service: r.service, server: r.server, state: fsm.Suspended})
 		})
 	case "r":
-		return m.onServer(func(r row) tea.Cmd {
+		return m.onAssigned(func(r row) tea.Cmd {
 			return m.enqueue(intent{kind: intentState, service: r.service, server: r.server, state: fsm.Active})
 		})
 	case "d":
 		return m.onServer(func(r row) tea.Cmd {
-			m.mode, m.confirm = modeConfirm, intent{kind: intentRemove, service: r.service, server: r.server}
-			m.setStatus(false, fmt.Sprintf("remove %s from %s? (y/n)", r.server, r.service))
+			if r.pool {
+				m.setStatus(false, fmt.Sprintf("%s is in the pool of %s already: a assigns it, x forgets it", r.server, r.service))
+				return nil
+			}
+			m.ask(intent{kind: intentUnassign, service: r.service, server: r.server}, "unassign",
+				fmt.Sprintf("unassign %s from %s into its pool? (y/n)", r.server, r.service))
+			return nil
+		})
+	case "x":
+		return m.onServer(func(r row) tea.Cmd {
+			if r.pool {
+				m.ask(intent{kind: intentForget, service: r.service, server: r.server}, "forget",
+					fmt.Sprintf("forget %s of %s for good? (y/n)", r.server, r.service))
+				return nil
+			}
+			m.ask(intent{kind: intentDelete, service: r.service, server: r.server}, "delete",
+				fmt.Sprintf("delete %s from %s, not kept in a pool? (y/n)", r.server, r.service))
 			return nil
 		})
 	case "a":
+		if r, ok := m.selected(); ok && r.pool {
+			return m.enqueue(intent{kind: intentAssignPool, service: r.service, server: r.server})
+		}
 		m.startPick()
 	case "n":
 		return m.nextNode()
@@ -94,6 +112,25 @@ func (m *Model) onServer(f func(row) tea.Cmd) tea.Cmd {
 	return f(r)
 }
 
+// onAssigned runs f on the selected real server if it is assigned: a pool
+// server has no weight in effect or state to change until it is assigned.
+func (m *Model) onAssigned(f func(row) tea.Cmd) tea.Cmd {
+	return m.onServer(func(r row) tea.Cmd {
+		if r.pool {
+			m.setStatus(false, fmt.Sprintf("%s is in the pool of %s, not assigned: a assigns it", r.server, r.service))
+			return nil
+		}
+		return f(r)
+	})
+}
+
+// ask puts the console in confirmation mode for a destructive intent:
+// y sends it, any other key cancels.
+func (m *Model) ask(in intent, verb, question string) {
+	m.mode, m.confirm, m.confirmVerb = modeConfirm, in, verb
+	m.setStatus(false, question)
+}
+
 // startPick opens the list of real servers the selected service (or the
 // selected real server's service) could take.
 func (m *Model) startPick() {
@@ -108,7 +145,7 @@ func (m *Model) startPick() {
 		return
 	}
 	m.mode, m.picks, m.pickCur, m.pickService = modePick, picks, 0, r.service
-	m.setStatus(false, fmt.Sprintf("assign to %s: enter adds, esc cancels", r.service))
+	m.setStatus(false, fmt.Sprintf("assign to %s: enter assigns, esc cancels", r.service))
 }
 
 func (m *Model) pickKey(k string) tea.Cmd {
@@ -121,6 +158,9 @@ func (m *Model) pickKey(k string) tea.Cmd {
 		m.mode = modeTable
 		c := m.picks[m.pickCur]
 		tmpl := *c.server
+		if c.own {
+			return m.enqueue(intent{kind: intentAssignPool, service: m.pickService, server: tmpl.Key()})
+		}
 		return m.enqueue(intent{kind: intentAssign, service: m.pickService, server: tmpl.Key(), tmpl: &tmpl})
 	case "esc", "q", "a":
 		m.mode = modeTable

@@ -63,6 +63,7 @@ type Model struct {
 	pickCur     int
 	pickService string
 	confirm     intent
+	confirmVerb string // what y does: "unassign", "forget", "delete"
 
 	queue  []intent
 	acting bool
@@ -75,6 +76,7 @@ type Model struct {
 type row struct {
 	service string // fsm.ServiceKey.String()
 	server  string // "" on the service's own line
+	pool    bool   // a server of the service's pool, not assigned
 }
 
 type mode int
@@ -286,12 +288,21 @@ func (m *Model) rebuild() {
 	m.desired = table.Desired(&fsm.State{Config: m.cfg, Verdicts: m.snap.Verdicts})
 	m.rows = m.rows[:0]
 	for _, sk := range m.cfg.SortedServiceKeys() {
+		svc := m.cfg.Services[sk]
 		m.rows = append(m.rows, row{service: sk})
-		for _, rk := range m.cfg.Services[sk].SortedServerKeys() {
+		for _, rk := range svc.SortedServerKeys() {
 			m.rows = append(m.rows, row{service: sk, server: rk})
 		}
+		for _, rk := range svc.SortedPoolKeys() {
+			m.rows = append(m.rows, row{service: sk, server: rk, pool: true})
+		}
 	}
+	// A server assigned or unassigned keeps the cursor: it is the same
+	// server in its other place.
+	moved := func(r row) bool { return sel.server != "" && r.service == sel.service && r.server == sel.server }
 	if i := slices.Index(m.rows, sel); i >= 0 {
+		m.cursor = i
+	} else if i := slices.IndexFunc(m.rows, moved); i >= 0 {
 		m.cursor = i
 	} else if sel == (row{}) {
 		m.cursor = slices.IndexFunc(m.rows, func(r row) bool { return r.server != "" }) // start on a real server

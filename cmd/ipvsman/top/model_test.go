@@ -134,31 +134,6 @@ func TestSuspendResume(t *testing.T) {
 	}
 }
 
-func TestRemoveAsksFirst(t *testing.T) {
-	f := threeByFour(t)
-	m := newTest(t, f)
-	press(m, "d")
-	if v := m.View(); !strings.Contains(v, "remove 10.3.0.1:8080 from tcp:10.0.0.1:80? (y/n)") || !strings.Contains(v, "y remove  any other key cancels") {
-		t.Fatalf("d:\n%s", v)
-	}
-	press(m, "n")
-	if len(f.acts) != 0 || !strings.Contains(m.View(), "remove cancelled") {
-		t.Fatalf("d n sent %v", f.acts)
-	}
-	press(m, "d", "y")
-	ops := f.lastOps()
-	if len(ops) != 1 || ops[0].Kind != fsm.OpDeleteServer || ops[0].Server.Key() != "10.3.0.1:8080" {
-		t.Fatalf("d y sent %+v", ops)
-	}
-	if server(f, web, "10.3.0.1:8080") != nil || strings.Contains(m.View(), "10.3.0.1:8080     Masq") {
-		t.Errorf("10.3.0.1:8080 still there:\n%s", m.View())
-	}
-	// The cursor stays where the removed server was.
-	if l := line(m.View(), ">"); !strings.Contains(l, "10.3.0.2:8080") {
-		t.Errorf("cursor after removal: %q", l)
-	}
-}
-
 func TestAssignFromTheTopology(t *testing.T) {
 	f := threeByFour(t)
 	f.cfg = mustOps(t, f.cfg, "-A -t 10.0.0.9:80", "-a -t 10.0.0.9:80 -r 10.3.1.1 -g")

@@ -212,12 +212,19 @@ func (m *Model) rowLine(r row, cur bool) string {
 			strings.Join([]string{rcell(act, wAct), rcell(inact, wInact), rcell(cps, wCPS), rcell(bps, wBPS)}, " ")
 	}
 	rs := svc.Servers[r.server]
+	if r.pool {
+		rs = svc.Pool[r.server]
+	}
 	if rs == nil {
 		return mark + "  " + r.server
 	}
 	name := "  " + r.server
 	if rs.Name != "" && ansi.StringWidth(name)+2 < m.serverWidth() {
 		name += " " + rs.Name
+	}
+	if r.pool {
+		// In no kernel table and not checked: no health, no counters.
+		return m.columns(mark+name, ipvsadm.ForwardName(rs.Forward), fmt.Sprint(rs.Weight), "-", "pool", "-", "-", "-", "-")
 	}
 	act, inact, cps, bps = m.numbers(fsm.VerdictKey(r.service, r.server))
 	return m.columns(mark+name, ipvsadm.ForwardName(rs.Forward), fmt.Sprint(rs.Weight), m.health(svc, r.server, rs), string(rs.State), act, inact, cps, bps)
@@ -291,7 +298,14 @@ func (m *Model) pickerLines(h int) []string {
 			mark = "> "
 		}
 		rs := c.server
-		line := m.fit(fmt.Sprintf("%s%-22s %-6s %6d %s", mark, rs.Key(), ipvsadm.ForwardName(rs.Forward), rs.Weight, c.from))
+		from := c.from
+		switch {
+		case c.own:
+			from = "its pool"
+		case c.pooled:
+			from += " (pool)"
+		}
+		line := m.fit(fmt.Sprintf("%s%-22s %-6s %6d %s", mark, rs.Key(), ipvsadm.ForwardName(rs.Forward), rs.Weight, from))
 		if i == m.pickCur {
 			line = m.st.cursor.Render(line)
 		}
@@ -317,8 +331,26 @@ func (m *Model) detailLine() string {
 			}
 		}
 		s := fmt.Sprintf("%s: %d real servers, %d usable", r.service, len(svc.Servers), usable)
+		if len(svc.Pool) > 0 {
+			s += fmt.Sprintf(", %d in the pool", len(svc.Pool))
+		}
 		if svc.Check != nil {
 			s += ", check " + svc.Check.Type
+		}
+		return s
+	}
+	if r.pool {
+		p := svc.Pool[r.server]
+		if p == nil {
+			return ""
+		}
+		s := r.server
+		if p.Name != "" {
+			s += " (" + p.Name + ")"
+		}
+		s += fmt.Sprintf(" of %s: in its pool, not assigned: in no kernel table", r.service)
+		if p.State != fsm.Active {
+			s += "; " + string(p.State) + " once assigned"
 		}
 		return s
 	}
@@ -350,9 +382,18 @@ func (m *Model) detailLine() string {
 func (m *Model) helpLine() string {
 	switch m.mode {
 	case modePick:
-		return "j/k move  enter add  esc cancel"
+		return "j/k move  enter assign  esc cancel"
 	case modeConfirm:
-		return "y remove  any other key cancels"
+		return "y " + m.confirmVerb + "  any other key cancels"
 	}
-	return "+/- weight  s suspend  r resume  a assign  d remove  n node  c cluster  q quit"
+	// The keys that act on the selected row: the whole list is wider
+	// than 80 columns.
+	r, _ := m.selected()
+	switch {
+	case r.pool:
+		return "a assign  x forget  j/k move  n node  c cluster  q quit"
+	case r.server != "":
+		return "+/- weight  s/r suspend/resume  a assign  d unassign  x delete  n/c node/cluster"
+	}
+	return "a assign a real server  j/k move  n node  c cluster  q quit"
 }

@@ -44,7 +44,7 @@ func TestViewFits80x24(t *testing.T) {
 		"TCP  10.0.0.1:80 wlc",
 		"UDP  10.0.0.3:53 sh",
 		"10.3.2.4:53",
-		"+/- weight  s suspend  r resume  a assign  d remove  n node  c cluster  q quit",
+		"+/- weight  s/r suspend/resume  a assign  d unassign  x delete  n/c node/cluster",
 	} {
 		if !strings.Contains(v, want) {
 			t.Errorf("screen lacks %q:\n%s", want, v)

@@ -33,7 +33,7 @@ func (l Limits) checkSize(c *fsm.Config) error {
 	}
 	servers := 0
 	for _, s := range c.Services {
-		servers += len(s.Servers)
+		servers += len(s.Servers) + len(s.Pool) // a pool server costs what an assigned one does
 	}
 	switch {
 	case l.MaxServices > 0 && len(c.Services) > l.MaxServices:
