@@ -38,15 +38,15 @@ func newChecks(id string, log *slog.Logger, opts check.Options) *checks {
 	}
 	c.loop = loop
 	c.runner.LoopThrottle = loop.Throttle
-	c.runner.Schedule = func(spec fsm.HealthCheck, t netip.AddrPort, first time.Duration, done func(health.Outcome)) (func(), bool) {
+	c.runner.Schedule = func(spec fsm.HealthCheck, t netip.AddrPort, first time.Duration, done func(health.Outcome) time.Duration) (func(), bool) {
 		ck, err := check.New(spec, opts)
 		if err != nil {
 			return nil, false // Build has reported it
 		}
 		interval := time.Duration(spec.IntervalMS) * time.Millisecond
 		timeout := time.Duration(spec.TimeoutMS) * time.Millisecond
-		return loop.Add(ck, t, interval, timeout, first, func(r check.Result) {
-			done(health.Outcome{OK: r.OK, Latency: r.Latency, Detail: r.Detail, Weight: r.Weight})
+		return loop.Add(ck, t, interval, timeout, first, func(r check.Result) time.Duration {
+			return done(health.Outcome{OK: r.OK, Latency: r.Latency, Detail: r.Detail, Weight: r.Weight})
 		})
 	}
 	return c

@@ -76,8 +76,8 @@ func TestEveryTypeRegistered(t *testing.T) {
 }
 
 func TestNewUnknownType(t *testing.T) {
-	if _, err := New(fsm.HealthCheck{Type: "smtp"}, Options{}); err == nil || !strings.Contains(err.Error(), "smtp") {
-		t.Fatalf("New(smtp) = %v, want an unknown-type error", err)
+	if _, err := New(fsm.HealthCheck{Type: "sip"}, Options{}); err == nil || !strings.Contains(err.Error(), "sip") {
+		t.Fatalf("New(sip) = %v, want an unknown-type error", err)
 	}
 }
 

@@ -19,6 +19,7 @@ func init() { Register("dns", newDNS) }
 // code and, optionally, whether some answer record's text contains Answer.
 type dnsChecker struct {
 	net    string
+	opts   sockOpts
 	query  dns.Msg // template: copied per check with a fresh ID
 	rcode  int
 	answer string
@@ -39,6 +40,7 @@ func newDNS(c fsm.HealthCheck, _ Options) (Checker, error) {
 	}
 	d := &dnsChecker{
 		net:    network,
+		opts:   newSockOpts(c),
 		rcode:  rcode,
 		answer: c.Answer,
 	}
@@ -51,9 +53,9 @@ func (d *dnsChecker) Check(ctx context.Context, target netip.AddrPort) Result {
 	fail := func(err error) Result {
 		return Result{Latency: time.Since(start), Detail: describe(ctx, err)}
 	}
-	conn, err := dialer.DialContext(ctx, d.net, target.String())
+	conn, err := d.opts.dial(ctx, d.net, target)
 	if err != nil {
-		return fail(err)
+		return Result{Latency: time.Since(start), Detail: describeSocket(ctx, d.opts, err)}
 	}
 	defer conn.Close()
 	defer watch(ctx, conn)()

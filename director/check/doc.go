@@ -7,14 +7,27 @@
 // The built-in types, one file each:
 //
 //   - tcp: connect, then close. OK when the handshake completes;
-//     "connection refused", "timeout", ... otherwise.
+//     "connection refused", "timeout", ... otherwise. With Send and/or
+//     Expect (tcp.go, on a goroutine): write Send, then read until the
+//     answer matches the regular expression Expect (a banner: SMTP's
+//     "^220[ -]", POP3's "^\+OK", IMAP's "^\* OK", FTP's, NNTP's), the
+//     server closes, 4 KiB or the timeout.
+//   - tls: a TLS handshake, then the certificate (cert.go): its chain to
+//     CAFile's CAs or the system's roots and its name (SNI, else the
+//     target's address) unless Insecure; not expired, and not expiring
+//     within ExpiryMarginS. Send and Expect then work over TLS.
+//   - smtp: keepalived's SMTP_CHECK: the 220 greeting, EHLO Helo (HELO
+//     after a 5xx), 250, QUIT.
 //   - http, https: one HTTP/1.0 request (Method, default GET; Path,
 //     default /; Host header, default the target) on a new connection,
 //     judged by its status code (Status, default 200-399) and, if Body is
 //     set, by a regular expression over the first 64 KiB of the body.
 //     Redirects are not followed: a 3xx is judged like any other code.
 //     https sends SNI (SNI, else Host's name) and verifies the certificate
-//     (against SNI, else the target's address) unless Insecure. Like
+//     (against SNI, else the target's address) unless Insecure; with
+//     CAFile or ExpiryMarginS, as the tls check does. Digest: the MD5 of
+//     the whole body (keepalived's digest), read to its Content-Length or
+//     the server's close. Like
 //     keepalived's HTTP_GET, it writes a prebuilt request and reads the
 //     status line itself rather than through net/http (see http.go).
 //   - dns: one question (Query, QType default A) over Proto (udp, default,
@@ -34,6 +47,11 @@
 //     (Options.Exec, a Dir: see checkdir.go), resolved again at every
 //     check; one that is not fails the check, "not run: ...", and runs
 //     nothing. Dir.Admit is the same rule for the leader's write path.
+//
+// Every checker that opens its own TCP or UDP socket (not icmp, not exec)
+// honours Source, SourcePort and FWMark (socket.go): keepalived's bindto,
+// bind_port and fwmark. Retries (RetryDelayMS) are the scheduler's
+// (director/health), not a checker's.
 //
 // Every checker honours its context (the caller sets the timeout), is
 // safe for concurrent use, and does its per-configuration work (regular

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,6 +45,11 @@ type httpChecker struct {
 	body         *regexp.Regexp
 	accept       [600/64 + 1]uint64 // bit per accepted status code
 	tls          *tls.Config        // nil for http
+	// cert judges the certificate after the handshake, which then skips
+	// Go's own verification: https with a CA file or an expiry margin.
+	cert   *certPolicy
+	digest string // hex MD5 the whole body must have; empty: none
+	opts   sockOpts
 	// last is the request for the last target, so that a checker (which
 	// usually checks one target) writes it once.
 	last atomic.Pointer[httpRequest]
@@ -64,7 +70,7 @@ const maxHeader = 16 << 10
 var headPool = sync.Pool{New: func() any { b := make([]byte, maxHeader); return &b }}
 
 func newHTTP(c fsm.HealthCheck, _ Options) (Checker, error) {
-	h := &httpChecker{method: c.Method, path: c.Path, host: c.Host}
+	h := &httpChecker{method: c.Method, path: c.Path, host: c.Host, digest: strings.ToLower(c.Digest), opts: newSockOpts(c)}
 	if h.method == "" {
 		h.method = "GET"
 	}
@@ -103,6 +109,13 @@ func newHTTP(c fsm.HealthCheck, _ Options) (Checker, error) {
 			InsecureSkipVerify: c.Insecure,
 			ClientSessionCache: tls.NewLRUClientSessionCache(8),
 		}
+		if c.CAFile != "" || c.ExpiryMarginS != 0 {
+			h.cert = &certPolicy{insecure: c.Insecure, margin: time.Duration(c.ExpiryMarginS) * time.Second}
+			if c.CAFile != "" {
+				h.cert.ca = &caFile{path: c.CAFile}
+			}
+			h.tls.InsecureSkipVerify = true
+		}
 	}
 	return h, nil
 }
@@ -118,7 +131,7 @@ func (h *httpChecker) request(target netip.AddrPort) *httpRequest {
 	raw := fmt.Appendf(nil, "%s %s HTTP/1.0\r\nHost: %s\r\nUser-Agent: %s\r\nAccept: */*\r\nConnection: close\r\n\r\n",
 		h.method, h.path, host, userAgent)
 	r := &httpRequest{target: target, raw: raw, tls: h.tls}
-	if h.tls != nil && h.tls.ServerName == "" && !h.tls.InsecureSkipVerify {
+	if h.tls != nil && h.tls.ServerName == "" && !h.tls.InsecureSkipVerify && h.cert == nil {
 		// Verify the certificate against the address dialled, as a
 		// browser given https://ADDR/ would.
 		r.tls = h.tls.Clone()
@@ -135,9 +148,9 @@ func (h *httpChecker) accepted(code int) bool {
 func (h *httpChecker) Check(ctx context.Context, target netip.AddrPort) Result {
 	start := time.Now()
 	fail := func(err error) Result { return Result{Latency: time.Since(start), Detail: describe(ctx, err)} }
-	raw, err := dialer.DialContext(ctx, "tcp", target.String())
+	raw, err := h.opts.dial(ctx, "tcp", target)
 	if err != nil {
-		return fail(err)
+		return Result{Latency: time.Since(start), Detail: describeSocket(ctx, h.opts, err)}
 	}
 	defer raw.Close()
 	stop := watch(ctx, raw)
@@ -148,6 +161,15 @@ func (h *httpChecker) Check(ctx context.Context, target netip.AddrPort) Result {
 		tc := tls.Client(raw, req.tls)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			return fail(err)
+		}
+		if h.cert != nil {
+			name := req.tls.ServerName
+			if name == "" {
+				name = target.Addr().String()
+			}
+			if d, ok := h.cert.verify(tc.ConnectionState(), name, time.Now()); !ok {
+				return Result{Latency: time.Since(start), Detail: d}
+			}
 		}
 		conn = tc
 	}

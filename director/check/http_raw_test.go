@@ -3,6 +3,7 @@ package check
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -136,3 +137,29 @@ func TestHTTPServerClosesFirst(t *testing.T) {
 		t.Fatalf("checker closed first: %v; closed after the server: %v", o.clientClosedFirst, o.clientClosedAfter)
 	}
 }
+
+// keepalived's digest: the MD5 of the whole body, past the 64 KiB a body
+// expression reads, with or without Content-Length; and a wrong body.
+func TestHTTPDigest(t *testing.T) {
+	big := strings.Repeat("0123456789abcdef", 10000) // 160,000 bytes
+	for _, c := range []struct {
+		name, resp, body string
+	}{
+		{"content-length", "HTTP/1.0 200 OK\r\nContent-Length: 6\r\n\r\nhello\n", "hello\n"},
+		{"to the close", "HTTP/1.0 200 OK\r\n\r\nhello\n", "hello\n"},
+		{"large", fmt.Sprintf("HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(big), big), big},
+		{"large to the close", "HTTP/1.0 200 OK\r\n\r\n" + big, big},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			target, _ := rawServer(t, false, c.resp)
+			wantResult(t, check(t, build(t, fsm.HealthCheck{Type: "http", Digest: md5hex(c.body)}), target, 5*time.Second), true, "HTTP 200, digest matches")
+			other := md5hex(c.body[1:])
+			wantFail(t, check(t, build(t, fsm.HealthCheck{Type: "http", Digest: other}), target, 5*time.Second), "HTTP 200, body digest "+md5hex(c.body)+" does not match")
+			wantOK(t, check(t, build(t, fsm.HealthCheck{Type: "http", Body: "^hello|^0123", Digest: md5hex(c.body)}), target, 5*time.Second))
+		})
+	}
+	wantFail(t, check(t, build(t, fsm.HealthCheck{Type: "http", Digest: md5hex("x")}), closedTCPPort(t), 5*time.Second), "connection refused")
+	wantFail(t, check(t, build(t, fsm.HealthCheck{Type: "http", Digest: md5hex("x")}), first(rawServer(t, false, "HTTP/1.0 200 OK\r\nContent-Length: 10\r\n\r\nhel")), 5*time.Second), "body: connection closed")
+}
+
+func first[A, B any](a A, _ B) A { return a }

@@ -2,8 +2,12 @@ package check
 
 import (
 	"bytes"
+	"crypto/md5"
+	"encoding/hex"
 	"fmt"
+	"hash"
 	"io"
+	"math"
 	"strconv"
 )
 
@@ -22,7 +26,12 @@ type response struct {
 	code   int
 	want   int // Content-Length, or -1
 	got    int // body bytes read, up to limit
-	limit  int // body bytes to read: maxRead, or fewer by Content-Length
+	// limit is the body bytes to read: maxRead, or fewer by
+	// Content-Length; with a digest, the whole body (Content-Length, else
+	// up to the server's close).
+	limit  int
+	digest hash.Hash // the body's MD5 so far; nil without a digest
+	last   []byte    // where the last read went (space), for the digest
 
 	// The outcome, once judged.
 	judged bool
@@ -40,15 +49,21 @@ func (h *httpChecker) newResponse(head, body []byte) response {
 	return response{h: h, head: head, body: body, bodyAt: -1, want: -1}
 }
 
-// space is where the next read goes.
+// space is where the next read goes: the judged body's buffer while it
+// has room, else the head's, as scratch (never past limit, so that a
+// digest covers the body and nothing after it).
 func (p *response) space() []byte {
 	switch {
 	case p.bodyAt < 0:
 		return p.head[p.n:]
-	case p.draining || p.body == nil:
+	case p.draining:
 		return p.head
+	case p.body != nil && p.got < len(p.body):
+		p.last = p.body[p.got:min(len(p.body), p.limit)]
+	default:
+		p.last = p.head[:min(len(p.head), p.limit-p.got)]
 	}
-	return p.body[p.got:p.limit]
+	return p.last
 }
 
 // fed takes the outcome of one read of m bytes into space(); it reports
@@ -62,6 +77,9 @@ func (p *response) fed(m int, err error) bool {
 		p.n += m
 		p.readHead(err)
 	default:
+		if p.digest != nil {
+			p.digest.Write(p.last[:m])
+		}
 		p.got += m
 		p.readBody(err)
 	}
@@ -102,16 +120,25 @@ func (p *response) readHead(err error) {
 	}
 	p.want = contentLength(p.head[:p.bodyAt])
 	p.limit = maxRead
-	if p.want >= 0 {
+	switch {
+	case p.h.digest != "" && p.want >= 0:
+		p.limit = p.want
+	case p.h.digest != "":
+		p.limit = math.MaxInt // to the close
+	case p.want >= 0:
 		p.limit = min(p.limit, p.want)
 	}
 	// The body's first bytes came with the head.
 	extra := p.head[p.bodyAt:p.n]
+	extra = extra[:min(len(extra), p.limit)]
 	if p.body != nil {
-		p.got = copy(p.body[:p.limit], extra)
-	} else {
-		p.got = min(len(extra), p.limit)
+		copy(p.body, extra)
 	}
+	if p.h.digest != "" {
+		p.digest = md5.New()
+		p.digest.Write(extra)
+	}
+	p.got = len(extra)
 	p.readBody(err)
 }
 
@@ -129,9 +156,18 @@ func (p *response) readBody(err error) {
 		return
 	}
 	p.judged = true
-	if p.body != nil && !p.h.body.Match(p.body[:p.got]) {
+	switch {
+	case p.body != nil && !p.h.body.Match(p.body[:min(p.got, len(p.body))]):
 		p.detail += ", body does not match"
-	} else {
+	case p.digest != nil:
+		var sum [md5.Size]byte
+		if got := hex.EncodeToString(p.digest.Sum(sum[:0])); got != p.h.digest {
+			p.detail += ", body digest " + got + " does not match"
+		} else {
+			p.ok = true
+			p.detail += ", digest matches"
+		}
+	default:
 		p.ok = true
 	}
 	if p.want >= 0 {

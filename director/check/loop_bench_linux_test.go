@@ -43,7 +43,7 @@ func TestLoopCPU(t *testing.T) {
 	var ok, failed, slow atomic.Int64
 	for i := range n {
 		target := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(base+i))
-		stop, added := l.Add(ch, target, interval, timeout, time.Duration(i)*interval/time.Duration(n), func(r Result) {
+		stop, added := l.Add(ch, target, interval, timeout, time.Duration(i)*interval/time.Duration(n), every(func(r Result) {
 			if !counting.Load() {
 				return
 			}
@@ -56,7 +56,7 @@ func TestLoopCPU(t *testing.T) {
 			default:
 				ok.Add(1)
 			}
-		})
+		}))
 		if !added {
 			t.Fatal("not on the loop")
 		}

@@ -78,9 +78,11 @@ type task struct {
 	req      []byte
 	sa       unix.Sockaddr
 	family   int
+	opts     sockOpts      // source, source port, fwmark
+	local    unix.Sockaddr // bound before connect; nil: the kernel's choice
 	interval time.Duration
 	timeout  time.Duration
-	done     func(Result)
+	done     func(Result) time.Duration
 
 	at           time.Time // next start (idle) or deadline (in flight): the heap key
 	index        int       // in its heap
@@ -116,28 +118,34 @@ func NewLoop() (*Loop, error) {
 	}
 	l := &Loop{epfd: epfd, wake: wake, exited: make(chan struct{}), tasks: map[uint64]*task{},
 		events: make([]unix.EpollEvent, 256), pace: newPace(maxLoopConns)}
-	l.bound.Store(int64(l.pace.limit()))
+	l.storeBound()
 	go l.run()
 	return l, nil
 }
 
 // Add schedules checker c against target every interval, the first in
 // first; done gets each result, on the loop's goroutine (it must not
-// block). ok is false when c cannot run on the loop (it is not a plain
+// block), and returns when the next check starts: after that long from
+// now when positive (a retry sooner than the interval), else an interval
+// after this one began. ok is false when c cannot run on the loop (it is not a plain
 // TCP or HTTP check), and the caller runs it on a goroutine. stop ends the
 // checks; a result may still come until the loop has seen the stop, which
 // the caller must tolerate.
-func (l *Loop) Add(c Checker, target netip.AddrPort, interval, timeout, first time.Duration, done func(Result)) (stop func(), ok bool) {
+func (l *Loop) Add(c Checker, target netip.AddrPort, interval, timeout, first time.Duration, done func(Result) time.Duration) (stop func(), ok bool) {
 	t := &task{interval: interval, timeout: timeout, done: done, fd: -1, index: -1}
 	switch c := c.(type) {
 	case tcpChecker:
+		t.opts = c.opts
 	case *httpChecker:
 		if c.tls != nil {
 			return nil, false
 		}
-		t.http, t.req = c, c.request(target).raw
+		t.http, t.req, t.opts = c, c.request(target).raw, c.opts
 	default:
 		return nil, false
+	}
+	if t.opts.family(target) != nil {
+		return nil, false // the checker's own Check says why
 	}
 	addr := target.Addr().Unmap()
 	switch {
@@ -148,6 +156,7 @@ func (l *Loop) Add(c Checker, target netip.AddrPort, interval, timeout, first ti
 	default:
 		return nil, false
 	}
+	t.local = t.opts.sockaddr(t.family == unix.AF_INET)
 	t.id = l.nextID.Add(1)
 	t.at = time.Now().Add(first)
 	if !l.send(loopMsg{add: t}) {
@@ -158,9 +167,20 @@ func (l *Loop) Add(c Checker, target netip.AddrPort, interval, timeout, first ti
 }
 
 // Throttle is the bound on checks in flight and the most it may be; below
-// the most, the loop is holding checks back (see pace).
+// the most, the loop is holding checks back after bad news (see pace). A
+// bound still in its slow start is reported as the most: it holds back
+// nothing the checks have shown they cannot see through.
 func (l *Loop) Throttle() (limit, ceiling int) {
 	return int(l.bound.Load()), maxLoopConns
+}
+
+// storeBound publishes the bound for Throttle.
+func (l *Loop) storeBound() {
+	if l.pace.holding() {
+		l.bound.Store(int64(l.pace.limit()))
+	} else {
+		l.bound.Store(maxLoopConns)
+	}
 }
 
 // Close stops the loop and closes its sockets, and returns once the
@@ -206,29 +226,52 @@ func (l *Loop) run() {
 	for {
 		now := time.Now()
 		if l.pace.adjust(now) {
-			l.bound.Store(int64(l.pace.limit()))
+			l.storeBound()
+		}
+		if len(l.deadlines) > 0 && !l.deadlines[0].at.After(now) {
+			// Before anything is timed out, what came while the loop did
+			// not run: on a host short of CPU the loop may be scheduled
+			// seconds late, and an answer already in its socket is no
+			// fault of the server's.
+			n, err := l.wait(0)
+			if err == nil && !l.handle(n, now) {
+				return
+			}
 		}
 		l.expire(now)
 		behind := l.startDue(now)
-		n, err := unix.EpollWait(l.epfd, l.events, l.waitMS(now, behind))
+		n, err := l.wait(l.waitMS(now, behind))
 		if err != nil && !errors.Is(err, unix.EINTR) {
 			// Not expected of a valid epoll set; do not spin on it.
 			time.Sleep(10 * time.Millisecond)
 			continue
 		}
-		now = time.Now()
-		for _, ev := range l.events[:max(n, 0)] {
-			if int(ev.Fd) == l.wake {
-				if !l.receive() {
-					return
-				}
-				continue
-			}
-			if t := l.task(int(ev.Fd)); t != nil {
-				l.step(t, ev.Events, now)
-			}
+		if !l.handle(n, time.Now()) {
+			return
 		}
 	}
+}
+
+// handle steps the tasks of the n events a wait returned; false once the
+// loop is closed.
+func (l *Loop) handle(n int, now time.Time) bool {
+	for _, ev := range l.events[:max(n, 0)] {
+		if int(ev.Fd) == l.wake {
+			if !l.receive() {
+				return false
+			}
+			continue
+		}
+		if t := l.task(int(ev.Fd)); t != nil {
+			l.step(t, ev.Events, now)
+		}
+	}
+	return true
+}
+
+// wait waits up to msec (-1: without end) for events of the epoll set.
+func (l *Loop) wait(msec int) (int, error) {
+	return unix.EpollWait(l.epfd, l.events, msec)
 }
 
 // receive applies the inbox; false once the loop is closed.
@@ -326,6 +369,11 @@ func (l *Loop) start(t *task, now time.Time) {
 		l.again(t, now, Result{Detail: describe(context.Background(), fmt.Errorf("socket: %w", err))})
 		return
 	}
+	if err := l.bind(t, fd); err != nil {
+		unix.Close(fd)
+		l.again(t, now, Result{Detail: describeSocket(context.Background(), t.opts, err)})
+		return
+	}
 	if err := unix.Connect(fd, t.sa); err != nil && err != unix.EINPROGRESS {
 		unix.Close(fd)
 		l.again(t, now, Result{Latency: time.Since(now), Detail: describe(context.Background(), err)})
@@ -347,6 +395,22 @@ func (l *Loop) start(t *task, now time.Time) {
 	l.inFlight++
 	t.at = now.Add(t.timeout)
 	heap.Push(&l.deadlines, t)
+}
+
+// bind applies the check's socket settings before its connect.
+func (l *Loop) bind(t *task, fd int) error {
+	if t.opts.zero() {
+		return nil
+	}
+	if err := t.opts.apply(fd); err != nil {
+		return err
+	}
+	if t.local != nil {
+		if err := unix.Bind(fd, t.local); err != nil {
+			return fmt.Errorf("bind: %w", err)
+		}
+	}
+	return nil
 }
 
 func (l *Loop) task(fd int) *task {
@@ -468,12 +532,15 @@ func (l *Loop) again(t *task, now time.Time, r Result) {
 	timedOut := r.Detail == detailTimeout
 	l.pace.observe(timedOut, t.lastTimedOut, r.Latency, t.timeout)
 	t.lastTimedOut = timedOut
-	t.at = t.begun.Add(t.interval)
+	if next := t.done(r); next > 0 {
+		t.at = now.Add(next)
+	} else {
+		t.at = t.begun.Add(t.interval)
+	}
 	if t.at.Before(now) {
 		t.at = now
 	}
 	heap.Push(&l.starts, t)
-	t.done(r)
 }
 
 // hangUp closes a check's socket and returns its buffers.

@@ -1,7 +1,9 @@
 package check
 
 import (
+	"bufio"
 	"fmt"
+	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -19,12 +21,12 @@ var onLoop *Loop
 func loopCheck(t *testing.T, l *Loop, ch Checker, target netip.AddrPort, timeout time.Duration) Result {
 	t.Helper()
 	got := make(chan Result, 1)
-	stop, ok := l.Add(ch, target, time.Hour, timeout, 0, func(r Result) {
+	stop, ok := l.Add(ch, target, time.Hour, timeout, 0, every(func(r Result) {
 		select {
 		case got <- r:
 		default:
 		}
-	})
+	}))
 	if !ok {
 		t.Fatalf("checker %T cannot run on the loop", ch)
 	}
@@ -62,6 +64,8 @@ func TestLoopPassesTheCheckersTests(t *testing.T) {
 		"HTTPNewConnectionEachCheck": TestHTTPNewConnectionEachCheck,
 		"HTTPResponsesAsSent":        TestHTTPResponsesAsSent,
 		"HTTPServerClosesFirst":      TestHTTPServerClosesFirst,
+		"HTTPDigest":                 TestHTTPDigest,
+		"CheckSocket":                TestCheckSocket,
 	} {
 		t.Run(name, test)
 	}
@@ -76,7 +80,7 @@ func TestLoopRefusesWhatItCannotRun(t *testing.T) {
 		{Type: "udp", Send: "ping"},
 		e.sh(t, "true"),
 	} {
-		if _, ok := l.Add(e.build(t, c), target, time.Second, time.Second, 0, func(Result) {}); ok {
+		if _, ok := l.Add(e.build(t, c), target, time.Second, time.Second, 0, every(func(Result) {})); ok {
 			t.Errorf("the loop took a %s check", c.Type)
 		}
 	}
@@ -108,12 +112,12 @@ func TestLoopSchedulesManyChecks(t *testing.T) {
 			ch, at = build(t, fsm.HealthCheck{Type: "tcp"}), addrPort(t, tcp.Addr())
 		}
 		first := time.Duration(i) * interval / n
-		stop, ok := l.Add(ch, at, interval, 2*time.Second, first, func(r Result) {
+		stop, ok := l.Add(ch, at, interval, 2*time.Second, first, every(func(r Result) {
 			if !r.OK {
 				failed.Add(1)
 			}
 			results[i].Add(1)
-		})
+		}))
 		if !ok {
 			t.Fatal("not on the loop")
 		}
@@ -180,12 +184,12 @@ func TestLoopOneCheckInFlightAtOnce(t *testing.T) {
 		}
 	}()
 	var timeouts atomic.Int64
-	stop, _ := l.Add(build(t, fsm.HealthCheck{Type: "http"}), addrPort(t, ln.Addr()), 10*time.Millisecond, 100*time.Millisecond, 0, func(r Result) {
+	stop, _ := l.Add(build(t, fsm.HealthCheck{Type: "http"}), addrPort(t, ln.Addr()), 10*time.Millisecond, 100*time.Millisecond, 0, every(func(r Result) {
 		if r.Detail == "timeout" {
 			timeouts.Add(1)
 		}
 		results.Add(1)
-	})
+	}))
 	defer stop()
 	harness.Eventually(t, 10*time.Second, "5 timeouts", func() (bool, string) { return timeouts.Load() >= 5, "" })
 	if n := overlaps.Load(); n > 0 {
@@ -203,11 +207,11 @@ func TestLoopClose(t *testing.T) {
 	ln := listenTCP(t) // never accepts: the checks stay in flight
 	var results atomic.Int64
 	for range 10 {
-		l.Add(build(t, fsm.HealthCheck{Type: "http"}), addrPort(t, ln.Addr()), time.Millisecond, time.Hour, 0, func(Result) { results.Add(1) })
+		l.Add(build(t, fsm.HealthCheck{Type: "http"}), addrPort(t, ln.Addr()), time.Millisecond, time.Hour, 0, every(func(Result) { results.Add(1) }))
 	}
 	l.Close()
 	l.Close() // twice is harmless
-	if _, ok := l.Add(tcpChecker{}, addrPort(t, ln.Addr()), time.Second, time.Second, 0, func(Result) {}); ok {
+	if _, ok := l.Add(tcpChecker{}, addrPort(t, ln.Addr()), time.Second, time.Second, 0, every(func(Result) {})); ok {
 		t.Fatal("a closed loop took a check")
 	}
 	if n := results.Load(); n != 0 {
@@ -225,13 +229,13 @@ func TestLoopCloseAwaitsItsGoroutine(t *testing.T) {
 	ln := listenTCP(t) // the kernel completes the handshake: the check passes
 	entered, release := make(chan struct{}), make(chan struct{})
 	var calls, finished atomic.Int64
-	l.Add(tcpChecker{}, addrPort(t, ln.Addr()), time.Hour, time.Second, 0, func(Result) {
+	l.Add(tcpChecker{}, addrPort(t, ln.Addr()), time.Hour, time.Second, 0, every(func(Result) {
 		if calls.Add(1) == 1 {
 			close(entered)
 			<-release
 		}
 		finished.Add(1)
-	})
+	}))
 	select {
 	case <-entered:
 	case <-time.After(10 * time.Second):
@@ -259,12 +263,12 @@ func TestLoopWakesForAnswersAndStarts(t *testing.T) {
 	var results, timeouts atomic.Int64
 	for i := range n {
 		stop, ok := l.Add(build(t, fsm.HealthCheck{Type: "http", Body: "healthy"}), target, 20*time.Millisecond, 10*time.Second,
-			time.Duration(i)*time.Millisecond, func(r Result) {
+			time.Duration(i)*time.Millisecond, every(func(r Result) {
 				if !r.OK {
 					timeouts.Add(1)
 				}
 				results.Add(1)
-			})
+			}))
 		if !ok {
 			t.Fatal("not on the loop")
 		}
@@ -280,5 +284,102 @@ func TestLoopWakesForAnswersAndStarts(t *testing.T) {
 	}
 	if f := timeouts.Load(); f != 0 {
 		t.Errorf("%d checks failed against a healthy server", f)
+	}
+}
+
+// every adapts a result callback to Loop.Add's: each next check an
+// interval after the last began.
+func every(f func(Result)) func(Result) time.Duration {
+	return func(r Result) time.Duration { f(r); return 0 }
+}
+
+// TestLoopReadsWhatCameWhileItDidNotRun: an answer that reached the
+// socket in time while the loop was not scheduled (a host short of CPU;
+// here another check's callback holds the loop's goroutine past the first
+// check's deadline) is read before anything is timed out.
+func TestLoopReadsWhatCameWhileItDidNotRun(t *testing.T) {
+	l := newLoop(t)
+	slow, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	go func() {
+		for {
+			c, err := slow.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				r := bufio.NewReader(c)
+				for {
+					line, err := r.ReadString('\n')
+					if err != nil || line == "\r\n" {
+						break
+					}
+				}
+				time.Sleep(50 * time.Millisecond) // answers after 50 ms, in time for a 200 ms timeout
+				fmt.Fprint(c, "HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n")
+			}()
+		}
+	}()
+	fast, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fast.Close()
+	got := make(chan Result, 1)
+	stopB, ok := l.Add(build(t, fsm.HealthCheck{Type: "http"}), netip.MustParseAddrPort(slow.Addr().String()), time.Hour, 200*time.Millisecond, 0,
+		every(func(r Result) {
+			select {
+			case got <- r:
+			default:
+			}
+		}))
+	if !ok {
+		t.Fatal("not on the loop")
+	}
+	defer stopB()
+	var once sync.Once
+	stopA, ok := l.Add(build(t, fsm.HealthCheck{Type: "tcp"}), netip.MustParseAddrPort(fast.Addr().String()), time.Hour, time.Second, 10*time.Millisecond,
+		every(func(Result) {
+			// The stall: the loop's goroutine is held well past the first
+			// check's deadline (a callback must not block; this one
+			// stands in for a host that does not run the loop).
+			once.Do(func() { time.Sleep(500 * time.Millisecond) })
+		}))
+	if !ok {
+		t.Fatal("not on the loop")
+	}
+	defer stopA()
+	select {
+	case r := <-got:
+		if !r.OK {
+			t.Fatalf("the answer that came during the stall was not read: %+v", r)
+		}
+		t.Logf("answered during the stall: %+v", r)
+	case <-time.After(10 * time.Second):
+		t.Fatal("no result")
+	}
+}
+
+// The loop connects to IPv4 and IPv6 servers alike, and a closed port is
+// refused, not timed out.
+func TestLoopConnectsBothFamilies(t *testing.T) {
+	l := newLoop(t)
+	for _, addr := range []string{"127.0.0.1", "[::1]"} {
+		ln, err := net.Listen("tcp", addr+":0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		target := netip.MustParseAddrPort(ln.Addr().String())
+		if r := loopCheck(t, l, build(t, fsm.HealthCheck{Type: "tcp"}), target, 2*time.Second); !r.OK {
+			t.Errorf("%s: %+v, want connected", target, r)
+		}
+		ln.Close()
+		if r := loopCheck(t, l, build(t, fsm.HealthCheck{Type: "tcp"}), target, 2*time.Second); r.OK || r.Detail == detailTimeout {
+			t.Errorf("%s closed: %+v, want refused", target, r)
+		}
 	}
 }

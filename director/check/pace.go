@@ -15,8 +15,17 @@ import "time"
 // (its checks keep timing out, which is not news); an overloaded director
 // gives them window after window, until it starts few enough checks to see
 // them through.
+//
+// It starts as TCP does, slowly: from the floor, doubling each window in
+// which the bound held checks back, until the first bad news. A leader
+// that takes over thousands of checks, or a director that cannot see
+// through as many as it was asked, would otherwise start them all at once
+// and time every one of them out; and when none has ever answered,
+// overload looks like a dead rack, so later timeouts are no news and the
+// bound would never come down.
 type pace struct {
 	ceiling, bound int
+	slowStart      bool // no bad news yet: the bound doubles
 	windowEnd      time.Time
 	saturated      bool // the bound held a check back in this window
 	news           int  // timeouts of servers that were answering
@@ -34,10 +43,14 @@ const (
 )
 
 func newPace(ceiling int) pace {
-	return pace{ceiling: ceiling, bound: ceiling}
+	return pace{ceiling: ceiling, bound: min(paceFloor, ceiling), slowStart: true}
 }
 
 func (p *pace) limit() int { return p.bound }
+
+// holding reports whether bad news has held the bound below the ceiling
+// (not the slow start's growth).
+func (p *pace) holding() bool { return !p.slowStart && p.bound < p.ceiling }
 
 // observe takes one check's result: whether it timed out, whether the
 // last one of the same check did, and its latency and timeout.
@@ -54,7 +67,8 @@ func (p *pace) observe(timedOut, lastTimedOut bool, latency, timeout time.Durati
 }
 
 // adjust ends the window when it is over (true): down by a quarter on bad
-// news, up by a sixteenth (at least 4) when the bound held checks back.
+// news, up when the bound held checks back: doubled in the slow start, by
+// a sixteenth (at least 4) after it.
 func (p *pace) adjust(now time.Time) bool {
 	if now.Before(p.windowEnd) {
 		return false
@@ -62,6 +76,9 @@ func (p *pace) adjust(now time.Time) bool {
 	switch {
 	case p.news > 0 || (p.answered >= paceSample && p.slow*2 > p.answered):
 		p.bound -= p.bound / 4
+		p.slowStart = false
+	case p.saturated && p.slowStart:
+		p.bound *= 2
 	case p.saturated:
 		p.bound += max(p.bound/16, 4)
 	}

@@ -22,12 +22,23 @@ func TestPace(t *testing.T) {
 	if p.adjust(now.Add(paceWindow - time.Millisecond)) {
 		t.Fatal("adjusted before the window's end")
 	}
-	if got := window(func() {}); got != 1024 {
-		t.Fatalf("quiet window: bound %d, want the ceiling, 1024", got)
+	// The slow start: from the floor, doubled by each window the bound
+	// held checks back, to the ceiling; not holding back meanwhile.
+	if got := window(func() {}); got != paceFloor || p.holding() {
+		t.Fatalf("quiet first window: bound %d (holding %v), want the floor %d", got, p.holding(), paceFloor)
 	}
-	if got := window(func() { p.observe(true, false, timeout, timeout) }); got != 768 {
-		t.Fatalf("a server that answered timed out: bound %d, want 768", got)
+	for want := 2 * paceFloor; want <= 1024; want *= 2 {
+		if got := window(func() { p.saturated = true; p.observe(false, false, fast, timeout) }); got != want || p.holding() {
+			t.Fatalf("slow start: bound %d (holding %v), want %d", got, p.holding(), want)
+		}
 	}
+	if got := window(func() { p.saturated = true }); got != 1024 {
+		t.Fatalf("slow start past the ceiling: bound %d, want 1024", got)
+	}
+	if got := window(func() { p.observe(true, false, timeout, timeout) }); got != 768 || !p.holding() {
+		t.Fatalf("a server that answered timed out: bound %d (holding %v), want 768, holding", got, p.holding())
+	}
+	// After bad news, growth is additive.
 	if got := window(func() { p.saturated = true; p.observe(false, false, fast, timeout) }); got != 768+768/16 {
 		t.Fatalf("saturated, answers fast: bound %d, want %d", got, 768+768/16)
 	}
@@ -72,7 +83,7 @@ func TestPace(t *testing.T) {
 	for range 1000 {
 		window(func() { p.saturated = true })
 	}
-	if p.limit() != 1024 {
-		t.Fatalf("bound %d after growing for long, want the ceiling 1024", p.limit())
+	if p.limit() != 1024 || p.holding() {
+		t.Fatalf("bound %d (holding %v) after growing for long, want the ceiling 1024, not holding", p.limit(), p.holding())
 	}
 }

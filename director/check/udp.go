@@ -20,12 +20,13 @@ func init() { Register("udp", newUDP) }
 // connected socket an ICMP port unreachable comes back as ECONNREFUSED, so
 // a closed port fails at once instead of at the timeout.
 type udpChecker struct {
+	opts   sockOpts
 	send   []byte
 	expect *regexp.Regexp
 }
 
 func newUDP(c fsm.HealthCheck, _ Options) (Checker, error) {
-	u := &udpChecker{send: []byte(c.Send)}
+	u := &udpChecker{opts: newSockOpts(c), send: []byte(c.Send)}
 	if c.Expect != "" {
 		re, err := regexp.Compile(c.Expect)
 		if err != nil {
@@ -48,8 +49,11 @@ func (u *udpChecker) Check(ctx context.Context, target netip.AddrPort) Result {
 		}
 		return Result{Latency: time.Since(start), Detail: d}
 	}
-	conn, err := dialer.DialContext(ctx, "udp", target.String())
+	conn, err := u.opts.dial(ctx, "udp", target)
 	if err != nil {
+		if !u.opts.zero() {
+			return Result{Latency: time.Since(start), Detail: describeSocket(ctx, u.opts, err)}
+		}
 		return fail(err)
 	}
 	defer conn.Close()

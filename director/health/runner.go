@@ -47,7 +47,10 @@ type Runner struct {
 	// the daemon) that runs it every interval, the first after first, and
 	// reports each outcome to done; ok false: the loop cannot run it, and
 	// it runs on a goroutine with the probe Build made. stop ends it.
-	Schedule func(spec fsm.HealthCheck, target netip.AddrPort, first time.Duration, done func(Outcome)) (stop func(), ok bool)
+	// done returns when the next check is due: after that long when
+	// positive (a retry, see HealthCheck.RetryDelayMS), else an interval
+	// after the last began.
+	Schedule func(spec fsm.HealthCheck, target netip.AddrPort, first time.Duration, done func(Outcome) time.Duration) (stop func(), ok bool)
 	// LoopThrottle reports the loop's bound on checks in flight and its
 	// most (check.Loop.Throttle); nil without a loop.
 	LoopThrottle func() (limit, ceiling int)
@@ -322,7 +325,7 @@ func (r *Runner) sync(ctx context.Context, st *fsm.State) {
 		w.status = Status{Service: w.service, Server: w.server, Type: w.spec.Type, Target: w.target.String(), Health: w.tracker.Health}
 		if r.Schedule != nil {
 			first := phase(w.key, time.Duration(w.spec.IntervalMS)*time.Millisecond)
-			if stop, ok := r.Schedule(w.spec, w.target, first, func(o Outcome) { r.observe(w, o, time.Now()) }); ok {
+			if stop, ok := r.Schedule(w.spec, w.target, first, func(o Outcome) time.Duration { return r.observe(w, o, time.Now()) }); ok {
 				w.cancel = stop
 				r.jobs[k] = w
 				continue
@@ -406,33 +409,44 @@ func (r *Runner) loop(ctx context.Context, j *job, lim *limiter) {
 		if ctx.Err() != nil {
 			return
 		}
-		r.observe(j, o, time.Now())
-		timer.Reset(max(interval-time.Since(start), 0))
+		if retry := r.observe(j, o, time.Now()); retry > 0 {
+			timer.Reset(retry)
+		} else {
+			timer.Reset(max(interval-time.Since(start), 0))
+		}
 	}
 }
 
-func (r *Runner) observe(j *job, o Outcome, at time.Time) {
+// observe takes one outcome of j's check. It returns the delay before
+// the next check when that is a retry (keepalived's delay_before_retry):
+// the check has RetryDelayMS and the server is up with failures not yet
+// enough to take it down; else 0, the interval.
+func (r *Runner) observe(j *job, o Outcome, at time.Time) (retry time.Duration) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.jobs[j.key] != j {
-		return // replaced or stopped meanwhile
+		return 0 // replaced or stopped meanwhile
 	}
 	j.status.OK, j.status.Detail, j.status.Latency, j.status.At = o.OK, o.Detail, o.Latency, at
 	j.status.Checks++
 	flipped := j.tracker.Observe(o.OK)
+	if j.spec.RetryDelayMS > 0 && j.tracker.Confirming() {
+		retry = time.Duration(j.spec.RetryDelayMS) * time.Millisecond
+	}
 	reweighed := o.OK && o.Weight != nil && !sameWeight(j.weight, o.Weight)
 	if reweighed {
 		w := *o.Weight
 		j.weight = &w
 	}
 	if !flipped && !reweighed {
-		return
+		return retry
 	}
 	j.status.Health = j.tracker.Health
 	reason := fmt.Sprintf("%s check: %s", j.spec.Type, o.Detail)
 	r.pending[j.key] = fsm.VerdictChange{Service: j.service, Server: j.server, Health: j.tracker.Health, Weight: j.weight, Reason: reason}
 	r.log().Info("health transition", "service", j.service, "server", j.server, "health", string(j.tracker.Health), "detail", o.Detail,
 		"latency", o.Latency.String())
+	return retry
 }
 
 // flush commits the pending transitions as one command. Those whose real

@@ -342,7 +342,7 @@ func TestRunnerHandsChecksToTheLoop(t *testing.T) {
 	type handed struct {
 		target netip.AddrPort
 		first  time.Duration
-		done   func(Outcome)
+		done   func(Outcome) time.Duration
 	}
 	var mu sync.Mutex
 	loop := map[netip.AddrPort]handed{}
@@ -356,7 +356,7 @@ func TestRunnerHandsChecksToTheLoop(t *testing.T) {
 				return w.probe(ctx, target)
 			}, nil
 		},
-		Schedule: func(spec fsm.HealthCheck, target netip.AddrPort, first time.Duration, done func(Outcome)) (func(), bool) {
+		Schedule: func(spec fsm.HealthCheck, target netip.AddrPort, first time.Duration, done func(Outcome) time.Duration) (func(), bool) {
 			if target == refused {
 				return nil, false
 			}

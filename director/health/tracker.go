@@ -35,6 +35,12 @@ func NewTracker(rise, fall int, committed fsm.Health) *Tracker {
 	return &Tracker{Rise: rise, Fall: fall, Health: committed}
 }
 
+// Confirming reports failures of a server that counts as up, not yet
+// Fall of them: the next check is a retry (see HealthCheck.RetryDelayMS).
+func (t *Tracker) Confirming() bool {
+	return t.Health != fsm.HealthDown && t.streak > 0
+}
+
 // Observe feeds one check result and reports whether the verdict flipped
 // (Health then holds the new one).
 func (t *Tracker) Observe(ok bool) bool {
