@@ -35,16 +35,29 @@ required=(
 	crc32c_generic
 	virtio_pci 9pnet_virtio 9p             # the two 9p shares
 	nf_conntrack ip_vs                     # IPVS itself
-	ip_vs_rr ip_vs_wrr ip_vs_lc ip_vs_wlc ip_vs_sh ip_vs_dh ip_vs_mh
-	ip_vs_sed ip_vs_nq ip_vs_fo ip_vs_ovf ip_vs_lblc ip_vs_lblcr
 	veth bridge                            # the namespace topology
 	ipip                                   # IPVS tunnel forwarding
 	tcp_diag udp_diag                      # ss(8) and sock_diag users
 )
 # Loaded when this kernel has them; a missing one is not an error.
-#   ip_vs_twos  exists from Linux 6.7 on (Debian 12's 6.1 lacks it)
 #   dummy       handy for VIP/loopback-like interfaces in tests
-optional=(ip_vs_twos ip6_tunnel tunnel6 dummy)
+optional=(ip6_tunnel tunnel6 dummy)
+# The schedulers: every ip_vs scheduler module this kernel ships, found in
+# its tree (ip_vs_twos exists from Linux 6.7 on; Debian 12's 6.1 lacks
+# it), so that a scheduler a newer kernel adds is in the image without a
+# list to update. init loads them after the modules above, unless the VM
+# is booted with lab_schedulers=ondemand (run.sh: LAB_SCHEDULERS=ondemand):
+# then the kernel loads each through /sbin/modprobe on first use, as on a
+# machine that preloads nothing.
+# Not schedulers: the FTP helper and the persistence engines (ip_vs_pe_*).
+mapfile -t schedulers < <(
+	find "$moddir/kernel/net/netfilter/ipvs" -name 'ip_vs_*.ko*' -printf '%f\n' 2>/dev/null |
+		sed 's/\.ko.*$//' | grep -v -e '^ip_vs_ftp$' -e '^ip_vs_pe_' | LC_ALL=C sort
+)
+[ ${#schedulers[@]} -gt 0 ] || { echo "lab: kernel $kver has no ip_vs scheduler modules" >&2; exit 1; }
+# In the image, never loaded at boot: the kernel loads them on first use
+# (ip_vs_pe_sip when a service names the SIP persistence engine).
+ondemand=(ip_vs_pe_sip)
 
 busybox=$(command -v busybox || true)
 [ -n "$busybox" ] || { echo "lab: busybox not found (install busybox-static; see deps.sh)" >&2; exit 1; }
@@ -143,6 +156,13 @@ add_module() {
 }
 for m in "${required[@]}"; do add_module "$m" required; done
 for m in "${optional[@]}"; do add_module "$m" optional; done
+boot=("${loaded[@]}")
+loaded=()
+for m in "${schedulers[@]}"; do add_module "$m" required; done
+scheds=("${loaded[@]}")
+loaded=()
+for m in "${ondemand[@]}"; do add_module "$m" optional; done
+loaded=("${boot[@]}")
 
 # dummy would create a dummy0 of its own; tests create the interfaces they
 # want, under the names they choose.
@@ -150,8 +170,9 @@ mkdir -p "$root/etc/modprobe.d"
 echo 'options dummy numdummies=0' >"$root/etc/modprobe.d/lab.conf"
 
 # init reads the load order from here, so it never names a module this
-# kernel lacks.
+# kernel lacks; the schedulers apart, which it may leave to the kernel.
 printf '%s\n' "${loaded[@]}" >"$root/etc/lab-modules"
+printf '%s\n' "${scheds[@]}" >"$root/etc/lab-schedulers"
 
 # depmod needs these to index the tree; they are small.
 for f in modules.order modules.builtin modules.builtin.modinfo; do
@@ -166,5 +187,5 @@ install -m 755 "$here/init" "$root/init"
 	gzip -6 >"$work/initramfs.cpio.gz"
 mv -f "$work/initramfs.cpio.gz" "$out"
 echo "$stamp" >"$stampfile"
-lab_log "initramfs: $(du -h "$out" | cut -f1), ${#loaded[@]} modules"
+lab_log "initramfs: $(du -h "$out" | cut -f1), ${#loaded[@]} modules loaded at boot, ${#scheds[@]} schedulers"
 echo "$out"

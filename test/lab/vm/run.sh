@@ -24,6 +24,8 @@
 #   LAB_ENV_NAME=val   becomes NAME=val in the command's environment
 #   LAB_MEM=2048, LAB_SMP=2   VM memory (MiB) and CPUs
 #   LAB_KVER           kernel version to boot (default: newest in /boot)
+#   LAB_SCHEDULERS=preload  ondemand: boot without loading the IPVS
+#                      scheduler modules (the kernel loads each on first use)
 #   LAB_ROOT_CACHE=loose  9p cache mode of the host root inside (none: no
 #                      caching, for host files that change during a run)
 #   LAB_LOCAL="bin"    directories of WORKDIR copied to /run/lab/ (the VM's
@@ -64,6 +66,11 @@ esac
 timeout_s=${LAB_TIMEOUT:-1200}
 case $timeout_s in
 	'' | *[!0-9]*) echo "lab: LAB_TIMEOUT must be a number of seconds: $timeout_s" >&2; exit 2 ;;
+esac
+
+case ${LAB_SCHEDULERS:-preload} in
+	preload | ondemand) ;;
+	*) echo "lab: LAB_SCHEDULERS must be preload or ondemand: $LAB_SCHEDULERS" >&2; exit 2 ;;
 esac
 
 case ${LAB_ROOT_CACHE:-loose} in
@@ -142,7 +149,7 @@ esac
 # HPET, which the vDSO cannot read: every clock read becomes a system call
 # (measured: 52,412 in 25 s of ipvsmand checking 2,000 servers, 64 per
 # check), a cost no real director has. clocksource=tsc makes sure of it.
-append="console=ttyS0 quiet loglevel=3 panic=-1 tsc=reliable clocksource=tsc lab_rootcache=${LAB_ROOT_CACHE:-loose}"
+append="console=ttyS0 quiet loglevel=3 panic=-1 tsc=reliable clocksource=tsc lab_rootcache=${LAB_ROOT_CACHE:-loose} lab_schedulers=${LAB_SCHEDULERS:-preload}"
 if [ $interactive -eq 1 ]; then
 	append+=" lab_mode=shell lab_term=${TERM:-vt100}"
 	if size=$(stty size 2>/dev/null </dev/tty); then
