@@ -18,7 +18,7 @@ func hashTarget(sched string, idx uint64, servers ...int) Target {
 		d := Dest{Address: netip.AddrFrom4([4]byte{10, 1, 0, byte(n)}), Port: 8080, Forward: fsm.DirectRoute, Weight: 1}
 		s.Dests[d.Key()] = d
 	}
-	return Target{Table: Table{hashed.String(): s}, Managed: map[string]bool{hashed.String(): true}, Index: idx}
+	return Target{Table: Table{hashed.String(): s}, Index: idx}
 }
 
 // list is the fake kernel's destination list of the hashed service, head

@@ -3,7 +3,9 @@ package director
 import (
 	"context"
 	"fmt"
+	"iter"
 	"log/slog"
+	"maps"
 	"sync"
 	"time"
 
@@ -24,9 +26,8 @@ type Kernel interface {
 type Target struct {
 	Table    Table
 	Timeouts *fsm.Timeouts // nil: leave the kernel's alone
-	Managed  map[string]bool
-	Version  uint64 // configuration version
-	Index    uint64 // Raft index of the state
+	Version  uint64        // configuration version
+	Index    uint64        // Raft index of the state
 	// Changed, when not nil, names every service whose entry in Table
 	// differs from the table of the target at index Base (added, changed
 	// or removed): a pass whose kernel holds that table plans only these.
@@ -65,9 +66,13 @@ type Report struct {
 // the kernel, plans the difference to the target and applies it; one failed
 // operation never stops the others, and failures are retried with backoff.
 type Reconciler struct {
-	Kernel    Kernel
-	Log       *slog.Logger
-	Exclusive bool // also delete services the model never had
+	Kernel Kernel
+	Log    *slog.Logger
+	// Owned is the services this node created or took over: a service
+	// that leaves the model is deleted only if it is one of them (nil: a
+	// record in memory, made at the first pass).
+	Owned     *Owned
+	Exclusive bool // also delete services that are not ours
 	// Resync is how often drift repair reads the whole table back (hand
 	// edits, flushes), unless that would cost more than ResyncBudget, a
 	// share of one CPU (0: DefaultResyncCPU); then it reads as fast as
@@ -123,7 +128,8 @@ func (r *Reconciler) pass(t Target, fresh bool) Report {
 	r.mu.Unlock()
 	rep.Fingerprint, rep.KernelIndex, rep.KernelAt = prev.Fingerprint, prev.KernelIndex, prev.KernelAt
 	rep.Drift, rep.Drifted = prev.Drift, prev.Drifted
-	if fresh || actual == nil {
+	dumped := fresh || actual == nil
+	if dumped {
 		var err error
 		if actual, err = r.Kernel.Read(); err != nil {
 			rep.Failed, rep.Errors = 1, []string{err.Error()}
@@ -131,24 +137,46 @@ func (r *Reconciler) pass(t Target, fresh bool) Report {
 		}
 		r.readBack(&rep, actual, held, heldSums, prev.Index, t)
 	}
+	own := r.owned()
+	if dumped {
+		// A recorded service gone from the kernel and the model (deleted
+		// by hand while it was leaving) is no longer ours: another tool
+		// may make one under its key.
+		own.prune(func(k string) bool { _, a := actual[k]; _, d := t.Table[k]; return a || d })
+	}
 	var ops []Op
+	var scope iter.Seq[string] // the services this pass plans for
 	if !fresh && held != nil && t.Changed != nil && heldIndex == t.Base {
 		// The kernel holds the table of the target t was derived from:
 		// only the services t changed can differ.
-		ops = PlanChanged(t.Table, actual, t.Changed, t.Managed, r.Exclusive)
+		scope = maps.Keys(t.Changed)
+		ops = PlanChanged(t.Table, actual, t.Changed, own.deletable(scope, t.Index), r.Exclusive)
 	} else {
-		ops = Plan(t.Table, actual, t.Managed, r.Exclusive)
+		scope = maps.Keys(t.Table)
+		ops = Plan(t.Table, actual, own.deletable(leaving(t.Table, actual), t.Index), r.Exclusive)
 	}
+	taken := r.claim(own, t, actual, scope)
 	rep.Ops = len(ops)
 	r.touch(ops)
-	for _, err := range applyAll(r.Kernel, ops) {
-		if err != nil {
+	for i, err := range applyAll(r.Kernel, ops) {
+		op := ops[i]
+		switch {
+		case err != nil:
 			rep.Failed++
 			if len(rep.Errors) < 10 {
 				rep.Errors = append(rep.Errors, err.Error())
 			}
+			if k := op.Service.Key.String(); op.Kind == CreateService && taken[k] {
+				// Not made: not ours. If another tool made it meanwhile
+				// (the kernel says it exists), the next pass reads it and
+				// takes it over.
+				own.forget(k)
+			}
+		case op.Kind == DeleteService:
+			own.forget(op.Service.Key.String())
 		}
 	}
+	r.saveOwned(own)
 	if changed, err := r.timeouts(t.Timeouts); err != nil {
 		rep.Failed++
 		rep.Errors = append(rep.Errors, err.Error())
@@ -163,6 +191,54 @@ func (r *Reconciler) pass(t Target, fresh bool) Report {
 		rep.Services, rep.TargetFingerprint = len(next), r.fingerprint(next, ops, fresh)
 	}
 	return r.finish(rep, next, start, now)
+}
+
+func (r *Reconciler) owned() *Owned {
+	if r.Owned == nil {
+		r.Owned = NewOwned()
+	}
+	return r.Owned
+}
+
+// leaving lists the services of actual that desired does not have: those
+// a pass may delete.
+func leaving(desired, actual Table) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		for k := range actual {
+			if _, ok := desired[k]; !ok && !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+// claim records as ours, before the pass programs them, the services of
+// scope the target has: those it creates and those another tool made
+// under a key the model now has, which it takes over (said once, here).
+// It returns the ones it took that actual does not have (to be created).
+func (r *Reconciler) claim(own *Owned, t Target, actual Table, scope iter.Seq[string]) map[string]bool {
+	created := map[string]bool{}
+	for k := range scope {
+		if _, want := t.Table[k]; !want || !own.take(k, t.Index) {
+			continue
+		}
+		if _, there := actual[k]; there {
+			r.Log.Info("service taken over: the model has it and another tool made it", "service", k, "index", t.Index)
+		} else {
+			created[k] = true
+		}
+	}
+	r.saveOwned(own)
+	return created
+}
+
+// saveOwned writes the record of what is ours if it changed. A failure
+// does not stop the pass (the kernel is right, only the record is late);
+// the next pass writes it again.
+func (r *Reconciler) saveOwned(own *Owned) {
+	if err := own.Save(); err != nil {
+		r.Log.Warn("record of owned services not written; retrying at the next pass", "err", err)
+	}
 }
 
 // touch notes the services ops change for the drift-repair round under
@@ -187,7 +263,7 @@ func (r *Reconciler) readBack(rep *Report, dump, held Table, heldSums map[string
 	if held == nil {
 		want, heldSums, idx = t.Table, nil, 0
 	}
-	rb := readBack(dump, want, heldSums, t.Managed, r.Exclusive)
+	rb := readBack(dump, want, heldSums, r.owned().set(), r.Exclusive)
 	rep.Fingerprint, rep.KernelIndex, rep.KernelAt = rb.Fingerprint, idx, rep.At
 	rep.Drift, rep.Drifted = nil, 0
 	if held == nil {

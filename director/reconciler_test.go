@@ -56,7 +56,7 @@ func sample(t *testing.T) *fsm.State {
 }
 
 func target(st *fsm.State) Target {
-	return Target{Table: Desired(st), Timeouts: st.Config.Timeouts, Managed: Managed(st), Version: st.Version}
+	return Target{Table: Desired(st), Timeouts: st.Config.Timeouts, Version: st.Version}
 }
 
 func rec(k Kernel) *Reconciler { return &Reconciler{Kernel: k, Log: slog.New(slog.DiscardHandler)} }
@@ -338,10 +338,10 @@ func TestEveryAttributeIsOneOperation(t *testing.T) {
 			k := newFake()
 			k.table = base()
 			r := rec(k)
+			r.Owned = ownedOf(0, web.String()) // as if a pass had created it
 			want := base()
 			c.change(want)
-			managed := map[string]bool{web.String(): true}
-			r.StepFull(Target{Table: want, Managed: managed})
+			r.StepFull(Target{Table: want})
 			if len(k.applied) != 1 || k.applied[0] != c.want {
 				t.Fatalf("applied %v, want [%s]", k.applied, c.want)
 			}
@@ -349,7 +349,7 @@ func TestEveryAttributeIsOneOperation(t *testing.T) {
 				t.Fatalf("kernel:\n%s\nwant:\n%s", k.table.Canonical(), want.Canonical())
 			}
 			k.applied = nil
-			if r.StepFull(Target{Table: want, Managed: managed}); len(k.applied) != 0 {
+			if r.StepFull(Target{Table: want}); len(k.applied) != 0 {
 				t.Fatalf("second pass applied %v", k.applied)
 			}
 		})
@@ -382,7 +382,7 @@ func BenchmarkStepOneServiceManyDests(b *testing.B) {
 		d := Dest{Address: netip.MustParseAddr("10.0.0.21"), Port: uint16(20000 + i), Forward: fsm.Masquerade, Weight: 1}
 		svc.Dests[d.Key()] = d
 	}
-	tgt := Target{Table: Table{k.String(): svc}, Managed: map[string]bool{k.String(): true}}
+	tgt := Target{Table: Table{k.String(): svc}}
 	for b.Loop() {
 		b.StopTimer()
 		r := rec(newFake())

@@ -118,7 +118,7 @@ func BenchmarkSingleChangeAtScaleParts(b *testing.B) {
 	t := TargetOf(s, 1)
 	b.Run("plan", func(b *testing.B) {
 		for b.Loop() {
-			Plan(t.Table, t.Table, t.Managed, false)
+			Plan(t.Table, t.Table, nil, false)
 		}
 	})
 }

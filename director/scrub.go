@@ -67,7 +67,11 @@ type scrubbed struct {
 // round read (they were read before the change, or not at all), so that
 // a round ends with a reading of the whole table as the reconciler holds
 // it now, storms of changes or not.
-func (r *Reconciler) slice(pr PartReader, managed map[string]bool) scrubbed {
+//
+// A service the reconciler does not hold is drift only when a full pass
+// would delete it (ours, or everything under Exclusive): another tool's
+// services are not read.
+func (r *Reconciler) slice(pr PartReader, index uint64) scrubbed {
 	s := &r.scrubbing
 	r.mu.Lock()
 	held := r.cache
@@ -88,7 +92,7 @@ func (r *Reconciler) slice(pr PartReader, managed map[string]bool) scrubbed {
 			}
 		}
 		for k := range kernel {
-			if _, ok := held[k]; !ok && (r.Exclusive || managed[k]) {
+			if _, ok := held[k]; !ok && (r.Exclusive || r.owned().mayDelete(k, index)) {
 				drift = append(drift, k)
 			}
 		}
@@ -161,7 +165,7 @@ func (r *Reconciler) resync(t Target, period time.Duration) (Report, time.Durati
 		}
 		return rep, period
 	}
-	found := r.slice(pr, t.Managed)
+	found := r.slice(pr, t.Index)
 	var rep Report
 	switch {
 	case found.err != nil || len(found.drift) > 0:

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,6 +20,12 @@ import (
 // entry for every established connection and forwards its next packet to
 // the same real server instead of answering it with a reset. Roles follow
 // Raft leadership, as the VIPs do.
+//
+// The kernel has one master and one backup thread per network namespace.
+// With sync on in the model they are ipvsmand's: a thread another tool
+// started with other settings is replaced. With sync off ipvsmand starts
+// none, and stops only the ones it started itself (Owned): another tool's
+// threads, and the sync sysctls, are left as they are.
 
 // SyncKernel starts and stops the kernel's sync threads (ipvsnl.Conn).
 type SyncKernel interface {
@@ -32,14 +39,39 @@ type SyncTarget struct {
 	Settings fsm.Sync // with defaults (fsm.SyncOf)
 	Leader   bool
 	Iface    string // this node's sync interface; "": none, no threads
-	// Masquerading: the model has masqueraded real servers (see
-	// SyncSysctls).
-	Masquerading bool
 	// Mixed names a real server whose address family differs from its
 	// service's (MixedFamily); "": none. The kernel refuses such a server
 	// while a sync thread runs, so there are then no threads.
 	Mixed string
+	// Hold, when set, says why the state may be older than the one this
+	// node acted on before it started (CatchUp): the pass changes no
+	// thread and no sysctl.
+	Hold string
 }
+
+// CatchUp tells whether a restarted node's state has caught up with what
+// it had applied before. A restart restores the last snapshot and applies
+// the log after it only once a leader is heard from: until then the state
+// may say sync is on (the default of an empty state) although the model
+// turned it off, and acting on it would replace another tool's threads.
+type CatchUp struct {
+	Last uint64 // the log's last index when the node opened
+	done bool
+}
+
+// Hold is why a pass on the state at applied must wait ("" once caught
+// up, and from then on): it has not reached Last, nor the commit index a
+// leader gave (commit; 0: none yet), which is as new as the model gets.
+func (c *CatchUp) Hold(applied, commit uint64) string {
+	if c.done || applied >= c.Last || (commit > 0 && applied >= commit) {
+		c.done = true
+		return ""
+	}
+	return fmt.Sprintf("the state is at index %d, the log this node started with ends at %d: waiting to apply it", applied, c.Last)
+}
+
+// Done reports whether the state has caught up.
+func (c *CatchUp) Done() bool { return c.done }
 
 // WantDaemons lists the threads a target asks for: a backup always, and a
 // master on the leader; none when sync is off or there is no interface.
@@ -156,9 +188,16 @@ type SyncDaemons struct {
 	// Every is how often the threads are checked without a change
 	// (default 10 s); after a failure, a second.
 	Every time.Duration
-	// SysctlDir, when set, is where each pass sets SyncSysctls
-	// (SyncSysctlDir; tests: a directory of their own).
+	// SysctlDir, when set, is where each pass sets SyncSysctls while
+	// sync is on, and Sysctls always (SyncSysctlDir; tests: a directory
+	// of their own).
 	SysctlDir string
+	// Sysctls are the other IPVS settings the operator asked ipvsmand to
+	// keep (--ipvs-sysctls); none by default: they are global to the
+	// network namespace, and other tools' services see them too.
+	Sysctls []Sysctl
+	// Owned records the threads this node started (nil: in memory).
+	Owned *Owned
 	// MasterLinger keeps the master thread this long after leadership is
 	// lost (default 3 s). The kernel sends a connection's first sync
 	// message up to 2 s after it is made (IPVS_SYNC_FLUSH_TIME) and
@@ -230,7 +269,9 @@ func (s *SyncDaemons) Run(ctx context.Context, wake <-chan struct{}, target func
 			tg.Leader = true // the master only: the VIPs are already gone
 			next = min(next, left)
 		}
-		if err := s.Pass(tg); err != nil {
+		if err := s.Pass(tg); err != nil || tg.Hold != "" {
+			// A failure is retried soon; so is a hold, which may end
+			// without a change of the state (a leader's commit index).
 			next = time.Second
 		}
 		t.Reset(next)
@@ -240,36 +281,16 @@ func (s *SyncDaemons) Run(ctx context.Context, wake <-chan struct{}, target func
 // Pass makes one round of changes; it reports the first failure after
 // trying every change.
 func (s *SyncDaemons) Pass(t SyncTarget) error {
-	var first error
-	if s.SysctlDir != "" {
-		changed, err := ApplySysctls(s.SysctlDir, SyncSysctls(t.Masquerading))
-		for _, c := range changed {
-			s.log().Info("ipvs sysctl set", "change", c)
-		}
-		if err != nil {
-			s.log().Warn("ipvs sysctls not all set; retrying", "err", err)
-			first = err
-		}
+	if t.Hold != "" {
+		return s.hold(t)
 	}
+	first := s.sysctls(t)
 	have, err := s.Kernel.Daemons()
 	if err != nil {
 		first = errors.Join(first, fmt.Errorf("list sync threads: %w", err))
 	} else {
-		for _, op := range PlanSync(WantDaemons(t), have) {
-			var err error
-			if op.Start != nil {
-				err = s.Kernel.StartDaemon(*op.Start)
-			} else {
-				err = s.Kernel.StopDaemon(op.Stop)
-			}
-			if err != nil {
-				s.log().Warn("sync thread change failed; retrying", "op", op.String(), "err", err)
-				if first == nil {
-					first = fmt.Errorf("%s: %w", op, err)
-				}
-				continue
-			}
-			s.log().Info("sync thread changed", "op", op.String(), "leader", t.Leader)
+		if err := s.change(t, have); err != nil && first == nil {
+			first = err
 		}
 		have, err = s.Kernel.Daemons()
 		if err != nil && first == nil {
@@ -283,10 +304,7 @@ func (s *SyncDaemons) Pass(t SyncTarget) error {
 		}
 		s.why = rep.Why
 	}
-	for _, d := range have {
-		rep.Threads = append(rep.Threads, SyncThread{State: stateName(d.State), Iface: d.Iface, SyncID: d.SyncID,
-			Group: fmt.Sprintf("%s:%d", d.Group, d.Port), MaxLen: d.MaxLen})
-	}
+	rep.Threads = threadsOf(have)
 	if first != nil {
 		rep.Err = first.Error()
 	}
@@ -294,6 +312,117 @@ func (s *SyncDaemons) Pass(t SyncTarget) error {
 	s.last = rep
 	s.mu.Unlock()
 	return first
+}
+
+// hold reports what runs and changes nothing, saying why once.
+func (s *SyncDaemons) hold(t SyncTarget) error {
+	have, err := s.Kernel.Daemons()
+	rep := SyncReport{At: time.Now(), Why: "waiting: " + t.Hold}
+	if !strings.HasPrefix(s.why, "waiting: ") { // once per hold, not per index applied
+		s.log().Info("sync threads and ipvs sysctls left as they are until the state catches up", "why", t.Hold)
+	}
+	s.why = rep.Why
+	if err != nil {
+		err = fmt.Errorf("list sync threads: %w", err)
+		rep.Err = err.Error()
+	}
+	rep.Threads = threadsOf(have)
+	s.mu.Lock()
+	s.last = rep
+	s.mu.Unlock()
+	return err
+}
+
+func threadsOf(have []ipvsnl.Daemon) []SyncThread {
+	var out []SyncThread
+	for _, d := range have {
+		out = append(out, SyncThread{State: stateName(d.State), Iface: d.Iface, SyncID: d.SyncID,
+			Group: fmt.Sprintf("%s:%d", d.Group, d.Port), MaxLen: d.MaxLen})
+	}
+	return out
+}
+
+// sysctls sets the sync sysctls while sync is on, and the operator's
+// always.
+func (s *SyncDaemons) sysctls(t SyncTarget) error {
+	if s.SysctlDir == "" {
+		return nil
+	}
+	want := s.Sysctls
+	if !t.Settings.Off {
+		want = append(SyncSysctls(), want...)
+	}
+	changed, err := ApplySysctls(s.SysctlDir, want)
+	for _, c := range changed {
+		s.log().Info("ipvs sysctl set", "change", c)
+	}
+	if err != nil {
+		s.log().Warn("ipvs sysctls not all set; retrying", "err", err)
+	}
+	return err
+}
+
+// change starts and stops threads to turn have into what t wants. With
+// sync off only the threads this node started are stopped; with sync on
+// every thread is ours, whoever started it. It returns the first failure
+// after trying every change.
+func (s *SyncDaemons) change(t SyncTarget, have []ipvsnl.Daemon) error {
+	own := s.owned()
+	for _, state := range []uint32{ipvsnl.DaemonMaster, ipvsnl.DaemonBackup} {
+		if _, ok := daemonIn(have, state); !ok {
+			// Gone (stopped by hand): one another tool starts later is not ours.
+			own.setThread(state, false)
+		}
+	}
+	if t.Settings.Off {
+		have = slices.DeleteFunc(slices.Clone(have), func(d ipvsnl.Daemon) bool { return !own.ownsThread(d.State) })
+	}
+	var first error
+	for _, op := range PlanSync(WantDaemons(t), have) {
+		var err error
+		if op.Start != nil {
+			err = s.Kernel.StartDaemon(*op.Start)
+		} else {
+			err = s.Kernel.StopDaemon(op.Stop)
+		}
+		if err != nil {
+			s.log().Warn("sync thread change failed; retrying", "op", op.String(), "err", err)
+			if first == nil {
+				first = fmt.Errorf("%s: %w", op, err)
+			}
+			continue
+		}
+		if op.Start != nil {
+			own.setThread(op.Start.State, true)
+			s.log().Info("sync thread changed", "op", op.String(), "leader", t.Leader)
+			continue
+		}
+		started := "this node"
+		if !own.ownsThread(op.Stop) {
+			started = "another tool (connection sync is on in the model: the kernel's sync threads are ipvsmand's)"
+		}
+		own.setThread(op.Stop, false)
+		s.log().Info("sync thread changed", "op", op.String(), "leader", t.Leader, "started_by", started)
+	}
+	if !t.Settings.Off {
+		// Threads already running as wanted are ours from now on too.
+		for _, d := range WantDaemons(t) {
+			if h, ok := daemonIn(have, d.State); ok && sameDaemon(d, h) {
+				own.setThread(d.State, true)
+			}
+		}
+	}
+	if err := own.Save(); err != nil {
+		s.log().Warn("record of owned sync threads not written; retrying at the next pass", "err", err)
+	}
+	return first
+}
+
+func (s *SyncDaemons) owned() *Owned {
+	if s.Owned == nil {
+		s.Owned = NewOwned()
+	}
+	return s.Owned
 }
 
 // whyNone says why a target with sync on asks for no threads.
@@ -328,7 +457,13 @@ func MixedFamily(c *fsm.Config) string {
 	return ""
 }
 
+// stopMaster stops the master thread at shutdown, if this node started it
+// (another tool's goes on).
 func (s *SyncDaemons) stopMaster() {
+	own := s.owned()
+	if !own.ownsThread(ipvsnl.DaemonMaster) {
+		return
+	}
 	have, err := s.Kernel.Daemons()
 	if err != nil {
 		return
@@ -339,6 +474,10 @@ func (s *SyncDaemons) stopMaster() {
 			return
 		}
 		s.log().Info("sync thread changed", "op", "stop master", "leader", false, "reason", "shutdown")
+	}
+	own.setThread(ipvsnl.DaemonMaster, false)
+	if err := own.Save(); err != nil {
+		s.log().Warn("record of owned sync threads not written", "err", err)
 	}
 }
 

@@ -5,9 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
-
-	"github.com/ipvsman/ipvsman/fsm"
 )
 
 // Sysctl is one IPVS setting under /proc/sys/net/ipv4/vs and the value a
@@ -19,25 +18,58 @@ type Sysctl struct {
 // SyncSysctlDir is where the kernel keeps them, per network namespace.
 const SyncSysctlDir = "/proc/sys/net/ipv4/vs"
 
-// SyncSysctls are the IPVS settings connection sync and failover depend
-// on; docs/sync.md says why each has its value. conntrack is set only with
-// masquerading services, whose replies netfilter must see as belonging to
-// their connection (stateful firewalls, SNAT on the director); for the
-// others it only costs.
-func SyncSysctls(masquerading bool) []Sysctl {
-	out := []Sysctl{
+// SyncSysctls are the IPVS settings connection sync depends on, set while
+// sync is on in the model (the sync threads are then ipvsmand's too);
+// docs/sync.md says why each has its value. The others (expire_nodest_conn,
+// conntrack, ...) change every service of the network namespace, another
+// tool's too: ipvsmand sets them only when the operator names them
+// (ParseSysctls).
+func SyncSysctls() []Sysctl {
+	return []Sysctl{
 		{"sync_version", "1"},
 		{"sync_threshold", "3 50"},
 		{"sync_refresh_period", "0"},
 		{"sync_retries", "0"},
 		{"backup_only", "0"},
-		{"expire_nodest_conn", "1"},
-		{"expire_quiescent_template", "1"},
 	}
-	if masquerading {
-		out = append(out, Sysctl{"conntrack", "1"})
+}
+
+// syncSysctl reports whether name is one SyncSysctls sets.
+func syncSysctl(name string) bool {
+	return slices.ContainsFunc(SyncSysctls(), func(s Sysctl) bool { return s.Name == name })
+}
+
+// ParseSysctls reads the operator's IPVS settings, "name=value" separated
+// by commas ("expire_nodest_conn=1,expire_quiescent_template=1"), and
+// checks each exists under dir. The sync settings are refused: they follow
+// the model's sync setting.
+func ParseSysctls(list, dir string) ([]Sysctl, error) {
+	var out []Sysctl
+	seen := map[string]bool{}
+	for _, item := range strings.Split(list, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		name, value, ok := strings.Cut(item, "=")
+		name, value = strings.TrimSpace(name), strings.Join(strings.Fields(value), " ")
+		switch {
+		case !ok || name == "" || value == "":
+			return nil, fmt.Errorf("%q: want name=value, e.g. expire_nodest_conn=1", item)
+		case strings.ContainsAny(name, "/.") || name != filepath.Base(name):
+			return nil, fmt.Errorf("%q: %q is not a sysctl name under %s", item, name, dir)
+		case syncSysctl(name):
+			return nil, fmt.Errorf("%q: %s is set by connection sync while it is on in the model (sync:), not here", item, name)
+		case seen[name]:
+			return nil, fmt.Errorf("%q: %s given twice", item, name)
+		}
+		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+			return nil, fmt.Errorf("%q: %w", item, err)
+		}
+		seen[name] = true
+		out = append(out, Sysctl{name, value})
 	}
-	return out
+	return out, nil
 }
 
 // ApplySysctls writes each setting under dir whose value differs and
@@ -64,20 +96,4 @@ func ApplySysctls(dir string, want []Sysctl) ([]string, error) {
 		changed = append(changed, fmt.Sprintf("%s %s -> %s", s.Name, old, s.Value))
 	}
 	return changed, errors.Join(errs...)
-}
-
-// Masquerading reports whether any real server (or sorry server) of the
-// config is masqueraded.
-func Masquerading(c *fsm.Config) bool {
-	for _, svc := range c.Services {
-		if svc.Sorry != nil && svc.Sorry.Forward == fsm.Masquerade {
-			return true
-		}
-		for _, rs := range svc.Servers {
-			if rs.Forward == fsm.Masquerade {
-				return true
-			}
-		}
-	}
-	return false
 }

@@ -28,7 +28,8 @@ const (
 // Desired is the table every node must hold for a state (table.Desired).
 func Desired(st *fsm.State) Table { return table.Desired(st) }
 
-// Managed is every service key the model holds or held (table.Managed).
+// Managed is every service key the model holds or held (table.Managed):
+// what seeds the record of owned services on a node that has none.
 func Managed(st *fsm.State) map[string]bool { return table.Managed(st) }
 
 func sameService(a, b Service) bool            { return table.SameService(a, b) }

@@ -21,21 +21,11 @@ import (
 // again only when one of the two moved. Not safe for concurrent use: the
 // reconciler's loop owns it.
 type Targets struct {
-	state   *fsm.State      // the state the memo was made from
-	index   uint64          // its applied index
-	memo    map[string]memo // by service key
-	table   Table           // the last target's table (never changed once handed out)
-	managed map[string]bool // the last target's Managed (likewise)
-	counts  map[string]int  // history versions naming each service key
-	counted []version       // the history versions counts holds, oldest first
-	version uint64          // the configuration version managed was made for
-	built   int             // desired entries computed so far (tests)
-}
-
-// version is one history entry as counted: its number and configuration.
-type version struct {
-	n   uint64
-	cfg *fsm.Config
+	state *fsm.State      // the state the memo was made from
+	index uint64          // its applied index
+	memo  map[string]memo // by service key
+	table Table           // the last target's table (never changed once handed out)
+	built int             // desired entries computed so far (tests)
 }
 
 type memo struct {
@@ -95,11 +85,8 @@ func (g *Targets) build(s *fsm.State, applied uint64) Target {
 		}
 		g.table = next
 	}
-	if g.managed == nil || g.version != s.Version {
-		g.managed, g.version = g.managedOf(s), s.Version
-	}
 	g.index = applied
-	return Target{Table: g.table, Timeouts: s.Config.Timeouts, Managed: g.managed, Version: s.Version, Index: applied,
+	return Target{Table: g.table, Timeouts: s.Config.Timeouts, Version: s.Version, Index: applied,
 		Base: base, Changed: changed}
 }
 
@@ -111,64 +98,4 @@ func (g *Targets) cloneTable() Table {
 		return Table{}
 	}
 	return maps.Clone(g.table)
-}
-
-// managedOf is table.Managed kept up to date version by version: the
-// history gains a version at its end with each configuration change and
-// loses its oldest past the limit, so only those two are counted again.
-func (g *Targets) managedOf(s *fsm.State) map[string]bool {
-	moved := !g.continues(s.History) // the set of keys counted changed
-	if moved {
-		g.counts, g.counted = map[string]int{}, nil
-	}
-	for len(g.counted) > 0 && (len(s.History) == 0 || g.counted[0].n < s.History[0].Version) {
-		for k := range g.counted[0].cfg.Services {
-			if g.counts[k]--; g.counts[k] == 0 {
-				delete(g.counts, k)
-				moved = true
-			}
-		}
-		g.counted = g.counted[1:]
-	}
-	for i := len(g.counted); i < len(s.History); i++ {
-		h := s.History[i]
-		for k := range h.Config.Services {
-			if g.counts[k]++; g.counts[k] == 1 {
-				moved = true
-			}
-		}
-		g.counted = append(g.counted, version{h.Version, h.Config})
-	}
-	if !moved && g.managed != nil && len(s.History) > 0 {
-		// The current configuration is the history's last version, so
-		// its keys are counted: the set is the one already made.
-		return g.managed
-	}
-	m := make(map[string]bool, len(g.counts)+len(s.Config.Services))
-	for k := range g.counts {
-		m[k] = true
-	}
-	for k := range s.Config.Services {
-		m[k] = true
-	}
-	return m
-}
-
-// continues reports whether history is the counted versions with some of
-// the oldest dropped and newer ones appended, each version still the same
-// configuration.
-func (g *Targets) continues(history []fsm.HistoryEntry) bool {
-	if g.counts == nil {
-		return false
-	}
-	i := 0
-	for i < len(g.counted) && len(history) > 0 && g.counted[i].n < history[0].Version {
-		i++
-	}
-	for j := 0; i < len(g.counted); i, j = i+1, j+1 {
-		if j >= len(history) || history[j].Version != g.counted[i].n || history[j].Config != g.counted[i].cfg {
-			return false
-		}
-	}
-	return true
 }

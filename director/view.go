@@ -13,31 +13,30 @@ import (
 // applied, made afresh; Targets makes a series of them in proportion to
 // what changed.
 func TargetOf(s *fsm.State, applied uint64) Target {
-	return Target{Table: Desired(s), Timeouts: s.Config.Timeouts, Managed: Managed(s), Version: s.Version, Index: applied}
+	return Target{Table: Desired(s), Timeouts: s.Config.Timeouts, Version: s.Version, Index: applied}
 }
 
 // SyncTargetOf is the sync threads' target for a config: leader says
 // whether this node leads, iface is its sync interface ("": none).
 func SyncTargetOf(c *fsm.Config, leader bool, iface string) SyncTarget {
-	return SyncTarget{Leader: leader, Iface: iface, Settings: fsm.SyncOf(c), Masquerading: Masquerading(c), Mixed: MixedFamily(c)}
+	return SyncTarget{Leader: leader, Iface: iface, Settings: fsm.SyncOf(c), Mixed: MixedFamily(c)}
 }
 
 // SyncTargets makes the sync threads' targets, walking a configuration's
-// real servers (Masquerading, MixedFamily) once per configuration rather
+// real servers (MixedFamily) once per configuration rather
 // than on every change of the state: health verdicts change the state,
 // never the configuration. Not safe for concurrent use.
 type SyncTargets struct {
 	cfg   *fsm.Config
-	masq  bool
 	mixed string
 }
 
 // Target is SyncTargetOf(c, leader, iface).
 func (g *SyncTargets) Target(c *fsm.Config, leader bool, iface string) SyncTarget {
 	if g.cfg != c {
-		g.cfg, g.masq, g.mixed = c, Masquerading(c), MixedFamily(c)
+		g.cfg, g.mixed = c, MixedFamily(c)
 	}
-	return SyncTarget{Leader: leader, Iface: iface, Settings: fsm.SyncOf(c), Masquerading: g.masq, Mixed: g.mixed}
+	return SyncTarget{Leader: leader, Iface: iface, Settings: fsm.SyncOf(c), Mixed: g.mixed}
 }
 
 // KernelConfig is the kernel's table and timeouts as a model config: what

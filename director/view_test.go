@@ -16,8 +16,8 @@ func TestTargetOf(t *testing.T) {
 	if got.Index != 42 || got.Version != st.Version || got.Timeouts != st.Config.Timeouts {
 		t.Errorf("index %d, version %d, timeouts %v; want 42, %d, the model's", got.Index, got.Version, got.Timeouts, st.Version)
 	}
-	if got.Table.Fingerprint() != Desired(st).Fingerprint() || !reflect.DeepEqual(got.Managed, Managed(st)) {
-		t.Errorf("table or managed set differ from Desired and Managed of the state")
+	if got.Table.Fingerprint() != Desired(st).Fingerprint() {
+		t.Errorf("table differs from Desired of the state")
 	}
 }
 
@@ -56,9 +56,9 @@ func TestSyncTargetsFollowTheConfiguration(t *testing.T) {
 }
 
 func TestSyncTargetOf(t *testing.T) {
-	st := sample(t) // web's real servers are masqueraded
+	st := sample(t)
 	got := SyncTargetOf(st.Config, true, "eth1")
-	want := SyncTarget{Leader: true, Iface: "eth1", Settings: fsm.SyncOf(st.Config), Masquerading: true}
+	want := SyncTarget{Leader: true, Iface: "eth1", Settings: fsm.SyncOf(st.Config)}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %+v, want %+v", got, want)
 	}

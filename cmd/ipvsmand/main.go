@@ -47,6 +47,7 @@ type options struct {
 	readTokenFile                                    string
 	limits                                           server.Limits
 	exclusive                                        bool
+	ipvsSysctls                                      string // ipvs.go
 	vips, debugAddr, syncIface                       string
 	vipProbeLimit                                    time.Duration
 	gossipAddr, gossipProfile                        string
@@ -120,7 +121,8 @@ func defineFlags(f *pflag.FlagSet, o *options) {
 	f.StringVar(&o.ipvs, "ipvs", "on", "program the kernel's IPVS table: on, or off (cluster only, for hosts without IPVS and tests)")
 	f.StringVar(&o.vips, "vips", "on", "hold the VIPs while leader and announce them: on, or off (several nodes sharing one network namespace, tests)")
 	f.DurationVar(&o.vipProbeLimit, "vip-probe-limit", vip.DefaultProbeLimit, "before a new leader adds a VIP it sends an ARP probe (IPv4): while another node still answers for the address (a former leader that has not let go yet), it is left to it, for at most this long; 0: no probe")
-	f.BoolVar(&o.exclusive, "ipvs-exclusive", false, "own the whole IPVS table: also delete services the model never had")
+	f.BoolVar(&o.exclusive, "ipvs-exclusive", false, "own the whole IPVS table: also delete services this node did not create (another tool's, hand-made ones); docs/coexistence.md")
+	f.StringVar(&o.ipvsSysctls, "ipvs-sysctls", "", "IPVS sysctls (/proc/sys/net/ipv4/vs) ipvsmand keeps set, name=value separated by commas, e.g. expire_nodest_conn=1,expire_quiescent_template=1; none by default: they are global to the network namespace, other tools' services see them too (the sync ones follow the model's sync setting)")
 	f.StringVar(&o.syncIface, "sync-interface", "", "interface for IPVS connection sync between the directors (default: the one holding --raft-addr)")
 	f.DurationVar(&o.resync, "resync", 10*time.Second, "drift repair reads the whole kernel table back (a slice of services at a time) and repairs hand edits and flushes this often, unless that costs more than --resync-cpu")
 	f.Float64Var(&o.resyncCPU, "resync-cpu", 100*director.DefaultResyncCPU, "the most drift repair may use, in percent of one CPU: a table too large to read back every --resync at this cost is read back as fast as it allows (ipvsman_resync_round_seconds says how fast)")

@@ -35,3 +35,23 @@ lab_keepalived() {
 	"${sudo[@]}" apt-get update -qq
 	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends keepalived >/dev/null
 }
+
+# lab_ldirectord WHO installs Debian's ldirectord (and ipvsadm, which it
+# drives) on the host when missing: the coexistence test runs it beside
+# ipvsmand in the VM, from the host's root file system. No daemon starts on
+# install (policy-rc.d 101): the test starts its own, with its own config.
+lab_ldirectord() {
+	[ -x /usr/sbin/ldirectord ] && [ -x /usr/sbin/ipvsadm ] && return 0
+	echo "$1: installing ldirectord (the tool ipvsmand must live beside)"
+	local sudo=()
+	[ "$(id -u)" -eq 0 ] || sudo=(sudo)
+	local guard=""
+	if [ ! -e /usr/sbin/policy-rc.d ]; then
+		printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee /usr/sbin/policy-rc.d >/dev/null
+		"${sudo[@]}" chmod +x /usr/sbin/policy-rc.d
+		guard=1
+	fi
+	"${sudo[@]}" apt-get update -qq
+	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ldirectord ipvsadm >/dev/null
+	[ -z "$guard" ] || "${sudo[@]}" rm -f /usr/sbin/policy-rc.d
+}
