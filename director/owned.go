@@ -11,6 +11,8 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/google/renameio/v2"
+
 	"github.com/ipvsman/ipvsman/director/ipvsnl"
 )
 
@@ -255,25 +257,12 @@ func (o *Owned) Save() error {
 	return nil
 }
 
+// writeAtomic replaces path durably: the new file synced and renamed over
+// the old (renameio), then the directory synced so the rename survives a
+// crash.
 func writeAtomic(path string, b []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", tmp, err)
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", tmp, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("sync %s: %w", tmp, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", tmp, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("rename %s: %w", tmp, err)
+	if err := renameio.WriteFile(path, b, 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
 	}
 	if d, err := os.Open(filepath.Dir(path)); err == nil {
 		_ = d.Sync()

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+
+	"github.com/google/renameio/v2"
 )
 
 // Addr is one address on one interface: what a node holds for a VIP.
@@ -70,24 +72,10 @@ func (r record) store(addrs []Addr) error {
 	if err != nil {
 		return err
 	}
-	tmp := r.path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", tmp, err)
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", tmp, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("sync %s: %w", tmp, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", tmp, err)
-	}
-	if err := os.Rename(tmp, r.path); err != nil {
-		return fmt.Errorf("rename %s: %w", tmp, err)
+	// Synced and renamed over the old file (renameio), then the directory
+	// synced so that the rename survives a crash.
+	if err := renameio.WriteFile(r.path, b, 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", r.path, err)
 	}
 	if d, err := os.Open(filepath.Dir(r.path)); err == nil {
 		_ = d.Sync()
