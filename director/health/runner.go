@@ -251,11 +251,14 @@ func (r *Runner) stopAll() {
 	r.jobs = map[string]*job{}
 }
 
-// wanted lists the checks the state asks for, by verdict key.
-func wanted(st *fsm.State) map[string]*job {
+// wanted lists the checks the state asks for, by verdict key: of every
+// service, or of those in only when it is not nil.
+func wanted(st *fsm.State, only map[string]bool) map[string]*job {
 	out := map[string]*job{}
-	for _, sk := range st.Config.SortedServiceKeys() {
-		svc := st.Config.Services[sk]
+	for sk, svc := range st.Config.Services {
+		if only != nil && !only[sk] {
+			continue
+		}
 		for rk, rs := range svc.Servers {
 			spec := svc.Check
 			if rs.Check != nil {
@@ -279,6 +282,23 @@ func wanted(st *fsm.State) map[string]*job {
 	return out
 }
 
+// changedServices names the services of a or b that are not the same
+// object in both: added, removed or changed.
+func changedServices(a, b *fsm.Config) map[string]bool {
+	out := map[string]bool{}
+	for k, sa := range a.Services {
+		if b.Services[k] != sa {
+			out[k] = true
+		}
+	}
+	for k := range b.Services {
+		if _, ok := a.Services[k]; !ok {
+			out[k] = true
+		}
+	}
+	return out
+}
+
 func sameJob(a, b *job) bool {
 	return a.target == b.target && fmt.Sprint(a.spec) == fmt.Sprint(b.spec)
 }
@@ -290,16 +310,26 @@ func (r *Runner) sync(ctx context.Context, st *fsm.State) {
 	// Configs are immutable once committed: the same pointer is the same
 	// checks. Most changes are the runner's own verdicts, which leave the
 	// config alone; rebuilding thousands of jobs for each would be waste.
-	same := st.Config == r.config
+	same, last := st.Config == r.config, r.config
 	r.mu.Unlock()
 	if same {
 		return
 	}
-	want := wanted(st)
+	// Services are copy-on-write too: only those that are not the same
+	// object as in the last config synced can have other checks. One
+	// weight change among 37,205 real servers looks at one service.
+	var changed map[string]bool
+	if last != nil {
+		changed = changedServices(last, st.Config)
+	}
+	want := wanted(st, changed)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.config = st.Config
 	for k, j := range r.jobs {
+		if changed != nil && !changed[j.service] {
+			continue
+		}
 		if w, ok := want[k]; !ok || !sameJob(j, w) {
 			j.cancel()
 			delete(r.jobs, k)

@@ -4,7 +4,9 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"maps"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -481,4 +483,79 @@ func TestRunWaitsForThePreviousRun(t *testing.T) {
 		}
 		return len(st) == 1 && st[0].Checks > before+3
 	})
+}
+
+// TestSyncFollowsChangedServicesOnly: a new configuration restarts the
+// checks of the services that changed and only those, stops those of a
+// service that left, and leaves every other check (and its tracker) as
+// it was.
+func TestSyncFollowsChangedServicesOnly(t *testing.T) {
+	st := fsm.NewState()
+	key := func(i int) fsm.ServiceKey {
+		return fsm.ServiceKey{Protocol: fsm.TCP, Address: netip.AddrFrom4([4]byte{10, 0, 0, byte(10 + i)}), Port: 80}
+	}
+	var ops []fsm.Op
+	for i := range 3 {
+		ops = append(ops, fsm.Op{Kind: fsm.OpAddService, Service: &fsm.Service{Key: key(i), Scheduler: "rr",
+			Check: &fsm.HealthCheck{Type: "tcp", IntervalMS: 1000, TimeoutMS: 500}}})
+		for j := range 2 {
+			ops = append(ops, fsm.Op{Kind: fsm.OpAddServer, ServiceKey: key(i),
+				Server: &fsm.RealServer{Address: netip.AddrFrom4([4]byte{10, 1, byte(i), byte(1 + j)}), Port: 80, Forward: fsm.DirectRoute, Weight: 1}})
+		}
+	}
+	apply := func(ops ...fsm.Op) {
+		t.Helper()
+		c, err := fsm.NewCommand(fsm.CmdOps, 1, "test", fsm.OpsPayload{Ops: ops})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res, err := st.Apply(c); err != nil || res.Err != "" {
+			t.Fatalf("%v %s", err, res.Err)
+		}
+	}
+	apply(ops...)
+	var scheduled, stopped []string
+	r := &Runner{
+		Build: func(fsm.HealthCheck) (Probe, error) {
+			return func(context.Context, netip.AddrPort) Outcome { return Outcome{OK: true} }, nil
+		},
+		Schedule: func(_ fsm.HealthCheck, target netip.AddrPort, _ time.Duration, _ func(Outcome) time.Duration) (func(), bool) {
+			scheduled = append(scheduled, target.String())
+			return func() { stopped = append(stopped, target.String()) }, true
+		},
+		Log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+		jobs:    map[string]*job{},
+		pending: map[string]fsm.VerdictChange{},
+	}
+	ctx := context.Background()
+	r.sync(ctx, st)
+	if len(scheduled) != 6 || len(stopped) != 0 {
+		t.Fatalf("first sync: scheduled %v, stopped %v; want 6 and none", scheduled, stopped)
+	}
+	before := maps.Clone(r.jobs)
+	step := func(what string, wantScheduled, wantStopped []string, ops ...fsm.Op) {
+		t.Helper()
+		scheduled, stopped = nil, nil
+		apply(ops...)
+		r.sync(ctx, st)
+		slices.Sort(scheduled)
+		slices.Sort(stopped)
+		if !slices.Equal(scheduled, wantScheduled) || !slices.Equal(stopped, wantStopped) {
+			t.Fatalf("%s: scheduled %v, stopped %v; want %v, %v", what, scheduled, stopped, wantScheduled, wantStopped)
+		}
+		for k, j := range r.jobs {
+			if b, ok := before[k]; ok && b != j && !slices.Contains(wantScheduled, j.target.String()) {
+				t.Fatalf("%s: the check of %s was replaced", what, k)
+			}
+		}
+		before = maps.Clone(r.jobs)
+	}
+	step("a weight changed", nil, nil, fsm.Op{Kind: fsm.OpEditServer, ServiceKey: key(1),
+		Server: &fsm.RealServer{Address: netip.AddrFrom4([4]byte{10, 1, 1, 1}), Port: 80, Forward: fsm.DirectRoute, Weight: 5}})
+	step("a service's check changed", []string{"10.1.2.1:80", "10.1.2.2:80"}, []string{"10.1.2.1:80", "10.1.2.2:80"},
+		fsm.Op{Kind: fsm.OpSetCheck, ServiceKey: key(2), Check: &fsm.HealthCheck{Type: "tcp", IntervalMS: 2000, TimeoutMS: 500}})
+	step("a service deleted", nil, []string{"10.1.0.1:80", "10.1.0.2:80"}, fsm.Op{Kind: fsm.OpDeleteService, ServiceKey: key(0)})
+	if len(r.jobs) != 4 {
+		t.Fatalf("%d checks at the end, want 4", len(r.jobs))
+	}
 }
