@@ -139,7 +139,7 @@ func TestThreeNodeClusterOnLoopback(t *testing.T) {
 		}{
 			{[]string{"-A", "-t", "193.123.45.12:80", "-s", "rr"}, "service tcp:193.123.45.12:80: already exists"},
 			{[]string{"-A", "-t", "10.0.0.300:80"}, "10.0.0.300"},
-			{[]string{"-A", "-t", "10.0.0.1:80", "-s", "fastest"}, `scheduler "fastest": unknown`},
+			{[]string{"-A", "-t", "10.0.0.1:80", "-s", "Fastest"}, `scheduler "Fastest": want lower-case letters`},
 			{[]string{"-a", "-t", "10.9.9.9:80", "-r", "10.0.0.1"}, "service tcp:10.9.9.9:80: no such service"},
 			{[]string{"-a", "-t", "193.123.45.12:80", "-r", "10.3.0.20", "-w", "70000"}, "weight 70000: out of range"},
 		} {
