@@ -73,9 +73,15 @@ unit="$root/lib/systemd/system/ipvsmand.service"
 [ -f "$root/usr/lib/modules-load.d/ipvsman.conf" ] || fail "no modules-load.d/ipvsman.conf"
 # systemd-analyze checks the unit against the host's systemd: the binary
 # path is pointed into the unpacked root, man: links at its man pages. It
-# reports problems on stderr and still exits 0, so any output fails.
+# reports problems on stderr and still exits 0, so any output fails, but
+# for what it says of the host's own units, which it loads too (Debian's
+# ldirectord.service, say, draws a deprecation warning).
 sed "s|=/usr/sbin/ipvsmand|=$root/usr/sbin/ipvsmand|" "$unit" >"$work/ipvsmand.service"
-if ! out=$(MANPATH="$root/usr/share/man" systemd-analyze verify "$work/ipvsmand.service" 2>&1) || [ -n "$out" ]; then
+if ! out=$(MANPATH="$root/usr/share/man" systemd-analyze verify "$work/ipvsmand.service" 2>&1); then
+	fail "systemd-analyze verify ipvsmand.service: $out"
+fi
+out=$(grep -v -E '^/(lib|usr/lib|etc|run)/systemd/system/[^:]+:[0-9]+: ' <<<"$out" || true)
+if [ -n "$out" ]; then
 	fail "systemd-analyze verify ipvsmand.service: $out"
 fi
 for want in 'ExecStart=/usr/sbin/ipvsmand ' 'ExecReload=/bin/kill -HUP $MAINPID' 'EnvironmentFile=-/etc/default/ipvsmand' 'Restart=on-failure' \
