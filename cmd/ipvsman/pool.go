@@ -82,7 +82,7 @@ func poolListCmd(g *globals) *cobra.Command {
 	var service string
 	cmd := &cobra.Command{
 		Use:   "list [SERVICE]",
-		Short: "List the pool servers of every service, or of one (tcp:10.0.0.1:80, udp:…, fwmark:7)",
+		Short: "List the pool servers of every service, or of one (tcp:10.0.0.1:80, udp:..., fwmark:7)",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cc *cobra.Command, args []string) error {
 			if len(args) == 1 {
