@@ -29,9 +29,10 @@ type Targets struct {
 }
 
 type memo struct {
-	svc *fsm.Service
-	gen uint64
-	out Service
+	svc     *fsm.Service
+	gen     uint64
+	out     Service
+	members []string // the keys of the group's kernel services (table.DesiredGroup)
 }
 
 // Target is the reconciler's target for s, applied up to applied. It
@@ -49,34 +50,53 @@ func (g *Targets) Target(s *fsm.State, applied uint64) Target {
 	return g.build(s, applied)
 }
 
+// build computes the entries of the services that changed. A service's
+// group members are entries of their own: the kernel services of members
+// a change dropped are deleted, after which every entry computed is put,
+// so that a key that moved in one step (from one group to another, or
+// from a group to a service of its own) ends as the state says.
 func (g *Targets) build(s *fsm.State, applied uint64) Target {
 	base := g.index
 	changed := map[string]bool{}
 	var next Table
+	var drop []string
+	put := map[string]Service{}
 	for key, svc := range s.Config.Services {
 		gen := s.VerdictGeneration(key)
-		if m, ok := g.memo[key]; ok && m.svc == svc && m.gen == gen {
+		m, ok := g.memo[key]
+		if ok && m.svc == svc && m.gen == gen {
 			continue
 		}
-		if next == nil {
-			next = g.cloneTable()
-		}
-		out := table.DesiredService(key, svc, s.Verdicts)
+		out := table.DesiredService(key, svc, s.Verdicts, s.QuorumLost(key))
 		g.built++
-		g.memo[key] = memo{svc: svc, gen: gen, out: out}
-		next[key] = out
-		changed[key] = true
+		put[key] = out
+		var members []string
+		for _, ms := range table.DesiredGroup(svc, out) {
+			mk := ms.Key.String()
+			members = append(members, mk)
+			put[mk] = ms
+		}
+		drop = append(drop, m.members...)
+		g.memo[key] = memo{svc: svc, gen: gen, out: out, members: members}
 	}
 	if len(g.memo) > len(s.Config.Services) {
-		for key := range g.memo {
+		for key, m := range g.memo {
 			if _, ok := s.Config.Services[key]; !ok {
-				if next == nil {
-					next = g.cloneTable()
-				}
 				delete(g.memo, key)
-				delete(next, key)
-				changed[key] = true
+				drop = append(drop, key)
+				drop = append(drop, m.members...)
 			}
+		}
+	}
+	if len(put) > 0 || len(drop) > 0 {
+		next = g.cloneTable()
+		for _, k := range drop {
+			delete(next, k)
+			changed[k] = true
+		}
+		for k, out := range put {
+			next[k] = out
+			changed[k] = true
 		}
 	}
 	if next != nil || g.table == nil {

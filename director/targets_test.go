@@ -10,7 +10,8 @@ import (
 )
 
 // randomCommand is a command drawn by r on four services of up to five
-// real servers: topology ops (valid or not) or verdicts. The fourth
+// real servers: topology ops (valid or not), group ops among them, or
+// verdicts. The fourth
 // service's port moves on every era commands, so that services leave the
 // model and, 200 versions later, its history.
 func randomCommand(r *rand.Rand, s *fsm.State, era int) (fsm.CommandType, any) {
@@ -35,6 +36,9 @@ func randomCommand(r *rand.Rand, s *fsm.State, era int) (fsm.CommandType, any) {
 		}
 		return fsm.CmdSetVerdicts, fsm.SetVerdictsPayload{Verdicts: vs}
 	}
+	if r.IntN(100) < 8 {
+		return fsm.CmdOps, fsm.OpsPayload{Ops: []fsm.Op{randomGroupOp(r, k)}}
+	}
 	var op fsm.Op
 	switch d := r.IntN(100); {
 	case d < 10:
@@ -56,6 +60,23 @@ func randomCommand(r *rand.Rand, s *fsm.State, era int) (fsm.CommandType, any) {
 		op = fsm.Op{Kind: fsm.OpSetState, ServiceKey: k, Server: srv}
 	}
 	return fsm.CmdOps, fsm.OpsPayload{Ops: []fsm.Op{op}}
+}
+
+// randomGroupOp adds to service k's group, or removes from it, one of a
+// few keys of k's family: keys that other services' groups may hold too
+// (refused), or that leave with the service.
+func randomGroupOp(r *rand.Rand, k fsm.ServiceKey) fsm.Op {
+	var m fsm.ServiceKey
+	switch {
+	case k.Family() == "inet6":
+		m = fsm.ServiceKey{Protocol: fsm.UDP, Address: netip.AddrFrom16([16]byte{0xfd, 15: byte(0x30 + r.IntN(3))}), Port: 53}
+	case r.IntN(2) == 0:
+		m = fsm.ServiceKey{Protocol: fsm.FWMark, Mark: uint32(4 + r.IntN(3))}
+	default:
+		m = fsm.ServiceKey{Protocol: fsm.TCP, Address: netip.AddrFrom4([4]byte{10, 0, 0, byte(20 + r.IntN(3))}), Port: 80}
+	}
+	kind := []fsm.OpKind{fsm.OpGroupAdd, fsm.OpGroupRemove}[r.IntN(2)]
+	return fsm.Op{Kind: kind, ServiceKey: k, Group: []fsm.ServiceKey{m}}
 }
 
 // TestTargetsSeriesIsTargetOf: a series of targets made by Targets, over

@@ -143,8 +143,17 @@ func describeService(s *Service) string {
 	if s.Sorry != nil {
 		b.WriteString(" sorry=" + describeServer(s.Sorry))
 	}
+	if s.Quorum > 0 {
+		fmt.Fprintf(&b, " quorum=%d", s.Quorum)
+		if s.Hysteresis > 0 {
+			fmt.Fprintf(&b, " hysteresis=%d", s.Hysteresis)
+		}
+	}
 	if s.Check != nil {
 		b.WriteString(" check=" + describeCheck(s.Check))
+	}
+	if len(s.Group) > 0 {
+		b.WriteString(" group=" + describeGroup(s.Group))
 	}
 	return b.String()
 }

@@ -86,13 +86,20 @@ func Alpha(svc *Service, rs *RealServer) bool {
 // (ChecksProtocol for what it added, AlphaProtocol for Alpha), or
 // PoolProtocol once any service has a pool (pool.go), or KernelProtocol
 // for an SCTP service, a local node, a persistence engine or a newer
-// scheduler (kernel.go).
+// scheduler (kernel.go), or GroupProtocol once any service has a group
+// (group.go), or QuorumProtocol once any service has a quorum (quorum.go).
 func (c *Config) Needs() (int, string) {
 	need, what := c.needsChecks()
 	if p, w := c.needsPool(); p > need {
 		need, what = p, w
 	}
 	if p, w := c.needsKernel(); p > need {
+		need, what = p, w
+	}
+	if p, w := c.needsGroup(); p > need {
+		need, what = p, w
+	}
+	if p, w := c.needsQuorum(); p > need {
 		need, what = p, w
 	}
 	return need, what

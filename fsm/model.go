@@ -166,6 +166,18 @@ type Service struct {
 	// (pool.go): in no kernel table, not checked. By RealServer.Key(),
 	// never a key of Servers; nil when empty.
 	Pool map[string]*RealServer `json:"pool,omitempty"`
+	// Group lists further virtual services this service is served on
+	// (group.go): every one is a kernel service of its own with this
+	// service's attributes and destinations, and the same checks and
+	// verdicts. Sorted, never the service's own key; nil when empty.
+	Group []ServiceKey `json:"group,omitempty"`
+	// Quorum is the least total weight of usable real servers the service
+	// runs on, and Hysteresis the margin around it (keepalived's quorum
+	// and hysteresis; quorum.go): below Quorum-Hysteresis the service
+	// loses its quorum, at Quorum+Hysteresis it gains it again. 0: no
+	// quorum, the sorry server stands in only when no server is usable.
+	Quorum     int `json:"quorum,omitempty"`
+	Hysteresis int `json:"hysteresis,omitempty"`
 }
 
 // OnFailureRemove takes unusable real servers out of the kernel table.
@@ -353,6 +365,7 @@ func (s *Service) Clone() *Service {
 		r := *v
 		n.Servers[k] = &r
 	}
+	n.Group = slices.Clone(s.Group)
 	if s.Pool != nil {
 		n.Pool = make(map[string]*RealServer, len(s.Pool))
 		for k, v := range s.Pool {

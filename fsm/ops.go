@@ -25,7 +25,7 @@ const (
 )
 
 // Op is one topology change. Service carries the attributes for add/edit of a
-// service (its Servers and Pool are ignored); ServiceKey names the service for every
+// service (its Servers, Pool and Group are ignored); ServiceKey names the service for every
 // other kind; Server carries the real server for server ops (only its
 // address and port matter for delete, set-state and the check ops).
 //
@@ -40,6 +40,11 @@ type Op struct {
 	Timeouts   *Timeouts    `json:"timeouts,omitempty"`
 	Check      *HealthCheck `json:"check,omitempty"`
 	Sync       *Sync        `json:"sync,omitempty"`
+	// Group is the virtual services group-add adds to the service's
+	// group, or group-remove takes out of it (group.go).
+	Group []ServiceKey `json:"group,omitempty"`
+	// Quorum is what set-quorum sets (quorum.go).
+	Quorum *QuorumSetting `json:"quorum,omitempty"`
 }
 
 // ApplyOps applies ops in order to a copy of c and returns the copy. It
@@ -73,6 +78,9 @@ func ApplyOps(c *Config, ops []Op) (*Config, error) {
 type batch struct {
 	c     *Config
 	owned map[*Service]bool // made by this call, so reachable from no committed config
+	// members maps each group member key to its service's key (group.go),
+	// made on first use; nil until then.
+	members map[string]string
 }
 
 // writable returns service key (svc, as found in b.c), cloned unless this
@@ -102,6 +110,7 @@ var opHandlers = map[OpKind]func(b *batch, op Op) error{
 	OpEditServer:    onServer((*batch).editServer),
 	OpDeleteServer:  onServer((*batch).deleteServer),
 	OpSetState:      onServer((*batch).setState),
+	OpSetQuorum:     onService((*batch).setQuorum),
 }
 
 func (b *batch) apply(op Op) error {
@@ -109,6 +118,9 @@ func (b *batch) apply(op Op) error {
 		return h(b, op)
 	}
 	if h, ok := poolHandlers[op.Kind]; ok {
+		return h(b, op)
+	}
+	if h, ok := groupHandlers[op.Kind]; ok {
 		return h(b, op)
 	}
 	// A missing service is reported before an unknown kind: the error is
@@ -127,7 +139,7 @@ func (b *batch) service(op Op) (string, *Service, error) {
 	key := k.String()
 	old, ok := b.c.Services[key]
 	if !ok {
-		return "", nil, fmt.Errorf("service %s: no such service", key)
+		return "", nil, b.notService(key)
 	}
 	return key, old, nil
 }
@@ -165,6 +177,7 @@ func onServer(h func(b *batch, key string, old *Service, op Op, rs RealServer) e
 
 func (b *batch) clear(Op) error {
 	b.c.Services = map[string]*Service{}
+	b.members = map[string]string{}
 	return nil
 }
 
@@ -192,7 +205,8 @@ func (b *batch) setTimeouts(op Op) error {
 	return nil
 }
 
-func (b *batch) deleteService(key string, _ *Service, _ Op) error {
+func (b *batch) deleteService(key string, old *Service, _ Op) error {
+	b.forgetGroup(old) // the members' kernel services go with the service
 	delete(b.c.Services, key)
 	return nil
 }
@@ -299,11 +313,15 @@ func (b *batch) applyService(op Op) error {
 		if exists {
 			return fmt.Errorf("service %s: already exists", key)
 		}
+		if owner, member := b.memberOf(key); member {
+			return memberError(key, owner)
+		}
 		svc.Servers = map[string]*RealServer{}
-		svc.Pool = nil // pool-server fills it
+		svc.Pool = nil  // pool-server fills it
+		svc.Group = nil // group-add fills it
 	} else {
 		if !exists {
-			return fmt.Errorf("service %s: no such service", key)
+			return b.notService(key)
 		}
 		if svc.Name == "" {
 			svc.Name = old.Name
@@ -318,12 +336,18 @@ func (b *batch) applyService(op Op) error {
 		if svc.Check == nil {
 			svc.Check = old.Check // never mutated: set-check replaces the pointer
 		}
+		if svc.Quorum == 0 && svc.Hysteresis == 0 { // -E cannot say a quorum: set-quorum does
+			svc.Quorum, svc.Hysteresis = old.Quorum, old.Hysteresis
+		}
 		if b.owned[old] {
 			svc.Servers = old.Servers // old leaves the config here; nothing else holds it
 		} else {
 			svc.Servers = old.Clone().Servers
 		}
 		svc.Pool = b.keptPool(old) // -E cannot say a pool: it keeps it
+		if err := keepGroup(svc, old); err != nil {
+			return err
+		}
 	}
 	b.owned[svc] = true
 	b.c.Services[key] = svc

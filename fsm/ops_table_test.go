@@ -5,7 +5,7 @@ import "testing"
 func TestEveryOpKindHasAHandler(t *testing.T) {
 	kinds := []OpKind{
 		OpAddService, OpEditService, OpDeleteService, OpAddServer, OpEditServer, OpDeleteServer,
-		OpClear, OpSetTimeouts, OpSetState, OpSetCheck, OpClearCheck, OpSetSync,
+		OpClear, OpSetTimeouts, OpSetState, OpSetCheck, OpClearCheck, OpSetSync, OpSetQuorum,
 	}
 	for _, k := range kinds {
 		if opHandlers[k] == nil {

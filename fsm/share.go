@@ -125,7 +125,8 @@ func equalService(a, b *Service) bool {
 	return a.Key == b.Key && a.Name == b.Name && a.Scheduler == b.Scheduler && a.OnePacket == b.OnePacket &&
 		a.OnFailure == b.OnFailure && equalSlice(a.Flags, b.Flags) && equalPersistence(a.Persistence, b.Persistence) &&
 		equalServer(a.Sorry, b.Sorry) && equalCheck(a.Check, b.Check) && equalServers(a.Servers, b.Servers) &&
-		equalServers(a.Pool, b.Pool)
+		equalServers(a.Pool, b.Pool) && a.Quorum == b.Quorum && a.Hysteresis == b.Hysteresis &&
+		equalSlice(a.Group, b.Group)
 }
 
 func equalPersistence(a, b *Persistence) bool {

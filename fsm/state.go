@@ -36,6 +36,10 @@ type State struct {
 	// second application: the client sessions of the Raft dissertation.
 	Requests     map[string]Result `json:"requests,omitempty"`
 	RequestOrder []string          `json:"request_order,omitempty"`
+	// QuorumUp is the quorum state of every service with a quorum, by
+	// service key: true while it holds it (keepalived's quorum_state_up;
+	// quorum.go). It has memory (hysteresis), so it is replicated.
+	QuorumUp map[string]bool `json:"quorum_up,omitempty"`
 
 	// verdictGen counts, per service key, the commits that wrote or
 	// dropped any of its verdicts. It is this process's own count, never
@@ -279,8 +283,8 @@ func (s *State) commit(cmd Command, ch change) {
 		s.Skipped++
 		return
 	}
+	old := s.Config
 	if ch.config != nil {
-		old := s.Config
 		s.Version++
 		s.Config = ch.config
 		s.History = append(s.History, HistoryEntry{
@@ -296,6 +300,7 @@ func (s *State) commit(cmd Command, ch change) {
 		s.Verdicts[k] = v
 		s.verdictsChanged(k)
 	}
+	s.settleQuorum(old, ch.verdicts)
 	if ch.member != nil {
 		s.Members[ch.member.ID] = *ch.member
 	}
@@ -368,6 +373,7 @@ func (s *State) Frozen() *State {
 	f.verdictGen = nil // the copy's verdicts never change
 	f.Members = maps.Clone(s.Members)
 	f.Annotations = maps.Clone(s.Annotations)
+	f.QuorumUp = maps.Clone(s.QuorumUp)
 	f.Requests = maps.Clone(s.Requests)
 	f.History = s.History[:len(s.History):len(s.History)]
 	f.RequestOrder = s.RequestOrder[:len(s.RequestOrder):len(s.RequestOrder)]
@@ -427,6 +433,7 @@ func UnmarshalState(b []byte) (*State, error) {
 	if s.Requests == nil {
 		s.Requests = map[string]Result{}
 	}
+	s.restoreQuorum()
 	if !pooled { // a pooled one comes back shared
 		s.shareDecoded()
 	}

@@ -85,7 +85,7 @@ func ValidateService(s *Service) error {
 			return err
 		}
 	}
-	return nil
+	return validateQuorum(s)
 }
 
 func validateNetmask(k ServiceKey, mask string) error {
@@ -285,6 +285,9 @@ func ValidateConfig(c *Config) error {
 		if err := checkSorry(svc); err != nil {
 			return err
 		}
+	}
+	if err := validateGroups(c); err != nil {
+		return err
 	}
 	if c.Timeouts != nil {
 		if err := ValidateTimeouts(c.Timeouts); err != nil {

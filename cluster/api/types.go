@@ -94,9 +94,12 @@ type ConfigResponse struct {
 	Version  uint64                 `json:"version"`
 	Config   *fsm.Config            `json:"config"`
 	Verdicts map[string]fsm.Verdict `json:"verdicts"`
-	Node     string                 `json:"node"`
-	Applied  uint64                 `json:"applied_index"`
-	Stale    string                 `json:"stale,omitempty"` // why the read may miss recent writes
+	// QuorumUp is the quorum state of every service with a quorum
+	// (fsm.State.QuorumUp): true while it holds it.
+	QuorumUp map[string]bool `json:"quorum_up,omitempty"`
+	Node     string          `json:"node"`
+	Applied  uint64          `json:"applied_index"`
+	Stale    string          `json:"stale,omitempty"` // why the read may miss recent writes
 }
 
 // WriteResponse answers every committed write.

@@ -53,6 +53,9 @@ prints the converted topology instead and needs no cluster.`,
 			for _, it := range res.Unmapped {
 				fmt.Fprintln(stderr, "# not imported: "+it.String())
 			}
+			for _, it := range res.Notes {
+				fmt.Fprintln(stderr, "# note: "+it.String())
+			}
 			if len(res.Config.Services) == 0 && len(res.Config.VIPs) == 0 {
 				return fmt.Errorf("%s: nothing converted (%d items not imported, listed above): nothing applied", file, len(res.Unmapped))
 			}

@@ -88,9 +88,9 @@ func runIpvsadm(g *globals, args []string, out, errOut io.Writer) error {
 			if cmd.Action == ipvsadm.ActionList {
 				// -L shows what every kernel holds: suspended, draining and
 				// unhealthy servers at weight 0 (or gone), the sorry server
-				// when nothing is usable. -S keeps the configured table, so
+				// when nothing is usable or the quorum is lost. -S keeps the configured table, so
 				// that -S | -R restores it.
-				cfg = table.Desired(&fsm.State{Config: resp.Config, Verdicts: resp.Verdicts}).Config()
+				cfg = table.Desired(&fsm.State{Config: resp.Config, Verdicts: resp.Verdicts, QuorumUp: resp.QuorumUp}).Config()
 				cfg.Timeouts = resp.Config.Timeouts
 			}
 		}

@@ -290,7 +290,7 @@ and has subcommands for the cluster, the configuration history and topology file
 		out := c.OutOrStdout()
 		fmt.Fprintf(out, "%s\n\n%s%s\n%s", c.Long, ipvsadm.Usage("ipvsman"), globalUsage, c.UsageString())
 	})
-	root.AddCommand(clusterCmd(g), nodeCmd(g), serverCmd(g), poolCmd(g), checkCmd(g), healthCmd(g), historyCmd(g), rollbackCmd(g), applyCmd(g), exportCmd(g), importCmd(g), topCmd(g), tlsCmd(), versionCmd(), genManCmd())
+	root.AddCommand(clusterCmd(g), nodeCmd(g), serverCmd(g), poolCmd(g), groupCmd(g), quorumCmd(g), checkCmd(g), healthCmd(g), historyCmd(g), rollbackCmd(g), applyCmd(g), exportCmd(g), importCmd(g), topCmd(g), tlsCmd(), versionCmd(), genManCmd())
 	return root
 }
 

@@ -57,7 +57,7 @@ type daemon struct {
 // stops are the closers shutdown runs first, in its order; nil: the part
 // is off.
 type stops struct {
-	vips, join, checks, node, api, reconciler, sync, follow, track, verdicts, hooks *closer
+	vips, join, checks, node, api, reconciler, sync, follow, track, verdicts, quorum, hooks *closer
 }
 
 // newDaemon builds and starts every part, or none: an error unwinds what
@@ -120,6 +120,7 @@ func (d *daemon) shutdown() {
 		d.stop.follow,
 		d.stop.track,
 		d.stop.verdicts,
+		d.stop.quorum,
 		d.stop.hooks, // last: the hooks of the VIPs dropped and of leadership lost run
 	} {
 		c.close(ctx)
@@ -325,6 +326,7 @@ func (d *daemon) startParts() error {
 	if d.verdictHooks {
 		d.stop.verdicts = d.stack.push("verdict hooks", start(d.watchVerdicts))
 	}
+	d.stop.quorum = d.stack.push("quorum watch", start(d.watchQuorum))
 	return nil
 }
 

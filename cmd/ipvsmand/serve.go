@@ -42,12 +42,14 @@ func registerTrack(f *pflag.FlagSet, t *trackOptions) {
 func registerNotify(f *pflag.FlagSet, n *notifyOptions) {
 	n.byKind = map[notify.Kind]*string{}
 	what := map[notify.Kind]string{
-		notify.Leader:    "this node gains leadership (keepalived's notify_master)",
-		notify.Backup:    "this node loses leadership (notify_backup)",
-		notify.VIPAdd:    "a VIP is added to an interface here",
-		notify.VIPRemove: "a VIP is removed from an interface here",
-		notify.Up:        "a real server's verdict turns up (notify_up; run by the leader)",
-		notify.Down:      "a real server's verdict turns down (notify_down; run by the leader)",
+		notify.Leader:     "this node gains leadership (keepalived's notify_master)",
+		notify.Backup:     "this node loses leadership (notify_backup)",
+		notify.VIPAdd:     "a VIP is added to an interface here",
+		notify.VIPRemove:  "a VIP is removed from an interface here",
+		notify.Up:         "a real server's verdict turns up (notify_up; run by the leader)",
+		notify.Down:       "a real server's verdict turns down (notify_down; run by the leader)",
+		notify.QuorumUp:   "a service gains its quorum (quorum_up; run by the leader)",
+		notify.QuorumDown: "a service loses its quorum, or starts without it (quorum_down; run by the leader)",
 	}
 	for _, k := range notify.Kinds {
 		n.byKind[k] = new(string)

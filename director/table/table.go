@@ -101,36 +101,59 @@ type Table map[string]Service
 // connections but lets established ones finish), or is left out when its
 // service says on_failure: remove. A draining server is always quiescent.
 // The service's sorry server is in the table only while no real server is
-// usable (active and not down).
+// usable (active and not down), or while the service has lost its quorum
+// (fsm/quorum.go, DesiredService). A service group (fsm/group.go) is one
+// kernel service per key, each with the service's destinations
+// (DesiredGroup).
 func Desired(st *fsm.State) Table {
 	t := make(Table, len(st.Config.Services))
 	for key, svc := range st.Config.Services {
-		t[key] = DesiredService(key, svc, st.Verdicts)
+		ks := DesiredService(key, svc, st.Verdicts, st.QuorumLost(key))
+		t[key] = ks
+		for _, m := range DesiredGroup(svc, ks) {
+			t[m.Key.String()] = m
+		}
 	}
 	return t
 }
 
+// DesiredGroup is the kernel services of svc's group members, given ks,
+// the service's own entry: each is ks under the member's key, with a
+// copy of its destinations, since a member's list is the kernel's own
+// (each is added to, and dumped from, its kernel service) and a reader may
+// set its Order.
+func DesiredGroup(svc *fsm.Service, ks Service) []Service {
+	if len(svc.Group) == 0 {
+		return nil
+	}
+	out := make([]Service, len(svc.Group))
+	for i, k := range svc.Group {
+		m := ks
+		m.Key, m.Dests = k, maps.Clone(ks.Dests)
+		out[i] = m
+	}
+	return out
+}
+
 // DesiredService is the entry of Desired for the service at key, from the
-// service and the state's verdicts (by fsm.VerdictKey).
-func DesiredService(key string, svc *fsm.Service, verdicts map[string]fsm.Verdict) Service {
+// service, the state's verdicts (by fsm.VerdictKey) and whether the service
+// has lost its quorum (fsm.State.QuorumLost). A service that lost it and has
+// a sorry server serves from the sorry server alone: its usable servers
+// leave as unusable ones do (weight 0, or removed with on_failure: remove),
+// as keepalived takes its alive servers out of the pool. Without a sorry
+// server the loss changes nothing here, as in keepalived.
+func DesiredService(key string, svc *fsm.Service, verdicts map[string]fsm.Verdict, quorumLost bool) Service {
 	ks := Service{Key: svc.Key, Scheduler: svc.Scheduler, Flags: serviceFlags(svc), Netmask: netmask(svc), Dests: make(map[string]Dest, len(svc.Servers))}
 	if p := svc.Persistence; p != nil {
 		ks.Timeout, ks.Engine = p.Timeout, p.Engine
 	}
+	sorryOnly := quorumLost && svc.Sorry != nil
 	usable := 0
 	for rk, rs := range svc.Servers {
-		w := rs.Weight
 		v := verdicts[fsm.VerdictKey(key, rk)]
-		// Without a verdict a server is usable, unless its check has
-		// Alpha: then it waits for its first passed check.
-		down := v.Health == fsm.HealthDown || (v.Health != fsm.HealthUp && fsm.Alpha(svc, rs))
-		if v.Weight != nil {
-			// An exec check that prints "weight N" (keepalived's
-			// misc_dynamic) sets the weight of a usable server.
-			w = *v.Weight
-		}
+		w := fsm.EffectiveWeight(rs, v)
 		switch {
-		case rs.State == fsm.Active && !down:
+		case fsm.Usable(svc, rs, v) && !sorryOnly:
 			usable++
 		case rs.State == fsm.Draining:
 			w = 0 // always quiescent: draining means let its connections finish
@@ -143,7 +166,7 @@ func DesiredService(key string, svc *fsm.Service, verdicts map[string]fsm.Verdic
 		d.Weight = w
 		ks.Dests[d.Key()] = d
 	}
-	if usable == 0 && svc.Sorry != nil {
+	if (usable == 0 || sorryOnly) && svc.Sorry != nil {
 		d := dest(svc.Sorry)
 		ks.Dests[d.Key()] = d
 	}
@@ -259,19 +282,23 @@ func FormatFingerprint(sum uint64, services int) string {
 }
 
 // Managed lists every service key the model holds now or held in any
-// version of its history. Releases that kept no record of the services a
+// version of its history, group members included. Releases that kept no record of the services a
 // node created deleted these when they left the model; a node upgraded
 // from one seeds its record with them once (director.Owned), so that it
 // forgets none of the services it programmed.
 func Managed(st *fsm.State) map[string]bool {
 	m := map[string]bool{}
-	for k := range st.Config.Services {
-		m[k] = true
-	}
-	for _, h := range st.History {
-		for k := range h.Config.Services {
+	add := func(c *fsm.Config) {
+		for k, svc := range c.Services {
 			m[k] = true
+			for _, g := range svc.Group {
+				m[g.String()] = true
+			}
 		}
+	}
+	add(st.Config)
+	for _, h := range st.History {
+		add(h.Config)
 	}
 	return m
 }

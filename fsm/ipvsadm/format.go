@@ -49,6 +49,7 @@ func FormatList(w io.Writer, h Header, cfg *fsm.Config, st Stats, opts ListOptio
 	if cfg == nil {
 		cfg = fsm.NewConfig()
 	}
+	cfg = withGroups(cfg) // a group's members are kernel services of their own
 	if opts.Timeouts {
 		tcp, fin, udp := timeoutsOf(cfg.Timeouts)
 		_, err := fmt.Fprintf(w, "Timeout (tcp tcpfin udp): %d %d %d\n", tcp, fin, udp)
@@ -92,15 +93,19 @@ func FormatList(w io.Writer, h Header, cfg *fsm.Config, st Stats, opts ListOptio
 // written after -w, because ipvsadm -S drops them and a save must restore
 // what it saved; ipvsadm -R reads them back all the same. A tunnelling
 // server's --tun-* options follow, as print_tunnel_rule writes them.
+// A service group's members are written as the kernels hold them, each a
+// service of its own, and the groups on marker lines after the table
+// (group.go).
 func FormatSave(w io.Writer, cfg *fsm.Config, numeric bool, resolve Resolver) error {
 	if cfg == nil {
 		cfg = fsm.NewConfig()
 	}
 	f := formatter{mode: modeRule, numeric: numeric || resolve == nil, resolve: resolve}
 	var b bytes.Buffer
-	for _, svc := range sortedServices(cfg) {
+	for _, svc := range sortedServices(withGroups(cfg)) {
 		f.service(&b, svc)
 	}
+	b.WriteString(groupLines(cfg))
 	_, err := w.Write(b.Bytes())
 	return err
 }

@@ -60,6 +60,8 @@ func FuzzParseRestore(f *testing.F) {
 	f.Add("# c\n-A -t 10.0.0.1:0 -p\n-a -t 10.0.0.1:0 -r [::ffff:10.3.0.1]:9 -m -y 5\n")
 	f.Add("-A -t 10.0.0.1:80 -s sh -b flag-3,flag-1\n-E -t 10.0.0.1:80 -s mh -b flag-2 -p 5 -M 255.255.0.0\n")
 	f.Add("-A -f 3 -6 -p -M 64\n-a -f 3 -6 -r [::1]:5 -i -w 0\n-a -f 3 -6 -r 10.0.0.1 -i\n")
+	f.Add(wantGroupSave)
+	f.Add("-A -t 10.0.0.1:80\n-a -t 10.0.0.1:80 -r 10.3.0.1 -g\n#ipvsman group add tcp:10.0.0.1:80 tcp:10.0.0.1:81 fwmark:2\n")
 	f.Fuzz(func(t *testing.T, in string) {
 		ops, err := ParseRestore(strings.NewReader(in))
 		if err != nil {

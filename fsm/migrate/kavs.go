@@ -9,7 +9,8 @@ import (
 	"github.com/ipvsman/ipvsman/fsm"
 )
 
-var quorumReason = "ipvsman has no quorum; the sorry server takes over only when no real server is usable"
+// quorumHookReason: keepalived's quorum_up and quorum_down scripts.
+var quorumHookReason = "hooks are daemon flags, not configuration: run every ipvsmand with --notify-quorum-up / --notify-quorum-down (the leader runs them, the service in $IPVSMAN_SERVICE)"
 
 // vsKeyword reads one statement of a virtual_server block.
 func (k *kaMapper) vsKeyword(v *kaVS, n *node) {
@@ -41,15 +42,15 @@ var kaVSKeywords = kaKeywords[*kaVS]{
 	"ip_family":               kaVSFamily,
 	"snmp_name":               func(k *kaMapper, v *kaVS, n *node) { k.name(n, &v.svc.Name) },
 	"weight":                  kaUint(0, fsm.MaxWeight, func(v *kaVS, w uint64) { v.weight = int(w) }),
-	"quorum":                  kaNot[*kaVS](quorumReason),
-	"hysteresis":              kaNot[*kaVS](quorumReason),
-	"quorum_up":               kaNot[*kaVS](quorumReason),
-	"quorum_down":             kaNot[*kaVS](quorumReason),
+	"quorum":                  kaUint(1, fsm.MaxQuorum, func(v *kaVS, q uint64) { v.svc.Quorum = int(q) }),
+	"hysteresis":              kaVSHysteresis,
+	"quorum_up":               kaNot[*kaVS](quorumHookReason),
+	"quorum_down":             kaNot[*kaVS](quorumHookReason),
 	"omega":                   kaNot[*kaVS]("ipvsman runs no quorum or notify scripts on shutdown"),
 	"ha_suspend":              kaNot[*kaVS]("ipvsman checks real servers whether or not this node holds the VIP"),
 	"sorry_server":            kaVSSorry,
 	"sorry_server_lvs_method": kaVSSorryMethod,
-	"sorry_server_inhibit":    kaNot[*kaVS]("ipvsman does not check the sorry server; it is in the table only while no real server is usable"),
+	"sorry_server_inhibit":    kaNot[*kaVS]("ipvsman does not check the sorry server; it is in the table only while no real server is usable or the quorum is lost"),
 	"real_server":             func(k *kaMapper, v *kaVS, n *node) { k.realServer(v, n) },
 }
 
@@ -152,7 +153,33 @@ func maskOf(p *fsm.Persistence) string {
 // reading the whole configuration, so lvs_method may come after
 // real_server), and the sorry server too unless sorry_server_lvs_method
 // set its own.
+// kaVSHysteresis keeps where the hysteresis was set: whether ipvsman can
+// take it is known only with the quorum, after the whole block.
+func kaVSHysteresis(k *kaMapper, v *kaVS, n *node) {
+	if h, ok := k.uint(n, 0, fsm.MaxQuorum); ok {
+		v.svc.Hysteresis, v.hystAt = int(h), n
+	}
+}
+
+// finishQuorum completes quorum and hysteresis: keepalived's quorum is 1
+// when not given. ipvsman needs the hysteresis below the quorum; at or
+// above it keepalived loses the quorum only at live weight 0, which no
+// hysteresis of ipvsman's says, so it is not imported.
+func (k *kaMapper) finishQuorum(v *kaVS) {
+	if v.svc.Hysteresis == 0 {
+		return
+	}
+	q := max(v.svc.Quorum, 1)
+	if v.svc.Hysteresis >= q {
+		k.bad(v.hystAt, fmt.Sprintf("ipvsman needs the hysteresis below the quorum (%d): keepalived's would lose the quorum only at weight 0", q))
+		v.svc.Hysteresis = 0
+		return
+	}
+	v.svc.Quorum = q
+}
+
 func (k *kaMapper) finishDefaults(v *kaVS) {
+	k.finishQuorum(v)
 	for _, s := range v.servers {
 		if !s.weightSet {
 			s.rs.Weight = v.weight
@@ -329,8 +356,9 @@ func kaRSMethod(k *kaMapper, s *kaServer, n *node) {
 
 func kaRSChecker(_ *kaMapper, s *kaServer, n *node) { s.checks = append(s.checks, n) }
 
-// groupKeys expands a virtual_server_group: each address, range, prefix
-// and fwmark becomes a service of its own (ipvsman has no groups).
+// groupKeys expands a virtual_server_group into its keys, in file order:
+// each address, range, prefix and fwmark is one; the first becomes the
+// service and the others its group (groupService).
 func (k *kaMapper) groupKeys(g *node) ([]fsm.ServiceKey, bool) {
 	var keys []fsm.ServiceKey
 	for _, c := range g.children {

@@ -200,6 +200,7 @@ type kaVS struct {
 	servers []*kaServer
 	sorry   *kaServer
 	flagAt  []*node // where each of svc.Flags was set
+	hystAt  *node   // where hysteresis was set (finishQuorum)
 }
 
 func (k *kaMapper) virtualServer(n *node) {
@@ -237,7 +238,7 @@ func (k *kaMapper) virtualServer(n *node) {
 	case "TCP", "UDP", "SCTP":
 	}
 	onFailure := k.onFailure(v)
-	for _, key := range keys {
+	for i, key := range keys {
 		if key.Protocol != fsm.FWMark {
 			key.Protocol = fsm.UDP
 			switch strings.ToUpper(v.proto) {
@@ -251,8 +252,69 @@ func (k *kaMapper) virtualServer(n *node) {
 		} else if v.family == "" {
 			key.IPv6 = k.familyOf(v) == "inet6"
 		}
+		keys[i] = key
+	}
+	if n.args()[0] == "group" {
+		k.groupService(v, keys, at, onFailure)
+		return
+	}
+	for _, key := range keys {
 		k.instantiate(v, key, at, onFailure)
 	}
+}
+
+// groupService maps a virtual server of a virtual_server_group onto one
+// service, keyed by the group's first member, whose group (fsm/group.go)
+// holds the others: one check per real server, as keepalived runs them,
+// and one verdict for every address. A member the service's attributes do
+// not suit (another family, port 0 on a service without persistence) is a
+// service of its own, as before groups, and listed.
+func (k *kaMapper) groupService(v *kaVS, keys []fsm.ServiceKey, at origin, onFailure string) {
+	svc := k.instantiate(v, keys[0], at, onFailure)
+	if svc == nil {
+		return
+	}
+	for _, key := range keys[1:] {
+		if key == svc.Key || slices.Contains(svc.Group, key) {
+			k.b.itemAt(at, fmt.Sprintf("group member %s: listed twice in the group: imported once", key))
+			continue
+		}
+		if key.Port != svc.Key.Port && portFollows(v) {
+			k.b.itemAt(at, fmt.Sprintf("group member %s: a service of its own, not in the group of %s: a masquerading real server without a port takes each virtual service's port, and a group's members share one destination list", key, svc.Key))
+			k.instantiate(v, key, at, onFailure)
+			continue
+		}
+		trial := *svc
+		trial.Group = append(slices.Clone(svc.Group), key)
+		if err := fsm.ValidateGroup(&trial); err != nil {
+			k.b.itemAt(at, fmt.Sprintf("group member %s: a service of its own, not in the group of %s: %v", key, svc.Key, err))
+			k.instantiate(v, key, at, onFailure)
+			continue
+		}
+		svc.Group = trial.Group
+	}
+	if len(svc.Group) > 0 {
+		k.b.noteAt(at, fmt.Sprintf("one service %s served on %d more virtual services (its group: %s), one check per real server", svc.Key, len(svc.Group), groupList(svc.Group)))
+	}
+}
+
+// portFollows reports whether a masquerading real server (or the sorry
+// server) of v has no port of its own, so that its port follows the
+// virtual service's (a fwmark service's: the packet's).
+func portFollows(v *kaVS) bool {
+	all := v.servers
+	if v.sorry != nil {
+		all = append(slices.Clip(all), v.sorry)
+	}
+	return slices.ContainsFunc(all, func(s *kaServer) bool { return s.rs.Forward == fsm.Masquerade && s.rs.Port == 0 })
+}
+
+func groupList(keys []fsm.ServiceKey) string {
+	s := make([]string, len(keys))
+	for i, k := range keys {
+		s[i] = k.String()
+	}
+	return strings.Join(s, ", ")
 }
 
 // familyOf is the address family of a fwmark service: its real servers'
@@ -302,7 +364,8 @@ func (k *kaMapper) onFailure(v *kaVS) string {
 	return fsm.OnFailureRemove
 }
 
-func (k *kaMapper) instantiate(v *kaVS, key fsm.ServiceKey, at origin, onFailure string) {
+// instantiate makes v a service under key; nil when key is taken.
+func (k *kaMapper) instantiate(v *kaVS, key fsm.ServiceKey, at origin, onFailure string) *fsm.Service {
 	svc := v.svc
 	svc.Key = key
 	svc.Flags = slices.Clone(v.svc.Flags)
@@ -340,7 +403,10 @@ func (k *kaMapper) instantiate(v *kaVS, key fsm.ServiceKey, at origin, onFailure
 		svc.Sorry = &r
 		sorryAt = &v.sorry.at
 	}
-	k.b.addService(&svc, at, origins, sorryAt)
+	if !k.b.addService(&svc, at, origins, sorryAt) {
+		return nil
+	}
+	return &svc
 }
 
 // hoistCheck moves a check every real server shares onto the service, so

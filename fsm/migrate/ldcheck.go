@@ -231,7 +231,11 @@ func reverseName(a netip.Addr) string {
 // fork=yes, as in ldirectord); timeout negotiatetimeout for negotiate
 // checks, checktimeout (else negotiatetimeout) for the others; fall
 // failurecount. ldirectord takes a server down after failurecount
-// failures and back up after one success.
+// failures and back up after one success. Its deprecated checkcount
+// retries a ping check's ping that many times within one check, so a
+// server is down after failurecount x checkcount failed pings: ipvsman's
+// icmp check sends one a check, and that product is its fall. ldirectord
+// ignores checkcount for the other checks, and so does the import.
 func (l *ldMapper) timing(v *ldVirtual, hc *fsm.HealthCheck, typ string) {
 	interval := l.interval(v)
 	nt, nx := l.seconds(v, "negotiatetimeout")
@@ -269,6 +273,17 @@ func (l *ldMapper) timing(v *ldVirtual, hc *fsm.HealthCheck, typ string) {
 		hc.Fall = int(min(f, 100))
 		if f > 100 {
 			l.item(x.line, "failurecount", x.v, "ipvsman counts at most 100 failures: imported as 100")
+		}
+	}
+	if c, x := l.seconds(v, "checkcount"); x != nil {
+		switch {
+		case typ != "ping":
+			l.item(x.line, "checkcount", x.v, "ldirectord retries ping checks only: ignored for checktype "+typ+", as ldirectord does (failurecount counts failures of any check)")
+		case uint64(hc.Fall)*c > 100:
+			l.item(x.line, "checkcount", x.v, fmt.Sprintf("a server is down after failurecount %d x checkcount %d failed pings; ipvsman counts at most 100: imported as fall 100", hc.Fall, c))
+			hc.Fall = 100
+		default:
+			hc.Fall *= int(c)
 		}
 	}
 }

@@ -46,7 +46,6 @@ var ldNotImported = map[string]string{
 	"emailalertfreq": "ipvsman sends no mail", "emailalertstatus": "ipvsman sends no mail",
 	"emailalertfrom": "ipvsman sends no mail", "smtp": "ipvsman sends no mail",
 	"fallbackcommand": "ipvsman runs no scripts when a service loses its last real server",
-	"checkcount":      "deprecated in ldirectord (ping attempts): use failurecount",
 	"connecttimeout":  "deprecated in ldirectord: use negotiatetimeout",
 	"timeout":         "deprecated in ldirectord: use checktimeout and negotiatetimeout",
 	"monitorfile":     "ipvsman records check results in its health history and metrics",
@@ -157,7 +156,7 @@ func (l *ldMapper) notImported(k string, x ldVal, where string) {
 }
 
 // ldGlobalsRead are the global keys that the sections read (get).
-var ldGlobalsRead = []string{"checktimeout", "negotiatetimeout", "checkinterval", "failurecount", "quiescent", "fallback", "fallback6"}
+var ldGlobalsRead = []string{"checktimeout", "negotiatetimeout", "checkinterval", "failurecount", "checkcount", "quiescent", "fallback", "fallback6"}
 
 // ldSection is a virtual section being mapped to svc.
 type ldSection struct {
@@ -188,6 +187,7 @@ var ldVirtualKeywords = map[string]ldKeyword{
 	"checktimeout":     ldReadElsewhere,
 	"negotiatetimeout": ldReadElsewhere,
 	"failurecount":     ldReadElsewhere,
+	"checkcount":       ldReadElsewhere,
 	"checkinterval":    ldReadElsewhere,
 	"checkport":        ldReadElsewhere,
 	"service":          ldReadElsewhere,

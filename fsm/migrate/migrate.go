@@ -63,6 +63,10 @@ func (i Item) String() string {
 type Result struct {
 	Config   *fsm.Config
 	Unmapped []Item
+	// Notes say how something was carried over in another form (a
+	// virtual_server_group as one grouped service): imported, so not
+	// counted by --strict.
+	Notes []Item
 }
 
 // Detect tells the format from the file name, then the content:
@@ -158,6 +162,7 @@ type origin struct {
 type builder struct {
 	cfg     *fsm.Config
 	items   []Item
+	notes   []Item
 	svcAt   map[string]origin
 	srvAt   map[string]origin // by VerdictKey(service, server)
 	sorryAt map[string]origin // by service
@@ -174,14 +179,19 @@ func (b *builder) item(file string, line int, keyword, value, reason string) {
 
 func (b *builder) itemAt(o origin, reason string) { b.item(o.file, o.line, o.word, o.val, reason) }
 
+// noteAt records how something at o was carried over (Result.Notes).
+func (b *builder) noteAt(o origin, what string) {
+	b.notes = append(b.notes, Item{File: o.file, Line: o.line, Keyword: o.word, Value: o.val, Reason: what})
+}
+
 // addService adds svc (with its servers and sorry server) unless its key is
-// taken, which is listed.
-func (b *builder) addService(svc *fsm.Service, at origin, servers map[string]origin, sorry *origin) {
+// taken, which is listed, and reports whether it did.
+func (b *builder) addService(svc *fsm.Service, at origin, servers map[string]origin, sorry *origin) bool {
 	fsm.NormalizeService(svc)
 	key := svc.Key.String()
 	if prev, dup := b.svcAt[key]; dup {
 		b.itemAt(at, fmt.Sprintf("service %s: defined twice (first at %s:%d): this one is not imported", key, prev.file, prev.line))
-		return
+		return false
 	}
 	b.cfg.Services[key] = svc
 	b.svcAt[key] = at
@@ -191,6 +201,7 @@ func (b *builder) addService(svc *fsm.Service, at origin, servers map[string]ori
 	if sorry != nil {
 		b.sorryAt[key] = *sorry
 	}
+	return true
 }
 
 // finish validates every service and server with the model's own rules,
@@ -238,6 +249,7 @@ func (b *builder) finish() (*Result, error) {
 			}
 		}
 	}
+	b.dropClashingMembers()
 	for k, v := range b.cfg.VIPs {
 		if err := fsm.ValidateVIP(v); err != nil {
 			b.itemAt(b.vipAt[k], "VIP not imported: "+err.Error())
@@ -248,7 +260,33 @@ func (b *builder) finish() (*Result, error) {
 		// The checks above are the model's; reaching this is a bug here.
 		return nil, fmt.Errorf("imported config does not validate: %w", err)
 	}
-	return &Result{Config: b.cfg, Unmapped: b.items}, nil
+	return &Result{Config: b.cfg, Unmapped: b.items, Notes: b.notes}, nil
+}
+
+// dropClashingMembers takes out of their groups (and lists) the members
+// that are services of their own or members of an earlier group.
+func (b *builder) dropClashingMembers() {
+	owner := map[string]string{}
+	for _, key := range b.cfg.SortedServiceKeys() {
+		svc := b.cfg.Services[key]
+		kept := svc.Group[:0:0]
+		for _, m := range svc.Group {
+			ms := m.String()
+			switch prev, dup := owner[ms]; {
+			case b.cfg.Services[ms] != nil:
+				o := b.svcAt[ms]
+				b.itemAt(b.svcAt[key], fmt.Sprintf("group member %s not imported: also a service of its own (%s:%d)", ms, o.file, o.line))
+			case dup:
+				b.itemAt(b.svcAt[key], fmt.Sprintf("group member %s not imported: also in the group of service %s", ms, prev))
+			default:
+				owner[ms] = key
+				kept = append(kept, m)
+			}
+		}
+		if len(kept) != len(svc.Group) {
+			svc.Group = kept
+		}
+	}
 }
 
 // ms converts seconds (keepalived's <TIMER> allows fractions) to

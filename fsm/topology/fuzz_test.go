@@ -29,6 +29,7 @@ func FuzzParseLines(f *testing.F) {
 		`A:t:1.2.3.4:80 ["a:1.2.3.4-"] (-b ,)`,
 		`P:t:10.0.0.1:80 ["a1-2:10.3.0.1+"] pool ["s1-3:10.3.0.10+:8080", "t:10.3.0.20::4"] (-m -w 2)`,
 		`Q:f:9 pool["c:10.0.0.7"]`,
+		groupLines,
 	} {
 		f.Add(s)
 	}
@@ -68,6 +69,7 @@ func FuzzParseYAML(f *testing.F) {
 		"services:\n  - {protocol: tcp, address: 10.0.0.1, port: 80, colour: 1}\n---\n",
 		"services:\n- {protocol: tcp, address: 10.0.0.1, port: 80.5, weight: 1e3, servers: [{address: 10.1.0.x, weight: 0.5}, {address: 10.1.0.2, port: -1}]}\n" +
 			"timeouts: {tcp: -1, udp: 99999999999999999999}\nsync: {id: 256, ttl: \"1\"}\n",
+		groupYAML,
 	} {
 		f.Add([]byte(s))
 	}

@@ -15,7 +15,8 @@
 //
 // A service line is
 //
-//	HEAD [ "[" SPEC { "," SPEC } "]" ] [ "pool" "[" SPEC { "," SPEC } "]" ] [ "(" OPTION ... ")" ]
+//	HEAD [ "[" SPEC { "," SPEC } "]" ] [ "pool" "[" SPEC { "," SPEC } "]" ]
+//	     [ "group" "[" MEMBER { "," MEMBER } "]" ] [ "(" OPTION ... ")" ]
 //
 // in that order, with whitespace allowed between the parts and around the
 // commas (none is needed) and no comma after the last SPEC.
@@ -36,6 +37,11 @@
 // defined for it, with the line's options, but not assigned, so in no
 // kernel table until `ipvsman pool assign` assigns one. A server may be in
 // one of the two lists only.
+//
+// The list after the word group holds the service's group: further
+// virtual services the service is served on, with its real servers,
+// checks and verdicts (fsm/group.go). A MEMBER is a double-quoted HEAD
+// without a name: "t:10.0.0.2:80", "u:[2001:db8::2]:53", "f:7", "f6:7".
 //
 // SPEC is a double-quoted real server, "NAME:ADDRESS[:PORT[:WEIGHT]]":
 //
@@ -123,6 +129,7 @@ func parseLines(data []byte) (*fsm.Config, error) {
 	var errs errList
 	svcLine := map[string]int{}
 	vipLine := map[string]int{}
+	memberLine := map[string]int{}
 	budget := maxServers
 	for i, line := range strings.Split(text, "\n") {
 		n := i + 1
@@ -160,6 +167,17 @@ func parseLines(data []byte) (*fsm.Config, error) {
 		}
 		svcLine[key] = n
 		cfg.Services[key] = svc
+		for _, m := range svc.Group {
+			if prev, dup := memberLine[m.String()]; dup {
+				errs.addf(n, "service %s group member %s: also in the group on line %d", key, m, prev)
+			}
+			memberLine[m.String()] = n
+		}
+	}
+	for m, n := range memberLine {
+		if l, dup := svcLine[m]; dup {
+			errs.addf(n, "group member %s: also a service (line %d)", m, l)
+		}
 	}
 	return finish(cfg, &errs)
 }
@@ -230,6 +248,16 @@ func parseServiceLine(line string, budget *int) (*fsm.Service, error) {
 		}
 		rest = strings.TrimSpace(rest)
 	}
+	if after, ok := strings.CutPrefix(rest, groupMarker); ok && strings.HasPrefix(strings.TrimSpace(after), "[") {
+		var members []string
+		if members, rest, err = splitSpecs(strings.TrimSpace(after)); err != nil {
+			return nil, fmt.Errorf("service %q: group list: %w", head, err)
+		}
+		if svc.Group, err = lineGroup(members); err != nil {
+			return nil, fmt.Errorf("service %q: %w", head, err)
+		}
+		rest = strings.TrimSpace(rest)
+	}
 	opts := lineOpts{forward: fsm.DirectRoute, weight: fsm.DefaultWeight}
 	if strings.HasPrefix(rest, "(") {
 		end := strings.IndexByte(rest, ')')
@@ -242,9 +270,12 @@ func parseServiceLine(line string, budget *int) (*fsm.Service, error) {
 		rest = strings.TrimSpace(rest[end+1:])
 	}
 	if rest != "" {
-		return nil, fmt.Errorf("service %q: unexpected %q (want [\"SERVER\", ...], then pool [\"SERVER\", ...], then (OPTIONS))", head, rest)
+		return nil, fmt.Errorf("service %q: unexpected %q (want [\"SERVER\", ...], then pool [\"SERVER\", ...], then group [\"t:ADDRESS:PORT\", ...], then (OPTIONS))", head, rest)
 	}
 	if err := checkService(svc); err != nil {
+		return nil, fmt.Errorf("service %q: %w", head, err)
+	}
+	if err := fsm.ValidateGroup(svc); err != nil {
 		return nil, fmt.Errorf("service %q: %w", head, err)
 	}
 	from := map[string]string{} // server key -> spec that gave it, in either list
@@ -265,6 +296,26 @@ func parseServiceLine(line string, budget *int) (*fsm.Service, error) {
 // a word between the server list and the options, so no old file means
 // anything else by it.
 const poolMarker = "pool"
+
+// groupMarker opens a service line's third list: the service's group
+// members. Like the pool's marker, it sits where old files have nothing.
+const groupMarker = "group"
+
+// lineGroup reads a group list's members, each a HEAD without a name.
+func lineGroup(members []string) ([]fsm.ServiceKey, error) {
+	if len(members) == 0 {
+		return nil, fmt.Errorf("group list: empty (leave out the word group for none)")
+	}
+	out := make([]fsm.ServiceKey, 0, len(members))
+	for _, m := range members {
+		svc, err := parseHead(":" + m)
+		if err != nil {
+			return nil, fmt.Errorf("group member %q: %w", m, err)
+		}
+		out = append(out, svc.Key)
+	}
+	return out, nil
+}
 
 // lineServers expands specs into real servers of svc with the line's
 // options; from (server key -> the spec that gave it) spans both of a

@@ -105,6 +105,9 @@ func marshalService(svc *fsm.Service) (yamlService, error) {
 	} else {
 		ys.Protocol, ys.Address, ys.Port = string(k.Protocol), k.Address.String(), intPtr(k.Port)
 	}
+	for _, m := range svc.Group {
+		ys.Group = append(ys.Group, m.String())
+	}
 	if p := svc.Persistence; p != nil {
 		ys.Persistence = &yamlPersistence{Timeout: yamlInt(p.Timeout), Netmask: p.Netmask, Engine: p.Engine}
 	}
@@ -129,6 +132,7 @@ func marshalService(svc *fsm.Service) (yamlService, error) {
 	ys.Servers = marshalServers(k, servers, fwd, weight)
 	ys.Pool = marshalServers(k, pool, fwd, weight)
 	ys.OnFailure = svc.OnFailure
+	ys.Quorum, ys.Hysteresis = yamlInt(svc.Quorum), yamlInt(svc.Hysteresis)
 	if r := svc.Sorry; r != nil {
 		if r.Check != nil {
 			return ys, fmt.Errorf("service %s: sorry server %s: %w", k, r.Key(), errSorryCheck)

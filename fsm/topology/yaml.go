@@ -64,6 +64,7 @@ type yamlService struct {
 	Port        *yamlInt         `yaml:"port,omitempty"`
 	FWMark      *yamlInt         `yaml:"fwmark,omitempty"`
 	IPv6        bool             `yaml:"ipv6,omitempty"`
+	Group       []string         `yaml:"group,omitempty,flow"` // more virtual services, as keys (fsm/group.go)
 	Scheduler   string           `yaml:"scheduler,omitempty"`
 	Flags       []string         `yaml:"flags,omitempty,flow"`
 	Persistence *yamlPersistence `yaml:"persistence,omitempty,flow"`
@@ -82,6 +83,10 @@ type yamlService struct {
 	// server used while no real server is usable.
 	OnFailure   string      `yaml:"on_failure,omitempty"`
 	SorryServer *yamlServer `yaml:"sorry_server,omitempty,flow"`
+	// The least total weight of usable servers the service runs on, and
+	// its margin (keepalived's quorum and hysteresis; fsm/quorum.go).
+	Quorum     yamlInt `yaml:"quorum,omitempty"`
+	Hysteresis yamlInt `yaml:"hysteresis,omitempty"`
 }
 
 type yamlPersistence struct {
@@ -247,6 +252,25 @@ func (b *yamlBuilder) build(f *yamlFile) {
 	for i := range f.Services {
 		b.service(ypath{"services", i}, &f.Services[i], svcAt)
 	}
+	b.groupClashes(svcAt)
+}
+
+// groupClashes reports, at the member's line, a group member that is a
+// service of the file or a member of another service's group.
+func (b *yamlBuilder) groupClashes(svcAt map[string]ypath) {
+	memberAt := map[string]ypath{}
+	for _, sk := range b.cfg.SortedServiceKeys() {
+		at := svcAt[sk]
+		for _, m := range b.cfg.Services[sk].Group {
+			ms := m.String()
+			if prev, dup := memberAt[ms]; dup {
+				b.fail(at, "group", "", fmt.Errorf("service %s group member %s: also in the group of %s on line %d", sk, ms, prev, lineOf(b.root, prev)))
+			} else if other, dup := svcAt[ms]; dup {
+				b.fail(at, "group", "", fmt.Errorf("service %s group member %s: also a service (%s on line %d)", sk, ms, other, lineOf(b.root, other)))
+			}
+			memberAt[ms] = at
+		}
+	}
 }
 
 // timeouts range-checks each before fsm sees them as uint32s, so that -1
@@ -298,6 +322,7 @@ func (b *yamlBuilder) service(at ypath, ys *yamlService, seen map[string]ypath) 
 	svc := &fsm.Service{
 		Key: key, Name: ys.Name, Scheduler: ys.Scheduler,
 		Flags: slices.Clone(ys.Flags), OnePacket: ys.OnePacket, OnFailure: ys.OnFailure,
+		Quorum: int(ys.Quorum), Hysteresis: int(ys.Hysteresis),
 	}
 	ok := keyOK
 	if p := ys.Persistence; p != nil {
@@ -307,9 +332,21 @@ func (b *yamlBuilder) service(at ypath, ys *yamlService, seen map[string]ypath) 
 		}
 		svc.Persistence = &fsm.Persistence{Timeout: uint32(p.Timeout), Netmask: p.Netmask, Engine: p.Engine}
 	}
+	for _, g := range ys.Group {
+		k, err := fsm.ParseServiceKey(g)
+		if err != nil {
+			b.fail(at, "group", item, err)
+			ok = false
+			continue
+		}
+		svc.Group = append(svc.Group, k)
+	}
 	if keyOK {
 		if err := checkService(svc); err != nil {
 			b.fail(at, "", item, err)
+			ok = false
+		} else if err := fsm.ValidateGroup(svc); err != nil {
+			b.fail(at, "group", item, err)
 			ok = false
 		}
 	}

@@ -285,7 +285,7 @@ func (m *Model) rebuild() {
 	if m.cursor < len(m.rows) {
 		sel = m.rows[m.cursor]
 	}
-	m.desired = table.Desired(&fsm.State{Config: m.cfg, Verdicts: m.snap.Verdicts})
+	m.desired = table.Desired(&fsm.State{Config: m.cfg, Verdicts: m.snap.Verdicts, QuorumUp: m.snap.QuorumUp})
 	m.rows = m.rows[:0]
 	for _, sk := range m.cfg.SortedServiceKeys() {
 		svc := m.cfg.Services[sk]

@@ -39,8 +39,9 @@ type Snapshot struct {
 	Version  uint64    // configuration version of Config
 	Config   *fsm.Config
 	Verdicts map[string]fsm.Verdict
-	Via      string // the node that answered the model read
-	Stale    string // why the model read may miss recent writes
+	QuorumUp map[string]bool // fsm.State.QuorumUp
+	Via      string          // the node that answered the model read
+	Stale    string          // why the model read may miss recent writes
 
 	Cluster    *api.ClusterStatus // nil when ClusterErr is set
 	ClusterErr string
@@ -72,7 +73,7 @@ func (s *APISource) Snapshot(ctx context.Context, node string) (Snapshot, error)
 	if cfgErr != nil {
 		return Snapshot{}, fmt.Errorf("read the model: %w", cfgErr)
 	}
-	snap := Snapshot{Version: cfg.Version, Config: cfg.Config, Verdicts: cfg.Verdicts, Via: cfg.Node, Stale: cfg.Stale}
+	snap := Snapshot{Version: cfg.Version, Config: cfg.Config, Verdicts: cfg.Verdicts, QuorumUp: cfg.QuorumUp, Via: cfg.Node, Stale: cfg.Stale}
 	if snap.Config == nil {
 		snap.Config = fsm.NewConfig()
 	}

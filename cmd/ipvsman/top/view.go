@@ -337,6 +337,15 @@ func (m *Model) detailLine() string {
 		if svc.Check != nil {
 			s += ", check " + svc.Check.Type
 		}
+		if len(svc.Group) > 0 {
+			// A group's members are kernel services of their own with
+			// these very servers (fsm/group.go): named here, not as rows.
+			members := make([]string, len(svc.Group))
+			for i, k := range svc.Group {
+				members[i] = k.String()
+			}
+			s += "; also on " + strings.Join(members, ", ")
+		}
 		return s
 	}
 	if r.pool {

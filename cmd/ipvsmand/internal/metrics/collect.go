@@ -81,6 +81,8 @@ var (
 	descConfigVer   = prometheus.NewDesc("ipvsman_config_version", "Version of the replicated configuration this node has applied.", nil, nil)
 
 	descHealthUp      = prometheus.NewDesc("ipvsman_health_up", "1 when the replicated verdict of the real server's health checks is up, 0 when down or unknown.", []string{"service", "server"}, nil)
+	descQuorumUp      = prometheus.NewDesc("ipvsman_service_quorum_up", "1 while the service holds its quorum, 0 while it has lost it (fsm/quorum.go); one series per service with a quorum.", []string{"service"}, nil)
+	descQuorumLost    = prometheus.NewDesc("ipvsman_services_quorum_lost", "Services that have lost their quorum.", nil, nil)
 	descHealthVerdict = prometheus.NewDesc("ipvsman_health_verdict", "1 for the real server's replicated health verdict (up, down, unknown), 0 for the others.", []string{"service", "server", "verdict"}, nil)
 	descCheckLatency  = prometheus.NewDesc("ipvsman_health_check_latency_seconds", "Latency of the real server's last health check (leader only: the checks run there).", []string{"service", "server", "type"}, nil)
 	descCheckOK       = prometheus.NewDesc("ipvsman_health_check_ok", "1 when the real server's last health check passed, else 0 (leader only).", []string{"service", "server", "type"}, nil)
@@ -115,7 +117,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		descNodeConns, descNodeInPkts, descNodeOutPkts, descNodeInBytes, descNodeOutBytes, descNodeActive, descNodeInactive, descNodeWeight,
 		descPersistent, descScrapeError, descScrapeTime, descInfo, descRaftState, descLeader, descTerm, descApplied, descCommit, descLastLog,
-		descLastContact, descVoters, descConfigVer, descHealthUp, descHealthVerdict, descCheckLatency, descCheckOK, descChecks,
+		descLastContact, descVoters, descConfigVer, descHealthUp, descHealthVerdict, descQuorumUp, descQuorumLost, descCheckLatency, descCheckOK, descChecks,
 		descVIPHeld, descVIPAdds, descVIPRemoves, descVIPAnnounces, descVIPAnnErrs, descVIPErrors,
 		descReconcileIndex, descReconcileFailed, descReconcileAt, descSyncRunning, descSyncID, descSyncError, descSyncOff,
 	} {
@@ -207,7 +209,9 @@ func (m *Metrics) collectModel(ch chan<- prometheus.Metric) {
 		health          fsm.Health
 	}
 	var rows []row
+	var quorum map[string]bool
 	m.src.Model(func(s *fsm.State, _ uint64) {
+		quorum = s.QuorumStates()
 		for _, key := range s.Config.SortedServiceKeys() {
 			svc := s.Config.Services[key]
 			for _, rk := range svc.SortedServerKeys() {
@@ -228,6 +232,14 @@ func (m *Metrics) collectModel(ch chan<- prometheus.Metric) {
 			gauge(ch, descHealthVerdict, b2f(r.health == v), r.service, r.server, string(v))
 		}
 	}
+	lost := 0
+	for k, up := range quorum {
+		gauge(ch, descQuorumUp, b2f(up), k)
+		if !up {
+			lost++
+		}
+	}
+	gauge(ch, descQuorumLost, float64(lost))
 }
 
 func (m *Metrics) collectHealth(ch chan<- prometheus.Metric) {

@@ -1,8 +1,9 @@
 // Package notify runs the operator's hook commands on the node's events:
 // leadership gained and lost, a VIP added to or removed from an interface,
-// a real server's verdict turning up or down. They are keepalived's
-// notify_master, notify_backup, notify_up and notify_down, with the event in
-// environment variables instead of arguments.
+// a real server's verdict turning up or down, a service gaining or losing
+// its quorum. They are keepalived's notify_master, notify_backup, notify_up,
+// notify_down, quorum_up and quorum_down, with the event in environment
+// variables instead of arguments.
 //
 // Hooks never hold the daemon up: events queue (bounded) for one worker that
 // runs the commands one at a time, in the order the events happened, each
@@ -37,10 +38,14 @@ const (
 	VIPRemove Kind = "vip-remove" // a VIP was taken off an interface here
 	Up        Kind = "up"         // a real server's verdict turned up
 	Down      Kind = "down"       // a real server's verdict turned down
+	// A service gained or lost its quorum (keepalived's quorum_up and
+	// quorum_down; fsm/quorum.go).
+	QuorumUp   Kind = "quorum-up"
+	QuorumDown Kind = "quorum-down"
 )
 
 // Kinds lists every kind, in the order the flags present them.
-var Kinds = []Kind{Leader, Backup, VIPAdd, VIPRemove, Up, Down}
+var Kinds = []Kind{Leader, Backup, VIPAdd, VIPRemove, Up, Down, QuorumUp, QuorumDown}
 
 // Event is one thing that happened on this node.
 type Event struct {

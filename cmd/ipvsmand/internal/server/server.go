@@ -429,7 +429,7 @@ func (s *Server) config(w http.ResponseWriter, r *http.Request) {
 	resp.Stale = s.consistent(r)
 	stale := resp.Stale
 	s.Node.View(func(st *fsm.State, applied uint64) {
-		resp = api.ConfigResponse{Version: st.Version, Config: st.Config, Verdicts: make(map[string]fsm.Verdict, len(st.Verdicts)), Node: s.Node.ID(), Applied: applied, Stale: stale}
+		resp = api.ConfigResponse{Version: st.Version, Config: st.Config, Verdicts: make(map[string]fsm.Verdict, len(st.Verdicts)), QuorumUp: st.QuorumStates(), Node: s.Node.ID(), Applied: applied, Stale: stale}
 		for k, v := range st.Verdicts {
 			resp.Verdicts[k] = v
 		}
