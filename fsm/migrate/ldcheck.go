@@ -269,13 +269,13 @@ func (l *ldMapper) timing(v *ldVirtual, hc *fsm.HealthCheck, typ string) {
 		hc.TimeoutMS = hc.IntervalMS
 	}
 	hc.Fall = ldFailureCount
-	if f, x := l.seconds(v, "failurecount"); x != nil {
+	if f, x := l.count(v, "failurecount"); x != nil {
 		hc.Fall = int(min(f, 100))
 		if f > 100 {
 			l.item(x.line, "failurecount", x.v, "ipvsman counts at most 100 failures: imported as 100")
 		}
 	}
-	if c, x := l.seconds(v, "checkcount"); x != nil {
+	if c, x := l.count(v, "checkcount"); x != nil {
 		switch {
 		case typ != "ping":
 			l.item(x.line, "checkcount", x.v, "ldirectord retries ping checks only: ignored for checktype "+typ+", as ldirectord does (failurecount counts failures of any check)")
@@ -288,16 +288,26 @@ func (l *ldMapper) timing(v *ldVirtual, hc *fsm.HealthCheck, typ string) {
 	}
 }
 
-// seconds reads a whole number of 1 or more of the section's, else the
-// global, key; nil when the key is absent or refused.
+// seconds reads a whole number of seconds, 1 or more, of the section's,
+// else the global, key; nil when the key is absent or refused.
 func (l *ldMapper) seconds(v *ldVirtual, key string) (uint64, *ldVal) {
+	return l.positive(v, key, "a whole number of seconds")
+}
+
+// count is a setting's positive whole number of times (failurecount,
+// checkcount), as seconds is of seconds.
+func (l *ldMapper) count(v *ldVirtual, key string) (uint64, *ldVal) {
+	return l.positive(v, key, "a whole number")
+}
+
+func (l *ldMapper) positive(v *ldVirtual, key, want string) (uint64, *ldVal) {
 	x, ok := l.get(v, key)
 	if !ok {
 		return 0, nil
 	}
 	n, err := strconv.ParseUint(x.v, 10, 32)
 	if err != nil || n == 0 {
-		l.item(x.line, key, x.v, "want a whole number of seconds, 1 or more")
+		l.item(x.line, key, x.v, "want "+want+", 1 or more")
 		return 0, nil
 	}
 	return n, &x

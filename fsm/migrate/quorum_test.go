@@ -66,3 +66,16 @@ func TestLdirectordCheckcount(t *testing.T) {
 		}
 	}
 }
+
+// A count that is not one says it wants a number, not seconds.
+func TestLdirectordCountsAreNotSeconds(t *testing.T) {
+	for _, key := range []string{"checkcount", "failurecount"} {
+		res, err := FromLdirectord("l.cf", []byte(key+"=0\nvirtual=10.0.0.1:80\n\treal=10.0.1.1:80 gate\n\tprotocol=tcp\n\tchecktype=ping\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !hasItem(res, key, "want a whole number, 1 or more") {
+			t.Errorf("%s=0: listed %v, want %q", key, res.Unmapped, "want a whole number, 1 or more")
+		}
+	}
+}
