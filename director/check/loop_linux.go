@@ -65,8 +65,9 @@ const (
 	// its processor handed to another thread, and the monitor reset to
 	// polling every 20 µs. Checks started together stay together (a check
 	// starts an interval after the last began), so a loop of 500 checks
-	// a second waited 10 to 17 ms a third of the time.
-	loopMaxWait = 8 * time.Millisecond
+	// a second waited 10 to 17 ms a third of the time. With loopYield,
+	// yields are at most 8 ms and a round's work apart.
+	loopMaxWait = 6 * time.Millisecond
 )
 
 type loopMsg struct {
