@@ -19,7 +19,10 @@ import (
 // the master thread, which sends them. A new leader then already has an
 // entry for every established connection and forwards its next packet to
 // the same real server instead of answering it with a reset. Roles follow
-// Raft leadership, as the VIPs do.
+// Raft leadership, as the VIPs do. While the model has an ecmp VIP every
+// node runs both threads whatever its role (the kernel allows both at once,
+// with the same sync ID): the router may send any flow to any node, and a
+// flow that moves to another node must find its connection there.
 //
 // The kernel has one master and one backup thread per network namespace.
 // With sync on in the model they are ipvsmand's: a thread another tool
@@ -38,7 +41,10 @@ type SyncKernel interface {
 type SyncTarget struct {
 	Settings fsm.Sync // with defaults (fsm.SyncOf)
 	Leader   bool
-	Iface    string // this node's sync interface; "": none, no threads
+	// ECMP says the model has an ecmp VIP: every node runs the master
+	// too, and sets ECMPSysctls.
+	ECMP  bool
+	Iface string // this node's sync interface; "": none, no threads
 	// Mixed names a real server whose address family differs from its
 	// service's (MixedFamily); "": none. The kernel refuses such a server
 	// while a sync thread runs, so there are then no threads.
@@ -74,7 +80,8 @@ func (c *CatchUp) Hold(applied, commit uint64) string {
 func (c *CatchUp) Done() bool { return c.done }
 
 // WantDaemons lists the threads a target asks for: a backup always, and a
-// master on the leader; none when sync is off or there is no interface.
+// master on the leader, or on every node while there is an ecmp VIP; none
+// when sync is off or there is no interface.
 func WantDaemons(t SyncTarget) []ipvsnl.Daemon {
 	if t.Settings.Off || t.Iface == "" || t.Mixed != "" {
 		return nil
@@ -84,7 +91,7 @@ func WantDaemons(t SyncTarget) []ipvsnl.Daemon {
 	backup := d
 	backup.State = ipvsnl.DaemonBackup
 	out := []ipvsnl.Daemon{backup}
-	if t.Leader {
+	if t.Leader || t.ECMP {
 		master := d
 		master.State = ipvsnl.DaemonMaster
 		out = append(out, master)
@@ -208,6 +215,9 @@ type SyncDaemons struct {
 	mu   sync.Mutex
 	last SyncReport
 	why  string // the last Why logged
+	// overridden: an ecmp sysctl replaced the operator's value (logged
+	// once per stretch of ecmp).
+	overridden bool
 
 	run owner // the loop Start began
 }
@@ -263,7 +273,9 @@ func (s *SyncDaemons) Run(ctx context.Context, wake <-chan struct{}, target func
 			led = true
 		case led:
 			led, lostAt = false, time.Now()
-			s.log().Info("sync master kept after leadership loss, to send what it holds", "for", linger.String())
+			if !tg.ECMP { // with an ecmp VIP the master stays anyway
+				s.log().Info("sync master kept after leadership loss, to send what it holds", "for", linger.String())
+			}
 		}
 		if left := linger - time.Since(lostAt); !tg.Leader && left > 0 {
 			tg.Leader = true // the master only: the VIPs are already gone
@@ -342,13 +354,19 @@ func threadsOf(have []ipvsnl.Daemon) []SyncThread {
 	return out
 }
 
-// sysctls sets the sync sysctls while sync is on, and the operator's
-// always.
+// sysctls sets the sync sysctls while sync is on, the ecmp ones while
+// the model has an ecmp VIP (over the operator's value for the same
+// name), and the operator's always.
 func (s *SyncDaemons) sysctls(t SyncTarget) error {
 	if s.SysctlDir == "" {
 		return nil
 	}
 	want := s.Sysctls
+	if t.ECMP {
+		want = s.overECMP()
+	} else {
+		s.overridden = false
+	}
 	if !t.Settings.Off {
 		want = append(SyncSysctls(), want...)
 	}
@@ -394,7 +412,7 @@ func (s *SyncDaemons) change(t SyncTarget, have []ipvsnl.Daemon) error {
 		}
 		if op.Start != nil {
 			own.setThread(op.Start.State, true)
-			s.log().Info("sync thread changed", "op", op.String(), "leader", t.Leader)
+			s.log().Info("sync thread changed", "op", op.String(), "leader", t.Leader, "ecmp", t.ECMP)
 			continue
 		}
 		started := "this node"
@@ -402,7 +420,7 @@ func (s *SyncDaemons) change(t SyncTarget, have []ipvsnl.Daemon) error {
 			started = "another tool (connection sync is on in the model: the kernel's sync threads are ipvsmand's)"
 		}
 		own.setThread(op.Stop, false)
-		s.log().Info("sync thread changed", "op", op.String(), "leader", t.Leader, "started_by", started)
+		s.log().Info("sync thread changed", "op", op.String(), "leader", t.Leader, "ecmp", t.ECMP, "started_by", started)
 	}
 	if !t.Settings.Off {
 		// Threads already running as wanted are ours from now on too.

@@ -19,7 +19,7 @@ func TargetOf(s *fsm.State, applied uint64) Target {
 // SyncTargetOf is the sync threads' target for a config: leader says
 // whether this node leads, iface is its sync interface ("": none).
 func SyncTargetOf(c *fsm.Config, leader bool, iface string) SyncTarget {
-	return SyncTarget{Leader: leader, Iface: iface, Settings: fsm.SyncOf(c), Mixed: MixedFamily(c)}
+	return SyncTarget{Leader: leader, Iface: iface, Settings: fsm.SyncOf(c), Mixed: MixedFamily(c), ECMP: c.HasECMP()}
 }
 
 // SyncTargets makes the sync threads' targets, walking a configuration's
@@ -29,14 +29,15 @@ func SyncTargetOf(c *fsm.Config, leader bool, iface string) SyncTarget {
 type SyncTargets struct {
 	cfg   *fsm.Config
 	mixed string
+	ecmp  bool
 }
 
 // Target is SyncTargetOf(c, leader, iface).
 func (g *SyncTargets) Target(c *fsm.Config, leader bool, iface string) SyncTarget {
 	if g.cfg != c {
-		g.cfg, g.mixed = c, MixedFamily(c)
+		g.cfg, g.mixed, g.ecmp = c, MixedFamily(c), c.HasECMP()
 	}
-	return SyncTarget{Leader: leader, Iface: iface, Settings: fsm.SyncOf(c), Mixed: g.mixed}
+	return SyncTarget{Leader: leader, Iface: iface, Settings: fsm.SyncOf(c), Mixed: g.mixed, ECMP: g.ecmp}
 }
 
 // KernelConfig is the kernel's table and timeouts as a model config: what

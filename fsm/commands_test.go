@@ -45,12 +45,12 @@ func TestCommandTableIsComplete(t *testing.T) {
 	if !slices.Equal(later, laterTypes) {
 		t.Errorf("this build adds types %v, want %v", later, laterTypes)
 	}
-	// Protocols 2 to 9 added features to existing types (request IDs,
+	// Protocols 2 to 10 added features to existing types (request IDs,
 	// check alpha, pooled snapshots, service pools, the checks of
 	// ChecksProtocol, ipvsadm's SCTP, local node, --pe and any
-	// scheduler, service groups, a service's quorum), later ones add
-	// types.
-	if want := max(QuorumProtocol, commands.newest()); CommandProtocol != want {
+	// scheduler, service groups, a service's quorum, the ecmp VIP
+	// mode), later ones add types.
+	if want := max(ECMPProtocol, commands.newest()); CommandProtocol != want {
 		t.Errorf("CommandProtocol = %d, want %d (the newest feature's or type's protocol)", CommandProtocol, want)
 	}
 }

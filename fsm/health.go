@@ -87,7 +87,8 @@ func Alpha(svc *Service, rs *RealServer) bool {
 // PoolProtocol once any service has a pool (pool.go), or KernelProtocol
 // for an SCTP service, a local node, a persistence engine or a newer
 // scheduler (kernel.go), or GroupProtocol once any service has a group
-// (group.go), or QuorumProtocol once any service has a quorum (quorum.go).
+// (group.go), or QuorumProtocol once any service has a quorum (quorum.go),
+// or ECMPProtocol once any VIP is in the ecmp mode (ecmp.go).
 func (c *Config) Needs() (int, string) {
 	need, what := c.needsChecks()
 	if p, w := c.needsPool(); p > need {
@@ -100,6 +101,9 @@ func (c *Config) Needs() (int, string) {
 		need, what = p, w
 	}
 	if p, w := c.needsQuorum(); p > need {
+		need, what = p, w
+	}
+	if p, w := c.needsECMP(); p > need {
 		need, what = p, w
 	}
 	return need, what

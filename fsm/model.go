@@ -241,6 +241,10 @@ type VIP struct {
 	// Interfaces overrides Interface on the named nodes (node ID ->
 	// interface), for directors whose NICs are named differently.
 	Interfaces map[string]string `json:"interfaces,omitempty"`
+	// Mode is who serves the VIP: "" (the leader alone holds it and
+	// announces it by ARP/NA) or VIPModeECMP (every ready node, announced
+	// over BGP; ecmp.go).
+	Mode string `json:"mode,omitempty"`
 }
 
 // InterfaceOn is the interface that node holds the VIP on.
@@ -253,7 +257,7 @@ func (v VIP) InterfaceOn(node string) string {
 
 // Equal reports whether two VIP definitions are the same.
 func (v VIP) Equal(o VIP) bool {
-	if v.Prefix != o.Prefix || v.Interface != o.Interface || len(v.Interfaces) != len(o.Interfaces) {
+	if v.Prefix != o.Prefix || v.Interface != o.Interface || v.Mode != o.Mode || len(v.Interfaces) != len(o.Interfaces) {
 		return false
 	}
 	for n, i := range v.Interfaces {
@@ -264,17 +268,21 @@ func (v VIP) Equal(o VIP) bool {
 	return true
 }
 
-// Describe is "on eth0" or "on eth0 (d2: ens4)".
+// Describe is "on eth0" or "on eth0 (d2: ens4)", with " mode ecmp" after
+// it for an ecmp VIP.
 func (v VIP) Describe() string {
 	s := "on " + v.Interface
-	if len(v.Interfaces) == 0 {
-		return s
+	if len(v.Interfaces) > 0 {
+		var o []string
+		for _, n := range slices.Sorted(maps.Keys(v.Interfaces)) {
+			o = append(o, n+": "+v.Interfaces[n])
+		}
+		s += " (" + strings.Join(o, ", ") + ")"
 	}
-	var o []string
-	for _, n := range slices.Sorted(maps.Keys(v.Interfaces)) {
-		o = append(o, n+": "+v.Interfaces[n])
+	if v.ECMP() {
+		s += " mode ecmp"
 	}
-	return s + " (" + strings.Join(o, ", ") + ")"
+	return s
 }
 
 // Config is the operator-visible topology: what the history versions and

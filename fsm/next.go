@@ -13,7 +13,7 @@ import (
 const CmdNote CommandType = 99
 
 // NoteProtocol is the protocol that introduced CmdNote.
-const NoteProtocol = QuorumProtocol + 1
+const NoteProtocol = ECMPProtocol + 1
 
 // CommandProtocol is the newest command protocol this build speaks. A command
 // type introduced by protocol N is proposed only while every member

@@ -66,6 +66,9 @@ func ApplyOps(c *Config, ops []Op) (*Config, error) {
 			return nil, err
 		}
 	}
+	if err := b.checkECMP(); err != nil {
+		return nil, err
+	}
 	return b.c, nil
 }
 

@@ -240,7 +240,11 @@ func ValidateVIP(v VIP) error {
 	if v.Prefix.Addr().Zone() != "" || v.Prefix.Addr().IsUnspecified() || v.Prefix.Addr().IsMulticast() {
 		return fmt.Errorf("vip %s: not a unicast address", v.Prefix)
 	}
-	if !ifaceRe.MatchString(v.Interface) {
+	if err := validateMode(v); err != nil {
+		return err
+	}
+	// An ecmp VIP without an interface is held on lo (NormalizeVIP).
+	if !ifaceRe.MatchString(v.Interface) && (v.Interface != "" || !v.ECMP()) {
 		return fmt.Errorf("vip %s interface %q: want an interface name of 1-15 characters", v.Prefix, v.Interface)
 	}
 	for _, n := range slices.Sorted(maps.Keys(v.Interfaces)) {
@@ -301,14 +305,20 @@ func ValidateConfig(c *Config) error {
 	}
 	for _, key := range sortedKeys(c.VIPs) {
 		v := c.VIPs[key]
+		NormalizeVIP(&v)
 		if err := ValidateVIP(v); err != nil {
 			return err
 		}
 		if key != v.Prefix.String() {
 			return fmt.Errorf("vip %s: listed under key %q", v.Prefix, key)
 		}
+		if v.Interface != c.VIPs[key].Interface {
+			c.VIPs[key] = v // written only when normalized: the map may be read elsewhere
+		}
 	}
-	return nil
+	// After the VIPs: a VIP's own error (its mode, its prefix) is the
+	// first thing to fix when switching it to ecmp, its services next.
+	return validateECMP(c)
 }
 
 // Limits of the kernel's names (IP_VS_SCHEDNAME_MAXLEN and

@@ -35,7 +35,8 @@ var DefaultSchedule = []time.Duration{
 	time.Second, 2 * time.Second, 3 * time.Second, 4 * time.Second, 5 * time.Second,
 }
 
-// Want lists the addresses node holds for vips while it leads.
+// Want lists the addresses node holds for vips while it leads (WantECMP
+// those it holds in both roles).
 func Want(node string, vips map[string]fsm.VIP) []Addr {
 	out := make([]Addr, 0, len(vips))
 	for _, v := range vips {
@@ -48,6 +49,9 @@ func Want(node string, vips map[string]fsm.VIP) []Addr {
 // Stats is what a node tells about its VIPs (the API's status).
 type Stats struct {
 	Held []string `json:"held"`
+	// ECMP lists those of Held that are ecmp VIPs: held by every node by
+	// design, so not a second owner (ecmp.go).
+	ECMP []string `json:"ecmp,omitempty"`
 	// Adds and Removes count address changes on the interfaces.
 	Adds    uint64 `json:"adds"`
 	Removes uint64 `json:"removes"`
@@ -122,8 +126,10 @@ type Manager struct {
 	leader    bool
 	closed    bool
 	want      []Addr
+	ecmp      []Addr // of want: held in both roles (ecmp.go)
 	wantKnown bool
 	heldNow   []string // the addresses held, sorted, as of the last change
+	ecmpNow   []string // of heldNow, the ecmp VIPs
 	stats     Stats
 	quit      chan struct{} // closed by Close: Run returns
 	wake      chan struct{} // poked after every change: Run may have work again
@@ -133,21 +139,24 @@ type Manager struct {
 
 type holding struct {
 	since time.Time
-	next  int // index into Schedule of the next announcement
+	next  int  // index into Schedule of the next announcement
+	ecmp  bool // held in both roles, never announced (ecmp.go)
 }
 
 // intent is what the manager was last told, and when (its generation).
 type intent struct {
 	gen    uint64
 	leader bool // and not closed: the VIPs are to be held
+	closed bool // nothing is to be held, not even the ecmp VIPs
 	want   []Addr
+	ecmp   []Addr // of want: held by a follower too
 	why    string
 }
 
 func (m *Manager) intent() intent {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return intent{gen: m.told, leader: m.leader && !m.closed, want: m.want, why: m.why}
+	return intent{gen: m.told, leader: m.leader && !m.closed, closed: m.closed, want: m.want, ecmp: m.ecmp, why: m.why}
 }
 
 // tell records what a caller says, and why, under mu only.
@@ -226,16 +235,16 @@ func (m *Manager) quitCh() chan struct{} {
 }
 
 // Update sets the VIPs of the replicated model. A leader adds and removes
-// what changed; a follower makes sure it holds none of them, whoever put
-// them there.
+// what changed; a follower holds the ecmp VIPs and makes sure it holds
+// none of the others, whoever put them there.
 func (m *Manager) Update(vips map[string]fsm.VIP) {
-	want := Want(m.Node, vips)
+	want, ecmp := Want(m.Node, vips), WantECMP(m.Node, vips)
 	m.mu.Lock()
-	if m.wantKnown && slices.Equal(want, m.want) {
+	if m.wantKnown && slices.Equal(want, m.want) && slices.Equal(ecmp, m.ecmp) {
 		m.mu.Unlock()
 		return
 	}
-	m.want, m.wantKnown = want, true
+	m.want, m.ecmp, m.wantKnown = want, ecmp, true
 	m.told++
 	m.why = "configuration changed"
 	m.mu.Unlock()
@@ -270,16 +279,17 @@ func (m *Manager) wakeCh() chan struct{} {
 	return m.wake
 }
 
-// busy reports whether a Tick could do anything: addresses held (their
-// announcements, and the leadership guard), a failed change to retry or
-// one told but not yet worked on, an address another node still answered
-// for, or one an earlier process left. A change under way counts as busy.
+// busy reports whether a Tick could do anything: addresses held that are
+// announced (their announcements, and the leadership guard; not the ecmp
+// VIPs, which need neither), a failed change to retry or one told but not
+// yet worked on, an address another node still answered for, or one an
+// earlier process left. A change under way counts as busy.
 func (m *Manager) busy() bool {
 	if !m.opMu.TryLock() {
 		return true
 	}
 	defer m.opMu.Unlock()
-	return len(m.held) > 0 || m.failing || len(m.contested) > 0 || len(m.stale) > 0 || m.intent().gen != m.synced
+	return m.announcing() || m.failing || len(m.contested) > 0 || len(m.stale) > 0 || m.intent().gen != m.synced
 }
 
 // dropStrays removes VIP addresses this node holds without being leader:
@@ -334,6 +344,9 @@ func (m *Manager) Tick(now time.Time) {
 	sched := m.schedule()
 	for _, a := range slices.SortedFunc(maps.Keys(m.held), compareAddr) {
 		h := m.held[a]
+		if h.ecmp {
+			continue // every node holds it: nothing to tell the segment
+		}
 		due := false
 		for h.next < len(sched) && now.Sub(h.since) >= sched[h.next] {
 			h.next++
@@ -402,6 +415,7 @@ func (m *Manager) Stats() Stats {
 	defer m.mu.Unlock()
 	s := m.stats
 	s.Held = append([]string{}, m.heldNow...)
+	s.ECMP = slices.Clone(m.ecmpNow)
 	return s
 }
 
@@ -409,11 +423,15 @@ func (m *Manager) Stats() Stats {
 // m.held.
 func (m *Manager) publishHeld() {
 	now := make([]string, 0, len(m.held))
+	var ecmp []string
 	for _, a := range slices.SortedFunc(maps.Keys(m.held), compareAddr) {
 		now = append(now, a.String())
+		if m.held[a].ecmp {
+			ecmp = append(ecmp, a.String())
+		}
 	}
 	m.mu.Lock()
-	m.heldNow = now
+	m.heldNow, m.ecmpNow = now, ecmp
 	m.mu.Unlock()
 }
 
@@ -446,10 +464,7 @@ func (m *Manager) syncTo(in intent, reason string) {
 	}
 	m.lastTry = time.Now()
 	m.failing = false
-	var want []Addr
-	if in.leader {
-		want = in.want
-	}
+	want := in.wanted()
 	var left []Addr
 	for _, a := range m.stale {
 		start := time.Now()
@@ -478,9 +493,9 @@ func (m *Manager) syncTo(in intent, reason string) {
 		m.fail("record", Addr{}, reason, err)
 	}
 	m.forgetContests(want)
+	m.setModes(in)
 	if !in.leader {
-		m.dropStrays(in.want, reason)
-		return
+		m.dropStrays(in.leaderOnly(), reason)
 	}
 	for _, a := range want {
 		if _, ok := m.held[a]; ok {
@@ -489,7 +504,9 @@ func (m *Manager) syncTo(in intent, reason string) {
 		if m.intent().gen != in.gen {
 			return // told something newer: sync starts again on it
 		}
-		if !m.free(a) {
+		ecmp := slices.Contains(in.ecmp, a)
+		// Another node answering for an ecmp VIP is the mode working.
+		if !ecmp && !m.free(a) {
 			continue
 		}
 		// Recorded before it exists, so a crash in between still leaves
@@ -503,7 +520,7 @@ func (m *Manager) syncTo(in intent, reason string) {
 			m.fail("add", a, reason, err)
 			continue
 		}
-		m.held[a] = &holding{since: start}
+		m.held[a] = &holding{since: start, ecmp: ecmp}
 		m.publishHeld()
 		m.changed("added", a, reason, start)
 	}
@@ -513,7 +530,7 @@ func (m *Manager) syncTo(in intent, reason string) {
 		if m.intent().gen != in.gen {
 			return
 		}
-		if h, ok := m.held[a]; ok && h.next == 0 && len(sched) > 0 && sched[0] == 0 {
+		if h, ok := m.held[a]; ok && !h.ecmp && h.next == 0 && len(sched) > 0 && sched[0] == 0 {
 			h.next = 1
 			m.announce(a)
 		}

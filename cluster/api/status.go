@@ -134,6 +134,8 @@ type CheckStatus struct {
 // VIPStats is what a node holds and its announcement counters (vip.Stats).
 type VIPStats struct {
 	Held []string `json:"held"`
+	// ECMP lists those of Held that are ecmp VIPs, which every node holds.
+	ECMP []string `json:"ecmp,omitempty"`
 	// Adds and Removes count address changes on the interfaces.
 	Adds    uint64 `json:"adds"`
 	Removes uint64 `json:"removes"`

@@ -25,6 +25,9 @@ type NodeStatus struct {
 	// VIPs is what this node holds and its announcement counters; nil with
 	// --vips=off.
 	VIPs *VIPStats `json:"vips,omitempty"`
+	// BGP is this node's BGP speaker and its ecmp announcements (bgp.go);
+	// nil with BGP off and no ecmp VIP in the model.
+	BGP *BGPStatus `json:"bgp,omitempty"`
 	// ForwardingOff lists the forwarding sysctls masquerading services
 	// need that are off on this node, read when the status is asked for;
 	// empty when none is (and with --ipvs=off, which programs no kernel).

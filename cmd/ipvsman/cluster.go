@@ -36,10 +36,10 @@ func clusterCmd(g *globals) *cobra.Command {
 					return e.Encode(st)
 				}
 				tw := tabwriter.NewWriter(out, 0, 8, 2, ' ', 0)
-				fmt.Fprintln(tw, "NODE\tROLE\tTERM\tAPPLIED\tCOMMIT\tVERSION\tSERVICES\tREAL SERVERS\tIPVS\tKERNEL TABLE\tVIPS\tSYNC\tRAFT ADDRESS\tAPI ADDRESS")
+				fmt.Fprintln(tw, "NODE\tROLE\tTERM\tAPPLIED\tCOMMIT\tVERSION\tSERVICES\tREAL SERVERS\tIPVS\tKERNEL TABLE\tVIPS\tSYNC\tBGP\tRAFT ADDRESS\tAPI ADDRESS")
 				for _, n := range st.Nodes {
 					if n.Status == nil {
-						fmt.Fprintf(tw, "%s\tunreachable\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t%s\n", cell(n.ID), cell(n.APIAddr))
+						fmt.Fprintf(tw, "%s\tunreachable\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t%s\n", cell(n.ID), cell(n.APIAddr))
 						continue
 					}
 					s := n.Status
@@ -49,7 +49,7 @@ func clusterCmd(g *globals) *cobra.Command {
 							raftAddr = srv.RaftAddr
 						}
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", cell(s.ID), cell(s.State), s.Term, s.AppliedIndex, s.CommitIndex, s.ConfigVersion, s.Services, s.RealServers, cell(s.IPVS), cell(kernelTable(s)), cell(vipColumn(s)), cell(syncColumn(s)), cell(raftAddr), cell(n.APIAddr))
+					fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", cell(s.ID), cell(s.State), s.Term, s.AppliedIndex, s.CommitIndex, s.ConfigVersion, s.Services, s.RealServers, cell(s.IPVS), cell(kernelTable(s)), cell(vipColumn(s)), cell(syncColumn(s)), cell(api.BGPColumn(s.BGP)), cell(raftAddr), cell(n.APIAddr))
 				}
 				if err := tw.Flush(); err != nil {
 					return err
@@ -65,6 +65,9 @@ func clusterCmd(g *globals) *cobra.Command {
 					return errors.New(alarm)
 				}
 				if alarm := vipAlarm(st); alarm != "" {
+					return errors.New(alarm)
+				}
+				if alarm := api.BGPAlarm(st); alarm != "" {
 					return errors.New(alarm)
 				}
 				return nil
@@ -163,8 +166,8 @@ func kernelTable(s *api.NodeStatus) string {
 	return out
 }
 
-// vipColumn lists the VIPs a node holds: "off" when it does not manage
-// them (--vips=off), "-" when it holds none.
+// vipColumn lists the VIPs a node holds, an ecmp VIP as "ADDR (ecmp)":
+// "off" when it does not manage them (--vips=off), "-" when it holds none.
 func vipColumn(s *api.NodeStatus) string {
 	if s.VIPs == nil {
 		return "off"
@@ -175,6 +178,9 @@ func vipColumn(s *api.NodeStatus) string {
 	var p []string
 	for _, h := range s.VIPs.Held {
 		addr, _, _ := strings.Cut(h, " on ")
+		if slices.Contains(s.VIPs.ECMP, h) {
+			addr += " (ecmp)"
+		}
 		p = append(p, addr)
 	}
 	return strings.Join(p, ",")
@@ -209,7 +215,7 @@ func syncColumn(s *api.NodeStatus) string {
 
 // vipAlarm reports a VIP held by more than one node: two directors
 // answering ARP for one address, the split brain ipvsman exists to rule
-// out.
+// out. An ecmp VIP is held by every node by design and is left out.
 func vipAlarm(st api.ClusterStatus) string {
 	holders := map[string][]string{}
 	for _, n := range st.Nodes {
@@ -217,6 +223,9 @@ func vipAlarm(st api.ClusterStatus) string {
 			continue
 		}
 		for _, h := range n.Status.VIPs.Held {
+			if slices.Contains(n.Status.VIPs.ECMP, h) {
+				continue
+			}
 			addr, _, _ := strings.Cut(h, " on ")
 			holders[addr] = append(holders[addr], n.ID)
 		}

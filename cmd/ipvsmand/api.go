@@ -38,6 +38,7 @@ func (d *daemon) serveAPI() error {
 		srv.Kernel = func() (*fsm.Config, ipvsadm.Stats, error) { return director.KernelView(p.kernel) }
 		srv.Forwarding = d.forwardingStatus
 	}
+	srv.BGP = d.bgpStatus
 	if d.metrics != nil {
 		srv.Metrics = d.metrics.Handler()
 	}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/ipvsman/ipvsman/cluster"
@@ -51,6 +52,9 @@ type daemon struct {
 	reload    reloadState // what SIGHUP changes (reload.go)
 
 	hooks        *notify.Notifier // nil: no hook configured
+	ecmp         *ecmpPart        // nil: BGP off (bgp.go)
+	ecmpWake     chan struct{}    // the announcer's: readiness, kernel passes, state
+	tracked      atomic.Bool      // the readiness tracker has reported once
 	verdictHooks bool             // a hook wants real servers' up and down
 }
 
@@ -63,7 +67,7 @@ type stops struct {
 // newDaemon builds and starts every part, or none: an error unwinds what
 // was built.
 func newDaemon(o options, log *slog.Logger) (*daemon, error) {
-	d := &daemon{o: o, log: log, fatal: make(chan error, 1), syncWake: make(chan struct{}, 1)}
+	d := &daemon{o: o, log: log, fatal: make(chan error, 1), syncWake: make(chan struct{}, 1), ecmpWake: make(chan struct{}, 1)}
 	for _, step := range []func() error{
 		d.checkModes,
 		d.startHooks, // before the VIPs: their start-up cleanup is an event too
@@ -106,6 +110,10 @@ func (d *daemon) run(ctx context.Context) error {
 // follow the state; last, the stack unwinds the handles (netlink, the
 // sync socket, the announcement sockets, the listener).
 func (d *daemon) shutdown() {
+	// A planned drain of the ecmp VIPs comes before everything, the
+	// watchdog included: the node serves while the routers move the flows
+	// away, for --bgp-drain-timeout at most.
+	d.drainECMP()
 	defer shutdownWatchdog(d.log, 25*time.Second)()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -323,6 +331,9 @@ func (d *daemon) startParts() error {
 		d.startIPVS()
 	}
 	d.startReadiness()
+	if err := d.startBGP(); err != nil {
+		return err
+	}
 	if d.verdictHooks {
 		d.stop.verdicts = d.stack.push("verdict hooks", start(d.watchVerdicts))
 	}

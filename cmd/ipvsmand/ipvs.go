@@ -70,9 +70,13 @@ func (d *daemon) openIPVS() error {
 // (the sync threads) on every leadership change.
 func (d *daemon) startIPVS() {
 	p, node := d.ipvs, d.node
+	observe := func(director.Report) {}
 	if d.metrics != nil {
-		p.rec.Observe = d.metrics.ObserveReconcile
+		observe = d.metrics.ObserveReconcile
 	}
+	// The ecmp announcer hears of every pass: the kernel table's state
+	// is one of its conditions.
+	p.rec.Observe = func(r director.Report) { observe(r); poke(d.ecmpWake) }
 	d.seedOwned()
 	changes := node.Subscribe()
 	// Its closer cancels Run and waits for it: a pass under way finishes.

@@ -61,6 +61,7 @@ type options struct {
 	resyncCPU                                        float64 // percent of one CPU
 	timing                                           cluster.Config
 	track                                            trackOptions
+	bgp                                              bgpOptions // bgp.go
 	notify                                           notifyOptions
 	realtime                                         realtime
 }
@@ -139,6 +140,7 @@ func defineFlags(f *pflag.FlagSet, o *options) {
 	f.StringVar(&o.checkDir, "check-dir", check.DefaultCheckDir, "exec health checks run only programs in this directory, named by their name or path in it (no $PATH, no shell); it, every directory above it and each program must belong to root and not be writable by group or others. Whoever holds the cluster token may run these programs on the leader, as --check-user")
 	f.StringVar(&o.checkUser, "check-user", "", "run exec health checks as this user (a name or a uid), with its primary group and no supplementary groups; empty: as the daemon's user (root)")
 	registerTrack(f, &o.track)
+	registerBGP(f, &o.bgp)
 	registerNotify(f, &o.notify)
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&o.logFormat, "log-format", "text", "text or json")

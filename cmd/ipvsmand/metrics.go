@@ -31,7 +31,7 @@ func newMetrics(d *daemon) *metrics.Metrics {
 	src := metrics.Sources{
 		Node: d.o.nodeID, Version: release.Version, Log: d.log,
 		Status: d.node.Status, Model: d.node.View, Health: d.checks.runner.Statuses,
-		Failovers: d.failovers,
+		Failovers: d.failovers, BGP: d.bgpStatus,
 	}
 	if p := d.ipvs; p != nil {
 		src.Kernel = p.kernel.ReadStats

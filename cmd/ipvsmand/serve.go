@@ -117,6 +117,8 @@ func (d *daemon) startReadiness() {
 		Log:      d.log,
 		OnChange: func(ready bool, reason string) {
 			d.node.SetReadiness(cluster.Readiness{Ready: ready, Reason: reason})
+			d.tracked.Store(true)
+			poke(d.ecmpWake)
 		},
 	}
 	tr.Links = func() []string {

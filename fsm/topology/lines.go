@@ -184,7 +184,7 @@ func parseLines(data []byte) (*fsm.Config, error) {
 
 func parseVIPLine(f []string) (fsm.VIP, error) {
 	if len(f) < 3 {
-		return fsm.VIP{}, fmt.Errorf("vip %q: want vip ADDRESS[/PREFIXLEN] INTERFACE [NODE=INTERFACE ...]", strings.Join(f, " "))
+		return fsm.VIP{}, fmt.Errorf("vip %q: want vip ADDRESS[/PREFIXLEN] INTERFACE [ecmp] [NODE=INTERFACE ...]", strings.Join(f, " "))
 	}
 	p, err := parseVIPAddr(f[1])
 	if err != nil {
@@ -192,9 +192,19 @@ func parseVIPLine(f []string) (fsm.VIP, error) {
 	}
 	v := fsm.VIP{Prefix: p, Interface: f[2]}
 	for _, o := range f[3:] {
+		// The mode is a bare word: a word without '=' was an error before
+		// it, so no older file reads differently (mode=ecmp would be node
+		// "mode" on interface "ecmp").
+		if o == fsm.VIPModeECMP {
+			if v.ECMP() {
+				return fsm.VIP{}, fmt.Errorf("vip %s: ecmp: given twice", f[1])
+			}
+			v.Mode = fsm.VIPModeECMP
+			continue
+		}
 		node, iface, ok := strings.Cut(o, "=")
 		if !ok {
-			return fsm.VIP{}, fmt.Errorf("vip %s: %q: want NODE=INTERFACE", f[1], o)
+			return fsm.VIP{}, fmt.Errorf("vip %s: %q: want ecmp or NODE=INTERFACE", f[1], o)
 		}
 		if _, dup := v.Interfaces[node]; dup {
 			return fsm.VIP{}, fmt.Errorf("vip %s: node %s: interface given twice", f[1], node)

@@ -329,7 +329,7 @@ func TestLinesErrors(t *testing.T) {
 		{"junk after options", h + `(-m) x`, []string{`unexpected "x"`}},
 		{"options before servers", h + `(-m) ["a:10.1.0.1"]`, []string{`unexpected "[\"a:10.1.0.1\"]"`}},
 		{"vip without interface", `vip 10.0.0.1/24`, []string{"line 1:", "want vip ADDRESS[/PREFIXLEN] INTERFACE"}},
-		{"vip override without =", `vip 10.0.0.1/24 eth0 d2`, []string{"line 1:", `vip 10.0.0.1/24: "d2": want NODE=INTERFACE`}},
+		{"vip override without =", `vip 10.0.0.1/24 eth0 d2`, []string{"line 1:", `vip 10.0.0.1/24: "d2": want ecmp or NODE=INTERFACE`}},
 		{"vip override twice", `vip 10.0.0.1/24 eth0 d2=a d2=b`, []string{"line 1:", "node d2: interface given twice"}},
 		{"vip override bad node", `vip 10.0.0.1/24 eth0 d/2=a`, []string{"line 1:", `node id "d/2"`}},
 		{"vip override bad interface", `vip 10.0.0.1/24 eth0 d2=`, []string{"line 1:", `interface on node d2 ""`}},

@@ -37,7 +37,7 @@ func MarshalYAML(cfg *fsm.Config) ([]byte, error) {
 	}
 	for _, k := range slices.Sorted(maps.Keys(cfg.VIPs)) {
 		v := cfg.VIPs[k]
-		f.VIPs = append(f.VIPs, yamlVIP{Address: v.Prefix.String(), Interface: v.Interface, Interfaces: v.Interfaces})
+		f.VIPs = append(f.VIPs, yamlVIP{Address: v.Prefix.String(), Interface: v.Interface, Interfaces: v.Interfaces, Mode: v.Mode})
 	}
 	svcs := make([]*fsm.Service, 0, len(cfg.Services))
 	for k, svc := range cfg.Services {

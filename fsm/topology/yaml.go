@@ -55,6 +55,8 @@ type yamlVIP struct {
 	Interface string `yaml:"interface"`
 	// Per-node interface overrides: node ID -> interface.
 	Interfaces map[string]string `yaml:"interfaces,omitempty"`
+	// Mode is "ecmp" for a VIP every ready node holds and announces.
+	Mode string `yaml:"mode,omitempty"`
 }
 
 type yamlService struct {
@@ -220,10 +222,11 @@ func (b *yamlBuilder) build(f *yamlFile) {
 			b.fail(at, "address", "", err)
 			continue
 		}
-		v := fsm.VIP{Prefix: p, Interface: yv.Interface, Interfaces: yv.Interfaces}
+		v := fsm.VIP{Prefix: p, Interface: yv.Interface, Interfaces: yv.Interfaces, Mode: yv.Mode}
 		if len(v.Interfaces) == 0 {
 			v.Interfaces = nil
 		}
+		fsm.NormalizeVIP(&v)
 		if err := fsm.ValidateVIP(v); err != nil {
 			b.fail(at, "", "", err)
 			continue

@@ -83,7 +83,7 @@ var (
 	schemaItems    = map[string]string{
 		"yamlFile":        "top-level key (want version, vips, services, timeouts, sync)",
 		"yamlSync":        "sync key (want off, id, group, port, ttl, max_len)",
-		"yamlVIP":         "vip key (want address, interface)",
+		"yamlVIP":         "vip key (want address, interface, interfaces, mode)",
 		"yamlService":     "service key",
 		"yamlServer":      "real server key",
 		"yamlPersistence": "persistence key (want timeout, netmask)",

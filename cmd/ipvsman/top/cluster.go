@@ -37,7 +37,8 @@ func (m *Model) leader() string {
 
 // vipOwner is the node holding the VIPs: "off" when no node manages them,
 // "none" when none holds one, "SPLIT a+b" when more than one does (the
-// split brain ipvsman exists to rule out).
+// split brain ipvsman exists to rule out). The ecmp VIPs, which every node
+// holds, are not counted there but after it: "d1, ecmp on 3".
 func (m *Model) vipOwner() string {
 	cs := m.cluster()
 	if cs == nil {
@@ -45,24 +46,34 @@ func (m *Model) vipOwner() string {
 	}
 	managed := false
 	var holders []string
+	ecmp := 0
 	for _, n := range cs.Nodes {
 		if n.Status == nil || n.Status.VIPs == nil {
 			continue
 		}
 		managed = true
-		if len(n.Status.VIPs.Held) > 0 {
+		if v := n.Status.VIPs; len(v.Held) > len(v.ECMP) {
 			holders = append(holders, n.ID)
 		}
+		if len(n.Status.VIPs.ECMP) > 0 {
+			ecmp++
+		}
 	}
+	owner := ""
 	switch {
 	case !managed:
 		return "off"
 	case len(holders) == 0:
-		return "none"
+		owner = "none"
 	case len(holders) > 1:
-		return "SPLIT " + strings.Join(holders, "+")
+		owner = "SPLIT " + strings.Join(holders, "+")
+	default:
+		owner = holders[0]
 	}
-	return holders[0]
+	if ecmp > 0 {
+		owner += fmt.Sprintf(", ecmp on %d", ecmp)
+	}
+	return owner
 }
 
 func (m *Model) nodeStatus(id string) *api.NodeStatus {

@@ -126,6 +126,9 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range append(serviceCounters.descs(), backendCounters.descs()...) {
 		ch <- d
 	}
+	for _, d := range bgpDescs {
+		ch <- d
+	}
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
@@ -142,6 +145,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	m.collectKernel(ch)
 	m.collectReconcile(ch)
 	m.collectSync(ch)
+	m.collectBGP(ch)
 }
 
 func gauge(ch chan<- prometheus.Metric, d *prometheus.Desc, v float64, labels ...string) {

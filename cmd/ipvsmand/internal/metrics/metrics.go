@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/ipvsman/ipvsman/cluster"
+	"github.com/ipvsman/ipvsman/cluster/api"
 	"github.com/ipvsman/ipvsman/director"
 	"github.com/ipvsman/ipvsman/director/health"
 	"github.com/ipvsman/ipvsman/fsm"
@@ -59,6 +60,9 @@ type Sources struct {
 	// Resync is drift repair's CPU so far and its last round's duration
 	// (director.Reconciler.ResyncCPU, ResyncRound).
 	Resync func() (cpu, round time.Duration)
+	// BGP is the ecmp announcer and its BGP sessions (the node status's
+	// BGP section); nil or a nil answer: BGP off, no series.
+	BGP func() *api.BGPStatus
 	// Failovers counts leadership changes; the daemon makes it before the
 	// Raft node opens (NewFailovers). nil: New makes its own.
 	Failovers *Failovers

@@ -64,6 +64,7 @@ type Server struct {
 	Conns      func() ([]director.Conn, error)            // this node's connection table; nil with --ipvs=off
 	VIPs       func() vip.Stats                           // nil with --vips=off
 	Forwarding func() []api.ForwardingOff                 // forwarding switches masquerading needs that are off; nil with --ipvs=off
+	BGP        func() *api.BGPStatus                      // the ecmp announcements and BGP sessions; nil: none to report
 	Health     func() []health.Status                     // the leader's checks; nil: none run here
 	Throttle   func() (limit, ceiling int)                // the leader's bound on checks in flight; nil: none
 	// Bulk runs the leader's side of a large write (decoding, planning),
@@ -356,6 +357,9 @@ func (s *Server) nodeStatus() api.NodeStatus {
 	}
 	if s.Forwarding != nil {
 		st.ForwardingOff = s.Forwarding()
+	}
+	if s.BGP != nil {
+		st.BGP = s.BGP()
 	}
 	return st
 }

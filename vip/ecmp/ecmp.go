@@ -1,0 +1,265 @@
+// Package ecmp decides which ecmp VIPs this node announces over BGP and
+// applies the decision to a speaker (vip/bgp): every prefix while the node
+// can serve, none the moment it cannot, and a planned drain on shutdown.
+//
+// Decide is pure; Announcer holds what was applied and is stepped by its
+// owner on every change of the inputs (Run), so tests drive it with a
+// recording speaker and hand-built inputs.
+package ecmp
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Inputs are the facts the decision rests on, read by the daemon.
+type Inputs struct {
+	// VIPs are the prefixes of the model's ecmp VIPs.
+	VIPs []netip.Prefix
+	// Ready is the VIP tracker's verdict (links, gateway, scripts, kernel
+	// table applied); Reason says why not.
+	Ready  bool
+	Reason string
+	// CaughtUp is false while this node's state lags the cluster's log
+	// (Lag says how): it would direct by an older model.
+	CaughtUp bool
+	Lag      string
+	// KernelOK is false while the kernel table is not the model's (the
+	// reconciler's last pass failed or none ran yet); Kernel says why.
+	KernelOK bool
+	Kernel   string
+}
+
+// Decide returns the prefixes to announce now, sorted, and, when there
+// are ecmp VIPs but none may be announced, why not.
+func Decide(in Inputs) ([]netip.Prefix, string) {
+	var why string
+	switch {
+	case !in.Ready:
+		why = "not ready: " + in.Reason
+	case !in.CaughtUp:
+		why = "not caught up: " + in.Lag
+	case !in.KernelOK:
+		why = "kernel table: " + in.Kernel
+	}
+	if why != "" {
+		if len(in.VIPs) == 0 {
+			return nil, ""
+		}
+		return nil, why
+	}
+	out := slices.Clone(in.VIPs)
+	slices.SortFunc(out, cmpPrefix)
+	return slices.Compact(out), ""
+}
+
+// Speaker is the part of vip/bgp.Speaker the announcer uses.
+type Speaker interface {
+	Announce(prefix netip.Prefix) error
+	Drain(prefix netip.Prefix) error
+	Withdraw(prefix netip.Prefix) error
+}
+
+// Status is what the announcer has applied.
+type Status struct {
+	Announced []netip.Prefix // sorted
+	Draining  bool           // a planned drain is under way (shutdown)
+	// Why is the reason nothing is announced although ecmp VIPs exist.
+	Why string
+	// Announcements and Withdrawals count prefixes announced and withdrawn
+	// since start.
+	Announcements, Withdrawals uint64
+}
+
+// Announcer applies Decide to a speaker. Step and Drain may be called
+// from any goroutine; Run is the usual caller of Step.
+type Announcer struct {
+	Speaker Speaker
+	Inputs  func() Inputs
+	Log     *slog.Logger
+	Node    string
+
+	mu        sync.Mutex
+	announced map[netip.Prefix]bool
+	failed    map[netip.Prefix]bool // announce or withdraw failed: retried
+	draining  bool
+	why       string
+	ann, wd   uint64
+}
+
+// Step reads the inputs and announces or withdraws what differs. After a
+// drain began it does nothing: the drain owns the announcements. It
+// returns whether a speaker call failed (the caller retries later).
+func (a *Announcer) Step() bool {
+	in := a.Inputs()
+	want, why := Decide(in)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.draining {
+		return false
+	}
+	if a.announced == nil {
+		a.announced, a.failed = map[netip.Prefix]bool{}, map[netip.Prefix]bool{}
+	}
+	failed := false
+	keep := map[netip.Prefix]bool{}
+	for _, p := range want {
+		keep[p] = true
+	}
+	for _, p := range slices.SortedFunc(maps.Keys(a.announced), cmpPrefix) {
+		if keep[p] {
+			continue
+		}
+		reason := why
+		if reason == "" {
+			reason = "no longer an ecmp VIP of the model"
+		}
+		if err := a.Speaker.Withdraw(p); err != nil {
+			a.Log.Error("bgp withdraw failed; retrying", "node", a.Node, "prefix", p, "reason", reason, "err", err)
+			failed = true
+			continue
+		}
+		delete(a.announced, p)
+		a.wd++
+		a.Log.Info("ecmp withdraw", "node", a.Node, "prefix", p, "reason", reason)
+	}
+	for _, p := range want {
+		if a.announced[p] {
+			continue
+		}
+		if err := a.Speaker.Announce(p); err != nil {
+			if !a.failed[p] {
+				a.Log.Error("bgp announce failed; retrying", "node", a.Node, "prefix", p, "err", err)
+			}
+			a.failed[p] = true
+			failed = true
+			continue
+		}
+		delete(a.failed, p)
+		a.announced[p] = true
+		a.ann++
+		a.Log.Info("ecmp announce", "node", a.Node, "prefix", p, "reason", "ready, caught up, kernel table applied")
+	}
+	if why != a.why && why != "" && len(a.announced) == 0 {
+		a.Log.Warn("ecmp VIPs not announced", "node", a.Node, "vips", len(in.VIPs), "reason", why)
+	}
+	a.why = why
+	return failed
+}
+
+// Run steps once, then on every wake, until ctx ends; a failed speaker
+// call is retried after retry. It is the announcer's one goroutine, owned
+// by the caller.
+func (a *Announcer) Run(ctx context.Context, wake <-chan struct{}, retry time.Duration) {
+	for {
+		var again <-chan time.Time
+		var t *time.Timer
+		if a.Step() {
+			t = time.NewTimer(retry)
+			again = t.C
+		}
+		select {
+		case <-ctx.Done():
+		case <-wake:
+		case <-again:
+		}
+		if t != nil {
+			t.Stop()
+		}
+		if ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+// Drain is the planned shutdown: it stops Step, re-announces every
+// announced prefix with GRACEFUL_SHUTDOWN (the speaker's Drain), waits
+// until active reports no connection or timeout passes, then withdraws
+// them all. Without announcements it returns at once. active nil waits
+// for nothing (no kernel to read).
+func (a *Announcer) Drain(ctx context.Context, timeout time.Duration, active func() (int, error)) {
+	a.mu.Lock()
+	a.draining = true
+	prefixes := slices.SortedFunc(maps.Keys(a.announced), cmpPrefix)
+	a.mu.Unlock()
+	if len(prefixes) == 0 {
+		return
+	}
+	for _, p := range prefixes {
+		if err := a.Speaker.Drain(p); err != nil {
+			a.Log.Error("bgp drain failed", "node", a.Node, "prefix", p, "err", err)
+			continue
+		}
+	}
+	a.Log.Info("ecmp drain: graceful shutdown announced; waiting for the connections to end", "node", a.Node, "prefixes", len(prefixes), "timeout", timeout)
+	left, why := a.waitIdle(ctx, timeout, active)
+	a.Log.Info("ecmp drain: wait over", "node", a.Node, "active_connections", left, "reason", why)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, p := range prefixes {
+		if err := a.Speaker.Withdraw(p); err != nil {
+			a.Log.Error("bgp withdraw failed", "node", a.Node, "prefix", p, "err", err)
+			continue
+		}
+		delete(a.announced, p)
+		a.wd++
+		a.Log.Info("ecmp withdraw", "node", a.Node, "prefix", p, "reason", "shutdown")
+	}
+}
+
+// waitIdle polls active, the kernel's connection count, until it is 0 or
+// timeout passes: the kernel tells nobody when a connection ends, so this
+// one wait polls (every 200 ms, cheap: one dump of this node's services).
+func (a *Announcer) waitIdle(ctx context.Context, timeout time.Duration, active func() (int, error)) (int, string) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if active == nil {
+		<-ctx.Done()
+		return 0, fmt.Sprintf("no kernel table to read: waited %s", timeout)
+	}
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	last := -1
+	for {
+		n, err := active()
+		switch {
+		case err != nil:
+			a.Log.Warn("ecmp drain: active connections unreadable", "node", a.Node, "err", err)
+		case n == 0:
+			return 0, "no active connection left"
+		default:
+			last = n
+		}
+		select {
+		case <-ctx.Done():
+			return last, fmt.Sprintf("drain timeout %s passed", timeout)
+		case <-tick.C:
+		}
+	}
+}
+
+// Status returns what is applied now.
+func (a *Announcer) Status() Status {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return Status{
+		Announced:     slices.SortedFunc(maps.Keys(a.announced), cmpPrefix),
+		Draining:      a.draining,
+		Why:           a.why,
+		Announcements: a.ann,
+		Withdrawals:   a.wd,
+	}
+}
+
+func cmpPrefix(a, b netip.Prefix) int {
+	if c := a.Addr().Compare(b.Addr()); c != 0 {
+		return c
+	}
+	return a.Bits() - b.Bits()
+}
