@@ -232,7 +232,7 @@ func settle(t *testing.T, sp *speakerProc) {
 
 func measureAnnounce(t *testing.T, kind string, n int) []rounds {
 	tp := newTopology(t, 1)
-	startBird(t, tp.router, routerConf(routerOptions{speakers: 1, hold: 9}))
+	harness.StartBird(t, tp.router, routerConf(routerOptions{speakers: 1, hold: 9}))
 	f := newFIB(t, tp.router)
 	sp := tp.startSpeaker(1, kind, measureConfig(9*time.Second, false))
 	settle(t, sp)
@@ -252,7 +252,7 @@ func measureAnnounce(t *testing.T, kind string, n int) []rounds {
 
 func measureKill(t *testing.T, kind string, n int) rounds {
 	tp := newTopology(t, 1)
-	startBird(t, tp.router, routerConf(routerOptions{speakers: 1, hold: 9}))
+	harness.StartBird(t, tp.router, routerConf(routerOptions{speakers: 1, hold: 9}))
 	f := newFIB(t, tp.router)
 	r := rounds{name: kind + " SIGKILL → FIB"}
 	for range n {
@@ -275,7 +275,7 @@ func measureCut(t *testing.T, kind string, bfd bool, n int) rounds {
 		name = kind + " link cut, BFD 100ms×3 → FIB"
 	}
 	tp := newTopology(t, 1)
-	router := startBird(t, tp.router, routerConf(routerOptions{speakers: 1, hold: hold, bfd: bfd}))
+	router := harness.StartBird(t, tp.router, routerConf(routerOptions{speakers: 1, hold: hold, bfd: bfd}))
 	f := newFIB(t, tp.router)
 	r := rounds{name: name}
 	for range n {
@@ -283,7 +283,7 @@ func measureCut(t *testing.T, kind string, bfd bool, n int) rounds {
 		settle(t, sp)
 		if bfd {
 			harness.Eventually(t, 10*time.Second, "BFD up at the router", func() (bool, string) {
-				out, err := router.cmd("show", "bfd", "sessions")
+				out, err := router.Cmd("show", "bfd", "sessions")
 				return err == nil && strings.Contains(out, " Up "), out
 			})
 		}
@@ -307,7 +307,7 @@ func measureCut(t *testing.T, kind string, bfd bool, n int) rounds {
 // route is back in its FIB.
 func measureRouterReset(t *testing.T, kind string, n int) rounds {
 	tp := newTopology(t, 1)
-	router := startBird(t, tp.router, routerConf(routerOptions{speakers: 1, hold: 9, bfd: true}))
+	router := harness.StartBird(t, tp.router, routerConf(routerOptions{speakers: 1, hold: 9, bfd: true}))
 	f := newFIB(t, tp.router)
 	sp := tp.startSpeaker(1, kind, measureConfig(9*time.Second, true))
 	settle(t, sp)
@@ -316,11 +316,11 @@ func measureRouterReset(t *testing.T, kind string, n int) rounds {
 	for range n {
 		f.waitNexthops(t, vip4, 10*time.Second, speakerAddr(1))
 		harness.Eventually(t, 10*time.Second, "BFD up at the router", func() (bool, string) {
-			out, err := router.cmd("show", "bfd", "sessions")
+			out, err := router.Cmd("show", "bfd", "sessions")
 			return err == nil && strings.Contains(out, " Up "), out
 		})
 		t0 := time.Now()
-		if _, err := router.cmd("restart", "s1"); err != nil {
+		if _, err := router.Cmd("restart", "s1"); err != nil {
 			t.Fatal(err)
 		}
 		poll(t, t0, 10*time.Second, "gone after the reset", func() bool { h, _ := f.nexthops(vip4); return len(h) == 0 })
@@ -334,7 +334,7 @@ func measureRouterReset(t *testing.T, kind string, n int) rounds {
 // daemon's crash leaves BIRD running and the route in place.
 func measureNoDeathsig(t *testing.T) {
 	tp := newTopology(t, 1)
-	startBird(t, tp.router, routerConf(routerOptions{speakers: 1, hold: 9}))
+	harness.StartBird(t, tp.router, routerConf(routerOptions{speakers: 1, hold: 9}))
 	f := newFIB(t, tp.router)
 	sp := tp.startSpeaker(1, "bird-nodeathsig", measureConfig(9*time.Second, false))
 	settle(t, sp)

@@ -10,7 +10,6 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -22,7 +21,6 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/ipvsman/ipvsman/test/harness"
-	"github.com/ipvsman/ipvsman/test/skip"
 )
 
 // A router namespace running Debian's BIRD and speaker namespaces on one
@@ -58,14 +56,7 @@ type topology struct {
 // requireRouter fails (in CI) or skips (elsewhere) without root or BIRD.
 func requireRouter(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		skip.Now(t, "bgp: network namespaces need root")
-	}
-	for _, p := range []string{"bird", "birdc", "ip"} {
-		if _, err := exec.LookPath(p); err != nil {
-			skip.Nowf(t, "bgp: no %s: install Debian's bird2 (.ci/run does)", p)
-		}
-	}
+	harness.RequireBird(t)
 }
 
 func run(args ...string) error {
@@ -190,61 +181,6 @@ filter gshut { if (65535, 0) ~ bgp_community then bgp_local_pref = 0; accept; }
 		}
 	}
 	return b.String()
-}
-
-// bird is a BIRD process in a namespace, with its control socket.
-type bird struct {
-	sock string
-	proc *proc
-}
-
-// startBird runs BIRD in the foreground in ns with conf; it is killed and
-// awaited at cleanup, and with the test process (Pdeathsig).
-func startBird(t *testing.T, ns, conf string) *bird {
-	t.Helper()
-	dir := t.TempDir()
-	cf := filepath.Join(dir, "bird.conf")
-	if err := os.WriteFile(cf, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	b := &bird{sock: filepath.Join(dir, "bird.ctl")}
-	b.proc = start(t, "bird@"+ns, exec.Command("ip", "netns", "exec", ns, "bird", "-f", "-c", cf, "-s", b.sock, "-P", filepath.Join(dir, "bird.pid")))
-	harness.Eventually(t, 10*time.Second, "BIRD answering on "+b.sock, func() (bool, string) {
-		out, err := b.cmd("show", "status")
-		return err == nil && strings.Contains(out, "Daemon is up and running"), out + b.proc.output()
-	})
-	return b
-}
-
-func (b *bird) cmd(args ...string) (string, error) {
-	out, err := exec.Command("birdc", append([]string{"-s", b.sock}, args...)...).CombinedOutput()
-	if err != nil {
-		return string(out), fmt.Errorf("birdc %s: %w: %s", strings.Join(args, " "), err, out)
-	}
-	return string(out), nil
-}
-
-// communities reads `show route all` for prefix and returns, for each BGP
-// protocol with a path to it, the communities BIRD shows on that path.
-func (b *bird) communities(prefix netip.Prefix) (map[string]string, string, error) {
-	out, err := b.cmd("show", "route", "all", "for", prefix.String())
-	if err != nil {
-		return nil, out, err
-	}
-	got := map[string]string{}
-	proto := ""
-	for _, line := range strings.Split(out, "\n") {
-		if i := strings.Index(line, "unicast ["); i >= 0 {
-			if f := strings.Fields(line[i+len("unicast ["):]); len(f) > 0 {
-				proto = f[0]
-				got[proto] = ""
-			}
-		}
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "BGP.community:"); ok && proto != "" {
-			got[proto] = strings.TrimSpace(v)
-		}
-	}
-	return got, out, nil
 }
 
 // proc is a child process with its output kept; cleanup kills and awaits

@@ -43,7 +43,7 @@ func speakerConfig(i int) Config {
 func TestRouterECMP(t *testing.T) {
 	requireRouter(t)
 	tp := newTopology(t, 3)
-	router := startBird(t, tp.router, routerConf(routerOptions{speakers: 3, hold: 30, bfd: true, ipv6: true, password: true}))
+	router := harness.StartBird(t, tp.router, routerConf(routerOptions{speakers: 3, hold: 30, bfd: true, ipv6: true, password: true}))
 	f := newFIB(t, tp.router)
 	s1, s2, s3 := speakerAddr(1), speakerAddr(2), speakerAddr(3)
 
@@ -70,14 +70,14 @@ func TestRouterECMP(t *testing.T) {
 			return ok, tp.speaker[i] + ": " + s.do("peers")
 		})
 	}
-	out, err := router.cmd("show", "bfd", "sessions")
+	out, err := router.Cmd("show", "bfd", "sessions")
 	if err != nil || strings.Count(out, " Up ") != 3 {
 		t.Fatalf("the router's BFD sessions, want 3 up: %v\n%s", err, out)
 	}
 
 	// The router resets speaker 2's IPv4 session: the speaker logs it down
 	// with the router's reason, then up again, and its next hop returns.
-	if _, err := router.cmd("restart", "s2"); err != nil {
+	if _, err := router.Cmd("restart", "s2"); err != nil {
 		t.Fatal(err)
 	}
 	harness.Eventually(t, 30*time.Second, "speaker 2's session down once, then up again", func() (bool, string) {
@@ -89,7 +89,7 @@ func TestRouterECMP(t *testing.T) {
 	f.waitNexthops(t, vip4, 30*time.Second, s1, s2, s3)
 	harness.Eventually(t, 10*time.Second, "speaker 2's BFD up again", func() (bool, string) {
 		st := sp[1].peers()
-		out, _ := router.cmd("show", "bfd", "sessions")
+		out, _ := router.Cmd("show", "bfd", "sessions")
 		return st[0].BFD == "up" && strings.Count(out, " Up ") == 3, out
 	})
 
@@ -105,7 +105,7 @@ func TestRouterECMP(t *testing.T) {
 	// RFC 8326 policy, drops it from the ECMP set.
 	sp[0].do("drain " + vip4.String())
 	harness.Eventually(t, 10*time.Second, "GRACEFUL_SHUTDOWN on speaker 1's path at the router", func() (bool, string) {
-		c, out, err := router.communities(vip4)
+		c, out, err := router.Communities(vip4)
 		return err == nil && c["s1"] == "(65535,0)" && c["s2"] == "" && c["s3"] == "", out
 	})
 	f.waitNexthops(t, vip4, 10*time.Second, s2, s3)
