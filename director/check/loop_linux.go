@@ -57,17 +57,23 @@ const (
 	maxStartsPerRound = 256
 	// maxLoopConns bounds the sockets open at once: the pace's ceiling.
 	maxLoopConns = 4096
-	// loopYield: how often the loop yields to the scheduler, well inside
-	// the runtime's 10 ms time slice.
-	loopYield = 2 * time.Millisecond
-	// loopMaxWait bounds one wait of a loop with checks, below that same
-	// 10 ms: a goroutine in one system call for 10 ms is preempted too,
-	// its processor handed to another thread, and the monitor reset to
-	// polling every 20 µs. Checks started together stay together (a check
-	// starts an interval after the last began), so a loop of 500 checks
-	// a second waited 10 to 17 ms a third of the time. With loopYield,
-	// yields are at most 8 ms and a round's work apart.
-	loopMaxWait = 6 * time.Millisecond
+	// loopYield: how long the loop runs between yields to the scheduler.
+	// The runtime preempts a goroutine that has not been through the
+	// scheduler for 10 ms, by signal, even one in a system call (which
+	// the signal interrupts), hands its processor to another thread and
+	// resets its monitor to polling every 20 µs. A yield is not free
+	// either: it wakes an idle processor's thread, which takes the
+	// goroutine while this one sleeps (two thread switches, four futex
+	// calls; in the lab VM 7% of the daemon's CPU went to yields every
+	// 2 ms). So the loop yields once every loopYield, and ends a short
+	// wait by the next yield: yields are loopYield, a millisecond of
+	// rounding and a round's work apart, under the 10 ms.
+	loopYield = 7 * time.Millisecond
+	// loopLongWait: a wait at least this long (few checks, long
+	// intervals) is not cut at the next yield. The runtime then takes
+	// the processor back once during it, which costs less than waking
+	// every loopYield to yield.
+	loopLongWait = 50 * time.Millisecond
 )
 
 type loopMsg struct {
@@ -243,7 +249,8 @@ func (l *Loop) run() {
 		// it by signal every 10 ms, and on each such preemption its
 		// monitor thread resets to polling every 20 µs: 8% of the
 		// daemon's CPU in the signal handler alone in the lab VM, and
-		// 1,500 monitor wake-ups a second on the host. Yielding is cheap.
+		// 1,500 monitor wake-ups a second on the host. A yield costs less
+		// (see loopYield).
 		if now.Sub(yielded) >= loopYield {
 			runtime.Gosched()
 			yielded = now
@@ -263,7 +270,7 @@ func (l *Loop) run() {
 		}
 		l.expire(now)
 		behind := l.startDue(now)
-		n, err := l.wait(l.waitMS(now, behind))
+		n, err := l.wait(l.waitMS(now, behind, yielded.Add(loopYield)))
 		if err != nil && !errors.Is(err, unix.EINTR) {
 			// Not expected of a valid epoll set; do not spin on it.
 			time.Sleep(10 * time.Millisecond)
@@ -334,8 +341,9 @@ func (l *Loop) shutdown() {
 	unix.Close(l.wake)
 }
 
-// waitMS is how long epoll may wait: until the next deadline or due start.
-func (l *Loop) waitMS(now time.Time, behind bool) int {
+// waitMS is how long epoll may wait: until the next deadline or due
+// start, and when that is near, no later than the next yield.
+func (l *Loop) waitMS(now time.Time, behind bool, yield time.Time) int {
 	if behind {
 		return 0
 	}
@@ -349,11 +357,14 @@ func (l *Loop) waitMS(now time.Time, behind bool) int {
 	if next.IsZero() {
 		return -1
 	}
+	if yield.Before(next) && next.Sub(now) < loopLongWait {
+		next = yield
+	}
 	d := next.Sub(now)
 	if d <= 0 {
 		return 0
 	}
-	return int((min(d, loopMaxWait) + time.Millisecond - 1) / time.Millisecond)
+	return int((d + time.Millisecond - 1) / time.Millisecond)
 }
 
 // expire ends the checks whose deadline has passed.
