@@ -32,7 +32,7 @@ func registerBGP(f *pflag.FlagSet, b *bgpOptions) {
 	f.Uint32Var(&b.as, "bgp-as", 0, "this node's BGP AS: ecmp VIPs are announced to the --bgp-peer routers while this node is ready; 0 (with no --bgp-peer): BGP off")
 	f.StringVar(&b.routerID, "bgp-router-id", "", "BGP router ID, an IPv4 address unique among the routers' peers (default: the --raft-addr host, when it is IPv4)")
 	f.StringArrayVar(&b.peers, "bgp-peer", nil, "a router to announce the ecmp VIPs to: ADDRESS,as=N[,bfd][,bfd-interval=300ms][,bfd-multiplier=3][,hold=9s][,local=ADDRESS][,password-file=PATH]; directly connected (repeat for more)")
-	f.DurationVar(&b.drainTimeout, "bgp-drain-timeout", 30*time.Second, "on SIGTERM the ecmp VIPs are announced with GRACEFUL_SHUTDOWN (65535:0) and withdrawn once this node's ecmp services have no active connection, or after this long")
+	f.DurationVar(&b.drainTimeout, "bgp-drain-timeout", 30*time.Second, "on SIGTERM the ecmp VIPs are announced with GRACEFUL_SHUTDOWN (65535:0) and withdrawn once the traffic has left this node's ecmp services (no active connection, or no packet for 2s), or after this long")
 }
 
 // bgpConfig checks the BGP flags and maps them onto the speaker's
@@ -317,15 +317,15 @@ func (d *daemon) drainECMP() {
 		return
 	}
 	timeout := d.o.bgp.drainTimeout
-	var active func() (int, error)
+	var traffic func() (ecmp.Traffic, error)
 	if d.ipvs != nil {
-		active = d.ecmpActive
+		traffic = d.ecmpTraffic
 	} else {
 		timeout = min(timeout, 2*time.Second)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout+5*time.Second)
 	defer cancel()
-	p.ann.Drain(ctx, timeout, active)
+	p.ann.Drain(ctx, timeout, traffic)
 	p.run.close(ctx)
 	if err := p.speaker.Close(); err != nil {
 		d.log.Warn("bgp speaker close", "node", d.o.nodeID, "err", err)
@@ -333,25 +333,30 @@ func (d *daemon) drainECMP() {
 	d.log.Info("ecmp drain done; shutting down the rest", "node", d.o.nodeID)
 }
 
-// ecmpActive counts the active connections of this node's ecmp services:
-// the kernel's services whose address is an ecmp VIP's (fwmark services
-// name no address and are not counted).
-func (d *daemon) ecmpActive() (int, error) {
+// ecmpTraffic sums the active connections and packets received of this
+// node's ecmp services: the kernel's services whose address is an ecmp
+// VIP's (fwmark services name no address and are not counted).
+func (d *daemon) ecmpTraffic() (ecmp.Traffic, error) {
 	var vips []netip.Prefix
 	d.node.View(func(st *fsm.State, _ uint64) { vips = ecmpVIPs(st) })
 	tbl, stats, err := d.ipvs.kernel.ReadStats()
 	if err != nil {
-		return 0, fmt.Errorf("read the kernel's IPVS table: %w", err)
+		return ecmp.Traffic{}, fmt.Errorf("read the kernel's IPVS table: %w", err)
 	}
-	n := 0
+	var tr ecmp.Traffic
 	for key, svc := range tbl {
+		if !svc.Key.Address.IsValid() {
+			continue
+		}
 		for _, v := range vips {
-			if svc.Key.Address.IsValid() && v.Contains(svc.Key.Address) {
-				n += int(stats[key].ActiveConns)
+			if v.Contains(svc.Key.Address) {
+				tr.Active += int(stats[key].ActiveConns)
+				tr.InPkts += stats[key].InPkts
+				break
 			}
 		}
 	}
-	return n, nil
+	return tr, nil
 }
 
 // bgpStatus is the node status's BGP section: nil with BGP off and no

@@ -13,19 +13,24 @@ import (
 
 	"github.com/ipvsman/ipvsman/test/harness"
 	"github.com/ipvsman/ipvsman/test/lab/topo"
+	"github.com/ipvsman/ipvsman/vip/ecmp"
 )
 
-// TestECMPBGPDrainCountsKernelConnections: three directors with real IPVS
-// announce the ecmp VIP 10.0.0.50/32 to a BIRD router in the client's
+// TestECMPBGPDrainWaitsForTheTrafficToLeave: three directors with real
+// IPVS announce the ecmp VIP 10.0.0.50/32 to a BIRD router in the client's
 // namespace, which spreads flows over them; DR real servers rs1 and rs2
 // hold the VIP on lo and serve echo on port 7. A long-lived echo
-// connection from the router's namespace is ESTABLISHED in one director's
-// kernel. SIGTERM to a director without it: its path gets 65535:0, and
-// it finds no active connection in the kernel and exits at once. SIGTERM
-// to the director with it: it drains likewise, but the kernel still
-// counts the connection active, so it waits out --bgp-drain-timeout
-// before it withdraws and exits.
-func TestECMPBGPDrainCountsKernelConnections(t *testing.T) {
+// connection from the router's namespace (a line every 200 ms) is
+// ESTABLISHED in one director's kernel. SIGTERM to a director without it:
+// its path gets 65535:0, it finds no active connection in the kernel and
+// exits at once. SIGTERM to the director with it: the router moves the
+// flow to the last director at once; the draining kernel still counts the
+// connection active, but no packet of it arrives, so the drain ends after
+// the quiet window, not at --bgp-drain-timeout, and the echo goes on
+// through the last director. SIGTERM to that last director: it is the
+// router's only path, the packets keep coming, and it waits out the
+// timeout.
+func TestECMPBGPDrainWaitsForTheTrafficToLeave(t *testing.T) {
 	requireKernelIPVS(t)
 	harness.RequireBird(t)
 	tp := topo.Build(t, topo.Options{Prefix: "ecbgp-", NoIPv6: true})
@@ -121,11 +126,26 @@ services:
 	}
 	loadedTook := stopWatched(loaded)
 	t.Logf("%s (one connection) stopped in %s", loaded.ID, loadedTook.Round(time.Millisecond))
-	if !strings.Contains(loaded.Log(), "drain timeout "+drain.String()+" passed") || !strings.Contains(loaded.Log(), `"active_connections":1`) || loadedTook < drain {
-		t.Fatalf("%s with a connection stopped after %s (drain timeout %s):\n%s", loaded.ID, loadedTook, drain, tail(loaded.Log(), "ecmp"))
+	if !strings.Contains(loaded.Log(), "no packet for "+ecmp.DefaultDrainQuiet.String()) || !strings.Contains(loaded.Log(), `"active_connections":1`) || loadedTook >= drain {
+		t.Fatalf("%s with a connection whose flow the router moved stopped after %s (drain timeout %s), want the quiet window:\n%s", loaded.ID, loadedTook, drain, tail(loaded.Log(), "ecmp"))
 	}
-	harness.WaitNexthops(t, routerNS, vip, 30*time.Second, dirs[nodes[3-idxOf(nodes, idle)-idxOf(nodes, loaded)].ID])
-	t.Logf("echo so far:\n%s", echo.Output())
+	last := nodes[3-idxOf(nodes, idle)-idxOf(nodes, loaded)]
+	harness.WaitNexthops(t, routerNS, vip, 30*time.Second, dirs[last.ID])
+	// The echo flow now reaches the last director: its kernel has the
+	// connection (from the sync, or created by the first packet there,
+	// sloppy_tcp). That the flow goes on is shown below: the last
+	// director's drain waits because its packets keep coming; a broken
+	// connection sends none.
+	harness.Eventually(t, 30*time.Second, "the echo connection in "+last.ID+"'s kernel", func() (bool, string) {
+		out, _ := tp.Exec(last.ID, "ipvsadm", "-L", "-n", "-c")
+		return strings.Contains(out, "ESTABLISHED") && strings.Contains(out, fmt.Sprintf("%s:%d", ecmpVIP, topo.EchoPort)), out
+	})
+	lastTook := stopWatched(last)
+	t.Logf("%s (the last path, the echo flow's packets arriving) stopped in %s", last.ID, lastTook.Round(time.Millisecond))
+	if !strings.Contains(last.Log(), "drain timeout "+drain.String()+" passed") || lastTook < drain {
+		t.Fatalf("%s, the router's last path, stopped after %s (drain timeout %s), want the timeout:\n%s", last.ID, lastTook, drain, tail(last.Log(), "ecmp"))
+	}
+	t.Logf("echo:\n%s", echo.Output())
 }
 
 func idxOf(nodes []*harness.Node, n *harness.Node) int {

@@ -84,6 +84,9 @@ type Announcer struct {
 	Inputs  func() Inputs
 	Log     *slog.Logger
 	Node    string
+	// DrainQuiet: a drain ends once no packet has reached this node's
+	// ecmp services for this long; 0: DefaultDrainQuiet.
+	DrainQuiet time.Duration
 
 	mu        sync.Mutex
 	announced map[netip.Prefix]bool
@@ -178,12 +181,33 @@ func (a *Announcer) Run(ctx context.Context, wake <-chan struct{}, retry time.Du
 	}
 }
 
+// DefaultDrainQuiet is how long a drain waits without a packet for this
+// node's ecmp services before it takes the traffic to have left: longer
+// than a router takes to act on GRACEFUL_SHUTDOWN, and than the gaps of a
+// flow that is still sending.
+const DefaultDrainQuiet = 2 * time.Second
+
+// Traffic is what the kernel says of this node's ecmp services.
+type Traffic struct {
+	Active int    // connections the kernel counts active
+	InPkts uint64 // packets received, since the services were created
+}
+
 // Drain is the planned shutdown: it stops Step, re-announces every
 // announced prefix with GRACEFUL_SHUTDOWN (the speaker's Drain), waits
-// until active reports no connection or timeout passes, then withdraws
-// them all. Without announcements it returns at once. active nil waits
-// for nothing (no kernel to read).
-func (a *Announcer) Drain(ctx context.Context, timeout time.Duration, active func() (int, error)) {
+// until the traffic has left or timeout passes, then withdraws them all.
+// Without announcements it returns at once. traffic nil waits for nothing
+// (no kernel to read).
+//
+// The traffic has left when the kernel counts no active connection, or
+// when no packet has arrived for DrainQuiet. The second is the usual
+// end: a router that honours GRACEFUL_SHUTDOWN moves every flow to the
+// other directors at once, established ones included, and the kernel
+// keeps counting those connections active until its TCP timeout (15
+// minutes by default) although no packet of theirs arrives any more.
+// Where this node is the routers' last path they keep sending, and the
+// drain waits for the connections to end, or the timeout.
+func (a *Announcer) Drain(ctx context.Context, timeout time.Duration, traffic func() (Traffic, error)) {
 	a.mu.Lock()
 	a.draining = true
 	prefixes := slices.SortedFunc(maps.Keys(a.announced), cmpPrefix)
@@ -197,8 +221,8 @@ func (a *Announcer) Drain(ctx context.Context, timeout time.Duration, active fun
 			continue
 		}
 	}
-	a.Log.Info("ecmp drain: graceful shutdown announced; waiting for the connections to end", "node", a.Node, "prefixes", len(prefixes), "timeout", timeout)
-	left, why := a.waitIdle(ctx, timeout, active)
+	a.Log.Info("ecmp drain: graceful shutdown announced; waiting for the traffic to leave", "node", a.Node, "prefixes", len(prefixes), "timeout", timeout)
+	left, why := a.waitIdle(ctx, timeout, traffic)
 	a.Log.Info("ecmp drain: wait over", "node", a.Node, "active_connections", left, "reason", why)
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -213,28 +237,41 @@ func (a *Announcer) Drain(ctx context.Context, timeout time.Duration, active fun
 	}
 }
 
-// waitIdle polls active, the kernel's connection count, until it is 0 or
-// timeout passes: the kernel tells nobody when a connection ends, so this
-// one wait polls (every 200 ms, cheap: one dump of this node's services).
-func (a *Announcer) waitIdle(ctx context.Context, timeout time.Duration, active func() (int, error)) (int, string) {
+// waitIdle polls traffic until the traffic has left (see Drain) or
+// timeout passes: the kernel tells nobody when a connection ends or a
+// flow moves, so this one wait polls (every 200 ms, cheap: one dump of
+// this node's services). It returns the connections last counted active
+// (-1: never read) and why it ended.
+func (a *Announcer) waitIdle(ctx context.Context, timeout time.Duration, traffic func() (Traffic, error)) (int, string) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	if active == nil {
+	if traffic == nil {
 		<-ctx.Done()
 		return 0, fmt.Sprintf("no kernel table to read: waited %s", timeout)
 	}
+	quiet := a.DrainQuiet
+	if quiet <= 0 {
+		quiet = DefaultDrainQuiet
+	}
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
-	last := -1
+	last, seen := -1, false
+	var pkts uint64
+	var since time.Time // when pkts was last seen to change
 	for {
-		n, err := active()
+		tr, err := traffic()
+		now := time.Now()
 		switch {
 		case err != nil:
-			a.Log.Warn("ecmp drain: active connections unreadable", "node", a.Node, "err", err)
-		case n == 0:
+			a.Log.Warn("ecmp drain: traffic unreadable", "node", a.Node, "err", err)
+		case tr.Active == 0:
 			return 0, "no active connection left"
+		case !seen || tr.InPkts != pkts:
+			last, seen, pkts, since = tr.Active, true, tr.InPkts, now
+		case now.Sub(since) >= quiet:
+			return tr.Active, fmt.Sprintf("no packet for %s: the routers have moved the flows", quiet)
 		default:
-			last = n
+			last = tr.Active
 		}
 		select {
 		case <-ctx.Done():

@@ -163,10 +163,10 @@ func TestDrainWaitsForConnectionsThenWithdraws(t *testing.T) {
 	r.take()
 	conns := []int{5, 2, 0}
 	calls := 0
-	active := func() (int, error) {
+	active := func() (Traffic, error) {
 		n := conns[min(calls, len(conns)-1)]
 		calls++
-		return n, nil
+		return Traffic{Active: n, InPkts: uint64(calls)}, nil // still sending
 	}
 	start := time.Now()
 	a.Drain(context.Background(), 10*time.Second, active)
@@ -199,7 +199,8 @@ func TestDrainGivesUpAtTheTimeout(t *testing.T) {
 	a.Step()
 	r.take()
 	start := time.Now()
-	a.Drain(context.Background(), 300*time.Millisecond, func() (int, error) { return 7, nil })
+	pkts := uint64(0)
+	a.Drain(context.Background(), 300*time.Millisecond, func() (Traffic, error) { pkts += 3; return Traffic{Active: 7, InPkts: pkts}, nil })
 	if took := time.Since(start); took < 300*time.Millisecond || took > 3*time.Second {
 		t.Fatalf("drain took %s, want the 300ms timeout", took)
 	}
@@ -208,6 +209,35 @@ func TestDrainGivesUpAtTheTimeout(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "active_connections=7") {
 		t.Errorf("connections left at the timeout not logged:\n%s", logs)
+	}
+}
+
+// TestDrainEndsWhenThePacketsStop: the router has moved the flows; the
+// kernel still counts their connections active, but no packet comes.
+func TestDrainEndsWhenThePacketsStop(t *testing.T) {
+	in := ok(v50)
+	a, r, logs := newAnnouncer(&in)
+	a.DrainQuiet = 500 * time.Millisecond
+	a.Step()
+	r.take()
+	calls := 0
+	traffic := func() (Traffic, error) {
+		calls++
+		return Traffic{Active: 4, InPkts: uint64(100 + 10*min(calls, 3))}, nil // 3 reads with packets, then none
+	}
+	start := time.Now()
+	a.Drain(context.Background(), 10*time.Second, traffic)
+	took := time.Since(start)
+	// The third read saw the last packets, about 400 ms in; quiet for
+	// 500 ms after that.
+	if took < 800*time.Millisecond || took > 5*time.Second {
+		t.Fatalf("drain took %s, want about 0.9 s: 3 reads with packets, 200 ms apart, then 500 ms without", took)
+	}
+	if got := r.take(); !slices.Equal(got, []string{"drain 10.0.0.50/32", "withdraw 10.0.0.50/32"}) {
+		t.Fatalf("drain: %v", got)
+	}
+	if !strings.Contains(logs.String(), "no packet for 500ms") || !strings.Contains(logs.String(), "active_connections=4") {
+		t.Errorf("drain end not logged with its reason and the connections left:\n%s", logs)
 	}
 }
 
