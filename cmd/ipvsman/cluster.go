@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"slices"
 	"strings"
@@ -18,6 +19,14 @@ import (
 
 func clusterCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "cluster", Short: "Cluster membership and leadership"}
+	cmd.AddCommand(clusterStatusCmd(g), clusterJoinCmd(g), clusterLeaveCmd(g), clusterTransferCmd(g))
+	for _, extra := range clusterExtras {
+		cmd.AddCommand(extra(g))
+	}
+	return cmd
+}
+
+func clusterStatusCmd(g *globals) *cobra.Command {
 	var asJSON bool
 	status := &cobra.Command{
 		Use:   "status",
@@ -35,48 +44,54 @@ func clusterCmd(g *globals) *cobra.Command {
 					e.SetIndent("", "  ")
 					return e.Encode(st)
 				}
-				tw := tabwriter.NewWriter(out, 0, 8, 2, ' ', 0)
-				fmt.Fprintln(tw, "NODE\tROLE\tTERM\tAPPLIED\tCOMMIT\tVERSION\tSERVICES\tREAL SERVERS\tIPVS\tKERNEL TABLE\tVIPS\tSYNC\tBGP\tRAFT ADDRESS\tAPI ADDRESS")
-				for _, n := range st.Nodes {
-					if n.Status == nil {
-						fmt.Fprintf(tw, "%s\tunreachable\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t%s\n", cell(n.ID), cell(n.APIAddr))
-						continue
-					}
-					s := n.Status
-					var raftAddr string
-					for _, srv := range s.Servers {
-						if srv.ID == s.ID {
-							raftAddr = srv.RaftAddr
-						}
-					}
-					fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", cell(s.ID), cell(s.State), s.Term, s.AppliedIndex, s.CommitIndex, s.ConfigVersion, s.Services, s.RealServers, cell(s.IPVS), cell(kernelTable(s)), cell(vipColumn(s)), cell(syncColumn(s)), cell(api.BGPColumn(s.BGP)), cell(raftAddr), cell(n.APIAddr))
-				}
-				if err := tw.Flush(); err != nil {
-					return err
-				}
-				fmt.Fprintln(out)
-				if err := printMembers(out, st); err != nil {
-					return err
-				}
-				for _, n := range forwardingNotes(st) {
-					fmt.Fprintln(out, cell(n))
-				}
-				if alarm := api.TableAlarm(st); alarm != "" {
-					return errors.New(alarm)
-				}
-				if alarm := vipAlarm(st); alarm != "" {
-					return errors.New(alarm)
-				}
-				if alarm := api.BGPAlarm(st); alarm != "" {
-					return errors.New(alarm)
-				}
-				return nil
+				return printClusterStatus(out, st)
 			})
 		},
 	}
 	status.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return status
+}
 
-	join := &cobra.Command{
+// printClusterStatus prints the nodes' table, the members and the notes,
+// and returns the first alarm as the command's error, so that scripts and
+// monitoring see it in the exit status.
+func printClusterStatus(out io.Writer, st api.ClusterStatus) error {
+	tw := tabwriter.NewWriter(out, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tROLE\tTERM\tAPPLIED\tCOMMIT\tVERSION\tSERVICES\tREAL SERVERS\tIPVS\tKERNEL TABLE\tVIPS\tSYNC\tBGP\tRAFT ADDRESS\tAPI ADDRESS")
+	for _, n := range st.Nodes {
+		if n.Status == nil {
+			fmt.Fprintf(tw, "%s\tunreachable\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t%s\n", cell(n.ID), cell(n.APIAddr))
+			continue
+		}
+		s := n.Status
+		var raftAddr string
+		for _, srv := range s.Servers {
+			if srv.ID == s.ID {
+				raftAddr = srv.RaftAddr
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", cell(s.ID), cell(s.State), s.Term, s.AppliedIndex, s.CommitIndex, s.ConfigVersion, s.Services, s.RealServers, cell(s.IPVS), cell(kernelTable(s)), cell(vipColumn(s)), cell(syncColumn(s)), cell(api.BGPColumn(s.BGP)), cell(raftAddr), cell(n.APIAddr))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(out)
+	if err := printMembers(out, st); err != nil {
+		return err
+	}
+	for _, n := range forwardingNotes(st) {
+		fmt.Fprintln(out, cell(n))
+	}
+	for _, alarm := range []string{api.TableAlarm(st), vipAlarm(st), api.BGPAlarm(st)} {
+		if alarm != "" {
+			return errors.New(alarm)
+		}
+	}
+	return nil
+}
+
+func clusterJoinCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
 		Use:   "join MEMBER_API",
 		Short: "Make the node at --api join the cluster through any member's API address",
 		Args:  cobra.ExactArgs(1),
@@ -94,7 +109,10 @@ func clusterCmd(g *globals) *cobra.Command {
 			})
 		},
 	}
-	leave := &cobra.Command{
+}
+
+func clusterLeaveCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
 		Use:   "leave [NODE]",
 		Short: "Remove a node from the cluster (default: the node at --api); a leader hands over first",
 		Args:  cobra.MaximumNArgs(1),
@@ -118,7 +136,10 @@ func clusterCmd(g *globals) *cobra.Command {
 			})
 		},
 	}
-	transfer := &cobra.Command{
+}
+
+func clusterTransferCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
 		Use:   "transfer [NODE]",
 		Short: "Move leadership to NODE (default: the most up-to-date follower)",
 		Args:  cobra.MaximumNArgs(1),
@@ -137,11 +158,6 @@ func clusterCmd(g *globals) *cobra.Command {
 			})
 		},
 	}
-	cmd.AddCommand(status, join, leave, transfer)
-	for _, extra := range clusterExtras {
-		cmd.AddCommand(extra(g))
-	}
-	return cmd
 }
 
 // clusterExtras are subcommands of later protocols that a build tag adds.
