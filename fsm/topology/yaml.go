@@ -353,30 +353,8 @@ func (b *yamlBuilder) service(at ypath, ys *yamlService, seen map[string]ypath) 
 			ok = false
 		}
 	}
-	def := fsm.RealServer{Forward: fsm.DirectRoute, Weight: fsm.DefaultWeight}
-	if ys.Forward != "" {
-		if def.Forward, err = parseForward(ys.Forward); err != nil {
-			b.fail(at, "forward", item, err)
-			ok = false
-		}
-	}
-	if w := ys.Weight; w != nil {
-		if *w < 0 || *w > fsm.MaxWeight {
-			b.fail(at, "weight", item, fmt.Errorf("weight %d: want 0-%d", *w, fsm.MaxWeight))
-			ok = false
-		} else {
-			def.Weight = int(*w)
-		}
-	}
-	var u32err error
-	if def.Upper, u32err = threshold("upper_threshold", ys.Upper); u32err != nil {
-		b.fail(at, "upper_threshold", item, u32err)
-		ok = false
-	}
-	if def.Lower, u32err = threshold("lower_threshold", ys.Lower); u32err != nil {
-		b.fail(at, "lower_threshold", item, u32err)
-		ok = false
-	}
+	def, defOK := b.serverDefaults(at, ys, item)
+	ok = ok && defOK
 	if ys.Check != nil && keyOK {
 		c, errs := buildCheck(ys.Check, fmt.Sprintf("service %s check", svc.Key))
 		for _, e := range errs {
@@ -393,27 +371,11 @@ func (b *yamlBuilder) service(at ypath, ys *yamlService, seen map[string]ypath) 
 	}
 	ok = ok && listOK && poolOK
 	if ys.SorryServer != nil {
-		r, errs := buildServer(ys.SorryServer, def)
-		if len(errs) == 0 && keyOK {
-			field, err := "", checkServer(svc, r)
-			if err == nil && svc.Servers[r.Key()] != nil {
-				err = fmt.Errorf("%s: also a real server of the service", r.Key())
-			}
-			if err == nil && ys.SorryServer.Check != nil {
-				field, err = "check", errSorryCheck
-			}
-			if err != nil {
-				errs = append(errs, fieldError{field, err})
-			}
-		}
-		for _, e := range errs {
-			b.fail(at.with("sorry_server"), e.field, "sorry server", e.err)
-		}
-		if len(errs) > 0 {
-			ok = false
-		} else {
+		r, sorryOK := b.sorryServer(at, ys.SorryServer, svc, def, keyOK)
+		if sorryOK {
 			svc.Sorry = r
 		}
+		ok = ok && sorryOK
 	}
 	if !keyOK {
 		return
@@ -427,6 +389,60 @@ func (b *yamlBuilder) service(at ypath, ys *yamlService, seen map[string]ypath) 
 	if ok {
 		b.cfg.Services[skey] = svc
 	}
+}
+
+// serverDefaults is what the service gives its servers (forward, weight,
+// thresholds), each value checked on its own.
+func (b *yamlBuilder) serverDefaults(at ypath, ys *yamlService, item string) (fsm.RealServer, bool) {
+	def := fsm.RealServer{Forward: fsm.DirectRoute, Weight: fsm.DefaultWeight}
+	ok := true
+	if ys.Forward != "" {
+		var err error
+		if def.Forward, err = parseForward(ys.Forward); err != nil {
+			b.fail(at, "forward", item, err)
+			ok = false
+		}
+	}
+	if w := ys.Weight; w != nil {
+		if *w < 0 || *w > fsm.MaxWeight {
+			b.fail(at, "weight", item, fmt.Errorf("weight %d: want 0-%d", *w, fsm.MaxWeight))
+			ok = false
+		} else {
+			def.Weight = int(*w)
+		}
+	}
+	var err error
+	if def.Upper, err = threshold("upper_threshold", ys.Upper); err != nil {
+		b.fail(at, "upper_threshold", item, err)
+		ok = false
+	}
+	if def.Lower, err = threshold("lower_threshold", ys.Lower); err != nil {
+		b.fail(at, "lower_threshold", item, err)
+		ok = false
+	}
+	return def, ok
+}
+
+// sorryServer checks the service's sorry server: its own values always,
+// against the service (and its real servers) when the key is good.
+func (b *yamlBuilder) sorryServer(at ypath, ys *yamlServer, svc *fsm.Service, def fsm.RealServer, keyOK bool) (*fsm.RealServer, bool) {
+	r, errs := buildServer(ys, def)
+	if len(errs) == 0 && keyOK {
+		field, err := "", checkServer(svc, r)
+		if err == nil && svc.Servers[r.Key()] != nil {
+			err = fmt.Errorf("%s: also a real server of the service", r.Key())
+		}
+		if err == nil && ys.Check != nil {
+			field, err = "check", errSorryCheck
+		}
+		if err != nil {
+			errs = append(errs, fieldError{field, err})
+		}
+	}
+	for _, e := range errs {
+		b.fail(at.with("sorry_server"), e.field, "sorry server", e.err)
+	}
+	return r, len(errs) == 0
 }
 
 // yamlServiceKey also returns the field to blame, for the error's line.
