@@ -68,59 +68,66 @@ func runIpvsadm(g *globals, args []string, out, errOut io.Writer) error {
 		if cmd.Action == ipvsadm.ActionList && cmd.List.Connections {
 			return listConns(ctx, out, c, g.node)
 		}
-		var cfg *fsm.Config
-		var stats ipvsadm.Stats
-		if g.node != "" {
-			k, err := nodeKernel(ctx, c, g.node)
-			if err != nil {
-				return err
-			}
-			cfg, stats = k.Config, k.Stats
-		} else {
-			resp, err := c.Config(ctx)
-			if err != nil {
-				return err
-			}
-			if resp.Stale != "" {
-				fmt.Fprintf(errOut, "ipvsman: warning: node %s may be behind the cluster (%s)\n", resp.Node, resp.Stale)
-			}
-			cfg = resp.Config
-			if cmd.Action == ipvsadm.ActionList {
-				// -L shows what every kernel holds: suspended, draining and
-				// unhealthy servers at weight 0 (or gone), the sorry server
-				// when nothing is usable or the quorum is lost. -S keeps the configured table, so
-				// that -S | -R restores it.
-				cfg = table.Desired(&fsm.State{Config: resp.Config, Verdicts: resp.Verdicts, QuorumUp: resp.QuorumUp}).Config()
-				cfg.Timeouts = resp.Config.Timeouts
-			}
-		}
-		var res ipvsadm.Resolver
-		if !cmd.List.Numeric {
-			res = &resolver{}
-		}
-		w := bufio.NewWriter(out)
-		if cmd.Action == ipvsadm.ActionSave {
-			err = ipvsadm.FormatSave(w, cfg, cmd.List.Numeric, res)
-		} else {
-			// The header shows what every kernel since 2.6 reports by default.
-			var b strings.Builder
-			err = ipvsadm.FormatList(&b, ipvsadm.Header{Version: "1.2.1", Size: 4096}, cfg, stats, cmd.List, res)
-			text := b.String()
-			if err == nil && withHealth {
-				h, herr := c.Health(ctx)
-				if herr != nil {
-					return herr
-				}
-				text = annotateHealth(text, h.Checks)
-			}
-			w.WriteString(text)
-		}
+		return listTable(ctx, g, c, cmd, withHealth, out, errOut)
+	}
+	return fmt.Errorf("%s: not supported", cmd.Action)
+}
+
+// listTable is -L and -S of the cluster's table, or with --node of one
+// node's kernel.
+func listTable(ctx context.Context, g *globals, c *api.Client, cmd ipvsadm.Command, withHealth bool, out, errOut io.Writer) error {
+	var cfg *fsm.Config
+	var stats ipvsadm.Stats
+	if g.node != "" {
+		k, err := nodeKernel(ctx, c, g.node)
 		if err != nil {
 			return err
 		}
-		return w.Flush()
+		cfg, stats = k.Config, k.Stats
+	} else {
+		resp, err := c.Config(ctx)
+		if err != nil {
+			return err
+		}
+		if resp.Stale != "" {
+			fmt.Fprintf(errOut, "ipvsman: warning: node %s may be behind the cluster (%s)\n", resp.Node, resp.Stale)
+		}
+		cfg = resp.Config
+		if cmd.Action == ipvsadm.ActionList {
+			// -L shows what every kernel holds: suspended, draining and
+			// unhealthy servers at weight 0 (or gone), the sorry server
+			// when nothing is usable or the quorum is lost. -S keeps the configured table, so
+			// that -S | -R restores it.
+			cfg = table.Desired(&fsm.State{Config: resp.Config, Verdicts: resp.Verdicts, QuorumUp: resp.QuorumUp}).Config()
+			cfg.Timeouts = resp.Config.Timeouts
+		}
 	}
-	return fmt.Errorf("%s: not supported", cmd.Action)
+	var res ipvsadm.Resolver
+	if !cmd.List.Numeric {
+		res = &resolver{}
+	}
+	w := bufio.NewWriter(out)
+	var err error
+	if cmd.Action == ipvsadm.ActionSave {
+		err = ipvsadm.FormatSave(w, cfg, cmd.List.Numeric, res)
+	} else {
+		// The header shows what every kernel since 2.6 reports by default.
+		var b strings.Builder
+		err = ipvsadm.FormatList(&b, ipvsadm.Header{Version: "1.2.1", Size: 4096}, cfg, stats, cmd.List, res)
+		text := b.String()
+		if err == nil && withHealth {
+			h, herr := c.Health(ctx)
+			if herr != nil {
+				return herr
+			}
+			text = annotateHealth(text, h.Checks)
+		}
+		w.WriteString(text)
+	}
+	if err != nil {
+		return err
+	}
+	return w.Flush()
 }
 
 // nodeKernel fetches one node's own kernel table.
