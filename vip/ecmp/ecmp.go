@@ -14,6 +14,7 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -36,6 +37,8 @@ type Inputs struct {
 	Kernel   string
 }
 
+const whyLag = "not caught up: "
+
 // Decide returns the prefixes to announce now, sorted, and, when there
 // are ecmp VIPs but none may be announced, why not.
 func Decide(in Inputs) ([]netip.Prefix, string) {
@@ -44,7 +47,7 @@ func Decide(in Inputs) ([]netip.Prefix, string) {
 	case !in.Ready:
 		why = "not ready: " + in.Reason
 	case !in.CaughtUp:
-		why = "not caught up: " + in.Lag
+		why = whyLag + in.Lag
 	case !in.KernelOK:
 		why = "kernel table: " + in.Kernel
 	}
@@ -98,7 +101,12 @@ type Announcer struct {
 
 // Step reads the inputs and announces or withdraws what differs. After a
 // drain began it does nothing: the drain owns the announcements. It
-// returns whether a speaker call failed (the caller retries later).
+// returns whether to step again later without a wake: a speaker call
+// failed, or ecmp VIPs are withheld. A node catching up after a restart
+// is told of each entry its state machine applies, but the log's last
+// entries may be Raft's own (configuration, no-op), which change no state
+// and so wake nobody: a restarted node stayed withdrawn until the next
+// write.
 func (a *Announcer) Step() bool {
 	in := a.Inputs()
 	want, why := Decide(in)
@@ -149,16 +157,19 @@ func (a *Announcer) Step() bool {
 		a.ann++
 		a.Log.Info("ecmp announce", "node", a.Node, "prefix", p, "reason", "ready, caught up, kernel table applied")
 	}
-	if why != a.why && why != "" && len(a.announced) == 0 {
+	// One line per new reason; a catch-up's moving indexes are one.
+	if why != a.why && why != "" && len(a.announced) == 0 && !(catchingUp(why) && catchingUp(a.why)) {
 		a.Log.Warn("ecmp VIPs not announced", "node", a.Node, "vips", len(in.VIPs), "reason", why)
 	}
 	a.why = why
-	return failed
+	return failed || why != ""
 }
 
-// Run steps once, then on every wake, until ctx ends; a failed speaker
-// call is retried after retry. It is the announcer's one goroutine, owned
-// by the caller.
+func catchingUp(why string) bool { return strings.HasPrefix(why, whyLag) }
+
+// Run steps once, then on every wake, until ctx ends; when Step asks, it
+// steps again after retry. It is the announcer's one goroutine, owned by
+// the caller.
 func (a *Announcer) Run(ctx context.Context, wake <-chan struct{}, retry time.Duration) {
 	for {
 		var again <-chan time.Time

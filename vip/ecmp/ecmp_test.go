@@ -278,6 +278,35 @@ func TestRunStepsOnWakeAndStops(t *testing.T) {
 	}
 }
 
+// TestRunRechecksWithheldVIPs: a restarted node catches up without a
+// wake at the end (the log's last entries are Raft's own); Run must look
+// again by itself, and log the catch-up once.
+func TestRunRechecksWithheldVIPs(t *testing.T) {
+	var mu sync.Mutex
+	applied := uint64(0)
+	a, r, logs := newAnnouncer(nil)
+	a.Inputs = func() Inputs {
+		mu.Lock()
+		defer mu.Unlock()
+		in := ok(v50)
+		if applied < 12 {
+			in.CaughtUp, in.Lag = false, fmt.Sprintf("applied index %d, below the log it started with (12)", applied)
+			applied += 4 // the state machine moves on; nobody wakes Run
+		}
+		return in
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan struct{})
+	go func() { defer close(done); a.Run(ctx, make(chan struct{}), 50*time.Millisecond) }()
+	waitCalls(t, r, "announce 10.0.0.50/32")
+	cancel()
+	<-done
+	if n := strings.Count(logs.String(), "ecmp VIPs not announced"); n != 1 {
+		t.Errorf("the catch-up logged %d times, want once:\n%s", n, logs)
+	}
+}
+
 func waitCalls(t *testing.T, r *recorder, want ...string) {
 	t.Helper()
 	var got []string
