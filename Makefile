@@ -10,7 +10,7 @@ PREFIX   ?= /usr/local
 DESTDIR  ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help build install test test-unit test-host faults e2e fuzz lint demo demo-loopback lab-selftest lab-shell bench bench-apply bench-failover bench-health bench-scale bench-sync bench-upgrade bench-writes package test-package clean
+.PHONY: help build install test test-unit test-host faults e2e fuzz lint demo demo-loopback lab-selftest lab-shell bench bench-apply bench-failover bench-health bench-scale bench-scaleout bench-sync bench-upgrade bench-writes package test-package clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -66,6 +66,9 @@ bench-health: ## lab VM: HTTP checks at 1 s vs keepalived's checker: CPU per 1,0
 bench-scale: ## lab VM: 2,277 services x 37,205 real servers on three directors: apply, one-change propagation, resync CPU, RSS vs a keepalived reload (CHECKS=2000 CHANGES=50 WINDOW=60s ROUNDS=3)
 	bash test/lab/bench_scale.sh
 
+bench-scaleout: ## lab VM: three directors active behind a BIRD ECMP router (BFD, L4 hashing): each director's share of new connections, mh flows moved by a real server's add, crash failover and surviving connections, failed requests in a drain (ROUNDS=3 CONNS=900 BFD=on LINKCUT=on)
+	bash test/lab/bench_scaleout.sh
+
 bench-sync: ## lab VM: 50 echo connections through the VIP across a leader crash, with and without connection sync (DR and NAT), and a planned transfer
 	LAB_WORK=$(CURDIR)/.lab/bench-sync LAB_ENV_IPVSMAN_SYNC_WINDOW=90s bash test/lab/e2e.sh -test.run TestConnectionsSurviveFailover
 
@@ -77,7 +80,7 @@ bench-writes: build ## loopback: ipvsman -R of 1k, 10k, 100k real servers and 10
 	$(GO) test -c -tags benchwrites -o $(BIN)/benchwrites.test ./test/benchwrites/
 	IPVSMAN_BIN_DIR=$(CURDIR)/$(BIN) $(BIN)/benchwrites.test -test.run '^TestBenchWrites$$' -test.count=1 -test.timeout 90m
 
-bench: bench-apply bench-failover bench-health bench-scale bench-sync bench-upgrade bench-writes ## every benchmark
+bench: bench-apply bench-failover bench-health bench-scale bench-scaleout bench-sync bench-upgrade bench-writes ## every benchmark
 
 fuzz: ## run every fuzz target for FUZZTIME each (default 5s)
 	@FUZZTIME=$(FUZZTIME) GO=$(GO) sh test/fuzz.sh

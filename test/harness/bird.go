@@ -45,6 +45,12 @@ type ECMPRouter struct {
 	Directors  map[string]netip.Addr // director ID -> address
 	DirectorAS uint32
 	Hold       int // seconds; 0: 9
+	// BFD, when set, runs a BFD session beside each BGP one at this
+	// interval (tx and rx), so that a dead director's path goes after
+	// BFDMultiplier missed packets rather than the hold time. The
+	// directors need --bgp-peer ...,bfd with the same timers.
+	BFD           time.Duration
+	BFDMultiplier int // 0: 3
 }
 
 // Conf renders the configuration.
@@ -54,13 +60,25 @@ func (r ECMPRouter) Conf() string {
 		hold = 9
 	}
 	var b strings.Builder
+	bfd := ""
+	if r.BFD > 0 {
+		bfd = " bfd on;"
+	}
 	fmt.Fprintf(&b, `log stderr all;
 router id %s;
 protocol device { scan time 10; }
 protocol kernel k4 { ipv4 { import none; export all; }; merge paths on; }
 filter gshut { if (65535, 0) ~ bgp_community then bgp_local_pref = 0; accept; }
-template bgp directors { local %s as %d; hold time %d; connect retry time 1; error wait time 1, 2; ipv4 { import filter gshut; export none; }; }
-`, r.Addr, r.Addr, r.AS, hold)
+template bgp directors { local %s as %d; hold time %d; connect retry time 1; error wait time 1, 2;%s ipv4 { import filter gshut; export none; }; }
+`, r.Addr, r.Addr, r.AS, hold, bfd)
+	if r.BFD > 0 {
+		mult := r.BFDMultiplier
+		if mult == 0 {
+			mult = 3
+		}
+		fmt.Fprintf(&b, "protocol bfd { interface \"*\" { min rx interval %d ms; min tx interval %d ms; multiplier %d; }; }\n",
+			r.BFD.Milliseconds(), r.BFD.Milliseconds(), mult)
+	}
 	for _, id := range slices.Sorted(maps.Keys(r.Directors)) {
 		fmt.Fprintf(&b, "protocol bgp %s from directors { neighbor %s as %d; }\n", id, r.Directors[id], r.DirectorAS)
 	}
@@ -122,6 +140,9 @@ func StartBird(t testing.TB, ns, conf string) *Bird {
 	})
 	return b
 }
+
+// Pid is BIRD's process ID (ip netns exec execs it, so it is BIRD's own).
+func (b *Bird) Pid() int { return b.cmd.Process.Pid }
 
 // Cmd runs birdc against this BIRD.
 func (b *Bird) Cmd(args ...string) (string, error) {

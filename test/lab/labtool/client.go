@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/miekg/dns"
@@ -22,11 +23,16 @@ func httpCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	count := fs.Int("count", 1, "number of requests, each on a fresh connection")
 	timeout := fs.Duration("timeout", 2*time.Second, "deadline for each request, connect included")
 	interval := fs.Duration("interval", 0, "pause between requests")
+	srcs := addSourceFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *rawURL == "" {
 		return fmt.Errorf("%w: http: --url is required", errUsage)
+	}
+	src, err := srcs()
+	if err != nil {
+		return err
 	}
 	if err := checkCount("count", *count); err != nil {
 		return err
@@ -38,27 +44,30 @@ func httpCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("%w: http: %w", errUsage, err)
 	}
-	res := httpRun(ctx, req, *count, *timeout, *interval)
+	res := httpRun(ctx, req, *count, *timeout, *interval, src)
 	return writeJSON(stdout, res)
 }
 
 // httpRun makes count sequential requests. Keep-alives are off so that every
 // request is a new TCP connection, which IPVS schedules afresh; proxies from
 // the environment are ignored because the lab addresses are always direct.
-func httpRun(ctx context.Context, req *http.Request, count int, timeout, interval time.Duration) *result {
-	tr := &http.Transport{
-		Proxy:             nil,
-		DisableKeepAlives: true,
-		DialContext:       (&net.Dialer{Timeout: timeout}).DialContext,
-	}
-	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr, Timeout: timeout}
+// With fixed source ports (src), the result also names the server each
+// source tuple reached ("" for a failure).
+func httpRun(ctx context.Context, req *http.Request, count int, timeout, interval time.Duration, src sources) *result {
 	res := newResult()
+	if src.from != 0 {
+		res.Tuples = map[string]string{}
+	}
 	for i := 0; i < count; i++ {
 		if i > 0 && !pause(ctx, interval) {
 			break
 		}
+		client, done := httpClient(src, i, timeout)
 		name, err := httpOnce(ctx, client, req)
+		done()
+		if la, ok := src.local(i); ok && res.Tuples != nil {
+			res.Tuples[la.String()] = name
+		}
 		if err != nil {
 			res.failure(err)
 			continue
@@ -66,6 +75,37 @@ func httpRun(ctx context.Context, req *http.Request, count int, timeout, interva
 		res.success(name)
 	}
 	return res
+}
+
+// httpClient is request i's client: its own transport, so that its dial
+// uses request i's source (keep-alives are off, so nothing is lost). done
+// closes the connection at once: the transport closes it from another
+// goroutine a moment after the body is read, and a fixed source tuple
+// dialed again before that would find it still in use.
+func httpClient(src sources, i int, timeout time.Duration) (client *http.Client, done func()) {
+	dial := src.dialContext(i, timeout)
+	var mu sync.Mutex
+	var conns []net.Conn
+	tr := &http.Transport{
+		Proxy:             nil,
+		DisableKeepAlives: true,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := dial(ctx, network, addr)
+			if err == nil {
+				mu.Lock()
+				conns = append(conns, c)
+				mu.Unlock()
+			}
+			return c, err
+		},
+	}
+	return &http.Client{Transport: tr, Timeout: timeout}, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	}
 }
 
 func httpOnce(ctx context.Context, client *http.Client, req *http.Request) (string, error) {

@@ -37,8 +37,16 @@ func echoCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	interval := fs.Duration("interval", 100*time.Millisecond, "pause between lines on each connection")
 	duration := fs.Duration("duration", 0, "how long each connection keeps sending (required)")
 	timeout := fs.Duration("timeout", 2*time.Second, "connect deadline, and how long to wait for the last replies after --duration")
+	srcs := addSourceFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	src, err := srcs()
+	if err != nil {
+		return err
+	}
+	if src.from != 0 {
+		return fmt.Errorf("%w: echo: --src-ports is for http only", errUsage)
 	}
 	if *addr == "" {
 		return fmt.Errorf("%w: echo: --addr is required", errUsage)
@@ -49,7 +57,7 @@ func echoCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	if *duration <= 0 || *duration > maxDuration || *interval <= 0 || *timeout <= 0 {
 		return fmt.Errorf("%w: echo: --duration must be in (0, %s], --interval and --timeout > 0", errUsage, maxDuration)
 	}
-	res := echoRun(ctx, *addr, *conns, *interval, *duration, *timeout)
+	res := echoRun(ctx, *addr, *conns, *interval, *duration, *timeout, src)
 	return writeJSON(stdout, res)
 }
 
@@ -62,7 +70,7 @@ type connStats struct {
 
 // echoRun opens n connections at once and runs each until duration has
 // passed, then waits up to timeout for the replies still in flight.
-func echoRun(ctx context.Context, addr string, n int, interval, duration, timeout time.Duration) *echoResult {
+func echoRun(ctx context.Context, addr string, n int, interval, duration, timeout time.Duration, src sources) *echoResult {
 	end := time.Now().Add(duration)
 	stats := make([]connStats, n)
 	var wg sync.WaitGroup
@@ -70,7 +78,7 @@ func echoRun(ctx context.Context, addr string, n int, interval, duration, timeou
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			stats[i] = echoConn(ctx, addr, interval, end, timeout)
+			stats[i] = echoConn(ctx, src.dialer(i, timeout), addr, interval, end)
 		}()
 	}
 	wg.Wait()
@@ -102,8 +110,8 @@ func echoRun(ctx context.Context, addr string, n int, interval, duration, timeou
 // error (a reset, typically from a director that knows nothing of it), a
 // reply is wrong, or not every line has been echoed when the server closes
 // its side or end+timeout passes.
-func echoConn(ctx context.Context, addr string, interval time.Duration, end time.Time, timeout time.Duration) (st connStats) {
-	d := net.Dialer{Timeout: timeout}
+func echoConn(ctx context.Context, d *net.Dialer, addr string, interval time.Duration, end time.Time) (st connStats) {
+	timeout := d.Timeout
 	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		st.err = err

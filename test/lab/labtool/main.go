@@ -3,10 +3,15 @@
 // real servers behind IPVS and as the client that measures what IPVS does.
 //
 //	labtool serve --name NAME [--http :80] [--echo :7] [--dns :53]
-//	labtool http  --url URL --count N [--timeout 2s] [--interval 0]
+//	labtool http  --url URL --count N [--timeout 2s] [--interval 0] [--src A,B,... [--src-ports FROM-TO]]
 //	labtool dns   --server ADDR[:53] --count N [--timeout 1s] [--interval 0]
-//	labtool echo  --addr ADDR:PORT --conns N [--interval 100ms] --duration D [--timeout 2s]
-//	labtool poll  --url URL [--every 10ms] [--timeout 50ms] [--duration 0]
+//	labtool echo  --addr ADDR:PORT --conns N [--interval 100ms] --duration D [--timeout 2s] [--src A,B,...]
+//	labtool poll  --url URL [--every 10ms] [--timeout 50ms] [--duration 0] [--src A,B,...]
+//
+// --src spreads the clients' connections over source addresses, round
+// robin (behind an ECMP router hashing on layer 4, the source picks the
+// director); http's --src-ports also fixes the source ports, so that the
+// same tuples can be replayed after a change.
 //
 // poll is the exception to the next paragraph: it prints one JSON line per
 // finished request, as it happens, until SIGTERM/SIGINT or --duration.
@@ -60,10 +65,10 @@ func main() {
 
 const usage = `usage:
   labtool serve --name NAME [--http :80] [--echo :7] [--dns :53]
-  labtool http  --url URL --count N [--timeout 2s] [--interval 0]
+  labtool http  --url URL --count N [--timeout 2s] [--interval 0] [--src A,B,... [--src-ports FROM-TO]]
   labtool dns   --server ADDR[:53] --count N [--timeout 1s] [--interval 0]
-  labtool echo  --addr ADDR:PORT --conns N [--interval 100ms] --duration D [--timeout 2s]
-  labtool poll  --url URL [--every 10ms] [--timeout 50ms] [--duration 0]`
+  labtool echo  --addr ADDR:PORT --conns N [--interval 100ms] --duration D [--timeout 2s] [--src A,B,...]
+  labtool poll  --url URL [--every 10ms] [--timeout 50ms] [--duration 0] [--src A,B,...]`
 
 // run dispatches one subcommand; tests call it in-process.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -112,6 +117,8 @@ type result struct {
 	Failed   int            `json:"failed"`
 	ByServer map[string]int `json:"by_server"`
 	Errors   []string       `json:"errors"`
+	// Tuples: source ADDR:PORT -> server, with http --src-ports only.
+	Tuples map[string]string `json:"tuples,omitempty"`
 }
 
 func newResult() *result {

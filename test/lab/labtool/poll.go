@@ -29,8 +29,16 @@ func pollCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	every := fs.Duration("every", 10*time.Millisecond, "start one request this often, whether or not earlier ones have finished")
 	timeout := fs.Duration("timeout", 50*time.Millisecond, "total deadline of each request, connect and body included")
 	duration := fs.Duration("duration", 0, "stop starting requests after this long (0: until SIGTERM or SIGINT)")
+	srcs := addSourceFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	src, err := srcs()
+	if err != nil {
+		return err
+	}
+	if src.from != 0 {
+		return fmt.Errorf("%w: poll: --src-ports is for http only", errUsage)
 	}
 	if *rawURL == "" {
 		return fmt.Errorf("%w: poll: --url is required", errUsage)
@@ -42,7 +50,7 @@ func pollCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("%w: poll: %w", errUsage, err)
 	}
-	return pollRun(ctx, req, *every, *timeout, *duration, stdout)
+	return pollRun(ctx, req, *every, *timeout, *duration, src, stdout)
 }
 
 // pollRun starts a request every `every` until ctx ends or duration passes,
@@ -50,7 +58,7 @@ func pollCmd(ctx context.Context, args []string, stdout io.Writer) error {
 // returns once every line is written. Each request runs in its own
 // goroutine: during a failover most of them hang until their deadline, and
 // a sequential loop would then sample the VIP only once per timeout.
-func pollRun(ctx context.Context, req *http.Request, every, timeout, duration time.Duration, stdout io.Writer) error {
+func pollRun(ctx context.Context, req *http.Request, every, timeout, duration time.Duration, src sources, stdout io.Writer) error {
 	tr := &http.Transport{
 		Proxy:             nil,
 		DisableKeepAlives: true, // a new connection per request: the VIP's holder answers, not an old socket
@@ -76,11 +84,17 @@ func pollRun(ctx context.Context, req *http.Request, every, timeout, duration ti
 	defer tick.Stop()
 	var wg sync.WaitGroup
 loop:
-	for {
+	for i := 0; ; i++ {
+		c, done := client, func() {}
+		if len(src.addrs) > 0 {
+			c, done = httpClient(src, i, timeout)
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			lines <- pollOnce(client, req, timeout)
+			l := pollOnce(c, req, timeout)
+			done()
+			lines <- l
 		}()
 		select {
 		case <-tick.C:
