@@ -22,8 +22,7 @@
 # logs/ipvsmand-LABEL.cpu.pprof), DAEMON_ENV="NAME=value ..." (ipvsmand's
 # extra environment, e.g. GOMAXPROCS=1), STRACE=1 (strace -c -f of each
 # checker in its window: logs/LABEL-TOOL.strace; a diagnosis, which slows the
-# checkers), PERF=1 (perf record -g of each checker in its window, and
-# its reports: logs/LABEL-TOOL.perf.sym.txt and .dso.txt; a diagnosis).
+# checkers).
 # keepalived runs from the host's root file system, which the VM mounts:
 # Debian's package is installed on the host if it is missing.
 set -euo pipefail
@@ -34,7 +33,7 @@ echo "building the binaries and booting the lab VM (Debian kernel under qemu; a 
 lab_keepalived bench-health
 lab_build "$WORK" 'lab labbench' bench.test
 # The processes' output (ipvsmand.log, keepalived and responder logs) stays in $WORK/logs.
-export LAB_ENV_BENCH_CHECKS=${CHECKS:-5000} LAB_ENV_BENCH_LADDER=${LADDER:-} LAB_ENV_BENCH_RATE=${RATE:-} LAB_ENV_BENCH_ROUNDS=${ROUNDS:-3} LAB_ENV_BENCH_STORM=${STORM:-1} LAB_ENV_BENCH_WINDOW=${WINDOW:-30s} LAB_ENV_BENCH_OUT=$WORK/logs LAB_ENV_BENCH_PROFILE=${PROFILE:-} LAB_ENV_BENCH_DAEMON_ENV=${DAEMON_ENV:-} LAB_ENV_BENCH_STRACE=${STRACE:-} LAB_ENV_BENCH_PERF=${PERF:-}
+export LAB_ENV_BENCH_CHECKS=${CHECKS:-5000} LAB_ENV_BENCH_LADDER=${LADDER:-} LAB_ENV_BENCH_RATE=${RATE:-} LAB_ENV_BENCH_ROUNDS=${ROUNDS:-3} LAB_ENV_BENCH_STORM=${STORM:-1} LAB_ENV_BENCH_WINDOW=${WINDOW:-30s} LAB_ENV_BENCH_OUT=$WORK/logs LAB_ENV_BENCH_PROFILE=${PROFILE:-} LAB_ENV_BENCH_DAEMON_ENV=${DAEMON_ENV:-} LAB_ENV_BENCH_STRACE=${STRACE:-}
 # The VM's own limit (run.sh's LAB_TIMEOUT) above the test's.
 export LAB_TIMEOUT=${LAB_TIMEOUT:-3000}
 exec "$REPO/test/lab/vm/run.sh" "$WORK" -- ./bench.test -test.run '^TestBenchHealth$' -test.v -test.timeout 45m

@@ -59,9 +59,7 @@ package lab
 // each round's), BENCH_STORM (0: skip the storm), BENCH_PROFILE (set:
 // ipvsmand's CPU profile of each of its windows, in BENCH_OUT),
 // BENCH_STRACE (set: strace -c -f of each checker, in BENCH_OUT),
-// BENCH_PERF (set: perf record -g of each checker, kernel included, and
-// its reports by symbol and by object, in BENCH_OUT), BENCH_DAEMON_ENV
-// (ipvsmand's extra environment).
+// BENCH_DAEMON_ENV (ipvsmand's extra environment).
 
 import (
 	"fmt"

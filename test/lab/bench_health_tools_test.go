@@ -174,36 +174,10 @@ func (b *hbBench) measure(tool string, servers, pid, other int, label string) hb
 			b.t.Fatal(err)
 		}
 	}
-	var prof *exec.Cmd
-	perfData := filepath.Join(b.out, label+"-"+tool+".perf")
-	if os.Getenv("BENCH_PERF") != "" && b.out != "" {
-		// Where the checker's CPU goes, kernel included (a diagnosis:
-		// the sampling costs the VM too), over most of the window; the
-		// report is made here, where the guest kernel's symbols are.
-		secs := strconv.Itoa(int(b.window.Seconds()) - 5)
-		prof = exec.Command("timeout", "-s", "INT", secs, "perf", "record", "-q", "-g", "-p", strconv.Itoa(pid), "-o", perfData)
-		if err := prof.Start(); err != nil {
-			b.t.Fatal(err)
-		}
-	}
 	time.Sleep(b.window)
 	if trace != nil {
 		if err := trace.Wait(); err != nil {
 			b.t.Logf("strace: %v", err)
-		}
-	}
-	if prof != nil {
-		if err := prof.Wait(); err != nil {
-			b.t.Logf("perf record: %v", err)
-		}
-		for _, sort := range []string{"sym", "dso"} {
-			out, err := exec.Command("perf", "report", "-i", perfData, "--stdio", "--no-children", "--sort", sort, "-g", "none", "--percent-limit", "0.3").CombinedOutput()
-			if err != nil {
-				b.t.Logf("perf report: %v: %s", err, out)
-			}
-			if err := os.WriteFile(perfData+"."+sort+".txt", out, 0o644); err != nil {
-				b.t.Logf("perf report: %v", err)
-			}
 		}
 	}
 	z := b.take(pid, other)
