@@ -35,7 +35,6 @@ import (
 	"github.com/ipvsman/ipvsman/director"
 	"github.com/ipvsman/ipvsman/director/health"
 	"github.com/ipvsman/ipvsman/fsm"
-	"github.com/ipvsman/ipvsman/fsm/escape"
 	"github.com/ipvsman/ipvsman/fsm/ipvsadm"
 	"github.com/ipvsman/ipvsman/vip"
 )
@@ -516,43 +515,6 @@ func decode[T any](body []byte) (T, error) {
 	return v, nil
 }
 
-func (s *Server) join(ctx context.Context, req writeReq) (any, error) {
-	j, err := decode[api.JoinRequest](req.body)
-	if err != nil {
-		return nil, err
-	}
-	add := s.Node.AddMember
-	if j.Replace {
-		add = s.Node.ReplaceMember
-	}
-	if err := add(ctx, j.Member, req.actor); err != nil {
-		return nil, err
-	}
-	return api.WriteResponse{Leader: s.Node.ID()}, nil
-}
-
-// leave removes a node; when the leader itself is asked to leave, it hands
-// leadership over first and the request is retried on the new leader.
-func (s *Server) leave(ctx context.Context, w writeReq) (any, error) {
-	req, err := decode[api.NodeRequest](w.body)
-	if err != nil {
-		return nil, err
-	}
-	if req.ID == "" {
-		return nil, &cluster.RejectedError{Reason: "leave: id: missing"}
-	}
-	if req.ID == s.Node.ID() {
-		if _, err := s.Node.Transfer(""); err != nil {
-			return nil, err
-		}
-		return nil, cluster.ErrNotLeader
-	}
-	if err := s.Node.RemoveMember(ctx, req.ID, w.actor); err != nil {
-		return nil, err
-	}
-	return api.WriteResponse{Leader: s.Node.ID()}, nil
-}
-
 // health is the leader's view of every check (followers forward): the
 // last result and latency live only where the checks run.
 func (s *Server) health(context.Context, writeReq) (any, error) {
@@ -576,27 +538,4 @@ func (s *Server) transfer(_ context.Context, w writeReq) (any, error) {
 		return nil, err
 	}
 	return api.WriteResponse{Leader: to}, nil
-}
-
-// joinVia makes this node ask a member to add it. It runs on the joining
-// node, which alone knows its own addresses.
-func (s *Server) joinVia(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(r.Body)
-	req, err := decode[api.JoinViaRequest](body)
-	if err != nil || req.Member == "" {
-		writeError(w, http.StatusBadRequest, "rejected", fmt.Sprintf("join: member API address: missing or malformed (%v)", err))
-		return
-	}
-	who, err := actorOf(r)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "rejected", err.Error())
-		return
-	}
-	c := s.peer(req.Member, who)
-	if err := c.Join(r.Context(), api.JoinRequest{Member: s.Self, Replace: s.Replace}); err != nil {
-		writeError(w, http.StatusBadGateway, "rejected", fmt.Sprintf("join through %s: %v", req.Member, err))
-		return
-	}
-	s.Log.Info("joined the cluster", "node", s.Self.ID, "via", escape.String(req.Member))
-	writeJSON(w, http.StatusOK, api.WriteResponse{})
 }
