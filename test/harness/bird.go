@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -91,20 +90,11 @@ type Bird struct {
 	sock string
 	cmd  *exec.Cmd
 	done chan struct{}
-	mu   sync.Mutex
-	out  bytes.Buffer
-}
-
-func (b *Bird) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.out.Write(p)
+	out  LogBuffer
 }
 
 // Output is what BIRD logged so far.
 func (b *Bird) Output() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	return b.out.String()
 }
 
@@ -120,7 +110,7 @@ func StartBird(t testing.TB, ns, conf string) *Bird {
 	}
 	b := &Bird{NS: ns, sock: filepath.Join(dir, "bird.ctl"), done: make(chan struct{})}
 	b.cmd = exec.Command("ip", "netns", "exec", ns, "bird", "-f", "-c", cf, "-s", b.sock, "-P", filepath.Join(dir, "bird.pid"))
-	b.cmd.Stdout, b.cmd.Stderr = b, b
+	b.cmd.Stdout, b.cmd.Stderr = &b.out, &b.out
 	b.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	b.cmd.WaitDelay = 5 * time.Second
 	if err := b.cmd.Start(); err != nil {

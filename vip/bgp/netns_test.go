@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -188,30 +187,19 @@ filter gshut { if (65535, 0) ~ bgp_community then bgp_local_pref = 0; accept; }
 type proc struct {
 	name string
 	cmd  *exec.Cmd
-	mu   sync.Mutex
-	out  bytes.Buffer
+	out  harness.LogBuffer
 	done chan struct{}
 }
 
-func (p *proc) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.Write(b)
-}
-
-func (p *proc) output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.String()
-}
+func (p *proc) output() string { return p.out.String() }
 
 func start(t *testing.T, name string, cmd *exec.Cmd) *proc {
 	t.Helper()
 	p := &proc{name: name, cmd: cmd, done: make(chan struct{})}
 	if cmd.Stdout == nil {
-		cmd.Stdout = p
+		cmd.Stdout = &p.out
 	}
-	cmd.Stderr = p
+	cmd.Stderr = &p.out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	// A grandchild that outlives the process (an orphaned BIRD) would
 	// hold the output pipe open and Wait with it.
