@@ -269,12 +269,16 @@ func (a *Announcer) waitIdle(ctx context.Context, timeout time.Duration, traffic
 	last, seen := -1, false
 	var pkts uint64
 	var since time.Time // when pkts was last seen to change
+	said := ""          // the read error last logged: each new one once
 	for {
 		tr, err := traffic()
 		now := time.Now()
 		switch {
 		case err != nil:
-			a.Log.Warn("ecmp drain: traffic unreadable", "node", a.Node, "err", err)
+			if err.Error() != said {
+				a.Log.Warn("ecmp drain: traffic unreadable", "node", a.Node, "err", err)
+				said = err.Error()
+			}
 		case tr.Active == 0:
 			return 0, "no active connection left"
 		case !seen || tr.InPkts != pkts:

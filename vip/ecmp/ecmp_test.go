@@ -241,6 +241,19 @@ func TestDrainEndsWhenThePacketsStop(t *testing.T) {
 	}
 }
 
+// TestDrainLogsAnUnreadableKernelOnce: a read that fails at every poll
+// is one line, not five a second.
+func TestDrainLogsAnUnreadableKernelOnce(t *testing.T) {
+	in := ok(v50)
+	a, r, logs := newAnnouncer(&in)
+	a.Step()
+	r.take()
+	a.Drain(context.Background(), time.Second, func() (Traffic, error) { return Traffic{}, errors.New("netlink: no such device") })
+	if n := strings.Count(logs.String(), "traffic unreadable"); n != 1 {
+		t.Errorf("the unreadable kernel logged %d times in a 1 s drain, want once:\n%s", n, logs)
+	}
+}
+
 func TestDrainWithNothingAnnouncedReturnsAtOnce(t *testing.T) {
 	in := Inputs{VIPs: []netip.Prefix{v50}}
 	a, r, _ := newAnnouncer(&in)
