@@ -32,7 +32,7 @@ func registerBGP(f *pflag.FlagSet, b *bgpOptions) {
 	f.Uint32Var(&b.as, "bgp-as", 0, "this node's BGP AS: ecmp VIPs are announced to the --bgp-peer routers while this node is ready; 0 (with no --bgp-peer): BGP off")
 	f.StringVar(&b.routerID, "bgp-router-id", "", "BGP router ID, an IPv4 address unique among the routers' peers (default: the --raft-addr host, when it is IPv4)")
 	f.StringArrayVar(&b.peers, "bgp-peer", nil, "a router to announce the ecmp VIPs to: ADDRESS,as=N[,bfd][,bfd-interval=300ms][,bfd-multiplier=3][,hold=9s][,local=ADDRESS][,password-file=PATH]; directly connected (repeat for more)")
-	f.DurationVar(&b.drainTimeout, "bgp-drain-timeout", 30*time.Second, "on SIGTERM the ecmp VIPs are announced with GRACEFUL_SHUTDOWN (65535:0) and withdrawn once the traffic has left this node's ecmp services (no active connection, or no packet for 2s), or after this long")
+	f.DurationVar(&b.drainTimeout, "bgp-drain-timeout", 30*time.Second, "on SIGTERM the ecmp VIPs are announced with GRACEFUL_SHUTDOWN (65535:0) and withdrawn once the traffic has left this node's ecmp services (no active connection, or no packet for "+ecmp.DefaultDrainQuiet.String()+"), or after this long")
 }
 
 // bgpConfig checks the BGP flags and maps them onto the speaker's

@@ -294,7 +294,7 @@ func (l *soLab) share(round, n int) (minShare float64, valid bool) {
 	read := func() map[string]uint64 {
 		m := map[string]uint64{}
 		for id := range l.dirs {
-			v, err := soServiceConns(l.tp, id, l.service(topo.HTTPPort))
+			v, err := ipvsServiceStat(l.tp, id, l.service(topo.HTTPPort), statConns)
 			if err != nil {
 				l.t.Fatal(err)
 			}

@@ -66,22 +66,6 @@ func parseConnSync(out string) ([]soConn, error) {
 	return conns, nil
 }
 
-// soServiceConns is the Conns counter (connections scheduled) of the
-// service VIP:port in node's kernel.
-func soServiceConns(tp *topo.Topology, node, service string) (uint64, error) {
-	out, err := tp.Exec(node, "ipvsadm", "-L", "-n", "--stats", "--exact", "-t", service)
-	if err != nil {
-		return 0, fmt.Errorf("%s: ipvsadm --stats -t %s: %w: %s", node, service, err, out)
-	}
-	for _, line := range strings.Split(out, "\n") {
-		f := strings.Fields(line)
-		if len(f) >= 3 && f[0] == "TCP" && f[1] == service {
-			return strconv.ParseUint(f[2], 10, 64)
-		}
-	}
-	return 0, fmt.Errorf("%s: no TCP %s in ipvsadm --stats:\n%s", node, service, out)
-}
-
 // soPollLine is one line of `labtool poll`.
 type soPollLine struct {
 	StartNS int64  `json:"start_ns"`

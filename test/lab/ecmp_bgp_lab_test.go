@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -21,9 +22,11 @@ import (
 // namespace, which spreads flows over them; DR real servers rs1 and rs2
 // hold the VIP on lo and serve echo on port 7. A long-lived echo
 // connection from the router's namespace (a line every 200 ms) is
-// ESTABLISHED in one director's kernel. SIGTERM to a director without it:
-// its path gets 65535:0, it finds no active connection in the kernel and
-// exits at once. SIGTERM to the director with it: the router moves the
+// ESTABLISHED in one director's kernel, the one the router's hash picked
+// (the connection sync copies it into the others, which see none of its
+// packets). SIGTERM to a director the flow does not pass through: its
+// path gets 65535:0, it finds no active connection in the kernel, or only
+// the copy, and exits long before the drain timeout. SIGTERM to the director with it: the router moves the
 // flow to the last director at once; the draining kernel still counts the
 // connection active, but no packet of it arrives, so the drain ends after
 // the quiet window, not at --bgp-drain-timeout, and the echo goes on
@@ -64,20 +67,35 @@ services:
 	harness.WaitNexthops(t, routerNS, vip, 120*time.Second, dirs["d1"], dirs["d2"], dirs["d3"])
 
 	echo := tp.Start(topo.Client, labtool, "echo", "--addr", fmt.Sprintf("%s:%d", ecmpVIP, topo.EchoPort), "--conns", "1", "--duration", "120s", "--interval", "200ms")
+	// The director carrying the flow is the one whose kernel counts its
+	// packets: the router's hash picks it, and the connection sync puts a
+	// copy, ESTABLISHED too, in the other kernels, which count no packet.
+	service := fmt.Sprintf("%s:%d", ecmpVIP, topo.EchoPort)
 	var loaded *harness.Node
-	harness.Eventually(t, 60*time.Second, "the echo connection ESTABLISHED in one director's kernel", func() (bool, string) {
+	counted := map[string]uint64{}
+	harness.Eventually(t, 60*time.Second, "the echo flow's packets counted by one director's kernel", func() (bool, string) {
+		var grew []*harness.Node
 		var seen []string
 		for _, n := range nodes {
-			out, _ := tp.Exec(n.ID, "ipvsadm", "-L", "-n", "-c")
-			if strings.Contains(out, "ESTABLISHED") && strings.Contains(out, fmt.Sprintf("%s:%d", ecmpVIP, topo.EchoPort)) {
-				loaded = n
-				return true, ""
+			pkts, err := ipvsServiceStat(tp, n.ID, service, statInPkts)
+			if err != nil {
+				return false, err.Error()
 			}
-			seen = append(seen, n.ID+": "+out)
+			if prev, ok := counted[n.ID]; ok && pkts > prev {
+				grew = append(grew, n)
+			}
+			counted[n.ID] = pkts
+			seen = append(seen, fmt.Sprintf("%s: %d packets", n.ID, pkts))
 		}
-		return false, strings.Join(seen, "\n") + echo.Output()
+		if len(grew) == 1 {
+			loaded = grew[0]
+			return true, ""
+		}
+		return false, strings.Join(seen, ", ") + "\n" + echo.Output()
 	})
-	t.Logf("the connection is %s's:\n%s", loaded.ID, tp.MustExec(loaded.ID, "ipvsadm", "-L", "-n"))
+	for _, n := range nodes {
+		t.Logf("%s's connections (carrying the flow: %v):\n%s", n.ID, n == loaded, tp.MustExec(n.ID, "ipvsadm", "-L", "-n", "-c"))
+	}
 	var idle *harness.Node
 	for _, n := range nodes {
 		if n != loaded {
@@ -119,10 +137,13 @@ services:
 		return took
 	}
 
+	// A director the flow does not pass through counts no active
+	// connection, or only the sync's copy of it, whose packets never come:
+	// either way its drain ends long before the timeout.
 	idleTook := stopWatched(idle)
-	t.Logf("%s (no connection) stopped in %s", idle.ID, idleTook.Round(time.Millisecond))
-	if !strings.Contains(idle.Log(), "no active connection left") || idleTook >= drain {
-		t.Fatalf("%s without connections waited %s (drain timeout %s):\n%s", idle.ID, idleTook, drain, tail(idle.Log(), "ecmp"))
+	t.Logf("%s (not carrying the flow) stopped in %s:\n%s", idle.ID, idleTook.Round(time.Millisecond), tail(idle.Log(), "ecmp drain"))
+	if !strings.Contains(idle.Log(), "no active connection left") && !strings.Contains(idle.Log(), "no packet for "+ecmp.DefaultDrainQuiet.String()) || idleTook >= drain {
+		t.Fatalf("%s, not carrying the flow, waited %s (drain timeout %s):\n%s", idle.ID, idleTook, drain, tail(idle.Log(), "ecmp"))
 	}
 	loadedTook := stopWatched(loaded)
 	t.Logf("%s (one connection) stopped in %s", loaded.ID, loadedTook.Round(time.Millisecond))
@@ -155,6 +176,28 @@ func idxOf(nodes []*harness.Node, n *harness.Node) int {
 		}
 	}
 	return -1
+}
+
+// IPVS service counters, the columns of ipvsadm -L -n --stats.
+const (
+	statConns  = 2
+	statInPkts = 3
+)
+
+// ipvsServiceStat is a counter of the service VIP:port (TCP) in node's
+// kernel.
+func ipvsServiceStat(tp *topo.Topology, node, service string, col int) (uint64, error) {
+	out, err := tp.Exec(node, "ipvsadm", "-L", "-n", "--stats", "--exact", "-t", service)
+	if err != nil {
+		return 0, fmt.Errorf("%s: ipvsadm --stats -t %s: %w: %s", node, service, err, out)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) > col && f[0] == "TCP" && f[1] == service {
+			return strconv.ParseUint(f[col], 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("%s: no TCP %s in ipvsadm --stats:\n%s", node, service, out)
 }
 
 // tail is the lines of log containing what.

@@ -192,11 +192,19 @@ func (a *Announcer) Run(ctx context.Context, wake <-chan struct{}, retry time.Du
 	}
 }
 
+// KernelStatsPeriod is how often the kernel refreshes the IPVS counters
+// it reports: its rate estimator copies the per-CPU counts every 2 s, and
+// between two copies a service's packet count stands still however much
+// traffic arrives.
+const KernelStatsPeriod = 2 * time.Second
+
 // DefaultDrainQuiet is how long a drain waits without a packet for this
-// node's ecmp services before it takes the traffic to have left: longer
-// than a router takes to act on GRACEFUL_SHUTDOWN, and than the gaps of a
-// flow that is still sending.
-const DefaultDrainQuiet = 2 * time.Second
+// node's ecmp services before it takes the traffic to have left: two of
+// the kernel's counter refreshes and a second (one refresh alone can fall
+// just outside a window of its own length, and a flow still sending would
+// look gone), longer than a router takes to act on GRACEFUL_SHUTDOWN and
+// than the gaps of a flow that is still sending.
+const DefaultDrainQuiet = 2*KernelStatsPeriod + time.Second
 
 // Traffic is what the kernel says of this node's ecmp services.
 type Traffic struct {

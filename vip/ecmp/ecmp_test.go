@@ -241,6 +241,33 @@ func TestDrainEndsWhenThePacketsStop(t *testing.T) {
 	}
 }
 
+// TestDrainOutlastsTheKernelsCounterRefresh: the kernel's packet counters
+// move only when its estimator refreshes them, every KernelStatsPeriod,
+// however steadily the packets come. A flow still sending, read the way
+// the kernel reports it (a step 100 ms after every second poll), must
+// hold the drain until its timeout: a quiet window of one refresh period
+// ended it at the first step that came after a poll.
+func TestDrainOutlastsTheKernelsCounterRefresh(t *testing.T) {
+	t.Parallel()
+	in := ok(v50)
+	a, r, logs := newAnnouncer(&in)
+	a.Step()
+	r.take()
+	start := time.Now()
+	traffic := func() (Traffic, error) {
+		refreshes := (time.Since(start) - 100*time.Millisecond) / KernelStatsPeriod
+		return Traffic{Active: 1, InPkts: uint64(1000 + 10*max(refreshes, 0))}, nil
+	}
+	const timeout = 3*KernelStatsPeriod + time.Second
+	a.Drain(context.Background(), timeout, traffic)
+	if took := time.Since(start); took < timeout {
+		t.Fatalf("drain of a flow still sending ended after %s, before its %s timeout:\n%s", took, timeout, logs)
+	}
+	if !strings.Contains(logs.String(), "drain timeout "+timeout.String()+" passed") {
+		t.Errorf("drain end not logged as the timeout:\n%s", logs)
+	}
+}
+
 // TestDrainLogsAnUnreadableKernelOnce: a read that fails at every poll
 // is one line, not five a second.
 func TestDrainLogsAnUnreadableKernelOnce(t *testing.T) {
