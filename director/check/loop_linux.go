@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,6 +43,7 @@ type Loop struct {
 	deadlines taskHeap // tasks in flight, by deadline
 	events    []unix.EpollEvent
 	inFlight  int
+	yielded   time.Time // the loop's last yield to the scheduler
 	pace      pace
 	bound     atomic.Int64 // pace's bound, for Throttle
 }
@@ -224,20 +224,9 @@ func (l *Loop) poke() {
 func (l *Loop) run() {
 	defer close(l.exited)
 	defer l.shutdown()
-	var yielded time.Time
 	for {
 		now := time.Now()
-		// The loop never blocks in the scheduler, only in system calls,
-		// so the runtime sees one goroutine running for ever and preempts
-		// it by signal every 10 ms, and on each such preemption its
-		// monitor thread resets to polling every 20 µs: 8% of the
-		// daemon's CPU in the signal handler alone in the lab VM, and
-		// 1,500 monitor wake-ups a second on the host. A yield costs less
-		// (see loopYield).
-		if now.Sub(yielded) >= loopYield {
-			runtime.Gosched()
-			yielded = now
-		}
+		l.yieldIfDue(now)
 		if l.pace.adjust(now) {
 			l.storeBound()
 		}
@@ -253,7 +242,7 @@ func (l *Loop) run() {
 		}
 		l.expire(now)
 		behind := l.startDue(now)
-		n, err := l.wait(l.waitMS(now, behind, yielded.Add(loopYield)))
+		n, err := l.wait(l.waitMS(now, behind, l.yielded.Add(loopYield)))
 		if err != nil && !errors.Is(err, unix.EINTR) {
 			// Not expected of a valid epoll set; do not spin on it.
 			time.Sleep(10 * time.Millisecond)
@@ -268,7 +257,10 @@ func (l *Loop) run() {
 // handle steps the tasks of the n events a wait returned; false once the
 // loop is closed.
 func (l *Loop) handle(n int, now time.Time) bool {
-	for _, ev := range l.events[:max(n, 0)] {
+	for i, ev := range l.events[:max(n, 0)] {
+		if i%yieldEvery == yieldEvery-1 {
+			l.yieldIfDue(time.Now())
+		}
 		if int(ev.Fd) == l.wake {
 			if !l.receive() {
 				return false
@@ -342,6 +334,9 @@ func (l *Loop) startDue(now time.Time) (behind bool) {
 		}
 		if n == maxStartsPerRound {
 			return true
+		}
+		if n%yieldEvery == yieldEvery-1 {
+			l.yieldIfDue(time.Now())
 		}
 		l.start(heap.Pop(&l.starts).(*task), now)
 	}
