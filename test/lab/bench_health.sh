@@ -22,7 +22,8 @@
 # logs/ipvsmand-LABEL.cpu.pprof), DAEMON_ENV="NAME=value ..." (ipvsmand's
 # extra environment, e.g. GOMAXPROCS=1), STRACE=1 (strace -c -f of each
 # checker in its window: logs/LABEL-TOOL.strace; a diagnosis, which slows the
-# checkers).
+# checkers), STRACE=perf (perf stat's counts of each checker's system calls
+# and context switches instead, at little cost: logs/LABEL-TOOL.strace.perf).
 # keepalived runs from the host's root file system, which the VM mounts:
 # Debian's package is installed on the host if it is missing.
 set -euo pipefail

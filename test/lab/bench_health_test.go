@@ -58,7 +58,8 @@ package lab
 // for any rung to hold), BENCH_ROUNDS (3), BENCH_WINDOW (30s,
 // each round's), BENCH_STORM (0: skip the storm), BENCH_PROFILE (set:
 // ipvsmand's CPU profile of each of its windows, in BENCH_OUT),
-// BENCH_STRACE (set: strace -c -f of each checker, in BENCH_OUT),
+// BENCH_STRACE (set: strace -c -f of each checker, in BENCH_OUT; "perf":
+// perf stat's counts of its system calls and context switches instead),
 // BENCH_DAEMON_ENV (ipvsmand's extra environment).
 
 import (

@@ -164,20 +164,33 @@ func (b *hbBench) measure(tool string, servers, pid, other int, label string) hb
 	b.t.Helper()
 	a := b.take(pid, other)
 	var trace *exec.Cmd
-	if os.Getenv("BENCH_STRACE") != "" && b.out != "" {
-		// System calls by count and time over most of the window (a
-		// diagnosis: strace slows the process, so the figures of such a
-		// run are not the checker's).
+	if mode := os.Getenv("BENCH_STRACE"); mode != "" && b.out != "" {
+		// System calls over most of the window, a diagnosis: strace
+		// counts and times them but slows the process, so the figures of
+		// such a run are not the checker's; "perf" counts them (and the
+		// context switches) at the kernel's tracepoints, which costs
+		// little.
 		secs := strconv.Itoa(int(b.window.Seconds()) - 5)
-		trace = exec.Command("timeout", "-s", "INT", secs, "strace", "-c", "-f", "-p", strconv.Itoa(pid), "-o", filepath.Join(b.out, label+"-"+tool+".strace"))
+		file := filepath.Join(b.out, label+"-"+tool+".strace")
+		trace = exec.Command("timeout", "-s", "INT", secs, "strace", "-c", "-f", "-p", strconv.Itoa(pid), "-o", file)
+		if mode == "perf" {
+			ev := []string{"raw_syscalls:sys_enter", "context-switches"}
+			for _, s := range []string{"futex", "nanosleep", "epoll_pwait", "epoll_wait", "epoll_ctl", "tgkill", "sched_yield",
+				"socket", "connect", "read", "write", "sendto", "close", "setsockopt", "getsockopt", "timerfd_settime"} {
+				ev = append(ev, "syscalls:sys_enter_"+s)
+			}
+			trace = exec.Command("timeout", "-s", "INT", secs, "sh", "-c", `mountpoint -q /sys/kernel/tracing || mount -t tracefs none /sys/kernel/tracing; exec perf stat -e "$0" -p "$1" -o "$2"`,
+				strings.Join(ev, ","), strconv.Itoa(pid), file+".perf")
+		}
 		if err := trace.Start(); err != nil {
 			b.t.Fatal(err)
 		}
 	}
 	time.Sleep(b.window)
 	if trace != nil {
-		if err := trace.Wait(); err != nil {
-			b.t.Logf("strace: %v", err)
+		// timeout ends the tracer as planned, with its status 124.
+		if err := trace.Wait(); err != nil && trace.ProcessState.ExitCode() != 124 {
+			b.t.Logf("%s: %v", trace.Args, err)
 		}
 	}
 	z := b.take(pid, other)
