@@ -123,7 +123,7 @@ const relaxed = time.Second
 // once n2 is down, the same join is refused without --replace and takes
 // n2's place with it, logged in one line with both addresses.
 func TestJoinUnderALiveIDChangesNothing(t *testing.T) {
-	var log logBuf
+	var log harness.LogBuffer
 	open := func(id string, logger *slog.Logger) *Node {
 		return openNode(t, Config{NodeID: id, Bootstrap: id == "n1", Logger: logger, HeartbeatTimeout: relaxed, ElectionTimeout: relaxed, LeaderLeaseTimeout: relaxed / 2}, nil)
 	}

@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -108,24 +106,6 @@ func TestLoadTLSNamesTheFlagAndFile(t *testing.T) {
 	}
 }
 
-// logBuf is a slog destination tests read while nodes write.
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func openTLS(t *testing.T, id string, m *TLS, bootstrap bool, log io.Writer) *Node {
 	t.Helper()
 	return openNode(t, Config{NodeID: id, TLS: m, Bootstrap: bootstrap}, log)
@@ -198,7 +178,7 @@ func TestTLSClusterReplicatesAndShutsOutAForeignCertificate(t *testing.T) {
 		})
 	}
 
-	var xlog logBuf
+	var xlog harness.LogBuffer
 	x := openTLS(t, "x", other.load("x"), false, &xlog)
 	// Three voters of four: the change commits with n2 and n3, so the
 	// leader goes on; x never hears from it.
@@ -235,7 +215,7 @@ func TestTLSClusterReplicatesAndShutsOutAForeignCertificate(t *testing.T) {
 // log, and the leader's log says why.
 func TestRaftDialsOnlyTheMemberTheConfigurationNames(t *testing.T) {
 	ca := newTestCA(t, "cluster")
-	var l1 logBuf
+	var l1 harness.LogBuffer
 	n1 := openNode(t, Config{NodeID: "n1", TLS: ca.load("n1"), Bootstrap: true, HeartbeatTimeout: relaxed, ElectionTimeout: relaxed, LeaderLeaseTimeout: relaxed / 2}, &l1)
 	waitLeader(t, n1)
 	n2 := openNode(t, Config{NodeID: "n2", TLS: ca.load("n2"), HeartbeatTimeout: relaxed, ElectionTimeout: relaxed, LeaderLeaseTimeout: relaxed / 2}, nil)

@@ -9,12 +9,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ipvsman/ipvsman/fsm"
+	"github.com/ipvsman/ipvsman/test/harness"
 )
 
 // execEnv is a check directory of the test's own (the test's user counts
@@ -22,7 +22,7 @@ import (
 type execEnv struct {
 	dir string
 	x   *Exec
-	log *syncBuffer
+	log *harness.LogBuffer
 	n   int
 }
 
@@ -34,7 +34,7 @@ func newExecEnv(t *testing.T) *execEnv {
 		t.Fatal(err)
 	}
 	d.owner = os.Getuid()
-	log := &syncBuffer{}
+	log := &harness.LogBuffer{}
 	return &execEnv{dir: dir, x: &Exec{Dir: d, Log: slog.New(slog.NewTextHandler(log, nil))}, log: log}
 }
 
@@ -72,23 +72,6 @@ func (e *execEnv) build(t *testing.T, c fsm.HealthCheck) Checker {
 		t.Fatalf("New(%+v): %v", c, err)
 	}
 	return ch
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 var execTarget = netip.MustParseAddrPort("192.0.2.7:8080")

@@ -1,7 +1,6 @@
 package bgp
 
 import (
-	"bytes"
 	"errors"
 	"log/slog"
 	"net"
@@ -9,37 +8,17 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/ipvsman/ipvsman/test/harness"
 )
 
-// syncBuffer is a log destination the speaker's goroutines may write to
-// while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // A speaker whose router never answers: what it records and logs, without
 // root or a network.
 func TestSpeakerBookkeeping(t *testing.T) {
 	base := runtime.NumGoroutine()
-	var logs syncBuffer
+	var logs harness.LogBuffer
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	cfg := goodConfig()
 	cfg.Peers[0].Address = netip.MustParseAddr("127.0.0.2") // nothing listens: the session stays down

@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/ipvsman/ipvsman/test/harness"
 )
 
 // startLoopback runs the serve code in-process on loopback ports the kernel
@@ -279,7 +281,7 @@ func TestBadUsage(t *testing.T) {
 func TestServePrintsReadyThenServes(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	outR, outW := io.Pipe()
-	var stderr lockedBuffer
+	var stderr harness.LogBuffer
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"serve", "--name", "rs9", "--http", "127.0.0.1:0", "--echo", "", "--dns", ""}, outW, &stderr)
@@ -319,21 +321,4 @@ func TestServePrintsReadyThenServes(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("serve did not return within 10s of cancel")
 	}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
