@@ -43,9 +43,11 @@ type Loop struct {
 	deadlines taskHeap // tasks in flight, by deadline
 	events    []unix.EpollEvent
 	inFlight  int
+	spare     [2][]int  // disconnected sockets to connect again (loopspare_linux.go)
 	yielded   time.Time // the loop's last yield to the scheduler
 	pace      pace
 	bound     atomic.Int64 // pace's bound, for Throttle
+	opened    atomic.Int64 // sockets opened, for the tests of their reuse
 }
 
 const (
@@ -307,6 +309,7 @@ func (l *Loop) shutdown() {
 			l.hangUp(t, false)
 		}
 	}
+	l.closeSpare()
 	unix.Close(l.epfd)
 	unix.Close(l.wake)
 }
@@ -345,28 +348,35 @@ func (l *Loop) startDue(now time.Time) (behind bool) {
 
 func (l *Loop) start(t *task, now time.Time) {
 	t.begun, t.wrote, t.drain, t.lat = now, 0, false, 0
-	fd, err := unix.Socket(t.family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		l.again(t, now, Result{Detail: describe(context.Background(), fmt.Errorf("socket: %w", err))})
-		return
-	}
-	if err := l.bind(t, fd); err != nil {
-		unix.Close(fd)
-		l.again(t, now, Result{Detail: describeSocket(context.Background(), t.opts, err)})
-		return
+	fd, kept := l.takeSpare(t)
+	if !kept {
+		var err error
+		fd, err = unix.Socket(t.family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+		l.opened.Add(1)
+		if err != nil {
+			l.again(t, now, Result{Detail: describe(context.Background(), fmt.Errorf("socket: %w", err))})
+			return
+		}
+		if err := l.bind(t, fd); err != nil {
+			unix.Close(fd)
+			l.again(t, now, Result{Detail: describeSocket(context.Background(), t.opts, err)})
+			return
+		}
 	}
 	if err := unix.Connect(fd, t.sa); err != nil && err != unix.EINPROGRESS {
 		unix.Close(fd)
 		l.again(t, now, Result{Latency: time.Since(now), Detail: describe(context.Background(), err)})
 		return
 	}
-	// Edge-triggered, both ways, once: no epoll_ctl after this one; the
-	// close removes the socket from the set.
-	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET, Fd: int32(fd)}
-	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
-		unix.Close(fd)
-		l.again(t, now, Result{Detail: describe(context.Background(), fmt.Errorf("epoll_ctl: %w", err))})
-		return
+	if !kept {
+		// Edge-triggered, both ways, once: no epoll_ctl after this one;
+		// the close removes the socket from the set.
+		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET, Fd: int32(fd)}
+		if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+			unix.Close(fd)
+			l.again(t, now, Result{Detail: describe(context.Background(), fmt.Errorf("epoll_ctl: %w", err))})
+			return
+		}
 	}
 	t.fd, t.state = fd, connecting
 	for fd >= len(l.byFD) {
@@ -453,8 +463,9 @@ func (l *Loop) step(t *task, events uint32, now time.Time) {
 // read reads what the socket holds, and stops short of the reads that
 // would only say so: a short read has emptied it (the next arrival is a
 // new edge), and when the event says the server has closed, the close is
-// behind what was read. A check is then socket, connect, epoll_ctl, write,
-// read, setsockopt and close: keepalived's count or fewer.
+// behind what was read. A check is then connect, write, read and the
+// disconnect that keeps its socket (loopspare_linux.go); keepalived's
+// makes 14 system calls.
 func (l *Loop) read(t *task, events uint32, now time.Time) {
 	p := &t.resp
 	closed := events&(unix.EPOLLRDHUP|unix.EPOLLHUP) != 0
@@ -524,12 +535,17 @@ func (l *Loop) again(t *task, now time.Time, r Result) {
 	heap.Push(&l.starts, t)
 }
 
-// hangUp closes a check's socket and returns its buffers.
+// hangUp closes a check's socket, or keeps it disconnected for another
+// (see keep), and returns its buffers.
 func (l *Loop) hangUp(t *task, orderly bool) {
-	if orderly {
+	switch {
+	case orderly && l.keep(t):
+	case orderly:
 		unix.SetsockoptLinger(t.fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+		unix.Close(t.fd)
+	default:
+		unix.Close(t.fd)
 	}
-	unix.Close(t.fd)
 	l.byFD[t.fd] = nil
 	l.inFlight--
 	t.fd, t.state = -1, idle

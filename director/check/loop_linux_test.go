@@ -2,11 +2,13 @@ package check
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -381,5 +383,75 @@ func TestLoopConnectsBothFamilies(t *testing.T) {
 		if r := loopCheck(t, l, build(t, fsm.HealthCheck{Type: "tcp"}), target, 2*time.Second); r.OK || r.Detail == detailTimeout {
 			t.Errorf("%s closed: %+v, want refused", target, r)
 		}
+	}
+}
+
+// A check's socket is disconnected and connected again by the next check,
+// not closed and opened anew; the server still sees each connection end
+// in a reset, and a check after the server has gone still fails. Sockets
+// with a source option are opened for each check.
+func TestLoopReusesItsSockets(t *testing.T) {
+	l := newLoop(t)
+	ln := listenTCP(t)
+	var resets atomic.Int64
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				bufio.NewReader(c).ReadString('\n')
+				c.Write([]byte("HTTP/1.0 200 OK\r\n\r\n"))
+				c.(*net.TCPConn).CloseWrite()
+				c.SetReadDeadline(time.Now().Add(5 * time.Second))
+				if _, err := c.Read(make([]byte, 1)); errors.Is(err, syscall.ECONNRESET) {
+					resets.Add(1)
+				}
+			}()
+		}
+	}()
+	target := addrPort(t, ln.Addr())
+	for _, tc := range []struct {
+		name   string
+		hc     fsm.HealthCheck
+		reused bool
+	}{
+		{"plain", fsm.HealthCheck{Type: "http"}, true},
+		{"source address", fsm.HealthCheck{Type: "http", Source: netip.MustParseAddr("127.0.0.1")}, false},
+	} {
+		const checks = 20
+		opened0, resets0 := l.opened.Load(), resets.Load()
+		var ok, failed atomic.Int64
+		stop, _ := l.Add(build(t, tc.hc), target, 5*time.Millisecond, 2*time.Second, 0, every(func(r Result) {
+			if r.OK {
+				ok.Add(1)
+			} else {
+				failed.Add(1)
+			}
+		}))
+		harness.Eventually(t, 10*time.Second, tc.name+": 20 answers", func() (bool, string) {
+			return ok.Load()+failed.Load() >= checks, fmt.Sprintf("%d ok, %d failed", ok.Load(), failed.Load())
+		})
+		stop()
+		opened := l.opened.Load() - opened0
+		n := ok.Load() + failed.Load()
+		if failed.Load() > 0 {
+			t.Errorf("%s: %d of %d checks failed", tc.name, failed.Load(), n)
+		}
+		if tc.reused && opened > 1 {
+			t.Errorf("%s: %d sockets opened for %d checks, want 1 connected again", tc.name, opened, n)
+		}
+		if !tc.reused && opened < checks {
+			t.Errorf("%s: %d sockets opened for %d checks, want one each", tc.name, opened, n)
+		}
+		harness.Eventually(t, 5*time.Second, tc.name+": a reset for each answer", func() (bool, string) {
+			return resets.Load()-resets0 >= checks, fmt.Sprintf("%d resets", resets.Load()-resets0)
+		})
+	}
+	ln.Close()
+	if r := loopCheck(t, l, build(t, fsm.HealthCheck{Type: "http"}), target, 2*time.Second); r.OK || r.Detail == detailTimeout {
+		t.Errorf("server gone: %+v, want refused", r)
 	}
 }
