@@ -51,9 +51,16 @@ type Loop struct {
 }
 
 const (
-	// startSlack: a round starts every check due this soon, so that a loop
-	// with thousands of checks wakes every few milliseconds, not for each.
-	startSlack = 5 * time.Millisecond
+	// startSlack: a round starts every check due this soon, so that a
+	// loop with thousands of checks wakes every few tens of milliseconds,
+	// not for each, and the answers to a round's checks come together: a
+	// wake-up, a context switch and a pass through the loop serve several.
+	// In the lab VM at 500 checks a second the loop took a sixth less CPU
+	// per check with 20 ms than with 5 ms (make bench-health).
+	startSlack = 20 * time.Millisecond
+	// earlyShare: a check starts at most this share of its interval
+	// early, so that it keeps 98% of its interval or more however short.
+	earlyShare = 50
 	// maxStartsPerRound bounds the checks a round starts: the answers to
 	// those in flight are read first, however late the loop is.
 	maxStartsPerRound = 256
@@ -331,6 +338,9 @@ func (l *Loop) expire(now time.Time) {
 func (l *Loop) startDue(now time.Time) (behind bool) {
 	until := now.Add(startSlack)
 	for n := 0; len(l.starts) > 0 && l.starts[0].at.Before(until); n++ {
+		if t := l.starts[0]; t.at.Sub(now) > t.interval/earlyShare {
+			return false // its own due time wakes the loop
+		}
 		if l.inFlight >= l.pace.limit() {
 			l.pace.saturated = true
 			return false

@@ -455,3 +455,52 @@ func TestLoopReusesItsSockets(t *testing.T) {
 		t.Errorf("server gone: %+v, want refused", r)
 	}
 }
+
+// A round starts the checks due within startSlack, but none more than a
+// fiftieth of its interval early: a check every 40 ms among checks every
+// 3 ms (a round every few milliseconds) keeps 40 ms between its starts,
+// not the 20 it would get from the slack alone.
+func TestLoopStartsAtMostAFiftiethOfTheIntervalEarly(t *testing.T) {
+	l := newLoop(t)
+	accepts := func(ln net.Listener, at func(time.Time)) {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			at(time.Now())
+			c.Close()
+		}
+	}
+	busy := listenTCP(t)
+	go accepts(busy, func(time.Time) {})
+	measured := listenTCP(t)
+	var mu sync.Mutex
+	var starts []time.Time
+	go accepts(measured, func(at time.Time) {
+		mu.Lock()
+		starts = append(starts, at)
+		mu.Unlock()
+	})
+	tcp := build(t, fsm.HealthCheck{Type: "tcp"})
+	for i := range 20 {
+		stop, _ := l.Add(tcp, addrPort(t, busy.Addr()), 3*time.Millisecond, time.Second, time.Duration(i)*150*time.Microsecond, every(func(Result) {}))
+		defer stop()
+	}
+	const interval = 40 * time.Millisecond
+	stop, _ := l.Add(tcp, addrPort(t, measured.Addr()), interval, time.Second, 0, every(func(Result) {}))
+	defer stop()
+	const n = 21
+	harness.Eventually(t, 10*time.Second, "21 starts of the 40 ms check", func() (bool, string) {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(starts) >= n, fmt.Sprintf("%d", len(starts))
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	gap := starts[n-1].Sub(starts[0]) / (n - 1)
+	if floor := interval - interval/earlyShare - 2*time.Millisecond; gap < floor {
+		t.Fatalf("the 40 ms check started every %v on average over %d starts, want %v or more", gap, n, floor)
+	}
+	t.Logf("the 40 ms check started every %v on average over %d starts", gap, n)
+}
