@@ -27,40 +27,32 @@ func rawServer(t *testing.T, hold bool, chunks ...string) (netip.AddrPort, <-cha
 	}
 	t.Cleanup(func() { ln.Close() })
 	heads := make(chan string, 16)
-	go func() {
+	acceptEach(ln, func(c net.Conn) {
+		defer c.Close()
+		var head strings.Builder
+		br := bufio.NewReader(c)
 		for {
-			c, err := ln.Accept()
-			if err != nil {
+			line, err := br.ReadString('\n')
+			head.WriteString(line)
+			if err != nil || line == "\r\n" {
+				break
+			}
+		}
+		select {
+		case heads <- head.String():
+		default:
+		}
+		for _, ch := range chunks {
+			if _, err := c.Write([]byte(ch)); err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				var head strings.Builder
-				br := bufio.NewReader(c)
-				for {
-					line, err := br.ReadString('\n')
-					head.WriteString(line)
-					if err != nil || line == "\r\n" {
-						break
-					}
-				}
-				select {
-				case heads <- head.String():
-				default:
-				}
-				for _, ch := range chunks {
-					if _, err := c.Write([]byte(ch)); err != nil {
-						return
-					}
-					time.Sleep(5 * time.Millisecond) // a separate segment each
-				}
-				if hold {
-					c.SetReadDeadline(time.Now().Add(10 * time.Second))
-					br.ReadByte() // until the checker closes
-				}
-			}()
+			time.Sleep(5 * time.Millisecond) // a separate segment each
 		}
-	}()
+		if hold {
+			c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			br.ReadByte() // until the checker closes
+		}
+	})
 	return netip.MustParseAddrPort(ln.Addr().String()), heads
 }
 

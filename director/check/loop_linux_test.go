@@ -394,24 +394,16 @@ func TestLoopReusesItsSockets(t *testing.T) {
 	l := newLoop(t)
 	ln := listenTCP(t)
 	var resets atomic.Int64
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				bufio.NewReader(c).ReadString('\n')
-				c.Write([]byte("HTTP/1.0 200 OK\r\n\r\n"))
-				c.(*net.TCPConn).CloseWrite()
-				c.SetReadDeadline(time.Now().Add(5 * time.Second))
-				if _, err := c.Read(make([]byte, 1)); errors.Is(err, syscall.ECONNRESET) {
-					resets.Add(1)
-				}
-			}()
+	acceptEach(ln, func(c net.Conn) {
+		defer c.Close()
+		bufio.NewReader(c).ReadString('\n')
+		c.Write([]byte("HTTP/1.0 200 OK\r\n\r\n"))
+		c.(*net.TCPConn).CloseWrite()
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Read(make([]byte, 1)); errors.Is(err, syscall.ECONNRESET) {
+			resets.Add(1)
 		}
-	}()
+	})
 	target := addrPort(t, ln.Addr())
 	for _, tc := range []struct {
 		name   string
@@ -462,22 +454,14 @@ func TestLoopReusesItsSockets(t *testing.T) {
 // not the 20 it would get from the slack alone.
 func TestLoopStartsAtMostAFiftiethOfTheIntervalEarly(t *testing.T) {
 	l := newLoop(t)
-	accepts := func(ln net.Listener, at func(time.Time)) {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			at(time.Now())
-			c.Close()
-		}
-	}
 	busy := listenTCP(t)
-	go accepts(busy, func(time.Time) {})
+	acceptEach(busy, func(c net.Conn) { c.Close() })
 	measured := listenTCP(t)
 	var mu sync.Mutex
 	var starts []time.Time
-	go accepts(measured, func(at time.Time) {
+	acceptEach(measured, func(c net.Conn) {
+		at := time.Now()
+		c.Close()
 		mu.Lock()
 		starts = append(starts, at)
 		mu.Unlock()

@@ -19,6 +19,20 @@ func listenTCP(t *testing.T) net.Listener {
 	return l
 }
 
+// acceptEach hands each connection ln accepts to handle, on its own
+// goroutine, until ln is closed.
+func acceptEach(ln net.Listener, handle func(net.Conn)) {
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go handle(c)
+		}
+	}()
+}
+
 func addrPort(t *testing.T, a net.Addr) netip.AddrPort {
 	t.Helper()
 	ap, err := netip.ParseAddrPort(a.String())
