@@ -474,8 +474,8 @@ func TestLoopStartsAtMostAFiftiethOfTheIntervalEarly(t *testing.T) {
 	const interval = 40 * time.Millisecond
 	stop, _ := l.Add(tcp, addrPort(t, measured.Addr()), interval, time.Second, 0, every(func(Result) {}))
 	defer stop()
-	const n = 21
-	harness.Eventually(t, 10*time.Second, "21 starts of the 40 ms check", func() (bool, string) {
+	const n = 41
+	harness.Eventually(t, 10*time.Second, "41 starts of the 40 ms check", func() (bool, string) {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(starts) >= n, fmt.Sprintf("%d", len(starts))
