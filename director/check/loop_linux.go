@@ -379,8 +379,8 @@ func (l *Loop) start(t *task, now time.Time) {
 		return
 	}
 	if !kept {
-		// Edge-triggered, both ways, once: no epoll_ctl after this one;
-		// the close removes the socket from the set.
+		// Edge-triggered, both ways, once for the socket's life: a kept
+		// socket stays in the set, and its close removes it.
 		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET, Fd: int32(fd)}
 		if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
 			unix.Close(fd)
