@@ -43,7 +43,7 @@ type Loop struct {
 	deadlines taskHeap // tasks in flight, by deadline
 	events    []unix.EpollEvent
 	inFlight  int
-	spare     [2][]int  // disconnected sockets to connect again (loopspare_linux.go)
+	spare     [4][]int  // disconnected sockets to connect again, by family and kind (loopspare_linux.go)
 	yielded   time.Time // the loop's last yield to the scheduler
 	pace      pace
 	bound     atomic.Int64 // pace's bound, for Throttle
@@ -371,6 +371,9 @@ func (l *Loop) start(t *task, now time.Time) {
 			unix.Close(fd)
 			l.again(t, now, Result{Detail: describeSocket(context.Background(), t.opts, err)})
 			return
+		}
+		if t.http != nil {
+			deferAck(fd)
 		}
 	}
 	if err := unix.Connect(fd, t.sa); err != nil && err != unix.EINPROGRESS {

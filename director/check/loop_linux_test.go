@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/ipvsman/ipvsman/fsm"
 	"github.com/ipvsman/ipvsman/test/harness"
 )
@@ -487,4 +489,64 @@ func TestLoopStartsAtMostAFiftiethOfTheIntervalEarly(t *testing.T) {
 		t.Fatalf("the 40 ms check started every %v on average over %d starts, want %v or more", gap, n, floor)
 	}
 	t.Logf("the 40 ms check started every %v on average over %d starts", gap, n)
+}
+
+// An HTTP check's request carries the handshake's last ACK (deferAck):
+// the server's socket has received the SYN and the request, and no bare
+// ACK between them; the socket is connected again by later checks, and
+// a socket opened for one check (a source address) does the same. A
+// connect check keeps the whole handshake, on a socket of its own (not
+// the HTTP checks' kept one): its server accepts it.
+func TestLoopSendsTheRequestWithTheHandshakesACK(t *testing.T) {
+	l := newLoop(t)
+	ln := listenTCP(t)
+	segs := make(chan uint32, 100)
+	acceptEach(ln, func(c net.Conn) {
+		defer c.Close()
+		if _, err := bufio.NewReader(c).ReadString('\n'); err != nil {
+			return
+		}
+		raw, err := c.(*net.TCPConn).SyscallConn()
+		if err != nil {
+			return
+		}
+		raw.Control(func(fd uintptr) {
+			if info, err := unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO); err == nil {
+				segs <- info.Segs_in
+			}
+		})
+		c.Write([]byte("HTTP/1.0 200 OK\r\n\r\n"))
+	})
+	target := addrPort(t, ln.Addr())
+	opened0 := l.opened.Load()
+	for i, hc := range []fsm.HealthCheck{{Type: "http"}, {Type: "http"}, {Type: "http", Source: netip.MustParseAddr("127.0.0.1")}} {
+		if r := loopCheck(t, l, build(t, hc), target, 2*time.Second); !r.OK {
+			t.Fatalf("check %d: %+v, want up", i, r)
+		}
+		select {
+		case n := <-segs:
+			if n != 2 {
+				t.Errorf("check %d (source %v): the server's socket got %d segments by the request, want 2 (SYN, request)", i, hc.Source, n)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("check %d: the server read no request", i)
+		}
+	}
+	if opened := l.opened.Load() - opened0; opened != 2 {
+		t.Errorf("%d sockets opened for two plain checks and one with a source, want 2", opened)
+	}
+	tcpLn := listenTCP(t)
+	accepted := make(chan struct{}, 1)
+	acceptEach(tcpLn, func(c net.Conn) {
+		c.Close()
+		accepted <- struct{}{}
+	})
+	if r := loopCheck(t, l, build(t, fsm.HealthCheck{Type: "tcp"}), addrPort(t, tcpLn.Addr()), 2*time.Second); !r.OK {
+		t.Fatalf("connect check: %+v, want up", r)
+	}
+	select {
+	case <-accepted:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the connect check's server accepted no connection")
+	}
 }
