@@ -53,11 +53,11 @@ func (r hbRound) bystanderText() string {
 	return fmt.Sprintf("%.2f", r.bystander)
 }
 
-const hbRowHead = "%-7s %-10s %7s %11s %10s %6s %8s %10s %8s %6s %6s %9s\n"
-const hbRow = "%-7s %-10s %7d %11.0f %10.2f %6d %8.2f %10.4f %8.4f %6.1f %5.0f%% %9s\n"
+const hbRowHead = "%-7s %-10s %7s %11s %10s %6s %8s %10s %8s %6s %7s %9s\n"
+const hbRow = "%-7s %-10s %7d %11.0f %10.2f %6d %8.2f %10.4f %8.4f %6.1f %6.0f%% %9s\n"
 
 func (rep hbReport) rowHead() {
-	fmt.Printf(hbRowHead, "round", "checker", "asked", "answered/s", "interval s", "downs", "CPU s", "CPU/1,000", "VM/1,000", "RSS", "VM", "idle ipvsmand CPU s")
+	fmt.Printf(hbRowHead, "round", "checker", "asked", "answered/s", "interval s", "downs", "CPU s", "CPU/1,000", "VM/1,000", "RSS", "VM busy", "ipvsmand idle CPU s")
 }
 
 func (rep hbReport) row(label string, r hbRound) {
