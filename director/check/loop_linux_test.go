@@ -519,17 +519,24 @@ func TestLoopSendsTheRequestWithTheHandshakesACK(t *testing.T) {
 	})
 	target := addrPort(t, ln.Addr())
 	opened0 := l.opened.Load()
-	for i, hc := range []fsm.HealthCheck{{Type: "http"}, {Type: "http"}, {Type: "http", Source: netip.MustParseAddr("127.0.0.1")}} {
-		if r := loopCheck(t, l, build(t, hc), target, 2*time.Second); !r.OK {
-			t.Fatalf("check %d: %+v, want up", i, r)
+	for i, c := range []struct {
+		name string
+		hc   fsm.HealthCheck
+	}{
+		{"a new socket", fsm.HealthCheck{Type: "http"}},
+		{"the kept socket", fsm.HealthCheck{Type: "http"}},
+		{"a source address", fsm.HealthCheck{Type: "http", Source: netip.MustParseAddr("127.0.0.1")}},
+	} {
+		if r := loopCheck(t, l, build(t, c.hc), target, 2*time.Second); !r.OK {
+			t.Fatalf("check %d (%s): %+v, want up", i, c.name, r)
 		}
 		select {
 		case n := <-segs:
 			if n != 2 {
-				t.Errorf("check %d (source %v): the server's socket got %d segments by the request, want 2 (SYN, request)", i, hc.Source, n)
+				t.Errorf("check %d (%s): the server's socket got %d segments by the request, want 2 (SYN, request)", i, c.name, n)
 			}
 		case <-time.After(5 * time.Second):
-			t.Fatalf("check %d: the server read no request", i)
+			t.Fatalf("check %d (%s): the server read no request", i, c.name)
 		}
 	}
 	if opened := l.opened.Load() - opened0; opened != 2 {
